@@ -1,0 +1,152 @@
+"""Loopback benchmark: what the gateway adds per request, next to a direct call to the same upstream, same run.
+
+Processes: a static upstream (bench/static_upstream.py) and the gateway (`skyrelay serve`), each pinned to its
+own core when there are two; `wrk` drives both. Reported: requests/s, p50/p99 latency, the gateway's CPU time per
+request (from /proc, user + system), and the added latency at one connection. Bounded: a few seconds per phase,
+127.0.0.1 only. Usage: python bench/gateway_overhead.py [--seconds 5] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEY = "sk-bench"
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "Say something about foxes."}]}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def pinned(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() >= 2 else []
+
+
+def wrk(url: str, body: dict, seconds: float, connections: int, workdir: Path) -> dict:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [[{json.dumps(body)}]]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
+    )
+    out = subprocess.run(
+        [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
+        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+        "errors": int(errors.group(1)) if errors else 0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def measure(args, workdir: Path) -> list[dict]:
+    up_port, gw_port = free_port(), free_port()
+    python = sys.executable
+    upstream = subprocess.Popen([*pinned(1), python, str(HERE / "static_upstream.py"), str(up_port)],
+                                stdout=subprocess.DEVNULL)
+    config = workdir / "gateway.yaml"
+    config.write_text(json.dumps({  # JSON is YAML
+        "server": {"host": "127.0.0.1", "port": gw_port, "master_key": KEY},
+        "model_groups": {"chat": {"deployments": [
+            {"name": "static", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "gpt-4o-mini"}
+        ]}},
+    }))
+    skyrelay = [python, "-c", "import sys; from skyrelay.cli import main; sys.exit(main())"]
+    gateway = subprocess.Popen([*pinned(0), *skyrelay, "serve", "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(up_port)
+        wait_port(gw_port)
+        direct, via = f"http://127.0.0.1:{up_port}/v1/chat/completions", f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+        rows = []
+        for label, body in (("chat", CHAT), ("chat, 20-chunk stream", {**CHAT, "stream": True})):
+            wrk(via, body, 1, args.connections, workdir)  # warm up pools, caches and branch predictors
+            for conns in (args.connections, 1):
+                d = wrk(direct, body, args.seconds, conns, workdir)
+                cpu0 = cpu_seconds(gateway.pid)
+                g = wrk(via, body, args.seconds, conns, workdir)
+                cpu = cpu_seconds(gateway.pid) - cpu0
+                rows.append({"workload": label, "connections": conns, "direct": d, "gateway": g,
+                             "cpu_us_per_request": cpu / max(g["requests"], 1) * 1e6})
+        return rows
+    finally:
+        for proc in (gateway, upstream):
+            proc.terminate()
+            proc.wait(5)
+
+
+def report(rows: list[dict]) -> str:
+    lines = [
+        "| workload | conns | direct req/s | gateway req/s | ratio | direct p50 | gateway p50 | added p50 | gateway p99 "
+        "| gateway CPU/req | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d, g = r["direct"], r["gateway"]
+        lines.append(
+            f"| {r['workload']} | {r['connections']} | {d['rps']:,.0f} | {g['rps']:,.0f} | {g['rps'] / d['rps']:.2f} "
+            f"| {d['p50_ms']:.3f} ms | {g['p50_ms']:.3f} ms | {g['p50_ms'] - d['p50_ms']:.3f} ms | {g['p99_ms']:.3f} ms "
+            f"| {r['cpu_us_per_request']:.0f} us | {g['errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--json", help="also write the raw numbers to this file")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is needed (Debian package 'wrk')", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = measure(args, Path(tmp))
+    print(report(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The one internal vocabulary every inbound protocol and every provider meets in.
+
+Messages, tools and tool choices use the OpenAI chat shapes (plain dicts), because that vocabulary is the
+de-facto lingua franca of the field and lets the OpenAI -> OpenAI-compatible path pass bodies through without
+re-encoding. Everything the gateway itself reasons about (model, stream, limits, usage, finish reasons) is typed.
+
+Canonical message dicts:
+  {"role": "system"|"developer"|"user"|"assistant"|"tool",
+   "content": str | None | [{"type": "text", "text": str}
+                            | {"type": "image_url", "image_url": {"url": "data:<mime>;base64,..." | "https://..."}}],
+   "tool_calls": [{"id": str, "type": "function", "function": {"name": str, "arguments": str(JSON)}}],  # assistant
+   "tool_call_id": str}                                                                                  # tool
+Canonical tools: [{"type": "function", "function": {"name", "description", "parameters"}}]
+Canonical tool_choice: "auto" | "none" | "required" | {"type": "function", "function": {"name": str}}
+Finish reasons: "stop" | "length" | "tool_calls" | "content_filter"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0  # part of input_tokens served from the provider's prompt cache
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str  # the public model-group name the client asked for
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    include_usage: bool = False  # the client asked for a final usage chunk in the stream
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    # Fields the gateway does not interpret (seed, logprobs, n, user, metadata, ...): passed through unchanged
+    # to OpenAI-compatible upstreams; other providers honour what they can and refuse the rest.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # The original OpenAI request body, when the client spoke OpenAI: the fast path forwards it as is.
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # a JSON text, exactly as the model produced it
+
+
+@dataclass(slots=True)
+class Choice:
+    index: int = 0
+    content: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"
+    refusal: str | None = None
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    id: str
+    model: str  # the model that answered, as the upstream named it
+    created: int
+    choices: list[Choice]
+    usage: Usage
+    # The upstream's OpenAI-shaped body when it already is one: the OpenAI protocol renders it without rebuilding.
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""  # a fragment of the JSON text
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    id: str
+    model: str
+    created: int
+    index: int = 0  # which choice this delta belongs to
+    role: str | None = None
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None  # set on the (choice-less) usage chunk only
+    # The upstream's OpenAI chunk JSON, when it already is one: forwarded byte for byte.
+    raw: bytes | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    model: str
+    input: str | list[Any]
+    extra: dict[str, Any] = field(default_factory=dict)  # encoding_format, dimensions, user, ...
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    model: str
+    data: list[dict[str, Any]]  # [{"object": "embedding", "index": i, "embedding": [...] | "base64..."}]
+    usage: Usage
+    raw: dict[str, Any] | None = None

@@ -1,0 +1,127 @@
+"""What each deployment kind needs and allows: endpoints, kind-specific options, credential rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import fields
+from .fields import Context, child
+
+KINDS = ("openai", "azure", "bedrock", "anthropic", "gemini", "vertex")
+
+# Kinds whose endpoint the provider derives (from the region, or the cloud's one global host) when base_url is absent.
+DERIVED_ENDPOINT = frozenset({"bedrock", "gemini", "vertex"})
+
+BASE_URL_HINTS = {
+    "openai": "use http://host:port/v1, e.g. https://api.openai.com/v1",
+    "azure": "use https://<resource>.openai.azure.com",
+    "anthropic": "use https://api.anthropic.com",
+    "bedrock": "use https://bedrock-runtime.<region>.amazonaws.com, or remove it to derive it from region",
+    "gemini": "use https://generativelanguage.googleapis.com, or remove it",
+    "vertex": "use https://<location>-aiplatform.googleapis.com, or remove it to derive it from location",
+}
+
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")  # it becomes part of a host name
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A key only some kinds accept; stored in Deployment.options."""
+
+    kinds: tuple[str, ...]
+    secret: bool = False
+    default: str | None = None
+
+
+OPTIONS: dict[str, Option] = {
+    "api_version": Option(("azure",), default="2024-10-21"),
+    "azure_ad_token": Option(("azure",), secret=True),
+    "azure_ad_token_file": Option(("azure",)),
+    "aws_access_key_id": Option(("bedrock",), secret=True),
+    "aws_secret_access_key": Option(("bedrock",), secret=True),
+    "aws_session_token": Option(("bedrock",), secret=True),
+    "aws_profile": Option(("bedrock",)),
+    "anthropic_version": Option(("anthropic",), default="2023-06-01"),
+    "project": Option(("vertex",)),
+    "location": Option(("vertex",)),
+    "credentials_file": Option(("vertex",)),
+}
+
+
+def read_options(ctx: Context, raw: Mapping, path: str, kind: str | None, region: str | None) -> dict[str, Any]:
+    """The kind-specific keys of one deployment, with their defaults, checked against its kind."""
+    options: dict[str, Any] = {}
+    for key, option in OPTIONS.items():
+        if key in raw and kind is not None and kind not in option.kinds:
+            allowed = ", ".join(option.kinds)
+            ctx.add(child(path, key), f"only allowed for kind {allowed}, but this deployment is kind {kind}",
+                    "remove it, or change kind")
+            continue
+        if option.secret:
+            value = fields.secret(ctx, raw, path, key)
+        else:
+            value = fields.text(ctx, raw, path, key, hint=_quote_hint(key))
+        if value is None and kind in option.kinds:
+            value = option.default
+        if value is not None:
+            options[key] = value
+    if kind is not None:
+        _RULES.get(kind, _no_rules)(ctx, raw, path, options, region)
+    return options
+
+
+def _no_rules(*_: object) -> None:
+    pass
+
+
+def _quote_hint(key: str) -> str | None:
+    return 'quote dates: "2024-10-21"' if key.endswith("_version") else None
+
+
+def _present(raw: Mapping, *keys: str) -> list[str]:
+    return [k for k in keys if raw.get(k) is not None]
+
+
+def _azure(ctx: Context, raw: Mapping, path: str, options: dict, region: str | None) -> None:
+    credentials = _present(raw, "api_key", "azure_ad_token", "azure_ad_token_file")
+    if len(credentials) > 1:
+        ctx.add(child(path, credentials[1]), f"conflicts with {credentials[0]}: give one Azure credential",
+                "api_key (api-key header), azure_ad_token or azure_ad_token_file (bearer token)")
+
+
+def _bedrock(ctx: Context, raw: Mapping, path: str, options: dict, region: str | None) -> None:
+    if raw.get("region") is None:
+        ctx.add(child(path, "region"), "required for kind bedrock (requests are signed for a region)",
+                "e.g. region: us-east-1")
+    keys = _present(raw, "aws_access_key_id", "aws_secret_access_key")
+    if len(keys) == 1:
+        other = "aws_secret_access_key" if keys[0] == "aws_access_key_id" else "aws_access_key_id"
+        ctx.add(child(path, other), f"required together with {keys[0]}")
+    if raw.get("aws_session_token") is not None and not keys:
+        ctx.add(child(path, "aws_session_token"), "needs aws_access_key_id and aws_secret_access_key")
+    if keys and raw.get("aws_profile") is not None:
+        ctx.add(child(path, "aws_profile"), "conflicts with explicit AWS keys: give one or the other")
+
+
+def _vertex(ctx: Context, raw: Mapping, path: str, options: dict, region: str | None) -> None:
+    if raw.get("project") is None:
+        ctx.add(child(path, "project"), "required for kind vertex", "the Google Cloud project id")
+    if "location" not in options:  # a bad region is reported once, by check_region
+        options["location"] = region or "us-central1"
+        return
+    where = child(path, "location")
+    if not _REGION.match(options["location"]):
+        ctx.add(where, f"not a Google Cloud location: {ctx.show(where, options['location'])}", "e.g. us-central1")
+
+
+_RULES = {"azure": _azure, "bedrock": _bedrock, "vertex": _vertex}
+
+
+def check_region(ctx: Context, path: str, kind: str | None, region: str | None) -> None:
+    """Regions of kinds with derived endpoints become host names: keep them to letters, digits and dashes."""
+    if region is not None and kind in DERIVED_ENDPOINT and not _REGION.match(region):
+        ctx.add(child(path, "region"), f"not a region name: {ctx.show(child(path, 'region'), region)}",
+                "e.g. us-east-1 (lower case letters, digits and dashes)")

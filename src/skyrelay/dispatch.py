@@ -1,0 +1,170 @@
+"""The attempt loop: plan -> send -> fail over -> result, for whole responses and for streams.
+
+Routing decides the order (pure policy); this module does the I/O around it: it calls providers, feeds outcomes
+back into the health book, keeps the outstanding-request counts, and turns a run of failures into one error
+that says what happened. A stream is committed to a deployment once its first chunk is in hand: before that a
+failure fails over invisibly, after it the stream ends with an error event (the protocol renders it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+
+from . import errors
+from .canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from .providers.base import Provider
+from .routing.health import COOLING_DOWN, HealthBook
+from .routing.planner import plan
+
+log = logging.getLogger("skyrelay.dispatch")
+
+
+class Outcome:
+    """Which deployment served a request, after how many attempts, and what failed on the way."""
+
+    __slots__ = ("group", "deployment", "attempts", "failures")
+
+    def __init__(self, group: str):
+        self.group = group
+        self.deployment: Any = None
+        self.attempts = 0
+        self.failures: list[tuple[str, errors.GatewayError]] = []
+
+
+class Dispatcher:
+    def __init__(
+        self, model_groups: Mapping[str, Any], providers: Mapping[str, Provider], *,
+        health: HealthBook | None = None, clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ):
+        self.groups = model_groups
+        self.providers = providers
+        self.health = health or HealthBook()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.outstanding: dict[str, int] = {name: 0 for name in providers}
+
+    def group(self, model: str) -> Any:
+        group = self.groups.get(model)
+        if group is None:
+            raise errors.NotFound(f"The model '{model}' does not exist; known models: {', '.join(self.groups)}",
+                                  param="model")
+        return group
+
+    async def chat(self, req: ChatRequest) -> tuple[ChatResponse, Outcome]:
+        return await self._attempt_loop(req.model, lambda provider: provider.chat(req), hold=False)
+
+    async def embed(self, req: EmbeddingRequest) -> tuple[EmbeddingResponse, Outcome]:
+        return await self._attempt_loop(req.model, lambda provider: provider.embed(req), hold=False)
+
+    async def chat_stream(self, req: ChatRequest) -> tuple[AsyncIterator[ChatChunk], Outcome]:
+        """Start a stream on the first deployment that produces a first chunk; return the whole stream."""
+        (first, rest), outcome = await self._attempt_loop(
+            req.model, lambda provider: _first_chunk(provider, req), hold=True)
+        return self._follow(first, rest, outcome.deployment), outcome
+
+    async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]], *, hold: bool):
+        group = self.group(model)
+        decision = plan(group, self.groups, self.health, self.outstanding, self.clock(), self.rng)
+        outcome = Outcome(group.name)
+        for deployment in decision.candidates[:decision.max_attempts]:
+            name = deployment.name
+            now = self.clock()
+            if outcome.attempts and not self.health.is_available(name, now):
+                continue  # went unavailable since the plan was made (e.g. another request took the half-open probe)
+            outcome.attempts += 1
+            self.health.on_attempt(name, now)
+            self.outstanding[name] += 1
+            try:
+                result = await call(self.providers[name])
+            except errors.UpstreamError as exc:
+                self.outstanding[name] -= 1
+                self._record_failure(name, exc)
+                if not exc.retryable:
+                    raise
+                outcome.failures.append((name, exc))
+                continue
+            except errors.GatewayError:
+                self.outstanding[name] -= 1
+                raise
+            except asyncio.CancelledError:
+                self.outstanding[name] -= 1
+                raise
+            except Exception as exc:  # a provider bug must not cost the client its request: fail over, loudly
+                self.outstanding[name] -= 1
+                log.exception("provider for deployment %s failed unexpectedly", name)
+                outcome.failures.append((name, errors.UpstreamProtocolError(
+                    f"deployment '{name}' failed: {type(exc).__name__}", deployment=name)))
+                continue
+            if not hold:  # a stream keeps its slot until it ends (see _follow)
+                self.outstanding[name] -= 1
+            self.health.on_success(name, self.clock())
+            outcome.deployment = deployment
+            return result, outcome
+        raise exhausted_error(group.name, decision, outcome)
+
+    async def _follow(self, first: ChatChunk, rest: AsyncIterator[ChatChunk], deployment: Any):
+        name = deployment.name
+        try:
+            yield first
+            try:
+                async for chunk in rest:
+                    yield chunk
+            except errors.UpstreamError as exc:
+                self._record_failure(name, exc)
+                raise errors.UpstreamStreamBroken(exc.message, deployment=name) from None
+        finally:
+            self.outstanding[name] -= 1
+            await rest.aclose()
+
+    def _record_failure(self, name: str, exc: errors.UpstreamError) -> None:
+        self.health.on_failure(name, self.clock(), retry_after=exc.retry_after if exc.status == 429 else None,
+                               cools_down=exc.cools_down)
+
+
+async def _first_chunk(provider: Provider, req: ChatRequest) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
+    """Open the stream and wait for its first chunk within the first-byte timeout."""
+    stream = provider.chat_stream(req)
+    timeout = provider.deployment.timeouts.first_byte
+    try:
+        first = await asyncio.wait_for(stream.__anext__(), timeout)
+    except StopAsyncIteration:
+        raise errors.UpstreamProtocolError(
+            f"deployment '{provider.name}' ended the stream before any chunk", deployment=provider.name) from None
+    except asyncio.TimeoutError:
+        await stream.aclose()
+        raise errors.UpstreamTimeout(
+            f"deployment '{provider.name}': no first chunk within {timeout:g}s", deployment=provider.name) from None
+    except BaseException:
+        await stream.aclose()
+        raise
+    return first, stream
+
+
+def exhausted_error(group: str, decision: Any, outcome: Outcome) -> errors.NoDeploymentAvailable:
+    """One error for a request no deployment could serve, with a status and message that say why."""
+    parts = [f"{name}: {exc.message}" for name, exc in outcome.failures]
+    parts += [f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
+    failures = [exc for _, exc in outcome.failures]
+    waits = [exc.retry_after for exc in failures if exc.retry_after is not None]
+    soonest = decision.soonest_available()
+    if soonest is not None:
+        waits.append(soonest)
+    retry_after = min(waits) if waits else None
+    if not failures:
+        what = f"no deployment of model '{group}' is available right now"
+        # Every one cooling down at its upstream's request (Retry-After) means rate limited, not broken.
+        status = 429 if all(reason == COOLING_DOWN for _, reason, _ in decision.skipped) else 503
+    else:
+        what = f"all {len(failures)} attempt(s) for model '{group}' failed"
+        if all(isinstance(exc, errors.UpstreamRateLimited) for exc in failures):
+            status = 429
+        elif all(isinstance(exc, (errors.UpstreamUnavailable, errors.UpstreamRateLimited)) for exc in failures):
+            status = 503
+        else:
+            status = 502
+    return errors.NoDeploymentAvailable(f"{what}: {'; '.join(parts)}", status=status, retry_after=retry_after)

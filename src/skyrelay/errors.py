@@ -1,0 +1,176 @@
+"""Every error the gateway knows, on one page, grouped by where things go wrong.
+
+Each class knows its HTTP status, its OpenAI error `type`, and whether another deployment may be tried
+(`retryable`). Providers translate their cloud's failures into these once, at their edge; routing reads
+`retryable` and `retry_after`; each inbound protocol renders them in its own error format.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with."""
+
+    status = 500
+    type = "api_error"
+    code: str | None = None
+    retryable = False
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+# --- the client's mistakes (never retried, never a 500) ---------------------------------------------------------
+
+
+class InvalidRequest(GatewayError):
+    """Malformed JSON, a wrong type, a missing field, or a feature the chosen deployment cannot honour."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(GatewayError):
+    """The API key is missing or unknown."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    """The key is valid but may not do this."""
+
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(GatewayError):
+    """Unknown model or route."""
+
+    status = 404
+    type = "not_found_error"
+    code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    """The route exists but not with this method."""
+
+    status = 405
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(GatewayError):
+    """The request body is over the configured limit."""
+
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    """The gateway's own limits (or every deployment's) refuse the request for now."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+# --- an upstream deployment failed (the dispatcher decides whether to try another) -------------------------------
+
+
+class UpstreamError(GatewayError):
+    """A deployment failed to serve the request."""
+
+    status = 502
+    type = "api_error"
+    retryable = True
+    cools_down = True  # count against the deployment's health (breaker)
+
+    def __init__(self, message: str, *, deployment: str = "", retry_after: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.deployment = deployment
+        self.retry_after = retry_after
+
+
+class UpstreamConnectError(UpstreamError):
+    """The deployment could not be reached (refused, reset before an answer, DNS, TLS)."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The deployment did not connect, answer or finish in time."""
+
+    status = 504
+    type = "timeout_error"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The deployment answered 429 (or its cloud's throttling error)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The deployment answered 5xx or its cloud's overload error."""
+
+    status = 503
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The deployment answered something that is not its protocol."""
+
+
+class UpstreamStreamBroken(UpstreamError):
+    """The upstream stream broke after bytes had reached the client: too late to fail over."""
+
+    retryable = False
+
+
+class UpstreamClientError(UpstreamError):
+    """The deployment rejected the request itself (4xx): the client's mistake, passed through, never retried."""
+
+    retryable = False
+    cools_down = False
+
+    def __init__(self, message: str, *, status: int = 400, type: str = "invalid_request_error", **kw):
+        super().__init__(message, **kw)
+        self.status = status
+        self.type = type
+
+
+class UpstreamAuthFailed(UpstreamClientError):
+    """The gateway's credentials for a deployment were refused: an operator's problem, so try elsewhere."""
+
+    retryable = True
+    cools_down = True
+
+    def __init__(self, message: str, **kw):
+        kw.setdefault("status", 401)
+        kw.setdefault("type", "authentication_error")
+        super().__init__(message, **kw)
+
+
+class NoDeploymentAvailable(GatewayError):
+    """Every deployment of the model group failed or is cooling down."""
+
+    status = 503
+    type = "api_error"
+    code = "no_deployment_available"
+
+    def __init__(self, message: str, *, status: int = 503, retry_after: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.status = status
+        self.retry_after = retry_after
+        if status == 429:
+            self.type = "rate_limit_error"
+            self.code = "rate_limit_exceeded"

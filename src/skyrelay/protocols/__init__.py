@@ -1,0 +1,1 @@
+"""Inbound wire formats <-> canonical: openai.py, anthropic.py."""

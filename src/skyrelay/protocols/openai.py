@@ -1,0 +1,206 @@
+"""The OpenAI wire format, inbound: request bodies -> canonical, canonical -> response bodies and SSE chunks.
+
+Validation is deliberately shallow and cheap (types of the fields the gateway reads, the shape of messages):
+a full schema check of every body would cost more than the rest of the hop, and the upstream validates the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .. import errors
+from ..canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
+
+# Fields the gateway reads itself; everything else in a body is passed through as `extra`.
+_CHAT_FIELDS = frozenset({
+    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+    "stop", "tools", "tool_choice", "response_format",
+})
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_NUMBER = (int, float)
+
+
+def load_body(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise errors.InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidRequest("the request body must be a JSON object")
+    return data
+
+
+def parse_chat(body: bytes) -> ChatRequest:
+    data = load_body(body)
+    model = _require(data, "model", str)
+    messages = _require(data, "messages", list)
+    if not messages:
+        raise errors.InvalidRequest("'messages' must contain at least one message", param="messages")
+    for i, msg in enumerate(messages):
+        _check_message(msg, i)
+    stream = _optional(data, "stream", bool) or False
+    stream_options = _optional(data, "stream_options", dict)
+    include_usage = False
+    if stream_options is not None:
+        include_usage = _optional(stream_options, "include_usage", bool, "stream_options.include_usage") or False
+    max_tokens = _optional(data, "max_completion_tokens", int)
+    if max_tokens is None:
+        max_tokens = _optional(data, "max_tokens", int)
+    if max_tokens is not None and max_tokens < 1:
+        raise errors.InvalidRequest("max_tokens must be at least 1", param="max_tokens")
+    stop = data.get("stop")
+    if isinstance(stop, str):
+        stop = [stop]
+    elif stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        raise errors.InvalidRequest("'stop' must be a string or an array of strings", param="stop")
+    tool_choice = data.get("tool_choice")
+    if tool_choice is not None and not isinstance(tool_choice, (str, dict)):
+        raise errors.InvalidRequest("'tool_choice' must be a string or an object", param="tool_choice")
+    return ChatRequest(
+        model=model, messages=messages, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
+        temperature=_optional(data, "temperature", _NUMBER), top_p=_optional(data, "top_p", _NUMBER), stop=stop,
+        tools=_optional(data, "tools", list), tool_choice=tool_choice,
+        response_format=_optional(data, "response_format", dict),
+        extra={k: v for k, v in data.items() if k not in _CHAT_FIELDS}, raw=data,
+    )
+
+
+def _check_message(msg: Any, i: int) -> None:
+    if not isinstance(msg, dict):
+        raise errors.InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
+    role = msg.get("role")
+    if role not in _ROLES:
+        raise errors.InvalidRequest(
+            f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}; got {role!r}", param=f"messages[{i}].role")
+    content = msg.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise errors.InvalidRequest(f"messages[{i}].content must be a string or an array of content parts",
+                                    param=f"messages[{i}].content")
+
+
+def _require(data: dict, name: str, kind: type) -> Any:
+    value = data.get(name)
+    if value is None:
+        raise errors.InvalidRequest(f"missing required parameter: '{name}'", param=name)
+    if not isinstance(value, kind):
+        raise errors.InvalidRequest(f"'{name}' must be of type {_type_name(kind)}", param=name)
+    return value
+
+
+def _optional(data: dict, name: str, kind: type | tuple, param: str | None = None) -> Any:
+    value = data.get(name)
+    # bool is an int in Python; a JSON true is never a valid number here
+    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+        raise errors.InvalidRequest(f"'{param or name}' must be of type {_type_name(kind)}", param=param or name)
+    return value
+
+
+def _type_name(kind: type | tuple) -> str:
+    names = {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer"}
+    return "number" if isinstance(kind, tuple) else names.get(kind, kind.__name__)
+
+
+def parse_embeddings(body: bytes) -> EmbeddingRequest:
+    data = load_body(body)
+    model = _require(data, "model", str)
+    value = data.get("input")
+    if value is None:
+        raise errors.InvalidRequest("missing required parameter: 'input'", param="input")
+    if not isinstance(value, (str, list)) or (isinstance(value, list) and not value):
+        raise errors.InvalidRequest("'input' must be a string or a non-empty array", param="input")
+    return EmbeddingRequest(model=model, input=value,
+                            extra={k: v for k, v in data.items() if k not in ("model", "input")}, raw=data)
+
+
+# --- rendering -----------------------------------------------------------------------------------------------------
+
+
+def render_chat(resp: ChatResponse) -> bytes:
+    if resp.raw is not None:
+        return orjson.dumps(resp.raw)
+    choices = []
+    for c in resp.choices:
+        message: dict[str, Any] = {"role": "assistant", "content": c.content, "refusal": c.refusal}
+        if c.tool_calls:
+            message["tool_calls"] = [
+                {"id": tc.id, "type": "function", "function": {"name": tc.name, "arguments": tc.arguments}}
+                for tc in c.tool_calls
+            ]
+        choices.append({"index": c.index, "message": message, "logprobs": None, "finish_reason": c.finish_reason})
+    return orjson.dumps({
+        "id": resp.id, "object": "chat.completion", "created": resp.created, "model": resp.model,
+        "choices": choices, "usage": render_usage(resp.usage),
+    })
+
+
+def render_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def render_chunk(chunk: ChatChunk) -> bytes:
+    """One SSE event for a chunk; the upstream's own JSON when it has one."""
+    if chunk.raw is not None:
+        return b"data: " + chunk.raw + b"\n\n"
+    base = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created, "model": chunk.model}
+    if chunk.usage is not None and chunk.finish_reason is None and chunk.content is None and not chunk.tool_calls:
+        body = {**base, "choices": [], "usage": render_usage(chunk.usage)}
+    else:
+        delta: dict[str, Any] = {}
+        if chunk.role is not None:
+            delta["role"] = chunk.role
+        if chunk.content is not None:
+            delta["content"] = chunk.content
+        if chunk.tool_calls:
+            delta["tool_calls"] = [_render_tool_delta(tc) for tc in chunk.tool_calls]
+        body = {**base, "choices": [
+            {"index": chunk.index, "delta": delta, "logprobs": None, "finish_reason": chunk.finish_reason}]}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def _render_tool_delta(tc) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": tc.index}
+    function: dict[str, Any] = {"arguments": tc.arguments}
+    if tc.id is not None:
+        out["id"] = tc.id
+        out["type"] = "function"
+    if tc.name is not None:
+        function["name"] = tc.name
+    out["function"] = function
+    return out
+
+
+STREAM_DONE = b"data: [DONE]\n\n"
+
+
+def render_stream_error(err: errors.GatewayError) -> bytes:
+    """An in-band error event: the openai SDKs raise on a chunk carrying `error`."""
+    return b"data: " + orjson.dumps({"error": _error_body(err)}) + b"\n\n"
+
+
+def render_embeddings(resp: EmbeddingResponse) -> bytes:
+    if resp.raw is not None:
+        return orjson.dumps(resp.raw)
+    return orjson.dumps({
+        "object": "list", "data": resp.data, "model": resp.model,
+        "usage": {"prompt_tokens": resp.usage.input_tokens, "total_tokens": resp.usage.input_tokens},
+    })
+
+
+def render_models(names: list[str], created: int) -> bytes:
+    return orjson.dumps({"object": "list", "data": [
+        {"id": name, "object": "model", "created": created, "owned_by": "skyrelay"} for name in names]})
+
+
+def render_error(err: errors.GatewayError) -> bytes:
+    return orjson.dumps({"error": _error_body(err)})
+
+
+def _error_body(err: errors.GatewayError) -> dict[str, Any]:
+    return {"message": err.message, "type": err.type, "param": err.param, "code": err.code}

@@ -1,0 +1,24 @@
+"""Providers: canonical <-> each cloud's wire protocol, one module per cloud."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Provider
+from .openai import OpenAIProvider
+
+# kind -> provider class; clouds register here as they land.
+PROVIDERS: dict[str, type[Provider]] = {
+    "openai": OpenAIProvider,
+}
+
+
+def build_provider(deployment: Any) -> Provider:
+    try:
+        cls = PROVIDERS[deployment.kind]
+    except KeyError:
+        raise ValueError(
+            f"deployment '{deployment.name}': provider kind '{deployment.kind}' is not available in this build; "
+            f"available: {', '.join(PROVIDERS)}"
+        ) from None
+    return cls(deployment)

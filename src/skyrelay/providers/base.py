@@ -1,0 +1,164 @@
+"""What every provider shares: the interface, the HTTP pool it is built on, and failure mapping at the edge.
+
+A provider is bound to one deployment. It turns canonical requests into its cloud's wire format, sends them over
+a pooled connection, and turns the answer back into canonical responses or chunks. Every failure leaves it as a
+typed `errors.UpstreamError` (`map_transport_errors`, `error_for_status`), so the dispatcher can decide whether
+to fail over without knowing any cloud.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import time
+from typing import Any, AsyncIterator
+
+import orjson
+
+from .. import errors
+from ..canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from ..net import client as http
+
+
+class Provider:
+    """Base class: holds the deployment and its connection pool; subclasses implement the wire format."""
+
+    kind = "base"
+
+    def __init__(self, deployment: Any):
+        self.deployment = deployment
+        self.name = deployment.name
+        t = deployment.timeouts
+        self.http = http.HttpClient(
+            self.endpoint(), max_connections=deployment.max_connections, connect_timeout=t.connect,
+            first_byte_timeout=t.first_byte, total_timeout=t.total,
+        )
+
+    def endpoint(self) -> str:
+        """The origin (and base path) requests go to."""
+        return self.deployment.base_url
+
+    async def chat(self, req: ChatRequest) -> ChatResponse:
+        raise errors.InvalidRequest(f"deployment '{self.name}' ({self.kind}) does not serve chat completions")
+
+    def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """An async generator of chunks. It must raise (an UpstreamError) before its first chunk if the upstream
+        fails to start, so the dispatcher can still fail over invisibly."""
+        raise errors.InvalidRequest(f"deployment '{self.name}' ({self.kind}) does not serve streaming chat")
+
+    async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
+        raise errors.InvalidRequest(f"deployment '{self.name}' ({self.kind}) does not serve embeddings", param="model")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # --- helpers for subclasses ---------------------------------------------------------------------------------
+
+    async def post_json(self, path: str, headers: list[tuple[str, str]], payload: Any) -> http.Response:
+        """POST a JSON body; return the response head (body unread) after mapping failures to typed errors."""
+        body = orjson.dumps(payload)
+        with map_transport_errors(self.name):
+            resp = await self.http.send("POST", path, headers, body)
+        if resp.status >= 400:
+            with map_transport_errors(self.name):
+                raw = await resp.read()
+            await resp.aclose()
+            raise self.error_from_response(resp.status, resp.headers, raw)
+        return resp
+
+    async def post_json_read(self, path: str, headers: list[tuple[str, str]], payload: Any) -> Any:
+        resp = await self.post_json(path, headers, payload)
+        try:
+            with map_transport_errors(self.name):
+                raw = await resp.read()
+        finally:
+            await resp.aclose()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.name}' answered a body that is not JSON", deployment=self.name
+            ) from None
+
+    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
+        """Map an error answer to a typed error; providers override to read their cloud's error shape."""
+        return error_for_status(status, error_message(body), self.name, retry_after_seconds(headers))
+
+
+@contextlib.contextmanager
+def map_transport_errors(deployment: str):
+    """Translate the HTTP client's failures into the gateway's typed upstream errors, once, at the edge."""
+    try:
+        yield
+    except http.ConnectTimeout as exc:
+        raise errors.UpstreamTimeout(f"deployment '{deployment}': {exc}", deployment=deployment) from None
+    except (http.FirstByteTimeout, http.TotalTimeout) as exc:
+        raise errors.UpstreamTimeout(f"deployment '{deployment}': {exc}", deployment=deployment) from None
+    except (http.ConnectFailed, http.ConnectionClosed) as exc:
+        raise errors.UpstreamConnectError(f"deployment '{deployment}': {exc}", deployment=deployment) from None
+    except http.ProtocolError as exc:
+        raise errors.UpstreamProtocolError(f"deployment '{deployment}': {exc}", deployment=deployment) from None
+
+
+def error_for_status(status: int, message: str, deployment: str, retry_after: float | None = None,
+                     type_: str | None = None) -> errors.UpstreamError:
+    """The one table that says what an upstream HTTP status means for routing."""
+    detail = f"deployment '{deployment}' answered {status}: {message}"
+    if status == 429:
+        return errors.UpstreamRateLimited(detail, deployment=deployment, retry_after=retry_after)
+    if status in (401, 403):
+        # Our credentials for this deployment were refused: the operator's problem, not the client's.
+        return errors.UpstreamAuthFailed(detail, deployment=deployment)
+    if status in (404, 405):
+        # The deployment's model or route does not exist there: a configuration problem, try elsewhere.
+        return errors.UpstreamUnavailable(detail, deployment=deployment)
+    if status == 408:
+        return errors.UpstreamTimeout(detail, deployment=deployment)
+    if status >= 500:
+        return errors.UpstreamUnavailable(detail, deployment=deployment, retry_after=retry_after)
+    # Any other 4xx: the request itself is wrong; pass the upstream's own words through, never retry.
+    return errors.UpstreamClientError(message, status=status, type=type_ or "invalid_request_error",
+                                      deployment=deployment)
+
+
+def error_message(body: bytes) -> str:
+    """The human message of an error body in any of the usual shapes, else a short excerpt."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body[:200].decode("utf-8", "replace").strip() or "(empty body)"
+    if isinstance(data, list) and data:
+        data = data[0]
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("Message")
+            if isinstance(msg, str):
+                return msg
+        if isinstance(err, str):
+            return err
+        for key in ("message", "Message", "detail"):
+            if isinstance(data.get(key), str):
+                return data[key]
+    return body[:200].decode("utf-8", "replace")
+
+
+def retry_after_seconds(headers: dict[str, str]) -> float | None:
+    """Seconds from `retry-after-ms`, `retry-after` (seconds or an HTTP date), else None."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when - time.time())

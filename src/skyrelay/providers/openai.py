@@ -1,0 +1,164 @@
+"""OpenAI and every server that speaks its protocol (vLLM, SGLang, Ollama, llama.cpp server, TGI).
+
+When the client spoke OpenAI too, the request body passes through with only `model` swapped (the fast path);
+otherwise it is built from the canonical request. Responses and stream chunks keep the upstream's JSON (`raw`)
+so the OpenAI protocol can forward them byte for byte, while the canonical fields feed usage and other protocols.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import orjson
+
+from .. import errors
+from ..canonical import (
+    ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingRequest, EmbeddingResponse, ToolCall, ToolCallDelta, Usage,
+)
+from .base import Provider, map_transport_errors
+from .sse import SSEDecoder
+
+_OPTIONAL_FIELDS = ("temperature", "top_p", "stop", "tools", "tool_choice", "response_format")
+
+
+class OpenAIProvider(Provider):
+    kind = "openai"
+
+    def __init__(self, deployment: Any):
+        super().__init__(deployment)
+        self.headers = self.build_headers()
+
+    def build_headers(self) -> list[tuple[str, str]]:
+        headers = [("content-type", "application/json"), ("accept", "application/json")]
+        key = self.deployment.api_key
+        if key:
+            headers.append(("authorization", f"Bearer {key.reveal()}"))
+        headers += list(self.deployment.headers.items())
+        return headers
+
+    # Subclasses (Azure) change where requests go and how they authenticate, nothing else.
+    def chat_path(self) -> str:
+        return "/chat/completions"
+
+    def embeddings_path(self) -> str:
+        return "/embeddings"
+
+    def request_headers(self) -> list[tuple[str, str]]:
+        return self.headers
+
+    async def chat(self, req: ChatRequest) -> ChatResponse:
+        data = await self.post_json_read(self.chat_path(), self.request_headers(), self.chat_body(req))
+        return parse_response(data, self.name)
+
+    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+        resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
+        decoder = SSEDecoder()
+        try:
+            with map_transport_errors(self.name):
+                async for data in resp.iter_chunks():
+                    for _, payload in decoder.feed(data):
+                        if payload == b"[DONE]":
+                            return
+                        yield parse_chunk(payload, self.name)
+        finally:
+            await resp.aclose()
+
+    async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
+        if req.raw is not None:
+            body = dict(req.raw)
+            body["model"] = self.deployment.model
+        else:
+            body = {"model": self.deployment.model, "input": req.input, **req.extra}
+        data = await self.post_json_read(self.embeddings_path(), self.request_headers(), body)
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise errors.UpstreamProtocolError(f"deployment '{self.name}' answered no embeddings", deployment=self.name)
+        usage = data.get("usage") or {}
+        return EmbeddingResponse(
+            model=str(data.get("model") or self.deployment.model), data=data["data"],
+            usage=Usage(input_tokens=_int(usage.get("prompt_tokens"))), raw=data,
+        )
+
+    def chat_body(self, req: ChatRequest) -> dict[str, Any]:
+        if req.raw is not None:
+            body = dict(req.raw)
+        else:
+            body = {"messages": req.messages, **req.extra}
+            if req.max_tokens is not None:
+                body["max_tokens"] = req.max_tokens
+            for name in _OPTIONAL_FIELDS:
+                value = getattr(req, name)
+                if value is not None:
+                    body[name] = value
+        body["model"] = self.deployment.model
+        if req.stream:
+            # Always ask for usage, whatever the client asked: the ledger needs it. The OpenAI protocol drops the
+            # usage chunk again when the client did not ask for it.
+            body["stream"] = True
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return body
+
+
+def parse_response(data: Any, deployment: str) -> ChatResponse:
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise errors.UpstreamProtocolError(f"deployment '{deployment}' answered no choices", deployment=deployment)
+    choices = []
+    for i, c in enumerate(data["choices"]):
+        msg = c.get("message") or {}
+        calls = [
+            ToolCall(id=tc.get("id", ""), name=(tc.get("function") or {}).get("name", ""),
+                     arguments=(tc.get("function") or {}).get("arguments", ""))
+            for tc in msg.get("tool_calls") or ()
+        ]
+        choices.append(Choice(index=c.get("index", i), content=msg.get("content"), tool_calls=calls,
+                              finish_reason=c.get("finish_reason") or "stop", refusal=msg.get("refusal")))
+    return ChatResponse(
+        id=str(data.get("id", "")), model=str(data.get("model", "")), created=_int(data.get("created")),
+        choices=choices, usage=parse_usage(data.get("usage")), raw=data,
+    )
+
+
+def parse_chunk(payload: bytes, deployment: str) -> ChatChunk:
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise errors.UpstreamProtocolError(
+            f"deployment '{deployment}' sent a stream event that is not JSON", deployment=deployment) from None
+    if not isinstance(data, dict):
+        raise errors.UpstreamProtocolError(f"deployment '{deployment}' sent a malformed chunk", deployment=deployment)
+    if "error" in data:
+        err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
+        raise errors.UpstreamUnavailable(
+            f"deployment '{deployment}' failed mid-stream: {err.get('message', 'unknown error')}", deployment=deployment)
+    chunk = ChatChunk(id=str(data.get("id", "")), model=str(data.get("model", "")), created=_int(data.get("created")),
+                      raw=payload)
+    usage = data.get("usage")
+    if usage:
+        chunk.usage = parse_usage(usage)
+    choices = data.get("choices")
+    if choices:
+        c = choices[0]
+        delta = c.get("delta") or {}
+        chunk.index = c.get("index", 0)
+        chunk.role = delta.get("role")
+        chunk.content = delta.get("content")
+        chunk.finish_reason = c.get("finish_reason")
+        calls = delta.get("tool_calls")
+        if calls:
+            chunk.tool_calls = [
+                ToolCallDelta(index=tc.get("index", 0), id=tc.get("id"), name=(tc.get("function") or {}).get("name"),
+                              arguments=(tc.get("function") or {}).get("arguments") or "")
+                for tc in calls
+            ]
+    return chunk
+
+
+def parse_usage(usage: Any) -> Usage:
+    if not isinstance(usage, dict):
+        return Usage()
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(input_tokens=_int(usage.get("prompt_tokens")), output_tokens=_int(usage.get("completion_tokens")),
+                 cached_tokens=_int(details.get("cached_tokens")))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0

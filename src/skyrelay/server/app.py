@@ -1,0 +1,137 @@
+"""The gateway's HTTP application: a route table, authentication, and error rendering per protocol.
+
+Each inbound protocol registers its routes with the error renderer of its own wire format, so a client mistake
+on an OpenAI route gets OpenAI's error JSON and one on /v1/messages gets Anthropic's. No framework: a dict
+lookup per request, then the route's handler.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import orjson
+
+from .. import errors
+from ..dispatch import Dispatcher
+from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
+from ..providers import build_provider
+from ..protocols import openai as openai_protocol
+
+log = logging.getLogger("skyrelay.server")
+
+JSON = ("content-type", "application/json")
+RouteHandler = Callable[[Request], Awaitable["Response | StreamResponse"]]
+ErrorRenderer = Callable[[errors.GatewayError], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    handler: RouteHandler
+    render_error: ErrorRenderer
+    authenticated: bool = True
+
+
+class Gateway:
+    def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None):
+        self.config = config
+        self.providers = {}
+        for group in config.model_groups.values():
+            for deployment in group.deployments:
+                self.providers.setdefault(deployment.name, build_provider(deployment))
+        self.dispatcher = dispatcher or Dispatcher(config.model_groups, self.providers)
+        key = config.server.master_key
+        self._master_key = key.reveal().encode() if key else None
+        self.started_at = int(time.time())
+        self.routes: dict[str, Route] = {}
+        self.server: HttpServer | None = None
+        self._register_routes()
+
+    def _register_routes(self) -> None:
+        from . import health_routes, openai_routes  # the route modules need the Gateway type only at run time
+
+        openai_routes.register(self)
+        health_routes.register(self)
+        try:
+            from . import anthropic_routes
+        except ImportError:
+            pass
+        else:
+            anthropic_routes.register(self)
+
+    def add_route(self, path: str, route: Route) -> None:
+        self.routes[path] = route
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def start(self, host: str | None = None, port: int | None = None) -> HttpServer:
+        server = self.config.server
+        self.server = await start_server(
+            self.handle, host if host is not None else server.host, port if port is not None else server.port,
+            max_body_bytes=server.max_body_bytes,
+        )
+        return self.server
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+        for provider in self.providers.values():
+            await provider.aclose()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}"
+
+    # --- requests -----------------------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response | StreamResponse:
+        route = self.routes.get(request.path)
+        if route is None:
+            err = errors.NotFound(f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
+            return error_response(err, openai_protocol.render_error)
+        try:
+            if request.body_too_large:
+                raise errors.PayloadTooLarge(
+                    f"the request body is larger than the {self.config.server.max_body_bytes} bytes this gateway "
+                    "accepts")
+            if request.method != route.method:
+                raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
+            if route.authenticated:
+                self.authenticate(request.headers)
+            return await route.handler(request)
+        except errors.GatewayError as err:
+            return error_response(err, route.render_error)
+
+    def authenticate(self, headers: dict[str, str]) -> None:
+        """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`."""
+        if self._master_key is None:
+            return
+        auth = headers.get("authorization")
+        if auth is not None and auth[:7].lower() == "bearer ":
+            key = auth[7:].strip()
+        else:
+            key = headers.get("x-api-key") or headers.get("api-key")
+        if not key:
+            raise errors.AuthenticationFailed(
+                "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
+        if not hmac.compare_digest(key.encode(), self._master_key):
+            raise errors.AuthenticationFailed("invalid API key")
+
+
+def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
+    headers = [JSON]
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        headers.append(("retry-after", str(max(1, round(retry_after)))))
+    if err.status >= 500:
+        log.warning("request failed: %s", err.message)
+    return Response(err.status, render(err), headers)
+
+
+def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, orjson.dumps(payload), [JSON, *(headers or ())])

@@ -1,0 +1,36 @@
+"""Liveness and readiness, for load balancers and orchestrators (no authentication: they carry no data)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..net.server import Request, Response
+from ..protocols import openai as protocol
+from .app import Route, json_response
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+
+def register(gateway: "Gateway") -> None:
+    live_body = json_response({"status": "ok"})
+
+    async def live(request: Request) -> Response:
+        return live_body
+
+    async def ready(request: Request) -> Response:
+        """Always 200 while serving (an upstream's outage must not pull every replica out of the load balancer);
+        the body says whether every model group has a deployment that may take a request now."""
+        dispatcher = gateway.dispatcher
+        now = dispatcher.clock()
+        groups = {}
+        for name, group in gateway.config.model_groups.items():
+            groups[name] = {d.name: dispatcher.health.state(d.name, now) for d in group.deployments}
+        ready_now = all(
+            any(dispatcher.health.is_available(d.name, now) for d in group.deployments)
+            for group in gateway.config.model_groups.values()
+        )
+        return json_response({"status": "ready" if ready_now else "degraded", "model_groups": groups})
+
+    gateway.add_route("/health/live", Route("GET", live, protocol.render_error, authenticated=False))
+    gateway.add_route("/health/ready", Route("GET", ready, protocol.render_error, authenticated=False))

@@ -1,0 +1,72 @@
+"""OpenAI-compatible routes: chat completions (whole and streamed), embeddings, models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, AsyncIterator
+
+from .. import errors
+from ..canonical import ChatChunk, ChatRequest
+from ..dispatch import Outcome
+from ..net.server import Request, Response, StreamResponse
+from ..protocols import openai as protocol
+from .app import JSON, Route
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+
+
+def register(gateway: "Gateway") -> None:
+    dispatcher = gateway.dispatcher
+
+    async def chat_completions(request: Request) -> Response | StreamResponse:
+        req = protocol.parse_chat(request.body)
+        if req.stream:
+            stream, outcome = await dispatcher.chat_stream(req)
+            return StreamResponse(200, sse_stream(stream, req), SSE_HEADERS + outcome_headers(outcome))
+        resp, outcome = await dispatcher.chat(req)
+        return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
+
+    async def embeddings(request: Request) -> Response:
+        req = protocol.parse_embeddings(request.body)
+        resp, outcome = await dispatcher.embed(req)
+        return Response(200, protocol.render_embeddings(resp), [JSON, *outcome_headers(outcome)])
+
+    models_body = protocol.render_models(list(gateway.config.model_groups), gateway.started_at)
+
+    async def models(request: Request) -> Response:
+        return Response(200, models_body, [JSON])
+
+    for prefix in ("/v1", ""):  # some clients are configured with the host only, without /v1
+        gateway.add_route(f"{prefix}/chat/completions", Route("POST", chat_completions, protocol.render_error))
+        gateway.add_route(f"{prefix}/embeddings", Route("POST", embeddings, protocol.render_error))
+        gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error))
+
+
+def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
+    return [
+        ("x-skyrelay-deployment", outcome.deployment.name),
+        ("x-skyrelay-attempts", str(outcome.attempts)),
+        ("x-skyrelay-model-group", outcome.group),
+    ]
+
+
+async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest) -> AsyncIterator[bytes]:
+    """Render chunks as SSE; drop the usage chunk the gateway asked for on its own account; end broken streams
+    with an error event rather than a silent cut, so SDKs raise instead of returning half an answer."""
+    render = protocol.render_chunk
+    want_usage = req.include_usage
+    try:
+        async for chunk in stream:
+            if chunk.usage is not None and not want_usage and _is_usage_only(chunk):
+                continue
+            yield render(chunk)
+    except errors.GatewayError as err:
+        yield protocol.render_stream_error(err)
+        return
+    yield protocol.STREAM_DONE
+
+
+def _is_usage_only(chunk: ChatChunk) -> bool:
+    return chunk.role is None and chunk.content is None and not chunk.tool_calls and chunk.finish_reason is None

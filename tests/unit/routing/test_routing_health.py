@@ -1,0 +1,191 @@
+"""HealthBook: each case is a script of outcomes at given times, then what the book must say at given times."""
+
+import json
+import math
+
+import pytest
+
+from skyrelay.routing.health import BreakerPolicy, HealthBook
+
+POLICY = BreakerPolicy(failure_threshold=3, cooldown=10.0, max_cooldown=35.0)
+D = "dep-a"
+
+
+def fail(t, **kw):
+    return ("on_failure", t, kw)
+
+
+def ok(t):
+    return ("on_success", t, {})
+
+
+def attempt(t):
+    return ("on_attempt", t, {})
+
+
+def run(events, policy=POLICY):
+    book = HealthBook(policy)
+    for method, t, kw in events:
+        getattr(book, method)(D, t, **kw)
+    return book
+
+
+# (id, events, [(now, state, available, seconds_until_available, reason)] [, policy])
+CASES = [
+    ("unknown deployment is healthy", [], [(0.0, "closed", True, 0.0, None)]),
+    (
+        "below threshold stays closed",
+        [fail(1), fail(2)],
+        [(2.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "a success resets the consecutive count",
+        [fail(1), fail(2), ok(3), fail(4), fail(5)],
+        [(5.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "threshold opens for cooldown",
+        [fail(1), fail(2), fail(3)],
+        [(3.0, "open", False, 10.0, "circuit open"), (12.5, "open", False, 0.5, "circuit open")],
+    ),
+    (
+        "after cooldown: half-open, available for a probe",
+        [fail(1), fail(2), fail(3)],
+        [(13.0, "half_open", True, 0.0, None)],
+    ),
+    (
+        "half-open admits a single probe",
+        [fail(1), fail(2), fail(3), attempt(13)],
+        [(14.0, "half_open", False, 9.0, "probe in flight")],
+    ),
+    (
+        "a second attempt does not restart the probe clock",
+        [fail(1), fail(2), fail(3), attempt(13), attempt(15)],
+        [(15.0, "half_open", False, 8.0, "probe in flight")],
+    ),
+    (
+        "a probe in flight longer than the cooldown lets another go",
+        [fail(1), fail(2), fail(3), attempt(13)],
+        [(22.9, "half_open", False, pytest.approx(0.1), "probe in flight"), (23.0, "half_open", True, 0.0, None)],
+    ),
+    (
+        "a failed probe re-opens with the cooldown doubled",
+        [fail(1), fail(2), fail(3), attempt(13), fail(14)],
+        [(14.0, "open", False, 20.0, "circuit open"), (34.0, "half_open", True, 0.0, None)],
+    ),
+    (
+        "doubling is capped at max_cooldown",
+        [fail(1), fail(2), fail(3), attempt(13), fail(13), attempt(33), fail(33), attempt(68), fail(68)],
+        [(68.0, "open", False, 35.0, "circuit open")],
+    ),
+    (
+        "a successful probe closes and forgets the past",
+        [fail(1), fail(2), fail(3), attempt(13), fail(13), attempt(33), ok(34), fail(35), fail(36)],
+        [(36.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "after closing, the first trip uses the base cooldown again",
+        [fail(1), fail(2), fail(3), attempt(13), fail(13), attempt(33), ok(34), fail(35), fail(36), fail(37)],
+        [(37.0, "open", False, 10.0, "circuit open")],
+    ),
+    (
+        "a late failure while open neither extends nor doubles",
+        [fail(1), fail(2), fail(3), fail(5)],
+        [(5.0, "open", False, 8.0, "circuit open"), (13.0, "half_open", True, 0.0, None)],
+    ),
+    (
+        "a late success while open does not cut the cooldown short",
+        [fail(1), fail(2), fail(3), ok(4)],
+        [(4.0, "open", False, 9.0, "circuit open")],
+    ),
+    (
+        "Retry-After cools down for exactly that long, at once",
+        [fail(1, retry_after=7.0)],
+        [(1.0, "open", False, 7.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "Retry-After is capped at max_cooldown",
+        [fail(1, retry_after=1000.0)],
+        [(1.0, "open", False, 35.0, "cooling down")],
+    ),
+    (
+        "a shorter Retry-After does not shorten a longer cool-down",
+        [fail(1, retry_after=20.0), fail(2, retry_after=1.0)],
+        [(2.0, "open", False, 19.0, "cooling down")],
+    ),
+    (
+        "Retry-After of zero, negative or NaN means no wait",
+        [fail(1, retry_after=0.0), fail(1, retry_after=-5.0), fail(1, retry_after=math.nan)],
+        [(1.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "Retry-After does not count towards the threshold",
+        [fail(1, retry_after=1.0), fail(2, retry_after=1.0), fail(3, retry_after=1.0)],
+        [(4.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "Retry-After on a half-open probe: wait, then half-open again",
+        [fail(1), fail(2), fail(3), attempt(13), fail(14, retry_after=5.0)],
+        [(14.0, "open", False, 5.0, "circuit open"), (19.0, "half_open", True, 0.0, None)],
+    ),
+    (
+        "cools_down=False has no effect on health",
+        [fail(1, cools_down=False)] * 5 + [fail(2, cools_down=False, retry_after=9.0)],
+        [(1.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "cools_down=False does not count, nor reset the count",
+        [fail(1), fail(2), fail(3, cools_down=False), fail(4)],
+        [(4.0, "open", False, 10.0, "circuit open")],
+    ),
+    (
+        "threshold of one opens on the first failure",
+        [fail(1)],
+        [(1.0, "open", False, 10.0, "circuit open")],
+        BreakerPolicy(failure_threshold=1, cooldown=10.0),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_health_book(case):
+    _, events, checks, *policy = case  # an optional fourth item overrides POLICY
+    book = run(events, *policy)
+    for now, state, available, seconds, reason in checks:
+        assert book.state(D, now) == state, now
+        assert book.is_available(D, now) is available, now
+        assert book.seconds_until_available(D, now) == seconds, now
+        assert book.unavailable_reason(D, now) == reason, now
+
+
+def test_deployments_are_independent():
+    book = run([fail(1), fail(2), fail(3)])
+    assert not book.is_available(D, 3.0)
+    assert book.is_available("dep-b", 3.0)
+    assert book.state("dep-b", 3.0) == "closed"
+
+
+def test_snapshot_is_small_and_json_ready():
+    book = run([fail(1), fail(2), fail(3), attempt(13)])
+    book.on_failure("dep-b", 5.0, retry_after=2.0)
+    book.on_failure("dep-c", 5.0)
+    book.on_success("dep-c", 6.0)  # healthy again: no record kept
+    book.on_failure("dep-d", -4.0)  # any clock works, even one below zero
+    snap = book.snapshot()
+    assert snap == {
+        D: {"failures": 3, "open_until": 13.0, "cooldown": 10.0, "probe_since": 13.0},
+        "dep-b": {"failures": 0, "open_until": 7.0, "cooldown": 0.0, "probe_since": None},
+        "dep-d": {"failures": 1, "open_until": None, "cooldown": 0.0, "probe_since": None},
+    }
+    assert book.is_available("dep-d", -4.0)
+    json.dumps(snap)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"failure_threshold": 0}, {"cooldown": 0.0}, {"cooldown": 10.0, "max_cooldown": 5.0}],
+    ids=["threshold", "cooldown", "max_cooldown"],
+)
+def test_policy_rejects_nonsense(kw):
+    with pytest.raises(ValueError):
+        BreakerPolicy(**kw)
