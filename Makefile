@@ -9,7 +9,7 @@ demo: $(VENV)/.installed
 	$(BIN)/skyrelay demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -q -n 2
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/gateway_overhead.py

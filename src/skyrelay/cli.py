@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="override server.port")
 
     demo = commands.add_parser("demo", help="run the gateway in front of emulated clouds, in one process")
-    demo.add_argument("--port", type=int, default=0, help="the gateway's port (default: any free port)")
+    demo.add_argument("--port", type=int, default=None,
+                      help="the gateway's port (default: 4000 when free, else any free port; 0: any free port)")
 
     emulate = commands.add_parser("emulate", help="run emulated clouds from an emulator configuration file")
     emulate.add_argument("--config", "-c", required=True, help="the emulator's YAML file (see examples/)")

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from .anthropic import AnthropicProvider
+from .azure import AzureOpenAIProvider
 from .base import Provider
+from .bedrock import BedrockProvider
+from .gemini import GeminiProvider, VertexProvider
 from .openai import OpenAIProvider
 
 # kind -> provider class; clouds register here as they land.
 PROVIDERS: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
+    "azure": AzureOpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "vertex": VertexProvider,
+    "bedrock": BedrockProvider,
 }
 
 

@@ -1,0 +1,21 @@
+"""Wire protocols the emulator speaks, by the name used in `protocol:` of a cloud's configuration.
+
+Each protocol is a class following `base.WireProtocol`; register a new one by adding it to PROTOCOLS.
+"""
+
+from __future__ import annotations
+
+from .anthropic import AnthropicProtocol
+from .azure import AzureProtocol
+from .base import Call, CallContext, WireProtocol
+from .bedrock import BedrockProtocol
+from .openai import OpenAIProtocol
+
+PROTOCOLS: dict[str, type] = {
+    "openai": OpenAIProtocol,
+    "azure": AzureProtocol,
+    "bedrock": BedrockProtocol,
+    "anthropic": AnthropicProtocol,
+}
+
+__all__ = ["PROTOCOLS", "Call", "CallContext", "WireProtocol"]

@@ -1,0 +1,173 @@
+"""`protocol: openai` — the OpenAI REST API under /v1, as api.openai.com serves it.
+
+Routes: POST /v1/chat/completions (JSON or SSE), POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}.
+Auth: `authorization: Bearer KEY` when the cloud has an api_key. Errors: {"error": {message, type, param, code}}.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+
+from skyrelay.net.server import Request, Response, StreamResponse
+
+from ..config import CloudSpec
+from ..embeddings import as_base64, as_floats, embed
+from ..generate import estimate_tokens, generate_chat
+from . import openai_wire as wire
+from .base import Call, CallContext
+from .openai_validate import chat_request, embedding_request, parse_body
+
+_STATUS_ERRORS = {  # what OpenAI answers for each status, when a fault gives no message
+    400: ("Bad request.", "invalid_request_error", None),
+    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+    403: ("You are not allowed to sample from this model.", "invalid_request_error", None),
+    404: ("The model does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"),
+    408: ("Request timed out.", "server_error", None),
+    413: ("Request too large.", "invalid_request_error", "request_too_large"),
+    429: ("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+
+def status_error(status: int, message: str | None = None) -> wire.ApiError:
+    default, type_, code = _STATUS_ERRORS.get(status, ("The server could not answer.", "server_error", None))
+    if status < 500 and status not in _STATUS_ERRORS:
+        type_ = "invalid_request_error"
+    return wire.ApiError(status, message or default, type_, None, code)
+
+
+def retry_headers(retry_after: float | None, with_ms: bool = False) -> list[tuple[str, str]]:
+    """`retry-after` in seconds; Azure also sends `retry-after-ms`."""
+    if retry_after is None:
+        return []
+    text = str(int(retry_after)) if float(retry_after).is_integer() else f"{retry_after:g}"
+    return [("retry-after", text)] + ([("retry-after-ms", str(int(retry_after * 1000)))] if with_ms else [])
+
+
+class OpenAIProtocol:
+    name = "openai"
+
+    def __init__(self, spec: CloudSpec):
+        self.spec = spec
+        self.models = set(spec.models)
+
+    def base_url(self, host: str, port: int) -> str:
+        return f"http://{_client_host(host)}:{port}/v1"
+
+    # --- what a request is ----------------------------------------------------------------------------------------
+
+    def inspect(self, request: Request) -> Call:
+        path = request.path.rstrip("/")
+        if request.method == "POST" and path in ("/v1/chat/completions", "/v1/embeddings"):
+            operation = "chat" if path.endswith("completions") else "embeddings"
+            try:
+                payload: Any = parse_body(request.body)
+            except wire.ApiError as exc:
+                payload = exc
+            stream = operation == "chat" and isinstance(payload, dict) and payload.get("stream") is True
+            return Call(operation, stream, payload)
+        if request.method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
+            return Call("models")
+        return Call("other")
+
+    # --- answers --------------------------------------------------------------------------------------------------
+
+    def error_response(self, status: int, message: str | None = None, retry_after: float | None = None) -> Response:
+        return self.render_error(status_error(status, message), retry_after)
+
+    def render_error(self, error: wire.ApiError, retry_after: float | None = None) -> Response:
+        return wire.json_response(error.status, error.body(), retry_headers(retry_after) + _request_headers())
+
+    async def serve(self, request: Request, call: Call, ctx: CallContext) -> Response | StreamResponse:
+        try:
+            self.authenticate(request)
+            if call.operation == "chat":
+                return await self.chat(call.payload, ctx)
+            if call.operation == "embeddings":
+                return await self.embeddings(call.payload, ctx)
+            if call.operation == "models":
+                return self.models_answer(request.path.rstrip("/"))
+            raise wire.ApiError(404, f"Invalid URL ({request.method} {request.path})")
+        except wire.ApiError as error:
+            return self.render_error(error)
+
+    def authenticate(self, request: Request) -> None:
+        if self.spec.api_key is None:
+            return
+        header = request.headers.get("authorization", "")
+        if not header:
+            raise wire.ApiError(401, "You didn't provide an API key. You need to provide your API key in an "
+                                     "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        if header != f"Bearer {self.spec.api_key}":
+            raise status_error(401)  # never echo the key back, not even masked
+
+    def check_model(self, model: str) -> None:
+        if self.models and model not in self.models:
+            raise wire.ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                                param="model", code="model_not_found")
+
+    async def chat(self, payload: Any, ctx: CallContext, *, azure: bool = False, model_name: str | None = None,
+                   headers: list[tuple[str, str]] | None = None) -> Response | StreamResponse:
+        """`model_name` set: the caller (Azure) resolved the model from the URL, so skip the model check."""
+        if isinstance(payload, wire.ApiError):
+            raise payload
+        call = chat_request(payload, model_required=model_name is None)
+        if model_name is None:
+            self.check_model(call.inp.model)
+        else:
+            call.inp.model = model_name  # the reply depends on the deployment's model, not the body's label
+        gen = generate_chat(call.inp, ctx.spec.seed, ctx.spec.output_tokens,
+                            content_filter=ctx.content_filter is not None)
+        meta = wire.ChatMeta(random.Random(ctx.request_key), model_name or call.inp.model, azure=azure)
+        headers = self.success_headers(ctx) if headers is None else headers
+        if call.stream:
+            chunks = wire.chat_stream(gen, meta, ctx.pacer, call.include_usage, call.obfuscation)
+            return StreamResponse(200, chunks, wire.SSE_HEADERS + headers)
+        await ctx.pacer.whole(gen.completion_tokens)
+        return Response(200, orjson.dumps(wire.chat_completion(gen, meta)), wire.JSON_HEADERS + headers)
+
+    async def embeddings(self, payload: Any, ctx: CallContext, *, model_name: str | None = None,
+                         headers: list[tuple[str, str]] | None = None) -> Response:
+        if isinstance(payload, wire.ApiError):
+            raise payload
+        call = embedding_request(payload, model_required=model_name is None)
+        if model_name is None:
+            self.check_model(call.model)
+        model = model_name or call.model
+        dims = call.dimensions or ctx.spec.embedding_dimensions
+        vectors = [embed(model, item, dims) for item in call.inputs]
+        rendered = [as_base64(v) if call.base64 else as_floats(v) for v in vectors]
+        tokens = sum(len(i) if isinstance(i, list) else estimate_tokens(i) for i in call.inputs)
+        await ctx.pacer.whole(0)
+        body = wire.embeddings_body(model, rendered, tokens)
+        headers = self.success_headers(ctx) if headers is None else headers
+        return Response(200, orjson.dumps(body), wire.JSON_HEADERS + headers)
+
+    def models_answer(self, path: str) -> Response:
+        if path == "/v1/models":
+            listing = {"object": "list", "data": [wire.model_object(m) for m in self.spec.models]}
+            return wire.json_response(200, listing, _request_headers())
+        model = path[len("/v1/models/"):]
+        if self.models and model not in self.models:
+            raise wire.ApiError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
+        return wire.json_response(200, wire.model_object(model), _request_headers())
+
+    def success_headers(self, ctx: CallContext) -> list[tuple[str, str]]:
+        return [("x-request-id", "req_%032x" % (ctx.request_key & (2**128 - 1))),
+                ("openai-processing-ms", str(int(ctx.pacer.ttft * 1000))), ("openai-version", "2020-10-01")]
+
+
+def _request_headers() -> list[tuple[str, str]]:
+    return [("x-request-id", "req_" + random.getrandbits(128).to_bytes(16, "big").hex())]
+
+
+def _client_host(host: str) -> str:
+    if host in ("0.0.0.0", "", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,19 @@
+"""The Anthropic Messages wire format, inbound: request bodies -> canonical, canonical -> messages and events.
+
+request.py parses (`parse_messages`, `parse_count_tokens`), response.py renders whole messages and errors,
+stream.py renders chunk streams as Anthropic events, tokens.py estimates input tokens.
+"""
+
+from .request import parse_count_tokens, parse_messages
+from .response import (
+    error_body, error_type, new_request_id, render_error, render_message, render_stream_error, render_usage,
+    stop_reason, tool_input,
+)
+from .stream import StreamRenderer
+from .tokens import estimate_input_tokens
+
+__all__ = [
+    "StreamRenderer", "error_body", "error_type", "estimate_input_tokens", "new_request_id", "parse_count_tokens",
+    "parse_messages", "render_error", "render_message", "render_stream_error", "render_usage", "stop_reason",
+    "tool_input",
+]

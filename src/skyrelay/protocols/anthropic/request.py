@@ -1,0 +1,353 @@
+"""Anthropic Messages request bodies -> the canonical (OpenAI-shaped) ChatRequest.
+
+Checks are shallow but precise: the type of every field the gateway reads, with the JSON path of the culprit in
+the message, because the upstream behind us speaks another protocol and could not name an Anthropic field.
+Parameters with no canonical meaning are refused by name (as Anthropic itself refuses unknown fields), except
+a few hints that change nothing a client can observe, which are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ... import errors
+from ...canonical import ChatRequest
+from ..openai import load_body
+
+_NUMBER = (int, float)
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_FIELDS = frozenset({
+    "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p", "top_k", "metadata",
+    "stream", "tools", "tool_choice", "thinking", "output_config", "output_format",
+})
+# Hints with no effect a client can observe on another cloud: caching, capacity tiers, placement, diagnostics.
+_IGNORED = frozenset({
+    "cache_control", "service_tier", "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id",
+})
+# Assistant blocks from earlier turns that Anthropic itself leaves out of the model's context.
+_DROPPED_HISTORY = frozenset({"thinking", "redacted_thinking"})
+
+
+def parse_messages(body: bytes) -> ChatRequest:
+    """A `POST /v1/messages` body -> ChatRequest (raw=None: no upstream speaks this body as is)."""
+    data = load_body(body)
+    _check_fields(data, _FIELDS)
+    max_tokens = _require(data, "max_tokens", int)
+    if max_tokens < 1:
+        raise errors.InvalidRequest("max_tokens: must be at least 1", param="max_tokens")
+    req = _parse_common(data)
+    req.max_tokens = max_tokens
+    req.stream = _optional(data, "stream", bool) or False
+    req.include_usage = True  # Anthropic streams always report usage (message_delta)
+    req.temperature = _optional(data, "temperature", _NUMBER)
+    req.top_p = _optional(data, "top_p", _NUMBER)
+    stops = _optional(data, "stop_sequences", list)
+    if stops is not None:
+        if not all(isinstance(s, str) for s in stops):
+            raise errors.InvalidRequest("stop_sequences: must be an array of strings", param="stop_sequences")
+        req.stop = stops or None
+    top_k = _optional(data, "top_k", int)
+    if top_k is not None:
+        req.extra["top_k"] = top_k  # OpenAI-compatible servers (vLLM, SGLang) accept it; other providers decide
+    metadata = _optional(data, "metadata", dict)
+    if metadata:
+        user = _optional(metadata, "user_id", str, "metadata.user_id")
+        if user:
+            req.extra["user"] = user
+    return req
+
+
+def parse_count_tokens(body: bytes) -> ChatRequest:
+    """A `POST /v1/messages/count_tokens` body: the prompt part of a Messages request. Generation parameters
+    (max_tokens, stream, ...) are accepted and ignored, so the same arguments work for both calls."""
+    data = load_body(body)
+    _check_fields(data, _FIELDS)
+    return _parse_common(data)
+
+
+def _check_fields(data: dict, allowed: frozenset) -> None:
+    for name in data:
+        if name not in allowed and name not in _IGNORED:
+            raise errors.InvalidRequest(f"{name}: this parameter is not supported by this gateway", param=name)
+
+
+def _parse_common(data: dict) -> ChatRequest:
+    model = _require(data, "model", str)
+    raw_messages = _require(data, "messages", list)
+    if not raw_messages:
+        raise errors.InvalidRequest("messages: at least one message is required", param="messages")
+    messages: list[dict[str, Any]] = []
+    system = data.get("system")
+    if system is not None:
+        text = _text_of(system, "system")
+        if text:
+            messages.append({"role": "system", "content": text})
+    for i, msg in enumerate(raw_messages):
+        _convert_message(msg, f"messages[{i}]", messages)
+    req = ChatRequest(model=model, messages=messages)
+    tools = _optional(data, "tools", list)
+    if tools:
+        req.tools = [_convert_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
+    choice = _optional(data, "tool_choice", dict)
+    if choice is not None:
+        req.tool_choice = _convert_tool_choice(choice, req.extra)
+    _check_thinking(_optional(data, "thinking", dict))
+    output = _optional(data, "output_config", dict) or {}
+    fmt = output.get("format")
+    where = "output_config.format"
+    if fmt is None and data.get("output_format") is not None:  # the earlier beta spelling
+        fmt, where = data["output_format"], "output_format"
+    if fmt is not None:
+        req.response_format = _convert_output_format(fmt, where)
+    return req
+
+
+# --- messages --------------------------------------------------------------------------------------------------
+
+
+def _convert_message(msg: Any, where: str, out: list[dict[str, Any]]) -> None:
+    if not isinstance(msg, dict):
+        raise errors.InvalidRequest(f"{where}: must be an object with 'role' and 'content'", param=where)
+    role = msg.get("role")
+    if role not in ("user", "assistant", "system"):
+        raise errors.InvalidRequest(f"{where}.role: must be 'user' or 'assistant'; got {role!r}",
+                                    param=f"{where}.role")
+    content = msg.get("content")
+    if not isinstance(content, (str, list)):
+        raise errors.InvalidRequest(f"{where}.content: must be a string or an array of content blocks",
+                                    param=f"{where}.content")
+    if role == "user":
+        _convert_user(content, where, out)
+    elif role == "assistant":
+        out.append(_convert_assistant(content, where))
+    else:
+        out.append({"role": "system", "content": _text_of(content, f"{where}.content")})
+
+
+def _convert_user(content: str | list, where: str, out: list[dict[str, Any]]) -> None:
+    """Tool results become `tool` messages, which must directly follow the assistant's calls: emit them first."""
+    if isinstance(content, str):
+        out.append({"role": "user", "content": content})
+        return
+    if not content:
+        raise errors.InvalidRequest(f"{where}.content: must contain at least one content block",
+                                    param=f"{where}.content")
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        at = f"{where}.content[{j}]"
+        kind = _block_type(block, at)
+        if kind == "text":
+            parts.append({"type": "text", "text": _block_text(block, at)})
+        elif kind == "image":
+            parts.append(_convert_image(block, at))
+        elif kind == "tool_result":
+            out.append(_convert_tool_result(block, at))
+        else:
+            raise _unsupported_block(kind, at)
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        out.append({"role": "user", "content": parts[0]["text"]})
+    elif parts:
+        out.append({"role": "user", "content": parts})
+
+
+def _convert_assistant(content: str | list, where: str) -> dict[str, Any]:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        at = f"{where}.content[{j}]"
+        kind = _block_type(block, at)
+        if kind == "text":
+            texts.append(_block_text(block, at))
+        elif kind == "tool_use":
+            calls.append(_convert_tool_use(block, at))
+        elif kind not in _DROPPED_HISTORY:
+            raise _unsupported_block(kind, at)
+    message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) if texts else None}
+    if calls:
+        message["tool_calls"] = calls
+    elif message["content"] is None:
+        message["content"] = ""
+    return message
+
+
+def _convert_tool_use(block: dict, at: str) -> dict[str, Any]:
+    call_id = _field(block, "id", str, at)
+    name = _field(block, "name", str, at)
+    arguments = block.get("input", {})
+    if not isinstance(arguments, dict):
+        raise errors.InvalidRequest(f"{at}.input: must be an object", param=f"{at}.input")
+    return {"id": call_id, "type": "function",
+            "function": {"name": name, "arguments": orjson.dumps(arguments).decode()}}
+
+
+def _convert_tool_result(block: dict, at: str) -> dict[str, Any]:
+    call_id = _field(block, "tool_use_id", str, at)
+    content = block.get("content", "")
+    if isinstance(content, list):
+        texts = []
+        for k, part in enumerate(content):
+            part_at = f"{at}.content[{k}]"
+            kind = _block_type(part, part_at)
+            if kind != "text":
+                raise errors.InvalidRequest(
+                    f"{part_at}: '{kind}' blocks inside a tool_result are not supported by this gateway; "
+                    "send text (an image can go in a user text+image turn instead)", param=part_at)
+            texts.append(_block_text(part, part_at))
+        content = "\n".join(texts)
+    elif not isinstance(content, str):
+        raise errors.InvalidRequest(f"{at}.content: must be a string or an array of text blocks",
+                                    param=f"{at}.content")
+    if block.get("is_error") is True:
+        content = f"Error: {content}" if content else "Error"  # the canonical tool message has no error flag
+    return {"role": "tool", "tool_call_id": call_id, "content": content}
+
+
+def _convert_image(block: dict, at: str) -> dict[str, Any]:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise errors.InvalidRequest(f"{at}.source: must be an object", param=f"{at}.source")
+    kind = source.get("type")
+    if kind == "base64":
+        media_type = source.get("media_type")
+        if media_type not in _IMAGE_TYPES:
+            raise errors.InvalidRequest(
+                f"{at}.source.media_type: must be one of {', '.join(sorted(_IMAGE_TYPES))}; got {media_type!r}",
+                param=f"{at}.source.media_type")
+        data = _field(source, "data", str, f"{at}.source")
+        url = f"data:{media_type};base64,{data}"
+    elif kind == "url":
+        url = _field(source, "url", str, f"{at}.source")
+        if not url.startswith(("https://", "http://")):
+            raise errors.InvalidRequest(f"{at}.source.url: must be an http(s) URL", param=f"{at}.source.url")
+    elif kind == "file":
+        raise errors.InvalidRequest(
+            f"{at}.source: file sources (the Files API) are not supported by this gateway; "
+            "send the image as base64 or a URL", param=f"{at}.source")
+    else:
+        raise errors.InvalidRequest(f"{at}.source.type: must be 'base64' or 'url'; got {kind!r}",
+                                    param=f"{at}.source.type")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+# --- tools -----------------------------------------------------------------------------------------------------
+
+
+def _convert_tool(tool: Any, at: str) -> dict[str, Any]:
+    if not isinstance(tool, dict):
+        raise errors.InvalidRequest(f"{at}: must be an object", param=at)
+    kind = tool.get("type")
+    if kind not in (None, "custom"):
+        raise errors.InvalidRequest(
+            f"{at}.type: the server tool '{kind}' is not supported by this gateway; "
+            "only client tools (name, description, input_schema) are", param=f"{at}.type")
+    function: dict[str, Any] = {"name": _field(tool, "name", str, at)}
+    description = tool.get("description")
+    if description is not None:
+        if not isinstance(description, str):
+            raise errors.InvalidRequest(f"{at}.description: must be a string", param=f"{at}.description")
+        function["description"] = description
+    function["parameters"] = _field(tool, "input_schema", dict, at)
+    if tool.get("strict") is True:
+        function["strict"] = True
+    return {"type": "function", "function": function}
+
+
+def _convert_tool_choice(choice: dict, extra: dict[str, Any]) -> str | dict[str, Any]:
+    kind = choice.get("type")
+    if choice.get("disable_parallel_tool_use") is True:
+        extra["parallel_tool_calls"] = False
+    if kind == "auto":
+        return "auto"
+    if kind == "any":
+        return "required"
+    if kind == "none":
+        return "none"
+    if kind == "tool":
+        return {"type": "function", "function": {"name": _field(choice, "name", str, "tool_choice")}}
+    raise errors.InvalidRequest(f"tool_choice.type: must be one of auto, any, tool, none; got {kind!r}",
+                                param="tool_choice.type")
+
+
+def _check_thinking(thinking: dict | None) -> None:
+    """'adaptive' lets the model decide, so answering without thinking honours it; 'enabled' asks for
+    thinking blocks no canonical response carries."""
+    if thinking is None or thinking.get("type") in ("disabled", "adaptive"):
+        return
+    raise errors.InvalidRequest(
+        f"thinking: type {thinking.get('type')!r} is not supported by this gateway (it cannot return thinking "
+        "blocks); use 'disabled' or omit it", param="thinking")
+
+
+def _convert_output_format(fmt: Any, where: str) -> dict[str, Any]:
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise errors.InvalidRequest(f"{where}.type: must be 'json_schema'", param=f"{where}.type")
+    schema = _field(fmt, "schema", dict, where)
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
+
+
+# --- small checks ----------------------------------------------------------------------------------------------
+
+
+def _text_of(content: Any, where: str) -> str:
+    """A string, or text blocks joined: the form system prompts and tool results come in."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise errors.InvalidRequest(f"{where}: must be a string or an array of text blocks", param=where)
+    texts = []
+    for j, block in enumerate(content):
+        at = f"{where}[{j}]"
+        if _block_type(block, at) != "text":
+            raise errors.InvalidRequest(f"{at}.type: only 'text' blocks are allowed here", param=f"{at}.type")
+        texts.append(_block_text(block, at))
+    return "\n".join(texts)
+
+
+def _block_type(block: Any, at: str) -> str:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise errors.InvalidRequest(f"{at}: must be a content block object with a 'type'", param=at)
+    return block["type"]
+
+
+def _block_text(block: dict, at: str) -> str:
+    return _field(block, "text", str, at)
+
+
+def _unsupported_block(kind: str, at: str) -> errors.InvalidRequest:
+    return errors.InvalidRequest(
+        f"{at}.type: content blocks of type '{kind}' are not supported by this gateway "
+        "(supported: text, image, tool_use, tool_result)", param=f"{at}.type")
+
+
+def _field(obj: dict, name: str, kind: type, at: str) -> Any:
+    value = obj.get(name)
+    if not isinstance(value, kind):
+        what = "missing" if value is None else f"must be of type {_type_name(kind)}"
+        raise errors.InvalidRequest(f"{at}.{name}: {what}", param=f"{at}.{name}")
+    return value
+
+
+def _require(data: dict, name: str, kind: type) -> Any:
+    value = data.get(name)
+    if value is None:
+        raise errors.InvalidRequest(f"{name}: Field required", param=name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise errors.InvalidRequest(f"{name}: must be of type {_type_name(kind)}", param=name)
+    return value
+
+
+def _optional(data: dict, name: str, kind: type | tuple, param: str | None = None) -> Any:
+    value = data.get(name)
+    # bool is an int in Python; a JSON true is never a valid number here
+    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+        raise errors.InvalidRequest(f"{param or name}: must be of type {_type_name(kind)}", param=param or name)
+    return value
+
+
+def _type_name(kind: type | tuple) -> str:
+    names = {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer"}
+    return "number" if isinstance(kind, tuple) else names.get(kind, kind.__name__)

@@ -1,0 +1,81 @@
+"""Anthropic's Messages API (kind `anthropic`): request.py builds the body, response.py and stream.py read the
+answer, errors.py maps failures; this module only sends, over the deployment's pooled connection."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
+
+from ... import errors
+from ...canonical import ChatChunk, ChatRequest, ChatResponse
+from ..base import Provider, map_transport_errors
+from ..sse import SSEDecoder
+from .errors import anthropic_error
+from .request import DEFAULT_MAX_TOKENS, build_request
+from .response import parse_message
+from .stream import StreamDecoder
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+MESSAGES_PATH = "/v1/messages"
+
+__all__ = ["AnthropicProvider"]
+
+
+class AnthropicProvider(Provider):
+    kind = "anthropic"
+
+    def __init__(self, deployment: Any):
+        super().__init__(deployment)
+        options = deployment.options
+        self.default_max_tokens = _positive_int(options.get("default_max_tokens"), DEFAULT_MAX_TOKENS)
+        self.headers = [
+            ("content-type", "application/json"), ("accept", "application/json"),
+            ("anthropic-version", str(options.get("anthropic_version") or DEFAULT_VERSION)),
+        ]
+        if deployment.api_key:
+            self.headers.append(("x-api-key", deployment.api_key.reveal()))
+        self.headers += list(deployment.headers.items())
+
+    def endpoint(self) -> str:
+        url = (self.deployment.base_url or DEFAULT_BASE_URL).rstrip("/")
+        # A base URL given with the API's /v1 (as some SDKs are configured) must not become /v1/v1/messages.
+        return url[:-3] if urlsplit(url).path.endswith("/v1") else url
+
+    def build(self, req: ChatRequest) -> tuple[dict[str, Any], str | None]:
+        return build_request(req, self.name, self.deployment.model, default_max_tokens=self.default_max_tokens)
+
+    async def chat(self, req: ChatRequest) -> ChatResponse:
+        body, json_tool = self.build(req)
+        body.pop("stream", None)
+        data = await self.post_json_read(MESSAGES_PATH, self.headers, body)
+        return parse_message(data, self.name, json_tool)
+
+    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+        body, json_tool = self.build(req)
+        body["stream"] = True
+        resp = await self.post_json(MESSAGES_PATH, self.headers, body)
+        sse = SSEDecoder()
+        decoder = StreamDecoder(self.name, json_tool)
+        try:
+            with map_transport_errors(self.name):
+                async for data in resp.iter_chunks():
+                    # After message_stop the body ends at once; reading it to its end keeps the connection pooled.
+                    for event, payload in sse.feed(data):
+                        if not decoder.done:
+                            for chunk in decoder.decode(event, payload):
+                                yield chunk
+            decoder.check_finished()
+        finally:
+            await resp.aclose()
+
+    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
+        return anthropic_error(status, headers, body, self.name)
+
+
+def _positive_int(value: Any, default: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default

@@ -1,0 +1,138 @@
+"""Anthropic's streaming events -> canonical chunks, in OpenAI's order. Pure: (event, JSON) in, chunks out.
+
+Anthropic:  message_start, then per content block content_block_start / _delta... / _stop, then message_delta
+            (stop_reason, cumulative usage), message_stop; `ping` anywhere; `error` ends the stream.
+Canonical:  a role chunk, content and tool-call deltas (a tool call's index is the ordinal of its tool_use block
+            among the message's tool_use blocks), a finish_reason chunk, one usage-only chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from ... import errors
+from ...canonical import ChatChunk, ToolCallDelta
+from .response import finish_reason, parse_usage
+
+_TEXT, _TOOL, _JSON_ANSWER = 1, 2, 3  # what a content block's deltas become
+
+
+class StreamDecoder:
+    """The state of one Anthropic stream: which block is what, usage so far, whether it ended properly."""
+
+    __slots__ = ("deployment", "json_tool", "id", "model", "created", "counts", "blocks", "tool_count", "done")
+
+    def __init__(self, deployment: str, json_tool: str | None = None):
+        self.deployment = deployment
+        self.json_tool = json_tool
+        self.id = ""
+        self.model = ""
+        self.created = int(time.time())
+        self.counts: dict[str, int] = {}  # Anthropic's usage fields, latest known value of each
+        self.blocks: dict[int, tuple[int, int]] = {}  # content block index -> (kind, tool-call index)
+        self.tool_count = 0
+        self.done = False
+
+    def decode(self, event: str | None, payload: bytes) -> list[ChatChunk]:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.deployment}' sent a stream event that is not JSON", deployment=self.deployment
+            ) from None
+        if not isinstance(data, dict):
+            raise errors.UpstreamProtocolError(f"deployment '{self.deployment}' sent a malformed stream event",
+                                               deployment=self.deployment)
+        handler = _HANDLERS.get(data.get("type") or event)
+        return handler(self, data) if handler is not None else []  # unknown events: newer API features, skipped
+
+    def _count(self, usage: Any) -> None:
+        # message_delta's counts are cumulative and may be null for what it does not report: keep the last number
+        if isinstance(usage, dict):
+            self.counts.update((k, v) for k, v in usage.items() if isinstance(v, int))
+
+    def _chunk(self, **fields: Any) -> ChatChunk:
+        return ChatChunk(id=self.id, model=self.model, created=self.created, **fields)
+
+    def _message_start(self, data: dict) -> list[ChatChunk]:
+        message = data.get("message") or {}
+        self.id = str(message.get("id", ""))
+        self.model = str(message.get("model", ""))
+        self._count(message.get("usage"))
+        return [self._chunk(role="assistant", content="")]
+
+    def _block_start(self, data: dict) -> list[ChatChunk]:
+        block = data.get("content_block") or {}
+        index = data.get("index", 0)
+        kind = block.get("type")
+        if kind == "text":
+            self.blocks[index] = (_TEXT, 0)
+            text = block.get("text")
+            return [self._chunk(content=text)] if text else []
+        if kind == "tool_use":
+            if self.json_tool is not None and block.get("name") == self.json_tool:
+                self.blocks[index] = (_JSON_ANSWER, 0)
+                return []
+            call = self.tool_count
+            self.tool_count += 1
+            self.blocks[index] = (_TOOL, call)
+            delta = ToolCallDelta(index=call, id=str(block.get("id", "")), name=str(block.get("name", "")))
+            return [self._chunk(tool_calls=[delta])]
+        return []  # thinking and server-tool blocks have no canonical form
+
+    def _block_delta(self, data: dict) -> list[ChatChunk]:
+        kind, call = self.blocks.get(data.get("index", 0), (None, 0))
+        delta = data.get("delta") or {}
+        dtype = delta.get("type")
+        if dtype == "text_delta" and kind == _TEXT:
+            text = delta.get("text")
+            return [self._chunk(content=text)] if text else []
+        if dtype == "input_json_delta":
+            fragment = delta.get("partial_json")
+            if not fragment:
+                return []
+            if kind == _TOOL:
+                return [self._chunk(tool_calls=[ToolCallDelta(index=call, arguments=fragment)])]
+            if kind == _JSON_ANSWER:
+                return [self._chunk(content=fragment)]
+        return []
+
+    def _message_delta(self, data: dict) -> list[ChatChunk]:
+        self._count(data.get("usage"))
+        stop_reason = (data.get("delta") or {}).get("stop_reason")
+        return [self._chunk(finish_reason=finish_reason(stop_reason, self.json_tool))]
+
+    def _message_stop(self, data: dict) -> list[ChatChunk]:
+        self.done = True
+        return [self._chunk(usage=parse_usage(self.counts))]
+
+    def _error(self, data: dict) -> list[ChatChunk]:
+        err = data.get("error") if isinstance(data.get("error"), dict) else {}
+        message = f"deployment '{self.deployment}' failed mid-stream: {err.get('message') or 'unknown error'}"
+        if err.get("type") == "rate_limit_error":
+            raise errors.UpstreamRateLimited(message, deployment=self.deployment)
+        raise errors.UpstreamUnavailable(message, deployment=self.deployment)
+
+    def _ignore(self, data: dict) -> list[ChatChunk]:
+        return []
+
+    def check_finished(self) -> None:
+        """Call when the upstream body ended: a stream cut before message_stop must not pass for a whole one."""
+        if not self.done:
+            raise errors.UpstreamUnavailable(
+                f"deployment '{self.deployment}' ended the stream before message_stop", deployment=self.deployment)
+
+
+_HANDLERS = {
+    "message_start": StreamDecoder._message_start,
+    "content_block_start": StreamDecoder._block_start,
+    "content_block_delta": StreamDecoder._block_delta,
+    "content_block_stop": StreamDecoder._ignore,
+    "message_delta": StreamDecoder._message_delta,
+    "message_stop": StreamDecoder._message_stop,
+    "ping": StreamDecoder._ignore,
+    "error": StreamDecoder._error,
+}

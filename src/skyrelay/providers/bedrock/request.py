@@ -1,0 +1,254 @@
+"""Canonical chat request -> Bedrock Converse request body (pure: dict in, dict out).
+
+Bedrock keeps system text apart from the turns, wants strict user/assistant alternation (consecutive turns of one
+role are merged), carries tool results as user content, takes images only as inline bytes (it fetches no URLs),
+and has no `n`, logprobs, seed, penalties or response_format: those are refused, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ... import errors
+from ...canonical import ChatRequest
+
+_IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
+                  "image/webp": "webp"}
+# OpenAI fields with no effect on the answer, or nothing Bedrock could do with them.
+_IGNORED_EXTRAS = frozenset({"user", "metadata", "store", "service_tier", "parallel_tool_calls", "stream_options"})
+# Extras that are harmless at their default value, refused otherwise.
+_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "n": (1,), "logprobs": (False,), "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0),
+    "modalities": (["text"],),
+}
+
+
+class _Ctx:
+    """Who is asking, for error messages that name the deployment."""
+
+    __slots__ = ("deployment",)
+
+    def __init__(self, deployment: str):
+        self.deployment = deployment
+
+    def refuse(self, feature: str, param: str, why: str = "") -> errors.InvalidRequest:
+        detail = f": {why}" if why else ""
+        return errors.InvalidRequest(
+            f"{feature} is not supported by deployment '{self.deployment}' (bedrock){detail}", param=param)
+
+
+def build_converse_body(req: ChatRequest, deployment: str) -> dict[str, Any]:
+    """The Converse / ConverseStream body for this request (the model id goes in the URL, not here)."""
+    ctx = _Ctx(deployment)
+    check_unsupported(req, ctx)
+    system, messages, has_tool_blocks = convert_messages(req.messages, ctx)
+    body: dict[str, Any] = {"messages": messages}
+    if system:
+        body["system"] = system
+    inference = inference_config(req)
+    if inference:
+        body["inferenceConfig"] = inference
+    tool_config = convert_tools(req.tools, req.tool_choice, has_tool_blocks, ctx)
+    if tool_config is not None:
+        body["toolConfig"] = tool_config
+    return body
+
+
+def check_unsupported(req: ChatRequest, ctx: _Ctx) -> None:
+    fmt = req.response_format
+    if fmt is not None and fmt.get("type", "text") != "text":
+        raise ctx.refuse(f"response_format '{fmt.get('type')}'", "response_format",
+                         "Bedrock Converse has no JSON mode; describe the format in the prompt, or use a tool")
+    for name, value in req.extra.items():
+        if name in _IGNORED_EXTRAS or value is None or value in _DEFAULTS.get(name, ()):
+            continue
+        raise ctx.refuse(f"'{name}'", name)
+
+
+def inference_config(req: ChatRequest) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if req.max_tokens is not None:
+        config["maxTokens"] = req.max_tokens
+    if req.temperature is not None:
+        config["temperature"] = req.temperature
+    if req.top_p is not None:
+        config["topP"] = req.top_p
+    if req.stop:
+        config["stopSequences"] = req.stop
+    return config
+
+
+# --- messages --------------------------------------------------------------------------------------------------------
+
+
+def convert_messages(messages: list[dict[str, Any]], ctx: _Ctx) -> tuple[list[dict], list[dict], bool]:
+    """(system blocks, alternating turns, whether any turn carries toolUse/toolResult blocks)."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    has_tool_blocks = False
+    for i, msg in enumerate(messages):
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            system += [{"text": text} for text in _texts(msg.get("content"), i, ctx) if text]
+            continue
+        if role == "user":
+            blocks = _user_blocks(msg.get("content"), i, ctx)
+        elif role == "assistant":
+            blocks = _assistant_blocks(msg, i, ctx)
+            has_tool_blocks = has_tool_blocks or any("toolUse" in b for b in blocks)
+        elif role == "tool":
+            blocks, role = [_tool_result(msg, i, ctx)], "user"
+            has_tool_blocks = True
+        else:
+            raise ctx.refuse(f"role '{role}'", f"messages[{i}].role", "use 'tool' messages for tool results")
+        if not blocks:
+            continue  # an empty turn: Bedrock rejects blank content, and merging keeps the alternation
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    if not turns:
+        raise errors.InvalidRequest("Bedrock needs at least one user message with content", param="messages")
+    return system, turns, has_tool_blocks
+
+
+def _texts(content: Any, i: int, ctx: _Ctx) -> list[str]:
+    """The text of a system, developer or tool message (a string or text parts only)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content]
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") != "text":
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise ctx.refuse(f"content part '{kind}' in this message", f"messages[{i}].content[{j}]")
+        texts.append(str(part.get("text", "")))
+    return texts
+
+
+def _user_blocks(content: Any, i: int, ctx: _Ctx) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    blocks = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"text": part["text"]})
+        elif kind == "image_url":
+            blocks.append(_image_block(part.get("image_url"), f"messages[{i}].content[{j}]", ctx))
+        else:
+            raise ctx.refuse(f"content part '{kind}'", f"messages[{i}].content[{j}]")
+    return blocks
+
+
+def _image_block(image_url: Any, param: str, ctx: _Ctx) -> dict[str, Any]:
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    if not isinstance(url, str):
+        raise errors.InvalidRequest(f"{param}.image_url.url must be a string", param=param)
+    if not url.startswith("data:"):
+        raise ctx.refuse("an image by URL", param, "Bedrock fetches no URLs; send the image inline as a "
+                                                   "data:image/...;base64 URL")
+    head, sep, data = url[5:].partition(",")
+    mime, _, encoding = head.partition(";")
+    fmt = _IMAGE_FORMATS.get(mime.lower())
+    if not sep or encoding.lower() != "base64":
+        raise errors.InvalidRequest(f"{param}: an image data URL must be data:<mime>;base64,<data>", param=param)
+    if fmt is None:
+        raise ctx.refuse(f"image type '{mime}'", param, "use png, jpeg, gif or webp")
+    # A blob travels as base64 text in Bedrock's JSON protocol: the client's base64 goes through untouched.
+    return {"image": {"format": fmt, "source": {"bytes": data}}}
+
+
+def _assistant_blocks(msg: dict[str, Any], i: int, ctx: _Ctx) -> list[dict[str, Any]]:
+    content = msg.get("content")
+    if isinstance(content, list):  # text and refusal parts
+        texts = [p.get("text") or p.get("refusal") or "" for p in content if isinstance(p, dict)]
+        content = "".join(texts)
+    blocks: list[dict[str, Any]] = [{"text": content}] if content else []
+    for j, call in enumerate(msg.get("tool_calls") or ()):
+        function = call.get("function") or {}
+        blocks.append({"toolUse": {
+            "toolUseId": call.get("id", ""), "name": function.get("name", ""),
+            "input": _arguments(function.get("arguments"), f"messages[{i}].tool_calls[{j}].function.arguments"),
+        }})
+    return blocks
+
+
+def _arguments(arguments: Any, param: str) -> Any:
+    if arguments is None or arguments == "":
+        return {}
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        return orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        raise errors.InvalidRequest(f"{param} is not valid JSON; Bedrock needs the tool input as a JSON object",
+                                    param=param) from None
+
+
+def _tool_result(msg: dict[str, Any], i: int, ctx: _Ctx) -> dict[str, Any]:
+    call_id = msg.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise errors.InvalidRequest(f"messages[{i}].tool_call_id is required for a tool message",
+                                    param=f"messages[{i}].tool_call_id")
+    content = msg.get("content")
+    if isinstance(content, dict):  # not OpenAI, but an object result is what Bedrock's json block is for
+        blocks = [{"json": content}]
+    else:
+        blocks = [{"text": text} for text in _texts(content, i, ctx) if text]
+    # Bedrock rejects an empty result; an empty string is still an answer from the tool.
+    return {"toolResult": {"toolUseId": call_id, "content": blocks or [{"text": "(empty)"}]}}
+
+
+# --- tools -----------------------------------------------------------------------------------------------------------
+
+
+def convert_tools(tools: list[dict[str, Any]] | None, tool_choice: Any, has_tool_blocks: bool,
+                  ctx: _Ctx) -> dict[str, Any] | None:
+    if not tools:
+        return None
+    if tool_choice == "none":
+        if has_tool_blocks:
+            # Bedrock insists on toolConfig once the history holds tool blocks, and then the model may call.
+            raise ctx.refuse("tool_choice 'none' with tool calls in the history", "tool_choice",
+                             "Bedrock has no 'none' choice; omit tool_choice or use 'auto'")
+        return None  # without tools the model cannot call one: that is 'none'
+    specs = []
+    for k, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
+            raise ctx.refuse(f"tool type '{kind}'", f"tools[{k}]", "only function tools are supported")
+        function = tool.get("function") or {}
+        spec: dict[str, Any] = {
+            "name": function.get("name", ""),
+            "inputSchema": {"json": function.get("parameters") or {"type": "object", "properties": {}}},
+        }
+        if function.get("description"):
+            spec["description"] = function["description"]
+        specs.append({"toolSpec": spec})
+    config: dict[str, Any] = {"tools": specs}
+    choice = _tool_choice(tool_choice, ctx)
+    if choice is not None:
+        config["toolChoice"] = choice
+    return config
+
+
+def _tool_choice(tool_choice: Any, ctx: _Ctx) -> dict[str, Any] | None:
+    if tool_choice is None:
+        return None
+    if tool_choice == "auto":
+        return {"auto": {}}
+    if tool_choice == "required":
+        return {"any": {}}
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "function":
+        name = (tool_choice.get("function") or {}).get("name")
+        if isinstance(name, str) and name:
+            return {"tool": {"name": name}}
+    raise errors.InvalidRequest(f"tool_choice {orjson.dumps(tool_choice).decode()} is not understood",
+                                param="tool_choice")

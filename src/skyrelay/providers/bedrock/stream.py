@@ -1,0 +1,125 @@
+"""ConverseStream (binary AWS event stream) -> canonical chunks in OpenAI's order.
+
+botocore's `EventStreamBuffer` does the framing (prelude, headers, CRCs, frames split across reads); this module
+only reads the events: messageStart -> the role chunk, text and tool-input deltas -> content and tool-call deltas,
+messageStop -> the finish chunk, metadata -> the usage chunk. Exception events raise typed errors.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+import orjson
+from botocore.eventstream import EventStreamBuffer, ParserError
+
+from ... import errors
+from ...canonical import ChatChunk, ToolCallDelta
+from .errors import error_from_event
+from .response import finish_reason, parse_usage
+
+
+class ConverseStreamDecoder:
+    """Feed raw response bytes, get canonical chunks back; raises typed errors for exception events."""
+
+    __slots__ = ("_buffer", "id", "model", "created", "deployment", "_tool_index", "stopped", "usage_sent")
+
+    def __init__(self, response_id: str, model: str, deployment: str):
+        self._buffer = EventStreamBuffer()
+        self.id = response_id
+        self.model = model
+        self.created = int(time.time())
+        self.deployment = deployment
+        self._tool_index: dict[int, int] = {}  # Bedrock contentBlockIndex -> OpenAI tool_calls index
+        self.stopped = False  # messageStop seen: the answer is complete
+        self.usage_sent = False
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        self._buffer.add_data(data)
+        chunks = []
+        try:
+            for message in self._buffer:
+                chunk = self._on_message(message.headers, message.payload)
+                if chunk is not None:
+                    chunks.append(chunk)
+        except (ParserError, struct.error, ValueError) as exc:  # bad CRC, length or header: not an event stream
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.deployment}' sent a malformed event stream: {type(exc).__name__}",
+                deployment=self.deployment) from None
+        return chunks
+
+    def finish(self) -> list[ChatChunk]:
+        """The upstream ended the body: check the answer was complete; a usage chunk if none came."""
+        if not self.stopped:
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.deployment}' ended the stream before messageStop", deployment=self.deployment)
+        if self.usage_sent:
+            return []
+        self.usage_sent = True
+        return [self._chunk(usage=parse_usage(None))]
+
+    def _chunk(self, **fields: Any) -> ChatChunk:
+        return ChatChunk(id=self.id, model=self.model, created=self.created, **fields)
+
+    def _on_message(self, headers: dict[str, Any], payload: bytes) -> ChatChunk | None:
+        if headers.get(":message-type", "event") != "event":
+            raise error_from_event(headers, payload, self.deployment)
+        event = headers.get(":event-type")
+        if event == "initial-response":
+            return None
+        try:
+            data = orjson.loads(payload) if payload else {}
+        except orjson.JSONDecodeError:
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.deployment}' sent a {event} event that is not JSON",
+                deployment=self.deployment) from None
+        handler = _HANDLERS.get(event)
+        return handler(self, data) if handler is not None else None  # new event types: ignore, like SDKs do
+
+    # --- events -------------------------------------------------------------------------------------------------
+
+    def _message_start(self, data: dict) -> ChatChunk:
+        return self._chunk(role="assistant", content="")
+
+    def _block_start(self, data: dict) -> ChatChunk | None:
+        use = (data.get("start") or {}).get("toolUse")
+        if not isinstance(use, dict):
+            return None
+        index = self._tool_slot(data.get("contentBlockIndex"))
+        return self._chunk(tool_calls=[ToolCallDelta(index=index, id=str(use.get("toolUseId", "")),
+                                                     name=str(use.get("name", "")))])
+
+    def _block_delta(self, data: dict) -> ChatChunk | None:
+        delta = data.get("delta") or {}
+        text = delta.get("text")
+        if isinstance(text, str):
+            return self._chunk(content=text) if text else None
+        use = delta.get("toolUse")
+        if isinstance(use, dict):
+            index = self._tool_slot(data.get("contentBlockIndex"))
+            return self._chunk(tool_calls=[ToolCallDelta(index=index, arguments=str(use.get("input", "")))])
+        return None  # reasoningContent, citations: not part of an OpenAI chat completion
+
+    def _message_stop(self, data: dict) -> ChatChunk:
+        self.stopped = True
+        return self._chunk(finish_reason=finish_reason(data.get("stopReason")))
+
+    def _metadata(self, data: dict) -> ChatChunk:
+        self.usage_sent = True
+        return self._chunk(usage=parse_usage(data.get("usage")))
+
+    def _tool_slot(self, block_index: Any) -> int:
+        slot = self._tool_index.get(block_index)
+        if slot is None:
+            slot = self._tool_index[block_index] = len(self._tool_index)
+        return slot
+
+
+_HANDLERS = {
+    "messageStart": ConverseStreamDecoder._message_start,
+    "contentBlockStart": ConverseStreamDecoder._block_start,
+    "contentBlockDelta": ConverseStreamDecoder._block_delta,
+    "messageStop": ConverseStreamDecoder._message_stop,
+    "metadata": ConverseStreamDecoder._metadata,
+}

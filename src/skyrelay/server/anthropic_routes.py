@@ -1,0 +1,74 @@
+"""Anthropic Messages routes: an Anthropic SDK reaches any model group, whatever cloud serves it.
+
+Every answer carries a `request-id` header, and error bodies carry the same id, as Anthropic's own do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, AsyncIterator
+
+import orjson
+
+from .. import errors
+from ..canonical import ChatChunk
+from ..net.server import Request, Response, StreamResponse
+from ..protocols import anthropic as protocol
+from .app import JSON, Route, error_response
+from .openai_routes import outcome_headers
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+
+
+def register(gateway: "Gateway") -> None:
+    dispatcher = gateway.dispatcher
+
+    async def messages(request: Request) -> Response | StreamResponse:
+        request_id = protocol.new_request_id()
+        try:
+            req = protocol.parse_messages(request.body)
+            if req.stream:
+                stream, outcome = await dispatcher.chat_stream(req)
+                headers = [*SSE_HEADERS, ("request-id", request_id), *outcome_headers(outcome)]
+                return StreamResponse(200, sse_events(stream, req.model, request_id), headers)
+            resp, outcome = await dispatcher.chat(req)
+            body = protocol.render_message(resp, req.model)
+            return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome)])
+        except errors.GatewayError as err:
+            return _error(err, request_id)
+
+    async def count_tokens(request: Request) -> Response:
+        request_id = protocol.new_request_id()
+        try:
+            req = protocol.parse_count_tokens(request.body)
+            dispatcher.group(req.model)  # an unknown model is a 404 here too
+            body = orjson.dumps({"input_tokens": protocol.estimate_input_tokens(req)})
+            return Response(200, body, [JSON, ("request-id", request_id)])
+        except errors.GatewayError as err:
+            return _error(err, request_id)
+
+    gateway.add_route("/v1/messages", Route("POST", messages, protocol.render_error))
+    gateway.add_route("/v1/messages/count_tokens", Route("POST", count_tokens, protocol.render_error))
+
+
+def _error(err: errors.GatewayError, request_id: str) -> Response:
+    resp = error_response(err, lambda e: protocol.render_error(e, request_id))
+    resp.headers.append(("request-id", request_id))
+    return resp
+
+
+async def sse_events(stream: AsyncIterator[ChatChunk], model: str, request_id: str) -> AsyncIterator[bytes]:
+    """Anthropic events for the canonical stream; a failure after the first byte ends it with an error event,
+    so SDKs raise instead of returning half an answer as if it were whole."""
+    renderer = protocol.StreamRenderer(model)
+    try:
+        async for chunk in stream:
+            out = renderer.feed(chunk)
+            if out:
+                yield out
+    except errors.GatewayError as err:
+        yield protocol.render_stream_error(err, request_id)
+        return
+    yield renderer.close()

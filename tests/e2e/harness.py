@@ -1,0 +1,117 @@
+"""Runs emulated clouds and the real gateway on a background event loop, so that sync and async SDK clients
+in the tests talk to them over real sockets, exactly as users' code would."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable
+
+import uvloop
+
+from skyrelay.config import parse_config
+from skyrelay.emulator import CloudSpec, start_cloud
+from skyrelay.server import Gateway
+
+GATEWAY_KEY = "sk-test-gateway"
+UPSTREAM_KEY = "sk-test-upstream"
+
+
+class BackgroundLoop:
+    def __init__(self):
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="servers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 15.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable, *args) -> Any:
+        """Run a plain function on the servers' loop (their state is not thread-safe)."""
+
+        async def wrapper():
+            return fn(*args)
+
+        return self.run(wrapper())
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Stack:
+    """Emulated clouds + a gateway in front of them."""
+
+    def __init__(self, bg: BackgroundLoop, clouds: dict[str, Any], gateway: Gateway):
+        self.bg = bg
+        self.clouds = clouds
+        self.gateway = gateway
+        self.origin = gateway.base_url
+        self.base_url = f"{self.origin}/v1"
+        self.key = GATEWAY_KEY
+
+    def openai(self, **kw):
+        import openai
+
+        kw.setdefault("max_retries", 0)
+        kw.setdefault("timeout", 20)
+        return openai.OpenAI(base_url=self.base_url, api_key=self.key, **kw)
+
+    def async_openai(self, **kw):
+        import openai
+
+        kw.setdefault("max_retries", 0)
+        kw.setdefault("timeout", 20)
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.key, **kw)
+
+    def set_faults(self, cloud: str, faults: list[dict]) -> None:
+        self.bg.call(self.clouds[cloud].set_faults, faults)
+
+    def clear_faults(self, cloud: str) -> None:
+        self.bg.call(self.clouds[cloud].clear_faults)
+
+    def stop_cloud(self, cloud: str) -> None:
+        self.bg.run(self.clouds[cloud].stop())
+
+    def close(self) -> None:
+        async def shutdown():
+            await self.gateway.close()
+            for cloud in self.clouds.values():
+                await cloud.stop()
+
+        self.bg.run(shutdown())
+
+
+def openai_deployment(name: str, cloud: Any, **extra) -> dict:
+    deployment = {"name": name, "kind": "openai", "base_url": cloud.base_url, "api_key": UPSTREAM_KEY,
+                  "model": "gpt-4o-mini", "timeouts": {"connect": 1, "first_byte": 2, "total": 10}}
+    deployment.update(extra)
+    return deployment
+
+
+def default_groups(clouds: dict[str, Any]) -> dict:
+    chat = [openai_deployment(name, cloud) for name, cloud in clouds.items()]
+    embed = [openai_deployment(f"{name}-embed", cloud, model="text-embedding-3-small") for name, cloud in clouds.items()]
+    return {"chat": {"deployments": chat}, "embed": {"deployments": embed}}
+
+
+def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
+                groups: Callable[[dict], dict] = default_groups, server: dict | None = None) -> Stack:
+    cloud_specs = cloud_specs or [{"name": "cloud-a"}, {"name": "cloud-b"}]
+
+    async def start():
+        clouds = {}
+        for spec in cloud_specs:
+            spec = {"protocol": "openai", "api_key": UPSTREAM_KEY, "ttft_ms": 5, "tokens_per_second": 2000,
+                    "output_tokens": 12, "port": 0, **spec}
+            clouds[spec["name"]] = await start_cloud(CloudSpec(**spec))
+        config = parse_config({
+            "server": {"host": "127.0.0.1", "port": 0, "master_key": GATEWAY_KEY, **(server or {})},
+            "model_groups": groups(clouds),
+        }, env={})
+        gateway = Gateway(config)
+        await gateway.start()
+        return clouds, gateway
+
+    clouds, gateway = bg.run(start())
+    return Stack(bg, clouds, gateway)
