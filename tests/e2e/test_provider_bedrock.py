@@ -143,3 +143,62 @@ def test_wrong_secret_is_reported_without_the_secret(make_stack):
     assert caught.value.status_code == 502
     assert "signature" in str(caught.value).lower()
     assert "not-the-right-secret" not in str(caught.value)
+
+
+def test_exception_frame_right_after_message_start_fails_over_invisibly(make_stack):
+    """Bedrock may start a stream and then throttle it: nothing reached the client, so the next deployment
+    (here: the same cloud, a second deployment) serves the stream as if nothing happened."""
+    cloud = bedrock_cloud()
+    cloud[0]["options"]["stream_errors"] = "frame"
+
+    def two_deployments(clouds):
+        group = bedrock_groups()(clouds)
+        first = group["claude"]["deployments"][0]
+        group["claude"]["deployments"].append({**first, "name": "aws-west"})
+        return group
+
+    stack = make_stack(cloud_specs=cloud, groups=two_deployments)
+    stack.set_faults("aws", [{"kind": "status", "status": 429, "at": [1]}])
+    raw = stack.openai().chat.completions.with_raw_response.create(model="claude", messages=HELLO, stream=True)
+    assert raw.headers["x-skyrelay-attempts"] == "2"
+    chunks = list(raw.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_stream_cut_mid_way_raises_in_the_sdk(make_stack):
+    stack = make_stack(cloud_specs=bedrock_cloud(), groups=bedrock_groups())
+    stack.set_faults("aws", [{"kind": "cut_stream", "after_chunks": 3}])
+    with pytest.raises(openai.APIError):
+        list(stack.openai().chat.completions.create(model="claude", messages=HELLO, stream=True))
+
+
+def test_bedrock_validation_error_reaches_the_client_as_400(make_stack):
+    cloud = bedrock_cloud()
+    cloud[0]["models"] = ["anthropic.claude-3-haiku-20240307-v1:0"]  # the deployment's model is not served here
+    stack = make_stack(cloud_specs=cloud, groups=bedrock_groups())
+    with pytest.raises(openai.BadRequestError, match="model identifier is invalid"):
+        stack.openai().chat.completions.create(model="claude", messages=HELLO)
+
+
+def test_max_tokens_cuts_with_length(aws):
+    resp = aws.openai().chat.completions.create(model="claude", messages=HELLO, max_tokens=2)
+    assert resp.choices[0].finish_reason == "length" and resp.usage.completion_tokens == 2
+
+
+def test_bedrock_api_key(make_stack):
+    api_key = "ABSKZTJlLWJlZHJvY2sta2V5"
+    cloud = [{"name": "aws", "protocol": "bedrock", "api_key": api_key}]
+
+    def groups(key):
+        def build(clouds):
+            return {"claude": {"deployments": [{
+                "name": "aws-key", "kind": "bedrock", "base_url": clouds["aws"].base_url, "region": "us-east-1",
+                "model": MODEL, "api_key": key}]}}
+        return build
+
+    stack = make_stack(cloud_specs=cloud, groups=groups(api_key))
+    assert stack.openai().chat.completions.create(model="claude", messages=HELLO).choices[0].message.content
+    wrong = make_stack(cloud_specs=cloud, groups=groups("ABSKbm90LXRoaXMtb25l"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        wrong.openai().chat.completions.create(model="claude", messages=HELLO)
+    assert caught.value.status_code == 502 and "ABSKbm90LXRoaXMtb25l" not in str(caught.value)

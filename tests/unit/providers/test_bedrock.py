@@ -370,11 +370,19 @@ def test_tool_stream_numbers_calls_from_zero():
 ])
 def test_stream_exceptions_raise_typed_errors(name, error_type, status):
     decoder = ConverseStreamDecoder("id", "m", "br1")
-    assert decoder.feed(TEXT_STREAM[0])[0].role == "assistant"
+    assert decoder.feed(TEXT_STREAM[0]) == []  # the role chunk waits, so an early exception can still fail over
     with pytest.raises(errors.UpstreamError) as caught:
         decoder.feed(exception(name, "Too many tokens, please wait."))
     assert type(caught.value) is error_type and caught.value.status == status
     assert "Too many tokens" in caught.value.message
+
+
+def test_stream_exception_after_content_raises_too():
+    decoder = ConverseStreamDecoder("id", "m", "br1")
+    assert [(c.role, c.content) for c in decoder.feed(b"".join(TEXT_STREAM[:2]))] == [("assistant", ""),
+                                                                                     (None, "Hello")]
+    with pytest.raises(errors.UpstreamUnavailable, match="model stopped"):
+        decoder.feed(exception("modelStreamErrorException", "The model stopped unexpectedly."))
 
 
 def test_stream_cut_before_message_stop_is_an_error():

@@ -9,6 +9,7 @@ from .anthropic import AnthropicProtocol
 from .azure import AzureProtocol
 from .base import Call, CallContext, WireProtocol
 from .bedrock import BedrockProtocol
+from .gemini import GeminiProtocol, VertexProtocol
 from .openai import OpenAIProtocol
 
 PROTOCOLS: dict[str, type] = {
@@ -16,6 +17,8 @@ PROTOCOLS: dict[str, type] = {
     "azure": AzureProtocol,
     "bedrock": BedrockProtocol,
     "anthropic": AnthropicProtocol,
+    "gemini": GeminiProtocol,
+    "vertex": VertexProtocol,
 }
 
 __all__ = ["PROTOCOLS", "Call", "CallContext", "WireProtocol"]

@@ -20,7 +20,7 @@ import orjson
 from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec
-from ..generate import Generation, generate_chat, prompt_tokens
+from ..generate import Generation, conversation_seed, generate_chat, prompt_tokens
 from . import anthropic_wire as wire
 from .anthropic_validate import AnthropicError, MessagesCall, invalid, messages_request, parse_body
 from .base import Call, CallContext
@@ -154,7 +154,7 @@ class AnthropicProtocol:
         gen = generate_chat(call.inp, ctx.spec.seed, ctx.spec.output_tokens,
                             content_filter=ctx.content_filter is not None)
         if call.json_schema is not None:
-            value = sample_json(call.json_schema, random.Random(ctx.request_key))
+            value = sample_json(call.json_schema, random.Random(conversation_seed(ctx.spec.seed, call.inp)))
             gen = Generation([as_json_choice(gen.choices[0], value, call.inp.max_tokens)], gen.prompt_tokens)
         meta = wire.MessageMeta(ctx.request_key, call.inp.model, call.thinking, ctx.content_filter == "prompt")
         headers = self.success_headers(ctx)

@@ -8,6 +8,7 @@ content_block_delta, content_block_stop, message_delta with cumulative usage, me
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 import string
 from typing import Any, AsyncIterator
@@ -26,7 +27,8 @@ _THINKING_TOKENS = 12
 
 
 def anthropic_id(prefix: str, number: int) -> str:
-    """Ids like msg_01XFDUDYJgAACzvnptvVoYEL: a prefix, "01", then 22 base62 characters."""
+    """Ids like msg_01XFDUDYJgAACzvnptvVoYEL: a prefix, "01", then 22 base62 characters (from `number`)."""
+    number = int.from_bytes(hashlib.sha256(f"{prefix}{number}".encode()).digest()[:17], "big")
     chars = []
     for _ in range(22):
         number, digit = divmod(number, 62)
@@ -37,10 +39,11 @@ def anthropic_id(prefix: str, number: int) -> str:
 class MessageMeta:
     """What every body and event of one reply shares."""
 
-    __slots__ = ("id", "model", "rng", "thinking", "prompt_filtered")
+    __slots__ = ("id", "key", "model", "rng", "thinking", "prompt_filtered")
 
     def __init__(self, request_key: int, model: str, thinking: bool, prompt_filtered: bool = False):
         self.id = anthropic_id("msg", request_key)
+        self.key = request_key
         self.model = model
         self.rng = random.Random(request_key)
         self.thinking = thinking
@@ -71,7 +74,7 @@ def _blocks(choice: ChoiceOut, meta: MessageMeta) -> list[_Block]:
         blocks.append(_Block({"type": "text", "text": ""}, [{"type": "text_delta", "text": t} for t in choice.tokens],
                              {"type": "text", "text": choice.text}))
     for call in choice.tool_calls:
-        tool_id = anthropic_id("toolu", int(call.key, 16))
+        tool_id = anthropic_id("toolu", int(call.key, 16) ^ meta.key)  # unique per request, as real ids are
         try:
             arguments = orjson.loads(call.arguments) if call.arguments else {}
         except orjson.JSONDecodeError:  # cut short by max_tokens: the API keeps what parsed, here nothing

@@ -3,6 +3,10 @@
 botocore's `EventStreamBuffer` does the framing (prelude, headers, CRCs, frames split across reads); this module
 only reads the events: messageStart -> the role chunk, text and tool-input deltas -> content and tool-call deltas,
 messageStop -> the finish chunk, metadata -> the usage chunk. Exception events raise typed errors.
+
+The role chunk is held back until the next event that says something: an exception right after messageStart
+(throttling, a model error) then fails the stream before its first chunk, so the dispatcher can still fail over
+invisibly. The client sees no delay: the role chunk never carried content.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from .response import finish_reason, parse_usage
 class ConverseStreamDecoder:
     """Feed raw response bytes, get canonical chunks back; raises typed errors for exception events."""
 
-    __slots__ = ("_buffer", "id", "model", "created", "deployment", "_tool_index", "stopped", "usage_sent")
+    __slots__ = ("_buffer", "id", "model", "created", "deployment", "_tool_index", "_role_pending", "stopped",
+                 "usage_sent")
 
     def __init__(self, response_id: str, model: str, deployment: str):
         self._buffer = EventStreamBuffer()
@@ -32,6 +37,7 @@ class ConverseStreamDecoder:
         self.created = int(time.time())
         self.deployment = deployment
         self._tool_index: dict[int, int] = {}  # Bedrock contentBlockIndex -> OpenAI tool_calls index
+        self._role_pending = False  # messageStart seen, its role chunk not yet sent
         self.stopped = False  # messageStop seen: the answer is complete
         self.usage_sent = False
 
@@ -42,6 +48,9 @@ class ConverseStreamDecoder:
             for message in self._buffer:
                 chunk = self._on_message(message.headers, message.payload)
                 if chunk is not None:
+                    if self._role_pending:
+                        self._role_pending = False
+                        chunks.append(self._chunk(role="assistant", content=""))
                     chunks.append(chunk)
         except (ParserError, struct.error, ValueError) as exc:  # bad CRC, length or header: not an event stream
             raise errors.UpstreamProtocolError(
@@ -79,8 +88,8 @@ class ConverseStreamDecoder:
 
     # --- events -------------------------------------------------------------------------------------------------
 
-    def _message_start(self, data: dict) -> ChatChunk:
-        return self._chunk(role="assistant", content="")
+    def _message_start(self, data: dict) -> None:
+        self._role_pending = True
 
     def _block_start(self, data: dict) -> ChatChunk | None:
         use = (data.get("start") or {}).get("toolUse")
