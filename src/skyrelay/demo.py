@@ -13,21 +13,25 @@ from .server import Gateway
 DEMO_KEY = "sk-skyrelay-demo"
 DEMO_PORT = 4000
 UPSTREAM_KEY = "sk-emulated-upstream"
+AWS_KEY_ID, AWS_SECRET = "AKIDSKYRELAYDEMO", "emulated-aws-secret"  # the emulated Bedrock checks SigV4 with these
+BEDROCK_MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+TIMEOUTS = {"connect": 2, "first_byte": 10, "total": 120}
 
-# Two clouds serving the same model, as a team with capacity on two clouds would have it.
+# One model group over three clouds, as a team with capacity on several would have it: an Azure OpenAI resource,
+# Bedrock, and its own GPU cluster serving an OpenAI-compatible API (vLLM, SGLang, ...).
 CLOUDS = [
-    dict(name="azure-eastus", protocol="openai", region="eastus", ttft_ms=120, tokens_per_second=90, seed=1),
-    dict(name="aws-useast1", protocol="openai", region="us-east-1", ttft_ms=180, tokens_per_second=70, seed=2),
+    CloudSpec(name="azure-eastus", protocol="azure", api_key=UPSTREAM_KEY, ttft_ms=120, tokens_per_second=90, seed=1,
+              output_tokens=40, deployments=[{"name": "gpt-4o-mini", "model": "gpt-4o-mini"},
+                                             {"name": "embed-small", "model": "text-embedding-3-small"}]),
+    CloudSpec(name="aws-useast1", protocol="bedrock", ttft_ms=180, tokens_per_second=70, seed=2, output_tokens=40,
+              options={"aws_access_key_id": AWS_KEY_ID, "aws_secret_access_key": AWS_SECRET, "region": "us-east-1"}),
+    CloudSpec(name="gpu-cluster", protocol="openai", api_key=UPSTREAM_KEY, ttft_ms=60, tokens_per_second=150, seed=3,
+              output_tokens=40),
 ]
 
 
 async def run_demo(port: int | None, stop: asyncio.Event) -> int:
-    clouds = []
-    for cloud in CLOUDS:
-        spec = CloudSpec(name=cloud["name"], protocol=cloud["protocol"], host="127.0.0.1", port=0,
-                         api_key=UPSTREAM_KEY, ttft_ms=cloud["ttft_ms"],
-                         tokens_per_second=cloud["tokens_per_second"], seed=cloud["seed"], output_tokens=40)
-        clouds.append((cloud, await start_cloud(spec)))
+    clouds = {spec.name: await start_cloud(spec) for spec in CLOUDS}
     gateway = Gateway(parse_config(demo_config(clouds), env={}))
     try:
         server = await gateway.start("127.0.0.1", DEMO_PORT if port is None else port)
@@ -42,34 +46,40 @@ async def run_demo(port: int | None, stop: asyncio.Event) -> int:
     finally:
         print("\nstopping...", flush=True)
         await gateway.close()
-        for _, cloud in clouds:
+        for cloud in clouds.values():
             await cloud.stop()
     return 0
 
 
 def demo_config(clouds) -> dict:
-    deployments = [
-        {"name": spec["name"], "kind": "openai", "base_url": cloud.base_url, "api_key": UPSTREAM_KEY,
-         "model": "gpt-4o-mini", "region": spec["region"], "timeouts": {"connect": 2, "first_byte": 10, "total": 120},
-         "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}
-        for spec, cloud in clouds
-    ]
-    embed = [dict(d, name=f"{d['name']}-embed", model="text-embedding-3-small") for d in deployments]
+    azure = {"name": "azure-eastus", "kind": "azure", "base_url": clouds["azure-eastus"].base_url,
+             "api_key": UPSTREAM_KEY, "model": "gpt-4o-mini", "region": "eastus", "timeouts": TIMEOUTS,
+             "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}
+    bedrock = {"name": "aws-useast1", "kind": "bedrock", "base_url": clouds["aws-useast1"].base_url,
+               "region": "us-east-1", "model": BEDROCK_MODEL, "aws_access_key_id": AWS_KEY_ID,
+               "aws_secret_access_key": AWS_SECRET, "timeouts": TIMEOUTS,
+               "price": {"input_per_mtok": 0.80, "output_per_mtok": 4.00}}
+    cluster = {"name": "gpu-cluster", "kind": "openai", "base_url": clouds["gpu-cluster"].base_url,
+               "api_key": UPSTREAM_KEY, "model": "meta-llama/Llama-3.1-8B-Instruct", "region": "on-prem",
+               "timeouts": TIMEOUTS, "tags": {"serving": "vllm"}}
+    embed = [dict(azure, name="azure-eastus-embed", model="embed-small"),
+             dict(cluster, name="gpu-cluster-embed", model="bge-small")]
     return {
         "server": {"host": "127.0.0.1", "port": 0, "master_key": DEMO_KEY},
         "model_groups": {
-            "chat": {"strategy": "least_outstanding", "deployments": deployments},
+            "chat": {"strategy": "least_outstanding", "deployments": [azure, bedrock, cluster]},
             "embed": {"deployments": embed},
         },
     }
 
 
 def instructions(base: str, clouds) -> str:
-    where = ", ".join(f"{spec['name']} ({cloud.base_url})" for spec, cloud in clouds)
+    where = ", ".join(f"{name} ({cloud.spec.protocol} at {cloud.base_url})" for name, cloud in clouds.items())
     return f"""
 skyrelay demo: the gateway is up at {base}/v1
   model "chat" is served by emulated clouds: {where}
-  model "embed" serves embeddings from the same clouds
+  model "embed" serves embeddings from azure-eastus and gpu-cluster
+  the Anthropic SDK works too: anthropic.Anthropic(base_url="{base}", api_key="{DEMO_KEY}")
 
 Call it with curl:
   curl {base}/v1/chat/completions -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" -d '{{"model": "chat", "messages": [{{"role": "user", "content": "hello"}}]}}'
