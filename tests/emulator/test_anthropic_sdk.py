@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 
 import anthropic
+import httpx2
 import jsonschema
 import pytest
 
@@ -258,7 +259,7 @@ def test_missing_max_tokens_is_a_bad_request(client):
 ])
 def test_invalid_requests_are_refused_like_the_api(client, change, expected):
     body = {"model": MODEL, "max_tokens": 10, "messages": HELLO, **change}
-    with pytest.raises(anthropic.BadRequestError, match=None) as caught:
+    with pytest.raises(anthropic.BadRequestError) as caught:
         client.post("/v1/messages", body=body, cast_to=anthropic.types.Message)
     assert expected in caught.value.api_message
 
@@ -326,10 +327,11 @@ def test_hang_reset_and_slow(bg, cloud, client):
 def test_cut_stream_breaks_the_stream(bg, cloud, client):
     faults(bg, cloud, [{"kind": "cut_stream", "after_chunks": 4}])
     seen = []
-    with pytest.raises(Exception):
+    with pytest.raises(httpx2.RemoteProtocolError):  # the SDK lets the transport's error through mid-stream
         for event in client.messages.create(model=MODEL, max_tokens=100, messages=HELLO, stream=True):
             seen.append(event.type)
-    assert seen[0] == "message_start" and "message_stop" not in seen and len(seen) == 4
+    # four SSE events went out; the SDK hides the ping among them
+    assert seen == ["message_start", "content_block_start", "content_block_delta"]
 
 
 @pytest.mark.parametrize("target", ["prompt", "output"])

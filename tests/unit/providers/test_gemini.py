@@ -75,7 +75,8 @@ def test_multi_turn_history_uses_model_role_and_merges_consecutive_turns():
     body = build(chat([
         {"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Great to meet you."},
         {"role": "assistant", "content": [{"type": "text", "text": "What would you like to know?"}]},
-        {"role": "user", "content": "I have two dogs."}, {"role": "user", "content": [{"type": "text", "text": "Paws?"}]},
+        {"role": "user", "content": "I have two dogs."},
+        {"role": "user", "content": [{"type": "text", "text": "Paws?"}]},
         {"role": "assistant", "content": None},  # nothing to say: Gemini refuses turns without parts
     ]))
     assert body["contents"] == [

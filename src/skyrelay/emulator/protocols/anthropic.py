@@ -153,10 +153,11 @@ class AnthropicProtocol:
     async def messages(self, call: MessagesCall, ctx: CallContext) -> Response | StreamResponse:
         gen = generate_chat(call.inp, ctx.spec.seed, ctx.spec.output_tokens,
                             content_filter=ctx.content_filter is not None)
+        seed = conversation_seed(ctx.spec.seed, call.inp)
         if call.json_schema is not None:
-            value = sample_json(call.json_schema, random.Random(conversation_seed(ctx.spec.seed, call.inp)))
+            value = sample_json(call.json_schema, random.Random(seed))
             gen = Generation([as_json_choice(gen.choices[0], value, call.inp.max_tokens)], gen.prompt_tokens)
-        meta = wire.MessageMeta(ctx.request_key, call.inp.model, call.thinking, ctx.content_filter == "prompt")
+        meta = wire.MessageMeta(ctx.request_key, seed, call.inp.model, call.thinking, ctx.content_filter == "prompt")
         headers = self.success_headers(ctx)
         if call.stream:
             return StreamResponse(200, wire.message_stream(gen, meta, ctx.pacer), wire.SSE_HEADERS + headers)

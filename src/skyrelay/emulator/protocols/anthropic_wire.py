@@ -41,11 +41,12 @@ class MessageMeta:
 
     __slots__ = ("id", "key", "model", "rng", "thinking", "prompt_filtered")
 
-    def __init__(self, request_key: int, model: str, thinking: bool, prompt_filtered: bool = False):
+    def __init__(self, request_key: int, content_seed: int, model: str, thinking: bool,
+                 prompt_filtered: bool = False):
         self.id = anthropic_id("msg", request_key)
         self.key = request_key
         self.model = model
-        self.rng = random.Random(request_key)
+        self.rng = random.Random(content_seed)  # thinking text: same conversation, same thoughts
         self.thinking = thinking
         self.prompt_filtered = prompt_filtered  # a refusal before any output
 

@@ -43,7 +43,8 @@ def parse_embed_response(data: Any, req: EmbeddingRequest, model: str, deploymen
         items.append({"object": "embedding", "index": i, "embedding": vector})
     usage = data.get("usageMetadata") or {}
     tokens = usage.get("promptTokenCount") if isinstance(usage, dict) else None
-    return EmbeddingResponse(model=model, data=items, usage=Usage(input_tokens=tokens if isinstance(tokens, int) else 0))
+    input_tokens = tokens if isinstance(tokens, int) else 0  # the Gemini API reports none today
+    return EmbeddingResponse(model=model, data=items, usage=Usage(input_tokens=input_tokens))
 
 
 def _base64_floats(values: list[float]) -> str:

@@ -133,8 +133,8 @@ def _arguments(arguments: Any, i: int, j: int) -> dict[str, Any]:
     except (orjson.JSONDecodeError, TypeError):
         value = None
     if not isinstance(value, dict):
-        raise errors.InvalidRequest(
-            f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object", param=f"messages[{i}].tool_calls")
+        raise errors.InvalidRequest(f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object",
+                                    param=f"messages[{i}].tool_calls")
     return value
 
 
