@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import httptools
 
 _READ_HIGH_WATER = 256 * 1024  # pause the socket when a slow stream consumer falls this far behind
+_NO_FIRST_BYTE = "no response from upstream within %gs"
+_TOO_LONG = "upstream took longer than %gs"
 
 
 class ClientError(Exception):
@@ -201,14 +203,15 @@ class _Connection(asyncio.Protocol):
             self.reading_paused = False
             self.transport.resume_reading()
 
-    def arm_deadline(self, seconds: float, error: Exception):
+    def arm_deadline(self, seconds: float, make_error: type[ClientError], template: str, limit: float):
+        """Fail the exchange after `seconds`; the error is built only if it fires (most never do)."""
         self._cancel_deadline()
-        self.deadline = asyncio.get_running_loop().call_later(seconds, self._expire, error)
+        self.deadline = asyncio.get_running_loop().call_later(seconds, self._expire, make_error, template, limit)
 
-    def _expire(self, error: Exception):
+    def _expire(self, make_error: type[ClientError], template: str, limit: float):
         self.deadline = None
         if self.exchange is not None:
-            self.exchange.fail(error)
+            self.exchange.fail(make_error(template % limit))
         self.transport.abort()
 
     def _cancel_deadline(self):
@@ -361,20 +364,20 @@ class HttpClient:
         conn.used += 1
         first_byte = first_byte or self.first_byte_timeout
         total = total or self.total_timeout
-        total_handle = loop.call_later(total, conn._expire, TotalTimeout(f"upstream took longer than {total:g}s"))
-        conn.arm_deadline(min(first_byte, total), FirstByteTimeout(f"no response from upstream within {first_byte:g}s"))
+        # One timer at a time: first byte, then (only for bodies still arriving) what is left of the total.
+        finish_by = loop.time() + total
+        if first_byte < total:
+            conn.arm_deadline(first_byte, FirstByteTimeout, _NO_FIRST_BYTE, first_byte)
+        else:
+            conn.arm_deadline(total, TotalTimeout, _TOO_LONG, total)
         try:
             conn.transport.write(payload)
             await ex.head_future
         except BaseException:
-            total_handle.cancel()
             conn.finish_exchange()
             raise
-        # The head is in: from now on only the total deadline applies, for the body.
-        conn._cancel_deadline()
-        conn.deadline = total_handle
-        if ex.complete:
-            total_handle.cancel()
+        if not ex.complete:
+            conn.arm_deadline(max(0.0, finish_by - loop.time()), TotalTimeout, _TOO_LONG, total)
         return Response(ex.status, ex.headers, conn, ex)
 
     async def aclose(self):

@@ -79,7 +79,7 @@ def _head(status: int, headers: list[tuple[str, str]], extra: str, keep_alive: b
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "parser", "url", "headers", "request", "queue", "task", "paused",
-        "drain_waiter", "closed", "idle_timer", "client",
+        "drain_waiter", "closed", "idle_since", "client",
     )
 
     def __init__(self, server: "HttpServer"):
@@ -94,7 +94,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.drain_waiter: asyncio.Future | None = None
         self.closed = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # loop time the connection last went idle; the server's sweep closes stale ones
         self.client = ""
 
     # --- transport events ---------------------------------------------------------------------------------------
@@ -104,19 +104,17 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
         self.server.connections.add(self)
-        self._arm_idle_timer()
+        self.idle_since = asyncio.get_running_loop().time()
 
     def connection_lost(self, exc):
         self.closed = True
         self.server.connections.discard(self)
-        self._cancel_idle_timer()
         if self.task is not None and not self.task.done():
             self.task.cancel()  # the client went away: stop the work (and the upstream call) it was waiting for
         if self.drain_waiter is not None and not self.drain_waiter.done():
             self.drain_waiter.set_exception(ConnectionResetError("client disconnected"))
 
     def data_received(self, data: bytes):
-        self._cancel_idle_timer()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -201,8 +199,7 @@ class _Connection(asyncio.Protocol):
             pass
         finally:
             self.task = None
-            if not self.closed:
-                self._arm_idle_timer()
+            self.idle_since = asyncio.get_running_loop().time()
 
     async def _serve_one(self, req: Request, keep_alive: bool):
         try:
@@ -268,20 +265,6 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
             self.closed = True
 
-    def _arm_idle_timer(self):
-        self._cancel_idle_timer()
-        loop = asyncio.get_running_loop()
-        self.idle_timer = loop.call_later(self.server.keepalive_timeout, self._idle_expired)
-
-    def _cancel_idle_timer(self):
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-
-    def _idle_expired(self):
-        if self.task is None and self.transport is not None:
-            self.transport.close()
-
     def close_if_idle(self) -> bool:
         if self.task is None and self.transport is not None:
             self.transport.close()
@@ -300,18 +283,35 @@ class HttpServer:
         self._server: asyncio.base_events.Server | None = None
         self.host = ""
         self.port = 0
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int) -> "HttpServer":
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=2048)
         sock = self._server.sockets[0].getsockname()
         self.host, self.port = sock[0], sock[1]
+        self._schedule_sweep()
         return self
+
+    def _schedule_sweep(self) -> None:
+        # One timer for all connections instead of one re-armed per request: idle expiry needs no precision.
+        period = max(0.05, min(self.keepalive_timeout / 4, 5.0))
+        self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle (or stuck before a whole request arrived) past the keep-alive timeout."""
+        expired = asyncio.get_running_loop().time() - self.keepalive_timeout
+        for conn in list(self.connections):
+            if conn.idle_since < expired:
+                conn.close_if_idle()
+        self._schedule_sweep()
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop accepting, close idle connections, let in-flight requests finish for up to `grace` seconds."""
         if self._server is None:
             return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self._server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
