@@ -71,7 +71,10 @@ class Dispatcher:
         group = self.group(model)
         decision = plan(group, self.groups, self.health, self.outstanding, self.clock(), self.rng)
         outcome = Outcome(group.name)
-        for deployment in decision.candidates[:decision.max_attempts]:
+        refusals: list[errors.UnsupportedFeature] = []
+        for deployment in decision.candidates:
+            if outcome.attempts >= decision.max_attempts:
+                break
             name = deployment.name
             now = self.clock()
             if outcome.attempts and not self.health.is_available(name, now):
@@ -87,6 +90,14 @@ class Dispatcher:
                 if not exc.retryable:
                     raise
                 outcome.failures.append((name, exc))
+                continue
+            except errors.UnsupportedFeature as exc:
+                # Refused before anything was sent: says nothing about the deployment's health.
+                self.outstanding[name] -= 1
+                if group.on_unsupported != "fail_over":
+                    raise
+                outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
+                refusals.append(exc)
                 continue
             except errors.GatewayError:
                 self.outstanding[name] -= 1
@@ -105,6 +116,10 @@ class Dispatcher:
             self.health.on_success(name, self.clock())
             outcome.deployment = deployment
             return result, outcome
+        if refusals and not outcome.failures:
+            raise errors.UnsupportedFeature(
+                f"no deployment of model '{group.name}' can serve this request: "
+                + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
         raise exhausted_error(group.name, decision, outcome)
 
     async def _follow(self, first: ChatChunk, rest: AsyncIterator[ChatChunk], deployment: Any):

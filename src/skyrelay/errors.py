@@ -34,6 +34,11 @@ class InvalidRequest(GatewayError):
     type = "invalid_request_error"
 
 
+class UnsupportedFeature(InvalidRequest):
+    """A request feature the chosen deployment's cloud cannot honour; the message names the feature and the
+    deployment. With a group's `on_unsupported: fail_over` the dispatcher tries another deployment instead."""
+
+
 class AuthenticationFailed(GatewayError):
     """The API key is missing or unknown."""
 

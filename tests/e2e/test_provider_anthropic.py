@@ -148,3 +148,26 @@ def test_cut_stream_ends_with_an_error(make_stack):
     stack.set_faults("claude-a", [{"kind": "cut_stream", "after_chunks": 4}])
     with pytest.raises(openai.APIError):
         list(stack.openai().chat.completions.create(model="chat", messages=HELLO, stream=True))
+
+
+def test_thinking_passes_through_and_its_blocks_are_skipped(claude):
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    reply = claude.openai().chat.completions.create(model="chat", messages=HELLO, max_tokens=2048,
+                                                    extra_body={"thinking": thinking})
+    assert reply.choices[0].message.content
+    assert last_request(claude)["body"]["thinking"] == thinking
+    chunks = list(claude.openai().chat.completions.create(model="chat", messages=HELLO, max_tokens=2048,
+                                                          stream=True, extra_body={"thinking": thinking}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_refusal_is_content_filter(claude):
+    claude.set_faults("claude-a", [{"kind": "content_filter", "target": "prompt", "times": 2}])
+    try:
+        reply = claude.openai().chat.completions.create(model="chat", messages=HELLO)
+        chunks = list(claude.openai().chat.completions.create(model="chat", messages=HELLO, stream=True))
+    finally:
+        claude.clear_faults("claude-a")
+    assert reply.choices[0].finish_reason == "content_filter"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "content_filter"]

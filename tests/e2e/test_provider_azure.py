@@ -32,8 +32,9 @@ def azure_groups(clouds: dict) -> dict:
 
 
 AZURE_CLOUDS = [
-    {"name": "az-east", "protocol": "azure", "deployments": [{"name": "gpt4o-prod", "model": "gpt-4o"},
-                                                             {"name": "embed-small", "model": "text-embedding-3-small"}]},
+    {"name": "az-east", "protocol": "azure",
+     "deployments": [{"name": "gpt4o-prod", "model": "gpt-4o"},
+                     {"name": "embed-small", "model": "text-embedding-3-small"}]},
 ]
 
 

@@ -34,6 +34,7 @@ class Option:
     kinds: tuple[str, ...]
     secret: bool = False
     default: str | None = None
+    integer: bool = False  # a positive integer rather than a string
 
 
 OPTIONS: dict[str, Option] = {
@@ -45,6 +46,7 @@ OPTIONS: dict[str, Option] = {
     "aws_session_token": Option(("bedrock",), secret=True),
     "aws_profile": Option(("bedrock",)),
     "anthropic_version": Option(("anthropic",), default="2023-06-01"),
+    "default_max_tokens": Option(("anthropic",), integer=True),  # Anthropic requires max_tokens; default 4096
     "project": Option(("vertex",)),
     "location": Option(("vertex",)),
     "credentials_file": Option(("vertex",)),
@@ -62,6 +64,8 @@ def read_options(ctx: Context, raw: Mapping, path: str, kind: str | None, region
             continue
         if option.secret:
             value = fields.secret(ctx, raw, path, key)
+        elif option.integer:
+            value = fields.number(ctx, raw, path, key, integer=True, minimum=1)
         else:
             value = fields.text(ctx, raw, path, key, hint=_quote_hint(key))
         if value is None and kind in option.kinds:

@@ -14,6 +14,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_STRATEGY = "weighted"
+UNSUPPORTED_POLICIES = ("reject", "fail_over")  # what a request feature one deployment cannot honour does
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_CONNECTIONS = 100
 
@@ -137,6 +138,9 @@ class ModelGroup:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # across deployments and fallbacks
     fallbacks: tuple[str, ...] = ()
     deployments: tuple[Deployment, ...] = ()
+    # "reject": a feature the chosen deployment cannot honour is the client's 400, naming both;
+    # "fail_over": try the group's other deployments (and fallbacks), 400 only if none can honour it.
+    on_unsupported: str = "reject"
 
     def __hash__(self) -> int:
         return hash(self.name)

@@ -9,11 +9,11 @@ from . import fields
 from .deployments import read_deployment
 from .fields import Context, child, item
 from .model import (DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_STRATEGY,
-                    Config, Deployment, ModelGroup, Problem, ServerConfig)
+                    UNSUPPORTED_POLICIES, Config, Deployment, ModelGroup, Problem, ServerConfig)
 
 TOP_LEVEL_KEYS = ("server", "model_groups")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key")
-GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "deployments")
+GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "deployments")
 STRATEGIES = ("weighted", "least_outstanding")
 
 
@@ -89,9 +89,11 @@ def _model_group(ctx: Context, value: Any, path: str, name: str) -> _Located | N
     max_attempts = fields.number(ctx, raw, path, "max_attempts", integer=True, minimum=1,
                                  default=DEFAULT_MAX_ATTEMPTS)
     fallbacks = fields.string_list(ctx, raw, path, "fallbacks")
+    on_unsupported = fields.choice(ctx, raw, path, "on_unsupported", UNSUPPORTED_POLICIES, default="reject")
     deployments, deployment_paths = _deployments(ctx, raw.get("deployments"), child(path, "deployments"), name)
     group = ModelGroup(name=name, strategy=strategy, max_attempts=max_attempts,
-                       fallbacks=tuple(target for _, target in fallbacks), deployments=tuple(deployments))
+                       fallbacks=tuple(target for _, target in fallbacks), deployments=tuple(deployments),
+                       on_unsupported=on_unsupported)
     return group, {"fallbacks": fallbacks, "deployments": deployment_paths}
 
 

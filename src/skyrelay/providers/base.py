@@ -39,15 +39,15 @@ class Provider:
         return self.deployment.base_url
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
-        raise errors.InvalidRequest(f"deployment '{self.name}' ({self.kind}) does not serve chat completions")
+        raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve chat completions")
 
     def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
         """An async generator of chunks. It must raise (an UpstreamError) before its first chunk if the upstream
         fails to start, so the dispatcher can still fail over invisibly."""
-        raise errors.InvalidRequest(f"deployment '{self.name}' ({self.kind}) does not serve streaming chat")
+        raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve streaming chat")
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
-        raise errors.InvalidRequest(f"deployment '{self.name}' ({self.kind}) does not serve embeddings", param="model")
+        raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve embeddings", param="model")
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -80,9 +80,9 @@ class _Where:
     def __init__(self, deployment: str):
         self.deployment = deployment
 
-    def unsupported(self, feature: str, param: str | None = None, hint: str = "") -> errors.InvalidRequest:
+    def unsupported(self, feature: str, param: str | None = None, hint: str = "") -> errors.UnsupportedFeature:
         message = f"{feature} is not supported by deployment '{self.deployment}' (anthropic)"
-        return errors.InvalidRequest(f"{message}; {hint}" if hint else message, param=param)
+        return errors.UnsupportedFeature(f"{message}; {hint}" if hint else message, param=param)
 
 
 # --- messages ------------------------------------------------------------------------------------------------------

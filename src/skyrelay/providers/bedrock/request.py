@@ -33,9 +33,9 @@ class _Ctx:
     def __init__(self, deployment: str):
         self.deployment = deployment
 
-    def refuse(self, feature: str, param: str, why: str = "") -> errors.InvalidRequest:
+    def refuse(self, feature: str, param: str, why: str = "") -> errors.UnsupportedFeature:
         detail = f": {why}" if why else ""
-        return errors.InvalidRequest(
+        return errors.UnsupportedFeature(
             f"{feature} is not supported by deployment '{self.deployment}' (bedrock){detail}", param=param)
 
 

@@ -13,7 +13,7 @@ from ...canonical import EmbeddingRequest, EmbeddingResponse, Usage
 def build_embed_request(req: EmbeddingRequest, model_path: str, where: str) -> dict[str, Any]:
     inputs = [req.input] if isinstance(req.input, str) else req.input
     if not inputs or not all(isinstance(text, str) for text in inputs):
-        raise errors.InvalidRequest(f"'input' must be a string or an array of strings for {where} "
+        raise errors.UnsupportedFeature(f"'input' must be a string or an array of strings for {where} "
                                     "(token arrays are not supported)", param="input")
     common: dict[str, Any] = {"model": model_path}
     for key, value in req.extra.items():
@@ -22,7 +22,7 @@ def build_embed_request(req: EmbeddingRequest, model_path: str, where: str) -> d
         if key == "dimensions" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
             common["outputDimensionality"] = value
         else:
-            raise errors.InvalidRequest(f"'{key}' is not supported by {where}", param=key)
+            raise errors.UnsupportedFeature(f"'{key}' is not supported by {where}", param=key)
     if req.extra.get("encoding_format") not in (None, "float", "base64"):
         raise errors.InvalidRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
     return {"requests": [{**common, "content": {"parts": [{"text": text}]}} for text in inputs]}

@@ -65,7 +65,7 @@ def _part(part: Any, where: str, param: str, kind: str) -> dict[str, Any] | None
         audio = part.get("input_audio") or {}
         mime = _AUDIO_TYPES.get(audio.get("format"))
         if mime is None or not isinstance(audio.get("data"), str):
-            raise errors.InvalidRequest(f"{param}: audio format {audio.get('format')!r} is not supported{_by(where)}",
+            raise errors.UnsupportedFeature(f"{param}: audio format {audio.get('format')!r} is not supported{_by(where)}",
                                         param=param)
         return {"inlineData": {"mimeType": mime, "data": audio["data"]}}
     if part_type == "file":
@@ -80,7 +80,7 @@ def _part(part: Any, where: str, param: str, kind: str) -> dict[str, Any] | None
         if isinstance(file_id, str):
             return url_part(file_id, where, param, kind, "file")
         raise errors.InvalidRequest(f"{param}: a file part needs file_data or file_id", param=param)
-    raise errors.InvalidRequest(f"{param}: content parts of type {part_type!r} are not supported{_by(where)}",
+    raise errors.UnsupportedFeature(f"{param}: content parts of type {part_type!r} are not supported{_by(where)}",
                                 param=param)
 
 
@@ -100,7 +100,7 @@ def url_part(url: str, where: str, param: str, kind: str, what: str) -> dict[str
             file_data = {"mimeType": mime, "fileUri": url}
         return {"fileData": file_data}
     scheme = url.split(":", 1)[0] if ":" in url else "plain"
-    raise errors.InvalidRequest(
+    raise errors.UnsupportedFeature(
         f"{param}: {what} URLs of scheme '{scheme}' are not supported{_by(where)}: Gemini reads only inline data "
         f"and gs:// URIs; send the {what} as a base64 data: URL", param=param)
 

@@ -88,7 +88,7 @@ def build_contents(messages: list[dict[str, Any]], where: str, kind: str = "gemi
         elif role == "function":  # the legacy form of a tool result: the function is named on the message
             turn_role, parts = "user", [_function_response(str(msg.get("name") or ""), msg.get("content"), i)]
         else:
-            raise errors.InvalidRequest(f"messages[{i}].role {role!r} is not supported by {where}",
+            raise errors.UnsupportedFeature(f"messages[{i}].role {role!r} is not supported by {where}",
                                         param=f"messages[{i}].role")
         if not parts:
             continue  # Gemini refuses turns without parts (e.g. an assistant message with empty content)
@@ -170,7 +170,7 @@ def build_tools(tools: list[dict[str, Any]], tool_choice: Any, where: str) -> tu
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(function, dict):
             kind = tool.get("type") if isinstance(tool, dict) else type(tool).__name__
-            raise errors.InvalidRequest(f"tools[{i}] of type {kind!r} is not supported by {where}; only functions",
+            raise errors.UnsupportedFeature(f"tools[{i}] of type {kind!r} is not supported by {where}; only functions",
                                         param=f"tools[{i}]")
         declarations.append(function_declaration(function, i))
     mode, allowed = _tool_mode(tool_choice, where)
@@ -221,7 +221,7 @@ def _tool_mode(choice: Any, where: str) -> tuple[str | None, list[str] | None]:
             names = [(t.get("function") or {}).get("name") for t in spec.get("tools") or () if isinstance(t, dict)]
             if spec.get("mode") in ("auto", "required") and names and all(isinstance(n, str) for n in names):
                 return ("ANY" if spec["mode"] == "required" else "AUTO"), names
-    raise errors.InvalidRequest(f"this 'tool_choice' is not supported by {where}", param="tool_choice")
+    raise errors.UnsupportedFeature(f"this 'tool_choice' is not supported by {where}", param="tool_choice")
 
 
 # --- generation config ---------------------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def _response_format(fmt: dict[str, Any], config: dict[str, Any], where: str) ->
         else:
             config["responseJsonSchema"] = schema
         return
-    raise errors.InvalidRequest(f"response_format type {kind!r} is not supported by {where}", param="response_format")
+    raise errors.UnsupportedFeature(f"response_format type {kind!r} is not supported by {where}", param="response_format")
 
 
 def _extras(extra: dict[str, Any], config: dict[str, Any], where: str, model: str) -> None:
@@ -282,12 +282,12 @@ def _extras(extra: dict[str, Any], config: dict[str, Any], where: str, model: st
         elif key == "reasoning_effort":
             if not isinstance(value, str) or value not in (
                     _THINKING_LEVELS if gemini3_or_later(model) else _THINKING_BUDGETS):
-                raise errors.InvalidRequest(f"reasoning_effort {value!r} is not supported by {where}", param=key)
+                raise errors.UnsupportedFeature(f"reasoning_effort {value!r} is not supported by {where}", param=key)
             config["thinkingConfig"] = _thinking(value, model)
         elif key in ("logprobs", "top_logprobs") and not value:
             continue  # asking for none is fine
         else:
-            raise errors.InvalidRequest(f"'{key}' is not supported by {where}", param=key)
+            raise errors.UnsupportedFeature(f"'{key}' is not supported by {where}", param=key)
 
 
 def _thinking(effort: str, model: str) -> dict[str, Any]:
