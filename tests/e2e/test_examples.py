@@ -1,0 +1,100 @@
+"""The shipped examples work as documented: `skyrelay emulate` + `skyrelay serve` with examples/multicloud.yaml,
+and `skyrelay check-config` explains mistakes with their YAML paths."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import openai
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {
+    "SKYRELAY_MASTER_KEY": "sk-local", "AZURE_OPENAI_API_KEY": "az-local", "ANTHROPIC_API_KEY": "ant-local",
+    "GEMINI_API_KEY": "gem-local", "AWS_ACCESS_KEY_ID": "AKIDLOCALEMULATOR", "AWS_SECRET_ACCESS_KEY": "local-secret",
+}
+
+
+def skyrelay(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "skyrelay.cli", *args], cwd=ROOT, text=True,
+                            env={**os.environ, **ENV, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, **kw)
+
+
+def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if re.search(pattern, line):
+            return line
+    raise AssertionError(f"no line matching {pattern!r}:\n{''.join(seen)}")
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_multicloud_example_serves_both_sdks():
+    emulator = skyrelay("emulate", "--config", "examples/emulator-multicloud.yaml")
+    gateway = None
+    try:
+        for _ in range(4):
+            wait_for_line(emulator, r"http://127\.0\.0\.1:92\d\d")
+        gateway = skyrelay("serve", "--config", "examples/multicloud.yaml", "--port", "0")
+        base = re.search(r"http://[\d.]+:\d+", wait_for_line(gateway, r"listening on")).group(0)
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-local", max_retries=0)
+        served = set()
+        for _ in range(16):
+            raw = client.chat.completions.with_raw_response.create(
+                model="smart", messages=[{"role": "user", "content": "hello"}], max_tokens=5)
+            assert raw.parse().choices[0].message.content
+            served.add(raw.headers["x-skyrelay-deployment"])
+        assert len(served) >= 3, served
+        message = anthropic.Anthropic(base_url=base, api_key="sk-local", max_retries=0).messages.create(
+            model="smart", max_tokens=5, messages=[{"role": "user", "content": "hello"}])
+        assert message.content[0].text
+    finally:
+        if gateway is not None:
+            assert stop(gateway) == 0
+        assert stop(emulator) == 0
+
+
+def test_check_config_explains_mistakes(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "server:\n  port: abc\nmodel_groups:\n  chat:\n    deployments:\n"
+        "      - {kind: openai, base_url: http://127.0.0.1:1/v1, model: m}\n"
+        "      - {kind: openai, base_url: not-a-url, model: m, api_key: sk-very-secret}\n")
+    out = subprocess.run([sys.executable, "-m", "skyrelay.cli", "check-config", str(bad)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 1
+    assert "server.port" in out.stdout
+    assert "model_groups.chat.deployments[1].base_url: not a URL" in out.stdout
+    assert "sk-very-secret" not in out.stdout + out.stderr
+    good = subprocess.run([sys.executable, "-m", "skyrelay.cli", "check-config", "examples/multicloud.yaml"],
+                          cwd=ROOT, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=30)
+    assert good.returncode == 0, good.stdout + good.stderr
+
+
+def test_serve_refuses_a_bad_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_groups: {chat: {deployments: [{kind: nope, model: m}]}}\n")
+    proc = skyrelay("serve", "--config", str(bad))
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "model_groups.chat.deployments[0].kind" in out
