@@ -6,10 +6,8 @@ test's own loop, both over real sockets.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ import jsonschema
 import pytest
 
 from skyrelay.emulator import CloudSpec, start_cloud
+from tests.emulator.background import Background
 
 KEY = "sk-ant-test-key"
 MODEL = "claude-emulated-1"
@@ -31,27 +30,6 @@ WEATHER = {"name": "get_weather", "description": "Get the current weather for a 
                                                              "unit": {"type": "string", "enum": ["c", "f"]}},
                             "required": ["city"]}}
 HELLO = [{"role": "user", "content": "Hello there, tell me something."}]
-
-
-class Background:
-    """An event loop on its own thread, serving the emulated cloud."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 10.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn, *args):
-        async def wrapper():
-            return fn(*args)
-        return self.run(wrapper())
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -340,3 +318,29 @@ def test_content_filter_is_a_refusal(bg, cloud, client, target):
     message = client.messages.create(model=MODEL, max_tokens=100, messages=HELLO)
     assert message.stop_reason == "refusal"
     assert (message.content == []) == (target == "prompt")
+
+
+def test_stream_errors_event_fails_a_stream_after_its_200(bg):
+    spec = CloudSpec(name="overloaded", protocol="anthropic", ttft_ms=1, tokens_per_second=0,
+                     options={"stream_errors": "event"}, faults=[{"status": 529}])
+    cloud = bg.run(start_cloud(spec))
+    try:
+        with anthropic.Anthropic(base_url=cloud.base_url, api_key=KEY, max_retries=0) as client:
+            seen = []
+            with pytest.raises(anthropic.APIStatusError) as caught:
+                for event in client.messages.create(model=MODEL, max_tokens=10, messages=HELLO, stream=True):
+                    seen.append(event.type)
+            assert seen == ["message_start"] and caught.value.type == "overloaded_error"
+            with pytest.raises(anthropic.OverloadedError):  # not streamed: the plain 529 answer
+                client.messages.create(model=MODEL, max_tokens=10, messages=HELLO)
+    finally:
+        bg.run(cloud.stop())
+
+
+def test_unknown_options_are_refused():
+    from skyrelay.emulator import EmulatedCloud, EmulatorConfigError
+
+    with pytest.raises(EmulatorConfigError, match="unknown key"):
+        EmulatedCloud(CloudSpec(name="x", protocol="anthropic", options={"stream_error": "event"}))
+    with pytest.raises(EmulatorConfigError, match="stream_errors"):
+        EmulatedCloud(CloudSpec(name="x", protocol="anthropic", options={"stream_errors": "frame"}))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 from collections import deque
 from typing import Any, AsyncIterator
 
@@ -32,6 +33,7 @@ from .timing import Pacer, Timing
 _ADMIN = "/_emulator/"
 _RECENT = 64
 _SECRET_WORDS = ("authorization", "key", "token", "secret", "signature", "cookie", "credential")
+_SECRET_QUERY = re.compile(r"((?:^|&)[^=&]*(?:key|token|secret|signature|credential)[^=&]*)=[^&]*", re.IGNORECASE)
 
 
 class Stats:
@@ -180,7 +182,8 @@ class EmulatedCloud:
         headers = {k: ("<redacted>" if any(w in k for w in _SECRET_WORDS) else v) for k, v in request.headers.items()}
         body: Any = call.payload if isinstance(call.payload, (dict, list)) else request.body[:2048].decode(
             "utf-8", "replace")
-        self.recent_requests.append({"method": request.method, "path": request.path, "query": request.query,
+        query = _SECRET_QUERY.sub(r"\1=<redacted>", request.query)  # Gemini clients may send ?key=<api key>
+        self.recent_requests.append({"method": request.method, "path": request.path, "query": query,
                                      "headers": headers, "body": body, "operation": call.operation})
 
     # --- admin API ------------------------------------------------------------------------------------------------

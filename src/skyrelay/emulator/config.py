@@ -2,7 +2,7 @@
 
     clouds:
       - name: azure-eastus
-        protocol: openai          # openai | azure (more protocols register in emulator/protocols/)
+        protocol: openai          # openai | azure | bedrock | anthropic | gemini | vertex
         port: 9101
         api_key: test-key         # omit to accept any key
         models: [gpt-4o-mini]     # omit to accept any model

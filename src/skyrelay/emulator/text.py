@@ -71,10 +71,15 @@ def sentence_words(rng: random.Random, n: int) -> list[str]:
         words += phrase.split()
         remaining -= size
     for i in range(len(words) - 1):
-        if words[i] == "a" and words[i + 1][0] in "aeiou":
+        if words[i] == "a" and _vowel_sound(words[i + 1]):
             words[i] = "an"
     words[0] = words[0].capitalize()
     return words
+
+
+def _vowel_sound(word: str) -> bool:
+    # "a useful", "a unique", "a one-off" sound a consonant though they start with a vowel letter
+    return word[0] in "aeiou" and not word.startswith(("use", "usu", "uni", "eu", "one"))
 
 
 def prose_tokens(rng: random.Random, n_tokens: int) -> list[str]:

@@ -5,6 +5,8 @@ Auth: `x-api-key: KEY` or `authorization: Bearer KEY` when the cloud has an api_
 header is required (any YYYY-MM-DD date, or only `options.anthropic_versions` when given). Errors:
 {"type": "error", "error": {"type", "message"}, "request_id"} with a `request-id` header; 429 carries
 `retry-after`; 529 is `overloaded_error`. A content_filter fault ends the reply with stop_reason "refusal".
+Options: `anthropic_versions: [...]`; `stream_errors: event` makes 429/5xx faults on streamed requests answer
+200, send message_start, then `event: error` (how an overloaded API fails mid-stream); default `http`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import orjson
 
 from skyrelay.net.server import Request, Response, StreamResponse
 
-from ..config import CloudSpec
+from ..config import CloudSpec, EmulatorConfigError
 from ..generate import Generation, conversation_seed, generate_chat, prompt_tokens
 from . import anthropic_wire as wire
-from .anthropic_validate import AnthropicError, MessagesCall, invalid, messages_request, parse_body
+from .anthropic_blocks import AnthropicError, invalid
+from .anthropic_validate import MessagesCall, messages_request, parse_body
 from .base import Call, CallContext
 from .json_output import as_json_choice, sample_json
 
@@ -39,6 +42,7 @@ _STATUS_ERRORS = {  # what the API answers for each status, when a fault gives n
     504: ("timeout_error", "Request timed out"),
     529: ("overloaded_error", "Overloaded"),
 }
+_OPTIONS = {"anthropic_versions", "stream_errors"}
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ORGANIZATION = "5c0e8f2a-9a4b-4d7e-8a51-0e6f3b1d2c4a"
 _RATE_LIMIT = 4000
@@ -60,8 +64,21 @@ class AnthropicProtocol:
     def __init__(self, spec: CloudSpec):
         self.spec = spec
         self.models = set(spec.models)
-        versions = spec.options.get("anthropic_versions")
-        self.versions = set(versions) if isinstance(versions, list) else None
+        options = spec.options or {}
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise EmulatorConfigError(f"{spec.name}.options: unknown key(s) {sorted(unknown)} for protocol "
+                                      f"anthropic; known: {sorted(_OPTIONS)}")
+        versions = options.get("anthropic_versions")
+        if versions is not None and not (isinstance(versions, list) and all(isinstance(v, str) for v in versions)):
+            raise EmulatorConfigError(f"{spec.name}.options.anthropic_versions: expected a list of strings")
+        self.versions = set(versions) if versions is not None else None
+        self.stream_errors = options.get("stream_errors", "http")
+        if self.stream_errors not in ("http", "event"):
+            raise EmulatorConfigError(f"{spec.name}.options.stream_errors: expected 'http' or 'event'")
+        # The request just inspected, when it asks for a stream: the cloud calls `error_response` for a status
+        # fault right after `inspect`, with no await in between, so this is that request's.
+        self._streaming: dict[str, Any] | None = None
 
     def base_url(self, host: str, port: int) -> str:
         return f"http://{_client_host(host)}:{port}"  # the SDK's base_url: it adds /v1/messages
@@ -76,16 +93,41 @@ class AnthropicProtocol:
             except AnthropicError as exc:
                 payload = exc
             if path.endswith("count_tokens"):
+                self._streaming = None
                 return Call("other", False, payload)
-            return Call("chat", isinstance(payload, dict) and payload.get("stream") is True, payload)
+            stream = isinstance(payload, dict) and payload.get("stream") is True
+            self._streaming = payload if stream else None
+            return Call("chat", stream, payload)
+        self._streaming = None
         if request.method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return Call("models")
         return Call("other")
 
     # --- answers --------------------------------------------------------------------------------------------------
 
-    def error_response(self, status: int, message: str | None = None, retry_after: float | None = None) -> Response:
-        return self.render_error(status_error(status, message), retry_after)
+    def error_response(self, status: int, message: str | None = None,
+                       retry_after: float | None = None) -> Response | StreamResponse:
+        error = status_error(status, message)
+        if self.stream_errors == "event" and self._streaming is not None and (status >= 500 or status == 429):
+            return self.failing_stream(error, self._streaming)
+        return self.render_error(error, retry_after)
+
+    def failing_stream(self, error: AnthropicError, payload: dict[str, Any]) -> StreamResponse:
+        """A 200 stream that starts a message and then fails with `event: error`, as an overloaded API does."""
+        key = _fresh_key()
+        model = payload.get("model") if isinstance(payload.get("model"), str) else "unknown"
+        start = {"type": "message_start", "message": {
+            "id": wire.anthropic_id("msg", key), "type": "message", "role": "assistant", "model": model,
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": wire.usage(len(orjson.dumps(payload.get("messages"))) // 4, 1)}}
+        request_id = wire.anthropic_id("req", key)
+
+        async def events():
+            yield wire.sse("message_start", start)
+            yield wire.error_event(error.type, error.message, request_id)
+
+        return StreamResponse(200, events(), wire.SSE_HEADERS + [("request-id", request_id),
+                                                                 ("anthropic-organization-id", _ORGANIZATION)])
 
     def render_error(self, error: AnthropicError, retry_after: float | None = None) -> Response:
         request_id = wire.anthropic_id("req", _fresh_key())
@@ -98,11 +140,6 @@ class AnthropicProtocol:
                         ("anthropic-ratelimit-requests-remaining", "0"),
                         ("anthropic-ratelimit-requests-reset", _rfc3339(time.time() + (retry_after or 1)))]
         return Response(error.status, orjson.dumps(body), headers)
-
-    def stream_error_event(self, status: int, message: str | None = None) -> bytes:
-        """The `event: error` the API sends when a stream fails after its 200 (e.g. overloaded)."""
-        error = status_error(status, message)
-        return wire.error_event(error.type, error.message, wire.anthropic_id("req", _fresh_key()))
 
     async def serve(self, request: Request, call: Call, ctx: CallContext) -> Response | StreamResponse:
         path = request.path.rstrip("/")

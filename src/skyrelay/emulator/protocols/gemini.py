@@ -22,7 +22,7 @@ import orjson
 
 from skyrelay.net.server import Request, Response, StreamResponse
 
-from ..config import CloudSpec
+from ..config import CloudSpec, EmulatorConfigError
 from ..generate import Generation, conversation_seed, generate_chat, prompt_tokens
 from . import gemini_errors as errors
 from . import gemini_wire as wire
@@ -63,10 +63,20 @@ class GeminiProtocol:
     vertex = False
     service = "generativelanguage.googleapis.com"
 
+    known_options = frozenset({"tokens_per_event"})
+
     def __init__(self, spec: CloudSpec):
         self.spec = spec
         self.models = set(spec.models)
-        self.tokens_per_event = int(spec.options.get("tokens_per_event", 4))
+        options = spec.options or {}
+        unknown = set(options) - self.known_options
+        if unknown:
+            raise EmulatorConfigError(f"{spec.name}.options: unknown key(s) {sorted(unknown)} for protocol "
+                                      f"{self.name}; known: {sorted(self.known_options)}")
+        self.tokens_per_event = options.get("tokens_per_event", 4)
+        if not isinstance(self.tokens_per_event, int) or isinstance(self.tokens_per_event, bool) or (
+                self.tokens_per_event < 1):
+            raise EmulatorConfigError(f"{spec.name}.options.tokens_per_event: expected a whole number >= 1")
 
     def base_url(self, host: str, port: int) -> str:
         host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else f"[{host}]" if ":" in host else host
@@ -171,10 +181,15 @@ class VertexProtocol(GeminiProtocol):
     vertex = True
     service = "aiplatform.googleapis.com"
 
+    known_options = frozenset({"tokens_per_event", "project", "location"})
+
     def __init__(self, spec: CloudSpec):
         super().__init__(spec)
         self.project = spec.options.get("project")
         self.location = spec.options.get("location")
+        for key in ("project", "location"):
+            if spec.options.get(key) is not None and not isinstance(spec.options[key], str):
+                raise EmulatorConfigError(f"{spec.name}.options.{key}: expected a string")
 
     def route(self, path: str) -> Route | None:
         match = _VERTEX_ROUTE.match(path)
