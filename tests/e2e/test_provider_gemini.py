@@ -187,7 +187,7 @@ def test_a_wrong_key_is_an_operator_problem_that_names_no_key(bg):
             with pytest.raises(openai.APIStatusError) as caught:
                 stack.openai().chat.completions.create(model=group, messages=HELLO)
             assert caught.value.status_code == 502 and secret not in caught.value.message
-            assert "answered 40" in caught.value.message
+            assert "refused the gateway's credentials (40" in caught.value.message
     finally:
         stack.close()
 

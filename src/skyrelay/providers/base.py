@@ -8,8 +8,8 @@ to fail over without knowing any cloud.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
+import math
 import time
 from typing import Any, AsyncIterator
 
@@ -60,13 +60,19 @@ class Provider:
         with map_transport_errors(self.name):
             resp = await self.http.send("POST", path, headers, body)
         if resp.status >= 400:
-            with map_transport_errors(self.name):
-                raw = await resp.read()
-            await resp.aclose()
+            try:
+                with map_transport_errors(self.name):
+                    raw = await resp.read()
+            finally:
+                await resp.aclose()
             raise self.error_from_response(resp.status, resp.headers, raw)
         return resp
 
     async def post_json_read(self, path: str, headers: list[tuple[str, str]], payload: Any) -> Any:
+        return (await self.post_json_read_raw(path, headers, payload))[1]
+
+    async def post_json_read_raw(self, path: str, headers: list[tuple[str, str]], payload: Any) -> tuple[bytes, Any]:
+        """POST a JSON body and return the answer both as bytes (to forward as is) and parsed."""
         resp = await self.post_json(path, headers, payload)
         try:
             with map_transport_errors(self.name):
@@ -74,7 +80,7 @@ class Provider:
         finally:
             await resp.aclose()
         try:
-            return orjson.loads(raw)
+            return raw, orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise errors.UpstreamProtocolError(
                 f"deployment '{self.name}' answered a body that is not JSON", deployment=self.name
@@ -85,19 +91,35 @@ class Provider:
         return error_for_status(status, error_message(body), self.name, retry_after_seconds(headers))
 
 
-@contextlib.contextmanager
-def map_transport_errors(deployment: str):
-    """Translate the HTTP client's failures into the gateway's typed upstream errors, once, at the edge."""
-    try:
-        yield
-    except http.ConnectTimeout as exc:
-        raise errors.UpstreamTimeout(f"deployment '{deployment}': {exc}", deployment=deployment) from None
-    except (http.FirstByteTimeout, http.TotalTimeout) as exc:
-        raise errors.UpstreamTimeout(f"deployment '{deployment}': {exc}", deployment=deployment) from None
-    except (http.ConnectFailed, http.ConnectionClosed) as exc:
-        raise errors.UpstreamConnectError(f"deployment '{deployment}': {exc}", deployment=deployment) from None
-    except http.ProtocolError as exc:
-        raise errors.UpstreamProtocolError(f"deployment '{deployment}': {exc}", deployment=deployment) from None
+class map_transport_errors:
+    """Translate the HTTP client's failures into the gateway's typed upstream errors, once, at the edge.
+
+    A class rather than @contextmanager: it runs twice per request, and a generator-based one costs several
+    times more to enter and leave."""
+
+    __slots__ = ("deployment",)
+
+    def __init__(self, deployment: str):
+        self.deployment = deployment
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if kind is None or not issubclass(kind, http.ClientError):
+            return False
+        name = self.deployment
+        for client_error, gateway_error in _TRANSPORT_ERRORS:
+            if isinstance(exc, client_error):
+                raise gateway_error(f"deployment '{name}': {exc}", deployment=name) from None
+        return False
+
+
+_TRANSPORT_ERRORS = (
+    ((http.ConnectTimeout, http.FirstByteTimeout, http.TotalTimeout), errors.UpstreamTimeout),
+    ((http.ConnectFailed, http.ConnectionClosed), errors.UpstreamConnectError),
+    (http.ProtocolError, errors.UpstreamProtocolError),
+)
 
 
 def error_for_status(status: int, message: str, deployment: str, retry_after: float | None = None,
@@ -107,8 +129,7 @@ def error_for_status(status: int, message: str, deployment: str, retry_after: fl
     if status == 429:
         return errors.UpstreamRateLimited(detail, deployment=deployment, retry_after=retry_after)
     if status in (401, 403):
-        # Our credentials for this deployment were refused: the operator's problem, not the client's.
-        return errors.UpstreamAuthFailed(detail, deployment=deployment)
+        return credentials_refused(str(status), deployment)
     if status in (404, 405):
         # The deployment's model or route does not exist there: a configuration problem, try elsewhere.
         return errors.UpstreamUnavailable(detail, deployment=deployment)
@@ -119,6 +140,16 @@ def error_for_status(status: int, message: str, deployment: str, retry_after: fl
     # Any other 4xx: the request itself is wrong; pass the upstream's own words through, never retry.
     return errors.UpstreamClientError(message, status=status, type=type_ or "invalid_request_error",
                                       deployment=deployment)
+
+
+def credentials_refused(answered: str, deployment: str) -> errors.UpstreamAuthFailed:
+    """The upstream refused the gateway's credentials: the operator's problem, so another deployment is tried.
+
+    The upstream's own words are left out on purpose: they may quote part of the key (OpenAI's "Incorrect API key
+    provided: sk-...abcd") or a signed request, and this message reaches the client and the logs."""
+    return errors.UpstreamAuthFailed(
+        f"deployment '{deployment}' refused the gateway's credentials ({answered}); check that deployment's "
+        "credentials in the configuration", deployment=deployment)
 
 
 def error_message(body: bytes) -> str:
@@ -148,17 +179,27 @@ def retry_after_seconds(headers: dict[str, str]) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(0.0, float(ms) / 1000)
+            return sane_wait(float(ms) / 1000)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return sane_wait(float(value))
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError):
             return None
-        return max(0.0, when - time.time())
+        return sane_wait(when - time.time())
+
+
+MAX_RETRY_AFTER = 3600.0  # an upstream asking for more (or for inf / NaN) is capped: a cool-down is not a ban
+
+
+def sane_wait(seconds: float) -> float | None:
+    """A wait an upstream asked for, made safe to use: never negative, NaN or infinite."""
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)

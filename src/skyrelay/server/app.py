@@ -126,7 +126,7 @@ class Gateway:
 def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
     headers = [JSON]
     retry_after = getattr(err, "retry_after", None)
-    if retry_after is not None:
+    if retry_after is not None and retry_after == retry_after and retry_after != float("inf"):  # finite only
         headers.append(("retry-after", str(max(1, round(retry_after)))))
     if err.status >= 500:
         log.warning("request failed: %s", err.message)

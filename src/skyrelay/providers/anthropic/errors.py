@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ... import errors
-from ..base import error_for_status, error_message, retry_after_seconds
+from ..base import credentials_refused, error_for_status, error_message, retry_after_seconds
 
 
 def anthropic_error(status: int, headers: dict[str, str], body: bytes, deployment: str) -> errors.UpstreamError:
@@ -24,7 +24,7 @@ def anthropic_error(status: int, headers: dict[str, str], body: bytes, deploymen
     if kind == "rate_limit_error":
         return errors.UpstreamRateLimited(detail, deployment=deployment, retry_after=retry_after)
     if kind in ("authentication_error", "permission_error"):
-        return errors.UpstreamAuthFailed(detail, deployment=deployment)
+        return credentials_refused(answer, deployment)
     if kind == "billing_error":  # the operator's account, not the client's request: another deployment may serve
         return errors.UpstreamUnavailable(detail, deployment=deployment)
     if kind == "timeout_error":

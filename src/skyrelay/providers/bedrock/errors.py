@@ -12,7 +12,7 @@ from typing import Any, Callable
 import orjson
 
 from ... import errors
-from ..base import error_for_status, error_message, retry_after_seconds
+from ..base import credentials_refused, error_for_status, error_message, retry_after_seconds
 
 _ErrorFactory = Callable[[str, str, "float | None"], errors.UpstreamError]
 
@@ -30,7 +30,9 @@ def _timeout(detail: str, deployment: str, retry_after: float | None) -> errors.
 
 
 def _auth(detail: str, deployment: str, retry_after: float | None) -> errors.UpstreamError:
-    return errors.UpstreamAuthFailed(detail, deployment=deployment)
+    # AWS's message may quote the canonical request it expected (signed headers, a session token): left out.
+    answered = detail.split(" answered ", 1)[-1].split(":", 1)[0]
+    return credentials_refused(answered, deployment)
 
 
 # Lower-cased error type -> what it means for routing.

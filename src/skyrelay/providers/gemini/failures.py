@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ... import errors
-from ..base import error_for_status, error_message, retry_after_seconds
+from ..base import credentials_refused, sane_wait, error_for_status, error_message, retry_after_seconds
 
 _AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "ACCESS_TOKEN_EXPIRED",
                            "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "SERVICE_DISABLED", "CONSUMER_INVALID"})
@@ -50,7 +50,7 @@ def error_from_body(error: dict[str, Any], deployment: str, *, http_status: int 
     if name == "RESOURCE_EXHAUSTED" or status == 429:
         return errors.UpstreamRateLimited(detail, deployment=deployment, retry_after=retry_after)
     if name in ("UNAUTHENTICATED", "PERMISSION_DENIED") or _reason(details) in _AUTH_REASONS:
-        return errors.UpstreamAuthFailed(detail, deployment=deployment)
+        return credentials_refused(label, deployment)
     if name == "FAILED_PRECONDITION":
         # e.g. billing not enabled, or the API not offered in the deployment's region: the operator's problem
         return errors.UpstreamUnavailable(detail, deployment=deployment)
@@ -74,9 +74,9 @@ def _duration(value: Any) -> float | None:
     """A protobuf Duration in JSON: "30s", "1.5s" (or, from some clients, {"seconds": 30, "nanos": 0})."""
     try:
         if isinstance(value, str) and value.endswith("s"):
-            return max(0.0, float(value[:-1]))
+            return sane_wait(float(value[:-1]))
         if isinstance(value, dict):
-            return max(0.0, float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9)
+            return sane_wait(float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9)
     except (TypeError, ValueError):
         pass
     return None
