@@ -62,10 +62,10 @@ class Dispatcher:
         return await self._attempt_loop(req.model, lambda provider: provider.embed(req), hold=False)
 
     async def chat_stream(self, req: ChatRequest) -> tuple[AsyncIterator[ChatChunk], Outcome]:
-        """Start a stream on the first deployment that produces a first chunk; return the whole stream."""
-        (first, rest), outcome = await self._attempt_loop(
-            req.model, lambda provider: _first_chunk(provider, req), hold=True)
-        return self._follow(first, rest, outcome.deployment), outcome
+        """Start a stream on the first deployment that produces real output; return the whole stream."""
+        (head, rest), outcome = await self._attempt_loop(
+            req.model, lambda provider: _stream_head(provider, req), hold=True)
+        return self._follow(head, rest, outcome.deployment), outcome
 
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]], *, hold: bool):
         group = self.group(model)
@@ -93,17 +93,14 @@ class Dispatcher:
                 continue
             except errors.UnsupportedFeature as exc:
                 # Refused before anything was sent: says nothing about the deployment's health.
-                self.outstanding[name] -= 1
+                self._abandon(name)
                 if group.on_unsupported != "fail_over":
                     raise
                 outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
                 refusals.append(exc)
                 continue
-            except errors.GatewayError:
-                self.outstanding[name] -= 1
-                raise
-            except asyncio.CancelledError:
-                self.outstanding[name] -= 1
+            except (errors.GatewayError, asyncio.CancelledError):
+                self._abandon(name)
                 raise
             except Exception as exc:  # a provider bug must not cost the client its request: fail over, loudly
                 self.outstanding[name] -= 1
@@ -120,12 +117,13 @@ class Dispatcher:
             raise errors.UnsupportedFeature(
                 f"no deployment of model '{group.name}' can serve this request: "
                 + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
-        raise exhausted_error(group.name, decision, outcome)
+        raise exhausted_error(group.name, decision, outcome, refusals)
 
-    async def _follow(self, first: ChatChunk, rest: AsyncIterator[ChatChunk], deployment: Any):
+    async def _follow(self, head: list[ChatChunk], rest: AsyncIterator[ChatChunk], deployment: Any):
         name = deployment.name
         try:
-            yield first
+            for chunk in head:
+                yield chunk
             try:
                 async for chunk in rest:
                     yield chunk
@@ -137,32 +135,60 @@ class Dispatcher:
             await rest.aclose()
 
     def _record_failure(self, name: str, exc: errors.UpstreamError) -> None:
-        self.health.on_failure(name, self.clock(), retry_after=exc.retry_after if exc.status == 429 else None,
-                               cools_down=exc.cools_down)
+        if not exc.cools_down:  # the client's mistake, passed through: no verdict on the deployment
+            self.health.on_abandoned(name, self.clock())
+            return
+        self.health.on_failure(name, self.clock(), retry_after=exc.retry_after if exc.status == 429 else None)
+
+    def _abandon(self, name: str) -> None:
+        self.outstanding[name] -= 1
+        self.health.on_abandoned(name, self.clock())
 
 
-async def _first_chunk(provider: Provider, req: ChatRequest) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
-    """Open the stream and wait for its first chunk within the first-byte timeout."""
+async def _stream_head(provider: Provider, req: ChatRequest) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk]]:
+    """Open the stream and read up to its first real output (within the first-byte timeout).
+
+    Most clouds open with a role-only chunk, then may still fail (throttled, overloaded) before a token: holding
+    that chunk back until output follows keeps such failures invisible to the client, who gets the stream of
+    the next deployment instead of an error a few bytes in."""
     stream = provider.chat_stream(req)
     timeout = provider.deployment.timeouts.first_byte
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + timeout
+    head: list[ChatChunk] = []
     try:
-        first = await asyncio.wait_for(stream.__anext__(), timeout)
+        while True:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, give_up_at - loop.time()))
+            head.append(chunk)
+            if not _is_preamble(chunk) or len(head) >= _MAX_PREAMBLE:
+                return head, stream
     except StopAsyncIteration:
+        if head:  # a stream that ended after only its preamble is still a (short) answer
+            return head, stream
         raise errors.UpstreamProtocolError(
             f"deployment '{provider.name}' ended the stream before any chunk", deployment=provider.name) from None
     except asyncio.TimeoutError:
         await stream.aclose()
         raise errors.UpstreamTimeout(
-            f"deployment '{provider.name}': no first chunk within {timeout:g}s", deployment=provider.name) from None
+            f"deployment '{provider.name}': no output within {timeout:g}s", deployment=provider.name) from None
     except BaseException:
         await stream.aclose()
         raise
-    return first, stream
 
 
-def exhausted_error(group: str, decision: Any, outcome: Outcome) -> errors.NoDeploymentAvailable:
+_MAX_PREAMBLE = 4  # a cloud that keeps sending empty chunks is committed to after this many
+
+
+def _is_preamble(chunk: ChatChunk) -> bool:
+    """A chunk that carries no output yet: the role announcement, an empty content delta, a filter notice."""
+    return not chunk.content and not chunk.tool_calls and chunk.finish_reason is None and chunk.usage is None
+
+
+def exhausted_error(group: str, decision: Any, outcome: Outcome,
+                    refusals: list[errors.UnsupportedFeature] = ()) -> errors.NoDeploymentAvailable:
     """One error for a request no deployment could serve, with a status and message that say why."""
     parts = [f"{name}: {exc.message}" for name, exc in outcome.failures]
+    parts += [exc.message for exc in refusals]
     parts += [f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
     failures = [exc for _, exc in outcome.failures]
     waits = [exc.retry_after for exc in failures if exc.retry_after is not None]

@@ -4,6 +4,7 @@ in the tests talk to them over real sockets, exactly as users' code would."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from typing import Any, Callable
 
@@ -110,6 +111,7 @@ def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
             "model_groups": groups(clouds),
         }, env={})
         gateway = Gateway(config)
+        gateway.dispatcher.rng = random.Random(0)  # routing is random by design; tests want it repeatable
         await gateway.start()
         return clouds, gateway
 

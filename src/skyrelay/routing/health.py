@@ -109,6 +109,13 @@ class HealthBook:
         if rec is not None and rec.backoff and now >= rec.open_until and not rec.probe_blocks(now):
             rec.probe_since = now
 
+    def on_abandoned(self, name: str, now: float) -> None:
+        """The attempt ended with no verdict on the deployment (the client's own mistake, a feature refused before
+        sending, a cancelled request): free the half-open probe slot so the next request can probe."""
+        rec = self._records.get(name)
+        if rec is not None:
+            rec.probe_since = None
+
     def on_success(self, name: str, now: float) -> None:
         rec = self._records.get(name)
         if rec is None:

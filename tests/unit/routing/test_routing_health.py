@@ -189,3 +189,16 @@ def test_snapshot_is_small_and_json_ready():
 def test_policy_rejects_nonsense(kw):
     with pytest.raises(ValueError):
         BreakerPolicy(**kw)
+
+
+def test_abandoned_probe_frees_the_half_open_slot():
+    """A probe whose request ended without a verdict (client 4xx, local refusal, cancel) must not block the
+    deployment for a whole cool-down."""
+    book = HealthBook(BreakerPolicy(failure_threshold=1, cooldown=10))
+    book.on_failure("d", 0.0)
+    assert book.state("d", 11.0) == "half_open"
+    book.on_attempt("d", 11.0)
+    assert not book.is_available("d", 11.5)  # the probe is out
+    book.on_abandoned("d", 11.5)
+    assert book.is_available("d", 11.6)
+    assert book.state("d", 11.6) == "half_open"  # still unproven: the next request is the probe
