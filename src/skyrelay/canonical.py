@@ -77,8 +77,10 @@ class ChatResponse:
     created: int
     choices: list[Choice]
     usage: Usage
-    # The upstream's OpenAI-shaped body when it already is one: the OpenAI protocol renders it without rebuilding.
+    # The upstream's OpenAI-shaped body when it already is one: the OpenAI protocol renders it without rebuilding,
+    # and forwards `raw_body` (the same body as bytes) without even re-encoding it.
     raw: dict[str, Any] | None = None
+    raw_body: bytes | None = None
 
 
 @dataclass(slots=True)

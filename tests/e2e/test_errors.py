@@ -122,3 +122,18 @@ def test_all_rate_limited_is_429_with_retry_after(make_stack):
     again = post(s, {"model": "chat", "messages": HELLO})
     assert_error(again, 429, "cooling down")
     assert sum(s.clouds[c].stats["requests"] for c in s.clouds) == 2
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ({"tool_choice": {"type": "function", "function": "f"}}, "tool_choice.function"),
+    ({"tools": [{"type": "function", "function": "f"}]}, "tools[0].function"),
+    ({"tools": ["f"]}, "tools[0]"),
+    ({"messages": [{"role": "assistant", "tool_calls": 5}]}, "tool_calls"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"function": "f"}]}]}, "tool_calls[0]"),
+    ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": "x"}]}]}, "input_audio"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "http://x"}]}]}, "image_url"),
+    ({"messages": [{"role": "user", "content": ["hi"]}]}, "content[0]"),
+])
+def test_malformed_nested_shapes_are_400_not_a_provider_crash(stack, extra, fragment):
+    body = {"model": "chat", "messages": HELLO, **extra}
+    assert_error(post(stack, body), 400, fragment)

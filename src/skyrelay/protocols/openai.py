@@ -20,6 +20,7 @@ _CHAT_FIELDS = frozenset({
 })
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMBER = (int, float)
+_NESTED_PARTS = frozenset({"image_url", "input_audio", "file"})  # part types whose payload is an object
 
 
 def load_body(body: bytes) -> dict[str, Any]:
@@ -60,10 +61,13 @@ def parse_chat(body: bytes) -> ChatRequest:
     tool_choice = data.get("tool_choice")
     if tool_choice is not None and not isinstance(tool_choice, (str, dict)):
         raise errors.InvalidRequest("'tool_choice' must be a string or an object", param="tool_choice")
+    tools = _optional(data, "tools", list)
+    if tools is not None or tool_choice is not None:
+        _check_tools(tools, tool_choice)
     return ChatRequest(
         model=model, messages=messages, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
         temperature=_optional(data, "temperature", _NUMBER), top_p=_optional(data, "top_p", _NUMBER), stop=stop,
-        tools=_optional(data, "tools", list), tool_choice=tool_choice,
+        tools=tools, tool_choice=tool_choice,
         response_format=_optional(data, "response_format", dict),
         extra={k: v for k, v in data.items() if k not in _CHAT_FIELDS}, raw=data,
     )
@@ -77,9 +81,41 @@ def _check_message(msg: Any, i: int) -> None:
         raise errors.InvalidRequest(
             f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}; got {role!r}", param=f"messages[{i}].role")
     content = msg.get("content")
-    if content is not None and not isinstance(content, (str, list)):
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise errors.InvalidRequest(f"messages[{i}].content[{j}] must be an object with a string 'type'",
+                                            param=f"messages[{i}].content[{j}]")
+            kind = part["type"]
+            if kind in _NESTED_PARTS and not isinstance(part.get(kind), dict):
+                raise errors.InvalidRequest(f"messages[{i}].content[{j}].{kind} must be an object",
+                                            param=f"messages[{i}].content[{j}].{kind}")
+    elif content is not None and not isinstance(content, str):
         raise errors.InvalidRequest(f"messages[{i}].content must be a string or an array of content parts",
                                     param=f"messages[{i}].content")
+    calls = msg.get("tool_calls")
+    if calls is not None:
+        if not isinstance(calls, list):
+            raise errors.InvalidRequest(f"messages[{i}].tool_calls must be an array", param=f"messages[{i}].tool_calls")
+        for j, call in enumerate(calls):
+            if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+                raise errors.InvalidRequest(f"messages[{i}].tool_calls[{j}] must be an object with a 'function' object",
+                                            param=f"messages[{i}].tool_calls[{j}]")
+
+
+def _check_tools(tools: list | None, tool_choice: Any) -> None:
+    """The shapes every provider relies on; the rest of each tool is the upstream's to judge."""
+    for i, tool in enumerate(tools or ()):
+        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+            raise errors.InvalidRequest(f"tools[{i}] must be an object with a string 'type'", param=f"tools[{i}]")
+        if tool["type"] == "function" and not isinstance(tool.get("function"), dict):
+            raise errors.InvalidRequest(f"tools[{i}].function must be an object", param=f"tools[{i}].function")
+    if isinstance(tool_choice, dict):
+        kind = tool_choice.get("type")
+        if not isinstance(kind, str):
+            raise errors.InvalidRequest("tool_choice.type must be a string", param="tool_choice")
+        if kind == "function" and not isinstance(tool_choice.get("function"), dict):
+            raise errors.InvalidRequest("tool_choice.function must be an object with a 'name'", param="tool_choice")
 
 
 def _require(data: dict, name: str, kind: type) -> Any:
@@ -120,6 +156,8 @@ def parse_embeddings(body: bytes) -> EmbeddingRequest:
 
 
 def render_chat(resp: ChatResponse) -> bytes:
+    if resp.raw_body is not None:
+        return resp.raw_body
     if resp.raw is not None:
         return orjson.dumps(resp.raw)
     choices = []

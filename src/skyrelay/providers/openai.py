@@ -47,8 +47,10 @@ class OpenAIProvider(Provider):
         return self.headers
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
-        data = await self.post_json_read(self.chat_path(), self.request_headers(), self.chat_body(req))
-        return parse_response(data, self.name)
+        body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.chat_body(req))
+        resp = parse_response(data, self.name)
+        resp.raw_body = body
+        return resp
 
     async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
         resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
