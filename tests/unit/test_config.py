@@ -173,7 +173,7 @@ KIND_CASES = [
      f"{D0}.azure_ad_token", "give one Azure credential"),
     ({"kind": "azure", "base_url": "https://r.openai.azure.com", "api_version": "2025-01-01-preview"}, None, None),
     ({"kind": "azure"}, f"{D0}.base_url", "required for kind azure"),
-    ({"kind": "anthropic"}, f"{D0}.base_url", "https://api.anthropic.com"),
+    ({"kind": "anthropic", "api_key": "k"}, None, None),  # base_url defaults to https://api.anthropic.com
     ({"kind": "bedrock"}, f"{D0}.region", "required for kind bedrock"),
     ({"kind": "bedrock", "region": "us-east-1", "aws_access_key_id": "AK"}, f"{D0}.aws_secret_access_key",
      "required together with aws_access_key_id"),

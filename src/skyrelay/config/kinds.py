@@ -13,7 +13,7 @@ from .fields import Context, child
 KINDS = ("openai", "azure", "bedrock", "anthropic", "gemini", "vertex")
 
 # Kinds whose endpoint the provider derives (from the region, or the cloud's one global host) when base_url is absent.
-DERIVED_ENDPOINT = frozenset({"bedrock", "gemini", "vertex"})
+DERIVED_ENDPOINT = frozenset({"anthropic", "bedrock", "gemini", "vertex"})
 
 BASE_URL_HINTS = {
     "openai": "use http://host:port/v1, e.g. https://api.openai.com/v1",

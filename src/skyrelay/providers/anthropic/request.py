@@ -21,7 +21,7 @@ JSON_TOOL_DEFAULT = "json_response"
 
 # OpenAI request fields with no Anthropic meaning that change nothing about the answer: ignored.
 _IGNORED = frozenset({
-    "metadata", "store", "service_tier", "stream_options", "seed", "prompt_cache_key", "safety_identifier",
+    "metadata", "store", "service_tier", "stream_options", "prompt_cache_key", "safety_identifier",
     "parallel_tool_calls", "user",  # these two are mapped below
 })
 # Anthropic-native fields a client may send through (e.g. the openai SDK's extra_body): forwarded as they are.

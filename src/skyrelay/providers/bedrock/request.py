@@ -250,5 +250,7 @@ def _tool_choice(tool_choice: Any, ctx: _Ctx) -> dict[str, Any] | None:
         name = (tool_choice.get("function") or {}).get("name")
         if isinstance(name, str) and name:
             return {"tool": {"name": name}}
+    if isinstance(tool_choice, dict) and tool_choice.get("type") == "allowed_tools":
+        raise ctx.refuse("tool_choice 'allowed_tools'", "tool_choice")
     raise errors.InvalidRequest(f"tool_choice {orjson.dumps(tool_choice).decode()} is not understood",
                                 param="tool_choice")
