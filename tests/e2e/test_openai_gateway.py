@@ -168,3 +168,15 @@ def test_health_needs_no_key(stack):
     assert httpx.get(f"{stack.origin}/health/live").json() == {"status": "ok"}
     ready = httpx.get(f"{stack.origin}/health/ready").json()
     assert ready["status"] == "ready" and set(ready["model_groups"]) == {"chat", "embed"}
+
+
+def test_streams_return_their_upstream_connection_to_the_pool(stack):
+    """A finished stream's keep-alive connection is reused, not torn down (a new TCP + TLS handshake per stream
+    would add latency to every request on a real cloud)."""
+    client = stack.openai()
+    for _ in range(3):
+        with client.chat.completions.with_streaming_response.create(model="chat", messages=HELLO, stream=True) as raw:
+            list(raw.parse())
+            served = raw.headers["x-skyrelay-deployment"]
+    pool = stack.gateway.providers[served].http
+    assert stack.bg.call(lambda: (pool._open, len(pool._idle))) == (1, 1)

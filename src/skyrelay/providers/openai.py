@@ -55,12 +55,16 @@ class OpenAIProvider(Provider):
     async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
         resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
         decoder = SSEDecoder()
+        done = False
         try:
             with map_transport_errors(self.name):
                 async for data in resp.iter_chunks():
+                    if done:
+                        continue  # read on to the end of the body so the connection can be reused
                     for _, payload in decoder.feed(data):
                         if payload == b"[DONE]":
-                            return
+                            done = True
+                            break
                         yield parse_chunk(payload, self.name)
         finally:
             await resp.aclose()
