@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 
-from .cli import tune_gc
+from .runtime import tune_gc
 from .config import parse_config
 from .emulator import CloudSpec, start_cloud
 from .server import Gateway

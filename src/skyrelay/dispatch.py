@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 from . import errors
 from .canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from .providers import build_provider
 from .providers.base import Provider
 from .routing.health import COOLING_DOWN, HealthBook
 from .routing.planner import plan
@@ -47,6 +48,20 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.outstanding: dict[str, int] = {name: 0 for name in providers}
+
+    @classmethod
+    def from_config(cls, config: Any, **kw) -> "Dispatcher":
+        """One provider (with its connection pool) per deployment named in the configuration."""
+        providers: dict[str, Provider] = {}
+        for group in config.model_groups.values():
+            for deployment in group.deployments:
+                if deployment.name not in providers:
+                    providers[deployment.name] = build_provider(deployment)
+        return cls(config.model_groups, providers, **kw)
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
 
     def group(self, model: str) -> Any:
         group = self.groups.get(model)

@@ -12,6 +12,7 @@ import orjson
 
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
+from .fields import NUMBER, is_kind, load_body, type_name
 
 # Fields the gateway reads itself; everything else in a body is passed through as `extra`.
 _CHAT_FIELDS = frozenset({
@@ -19,20 +20,7 @@ _CHAT_FIELDS = frozenset({
     "stop", "tools", "tool_choice", "response_format",
 })
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_NUMBER = (int, float)
 _NESTED_PARTS = frozenset({"image_url", "input_audio", "file"})  # part types whose payload is an object
-
-
-def load_body(body: bytes) -> dict[str, Any]:
-    if not body:
-        raise errors.InvalidRequest("the request body is empty; expected a JSON object")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise errors.InvalidRequest("the request body must be a JSON object")
-    return data
 
 
 def parse_chat(body: bytes) -> ChatRequest:
@@ -66,7 +54,7 @@ def parse_chat(body: bytes) -> ChatRequest:
         _check_tools(tools, tool_choice)
     return ChatRequest(
         model=model, messages=messages, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
-        temperature=_optional(data, "temperature", _NUMBER), top_p=_optional(data, "top_p", _NUMBER), stop=stop,
+        temperature=_optional(data, "temperature", NUMBER), top_p=_optional(data, "top_p", NUMBER), stop=stop,
         tools=tools, tool_choice=tool_choice,
         response_format=_optional(data, "response_format", dict),
         extra={k: v for k, v in data.items() if k not in _CHAT_FIELDS}, raw=data,
@@ -122,22 +110,16 @@ def _require(data: dict, name: str, kind: type) -> Any:
     value = data.get(name)
     if value is None:
         raise errors.InvalidRequest(f"missing required parameter: '{name}'", param=name)
-    if not isinstance(value, kind):
-        raise errors.InvalidRequest(f"'{name}' must be of type {_type_name(kind)}", param=name)
+    if not is_kind(value, kind):
+        raise errors.InvalidRequest(f"'{name}' must be of type {type_name(kind)}", param=name)
     return value
 
 
 def _optional(data: dict, name: str, kind: type | tuple, param: str | None = None) -> Any:
     value = data.get(name)
-    # bool is an int in Python; a JSON true is never a valid number here
-    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        raise errors.InvalidRequest(f"'{param or name}' must be of type {_type_name(kind)}", param=param or name)
+    if value is not None and not is_kind(value, kind):
+        raise errors.InvalidRequest(f"'{param or name}' must be of type {type_name(kind)}", param=param or name)
     return value
-
-
-def _type_name(kind: type | tuple) -> str:
-    names = {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer"}
-    return "number" if isinstance(kind, tuple) else names.get(kind, kind.__name__)
 
 
 def parse_embeddings(body: bytes) -> EmbeddingRequest:

@@ -13,13 +13,11 @@ from .. import errors
 from ..canonical import ChatChunk
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import anthropic as protocol
-from .app import JSON, Route, error_response
-from .openai_routes import outcome_headers
+from .app import JSON, SSE_HEADERS, Route, error_response, outcome_headers
 
 if TYPE_CHECKING:
     from .app import Gateway
 
-SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 
 
 def register(gateway: "Gateway") -> None:

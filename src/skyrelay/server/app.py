@@ -7,7 +7,6 @@ lookup per request, then the route's handler.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -16,14 +15,14 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from .. import errors
-from ..dispatch import Dispatcher
+from ..dispatch import Dispatcher, Outcome
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
-from ..providers import build_provider
 from ..protocols import openai as openai_protocol
 
 log = logging.getLogger("skyrelay.server")
 
 JSON = ("content-type", "application/json")
+SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 RouteHandler = Callable[[Request], Awaitable["Response | StreamResponse"]]
 ErrorRenderer = Callable[[errors.GatewayError], bytes]
 
@@ -39,13 +38,8 @@ class Route:
 class Gateway:
     def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None):
         self.config = config
-        self.providers = {}
-        for group in config.model_groups.values():
-            for deployment in group.deployments:
-                self.providers.setdefault(deployment.name, build_provider(deployment))
-        self.dispatcher = dispatcher or Dispatcher(config.model_groups, self.providers)
-        key = config.server.master_key
-        self._master_key = key.reveal().encode() if key else None
+        self.dispatcher = dispatcher or Dispatcher.from_config(config)
+        self._master_key = config.server.master_key
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
         self.server: HttpServer | None = None
@@ -80,8 +74,11 @@ class Gateway:
         if self.server is not None:
             await self.server.close()
             self.server = None
-        for provider in self.providers.values():
-            await provider.aclose()
+        await self.dispatcher.aclose()
+
+    @property
+    def providers(self):
+        return self.dispatcher.providers
 
     @property
     def base_url(self) -> str:
@@ -119,7 +116,7 @@ class Gateway:
         if not key:
             raise errors.AuthenticationFailed(
                 "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
-        if not hmac.compare_digest(key.encode(), self._master_key):
+        if not self._master_key.matches(key):
             raise errors.AuthenticationFailed("invalid API key")
 
 
@@ -131,6 +128,15 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
     if err.status >= 500:
         log.warning("request failed: %s", err.message)
     return Response(err.status, render(err), headers)
+
+
+def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
+    """Which deployment served the request, after how many attempts, for which model group."""
+    return [
+        ("x-skyrelay-deployment", outcome.deployment.name),
+        ("x-skyrelay-attempts", str(outcome.attempts)),
+        ("x-skyrelay-model-group", outcome.group),
+    ]
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:

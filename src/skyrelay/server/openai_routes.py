@@ -6,15 +6,13 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest
-from ..dispatch import Outcome
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import openai as protocol
-from .app import JSON, Route
+from .app import JSON, SSE_HEADERS, Route, outcome_headers
 
 if TYPE_CHECKING:
     from .app import Gateway
 
-SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 
 
 def register(gateway: "Gateway") -> None:
@@ -42,14 +40,6 @@ def register(gateway: "Gateway") -> None:
         gateway.add_route(f"{prefix}/chat/completions", Route("POST", chat_completions, protocol.render_error))
         gateway.add_route(f"{prefix}/embeddings", Route("POST", embeddings, protocol.render_error))
         gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error))
-
-
-def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
-    return [
-        ("x-skyrelay-deployment", outcome.deployment.name),
-        ("x-skyrelay-attempts", str(outcome.attempts)),
-        ("x-skyrelay-model-group", outcome.group),
-    ]
 
 
 async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest) -> AsyncIterator[bytes]:

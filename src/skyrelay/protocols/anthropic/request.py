@@ -14,9 +14,8 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
-from ..openai import load_body
+from ..fields import NUMBER, is_kind, load_body, type_name
 
-_NUMBER = (int, float)
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p", "top_k", "metadata",
@@ -41,8 +40,8 @@ def parse_messages(body: bytes) -> ChatRequest:
     req.max_tokens = max_tokens
     req.stream = _optional(data, "stream", bool) or False
     req.include_usage = True  # Anthropic streams always report usage (message_delta)
-    req.temperature = _optional(data, "temperature", _NUMBER)
-    req.top_p = _optional(data, "top_p", _NUMBER)
+    req.temperature = _optional(data, "temperature", NUMBER)
+    req.top_p = _optional(data, "top_p", NUMBER)
     stops = _optional(data, "stop_sequences", list)
     if stops is not None:
         if not all(isinstance(s, str) for s in stops):
@@ -326,7 +325,7 @@ def _unsupported_block(kind: str, at: str) -> errors.InvalidRequest:
 def _field(obj: dict, name: str, kind: type, at: str) -> Any:
     value = obj.get(name)
     if not isinstance(value, kind):
-        what = "missing" if value is None else f"must be of type {_type_name(kind)}"
+        what = "missing" if value is None else f"must be of type {type_name(kind)}"
         raise errors.InvalidRequest(f"{at}.{name}: {what}", param=f"{at}.{name}")
     return value
 
@@ -335,19 +334,13 @@ def _require(data: dict, name: str, kind: type) -> Any:
     value = data.get(name)
     if value is None:
         raise errors.InvalidRequest(f"{name}: Field required", param=name)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise errors.InvalidRequest(f"{name}: must be of type {_type_name(kind)}", param=name)
+    if not is_kind(value, kind):
+        raise errors.InvalidRequest(f"{name}: must be of type {type_name(kind)}", param=name)
     return value
 
 
 def _optional(data: dict, name: str, kind: type | tuple, param: str | None = None) -> Any:
     value = data.get(name)
-    # bool is an int in Python; a JSON true is never a valid number here
-    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        raise errors.InvalidRequest(f"{param or name}: must be of type {_type_name(kind)}", param=param or name)
+    if value is not None and not is_kind(value, kind):
+        raise errors.InvalidRequest(f"{param or name}: must be of type {type_name(kind)}", param=param or name)
     return value
-
-
-def _type_name(kind: type | tuple) -> str:
-    names = {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer"}
-    return "number" if isinstance(kind, tuple) else names.get(kind, kind.__name__)
