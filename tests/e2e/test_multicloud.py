@@ -1,5 +1,6 @@
-"""One model group spread over four emulated clouds (Azure OpenAI, Bedrock, Anthropic, Gemini) serves the openai
-and the anthropic SDKs unchanged, streaming and tools included: the clients never learn which cloud answered."""
+"""One model group spread over every provider kind (Azure OpenAI, Bedrock, Anthropic, Gemini, Vertex AI and a
+self-hosted OpenAI-compatible cluster), each an emulated cloud speaking its real protocol, serves the openai and the
+anthropic SDKs unchanged, streaming, tools and images included: the clients never learn which cloud answered."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ CLOUDS = [
      "options": {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET, "region": "us-east-1"}},
     {"name": "anthropic", "protocol": "anthropic"},
     {"name": "google", "protocol": "gemini"},
+    {"name": "vertex", "protocol": "vertex", "options": {"project": "acme", "location": "europe-west4"}},
+    {"name": "cluster", "protocol": "openai"},
 ]
-DEPLOYMENTS = ("azure-eastus", "bedrock-useast1", "anthropic-direct", "gemini-global")
+DEPLOYMENTS = ("azure-eastus", "bedrock-useast1", "anthropic-direct", "gemini-global", "vertex-eu", "vllm-cluster")
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -38,6 +42,10 @@ def groups(clouds) -> dict:
          "model": "claude-3-5-sonnet-latest", **common},
         {"name": "gemini-global", "kind": "gemini", "base_url": clouds["google"].base_url,
          "model": "gemini-2.0-flash", **common},
+        {"name": "vertex-eu", "kind": "vertex", "base_url": clouds["vertex"].base_url, "model": "gemini-2.0-flash",
+         "project": "acme", "location": "europe-west4", **common},
+        {"name": "vllm-cluster", "kind": "openai", "base_url": clouds["cluster"].base_url,
+         "model": "meta-llama/Llama-3.1-8B-Instruct", **common},
     ]}}
 
 
@@ -49,7 +57,7 @@ def multi(bg):
     stack.close()
 
 
-def until_every_cloud_served(call, limit: int = 60) -> set[str]:
+def until_every_cloud_served(call, limit: int = 90) -> set[str]:
     served = set()
     for _ in range(limit):
         served.add(call())
@@ -121,6 +129,41 @@ def test_anthropic_sdk_streaming_over_every_cloud(multi):
         text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
         assert text, deployment
         assert events[-1].type == "message_stop"
+        return deployment
+
+    assert until_every_cloud_served(call) == set(DEPLOYMENTS)
+
+
+def test_openai_sdk_with_an_image_over_every_cloud(multi):
+    client = multi.openai()
+    content = [{"type": "text", "text": "What is in this picture?"},
+               {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]
+
+    def call():
+        raw = client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": content}], max_tokens=30)
+        assert raw.parse().choices[0].message.content
+        return raw.headers["x-skyrelay-deployment"]
+
+    assert until_every_cloud_served(call) == set(DEPLOYMENTS)
+
+
+def test_anthropic_sdk_streaming_tools_and_an_image_over_every_cloud(multi):
+    client = anthropic.Anthropic(base_url=multi.origin, api_key=multi.key, max_retries=0)
+    tool = {"name": "get_weather", "description": "Get the current weather for a city",
+            "input_schema": WEATHER["function"]["parameters"]}
+    content = [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+               {"type": "text", "text": "What is the weather where this picture was taken, in Lisbon?"}]
+
+    def call():
+        with client.messages.stream(model="chat", max_tokens=64, messages=[{"role": "user", "content": content}],
+                                    tools=[tool], tool_choice={"type": "tool", "name": "get_weather"}) as stream:
+            message = stream.get_final_message()
+            deployment = stream.response.headers["x-skyrelay-deployment"]
+        use = next(block for block in message.content if block.type == "tool_use")
+        assert use.name == "get_weather" and "city" in use.input, deployment
+        assert message.stop_reason == "tool_use", deployment
+        assert message.usage.output_tokens > 0, deployment
         return deployment
 
     assert until_every_cloud_served(call) == set(DEPLOYMENTS)
