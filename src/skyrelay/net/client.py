@@ -65,6 +65,14 @@ class Response:
         self._exchange = exchange
 
     async def read(self) -> bytes:
+        ex = self._exchange
+        if self._conn.exchange is not ex:  # released already (read before, or closed): its connection moved on
+            return self.body
+        if ex.complete and ex.error is None:  # the usual case: the body came with the head, no stream needed
+            self.body = b"".join(ex.chunks)
+            ex.chunks.clear()
+            self._conn.finish_exchange(ex)
+            return self.body
         chunks = [chunk async for chunk in self.iter_chunks()]
         self.body = b"".join(chunks)
         return self.body
@@ -84,8 +92,10 @@ class Response:
             if ex.error is not None:
                 raise ex.error
             if ex.complete:
-                conn.finish_exchange()
+                conn.finish_exchange(ex)
                 return
+            if conn.exchange is not ex:
+                return  # released (aclose) before the end: nothing more will arrive
             ex.waiter = asyncio.get_running_loop().create_future()
             try:
                 await ex.waiter
@@ -94,7 +104,7 @@ class Response:
 
     async def aclose(self) -> None:
         """Release the connection: back to the pool when the body was read whole, else closed."""
-        self._conn.finish_exchange()
+        self._conn.finish_exchange(self._exchange)
 
 
 class _Exchange:
@@ -150,8 +160,17 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.pool.forget(self)
         ex = self.exchange
-        if ex is not None and not ex.complete:
-            ex.fail(ConnectionClosed("upstream closed the connection", before_response=not ex.received_any))
+        if ex is None or ex.complete:
+            return
+        if exc is None and ex.status and ex.error is None and _ends_at_close(ex.headers):
+            # No Content-Length and not chunked: the body is whatever came before the origin's clean close
+            # (llhttp would need an EOF call that httptools does not expose).
+            ex.complete = True
+            ex.keep_alive = False
+            self._cancel_deadline()
+            ex.wake()
+            return
+        ex.fail(ConnectionClosed("upstream closed the connection", before_response=not ex.received_any))
 
     def data_received(self, data: bytes):
         ex = self.exchange
@@ -161,8 +180,8 @@ class _Connection(asyncio.Protocol):
         ex.received_any = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            ex.fail(ProtocolError(f"invalid HTTP response from upstream: {exc}"))
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:  # we never ask for an upgrade
+            ex.fail(ProtocolError(f"invalid HTTP response from upstream: {exc!r}"))
             self.transport.close()
 
     # --- parser callbacks ---------------------------------------------------------------------------------------
@@ -175,7 +194,11 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self):
         ex = self.exchange
-        ex.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if status < 200:  # 100 Continue, 103 Early Hints: interim, the answer follows
+            ex.headers.clear()
+            return
+        ex.status = status
         ex.keep_alive = self.parser.should_keep_alive()
         if not ex.head_future.done():
             ex.head_future.set_result(None)
@@ -191,6 +214,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self):
         ex = self.exchange
+        if not ex.status:
+            return  # the end of an interim response
         ex.complete = True
         ex.keep_alive = ex.keep_alive and self.parser.should_keep_alive()
         self._cancel_deadline()
@@ -219,11 +244,10 @@ class _Connection(asyncio.Protocol):
             self.deadline.cancel()
             self.deadline = None
 
-    def finish_exchange(self):
+    def finish_exchange(self, ex: _Exchange):
         """The caller is done with the response: reuse the connection if the exchange ended cleanly."""
-        ex = self.exchange
-        if ex is None:
-            return
+        if ex is not self.exchange:
+            return  # released before: the connection may be serving another exchange by now
         self.exchange = None
         self._cancel_deadline()
         if ex.complete and ex.keep_alive and ex.error is None and not self.closed:
@@ -233,6 +257,10 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
             self.pool.forget(self)
+
+
+def _ends_at_close(headers: dict[str, str]) -> bool:
+    return "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "").lower()
 
 
 class HttpClient:
@@ -262,20 +290,18 @@ class HttpClient:
     # --- pool ---------------------------------------------------------------------------------------------------
 
     async def _acquire(self) -> tuple[_Connection, bool]:
-        while self._idle:
-            conn = self._idle.pop()  # LIFO: the warmest connection, and idle ones at the bottom can time out
-            if not conn.closed:
-                return conn, True
-        if self._open >= self.max_connections:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                raise
-            return await self._acquire()
+        queued = bool(self._waiters)
+        if queued:  # first come, first served: a newcomer does not overtake requests already waiting
+            await self._wait_turn(front=False)
+        while True:
+            while self._idle:
+                conn = self._idle.pop()  # LIFO: the warmest connection, and idle ones at the bottom can time out
+                if not conn.closed:
+                    return conn, True
+            if self._open < self.max_connections:
+                break
+            await self._wait_turn(front=queued)  # woken, but another took the slot: stay at the head
+            queued = True
         self._open += 1
         try:
             return await self._connect(), False
@@ -299,6 +325,21 @@ class HttpClient:
         except OSError as exc:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
         return conn
+
+    async def _wait_turn(self, front: bool):
+        waiter = asyncio.get_running_loop().create_future()
+        if front:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif waiter.done() and not waiter.cancelled():
+                self._wake_waiter()  # woken and cancelled at once: pass the turn on, or it is lost
+            raise
 
     def release(self, conn: _Connection):
         if self._closed:
@@ -374,7 +415,7 @@ class HttpClient:
             conn.transport.write(payload)
             await ex.head_future
         except BaseException:
-            conn.finish_exchange()
+            conn.finish_exchange(ex)
             raise
         if not ex.complete:
             conn.arm_deadline(max(0.0, finish_by - loop.time()), TotalTimeout, _TOO_LONG, total)

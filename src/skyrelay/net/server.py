@@ -1,9 +1,10 @@
 """A lean HTTP/1.1 server: asyncio Protocol + httptools, no framework.
 
 Measured (FIELD-NOTES) at roughly half the CPU per request of uvicorn + raw ASGI, which matters on a gateway
-where every request pays it. It does only what a JSON API and SSE need: keep-alive, bounded bodies,
-`Expect: 100-continue`, whole responses in one write, chunked streaming with back-pressure, and cancelling the
-handler when the client goes away (so an abandoned request cancels its upstream call).
+where every request pays it. It does only what a JSON API and SSE need: keep-alive, pipelining (bounded),
+bounded bodies (refused ones drained, so the 413 is not lost to a RST), `Expect: 100-continue`, whole responses
+in one write, chunked streaming with back-pressure, and cancelling the handler when the client goes away (so an
+abandoned request cancels its upstream call). `Upgrade` is ignored: the answer is plain HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ _REASONS = {
     422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
     503: "Service Unavailable", 504: "Gateway Timeout",
 }
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_MAX_QUEUED = 32  # pipelined requests held per connection before we stop reading and let TCP push back
+_LINGER = 5.0  # seconds a refused body may keep arriving after the answer (see _close_after_answer)
 _INTERNAL_ERROR = b'{"error":{"message":"internal server error","type":"api_error","param":null,"code":null}}'
 _BAD_REQUEST = b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error","param":null,"code":null}}'
 
@@ -79,7 +83,8 @@ def _head(status: int, headers: list[tuple[str, str]], extra: str, keep_alive: b
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "parser", "url", "headers", "request", "queue", "task", "paused",
-        "drain_waiter", "closed", "idle_since", "client",
+        "drain_waiter", "closed", "idle_since", "client", "discarding", "reading_paused", "continue_owed",
+        "final_reply",
     )
 
     def __init__(self, server: "HttpServer"):
@@ -96,6 +101,10 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0  # loop time the connection last went idle; the server's sweep closes stale ones
         self.client = ""
+        self.discarding = False  # past a refused body or a parse error: bytes are read and dropped, not parsed
+        self.reading_paused = False  # by us, because too many pipelined requests are waiting
+        self.continue_owed = False  # a `100 Continue` that must wait until earlier answers are out
+        self.final_reply: bytes | None = None  # an error to send after the answers still owed, then close
 
     # --- transport events ---------------------------------------------------------------------------------------
 
@@ -115,14 +124,15 @@ class _Connection(asyncio.Protocol):
             self.drain_waiter.set_exception(ConnectionResetError("client disconnected"))
 
     def data_received(self, data: bytes):
+        if self.discarding:
+            return  # drained and dropped, so that closing later sends FIN rather than a RST that eats our answer
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._reply_and_close(400, _BAD_REQUEST)
+        except httptools.HttpParserUpgrade as exc:
+            self._ignore_upgrade(data, exc.args[0] if exc.args else len(data))
         except httptools.HttpParserError:
-            if self.request is not None and self.request.body_too_large:
-                return  # we already answered 413 and stopped reading
-            self._reply_and_close(400, _BAD_REQUEST)
+            if not self.discarding:  # bytes after a refused body need no second answer
+                self._refuse(400, _BAD_REQUEST)
 
     def pause_writing(self):
         self.paused = True
@@ -157,13 +167,21 @@ class _Connection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self.server.max_body_bytes:
             self._too_large(req)
         elif self.headers.get("expect", "").lower() == "100-continue":
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if self.task is None:
+                self.transport.write(_CONTINUE)
+            else:
+                self.continue_owed = True  # written now, it would land inside an earlier (streaming) answer
 
     def on_body(self, body: bytes):
         req = self.request
         if req is None or req.body_too_large:
             return
-        req.body += body
+        if not req.body:
+            req.body = body
+        else:  # several reads: grow a bytearray in place (bytes += bytes copies it all each time: quadratic)
+            if type(req.body) is bytes:
+                req.body = bytearray(req.body)
+            req.body += body
         if len(req.body) > self.server.max_body_bytes:
             self._too_large(req)
 
@@ -171,55 +189,94 @@ class _Connection(asyncio.Protocol):
         req = self.request
         if req is None or req.body_too_large:
             return
+        if self.continue_owed:
+            self.continue_owed = False  # the client sent the body without waiting for it
+        if type(req.body) is bytearray:
+            req.body = bytes(req.body)
         self._enqueue(req, self.parser.should_keep_alive())
 
     # --- request handling ---------------------------------------------------------------------------------------
 
     def _too_large(self, req: Request):
-        """Answer at once and stop reading: a client must not make us buffer an unbounded body."""
+        """Answer at once and buffer no more of the body: a client must not make us hold an unbounded one."""
         req.body_too_large = True
         req.body = b""
-        self.transport.pause_reading()
+        self.discarding = True
         self._enqueue(req, keep_alive=False)
 
+    def _ignore_upgrade(self, data: bytes, offset: int):
+        """Upgrade (h2c from `curl --http2`, websocket) is optional for a server: answer in HTTP/1.1."""
+        if self.discarding:
+            return
+        req = self.request
+        if req is not None and (req.headers.get("content-length", "0") != "0" or "transfer-encoding" in req.headers):
+            # llhttp handed this request's body to the other protocol: the queued request lacks it.
+            if self.queue and self.queue[-1][0] is req:
+                self.queue.pop()
+            self._refuse(400, _BAD_REQUEST)
+            return
+        self.parser = httptools.HttpRequestParser(self)  # the old one stays stopped at the upgrade
+        if offset < len(data):
+            self.data_received(data[offset:])
+
     def _enqueue(self, req: Request, keep_alive: bool):
-        self.queue.append((req, keep_alive))
+        queue = self.queue
+        queue.append((req, keep_alive))
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(self._serve_queue())
+        elif len(queue) > _MAX_QUEUED and not self.reading_paused:
+            self.reading_paused = True  # a client pipelining faster than we answer: no unbounded queue
+            self.transport.pause_reading()
 
     async def _serve_queue(self):
         try:
-            while self.queue and not self.closed:
-                req, keep_alive = self.queue.popleft()
-                await self._serve_one(req, keep_alive)
-                if not keep_alive:
-                    self.transport.close()
+            queue = self.queue
+            while queue and not self.closed:
+                if self.paused:
+                    await self._drain()  # the client is not reading its answers: make no more until it does
+                req, keep_alive = queue.popleft()
+                if self.reading_paused and len(queue) <= _MAX_QUEUED // 2:
+                    self.reading_paused = False
+                    self.transport.resume_reading()
+                if not await self._serve_one(req, keep_alive):
+                    self._close_after_answer()
                     return
+            if self.continue_owed and not self.closed:
+                self.continue_owed = False
+                self.transport.write(_CONTINUE)
+            if self.final_reply is not None and not self.closed:
+                self._send_final_reply()
         except asyncio.CancelledError:
             pass
         finally:
             self.task = None
             self.idle_since = asyncio.get_running_loop().time()
 
-    async def _serve_one(self, req: Request, keep_alive: bool):
+    async def _serve_one(self, req: Request, keep_alive: bool) -> bool:
+        """Answer one request; returns whether the connection stays open for the next."""
         try:
             resp = await self.server.handler(req)
         except AbortConnection:
             self.transport.abort()
             self.closed = True
-            return
+            return False
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unhandled error in handler for %s %s", req.method, req.path)
             resp = Response(500, _INTERNAL_ERROR, [("content-type", "application/json")])
         if self.closed:
-            return
+            if isinstance(resp, StreamResponse):
+                await _close_chunks(resp.chunks)  # never sent, but it may hold an upstream connection
+            return False
+        if self.server.draining:
+            keep_alive = False  # the server is closing: tell the client not to send another request here
         if isinstance(resp, StreamResponse):
             await self._send_stream(resp, keep_alive)
         else:
             head = _head(resp.status, resp.headers, f"content-length: {len(resp.body)}", keep_alive)
             self.transport.write(head + resp.body)  # one write: half the syscalls of head then body
+        return keep_alive
 
     async def _send_stream(self, resp: StreamResponse, keep_alive: bool):
         transport = self.transport
@@ -239,17 +296,15 @@ class _Connection(asyncio.Protocol):
         except AbortConnection:
             transport.abort()
             self.closed = True
-        except (ConnectionError, asyncio.CancelledError):
+        except asyncio.CancelledError:  # the client went away (connection_lost cancels us)
             self.closed = True
             raise
-        except Exception:
+        except Exception:  # ConnectionError included: one from the stream is the upstream's, not our client's
             log.exception("stream for %s failed after it started", self.client)
             transport.abort()  # without the final chunk the client sees a broken stream, never a false success
             self.closed = True
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _close_chunks(chunks)
 
     async def _drain(self):
         self.drain_waiter = asyncio.get_running_loop().create_future()
@@ -258,18 +313,49 @@ class _Connection(asyncio.Protocol):
         finally:
             self.drain_waiter = None
 
-    def _reply_and_close(self, status: int, body: bytes):
-        if self.transport is not None and not self.closed:
-            head = _head(status, [("content-type", "application/json")], f"content-length: {len(body)}", False)
-            self.transport.write(head + body)
-            self.transport.close()
-            self.closed = True
+    def _refuse(self, status: int, body: bytes):
+        """Answer what cannot be parsed, after the answers still owed to earlier requests, then close."""
+        if self.transport is None or self.closed or self.final_reply is not None:
+            return
+        self.discarding = True  # nothing after a parse error can be trusted
+        head = _head(status, [("content-type", "application/json")], f"content-length: {len(body)}", False)
+        self.final_reply = head + body
+        if self.task is None:
+            self._send_final_reply()
+
+    def _send_final_reply(self):
+        self.transport.write(self.final_reply)
+        self.final_reply = None
+        self.closed = True
+        self._close_after_answer()
+
+    def _close_after_answer(self):
+        transport = self.transport
+        if transport.is_closing():  # aborted already
+            return
+        if self.discarding and transport.can_write_eof():
+            # The client may still be sending what we refused. Closing with unread bytes makes the kernel send
+            # RST, which destroys our answer before the client reads it: half-close instead, keep draining,
+            # and close when the client does (eof_received) or after the linger time.
+            if self.reading_paused:
+                self.reading_paused = False
+                transport.resume_reading()
+            transport.write_eof()
+            asyncio.get_running_loop().call_later(_LINGER, transport.close)
+        else:
+            transport.close()
 
     def close_if_idle(self) -> bool:
         if self.task is None and self.transport is not None:
             self.transport.close()
             return True
         return False
+
+
+async def _close_chunks(chunks) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class HttpServer:
@@ -283,10 +369,12 @@ class HttpServer:
         self._server: asyncio.base_events.Server | None = None
         self.host = ""
         self.port = 0
+        self.draining = False  # closing: answers say `connection: close`
         self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int) -> "HttpServer":
         loop = asyncio.get_running_loop()
+        self.draining = False
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=2048)
         sock = self._server.sockets[0].getsockname()
         self.host, self.port = sock[0], sock[1]
@@ -312,6 +400,7 @@ class HttpServer:
             return
         if self._sweeper is not None:
             self._sweeper.cancel()
+        self.draining = True
         self._server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
