@@ -76,11 +76,11 @@ class Dispatcher:
     async def embed(self, req: EmbeddingRequest) -> tuple[EmbeddingResponse, Outcome]:
         return await self._attempt_loop(req.model, lambda provider: provider.embed(req), hold=False)
 
-    async def chat_stream(self, req: ChatRequest) -> tuple[AsyncIterator[ChatChunk], Outcome]:
+    async def chat_stream(self, req: ChatRequest) -> tuple["CommittedStream", Outcome]:
         """Start a stream on the first deployment that produces real output; return the whole stream."""
         (head, rest), outcome = await self._attempt_loop(
             req.model, lambda provider: _stream_head(provider, req), hold=True)
-        return self._follow(head, rest, outcome.deployment), outcome
+        return CommittedStream(self, outcome.deployment.name, head, rest), outcome
 
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]], *, hold: bool):
         group = self.group(model)
@@ -134,21 +134,6 @@ class Dispatcher:
                 + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
         raise exhausted_error(group.name, decision, outcome, refusals)
 
-    async def _follow(self, head: list[ChatChunk], rest: AsyncIterator[ChatChunk], deployment: Any):
-        name = deployment.name
-        try:
-            for chunk in head:
-                yield chunk
-            try:
-                async for chunk in rest:
-                    yield chunk
-            except errors.UpstreamError as exc:
-                self._record_failure(name, exc)
-                raise errors.UpstreamStreamBroken(exc.message, deployment=name) from None
-        finally:
-            self.outstanding[name] -= 1
-            await rest.aclose()
-
     def _record_failure(self, name: str, exc: errors.UpstreamError) -> None:
         if not exc.cools_down:  # the client's mistake, passed through: no verdict on the deployment
             self.health.on_abandoned(name, self.clock())
@@ -158,6 +143,44 @@ class Dispatcher:
     def _abandon(self, name: str) -> None:
         self.outstanding[name] -= 1
         self.health.on_abandoned(name, self.clock())
+
+
+class CommittedStream:
+    """The stream of the deployment that won the attempt loop. After this point a failure cannot fail over: it
+    ends the stream as UpstreamStreamBroken. `aclose` releases the deployment's outstanding slot exactly once,
+    even for a stream dropped before anyone iterated it (the client left while the head was being read)."""
+
+    __slots__ = ("_dispatcher", "_name", "_head", "_rest", "_released")
+
+    def __init__(self, dispatcher: Dispatcher, name: str, head: list[ChatChunk], rest: AsyncIterator[ChatChunk]):
+        self._dispatcher = dispatcher
+        self._name = name
+        self._head = head
+        self._rest = rest
+        self._released = False
+
+    def __aiter__(self) -> "CommittedStream":
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        if self._head:
+            return self._head.pop(0)
+        try:
+            return await self._rest.__anext__()
+        except StopAsyncIteration:
+            await self.aclose()
+            raise
+        except errors.UpstreamError as exc:
+            self._dispatcher._record_failure(self._name, exc)
+            await self.aclose()
+            raise errors.UpstreamStreamBroken(exc.message, deployment=self._name) from None
+
+    async def aclose(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        self._dispatcher.outstanding[self._name] -= 1
+        await self._rest.aclose()
 
 
 async def _stream_head(provider: Provider, req: ChatRequest) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk]]:

@@ -56,12 +56,16 @@ class Response:
 class StreamResponse:
     """A response whose body is produced chunk by chunk (SSE, event streams); sent with chunked encoding."""
 
-    __slots__ = ("status", "headers", "chunks")
+    __slots__ = ("status", "headers", "chunks", "release")
 
-    def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: list[tuple[str, str]] | None = None):
+    def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: list[tuple[str, str]] | None = None,
+                 release: Callable[[], Awaitable[None]] | None = None):
         self.status = status
         self.chunks = chunks
         self.headers = headers if headers is not None else []
+        # Awaited once the response is over, however it ended: sent, failed, or dropped before its first chunk
+        # (when closing an un-started generator would run none of its cleanup).
+        self.release = release
 
 
 class AbortConnection(Exception):
@@ -267,7 +271,7 @@ class _Connection(asyncio.Protocol):
             resp = Response(500, _INTERNAL_ERROR, [("content-type", "application/json")])
         if self.closed:
             if isinstance(resp, StreamResponse):
-                await _close_chunks(resp.chunks)  # never sent, but it may hold an upstream connection
+                await _finish_stream(resp)  # never sent, but it may hold an upstream connection
             return False
         if self.server.draining:
             keep_alive = False  # the server is closing: tell the client not to send another request here
@@ -304,13 +308,17 @@ class _Connection(asyncio.Protocol):
             transport.abort()  # without the final chunk the client sees a broken stream, never a false success
             self.closed = True
         finally:
-            await _close_chunks(chunks)
+            await _finish_stream(resp)
 
     async def _drain(self):
-        self.drain_waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self.drain_waiter = loop.create_future()
+        # A client that stops reading must not pin the stream (and its upstream call) forever.
+        stall = loop.call_later(self.server.write_timeout, _give_up_waiting, waiter)
         try:
-            await self.drain_waiter
+            await waiter
         finally:
+            stall.cancel()
             self.drain_waiter = None
 
     def _refuse(self, status: int, body: bytes):
@@ -352,19 +360,30 @@ class _Connection(asyncio.Protocol):
         return False
 
 
-async def _close_chunks(chunks) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
+def _give_up_waiting(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(ConnectionError("the client stopped reading"))
+
+
+async def _finish_stream(resp: StreamResponse) -> None:
+    try:
+        aclose = getattr(resp.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    finally:
+        if resp.release is not None:
+            await resp.release()
 
 
 class HttpServer:
     """A listening server; `port` is the bound port (useful with port 0)."""
 
-    def __init__(self, handler: Handler, *, max_body_bytes: int, keepalive_timeout: float):
+    def __init__(self, handler: Handler, *, max_body_bytes: int, keepalive_timeout: float,
+                 write_timeout: float = 60.0):
         self.handler = handler
         self.max_body_bytes = max_body_bytes
         self.keepalive_timeout = keepalive_timeout
+        self.write_timeout = write_timeout  # how long a response may wait for a client that does not read
         self.connections: set[_Connection] = set()
         self._server: asyncio.base_events.Server | None = None
         self.host = ""
@@ -417,8 +436,9 @@ class HttpServer:
 
 async def start_server(
     handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
-    max_body_bytes: int = 4 * 1024 * 1024, keepalive_timeout: float = 75.0,
+    max_body_bytes: int = 4 * 1024 * 1024, keepalive_timeout: float = 75.0, write_timeout: float = 60.0,
 ) -> HttpServer:
-    return await HttpServer(handler, max_body_bytes=max_body_bytes, keepalive_timeout=keepalive_timeout).start(
+    return await HttpServer(handler, max_body_bytes=max_body_bytes, keepalive_timeout=keepalive_timeout,
+                            write_timeout=write_timeout).start(
         host, port
     )

@@ -30,7 +30,7 @@ def register(gateway: "Gateway") -> None:
             if req.stream:
                 stream, outcome = await dispatcher.chat_stream(req)
                 headers = [*SSE_HEADERS, ("request-id", request_id), *outcome_headers(outcome)]
-                return StreamResponse(200, sse_events(stream, req.model, request_id), headers)
+                return StreamResponse(200, sse_events(stream, req.model, request_id), headers, release=stream.aclose)
             resp, outcome = await dispatcher.chat(req)
             body = protocol.render_message(resp, req.model)
             return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome)])

@@ -22,7 +22,8 @@ def register(gateway: "Gateway") -> None:
         req = protocol.parse_chat(request.body)
         if req.stream:
             stream, outcome = await dispatcher.chat_stream(req)
-            return StreamResponse(200, sse_stream(stream, req), SSE_HEADERS + outcome_headers(outcome))
+            return StreamResponse(200, sse_stream(stream, req), SSE_HEADERS + outcome_headers(outcome),
+                                  release=stream.aclose)
         resp, outcome = await dispatcher.chat(req)
         return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
 

@@ -1,0 +1,94 @@
+"""The attempt loop without a network: scripted providers stand in for clouds, so each rule is exercised alone."""
+
+from __future__ import annotations
+
+import random
+
+from skyrelay import errors
+from skyrelay.canonical import ChatChunk, ChatRequest
+from skyrelay.config import Deployment, ModelGroup
+from skyrelay.dispatch import Dispatcher
+
+
+class ScriptedProvider:
+    """Yields the scripted chunks, raising an exception object where the script holds one."""
+
+    def __init__(self, name: str, script: list):
+        self.name = name
+        self.deployment = Deployment(name, "g", "openai", model="m", base_url="http://127.0.0.1:1/v1")
+        self.script = script
+        self.closed = 0
+
+    async def chat_stream(self, req):
+        try:
+            for item in self.script:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self.closed += 1
+
+    async def aclose(self):
+        pass
+
+
+def chunk(content=None, role=None, finish=None) -> ChatChunk:
+    return ChatChunk(id="c", model="m", created=0, role=role, content=content, finish_reason=finish)
+
+
+def dispatcher(*providers: ScriptedProvider) -> Dispatcher:
+    group = ModelGroup("g", deployments=tuple(p.deployment for p in providers))
+    return Dispatcher({"g": group}, {p.name: p for p in providers}, rng=random.Random(0))
+
+
+REQ = ChatRequest(model="g", messages=[{"role": "user", "content": "hi"}], stream=True)
+
+
+async def test_a_stream_dropped_before_iteration_releases_its_slot():
+    provider = ScriptedProvider("a", [chunk("", role="assistant"), chunk("hello"), chunk(finish="stop")])
+    d = dispatcher(provider)
+    stream, outcome = await d.chat_stream(REQ)
+    assert d.outstanding["a"] == 1 and outcome.deployment.name == "a"
+    await stream.aclose()  # the client left before the first byte was written
+    assert d.outstanding["a"] == 0
+    assert provider.closed == 1
+    await stream.aclose()  # idempotent
+    assert d.outstanding["a"] == 0
+
+
+async def test_a_finished_stream_releases_its_slot_once():
+    d = dispatcher(ScriptedProvider("a", [chunk("", role="assistant"), chunk("hello"), chunk(finish="stop")]))
+    stream, _ = await d.chat_stream(REQ)
+    assert [c.content async for c in stream] == ["", "hello", None]
+    await stream.aclose()
+    assert d.outstanding["a"] == 0
+
+
+async def test_failure_after_the_preamble_fails_over_invisibly():
+    broken = ScriptedProvider("a", [chunk("", role="assistant"), errors.UpstreamRateLimited("busy", deployment="a")])
+    healthy = ScriptedProvider("b", [chunk("", role="assistant"), chunk("hi"), chunk(finish="stop")])
+    d = dispatcher(broken, healthy)
+    d.rng = random.Random(1)
+    seen = set()
+    for _ in range(6):
+        stream, outcome = await d.chat_stream(REQ)
+        assert [c.content async for c in stream][-2] == "hi"
+        seen.add(outcome.deployment.name)
+    assert seen == {"b"}
+    assert d.outstanding == {"a": 0, "b": 0}
+
+
+async def test_failure_after_output_breaks_the_stream_and_counts_against_the_deployment():
+    d = dispatcher(ScriptedProvider("a", [chunk("hello"), errors.UpstreamUnavailable("gone", deployment="a")]))
+    stream, _ = await d.chat_stream(REQ)
+    received = []
+    try:
+        async for c in stream:
+            received.append(c.content)
+    except errors.UpstreamStreamBroken as exc:
+        assert exc.deployment == "a"
+    else:
+        raise AssertionError("the broken stream ended as if complete")
+    assert received == ["hello"]
+    assert d.outstanding["a"] == 0
+    assert d.health.snapshot()["a"]["failures"] == 1
