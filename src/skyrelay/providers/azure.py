@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 from urllib.parse import quote
 
 import orjson
@@ -17,7 +17,7 @@ import orjson
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest
 from .base import error_for_status, error_message, retry_after_seconds
-from .openai import OpenAIProvider
+from .openai import ChunkEvents, OpenAIProvider
 
 DEFAULT_API_VERSION = "2024-10-21"
 # Azure's "v1" API: /openai/v1/... without api-version, the deployment named by `model` in the body.
@@ -28,8 +28,23 @@ _STREAM_USAGE_SINCE = "2024-09-01"
 _TOKEN_CHECK_INTERVAL = 1.0  # seconds between stat() calls on azure_ad_token_file
 
 
+class AzureChunkEvents(ChunkEvents):
+    """OpenAI's stream events as Azure sends them, less the one chunk no OpenAI client expects."""
+
+    __slots__ = ()
+
+    def decode(self, event: str | None, payload: bytes) -> tuple[ChatChunk, ...]:
+        chunks = super().decode(event, payload)
+        # Azure opens with a choice-less chunk of prompt_filter_results (id and model empty): not an OpenAI chunk
+        # any client expects, and it would pin an empty id on the stream's first chunk.
+        if chunks and not chunks[0].id and _carries_nothing(chunks[0]):
+            return ()
+        return chunks
+
+
 class AzureOpenAIProvider(OpenAIProvider):
     kind = "azure"
+    stream_events = AzureChunkEvents
 
     def __init__(self, deployment: Any):
         options = deployment.options
@@ -73,14 +88,6 @@ class AzureOpenAIProvider(OpenAIProvider):
         if self._token_file is None:
             return self.headers
         return [*self.headers, ("authorization", f"Bearer {self._token_file.token(self.name)}")]
-
-    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
-        async for chunk in super().chat_stream(req):
-            # Azure opens with a choice-less chunk of prompt_filter_results (id and model empty): not an
-            # OpenAI chunk any client expects, and it would pin an empty id on the stream's first chunk.
-            if not chunk.id and _carries_nothing(chunk):
-                continue
-            yield chunk
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         return azure_error(status, headers, body, self.name)

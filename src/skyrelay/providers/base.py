@@ -11,13 +11,27 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable, Protocol
 
 import orjson
 
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from ..net import client as http
+
+
+class ChunkDecoder(Protocol):
+    """Turns a streaming answer's body into chunks as its bytes arrive."""
+
+    def feed(self, data: bytes) -> Iterable[ChatChunk]: ...
+
+    def finish(self) -> Iterable[ChatChunk]:
+        """The body ended: the closing chunks, or an UpstreamError if the answer stopped short."""
+        ...
+
+
+# What Provider.open_stream returns: the answer (head read, body not yet) and the decoder of its body.
+OpenedStream = tuple[http.Response, ChunkDecoder]
 
 
 class Provider:
@@ -41,9 +55,23 @@ class Provider:
     async def chat(self, req: ChatRequest) -> ChatResponse:
         raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve chat completions")
 
-    def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """An async generator of chunks. It must raise (an UpstreamError) before its first chunk if the upstream
-        fails to start, so the dispatcher can still fail over invisibly."""
+    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """An async generator of chunks. It raises (an UpstreamError) before its first chunk if the upstream fails
+        to start, so the dispatcher can still fail over invisibly. The response is closed however the stream ends:
+        finished, failed, or abandoned by the caller (aclose)."""
+        resp, decoder = await self.open_stream(req)
+        try:
+            with map_transport_errors(self.name):
+                async for data in resp.iter_chunks():
+                    for chunk in decoder.feed(data):
+                        yield chunk
+            for chunk in decoder.finish():
+                yield chunk
+        finally:
+            await resp.aclose()
+
+    async def open_stream(self, req: ChatRequest) -> OpenedStream:
+        """Send a streaming chat request; chat_stream reads the answer. Clouds that stream override this."""
         raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve streaming chat")
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
@@ -57,38 +85,55 @@ class Provider:
     async def post_json(self, path: str, headers: list[tuple[str, str]], payload: Any) -> http.Response:
         """POST a JSON body; return the response head (body unread) after mapping failures to typed errors."""
         body = orjson.dumps(payload)
+        headers = self.sign(path, body, headers)
         with map_transport_errors(self.name):
             resp = await self.http.send("POST", path, headers, body)
         if resp.status >= 400:
-            try:
-                with map_transport_errors(self.name):
-                    raw = await resp.read()
-            finally:
-                await resp.aclose()
-            raise self.error_from_response(resp.status, resp.headers, raw)
+            raise self.error_from_response(resp.status, resp.headers, await self.read_body(resp))
         return resp
+
+    def sign(self, path: str, body: bytes, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The headers to send with exactly this body; clouds that sign each request (Bedrock) override this."""
+        return headers
 
     async def post_json_read(self, path: str, headers: list[tuple[str, str]], payload: Any) -> Any:
         return (await self.post_json_read_raw(path, headers, payload))[1]
 
     async def post_json_read_raw(self, path: str, headers: list[tuple[str, str]], payload: Any) -> tuple[bytes, Any]:
         """POST a JSON body and return the answer both as bytes (to forward as is) and parsed."""
-        resp = await self.post_json(path, headers, payload)
+        return await self.read_json(await self.post_json(path, headers, payload))
+
+    async def read_json(self, resp: http.Response) -> tuple[bytes, Any]:
+        """The whole body of an answer, as bytes and parsed; the response is closed."""
+        raw = await self.read_body(resp)
+        return raw, load_json(raw, self.name, "answered a body")
+
+    async def read_body(self, resp: http.Response) -> bytes:
+        """The whole body of an answer; the response is closed even when reading fails or is cancelled."""
         try:
             with map_transport_errors(self.name):
-                raw = await resp.read()
+                return await resp.read()
         finally:
             await resp.aclose()
-        try:
-            return raw, orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise errors.UpstreamProtocolError(
-                f"deployment '{self.name}' answered a body that is not JSON", deployment=self.name
-            ) from None
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         """Map an error answer to a typed error; providers override to read their cloud's error shape."""
         return error_for_status(status, error_message(body), self.name, retry_after_seconds(headers))
+
+
+def load_json(payload: bytes, deployment: str, what: str) -> Any:
+    """Parse what an upstream sent; JSON it is not is the upstream's protocol error. `what` says what it was,
+    as in "deployment 'x' <what> that is not JSON" ("answered a body", "sent a stream event")."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise errors.UpstreamProtocolError(
+            f"deployment '{deployment}' {what} that is not JSON", deployment=deployment) from None
+
+
+def as_int(value: Any) -> int:
+    """A token count or timestamp from an upstream's JSON: an integer, else 0 (JSON `true` is not 1)."""
+    return value if type(value) is int else 0
 
 
 class map_transport_errors:

@@ -7,22 +7,40 @@ so the OpenAI protocol can forward them byte for byte, while the canonical field
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
-
-import orjson
+from typing import Any
 
 from .. import errors
 from ..canonical import (
     ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingRequest, EmbeddingResponse, ToolCall, ToolCallDelta, Usage,
 )
-from .base import Provider, map_transport_errors
-from .sse import SSEDecoder
+from .base import OpenedStream, Provider, as_int, load_json
+from .sse import SSEChunks
 
 _OPTIONAL_FIELDS = ("temperature", "top_p", "stop", "tools", "tool_choice", "response_format")
 
 
+class ChunkEvents:
+    """OpenAI's stream events -> chunks, up to `data: [DONE]`."""
+
+    __slots__ = ("deployment", "done")
+
+    def __init__(self, deployment: str):
+        self.deployment = deployment
+        self.done = False
+
+    def decode(self, event: str | None, payload: bytes) -> tuple[ChatChunk, ...]:
+        if payload == b"[DONE]":
+            self.done = True
+            return ()
+        return (parse_chunk(payload, self.deployment),)
+
+    def finish(self) -> tuple[ChatChunk, ...]:
+        return ()
+
+
 class OpenAIProvider(Provider):
     kind = "openai"
+    stream_events = ChunkEvents
 
     def __init__(self, deployment: Any):
         super().__init__(deployment)
@@ -52,22 +70,9 @@ class OpenAIProvider(Provider):
         resp.raw_body = body
         return resp
 
-    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def open_stream(self, req: ChatRequest) -> OpenedStream:
         resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
-        decoder = SSEDecoder()
-        done = False
-        try:
-            with map_transport_errors(self.name):
-                async for data in resp.iter_chunks():
-                    if done:
-                        continue  # read on to the end of the body so the connection can be reused
-                    for _, payload in decoder.feed(data):
-                        if payload == b"[DONE]":
-                            done = True
-                            break
-                        yield parse_chunk(payload, self.name)
-        finally:
-            await resp.aclose()
+        return resp, SSEChunks(self.stream_events(self.name))
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
         if req.raw is not None:
@@ -81,7 +86,7 @@ class OpenAIProvider(Provider):
         usage = data.get("usage") or {}
         return EmbeddingResponse(
             model=str(data.get("model") or self.deployment.model), data=data["data"],
-            usage=Usage(input_tokens=_int(usage.get("prompt_tokens"))), raw=data,
+            usage=Usage(input_tokens=as_int(usage.get("prompt_tokens"))), raw=data,
         )
 
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
@@ -118,25 +123,21 @@ def parse_response(data: Any, deployment: str) -> ChatResponse:
         choices.append(Choice(index=c.get("index", i), content=msg.get("content"), tool_calls=calls,
                               finish_reason=c.get("finish_reason") or "stop", refusal=msg.get("refusal")))
     return ChatResponse(
-        id=str(data.get("id", "")), model=str(data.get("model", "")), created=_int(data.get("created")),
+        id=str(data.get("id", "")), model=str(data.get("model", "")), created=as_int(data.get("created")),
         choices=choices, usage=parse_usage(data.get("usage")), raw=data,
     )
 
 
 def parse_chunk(payload: bytes, deployment: str) -> ChatChunk:
-    try:
-        data = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise errors.UpstreamProtocolError(
-            f"deployment '{deployment}' sent a stream event that is not JSON", deployment=deployment) from None
+    data = load_json(payload, deployment, "sent a stream event")
     if not isinstance(data, dict):
         raise errors.UpstreamProtocolError(f"deployment '{deployment}' sent a malformed chunk", deployment=deployment)
     if "error" in data:
         err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
         raise errors.UpstreamUnavailable(
             f"deployment '{deployment}' failed mid-stream: {err.get('message', 'unknown error')}", deployment=deployment)
-    chunk = ChatChunk(id=str(data.get("id", "")), model=str(data.get("model", "")), created=_int(data.get("created")),
-                      raw=payload)
+    chunk = ChatChunk(id=str(data.get("id", "")), model=str(data.get("model", "")),
+                      created=as_int(data.get("created")), raw=payload)
     usage = data.get("usage")
     if usage:
         chunk.usage = parse_usage(usage)
@@ -162,9 +163,5 @@ def parse_usage(usage: Any) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
-    return Usage(input_tokens=_int(usage.get("prompt_tokens")), output_tokens=_int(usage.get("completion_tokens")),
-                 cached_tokens=_int(details.get("cached_tokens")))
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+    return Usage(input_tokens=as_int(usage.get("prompt_tokens")), output_tokens=as_int(usage.get("completion_tokens")),
+                 cached_tokens=as_int(details.get("cached_tokens")))

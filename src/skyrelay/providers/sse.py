@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import Iterable, Iterator, Protocol
+
+from ..canonical import ChatChunk
 
 
 class SSEDecoder:
@@ -49,8 +51,36 @@ def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
     return name, b"\n".join(data)
 
 
-async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str | None, bytes]]:
-    decoder = SSEDecoder()
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            yield event
+class EventDecoder(Protocol):
+    """Reads one cloud's stream events. `done` turns true at the event that ends the answer."""
+
+    done: bool
+
+    def decode(self, event: str | None, payload: bytes) -> Iterable[ChatChunk]: ...
+
+    def finish(self) -> Iterable[ChatChunk]: ...
+
+
+class SSEChunks:
+    """The chunks of an SSE body: raw bytes are split into events, which an event decoder reads.
+
+    Once the decoder is done (OpenAI's `[DONE]`, Anthropic's message_stop) the rest of the body is still read but
+    no longer decoded: reading a body to its end is what returns its connection to the pool."""
+
+    __slots__ = ("events", "decoder")
+
+    def __init__(self, decoder: EventDecoder):
+        self.events = SSEDecoder()
+        self.decoder = decoder
+
+    def feed(self, data: bytes) -> Iterator[ChatChunk]:
+        decoder = self.decoder
+        if decoder.done:
+            return
+        for name, payload in self.events.feed(data):
+            yield from decoder.decode(name, payload)
+            if decoder.done:
+                return
+
+    def finish(self) -> Iterable[ChatChunk]:
+        return self.decoder.finish()

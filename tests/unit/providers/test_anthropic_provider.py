@@ -313,7 +313,7 @@ def test_stream_error_event_raises(etype, exc):
 def test_stream_cut_before_message_stop_is_detected():
     decoder, _ = decode_all(STREAM[:5])
     with pytest.raises(errors.UpstreamUnavailable, match="before message_stop"):
-        decoder.check_finished()
+        decoder.finish()
 
 
 # --- error mapping -------------------------------------------------------------------------------------------------

@@ -372,7 +372,7 @@ def decode(events: list[dict], model: str = "gemini-2.5-flash") -> list:
     decoder = StreamDecoder("g1", model)
     chunks = []
     for event in events:
-        chunks += decoder.feed(orjson.dumps(event))
+        chunks += decoder.decode(None, orjson.dumps(event))
     return chunks + decoder.finish()
 
 
@@ -419,12 +419,13 @@ def test_a_blocked_prompt_in_a_stream():
 def test_an_error_event_raises_a_typed_error():
     decoder = StreamDecoder("g1", "m")
     with pytest.raises(errors.UpstreamRateLimited):
-        decoder.feed(b'{"error": {"code": 429, "message": "Resource exhausted", "status": "RESOURCE_EXHAUSTED"}}')
+        decoder.decode(None,
+                       b'{"error": {"code": 429, "message": "Resource exhausted", "status": "RESOURCE_EXHAUSTED"}}')
 
 
 def test_a_stream_cut_before_its_finish_reason_is_an_error():
     decoder = StreamDecoder("g1", "m")
-    decoder.feed(orjson.dumps({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hal"}]}}]}))
+    decoder.decode(None, orjson.dumps({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hal"}]}}]}))
     with pytest.raises(errors.UpstreamProtocolError, match="finish reason"):
         decoder.finish()
     with pytest.raises(errors.UpstreamProtocolError, match="before any event"):

@@ -3,13 +3,13 @@ answer, errors.py maps failures; this module only sends, over the deployment's p
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from ... import errors
-from ...canonical import ChatChunk, ChatRequest, ChatResponse
-from ..base import Provider, map_transport_errors
-from ..sse import SSEDecoder
+from ...canonical import ChatRequest, ChatResponse
+from ..base import OpenedStream, Provider
+from ..sse import SSEChunks
 from .errors import anthropic_error
 from .request import DEFAULT_MAX_TOKENS, build_request
 from .response import parse_message
@@ -51,23 +51,11 @@ class AnthropicProvider(Provider):
         data = await self.post_json_read(MESSAGES_PATH, self.headers, body)
         return parse_message(data, self.name, json_tool)
 
-    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def open_stream(self, req: ChatRequest) -> OpenedStream:
         body, json_tool = self.build(req)
         body["stream"] = True
         resp = await self.post_json(MESSAGES_PATH, self.headers, body)
-        sse = SSEDecoder()
-        decoder = StreamDecoder(self.name, json_tool)
-        try:
-            with map_transport_errors(self.name):
-                async for data in resp.iter_chunks():
-                    # After message_stop the body ends at once; reading it to its end keeps the connection pooled.
-                    for event, payload in sse.feed(data):
-                        if not decoder.done:
-                            for chunk in decoder.decode(event, payload):
-                                yield chunk
-            decoder.check_finished()
-        finally:
-            await resp.aclose()
+        return resp, SSEChunks(StreamDecoder(self.name, json_tool))
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         return anthropic_error(status, headers, body, self.name)

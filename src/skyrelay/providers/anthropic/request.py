@@ -15,26 +15,17 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
+from ..content import image_url, read_data_url, split_data_url
+from ..extras import is_harmless
 
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL_DEFAULT = "json_response"
 
-# OpenAI request fields with no Anthropic meaning that change nothing about the answer: ignored.
-_IGNORED = frozenset({
-    "metadata", "store", "service_tier", "stream_options", "prompt_cache_key", "safety_identifier",
-    "parallel_tool_calls", "user",  # these two are mapped below
-})
 # Anthropic-native fields a client may send through (e.g. the openai SDK's extra_body): forwarded as they are.
+# Other extra fields must be harmless (extras.py), else they are refused; `user` and `parallel_tool_calls` are
+# harmless but still mapped below.
 _PASSED_THROUGH = frozenset({"top_k", "thinking"})
-# Fields whose default value asks for nothing and may be ignored; any other value is a feature we cannot honour.
-_HARMLESS_DEFAULTS: dict[str, tuple[Any, ...]] = {
-    "n": (1, None), "logprobs": (False, None), "top_logprobs": (0, None), "logit_bias": (None,),
-    "presence_penalty": (0, 0.0, None), "frequency_penalty": (0, 0.0, None), "modalities": (["text"], None),
-    "audio": (None,), "prediction": (None,), "web_search_options": (None,), "reasoning_effort": (None,),
-    "functions": (None,), "function_call": (None,), "verbosity": (None,),
-}
 _TOOL_NAME = re.compile(r"[^a-zA-Z0-9_-]")
-_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)\Z", re.DOTALL)
 
 
 def build_request(req: ChatRequest, deployment: str, model: str, *,
@@ -165,27 +156,22 @@ def _content_part(part: Any, param: str, where: _Where) -> dict[str, Any] | None
 
 
 def _image_block(image: Any, param: str, where: _Where) -> dict[str, Any]:
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str):
-        raise errors.InvalidRequest(f"{param}.image_url.url must be a string", param=param)
+    url = image_url(image, param)
     if url.startswith("data:"):
-        match = _DATA_URL.match(url)
-        if match is None:
-            raise errors.InvalidRequest(f"{param}: an image data URL must look like data:<type>;base64,<data>",
-                                        param=param)
-        return {"type": "image", "source": {"type": "base64", "media_type": match[1], "data": match[2]}}
+        media_type, data = read_data_url(url, param)
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
     if url.startswith(("https://", "http://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     raise where.unsupported("an image URL that is neither data: nor http(s):", param)
 
 
 def _document_block(file: Any, param: str, where: _Where) -> dict[str, Any]:
-    data = file.get("file_data") if isinstance(file, dict) else None
-    match = _DATA_URL.match(data) if isinstance(data, str) else None
-    if match is None or match[1] != "application/pdf":
+    url = file.get("file_data") if isinstance(file, dict) else None
+    parts = split_data_url(url) if isinstance(url, str) else None
+    if parts is None or parts[0] != "application/pdf":
         raise where.unsupported("a file part other than an inline PDF (file_data: data:application/pdf;base64,...)",
                                 param)
-    return {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": match[2]}}
+    return {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": parts[1]}}
 
 
 def _assistant_blocks(msg: dict[str, Any], i: int, where: _Where) -> list[dict[str, Any]]:
@@ -304,12 +290,7 @@ def _apply_extra(body: dict[str, Any], extra: dict[str, Any], where: _Where) -> 
     for key, value in extra.items():
         if key in _PASSED_THROUGH:
             body[key] = value
-        elif key in _IGNORED:
-            continue
-        elif key in _HARMLESS_DEFAULTS:
-            if value not in _HARMLESS_DEFAULTS[key] and value != {}:
-                raise where.unsupported(f"'{key}'", key)
-        else:
+        elif not is_harmless(key, value):
             raise where.unsupported(f"'{key}'", key)
     user = extra.get("user")
     if isinstance(user, str) and user:

@@ -9,6 +9,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatResponse, Choice, ToolCall, Usage
+from ..base import as_int
 
 _FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -28,10 +29,10 @@ def parse_usage(usage: Any) -> Usage:
     """Anthropic counts cache reads and writes apart from input_tokens; canonical input includes both."""
     if not isinstance(usage, dict):
         return Usage()
-    cached = _int(usage.get("cache_read_input_tokens"))
+    cached = as_int(usage.get("cache_read_input_tokens"))
     return Usage(
-        input_tokens=_int(usage.get("input_tokens")) + cached + _int(usage.get("cache_creation_input_tokens")),
-        output_tokens=_int(usage.get("output_tokens")), cached_tokens=cached)
+        input_tokens=as_int(usage.get("input_tokens")) + cached + as_int(usage.get("cache_creation_input_tokens")),
+        output_tokens=as_int(usage.get("output_tokens")), cached_tokens=cached)
 
 
 def parse_message(data: Any, deployment: str, json_tool: str | None = None) -> ChatResponse:
@@ -56,7 +57,3 @@ def parse_message(data: Any, deployment: str, json_tool: str | None = None) -> C
     choice = Choice(content=content, tool_calls=calls, finish_reason=finish_reason(data.get("stop_reason"), json_tool))
     return ChatResponse(id=str(data.get("id", "")), model=str(data.get("model", "")), created=int(time.time()),
                         choices=[choice], usage=parse_usage(data.get("usage")))
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0

@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
+from ..base import load_json
 from .response import finish_reason, parse_usage
 
 _TEXT, _TOOL, _JSON_ANSWER = 1, 2, 3  # what a content block's deltas become
@@ -37,12 +36,7 @@ class StreamDecoder:
         self.done = False
 
     def decode(self, event: str | None, payload: bytes) -> list[ChatChunk]:
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise errors.UpstreamProtocolError(
-                f"deployment '{self.deployment}' sent a stream event that is not JSON", deployment=self.deployment
-            ) from None
+        data = load_json(payload, self.deployment, "sent a stream event")
         if not isinstance(data, dict):
             raise errors.UpstreamProtocolError(f"deployment '{self.deployment}' sent a malformed stream event",
                                                deployment=self.deployment)
@@ -119,11 +113,12 @@ class StreamDecoder:
     def _ignore(self, data: dict) -> list[ChatChunk]:
         return []
 
-    def check_finished(self) -> None:
+    def finish(self) -> list[ChatChunk]:
         """Call when the upstream body ended: a stream cut before message_stop must not pass for a whole one."""
         if not self.done:
             raise errors.UpstreamUnavailable(
                 f"deployment '{self.deployment}' ended the stream before message_stop", deployment=self.deployment)
+        return []
 
 
 _HANDLERS = {

@@ -7,15 +7,12 @@ errors.py maps Bedrock's error types, auth.py holds credentials and signs. This 
 from __future__ import annotations
 
 import os
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-import orjson
-
 from ... import errors
-from ...canonical import ChatChunk, ChatRequest, ChatResponse
-from ...net import client as http
-from ..base import Provider, map_transport_errors
+from ...canonical import ChatRequest, ChatResponse
+from ..base import OpenedStream, Provider
 from .auth import make_signer
 from .errors import error_from_http
 from .request import build_converse_body
@@ -48,55 +45,25 @@ class BedrockProvider(Provider):
         return self.deployment.base_url or f"https://bedrock-runtime.{self.deployment.region}.amazonaws.com"
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
-        resp = await self._post(self.converse_path, build_converse_body(req, self.name))
-        try:
-            with map_transport_errors(self.name):
-                raw = await resp.read()
-        finally:
-            await resp.aclose()
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise errors.UpstreamProtocolError(
-                f"deployment '{self.name}' answered a body that is not JSON", deployment=self.name) from None
+        resp = await self.post_json(self.converse_path, _CONTENT_TYPE, build_converse_body(req, self.name))
+        _, data = await self.read_json(resp)
         return parse_converse_response(data, self.deployment.model, _response_id(resp.headers), self.name)
 
-    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
-        resp = await self._post(self.stream_path, build_converse_body(req, self.name))
-        try:
-            content_type = resp.headers.get("content-type", EVENT_STREAM)
-            if not content_type.startswith(EVENT_STREAM):
-                raise errors.UpstreamProtocolError(
-                    f"deployment '{self.name}' answered {content_type!r} instead of an event stream",
-                    deployment=self.name)
-            decoder = ConverseStreamDecoder(_response_id(resp.headers), self.deployment.model, self.name)
-            with map_transport_errors(self.name):
-                async for data in resp.iter_chunks():
-                    for chunk in decoder.feed(data):
-                        yield chunk
-            for chunk in decoder.finish():
-                yield chunk
-        finally:
+    async def open_stream(self, req: ChatRequest) -> OpenedStream:
+        resp = await self.post_json(self.stream_path, _CONTENT_TYPE, build_converse_body(req, self.name))
+        content_type = resp.headers.get("content-type", EVENT_STREAM)
+        if not content_type.startswith(EVENT_STREAM):
             await resp.aclose()
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.name}' answered {content_type!r} instead of an event stream", deployment=self.name)
+        return resp, ConverseStreamDecoder(_response_id(resp.headers), self.deployment.model, self.name)
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         return error_from_http(status, headers, body, self.name)
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> http.Response:
-        """Sign and POST this body; return the response head, or raise the typed error an error answer means."""
-        body = orjson.dumps(payload)
+    def sign(self, path: str, body: bytes, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         # Signed like boto3 signs: content-type, host, x-amz-date (+ the session token when there is one).
-        headers = self.signer.sign(self.http.base_path + path, body, _CONTENT_TYPE) + self.extra_headers
-        with map_transport_errors(self.name):
-            resp = await self.http.send("POST", path, headers, body)
-        if resp.status >= 400:
-            try:
-                with map_transport_errors(self.name):
-                    raw = await resp.read()
-            finally:
-                await resp.aclose()
-            raise self.error_from_response(resp.status, resp.headers, raw)
-        return resp
+        return self.signer.sign(self.http.base_path + path, body, headers) + self.extra_headers
 
 
 def _response_id(headers: dict[str, str]) -> str:

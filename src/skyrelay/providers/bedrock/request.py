@@ -13,16 +13,11 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
+from ..content import image_url, read_data_url
+from ..extras import is_harmless
 
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
-# OpenAI fields with no effect on the answer, or nothing Bedrock could do with them.
-_IGNORED_EXTRAS = frozenset({"user", "metadata", "store", "service_tier", "parallel_tool_calls", "stream_options"})
-# Extras that are harmless at their default value, refused otherwise.
-_DEFAULTS: dict[str, tuple[Any, ...]] = {
-    "n": (1,), "logprobs": (False,), "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0),
-    "modalities": (["text"],),
-}
 
 
 class _Ctx:
@@ -62,9 +57,8 @@ def check_unsupported(req: ChatRequest, ctx: _Ctx) -> None:
         raise ctx.refuse(f"response_format '{fmt.get('type')}'", "response_format",
                          "Bedrock Converse has no JSON mode; describe the format in the prompt, or use a tool")
     for name, value in req.extra.items():
-        if name in _IGNORED_EXTRAS or value is None or value in _DEFAULTS.get(name, ()):
-            continue
-        raise ctx.refuse(f"'{name}'", name)
+        if not is_harmless(name, value):  # Bedrock maps no extra field: all it cannot ignore, it refuses
+            raise ctx.refuse(f"'{name}'", name)
 
 
 def inference_config(req: ChatRequest) -> dict[str, Any]:
@@ -147,18 +141,13 @@ def _user_blocks(content: Any, i: int, ctx: _Ctx) -> list[dict[str, Any]]:
     return blocks
 
 
-def _image_block(image_url: Any, param: str, ctx: _Ctx) -> dict[str, Any]:
-    url = image_url.get("url") if isinstance(image_url, dict) else image_url
-    if not isinstance(url, str):
-        raise errors.InvalidRequest(f"{param}.image_url.url must be a string", param=param)
+def _image_block(image: Any, param: str, ctx: _Ctx) -> dict[str, Any]:
+    url = image_url(image, param)
     if not url.startswith("data:"):
         raise ctx.refuse("an image by URL", param, "Bedrock fetches no URLs; send the image inline as a "
                                                    "data:image/...;base64 URL")
-    head, sep, data = url[5:].partition(",")
-    mime, _, encoding = head.partition(";")
-    fmt = _IMAGE_FORMATS.get(mime.lower())
-    if not sep or encoding.lower() != "base64":
-        raise errors.InvalidRequest(f"{param}: an image data URL must be data:<mime>;base64,<data>", param=param)
+    mime, data = read_data_url(url, param)
+    fmt = _IMAGE_FORMATS.get(mime)
     if fmt is None:
         raise ctx.refuse(f"image type '{mime}'", param, "use png, jpeg, gif or webp")
     # A blob travels as base64 text in Bedrock's JSON protocol: the client's base64 goes through untouched.

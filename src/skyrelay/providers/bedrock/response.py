@@ -9,6 +9,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatResponse, Choice, ToolCall, Usage
+from ..base import as_int
 
 # Bedrock stop reasons -> OpenAI finish reasons; anything new or unknown reads as a plain stop.
 FINISH_REASONS = {
@@ -31,10 +32,10 @@ def parse_usage(usage: Any) -> Usage:
     cache reads as the cached part (OpenAI's prompt_tokens / cached_tokens)."""
     if not isinstance(usage, dict):
         return Usage()
-    cache_read = _int(usage.get("cacheReadInputTokens"))
-    cache_write = _int(usage.get("cacheWriteInputTokens"))
-    return Usage(input_tokens=_int(usage.get("inputTokens")) + cache_read + cache_write,
-                 output_tokens=_int(usage.get("outputTokens")), cached_tokens=cache_read)
+    cache_read = as_int(usage.get("cacheReadInputTokens"))
+    cache_write = as_int(usage.get("cacheWriteInputTokens"))
+    return Usage(input_tokens=as_int(usage.get("inputTokens")) + cache_read + cache_write,
+                 output_tokens=as_int(usage.get("outputTokens")), cached_tokens=cache_read)
 
 
 def parse_converse_response(data: Any, model: str, response_id: str, deployment: str) -> ChatResponse:
@@ -59,7 +60,3 @@ def parse_converse_response(data: Any, model: str, response_id: str, deployment:
                     finish_reason=finish_reason(data.get("stopReason")))
     return ChatResponse(id=response_id, model=model, created=int(time.time()), choices=[choice],
                         usage=parse_usage(data.get("usage")))
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -15,11 +15,11 @@ import struct
 import time
 from typing import Any
 
-import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
+from ..base import load_json
 from .errors import error_from_event
 from .response import finish_reason, parse_usage
 
@@ -77,12 +77,7 @@ class ConverseStreamDecoder:
         event = headers.get(":event-type")
         if event == "initial-response":
             return None
-        try:
-            data = orjson.loads(payload) if payload else {}
-        except orjson.JSONDecodeError:
-            raise errors.UpstreamProtocolError(
-                f"deployment '{self.deployment}' sent a {event} event that is not JSON",
-                deployment=self.deployment) from None
+        data = load_json(payload, self.deployment, f"sent a {event} event") if payload else {}
         handler = _HANDLERS.get(event)
         return handler(self, data) if handler is not None else None  # new event types: ignore, like SDKs do
 

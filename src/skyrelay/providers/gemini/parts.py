@@ -6,6 +6,7 @@ import mimetypes
 from typing import Any
 
 from ... import errors
+from ..content import image_url, read_data_url
 
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3", "flac": "audio/flac", "aac": "audio/aac",
                 "ogg": "audio/ogg", "opus": "audio/ogg", "pcm16": "audio/pcm"}
@@ -56,11 +57,7 @@ def _part(part: Any, where: str, param: str, kind: str) -> dict[str, Any] | None
             raise errors.InvalidRequest(f"{param}.text must be a string", param=param)
         return {"text": text} if text else None
     if part_type == "image_url":
-        image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        if not isinstance(url, str):
-            raise errors.InvalidRequest(f"{param}.image_url.url must be a string", param=param)
-        return url_part(url, where, param, kind, "image")
+        return url_part(image_url(part.get("image_url"), param), where, param, kind, "image")
     if part_type == "input_audio":
         audio = part.get("input_audio") or {}
         mime = _AUDIO_TYPES.get(audio.get("format"))
@@ -87,12 +84,8 @@ def _part(part: Any, where: str, param: str, kind: str) -> dict[str, Any] | None
 def url_part(url: str, where: str, param: str, kind: str, what: str) -> dict[str, Any]:
     """data: URLs -> inlineData; gs:// (and Gemini Files API) URIs -> fileData; other URLs are refused."""
     if url.startswith("data:"):
-        header, sep, data = url[5:].partition(",")
-        mime, _, encoding = header.partition(";")
-        if not sep or encoding != "base64" or not data:
-            raise errors.InvalidRequest(f"{param}: a data: URL must be base64 encoded (data:<type>;base64,...)",
-                                        param=param)
-        return {"inlineData": {"mimeType": mime or "application/octet-stream", "data": data}}
+        mime, data = read_data_url(url, param)
+        return {"inlineData": {"mimeType": mime, "data": data}}
     if url.startswith("gs://") or (kind == "gemini" and url.startswith(_GEMINI_FILES)):
         file_data = {"fileUri": url}
         mime = mimetypes.guess_type(url)[0]

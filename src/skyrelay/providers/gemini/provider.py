@@ -10,13 +10,13 @@ Streams use `:streamGenerateContent?alt=sse`. A base_url that already ends in an
 from __future__ import annotations
 
 import re
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from ... import errors
-from ...canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
-from ..base import Provider, map_transport_errors
-from ..sse import SSEDecoder
+from ...canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from ..base import OpenedStream, Provider
+from ..sse import SSEChunks
 from .auth import token_source
 from .embed import build_embed_request, parse_embed_response
 from .failures import error_from_response
@@ -67,21 +67,10 @@ class GeminiProvider(Provider):
         data = await self.post_json_read(self.generate_path, await self.request_headers(), body)
         return parse_response(data, self.name, self.model_id)
 
-    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def open_stream(self, req: ChatRequest) -> OpenedStream:
         body = build_request(req, self.name, self.kind, self.model_id)
         resp = await self.post_json(self.stream_path, await self.request_headers(), body)
-        events = SSEDecoder()
-        decoder = StreamDecoder(self.name, self.model_id)
-        try:
-            with map_transport_errors(self.name):
-                async for data in resp.iter_chunks():
-                    for _, payload in events.feed(data):
-                        for chunk in decoder.feed(payload):
-                            yield chunk
-            for chunk in decoder.finish():
-                yield chunk
-        finally:
-            await resp.aclose()
+        return resp, SSEChunks(StreamDecoder(self.name, self.model_id))
 
     # --- embeddings ---------------------------------------------------------------------------------------------
 

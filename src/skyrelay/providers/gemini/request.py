@@ -13,16 +13,13 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
+from ..extras import is_harmless
 from .callids import signature_of
 from .parts import content_parts, text_of
 from .schema import has_no_parameters, to_gemini_schema
 
-# OpenAI fields without a Gemini meaning that change nothing about the answer: ignored.
-_HARMLESS_EXTRAS = frozenset({
-    "user", "metadata", "store", "service_tier", "parallel_tool_calls", "stream_options", "prompt_cache_key",
-    "safety_identifier", "stream",
-})
-# OpenAI fields with a Gemini generationConfig twin: (Gemini name, accepts floats).
+# OpenAI fields with a Gemini generationConfig twin: (Gemini name, accepts floats). These, `n` and
+# `reasoning_effort` are mapped; other extra fields must be harmless (extras.py), else they are refused.
 _CONFIG_EXTRAS = {
     "seed": ("seed", False), "top_k": ("topK", False),
     "presence_penalty": ("presencePenalty", True), "frequency_penalty": ("frequencyPenalty", True),
@@ -267,7 +264,7 @@ def _response_format(fmt: dict[str, Any], config: dict[str, Any], where: str) ->
 
 def _extras(extra: dict[str, Any], config: dict[str, Any], where: str, model: str) -> None:
     for key, value in extra.items():
-        if value is None or key in _HARMLESS_EXTRAS:
+        if value is None:
             continue
         if key == "n":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -284,9 +281,7 @@ def _extras(extra: dict[str, Any], config: dict[str, Any], where: str, model: st
                     _THINKING_LEVELS if gemini3_or_later(model) else _THINKING_BUDGETS):
                 raise errors.UnsupportedFeature(f"reasoning_effort {value!r} is not supported by {where}", param=key)
             config["thinkingConfig"] = _thinking(value, model)
-        elif key in ("logprobs", "top_logprobs") and not value:
-            continue  # asking for none is fine
-        else:
+        elif not is_harmless(key, value):
             raise errors.UnsupportedFeature(f"'{key}' is not supported by {where}", param=key)
 
 

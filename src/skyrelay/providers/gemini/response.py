@@ -10,6 +10,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatResponse, Choice, ToolCall, Usage
+from ..base import as_int
 from .callids import new_call_id
 from .failures import error_from_body
 
@@ -91,9 +92,9 @@ def parse_usage(meta: Any) -> Usage:
     if not isinstance(meta, dict):
         return Usage()
     return Usage(
-        input_tokens=_int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount")),
-        output_tokens=_int(meta.get("candidatesTokenCount")) + _int(meta.get("thoughtsTokenCount")),
-        cached_tokens=_int(meta.get("cachedContentTokenCount")),
+        input_tokens=as_int(meta.get("promptTokenCount")) + as_int(meta.get("toolUsePromptTokenCount")),
+        output_tokens=as_int(meta.get("candidatesTokenCount")) + as_int(meta.get("thoughtsTokenCount")),
+        cached_tokens=as_int(meta.get("cachedContentTokenCount")),
     )
 
 
@@ -101,7 +102,3 @@ def chat_id(data: dict[str, Any]) -> str:
     response_id = data.get("responseId")
     return f"chatcmpl-{response_id}" if isinstance(response_id, str) and response_id else (
         "chatcmpl-" + os.urandom(12).hex())
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

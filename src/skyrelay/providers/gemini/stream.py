@@ -10,10 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta, Usage
+from ..base import load_json
 from .failures import error_from_body
 from .response import chat_id, finish_reason, parse_usage, prompt_blocked, read_parts
 
@@ -27,9 +26,10 @@ class _Candidate:
 
 
 class StreamDecoder:
-    """Feed the data of each SSE event; get the chunks it means. `finish()` closes the stream."""
+    """Decode each SSE event; get the chunks it means. `finish()` closes the stream."""
 
     __slots__ = ("deployment", "model", "id", "created", "candidates", "usage", "started")
+    done = False  # Gemini marks no end of the answer: the body's end is the stream's end
 
     def __init__(self, deployment: str, model: str):
         self.deployment = deployment
@@ -40,7 +40,7 @@ class StreamDecoder:
         self.usage: Usage | None = None
         self.started = False
 
-    def feed(self, payload: bytes) -> list[ChatChunk]:
+    def decode(self, event: str | None, payload: bytes) -> list[ChatChunk]:
         data = self._load(payload)
         if not self.started:
             self.started = True
@@ -72,12 +72,7 @@ class StreamDecoder:
         return [self._chunk(usage=self.usage or Usage())]
 
     def _load(self, payload: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise errors.UpstreamProtocolError(
-                f"deployment '{self.deployment}' sent a stream event that is not JSON", deployment=self.deployment
-            ) from None
+        data = load_json(payload, self.deployment, "sent a stream event")
         if not isinstance(data, dict):
             raise errors.UpstreamProtocolError(
                 f"deployment '{self.deployment}' sent a malformed stream event", deployment=self.deployment)

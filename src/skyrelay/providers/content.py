@@ -1,0 +1,33 @@
+"""Message content every cloud reads the same way: image parts' URLs, and base64 `data:` URLs (images, PDFs and
+other files sent inline)."""
+
+from __future__ import annotations
+
+import re
+
+from .. import errors
+
+# data:<type>/<subtype>;base64,<data> and nothing else: a URL with other parameters (;charset=...) is refused.
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);(?i:base64),(.+)\Z", re.DOTALL)
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a base64 `data:` URL, the type lower-cased; None when `url` is not one."""
+    match = _DATA_URL.match(url)
+    return (match[1].lower(), match[2]) if match is not None else None
+
+
+def read_data_url(url: str, param: str) -> tuple[str, str]:
+    """split_data_url for a URL the client sent as a `data:` URL: a malformed one is the client's mistake (400)."""
+    parts = split_data_url(url)
+    if parts is None:
+        raise errors.InvalidRequest(f"{param}: a data: URL must look like data:<type>;base64,<data>", param=param)
+    return parts
+
+
+def image_url(image: object, param: str) -> str:
+    """The URL of an `image_url` part's value: {"url": ...}, or (leniently) the URL string itself."""
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise errors.InvalidRequest(f"{param}.image_url.url must be a string", param=param)
+    return url
