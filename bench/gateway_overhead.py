@@ -1,9 +1,10 @@
 """Loopback benchmark: what the gateway adds per request, next to a direct call to the same upstream, same run.
 
-Processes: a static upstream (bench/static_upstream.py) and the gateway (`skyrelay serve`), each pinned to its
-own core when there are two; `wrk` drives both. Reported: requests/s, p50/p99 latency, the gateway's CPU time per
-request (from /proc, user + system), and the added latency at one connection. Bounded: a few seconds per phase,
-127.0.0.1 only. Usage: python bench/gateway_overhead.py [--seconds 5] [--connections 32]
+Processes: a static upstream (bench/static_upstream.py), the gateway (`skyrelay serve`) and the floor proxy
+(bench/floor_proxy.py: the same HTTP server and client with no gateway logic), the proxies pinned to one core and
+the upstream with `wrk` to the other. Reported: requests/s, p50/p99 latency, CPU time per request of the gateway
+and of the floor (from /proc, user + system), and the added latency at one connection. Bounded: a few seconds
+per phase, 127.0.0.1 only. Usage: python bench/gateway_overhead.py [--seconds 5] [--connections 32]
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _ms(text: str) -> float:
 
 
 def measure(args, workdir: Path) -> list[dict]:
-    up_port, gw_port = free_port(), free_port()
+    up_port, gw_port, floor_port = free_port(), free_port(), free_port()
     python = sys.executable
     upstream = subprocess.Popen([*pinned(1), python, str(HERE / "static_upstream.py"), str(up_port)],
                                 stdout=subprocess.DEVNULL)
@@ -94,9 +95,13 @@ def measure(args, workdir: Path) -> list[dict]:
     skyrelay = [python, "-c", "import sys; from skyrelay.cli import main; sys.exit(main())"]
     gateway = subprocess.Popen([*pinned(0), *skyrelay, "serve", "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    floor = subprocess.Popen([*pinned(0), python, str(HERE / "floor_proxy.py"), str(up_port), str(floor_port)],
+                             stdout=subprocess.DEVNULL)
     try:
         wait_port(up_port)
         wait_port(gw_port)
+        wait_port(floor_port)
+        floor_url = f"http://127.0.0.1:{floor_port}/v1/chat/completions"
         direct, via = f"http://127.0.0.1:{up_port}/v1/chat/completions", f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         rows = []
         for label, body in (("chat", CHAT), ("chat, 20-chunk stream", {**CHAT, "stream": True})):
@@ -106,11 +111,15 @@ def measure(args, workdir: Path) -> list[dict]:
                 cpu0 = cpu_seconds(gateway.pid)
                 g = wrk(via, body, args.seconds, conns, workdir)
                 cpu = cpu_seconds(gateway.pid) - cpu0
-                rows.append({"workload": label, "connections": conns, "direct": d, "gateway": g,
-                             "cpu_us_per_request": cpu / max(g["requests"], 1) * 1e6})
+                fcpu0 = cpu_seconds(floor.pid)
+                f = wrk(floor_url, body, args.seconds, conns, workdir)
+                fcpu = cpu_seconds(floor.pid) - fcpu0
+                rows.append({"workload": label, "connections": conns, "direct": d, "gateway": g, "floor": f,
+                             "cpu_us_per_request": cpu / max(g["requests"], 1) * 1e6,
+                             "floor_cpu_us_per_request": fcpu / max(f["requests"], 1) * 1e6})
         return rows
     finally:
-        for proc in (gateway, upstream):
+        for proc in (gateway, floor, upstream):
             proc.terminate()
             proc.wait(5)
 
@@ -118,15 +127,15 @@ def measure(args, workdir: Path) -> list[dict]:
 def report(rows: list[dict]) -> str:
     lines = [
         "| workload | conns | direct req/s | gateway req/s | ratio | direct p50 | gateway p50 | added p50 | gateway p99 "
-        "| gateway CPU/req | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gateway CPU/req | floor CPU/req | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d, g = r["direct"], r["gateway"]
         lines.append(
             f"| {r['workload']} | {r['connections']} | {d['rps']:,.0f} | {g['rps']:,.0f} | {g['rps'] / d['rps']:.2f} "
             f"| {d['p50_ms']:.3f} ms | {g['p50_ms']:.3f} ms | {g['p50_ms'] - d['p50_ms']:.3f} ms | {g['p99_ms']:.3f} ms "
-            f"| {r['cpu_us_per_request']:.0f} us | {g['errors']} |"
+            f"| {r['cpu_us_per_request']:.0f} us | {r['floor_cpu_us_per_request']:.0f} us | {g['errors']} |"
         )
     return "\n".join(lines)
 

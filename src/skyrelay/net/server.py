@@ -284,27 +284,30 @@ class _Connection(asyncio.Protocol):
 
     async def _send_stream(self, resp: StreamResponse, keep_alive: bool):
         transport = self.transport
-        pending = _head(resp.status, resp.headers, "transfer-encoding: chunked", keep_alive)
+        # The head goes out with the first chunk: one write instead of two, and a stream that fails before its
+        # first chunk can still be answered as a plain error by the handler.
+        out = _CoalescingWriter(transport, _head(resp.status, resp.headers, "transfer-encoding: chunked", keep_alive))
         chunks = resp.chunks
         try:
             async for chunk in chunks:
                 if not chunk:
                     continue
-                # The head goes out with the first chunk: one write instead of two, and a stream that fails
-                # before its first chunk can still be answered as a plain error by the handler.
-                transport.write(pending + b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                pending = b""
+                out.add(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 if self.paused:
                     await self._drain()
-            transport.write(pending + b"0\r\n\r\n")
+            out.add(b"0\r\n\r\n")
+            out.flush()
         except AbortConnection:
+            out.flush()  # what was produced before the "crash" still leaves, as it would have from a real server
             transport.abort()
             self.closed = True
         except asyncio.CancelledError:  # the client went away (connection_lost cancels us)
+            out.discard()
             self.closed = True
             raise
         except Exception:  # ConnectionError included: one from the stream is the upstream's, not our client's
             log.exception("stream for %s failed after it started", self.client)
+            out.flush()
             transport.abort()  # without the final chunk the client sees a broken stream, never a false success
             self.closed = True
         finally:
@@ -358,6 +361,47 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
             return True
         return False
+
+
+class _CoalescingWriter:
+    """Stream chunks produced in one go (several events decoded from one upstream read) leave in one write.
+
+    Each transport.write is a send() system call, the largest single cost of a streamed event; the flush is
+    scheduled for when the producing task next waits, so no chunk is delayed past the loop's next turn."""
+
+    __slots__ = ("transport", "parts", "size", "scheduled")
+
+    def __init__(self, transport: asyncio.Transport, head: bytes):
+        self.transport = transport
+        self.parts = [head]
+        self.size = len(head)
+        self.scheduled = False
+
+    def add(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= _COALESCE_LIMIT:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self.scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        if self.size and not self.transport.is_closing():
+            self.transport.write(b"".join(self.parts) if len(self.parts) > 1 else self.parts[0])
+        self.parts.clear()
+        self.size = 0
+
+    def discard(self) -> None:
+        self.parts.clear()
+        self.size = 0
+
+
+_COALESCE_LIMIT = 64 * 1024  # past this much pending, write at once: back-pressure must see it
 
 
 def _give_up_waiting(waiter: asyncio.Future) -> None:
