@@ -77,3 +77,36 @@ def _set(event: asyncio.Event):
     async def release():
         event.set()
     return release
+
+
+async def test_chunks_produced_in_one_go_leave_in_one_write(monkeypatch):
+    """Each transport.write is a send() call: events decoded from one upstream read must not cost one each."""
+    from asyncio import selector_events
+
+    writes = []
+    original = selector_events._SelectorSocketTransport.write
+
+    def counting_write(self, data):
+        writes.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(selector_events._SelectorSocketTransport, "write", counting_write)
+
+    async def handler(request):
+        async def body():
+            for i in range(5):  # all available at once, as when several SSE events arrive in one read
+                yield b"event %d\n" % i
+            await asyncio.sleep(0.01)  # then the producer waits (for the upstream's next read)
+            yield b"late\n"
+        return StreamResponse(200, body())
+
+    server = await start_server(handler)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writes.clear()
+    writer.write(REQUEST)
+    data = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 3)
+    assert b"event 4" in data and b"late" in data
+    served = [w for w in writes if b"event" in w or b"late" in w]
+    assert len(served) == 2, served  # the first five together (with the head), then the late one with the end
+    writer.close()
+    await server.close()
