@@ -159,3 +159,15 @@ def test_stream_cut_right_after_the_role_chunk_fails_over(make_stack):
     s.set_faults("cloud-a", [{"kind": "cut_stream", "after_chunks": 1, "rate": 1.0}])
     assert set(run_requests(s, 6, stream=True)) == {"cloud-b"}
     assert s.clouds["cloud-a"].stats["requests"] >= 1
+
+
+def test_an_upstream_stream_that_stalls_ends_quickly_with_an_error(make_stack):
+    """A cloud that goes quiet in the middle of a stream is cut after the first-byte limit, not the total one."""
+    s = make_stack(cloud_specs=[{"name": "cloud-a", "output_tokens": 40, "tokens_per_second": 0.2}],
+                   groups=one_group("cloud-a", timeouts={"connect": 1, "first_byte": 2.5, "total": 60}))
+    started = time.monotonic()
+    with pytest.raises(openai.APIError) as exc:
+        for _ in s.openai().chat.completions.create(model="chat", messages=HELLO, stream=True):
+            pass
+    assert time.monotonic() - started < 8  # 40 tokens at one per 5 s would take minutes
+    assert "cloud-a" in str(exc.value)

@@ -3,7 +3,8 @@
 httpx collapses under concurrency and aiohttp costs ~2.5x the CPU per request (FIELD-NOTES); a gateway sends
 one request shape over and over to a few origins, so a small keep-alive pool per origin is all it needs.
 Timeouts are deadlines armed with `call_later` (cheaper than `asyncio.timeout`), by phase: connect, first byte
-(the status line and headers), total (the whole exchange, streamed body included).
+(the status line and headers), stall (the same limit, between pieces of a body still arriving), total (the whole
+exchange, streamed body included).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httptools
 _READ_HIGH_WATER = 256 * 1024  # pause the socket when a slow stream consumer falls this far behind
 _NO_FIRST_BYTE = "no response from upstream within %gs"
 _TOO_LONG = "upstream took longer than %gs"
+_STALLED = "upstream sent nothing for %gs in the middle of its answer"
 
 
 class ClientError(Exception):
@@ -38,6 +40,10 @@ class FirstByteTimeout(ClientError):
 
 class TotalTimeout(ClientError):
     """The whole exchange (body included) took longer than the total timeout."""
+
+
+class ReadTimeout(ClientError):
+    """The upstream went quiet in the middle of a body (a stalled stream) for longer than the first-byte timeout."""
 
 
 class ConnectionClosed(ClientError):
@@ -109,7 +115,7 @@ class Response:
 
 class _Exchange:
     __slots__ = ("status", "headers", "head_future", "chunks", "buffered", "complete", "error", "waiter",
-                 "keep_alive", "received_any")
+                 "keep_alive", "received_any", "last_data")
 
     def __init__(self, loop):
         self.status = 0
@@ -122,6 +128,7 @@ class _Exchange:
         self.waiter: asyncio.Future | None = None
         self.keep_alive = True
         self.received_any = False
+        self.last_data = 0.0  # loop time of the last body bytes: the stall watchdog reads it
 
     def wake(self):
         if self.waiter is not None and not self.waiter.done():
@@ -138,7 +145,8 @@ class _Exchange:
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("pool", "transport", "parser", "exchange", "closed", "reading_paused", "deadline", "used", "counted")
+    __slots__ = ("pool", "transport", "parser", "exchange", "closed", "reading_paused", "deadline", "used", "counted",
+                 "loop")
 
     def __init__(self, pool: "HttpClient"):
         self.pool = pool
@@ -155,6 +163,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc):
         self.closed = True
@@ -205,6 +214,7 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes):
         ex = self.exchange
+        ex.last_data = self.loop.time()
         ex.chunks.append(body)
         ex.buffered += len(body)
         if ex.buffered > _READ_HIGH_WATER and not self.reading_paused:
@@ -232,6 +242,32 @@ class _Connection(asyncio.Protocol):
         """Fail the exchange after `seconds`; the error is built only if it fires (most never do)."""
         self._cancel_deadline()
         self.deadline = asyncio.get_running_loop().call_later(seconds, self._expire, make_error, template, limit)
+
+    def watch_body(self, finish_by: float, stall: float, total: float) -> None:
+        """While a body arrives: fail it if the upstream goes quiet for `stall` seconds or the total runs out.
+
+        One timer, re-armed only when it fires (not per chunk): a lazy deadline over `last_data`."""
+        self._cancel_deadline()
+        now = self.loop.time()
+        self.deadline = self.loop.call_later(max(0.0, min(stall, finish_by - now)), self._check_body,
+                                             finish_by, stall, total)
+
+    def _check_body(self, finish_by: float, stall: float, total: float) -> None:
+        self.deadline = None
+        ex = self.exchange
+        if ex is None or ex.complete or ex.error is not None:
+            return
+        now = self.loop.time()
+        if now >= finish_by:
+            self._expire(TotalTimeout, _TOO_LONG, total)
+            return
+        quiet = now - ex.last_data
+        if quiet >= stall and not self.reading_paused:  # paused by us for a slow reader: not the upstream's fault
+            self._expire(ReadTimeout, _STALLED, stall)
+            return
+        wait = stall - quiet if quiet < stall else stall
+        self.deadline = self.loop.call_later(max(0.0, min(wait, finish_by - now)), self._check_body,
+                                             finish_by, stall, total)
 
     def _expire(self, make_error: type[ClientError], template: str, limit: float):
         self.deadline = None
@@ -418,7 +454,8 @@ class HttpClient:
             conn.finish_exchange(ex)
             raise
         if not ex.complete:
-            conn.arm_deadline(max(0.0, finish_by - loop.time()), TotalTimeout, _TOO_LONG, total)
+            ex.last_data = loop.time()
+            conn.watch_body(finish_by, first_byte, total)
         return Response(ex.status, ex.headers, conn, ex)
 
     async def aclose(self):

@@ -161,7 +161,7 @@ class map_transport_errors:
 
 
 _TRANSPORT_ERRORS = (
-    ((http.ConnectTimeout, http.FirstByteTimeout, http.TotalTimeout), errors.UpstreamTimeout),
+    ((http.ConnectTimeout, http.FirstByteTimeout, http.ReadTimeout, http.TotalTimeout), errors.UpstreamTimeout),
     ((http.ConnectFailed, http.ConnectionClosed), errors.UpstreamConnectError),
     (http.ProtocolError, errors.UpstreamProtocolError),
 )
