@@ -3,41 +3,16 @@ in the tests talk to them over real sockets, exactly as users' code would."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import threading
 from typing import Any, Callable
-
-import uvloop
 
 from skyrelay.config import parse_config
 from skyrelay.emulator import CloudSpec, start_cloud
 from skyrelay.server import Gateway
+from tests.support.background import BackgroundLoop
 
 GATEWAY_KEY = "sk-test-gateway"
 UPSTREAM_KEY = "sk-test-upstream"
-
-
-class BackgroundLoop:
-    def __init__(self):
-        self.loop = uvloop.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="servers", daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 15.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable, *args) -> Any:
-        """Run a plain function on the servers' loop (their state is not thread-safe)."""
-
-        async def wrapper():
-            return fn(*args)
-
-        return self.run(wrapper())
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 class Stack:

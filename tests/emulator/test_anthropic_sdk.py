@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from skyrelay.emulator import CloudSpec, start_cloud
-from tests.emulator.background import Background
+from tests.support.background import BackgroundLoop
 
 KEY = "sk-ant-test-key"
 MODEL = "claude-emulated-1"
@@ -34,7 +34,7 @@ HELLO = [{"role": "user", "content": "Hello there, tell me something."}]
 
 @pytest.fixture(scope="module")
 def bg():
-    loop = Background()
+    loop = BackgroundLoop("emulated-clouds")
     yield loop
     loop.close()
 

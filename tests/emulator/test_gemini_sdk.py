@@ -19,7 +19,7 @@ from google import genai
 from google.genai import errors, types
 
 from skyrelay.emulator import CloudSpec, start_cloud
-from tests.emulator.background import Background
+from tests.support.background import BackgroundLoop
 
 KEY = "gemini-test-key"
 TOKEN = "ya29.test-token"
@@ -37,7 +37,7 @@ HELLO = "Hello there, tell me something."
 
 @pytest.fixture(scope="module")
 def bg():
-    loop = Background()
+    loop = BackgroundLoop("emulated-clouds")
     yield loop
     loop.close()
 
