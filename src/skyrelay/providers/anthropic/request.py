@@ -17,6 +17,7 @@ from ... import errors
 from ...canonical import ChatRequest
 from ..content import image_url, read_data_url, split_data_url
 from ..extras import is_harmless
+from ..sampling import sampling_fields
 
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL_DEFAULT = "json_response"
@@ -37,12 +38,7 @@ def build_request(req: ChatRequest, deployment: str, model: str, *,
     if system:
         body["system"] = system
     body["messages"] = messages
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["top_p"] = req.top_p
-    if req.stop:
-        body["stop_sequences"] = req.stop
+    body.update(sampling_fields(req, max_tokens=None, top_p="top_p", stop="stop_sequences"))
     _apply_extra(body, req.extra, where)
     tools = convert_tools(req.tools, where) if req.tools else []
     tool_choice = convert_tool_choice(req.tool_choice, bool(tools), where)

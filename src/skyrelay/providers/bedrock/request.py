@@ -15,6 +15,7 @@ from ... import errors
 from ...canonical import ChatRequest
 from ..content import image_url, read_data_url
 from ..extras import is_harmless
+from ..sampling import sampling_fields
 
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
@@ -62,16 +63,7 @@ def check_unsupported(req: ChatRequest, ctx: _Ctx) -> None:
 
 
 def inference_config(req: ChatRequest) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if req.max_tokens is not None:
-        config["maxTokens"] = req.max_tokens
-    if req.temperature is not None:
-        config["temperature"] = req.temperature
-    if req.top_p is not None:
-        config["topP"] = req.top_p
-    if req.stop:
-        config["stopSequences"] = req.stop
-    return config
+    return sampling_fields(req, max_tokens="maxTokens", top_p="topP", stop="stopSequences")
 
 
 # --- messages --------------------------------------------------------------------------------------------------------

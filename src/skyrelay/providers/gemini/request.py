@@ -14,6 +14,7 @@ import orjson
 from ... import errors
 from ...canonical import ChatRequest
 from ..extras import is_harmless
+from ..sampling import sampling_fields
 from .callids import signature_of
 from .parts import content_parts, text_of
 from .schema import has_no_parameters, to_gemini_schema
@@ -225,15 +226,7 @@ def _tool_mode(choice: Any, where: str) -> tuple[str | None, list[str] | None]:
 
 
 def generation_config(req: ChatRequest, where: str, model: str) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if req.max_tokens is not None:
-        config["maxOutputTokens"] = req.max_tokens
-    if req.temperature is not None:
-        config["temperature"] = req.temperature
-    if req.top_p is not None:
-        config["topP"] = req.top_p
-    if req.stop:
-        config["stopSequences"] = req.stop
+    config = sampling_fields(req, max_tokens="maxOutputTokens", top_p="topP", stop="stopSequences")
     if req.response_format:
         _response_format(req.response_format, config, where)
     _extras(req.extra, config, where, model)
