@@ -11,7 +11,6 @@ the body itself are OpenAI's, passed through, as Azure does.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from skyrelay.net.server import Request, Response, StreamResponse
@@ -19,8 +18,7 @@ from skyrelay.net.server import Request, Response, StreamResponse
 from ..config import CloudSpec
 from . import openai_wire as wire
 from .base import Call, CallContext
-from .openai import OpenAIProtocol, _client_host, retry_headers, status_error
-from .openai_validate import parse_body
+from .openai import OpenAIProtocol, _client_host, body_call, retry_headers, status_error
 
 # Data-plane inference versions Azure has published (GA and preview); a cloud may narrow or extend the list.
 KNOWN_API_VERSIONS = (
@@ -74,13 +72,7 @@ class AzureProtocol:
         route = _route(request)
         if route is None or request.method != "POST":
             return Call("other")
-        operation = route[1]
-        try:
-            payload: Any = parse_body(request.body)
-        except wire.ApiError as exc:
-            payload = exc
-        stream = operation == "chat" and isinstance(payload, dict) and payload.get("stream") is True
-        return Call(operation, stream, payload)
+        return body_call(route[1], request.body)
 
     def error_response(self, status: int, message: str | None = None, retry_after: float | None = None) -> Response:
         if status == 429:

@@ -65,13 +65,7 @@ class OpenAIProtocol:
     def inspect(self, request: Request) -> Call:
         path = request.path.rstrip("/")
         if request.method == "POST" and path in ("/v1/chat/completions", "/v1/embeddings"):
-            operation = "chat" if path.endswith("completions") else "embeddings"
-            try:
-                payload: Any = parse_body(request.body)
-            except wire.ApiError as exc:
-                payload = exc
-            stream = operation == "chat" and isinstance(payload, dict) and payload.get("stream") is True
-            return Call(operation, stream, payload)
+            return body_call("chat" if path.endswith("completions") else "embeddings", request.body)
         if request.method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return Call("models")
         return Call("other")
@@ -171,3 +165,13 @@ def _client_host(host: str) -> str:
     if host in ("0.0.0.0", "", "::"):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
+
+
+def body_call(operation: str, body: bytes) -> Call:
+    """A chat or embeddings call with its parsed body (or the parse error, answered later in OpenAI's shape)."""
+    try:
+        payload: Any = parse_body(body)
+    except wire.ApiError as exc:
+        payload = exc
+    stream = operation == "chat" and isinstance(payload, dict) and payload.get("stream") is True
+    return Call(operation, stream, payload)
