@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,13 +50,31 @@ def stop(proc: subprocess.Popen) -> int:
             proc.kill()
 
 
-def test_multicloud_example_serves_both_sdks():
-    emulator = skyrelay("emulate", "--config", "examples/emulator-multicloud.yaml")
+def with_free_ports(tmp_path: Path) -> tuple[Path, Path]:
+    """The two example files as shipped, but with the emulated clouds on free ports instead of 9201-9204, so
+    that parallel runs of the suite (or a running demo) cannot collide."""
+    emulator = (ROOT / "examples/emulator-multicloud.yaml").read_text()
+    gateway = (ROOT / "examples/multicloud.yaml").read_text()
+    for fixed in ("9201", "9202", "9203", "9204"):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            free = str(sock.getsockname()[1])
+        assert f"port: {fixed}" in emulator and f"127.0.0.1:{fixed}" in gateway
+        emulator = emulator.replace(f"port: {fixed}", f"port: {free}")
+        gateway = gateway.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{free}")
+    (tmp_path / "emulator.yaml").write_text(emulator)
+    (tmp_path / "gateway.yaml").write_text(gateway)
+    return tmp_path / "emulator.yaml", tmp_path / "gateway.yaml"
+
+
+def test_multicloud_example_serves_both_sdks(tmp_path):
+    emulator_config, gateway_config = with_free_ports(tmp_path)
+    emulator = skyrelay("emulate", "--config", str(emulator_config))
     gateway = None
     try:
         for _ in range(4):
-            wait_for_line(emulator, r"http://127\.0\.0\.1:92\d\d")
-        gateway = skyrelay("serve", "--config", "examples/multicloud.yaml", "--port", "0")
+            wait_for_line(emulator, r"http://127\.0\.0\.1:\d+")
+        gateway = skyrelay("serve", "--config", str(gateway_config), "--port", "0")
         base = re.search(r"http://[\d.]+:\d+", wait_for_line(gateway, r"listening on")).group(0)
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-local", max_retries=0)
         served = set()
