@@ -167,3 +167,29 @@ def test_anthropic_sdk_streaming_tools_and_an_image_over_every_cloud(multi):
         return deployment
 
     assert until_every_cloud_served(call) == set(DEPLOYMENTS)
+
+
+def test_every_answer_and_chunk_matches_openai_schema_whatever_the_cloud(multi):
+    """SDKs are lenient parsers: what the gateway renders from other clouds' answers must match OpenAI's own
+    schemas, every stream chunk included."""
+    import httpx2 as httpx
+
+    from tests.support.openai_schema import validate
+
+    headers = {"authorization": f"Bearer {multi.key}"}
+    body = {"model": "chat", "messages": ASK_WEATHER, "tools": [WEATHER], "max_tokens": 40}
+
+    def call():
+        plain = httpx.post(f"{multi.base_url}/chat/completions", json={**body, "tool_choice": "required"},
+                           headers=headers, timeout=10)
+        assert plain.status_code == 200, plain.text
+        validate("CreateChatCompletionResponse", plain.json())
+        streamed = httpx.post(f"{multi.base_url}/chat/completions", headers=headers, timeout=10,
+                              json={**body, "stream": True, "stream_options": {"include_usage": True}})
+        events = [line[6:] for line in streamed.text.split("\n") if line.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        for event in events[:-1]:
+            validate("CreateChatCompletionStreamResponse", json.loads(event))
+        return plain.headers["x-skyrelay-deployment"]
+
+    assert until_every_cloud_served(call) == set(DEPLOYMENTS)
