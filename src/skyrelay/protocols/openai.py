@@ -65,7 +65,7 @@ def _check_message(msg: Any, i: int) -> None:
     if not isinstance(msg, dict):
         raise errors.InvalidRequest(f"messages[{i}] must be an object", param=f"messages[{i}]")
     role = msg.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise errors.InvalidRequest(
             f"messages[{i}].role must be one of {', '.join(sorted(_ROLES))}; got {role!r}", param=f"messages[{i}].role")
     content = msg.get("content")

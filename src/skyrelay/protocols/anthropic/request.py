@@ -212,7 +212,7 @@ def _convert_image(block: dict, at: str) -> dict[str, Any]:
     kind = source.get("type")
     if kind == "base64":
         media_type = source.get("media_type")
-        if media_type not in _IMAGE_TYPES:
+        if not isinstance(media_type, str) or media_type not in _IMAGE_TYPES:
             raise errors.InvalidRequest(
                 f"{at}.source.media_type: must be one of {', '.join(sorted(_IMAGE_TYPES))}; got {media_type!r}",
                 param=f"{at}.source.media_type")

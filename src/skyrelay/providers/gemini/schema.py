@@ -91,7 +91,7 @@ def _type_of(schema: dict, out: dict) -> str | None:
         if len(value) == 2:
             out["nullable"] = True
         value = others[0]
-    if value not in _TYPES:
+    if not isinstance(value, str) or value not in _TYPES:
         raise _NotExpressible
     out["type"] = value.upper()
     return value
