@@ -12,76 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import AsyncIterator, Awaitable, Callable
 
 import httptools
 
+from .messages import AbortConnection, Handler, Request, Response, StreamResponse, response_head
+from .stream_writer import CoalescingWriter, finish_stream, give_up_waiting
+
+__all__ = ["AbortConnection", "Handler", "HttpServer", "Request", "Response", "StreamResponse", "start_server"]
+
 log = logging.getLogger("skyrelay.server")
 
-_REASONS = {
-    100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
-    422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
-}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 32  # pipelined requests held per connection before we stop reading and let TCP push back
 _LINGER = 5.0  # seconds a refused body may keep arriving after the answer (see _close_after_answer)
 _INTERNAL_ERROR = b'{"error":{"message":"internal server error","type":"api_error","param":null,"code":null}}'
 _BAD_REQUEST = b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error","param":null,"code":null}}'
-
-
-class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client")
-
-    def __init__(self, method: str, path: str, query: str, headers: dict[str, str], client: str):
-        self.method = method
-        self.path = path  # still percent-encoded, as on the wire
-        self.query = query
-        self.headers = headers  # lower-case names; repeated headers joined with ", "
-        self.body = b""
-        self.body_too_large = False  # set when the body passed the limit: answer 413, the connection then closes
-        self.client = client
-
-
-class Response:
-    __slots__ = ("status", "headers", "body")
-
-    def __init__(self, status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None):
-        self.status = status
-        self.body = body
-        self.headers = headers if headers is not None else []
-
-
-class StreamResponse:
-    """A response whose body is produced chunk by chunk (SSE, event streams); sent with chunked encoding."""
-
-    __slots__ = ("status", "headers", "chunks", "release")
-
-    def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: list[tuple[str, str]] | None = None,
-                 release: Callable[[], Awaitable[None]] | None = None):
-        self.status = status
-        self.chunks = chunks
-        self.headers = headers if headers is not None else []
-        # Awaited once the response is over, however it ended: sent, failed, or dropped before its first chunk
-        # (when closing an un-started generator would run none of its cleanup).
-        self.release = release
-
-
-class AbortConnection(Exception):
-    """Raised by a handler (or its stream) to drop the TCP connection at once, like a crashed server would."""
-
-
-Handler = Callable[[Request], Awaitable["Response | StreamResponse"]]
-
-
-def _head(status: int, headers: list[tuple[str, str]], extra: str, keep_alive: bool) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
-    lines += [f"{k}: {v}" for k, v in headers]
-    lines.append(extra)
-    if not keep_alive:
-        lines.append("connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class _Connection(asyncio.Protocol):
@@ -271,14 +216,14 @@ class _Connection(asyncio.Protocol):
             resp = Response(500, _INTERNAL_ERROR, [("content-type", "application/json")])
         if self.closed:
             if isinstance(resp, StreamResponse):
-                await _finish_stream(resp)  # never sent, but it may hold an upstream connection
+                await finish_stream(resp)  # never sent, but it may hold an upstream connection
             return False
         if self.server.draining:
             keep_alive = False  # the server is closing: tell the client not to send another request here
         if isinstance(resp, StreamResponse):
             await self._send_stream(resp, keep_alive)
         else:
-            head = _head(resp.status, resp.headers, f"content-length: {len(resp.body)}", keep_alive)
+            head = response_head(resp.status, resp.headers, f"content-length: {len(resp.body)}", keep_alive)
             self.transport.write(head + resp.body)  # one write: half the syscalls of head then body
         return keep_alive
 
@@ -286,7 +231,7 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         # The head goes out with the first chunk: one write instead of two, and a stream that fails before its
         # first chunk can still be answered as a plain error by the handler.
-        out = _CoalescingWriter(transport, _head(resp.status, resp.headers, "transfer-encoding: chunked", keep_alive))
+        out = CoalescingWriter(transport, response_head(resp.status, resp.headers, "transfer-encoding: chunked", keep_alive))
         chunks = resp.chunks
         try:
             async for chunk in chunks:
@@ -311,13 +256,13 @@ class _Connection(asyncio.Protocol):
             transport.abort()  # without the final chunk the client sees a broken stream, never a false success
             self.closed = True
         finally:
-            await _finish_stream(resp)
+            await finish_stream(resp)
 
     async def _drain(self):
         loop = asyncio.get_running_loop()
         waiter = self.drain_waiter = loop.create_future()
         # A client that stops reading must not pin the stream (and its upstream call) forever.
-        stall = loop.call_later(self.server.write_timeout, _give_up_waiting, waiter)
+        stall = loop.call_later(self.server.write_timeout, give_up_waiting, waiter)
         try:
             await waiter
         finally:
@@ -329,7 +274,7 @@ class _Connection(asyncio.Protocol):
         if self.transport is None or self.closed or self.final_reply is not None:
             return
         self.discarding = True  # nothing after a parse error can be trusted
-        head = _head(status, [("content-type", "application/json")], f"content-length: {len(body)}", False)
+        head = response_head(status, [("content-type", "application/json")], f"content-length: {len(body)}", False)
         self.final_reply = head + body
         if self.task is None:
             self._send_final_reply()
@@ -361,62 +306,6 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
             return True
         return False
-
-
-class _CoalescingWriter:
-    """Stream chunks produced in one go (several events decoded from one upstream read) leave in one write.
-
-    Each transport.write is a send() system call, the largest single cost of a streamed event; the flush is
-    scheduled for when the producing task next waits, so no chunk is delayed past the loop's next turn."""
-
-    __slots__ = ("transport", "parts", "size", "scheduled")
-
-    def __init__(self, transport: asyncio.Transport, head: bytes):
-        self.transport = transport
-        self.parts = [head]
-        self.size = len(head)
-        self.scheduled = False
-
-    def add(self, data: bytes) -> None:
-        self.parts.append(data)
-        self.size += len(data)
-        if self.size >= _COALESCE_LIMIT:
-            self.flush()
-        elif not self.scheduled:
-            self.scheduled = True
-            asyncio.get_running_loop().call_soon(self._scheduled_flush)
-
-    def _scheduled_flush(self) -> None:
-        self.scheduled = False
-        self.flush()
-
-    def flush(self) -> None:
-        if self.size and not self.transport.is_closing():
-            self.transport.write(b"".join(self.parts) if len(self.parts) > 1 else self.parts[0])
-        self.parts.clear()
-        self.size = 0
-
-    def discard(self) -> None:
-        self.parts.clear()
-        self.size = 0
-
-
-_COALESCE_LIMIT = 64 * 1024  # past this much pending, write at once: back-pressure must see it
-
-
-def _give_up_waiting(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_exception(ConnectionError("the client stopped reading"))
-
-
-async def _finish_stream(resp: StreamResponse) -> None:
-    try:
-        aclose = getattr(resp.chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    finally:
-        if resp.release is not None:
-            await resp.release()
 
 
 class HttpServer:

@@ -1,0 +1,39 @@
+"""The upstream client's failures, by the phase in which they happen; providers map them to the gateway's errors."""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """Base of the transport failures; providers map these to the gateway's typed errors."""
+
+
+class ConnectFailed(ClientError):
+    """The origin refused or could not be reached."""
+
+
+class ConnectTimeout(ClientError):
+    """No connection within the connect timeout."""
+
+
+class FirstByteTimeout(ClientError):
+    """Connected and sent, but no response head within the first-byte timeout."""
+
+
+class TotalTimeout(ClientError):
+    """The whole exchange (body included) took longer than the total timeout."""
+
+
+class ReadTimeout(ClientError):
+    """The upstream went quiet in the middle of a body (a stalled stream) for longer than the first-byte timeout."""
+
+
+class ConnectionClosed(ClientError):
+    """The peer closed or reset the connection before the response was complete."""
+
+    def __init__(self, message: str, *, before_response: bool):
+        super().__init__(message)
+        self.before_response = before_response
+
+
+class ProtocolError(ClientError):
+    """The peer answered something that is not HTTP/1.1."""

@@ -1,0 +1,65 @@
+"""What the HTTP server hands a handler and what a handler hands back; the response head, written once."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Awaitable, Callable
+
+REASONS = {
+    100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
+    422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client")
+
+    def __init__(self, method: str, path: str, query: str, headers: dict[str, str], client: str):
+        self.method = method
+        self.path = path  # still percent-encoded, as on the wire
+        self.query = query
+        self.headers = headers  # lower-case names; repeated headers joined with ", "
+        self.body = b""
+        self.body_too_large = False  # set when the body passed the limit: answer 413, the connection then closes
+        self.client = client
+
+
+class Response:
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None):
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else []
+
+
+class StreamResponse:
+    """A response whose body is produced chunk by chunk (SSE, event streams); sent with chunked encoding."""
+
+    __slots__ = ("status", "headers", "chunks", "release")
+
+    def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: list[tuple[str, str]] | None = None,
+                 release: Callable[[], Awaitable[None]] | None = None):
+        self.status = status
+        self.chunks = chunks
+        self.headers = headers if headers is not None else []
+        # Awaited once the response is over, however it ended: sent, failed, or dropped before its first chunk
+        # (when closing an un-started generator would run none of its cleanup).
+        self.release = release
+
+
+class AbortConnection(Exception):
+    """Raised by a handler (or its stream) to drop the TCP connection at once, like a crashed server would."""
+
+
+Handler = Callable[[Request], Awaitable["Response | StreamResponse"]]
+
+
+def response_head(status: int, headers: list[tuple[str, str]], extra: str, keep_alive: bool) -> bytes:
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    lines.append(extra)
+    if not keep_alive:
+        lines.append("connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
