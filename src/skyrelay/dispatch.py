@@ -120,10 +120,12 @@ class Dispatcher:
             except Exception as exc:  # a provider bug must not cost the client its request: fail over, loudly
                 self.outstanding[name] -= 1
                 log.exception("provider for deployment %s failed unexpectedly", name)
-                outcome.failures.append((name, errors.UpstreamProtocolError(
-                    f"deployment '{name}' failed: {type(exc).__name__}", deployment=name)))
+                bug = errors.UpstreamProtocolError(f"deployment '{name}' failed: {type(exc).__name__}",
+                                                   deployment=name)
+                self._record_failure(name, bug)
+                outcome.failures.append((name, bug))
                 continue
-            if not hold:  # a stream keeps its slot until it ends (see _follow)
+            if not hold:  # a stream keeps its slot until it ends (CommittedStream.aclose releases it)
                 self.outstanding[name] -= 1
             self.health.on_success(name, self.clock())
             outcome.deployment = deployment
