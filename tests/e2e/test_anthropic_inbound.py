@@ -159,6 +159,8 @@ def test_bad_key_is_authentication_error(stack):
     with pytest.raises(anthropic.AuthenticationError) as exc:
         client(stack, api_key="sk-wrong").messages.create(model="chat", max_tokens=10, messages=HELLO)
     assert exc.value.body["error"]["type"] == "authentication_error"
+    # Raised before the route's handler runs, it still carries Anthropic's request id, header and body alike.
+    assert exc.value.request_id and exc.value.request_id == exc.value.body["request_id"]
 
 
 def test_unknown_model_is_not_found(stack):

@@ -47,8 +47,14 @@ def register(gateway: "Gateway") -> None:
         except errors.GatewayError as err:
             return _error(err, request_id)
 
-    gateway.add_route("/v1/messages", Route("POST", messages, protocol.render_error))
-    gateway.add_route("/v1/messages/count_tokens", Route("POST", count_tokens, protocol.render_error))
+    gateway.add_route("/v1/messages", Route("POST", messages, protocol.render_error, error_reply=_new_error))
+    gateway.add_route("/v1/messages/count_tokens",
+                      Route("POST", count_tokens, protocol.render_error, error_reply=_new_error))
+
+
+def _new_error(err: errors.GatewayError) -> Response:
+    """An error raised before a handler made its request id (bad key, wrong method, body too large)."""
+    return _error(err, protocol.new_request_id())
 
 
 def _error(err: errors.GatewayError, request_id: str) -> Response:

@@ -33,6 +33,9 @@ class Route:
     handler: RouteHandler
     render_error: ErrorRenderer
     authenticated: bool = True
+    # A protocol whose errors carry more than a body (Anthropic's request-id header) answers them itself, also for
+    # errors raised before its handler runs (authentication, method, body size).
+    error_reply: Callable[[errors.GatewayError], Response] | None = None
 
 
 class Gateway:
@@ -102,6 +105,8 @@ class Gateway:
                 self.authenticate(request.headers)
             return await route.handler(request)
         except errors.GatewayError as err:
+            if route.error_reply is not None:
+                return route.error_reply(err)
             return error_response(err, route.render_error)
 
     def authenticate(self, headers: dict[str, str]) -> None:
