@@ -185,6 +185,10 @@ KIND_CASES = [
     ({"kind": "vertex"}, f"{D0}.project", "required for kind vertex"),
     ({"kind": "vertex", "project": "p", "location": "Europe/West"}, f"{D0}.location", "not a Google Cloud location"),
     ({"kind": "gemini", "api_key": "k"}, None, None),
+    ({"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "stream_usage": False}, None, None),
+    ({"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "stream_usage": "no"}, f"{D0}.stream_usage",
+     "expected true or false"),
+    ({"kind": "gemini", "api_key": "k", "stream_usage": False}, f"{D0}.stream_usage", "only allowed for kind openai"),
 ]
 
 

@@ -35,6 +35,7 @@ class Option:
     secret: bool = False
     default: str | None = None
     integer: bool = False  # a positive integer rather than a string
+    boolean: bool = False  # true / false rather than a string
 
 
 OPTIONS: dict[str, Option] = {
@@ -47,6 +48,8 @@ OPTIONS: dict[str, Option] = {
     "aws_profile": Option(("bedrock",)),
     "anthropic_version": Option(("anthropic",), default="2023-06-01"),
     "default_max_tokens": Option(("anthropic",), integer=True),  # Anthropic requires max_tokens; default 4096
+    # false for OpenAI-compatible servers that refuse `stream_options`: streams then carry no usage to record
+    "stream_usage": Option(("openai",), boolean=True),
     "project": Option(("vertex",)),
     "location": Option(("vertex",)),
     "credentials_file": Option(("vertex",)),
@@ -66,6 +69,11 @@ def read_options(ctx: Context, raw: Mapping, path: str, kind: str | None, region
             value = fields.secret(ctx, raw, path, key)
         elif option.integer:
             value = fields.number(ctx, raw, path, key, integer=True, minimum=1)
+        elif option.boolean:
+            value = raw.get(key)
+            if value is not None and not isinstance(value, bool):
+                ctx.add(child(path, key), f"expected true or false, got {ctx.show(child(path, key), value)}")
+                value = None
         else:
             value = fields.text(ctx, raw, path, key, hint=_quote_hint(key))
         if value is None and kind in option.kinds:

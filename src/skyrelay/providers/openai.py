@@ -102,10 +102,13 @@ class OpenAIProvider(Provider):
                     body[name] = value
         body["model"] = self.deployment.model
         if req.stream:
-            # Always ask for usage, whatever the client asked: the ledger needs it. The OpenAI protocol drops the
-            # usage chunk again when the client did not ask for it.
             body["stream"] = True
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+            if self.deployment.options.get("stream_usage", True):
+                # Always ask for usage, whatever the client asked: the ledger needs it. The OpenAI protocol drops
+                # the usage chunk again when the client did not ask for it.
+                body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+            else:  # a server that refuses the field altogether
+                body.pop("stream_options", None)
         return body
 
 

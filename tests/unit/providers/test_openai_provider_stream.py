@@ -32,3 +32,20 @@ async def test_stream_connection_is_reused_when_the_terminator_comes_late():
     finally:
         await provider.aclose()
         await server.close()
+
+
+def test_stream_usage_false_sends_no_stream_options():
+    """Some OpenAI-compatible servers refuse `stream_options`: `stream_usage: false` leaves it out entirely."""
+    from skyrelay.config import parse_config
+
+    def body_for(extra: dict) -> dict:
+        config = parse_config({"model_groups": {"g": {"deployments": [
+            {"name": "d", "kind": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m", **extra}]}}}, env={})
+        provider = OpenAIProvider(config.model_groups["g"].deployments[0])
+        req = ChatRequest(model="g", messages=[], stream=True, raw={
+            "model": "g", "messages": [], "stream": True, "stream_options": {"include_usage": True}})
+        return provider.chat_body(req)
+
+    assert body_for({})["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in body_for({"stream_usage": False})
+    assert body_for({"stream_usage": True})["stream_options"] == {"include_usage": True}
