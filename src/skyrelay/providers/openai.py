@@ -139,27 +139,33 @@ def parse_chunk(payload: bytes, deployment: str) -> ChatChunk:
         err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
         raise errors.UpstreamUnavailable(
             f"deployment '{deployment}' failed mid-stream: {err.get('message', 'unknown error')}", deployment=deployment)
-    chunk = ChatChunk(id=str(data.get("id", "")), model=str(data.get("model", "")),
-                      created=as_int(data.get("created")), raw=payload)
     usage = data.get("usage")
-    if usage:
-        chunk.usage = parse_usage(usage)
     choices = data.get("choices")
-    if choices:
-        c = choices[0]
-        delta = c.get("delta") or {}
-        chunk.index = c.get("index", 0)
-        chunk.role = delta.get("role")
-        chunk.content = delta.get("content")
-        chunk.finish_reason = c.get("finish_reason")
-        calls = delta.get("tool_calls")
-        if calls:
-            chunk.tool_calls = [
-                ToolCallDelta(index=tc.get("index", 0), id=tc.get("id"), name=(tc.get("function") or {}).get("name"),
-                              arguments=(tc.get("function") or {}).get("arguments") or "")
-                for tc in calls
-            ]
-    return chunk
+    if not choices:  # the usage chunk (or an empty keep-alive)
+        return ChatChunk(id=_text(data.get("id")), model=_text(data.get("model")), created=as_int(data.get("created")),
+                         usage=parse_usage(usage) if usage else None, raw=payload)
+    c = choices[0]
+    delta = c.get("delta") or {}
+    calls = delta.get("tool_calls")
+    return ChatChunk(
+        id=_text(data.get("id")), model=_text(data.get("model")), created=as_int(data.get("created")),
+        index=c.get("index", 0), role=delta.get("role"), content=delta.get("content"),
+        tool_calls=_tool_call_deltas(calls) if calls else None, finish_reason=c.get("finish_reason"),
+        usage=parse_usage(usage) if usage else None, raw=payload,
+    )
+
+
+def _tool_call_deltas(calls: list) -> list[ToolCallDelta]:
+    deltas = []
+    for tc in calls:
+        function = tc.get("function") or {}
+        deltas.append(ToolCallDelta(index=tc.get("index", 0), id=tc.get("id"), name=function.get("name"),
+                                    arguments=function.get("arguments") or ""))
+    return deltas
+
+
+def _text(value: Any) -> str:
+    return value if type(value) is str else ("" if value is None else str(value))
 
 
 def parse_usage(usage: Any) -> Usage:

@@ -20,20 +20,35 @@ class SSEDecoder:
         self._buffer = b""
 
     def feed(self, data: bytes) -> list[tuple[str | None, bytes]]:
-        buffer = self._buffer + data
+        buffer = self._buffer + data if self._buffer else data
         if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            held = b""
+            if buffer.endswith(b"\r"):  # maybe a \r\n cut in two by the network: decide with the next bytes
+                buffer, held = buffer[:-1], b"\r"
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
         events = []
+        start = 0
+        find = buffer.find
         while True:
-            end = buffer.find(b"\n\n")
+            end = find(b"\n\n", start)
             if end < 0:
                 break
-            block, buffer = buffer[:end], buffer[end + 2:]
+            block = buffer[start:end]
+            start = end + 2
+            if block.startswith(b"data: ") and b"\n" not in block:  # the usual one-line event: no splitting
+                events.append((None, block[6:]))
+                continue
             event = _parse_block(block)
             if event is not None:
                 events.append(event)
-        self._buffer = buffer
+        self._buffer = buffer[start:]
         return events
+
+    def finish(self) -> list[tuple[str | None, bytes]]:
+        """At the end of the body: a \r held back above was a line end after all."""
+        if self._buffer.endswith(b"\r"):
+            return self.feed(b"\n")
+        return []
 
 
 def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
@@ -83,4 +98,9 @@ class SSEChunks:
                 return
 
     def finish(self) -> Iterable[ChatChunk]:
-        return self.decoder.finish()
+        decoder = self.decoder
+        for name, payload in self.events.finish():
+            if decoder.done:
+                break
+            yield from decoder.decode(name, payload)
+        yield from decoder.finish()
