@@ -49,16 +49,12 @@ class Gateway:
         self._register_routes()
 
     def _register_routes(self) -> None:
-        from . import health_routes, openai_routes  # the route modules need the Gateway type only at run time
+        # Imported here: the route modules import this one for Route and the response helpers.
+        from . import anthropic_routes, health_routes, openai_routes
 
         openai_routes.register(self)
+        anthropic_routes.register(self)
         health_routes.register(self)
-        try:
-            from . import anthropic_routes
-        except ImportError:
-            pass
-        else:
-            anthropic_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
