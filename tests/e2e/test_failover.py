@@ -171,3 +171,33 @@ def test_an_upstream_stream_that_stalls_ends_quickly_with_an_error(make_stack):
             pass
     assert time.monotonic() - started < 8  # 40 tokens at one per 5 s would take minutes
     assert "cloud-a" in str(exc.value)
+
+
+async def test_killing_a_cloud_mid_run_under_concurrent_load_costs_no_request(make_stack):
+    """Eight clients keep sending while one cloud dies, and later comes back: not one request fails, and the
+    recovered cloud takes traffic again."""
+    s = make_stack(groups=one_group("cloud-a", "cloud-b", strategy="least_outstanding"))
+    client = s.async_openai()
+    served: list[str] = []
+    stop = asyncio.Event()
+
+    async def worker():
+        while not stop.is_set():
+            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HELLO)
+            assert raw.parse().choices[0].message.content
+            served.append(raw.headers["x-skyrelay-deployment"])
+
+    workers = [asyncio.create_task(worker()) for _ in range(8)]
+    await asyncio.sleep(0.4)
+    await asyncio.to_thread(s.stop_cloud, "cloud-a")  # dies with requests in flight
+    killed_at = len(served)
+    await asyncio.sleep(0.6)
+    await asyncio.to_thread(s.bg.run, s.clouds["cloud-a"].start())  # back on the same port
+    s.gateway.dispatcher.clock = lambda: time.monotonic() + 3600  # skip the breaker's cool-down
+    back_at = len(served)
+    await asyncio.sleep(0.6)
+    stop.set()
+    await asyncio.gather(*workers)  # any failed request would raise here
+    await client.close()
+    assert killed_at > 0 and len(served) > back_at
+    assert "cloud-a" in served[:killed_at] and "cloud-a" in served[back_at:]
