@@ -27,13 +27,20 @@ _MAX_QUEUED = 32  # pipelined requests held per connection before we stop readin
 _LINGER = 5.0  # seconds a refused body may keep arriving after the answer (see _close_after_answer)
 _INTERNAL_ERROR = b'{"error":{"message":"internal server error","type":"api_error","param":null,"code":null}}'
 _BAD_REQUEST = b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error","param":null,"code":null}}'
+_HEAD_TOO_LARGE = (b'{"error":{"message":"the request line and headers are too large","type":"invalid_request_error",'
+                   b'"param":null,"code":null}}')
+_MAX_HEAD_BYTES = 64 * 1024  # request line + headers: far above any real client, far below a memory problem
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside a parser callback to stop parsing a head past _MAX_HEAD_BYTES."""
 
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "parser", "url", "headers", "request", "queue", "task", "paused",
         "drain_waiter", "closed", "idle_since", "client", "discarding", "reading_paused", "continue_owed",
-        "final_reply",
+        "final_reply", "head_size",
     )
 
     def __init__(self, server: "HttpServer"):
@@ -54,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self.reading_paused = False  # by us, because too many pipelined requests are waiting
         self.continue_owed = False  # a `100 Continue` that must wait until earlier answers are out
         self.final_reply: bytes | None = None  # an error to send after the answers still owed, then close
+        self.head_size = 0  # bytes of the request line and headers so far
 
     # --- transport events ---------------------------------------------------------------------------------------
 
@@ -79,8 +87,12 @@ class _Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._ignore_upgrade(data, exc.args[0] if exc.args else len(data))
-        except httptools.HttpParserError:
-            if not self.discarding:  # bytes after a refused body need no second answer
+        except httptools.HttpParserError as exc:
+            if self.discarding:  # bytes after a refused body need no second answer
+                return
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse(431, _HEAD_TOO_LARGE)
+            else:
                 self._refuse(400, _BAD_REQUEST)
 
     def pause_writing(self):
@@ -96,11 +108,19 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self):
         self.url = b""
         self.headers = {}
+        self.head_size = 0
 
     def on_url(self, url: bytes):
         self.url += url
+        self._count_head(len(url))
+
+    def _count_head(self, size: int) -> None:
+        self.head_size += size
+        if self.head_size > _MAX_HEAD_BYTES:
+            raise _HeadTooLarge()
 
     def on_header(self, name: bytes, value: bytes):
+        self._count_head(len(name) + len(value))
         key = name.decode("latin-1").lower()
         val = value.decode("latin-1")
         prev = self.headers.get(key)

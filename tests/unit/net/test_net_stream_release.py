@@ -110,3 +110,17 @@ async def test_chunks_produced_in_one_go_leave_in_one_write(monkeypatch):
     assert len(served) == 2, served  # the first five together (with the head), then the late one with the end
     writer.close()
     await server.close()
+
+
+async def test_an_oversized_request_head_is_431_not_unbounded_memory():
+    async def handler(request):
+        raise AssertionError("a request with a 100 KB head must not reach the handler")
+
+    server = await start_server(handler)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /x HTTP/1.1\r\nhost: x\r\n" + b"x-filler: " + b"a" * 100_000 + b"\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 3)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert b"too large" in answer
+    writer.close()
+    await server.close()
