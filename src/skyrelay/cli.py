@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "check-config":
-        return check_config_command(args.file)
+        from .config import check
+
+        return check.run(args.file)
     if args.command == "serve":
         return run(lambda stop: serve_command(args.config, args.host, args.port, stop))
     if args.command == "demo":
@@ -48,19 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(lambda stop: _until(stop, run_emulator(args.config)))
     return 2
-
-
-def check_config_command(path: str) -> int:
-    from .config import check_config
-
-    problems = check_config(path)
-    if not problems:
-        print(f"{path}: OK")
-        return 0
-    for problem in problems:
-        print(problem)
-    print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
-    return 1
 
 
 async def serve_command(path: str, host: str | None, port: int | None, stop: asyncio.Event) -> int:
