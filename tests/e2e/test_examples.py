@@ -50,12 +50,12 @@ def stop(proc: subprocess.Popen) -> int:
             proc.kill()
 
 
-def with_free_ports(tmp_path: Path) -> tuple[Path, Path]:
-    """The two example files as shipped, but with the emulated clouds on free ports instead of 9201-9204, so
+def with_free_ports(tmp_path: Path, emulator_file: str, gateway_file: str, ports: tuple[str, ...]) -> tuple[Path, Path]:
+    """The two example files as shipped, but with the emulated clouds on free ports instead of the fixed ones, so
     that parallel runs of the suite (or a running demo) cannot collide."""
-    emulator = (ROOT / "examples/emulator-multicloud.yaml").read_text()
-    gateway = (ROOT / "examples/multicloud.yaml").read_text()
-    for fixed in ("9201", "9202", "9203", "9204"):
+    emulator = (ROOT / emulator_file).read_text()
+    gateway = (ROOT / gateway_file).read_text()
+    for fixed in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             free = str(sock.getsockname()[1])
@@ -67,15 +67,36 @@ def with_free_ports(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "emulator.yaml", tmp_path / "gateway.yaml"
 
 
-def test_multicloud_example_serves_both_sdks(tmp_path):
-    emulator_config, gateway_config = with_free_ports(tmp_path)
+def run_example(tmp_path: Path, emulator_file: str, gateway_file: str, ports: tuple[str, ...], check) -> None:
+    """`skyrelay emulate` and `skyrelay serve` as the README shows them, then `check(base_url)`, then Ctrl-C."""
+    emulator_config, gateway_config = with_free_ports(tmp_path, emulator_file, gateway_file, ports)
     emulator = skyrelay("emulate", "--config", str(emulator_config))
     gateway = None
     try:
-        for _ in range(4):
+        for _ in ports:
             wait_for_line(emulator, r"http://127\.0\.0\.1:\d+")
         gateway = skyrelay("serve", "--config", str(gateway_config), "--port", "0")
-        base = re.search(r"http://[\d.]+:\d+", wait_for_line(gateway, r"listening on")).group(0)
+        check(re.search(r"http://[\d.]+:\d+", wait_for_line(gateway, r"listening on")).group(0))
+    finally:
+        if gateway is not None:
+            assert stop(gateway) == 0
+        assert stop(emulator) == 0
+
+
+def test_gateway_example_as_the_readme_shows_it(tmp_path):
+    def check(base):
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-local", max_retries=0)
+        served = {client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": "hello"}], max_tokens=5).headers["x-skyrelay-deployment"]
+            for _ in range(8)}
+        assert served <= {"azure-eastus", "aws-useast1"} and served
+        assert client.embeddings.create(model="embed", input="hello").data[0].embedding
+
+    run_example(tmp_path, "examples/emulator.yaml", "examples/gateway.yaml", ("9101", "9102"), check)
+
+
+def test_multicloud_example_serves_both_sdks(tmp_path):
+    def check(base):
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-local", max_retries=0)
         served = set()
         for _ in range(16):
@@ -87,10 +108,9 @@ def test_multicloud_example_serves_both_sdks(tmp_path):
         message = anthropic.Anthropic(base_url=base, api_key="sk-local", max_retries=0).messages.create(
             model="smart", max_tokens=5, messages=[{"role": "user", "content": "hello"}])
         assert message.content[0].text
-    finally:
-        if gateway is not None:
-            assert stop(gateway) == 0
-        assert stop(emulator) == 0
+
+    run_example(tmp_path, "examples/emulator-multicloud.yaml", "examples/multicloud.yaml",
+                ("9201", "9202", "9203", "9204"), check)
 
 
 def test_check_config_explains_mistakes(tmp_path):
