@@ -1,10 +1,12 @@
 """The official openai SDK -> the gateway -> the Gemini / Vertex providers -> emulated Gemini API and Vertex AI:
-non-stream, stream, tools (round trip), images, structured output, failover between the two, and Google's errors
-mapped to the right OpenAI errors."""
+non-stream, stream, tools (round trip), images, structured output, embeddings (batchEmbedContents), failover
+between the two, and Google's errors mapped to the right OpenAI errors."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 
 import openai
 import pytest
@@ -17,6 +19,7 @@ if "gemini" not in PROTOCOLS or "vertex" not in PROTOCOLS:
     pytest.skip("the emulator does not speak gemini/vertex yet", allow_module_level=True)
 
 MODEL = "gemini-2.5-flash"
+EMBED_MODEL = "gemini-embedding-001"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 HELLO = [{"role": "user", "content": "Say hello."}]
 WEATHER = {"type": "function", "function": {
@@ -35,7 +38,7 @@ def vertex_deployment(cloud, name="vertex-eu", **extra) -> dict:
             "project": "acme-prod", "location": "europe-west4", "timeouts": TIMEOUTS, **extra}
 
 
-CLOUDS = [{"name": "gemini", "protocol": "gemini", "models": [MODEL]},
+CLOUDS = [{"name": "gemini", "protocol": "gemini", "models": [MODEL, EMBED_MODEL], "embedding_dimensions": 768},
           {"name": "vertex", "protocol": "vertex", "models": [MODEL],
            "options": {"project": "acme-prod", "location": "europe-west4"}}]
 
@@ -43,6 +46,7 @@ CLOUDS = [{"name": "gemini", "protocol": "gemini", "models": [MODEL]},
 def groups(clouds) -> dict:
     return {"flash": {"deployments": [gemini_deployment(clouds["gemini"])]},
             "flash-vertex": {"deployments": [vertex_deployment(clouds["vertex"])]},
+            "embed": {"deployments": [gemini_deployment(clouds["gemini"], name="ai-studio-embed", model=EMBED_MODEL)]},
             "flash-any": {"strategy": "weighted", "deployments": [
                 gemini_deployment(clouds["gemini"], name="any-gemini", weight=1000),
                 vertex_deployment(clouds["vertex"], name="any-vertex", weight=0.001)]}}
@@ -143,6 +147,43 @@ def test_json_schema_output(google):
         response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": True}})
     data = json.loads(resp.choices[0].message.content)
     assert set(data) == {"city", "population"} and isinstance(data["population"], int)
+
+
+def test_embeddings_in_the_sdks_default_base64(google):
+    raw = google.openai().embeddings.with_raw_response.create(model="embed", input=["a", "b"])
+    assert raw.headers["x-skyrelay-deployment"] == "ai-studio-embed"
+    sent = google.clouds["gemini"].recent_requests[-1]
+    assert sent["path"] == f"/v1beta/models/{EMBED_MODEL}:batchEmbedContents"
+    assert [r["content"] for r in sent["body"]["requests"]] == [{"parts": [{"text": "a"}]}, {"parts": [{"text": "b"}]}]
+    wire = raw.http_response.json()["data"][0]["embedding"]
+    assert isinstance(wire, str)  # the SDK asked for base64: little-endian float32s
+    resp = raw.parse()
+    assert [d.index for d in resp.data] == [0, 1] and resp.model == EMBED_MODEL
+    first, second = (d.embedding for d in resp.data)
+    assert len(first) == len(second) == 768 and first != second
+    assert list(struct.unpack("<768f", base64.b64decode(wire))) == first
+    assert abs(sum(v * v for v in first) - 1) < 1e-5 and resp.usage.prompt_tokens > 0
+
+
+def test_embeddings_as_floats_with_fewer_dimensions(google):
+    client = google.openai()
+    full = client.embeddings.create(model="embed", input=["a", "b"])
+    short = client.embeddings.create(model="embed", input=["a", "b"], encoding_format="float", dimensions=8)
+    sent = google.clouds["gemini"].recent_requests[-1]["body"]["requests"]
+    assert [r["outputDimensionality"] for r in sent] == [8, 8]
+    assert [d.embedding for d in short.data] == [d.embedding[:8] for d in full.data]  # truncated, not renormalised
+    single = client.embeddings.create(model="embed", input="a", encoding_format="float", dimensions=8)
+    assert single.data[0].embedding == short.data[0].embedding
+
+
+def test_embedding_errors(google):
+    with pytest.raises(openai.BadRequestError) as caught:  # Google's own refusal, passed through
+        google.openai().embeddings.create(model="embed", input="a", dimensions=5000)
+    assert "output_dimensionality" in caught.value.message
+    before = google.clouds["gemini"].stats["requests"]
+    with pytest.raises(openai.BadRequestError) as caught:  # refused before any upstream call
+        google.openai().embeddings.create(model="embed", input=[[1, 2, 3]])
+    assert caught.value.body["param"] == "input" and google.clouds["gemini"].stats["requests"] == before
 
 
 def test_unsupported_features_are_refused_before_any_upstream_call(google):

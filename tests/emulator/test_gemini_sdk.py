@@ -24,6 +24,8 @@ from tests.support.background import BackgroundLoop
 KEY = "gemini-test-key"
 TOKEN = "ya29.test-token"
 MODEL = "gemini-2.5-flash"
+EMBED = "gemini-embedding-001"
+MULTIMODAL_EMBED = "gemini-embedding-2"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cf"
                     "c0f01f00050001ff5a6b5d2a0000000049454e44ae426082")
 WEATHER = types.FunctionDeclaration(
@@ -44,8 +46,8 @@ def bg():
 
 @pytest.fixture(scope="module")
 def gemini(bg):
-    spec = CloudSpec(name="gemini-test", protocol="gemini", api_key=KEY, models=[MODEL], ttft_ms=1,
-                     tokens_per_second=0, seed=3)
+    spec = CloudSpec(name="gemini-test", protocol="gemini", api_key=KEY, models=[MODEL, EMBED, MULTIMODAL_EMBED],
+                     ttft_ms=1, tokens_per_second=0, seed=3, embedding_dimensions=768)
     cloud = bg.run(start_cloud(spec))
     yield cloud
     bg.run(cloud.stop())
@@ -330,6 +332,128 @@ def test_content_filter_blocks_the_prompt_or_cuts_the_reply(bg, gemini, client):
     faults(bg, gemini, [{"kind": "content_filter", "target": "output"}])
     cut = client.models.generate_content(model=MODEL, contents=HELLO)
     assert cut.candidates[0].finish_reason == types.FinishReason.SAFETY
+
+
+# --- embeddings ---------------------------------------------------------------------------------------------------
+
+def norm(values: list[float]) -> float:
+    return sum(v * v for v in values) ** 0.5
+
+
+def test_embed_content_sends_one_batch_with_a_request_per_input(gemini, client):
+    reply = client.models.embed_content(model=EMBED, contents=["alpha", "beta"],
+                                        config=types.EmbedContentConfig(output_dimensionality=8))
+    sent = gemini.recent_requests[-1]
+    assert sent["path"] == f"/v1/models/{EMBED}:batchEmbedContents" and sent["operation"] == "embeddings"
+    assert sent["body"] == {"requests": [
+        {"content": {"parts": [{"text": text}], "role": "user"}, "outputDimensionality": 8, "model": f"models/{EMBED}"}
+        for text in ("alpha", "beta")]}
+    first, second = (e.values for e in reply.embeddings)
+    assert len(first) == len(second) == 8 and first != second
+    assert reply.usage_metadata.prompt_token_count > 0
+    again = client.models.embed_content(model=EMBED, contents=["alpha"],
+                                        config=types.EmbedContentConfig(output_dimensionality=8))
+    assert again.embeddings[0].values == first
+
+
+def test_output_dimensionality_truncates_the_unit_vector_from_the_end(client):
+    full = client.models.embed_content(model=EMBED, contents="alpha").embeddings[0].values
+    cut = client.models.embed_content(model=EMBED, contents="alpha", config=types.EmbedContentConfig(
+        output_dimensionality=16)).embeddings[0].values
+    assert len(full) == 768 and abs(norm(full) - 1) < 1e-6
+    assert cut == full[:16] and norm(cut) < 0.999  # Google's smaller vectors need normalising by the caller
+
+
+def test_task_type_and_title_change_the_vector(client):
+    def vector(**config):
+        return client.models.embed_content(model=EMBED, contents="alpha", config=types.EmbedContentConfig(
+            output_dimensionality=8, **config)).embeddings[0].values
+
+    query, document = vector(task_type="RETRIEVAL_QUERY"), vector(task_type="RETRIEVAL_DOCUMENT")
+    titled = vector(task_type="RETRIEVAL_DOCUMENT", title="Greek letters")
+    assert len({tuple(query), tuple(document), tuple(titled), tuple(vector())}) == 4
+    assert vector(task_type="RETRIEVAL_QUERY") == query
+
+
+async def test_async_embed_content(gemini):
+    client = gemini_client(gemini)
+    reply = await client.aio.models.embed_content(model=EMBED, contents=["one", "two", "three"])
+    assert [len(e.values) for e in reply.embeddings] == [768] * 3
+
+
+def test_a_multimodal_embedding_model_gets_one_content_from_the_sdk(gemini, client):
+    reply = client.models.embed_content(model=MULTIMODAL_EMBED, contents=["alpha", "beta"])
+    assert gemini.recent_requests[-1]["body"]["requests"] == [{
+        "content": {"parts": [{"text": "alpha"}, {"text": "beta"}], "role": "user"},
+        "model": f"models/{MULTIMODAL_EMBED}"}]  # the SDK makes the strings parts of one content
+    assert len(reply.embeddings) == 1
+
+
+def test_embed_content_single_method(gemini, client):
+    path = f"/v1beta/models/{EMBED}:embedContent"
+    status, content_type, raw = raw_post(gemini, path, {"content": {"parts": [{"text": "alpha"}]},
+                                                        "output_dimensionality": 8}, {"x-goog-api-key": KEY})
+    assert status == 200 and content_type.startswith("application/json")
+    batched = client.models.embed_content(model=EMBED, contents="alpha", config=types.EmbedContentConfig(
+        output_dimensionality=8))
+    assert json.loads(raw)["embedding"]["values"] == batched.embeddings[0].values
+    status, _, raw = raw_post(gemini, path, {"content": {"parts": [{"text": "alpha"}]}, "embedContentConfig": {
+        "outputDimensionality": 8}}, {"x-goog-api-key": KEY})
+    assert status == 200 and json.loads(raw)["embedding"]["values"] == batched.embeddings[0].values
+
+
+def _requests(n: int, **extra) -> dict:
+    return {"requests": [{"model": f"models/{EMBED}", "content": {"parts": [{"text": "hi"}]}, **extra}] * n}
+
+
+@pytest.mark.parametrize("method, body, expected", [
+    ("batchEmbedContents", {"requests": []}, "* BatchEmbedContentsRequest.requests: requests is not specified"),
+    ("batchEmbedContents", _requests(101), "* BatchEmbedContentsRequest.requests: at most 100 requests can be in "
+                                           "one batch"),
+    ("batchEmbedContents", {"requests": [{"model": "models/other", "content": {"parts": [{"text": "hi"}]}}]},
+     "requests[0].model: the model of each request must match the batch's model"),
+    ("batchEmbedContents", {"requests": [{"content": {"parts": [{"text": "hi"}]}}]},
+     "requests[0].model: model is not specified"),
+    ("batchEmbedContents", _requests(1, dimensions=8),
+     "Invalid JSON payload received. Unknown name \"dimensions\" at 'requests[0]': Cannot find field."),
+    ("batchEmbedContents", _requests(1, taskType="SEARCH"),
+     "Invalid value at 'requests[0].task_type' (type.googleapis.com/google.ai.generativelanguage.v1beta.TaskType)"),
+    ("batchEmbedContents", _requests(1, outputDimensionality="eight"),
+     "Invalid value at 'requests[0].output_dimensionality' (TYPE_INT32)"),
+    ("batchEmbedContents", _requests(1, outputDimensionality=0),
+     "requests[0].output_dimensionality: output_dimensionality must be between 1 and 768"),
+    ("batchEmbedContents", {"requests": [{"model": f"models/{EMBED}", "content": {"parts": []}}]},
+     "requests[0].content.parts: contents.parts must not be empty."),
+    ("embedContent", {}, "* EmbedContentRequest.content: content is not specified"),
+    ("embedContent", {"content": {"parts": [{}]}}, "content.parts[0].data: required oneof field 'data'"),
+])
+def test_invalid_embedding_requests_are_refused_like_google(gemini, method, body, expected):
+    status, _, raw = raw_post(gemini, f"/v1beta/models/{EMBED}:{method}", body, {"x-goog-api-key": KEY})
+    error = json.loads(raw)["error"]
+    assert status == 400 and error["status"] == "INVALID_ARGUMENT" and expected in error["message"]
+
+
+def test_embedding_auth_model_and_faults(bg, gemini, client):
+    with pytest.raises(errors.ClientError) as caught:
+        gemini_client(gemini, key="wrong").models.embed_content(model=EMBED, contents="hi")
+    assert caught.value.code == 400 and caught.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.embed_content(model="text-embedding-nope", contents="hi")
+    assert caught.value.code == 404 and "models/text-embedding-nope is not found" in caught.value.message
+    faults(bg, gemini, [{"status": 429, "match": "embeddings", "retry_after": 2}])
+    assert client.models.generate_content(model=MODEL, contents=HELLO).text  # chat is not matched
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.embed_content(model=EMBED, contents="hi")
+    assert caught.value.code == 429 and caught.value.details["error"]["details"][0]["retryDelay"] == "2s"
+    faults(bg, gemini, [{"kind": "reset", "match": "embeddings"}])
+    with pytest.raises(httpx2.TransportError):
+        client.models.embed_content(model=EMBED, contents="hi")
+
+
+def test_vertex_serves_no_gemini_embedding_routes(vertex):
+    path = f"/v1/projects/proj-1/locations/us-central1/publishers/google/models/{MODEL}:batchEmbedContents"
+    status, content_type, _ = raw_post(vertex, path, _requests(1), {"authorization": f"Bearer {TOKEN}"})
+    assert status == 404 and content_type.startswith("text/html")
 
 
 # --- Vertex AI ----------------------------------------------------------------------------------------------------

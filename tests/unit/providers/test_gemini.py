@@ -19,6 +19,7 @@ from skyrelay.providers import PROVIDERS
 from skyrelay.providers.gemini import GeminiProvider, VertexProvider
 from skyrelay.providers.gemini.auth import GoogleCredentialsToken, StaticToken
 from skyrelay.providers.gemini.callids import new_call_id, signature_of
+from skyrelay.providers.gemini.embed import build_embed_request, parse_embed_response
 from skyrelay.providers.gemini.failures import error_from_body, error_from_response
 from skyrelay.providers.gemini.request import build_request
 from skyrelay.providers.gemini.response import parse_response
@@ -546,6 +547,55 @@ def test_both_kinds_are_registered():
     assert PROVIDERS["gemini"] is GeminiProvider and PROVIDERS["vertex"] is VertexProvider
 
 
+# --- embeddings (translation only: tests/e2e/test_provider_gemini.py proves the wire against the emulator) -------
+
+EMBED_WHERE = "deployment 'g1' (gemini)"
+
+
+def test_embedding_inputs_become_one_batch_request_each():
+    req = EmbeddingRequest(model="emb", input=["a", "b"], extra={"dimensions": 2, "encoding_format": "base64",
+                                                                  "user": "u-1"})
+    body = build_embed_request(req, "models/gemini-embedding-001", EMBED_WHERE)
+    assert body == {"requests": [{"model": "models/gemini-embedding-001", "outputDimensionality": 2,
+                                  "content": {"parts": [{"text": text}]}} for text in ("a", "b")]}
+    for request in body["requests"]:
+        types.Content.model_validate_json(orjson.dumps(request["content"]))
+    single = build_embed_request(EmbeddingRequest(model="emb", input="solo"), "models/m", EMBED_WHERE)
+    assert single == {"requests": [{"model": "models/m", "content": {"parts": [{"text": "solo"}]}}]}
+
+
+@pytest.mark.parametrize("input_, extra, error, param", [
+    ([[1, 2, 3]], {}, errors.UnsupportedFeature, "input"),
+    ([], {}, errors.UnsupportedFeature, "input"),
+    ("a", {"dimensions": 0}, errors.UnsupportedFeature, "dimensions"),
+    ("a", {"dimensions": True}, errors.UnsupportedFeature, "dimensions"),
+    ("a", {"truncate": "END"}, errors.UnsupportedFeature, "truncate"),
+    ("a", {"encoding_format": "int8"}, errors.InvalidRequest, "encoding_format"),
+])
+def test_embedding_requests_gemini_cannot_honour_are_refused(input_, extra, error, param):
+    with pytest.raises(error) as caught:
+        build_embed_request(EmbeddingRequest(model="emb", input=input_, extra=extra), "models/m", EMBED_WHERE)
+    assert caught.value.param == param
+
+
+def test_embedding_replies_in_float_or_base64():
+    data = {"embeddings": [{"values": [0.5, -1.0]}, {"values": [0.25, 2.0]}], "usageMetadata": {"promptTokenCount": 3}}
+    floats = parse_embed_response(data, EmbeddingRequest(model="emb", input=["a", "b"]), "gemini-embedding-001", "g1")
+    assert floats.model == "gemini-embedding-001" and floats.usage.input_tokens == 3
+    assert floats.data == [{"object": "embedding", "index": 0, "embedding": [0.5, -1.0]},
+                           {"object": "embedding", "index": 1, "embedding": [0.25, 2.0]}]
+    packed = parse_embed_response({"embeddings": data["embeddings"]}, EmbeddingRequest(
+        model="emb", input=["a", "b"], extra={"encoding_format": "base64"}), "gemini-embedding-001", "g1")
+    assert [d["embedding"] for d in packed.data] == ["AAAAPwAAgL8=", "AACAPgAAAEA="]  # little-endian float32s
+    assert packed.usage.input_tokens == 0
+
+
+@pytest.mark.parametrize("data", [{}, {"embeddings": {"values": []}}, {"embeddings": [{"vals": [1.0]}]}, []])
+def test_malformed_embedding_replies_are_protocol_errors(data):
+    with pytest.raises(errors.UpstreamProtocolError):
+        parse_embed_response(data, EmbeddingRequest(model="emb", input="a"), "m", "g1")
+
+
 # --- the providers over a local socket ------------------------------------------------------------------------------
 
 
@@ -656,14 +706,3 @@ async def test_vertex_chat_over_the_wire(google):
     assert sent["path"] == ("/v1/projects/my-project/locations/europe-west4/publishers/google/models/"
                             "gemini-2.5-flash:generateContent")
     assert sent["headers"]["authorization"] == f"Bearer {KEY}" and "x-goog-api-key" not in sent["headers"]
-
-
-async def test_gemini_embeddings_over_the_wire(google):
-    fake, provider = google
-    fake.replies.append(json_reply(200, {"embeddings": [{"values": [0.5, -1.0]}, {"values": [0.25, 2.0]}]}))
-    req = EmbeddingRequest(model="emb", input=["a", "b"], extra={"dimensions": 2, "encoding_format": "base64"})
-    resp = await provider().embed(req)
-    assert fake.requests[0]["path"] == "/v1beta/models/gemini-2.5-flash:batchEmbedContents"
-    assert fake.requests[0]["body"]["requests"][1] == {
-        "model": "models/gemini-2.5-flash", "outputDimensionality": 2, "content": {"parts": [{"text": "b"}]}}
-    assert [d["index"] for d in resp.data] == [0, 1] and resp.data[0]["embedding"] == "AAAAPwAAgL8="

@@ -1,7 +1,8 @@
 """`protocol: gemini` (the Gemini API) and `protocol: vertex` (Gemini on Vertex AI).
 
-Gemini API: POST /{v1|v1beta|v1alpha}/models/{model}:generateContent | :streamGenerateContent | :countTokens,
-key in `x-goog-api-key` (or `?key=`); a wrong key is a 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as Google
+Gemini API: POST /{v1|v1beta|v1alpha}/models/{model}:generateContent | :streamGenerateContent | :countTokens
+| :embedContent | :batchEmbedContents (gemini_embed.py; Vertex embeds through :predict, not emulated), key in
+`x-goog-api-key` (or `?key=`); a wrong key is a 400 INVALID_ARGUMENT with reason API_KEY_INVALID, as Google
 answers it. Vertex AI: POST /{v1|v1beta1}/projects/{p}/locations/{l}/publishers/google/models/{model}:<method>
 with `authorization: Bearer TOKEN` (the cloud's api_key is the one valid token), or the express-mode route
 /{v}/publishers/google/models/{model}:<method> with an API key. `options.project` / `options.location` restrict
@@ -27,12 +28,13 @@ from ..generate import Generation, conversation_seed, generate_chat, prompt_toke
 from . import gemini_errors as errors
 from . import gemini_wire as wire
 from .base import Call, CallContext
+from .gemini_embed import EMBED_METHODS, embed_request, embeddings_body
 from .gemini_errors import GoogleError
 from .gemini_request import GenerateCall, generate_request, parse_body
 from .json_output import as_enum_choice, as_json_choice, sample_json
 
 _METHODS = "generateContent|streamGenerateContent|countTokens"
-_GEMINI_ROUTE = re.compile(rf"^/(v1|v1beta|v1alpha)/models/([^/:]+):({_METHODS})$")
+_GEMINI_ROUTE = re.compile(rf"^/(v1|v1beta|v1alpha)/models/([^/:]+):({_METHODS}|embedContent|batchEmbedContents)$")
 _VERTEX_ROUTE = re.compile(rf"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/"
                            rf"([^/:]+):({_METHODS})$")
 _EXPRESS_ROUTE = re.compile(rf"^/(v1|v1beta1)/publishers/([^/]+)/models/([^/:]+):({_METHODS})$")
@@ -99,7 +101,8 @@ class GeminiProtocol:
             payload: Any = parse_body(request.body)
         except GoogleError as exc:
             payload = exc
-        operation = "other" if route.method == "countTokens" else "chat"
+        operation = ("other" if route.method == "countTokens" else
+                     "embeddings" if route.method in EMBED_METHODS else "chat")
         return Call(operation, route.method == "streamGenerateContent", payload)
 
     # --- answers --------------------------------------------------------------------------------------------------
@@ -120,6 +123,8 @@ class GeminiProtocol:
             self.check_resource(route)
             if isinstance(call.payload, GoogleError):
                 raise call.payload
+            if route.method in EMBED_METHODS:
+                return await self.embed(call.payload, route, ctx)
             parsed = generate_request(call.payload, route.model, self.package(route),
                                       count_only=route.method == "countTokens")
             if route.method == "countTokens":
@@ -158,6 +163,15 @@ class GeminiProtocol:
         if self.vertex:
             body["totalBillableCharacters"] = sum(len(m.text) for m in parsed.inp.messages)
         return Response(200, orjson.dumps(body), list(errors.JSON_HEADERS))
+
+    async def embed(self, payload: dict[str, Any], route: Route, ctx: CallContext) -> Response:
+        batch = route.method == "batchEmbedContents"
+        full = ctx.spec.embedding_dimensions
+        items = embed_request(payload, route.model, self.package(route), full, batch=batch)
+        await ctx.pacer.whole(0)
+        body = embeddings_body(items, route.model, full, batch=batch)
+        headers = [("server-timing", f"gfet4t7; dur={int(ctx.pacer.ttft * 1000)}")]
+        return Response(200, orjson.dumps(body), errors.JSON_HEADERS + headers)
 
     async def generate(self, parsed: GenerateCall, route: Route, ctx: CallContext, *, stream: bool,
                        sse: bool) -> Response | StreamResponse:

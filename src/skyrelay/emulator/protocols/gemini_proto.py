@@ -1,4 +1,4 @@
-"""Proto3-JSON checking for Google's GenerateContentRequest, the way Google's front end parses it.
+"""Proto3-JSON checking for Google's GenerateContentRequest and embedding requests, as Google's front end parses them.
 
 Google parses a request body against the proto message before the model sees it: field names may be lowerCamel
 or snake_case, unknown names are rejected ("Invalid JSON payload received. Unknown name ..."), scalars and enums
@@ -70,10 +70,22 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "ThinkingConfig": {"includeThoughts": "bool", "thinkingBudget": "int32", "thinkingLevel": "any"},
     "Schema": _SCHEMA_FIELDS,
+    # models.embedContent / models.batchEmbedContents (the Gemini API only)
+    "EmbedContentRequest": {
+        "model": "string", "content": "msg:Content", "taskType": "enum:TaskType", "title": "string",
+        "outputDimensionality": "int32", "embedContentConfig": "msg:EmbedContentConfig",
+    },
+    "EmbedContentConfig": {
+        "taskType": "enum:TaskType", "title": "string", "outputDimensionality": "int32", "autoTruncate": "bool",
+        "documentOcr": "bool", "audioTrackExtraction": "bool",
+    },
+    "BatchEmbedContentsRequest": {"model": "string", "requests": "list:msg:EmbedContentRequest"},
 }
 ENUMS = {
     "Type": ("TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"),
     "Mode": ("MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"),
+    "TaskType": ("TASK_TYPE_UNSPECIFIED", "RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY",
+                 "CLASSIFICATION", "CLUSTERING", "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY"),
 }
 _SCALAR_NAMES = {"string": "TYPE_STRING", "bool": "TYPE_BOOL", "int32": "TYPE_INT32", "int64": "TYPE_INT64",
                  "float": "TYPE_FLOAT", "double": "TYPE_DOUBLE", "bytes": "TYPE_BYTES"}

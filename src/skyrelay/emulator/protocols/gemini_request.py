@@ -47,14 +47,15 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-class _Problems:
-    """Semantic problems, reported together as "* GenerateContentRequest.<path>: <reason>" lines."""
+class Problems:
+    """Semantic problems, reported together as "* <Message>.<path>: <reason>" lines."""
 
-    def __init__(self):
+    def __init__(self, message: str = "GenerateContentRequest"):
+        self.message = message
         self.lines: list[str] = []
 
     def add(self, path: str, reason: str) -> None:
-        self.lines.append(f"* GenerateContentRequest.{path}: {reason}\n")
+        self.lines.append(f"* {self.message}.{path}: {reason}\n")
 
     def raise_if_any(self) -> None:
         if self.lines:
@@ -69,16 +70,16 @@ def generate_request(data: dict[str, Any], model: str, package: str, *, count_on
     checker = ProtoChecker(package)
     checker.check(data, "GenerateContentRequest")
     checker.raise_if_any()
-    problems = _Problems()
+    problems = Problems()
     contents = field(data, "contents") or []
     contents = contents if isinstance(contents, list) else [contents]
     if not contents:
         problems.add("contents", "contents is not specified")
     for i, content in enumerate(contents):
-        _check_content(content, f"contents[{i}]", problems)
+        check_content(content, f"contents[{i}]", problems)
     system = field(data, "systemInstruction")
     if system is not None:
-        _check_content(system, "system_instruction", problems, system=True)
+        check_content(system, "system_instruction", problems, system=True)
     tools = _tools(field(data, "tools") or [], problems)
     choice, forced, tools = _tool_config(field(data, "toolConfig") or {}, tools, problems)
     config = field(data, "generationConfig") or {}
@@ -97,7 +98,7 @@ def _int(value: Any) -> int | None:
     return int(float(value)) if value is not None else None
 
 
-def _check_content(content: dict[str, Any], where: str, problems: _Problems, system: bool = False) -> None:
+def check_content(content: dict[str, Any], where: str, problems: Problems, system: bool = False) -> None:
     parts = field(content, "parts") or []
     parts = parts if isinstance(parts, list) else [parts]
     if not parts:
@@ -181,7 +182,7 @@ def _messages(system: Any, contents: list[dict[str, Any]]) -> tuple[list[Message
     return out, total_images
 
 
-def _tools(raw: list[Any], problems: _Problems) -> list[ToolSpec]:
+def _tools(raw: list[Any], problems: Problems) -> list[ToolSpec]:
     out: list[ToolSpec] = []
     for i, tool in enumerate(raw if isinstance(raw, list) else [raw]):
         declarations = field(tool, "functionDeclarations") or []
@@ -204,7 +205,7 @@ def _tools(raw: list[Any], problems: _Problems) -> list[ToolSpec]:
     return out
 
 
-def _tool_config(config: dict[str, Any], tools: list[ToolSpec], problems: _Problems):
+def _tool_config(config: dict[str, Any], tools: list[ToolSpec], problems: Problems):
     calling = field(config, "functionCallingConfig") or {}
     mode = str(field(calling, "mode") or "AUTO").upper()
     allowed = field(calling, "allowedFunctionNames") or []
@@ -223,7 +224,7 @@ def _tool_config(config: dict[str, Any], tools: list[ToolSpec], problems: _Probl
     return choice, None, tools
 
 
-def _generation_config(config: dict[str, Any], problems: _Problems) -> tuple[str, dict[str, Any] | None]:
+def _generation_config(config: dict[str, Any], problems: Problems) -> tuple[str, dict[str, Any] | None]:
     ranges = (("temperature", 0.0, 2.0), ("topP", 0.0, 1.0), ("candidateCount", 1, 8), ("maxOutputTokens", 1, None),
               ("topK", 1, None))
     for name, low, high in ranges:
@@ -254,7 +255,7 @@ def _generation_config(config: dict[str, Any], problems: _Problems) -> tuple[str
     return mime_type, json_schema if isinstance(json_schema, dict) else None
 
 
-def check_schema(schema: dict[str, Any], where: str, problems: _Problems) -> None:
+def check_schema(schema: dict[str, Any], where: str, problems: Problems) -> None:
     """What Gemini refuses in an OpenAPI-subset Schema, beyond the proto's own field checks."""
     kind = str(field(schema, "type") or "").upper()
     props = field(schema, "properties")

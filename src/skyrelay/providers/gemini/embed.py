@@ -43,7 +43,7 @@ def parse_embed_response(data: Any, req: EmbeddingRequest, model: str, deploymen
         items.append({"object": "embedding", "index": i, "embedding": vector})
     usage = data.get("usageMetadata") or {}
     tokens = usage.get("promptTokenCount") if isinstance(usage, dict) else None
-    input_tokens = tokens if isinstance(tokens, int) else 0  # the Gemini API reports none today
+    input_tokens = tokens if isinstance(tokens, int) else 0  # newer API versions report it; older ones do not
     return EmbeddingResponse(model=model, data=items, usage=Usage(input_tokens=input_tokens))
 
 
