@@ -180,3 +180,14 @@ def test_streams_return_their_upstream_connection_to_the_pool(stack):
             served = raw.headers["x-skyrelay-deployment"]
     pool = stack.gateway.providers[served].http
     assert stack.bg.call(lambda: (pool._open, len(pool._idle))) == (1, 1)
+
+
+def test_every_answer_names_its_request(stack):
+    client = stack.openai()
+    first = client.chat.completions.create(model="chat", messages=HELLO)
+    second = client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+    list(second)
+    assert first._request_id and first._request_id.startswith("req_")
+    ids = {httpx.get(f"{stack.origin}/health/live").headers["x-request-id"] for _ in range(3)}
+    assert len(ids) == 3 and first._request_id not in ids
+    assert len(httpx.get(f"{stack.origin}/health/live").headers.get_list("x-request-id")) == 1

@@ -8,6 +8,7 @@ lookup per request, then the route's handler.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -45,6 +46,8 @@ class Gateway:
         self._master_key = config.server.master_key
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
+        self._id_prefix = os.urandom(5).hex()
+        self._requests = 0
         self.server: HttpServer | None = None
         self._register_routes()
 
@@ -86,6 +89,14 @@ class Gateway:
     # --- requests -----------------------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | StreamResponse:
+        resp = await self._route(request)
+        # Every answer names its request, as OpenAI's do (the SDKs expose it as `_request_id`): the handle a user
+        # quotes when asking what happened. A per-process prefix and a counter: unique, and nearly free.
+        self._requests += 1
+        resp.headers.append(("x-request-id", f"req_{self._id_prefix}{self._requests:x}"))
+        return resp
+
+    async def _route(self, request: Request) -> Response | StreamResponse:
         route = self.routes.get(request.path)
         if route is None:
             err = errors.NotFound(f"Unknown request URL: {request.method} {request.path}", code="unknown_url")

@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING
 
 from ..net.server import Request, Response
 from ..protocols import openai as protocol
-from .app import Route, json_response
+from .app import JSON, Route, json_response
 
 if TYPE_CHECKING:
     from .app import Gateway
 
 
 def register(gateway: "Gateway") -> None:
-    live_body = json_response({"status": "ok"})
+    live_body = b'{"status":"ok"}'
 
     async def live(request: Request) -> Response:
-        return live_body
+        return Response(200, live_body, [JSON])
 
     async def ready(request: Request) -> Response:
         """Always 200 while serving (an upstream's outage must not pull every replica out of the load balancer);
