@@ -14,7 +14,7 @@ REASONS = {
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client")
+    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client", "http10")
 
     def __init__(self, method: str, path: str, query: str, headers: dict[str, str], client: str):
         self.method = method
@@ -24,6 +24,7 @@ class Request:
         self.body = b""
         self.body_too_large = False  # set when the body passed the limit: answer 413, the connection then closes
         self.client = client
+        self.http10 = False  # an HTTP/1.0 client: no chunked encoding, so streams are delimited by closing
 
 
 class Response:
@@ -60,7 +61,8 @@ Handler = Callable[[Request], Awaitable["Response | StreamResponse"]]
 def response_head(status: int, headers: list[tuple[str, str]], extra: str, keep_alive: bool) -> bytes:
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
     lines += [f"{k}: {v}" for k, v in headers]
-    lines.append(extra)
+    if extra:
+        lines.append(extra)
     if not keep_alive:
         lines.append("connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -132,6 +132,7 @@ class _Connection(asyncio.Protocol):
         query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self.parser.get_method().decode("latin-1")
         self.request = req = Request(method, path, query, self.headers, self.client)
+        req.http10 = self.parser.get_http_version() == "1.0"
         length = self.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.server.max_body_bytes:
             self._too_large(req)
@@ -241,26 +242,30 @@ class _Connection(asyncio.Protocol):
         if self.server.draining:
             keep_alive = False  # the server is closing: tell the client not to send another request here
         if isinstance(resp, StreamResponse):
-            await self._send_stream(resp, keep_alive)
+            if req.http10:
+                keep_alive = False  # HTTP/1.0 has no chunked encoding: the stream ends when the connection does
+            await self._send_stream(resp, keep_alive, framed=not req.http10)
         else:
             head = response_head(resp.status, resp.headers, f"content-length: {len(resp.body)}", keep_alive)
             self.transport.write(head + resp.body)  # one write: half the syscalls of head then body
         return keep_alive
 
-    async def _send_stream(self, resp: StreamResponse, keep_alive: bool):
+    async def _send_stream(self, resp: StreamResponse, keep_alive: bool, framed: bool = True):
         transport = self.transport
         # The head goes out with the first chunk: one write instead of two, and a stream that fails before its
         # first chunk can still be answered as a plain error by the handler.
-        out = CoalescingWriter(transport, response_head(resp.status, resp.headers, "transfer-encoding: chunked", keep_alive))
+        encoding = "transfer-encoding: chunked" if framed else ""
+        out = CoalescingWriter(transport, response_head(resp.status, resp.headers, encoding, keep_alive))
         chunks = resp.chunks
         try:
             async for chunk in chunks:
                 if not chunk:
                     continue
-                out.add(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                out.add(b"%x\r\n%b\r\n" % (len(chunk), chunk) if framed else chunk)
                 if self.paused:
                     await self._drain()
-            out.add(b"0\r\n\r\n")
+            if framed:
+                out.add(b"0\r\n\r\n")
             out.flush()
         except AbortConnection:
             out.flush()  # what was produced before the "crash" still leaves, as it would have from a real server

@@ -124,3 +124,22 @@ async def test_an_oversized_request_head_is_431_not_unbounded_memory():
     assert b"too large" in answer
     writer.close()
     await server.close()
+
+
+async def test_an_http10_client_gets_a_stream_delimited_by_the_close():
+    """HTTP/1.0 has no chunked encoding: the body is sent as is and ends when the connection does."""
+    async def handler(request):
+        async def body():
+            yield b"data: one\n\n"
+            yield b"data: two\n\n"
+        return StreamResponse(200, body(), [("content-type", "text/event-stream")])
+
+    server = await start_server(handler)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /s HTTP/1.0\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 3)  # read() returns only once the server closed
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and b"connection: close" in head.lower()
+    assert body == b"data: one\n\ndata: two\n\n"
+    writer.close()
+    await server.close()
