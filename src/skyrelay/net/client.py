@@ -20,6 +20,8 @@ from .client_errors import (  # re-exported: callers catch them as client.Connec
     TotalTimeout,
 )
 
+_STALE_CLOSE_WINDOW = 0.5  # seconds: an idle close crossing our request arrives within a round trip
+
 __all__ = [
     "ClientError", "ConnectFailed", "ConnectionClosed", "ConnectTimeout", "FirstByteTimeout", "HttpClient",
     "ProtocolError", "ReadTimeout", "Response", "TotalTimeout",
@@ -136,14 +138,17 @@ class HttpClient:
     ) -> Response:
         """Send a request and return once the response head arrived; read the body from the Response."""
         head = self._head(method, path, headers, len(body))
+        loop = asyncio.get_running_loop()
         for attempt in (0, 1):
             conn, reused = await self._acquire()
+            sent_at = loop.time()
             try:
                 return await self._exchange(conn, head + body, first_byte_timeout, total_timeout)
             except ConnectionClosed as exc:
-                # A pooled connection the origin had already closed: the request never reached it, so one
-                # retry on a fresh connection is safe (what every keep-alive client does).
-                if reused and exc.before_response and attempt == 0:
+                # A pooled connection the origin closed while idle (its close crossed our request): the request
+                # never reached a handler, so one retry on a fresh connection is safe, as every keep-alive client
+                # does. Only when the close came at once: a later one may follow work (a billed generation).
+                if reused and exc.before_response and attempt == 0 and loop.time() - sent_at < _STALE_CLOSE_WINDOW:
                     continue
                 raise
         raise AssertionError("unreachable")

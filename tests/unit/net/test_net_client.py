@@ -410,6 +410,28 @@ async def test_stale_connection_retry_happens_only_once():
 
 
 @on_each_loop
+async def test_a_late_close_on_a_pooled_connection_is_not_retried():
+    """A close that comes well after the request went out may follow real work upstream (a billed generation):
+    it is reported, not silently sent again."""
+    async def script(n, reader, writer):
+        await read_request(reader)
+        if n == 0:
+            writer.write(OK)
+            await writer.drain()
+            await read_request(reader)
+            await asyncio.sleep(0.7)  # "working" on the second request, then crashing without an answer
+
+    async with RawOrigin(script) as origin:
+        client = origin.client()
+        await client.request("GET", "/1", [])
+        with pytest.raises(ConnectionClosed) as info:
+            await client.request("POST", "/2", [], b"{}")
+        assert info.value.before_response is True
+        assert origin.connections == 1  # not sent again
+        assert_pool(client, open=0, idle=0)
+
+
+@on_each_loop
 async def test_fresh_connection_closed_before_the_answer_is_not_retried():
     async def script(n, reader, writer):
         await read_request(reader)
