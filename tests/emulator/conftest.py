@@ -13,6 +13,7 @@ if _REPO not in sys.path:  # lets `tests.support.openai_schema` import however p
 
 from skyrelay.emulator import CloudSpec, EmulatedCloud, start_cloud  # noqa: E402
 from tests.emulator.sdk_clients import close_all  # noqa: E402
+from tests.support.background import BackgroundLoop  # noqa: E402
 
 FAST = {"ttft_ms": 2.0, "tokens_per_second": 5000.0}  # keeps whole suites fast; timing tests set their own
 
@@ -42,3 +43,11 @@ async def make_cloud():
 async def openai_cloud(make_cloud):
     return await make_cloud(name="oai", protocol="openai", api_key="sk-test", models=["gpt-4o-mini",
                                                                                       "text-embedding-3-small"])
+
+
+@pytest.fixture(scope="module")
+def bg():
+    """A loop on its own thread, for modules whose sync SDK clients talk to clouds served on it."""
+    loop = BackgroundLoop("emulated-clouds")
+    yield loop
+    loop.close()

@@ -18,7 +18,6 @@ import jsonschema
 import pytest
 
 from skyrelay.emulator import CloudSpec, start_cloud
-from tests.support.background import BackgroundLoop
 
 KEY = "sk-ant-test-key"
 MODEL = "claude-emulated-1"
@@ -30,13 +29,6 @@ WEATHER = {"name": "get_weather", "description": "Get the current weather for a 
                                                              "unit": {"type": "string", "enum": ["c", "f"]}},
                             "required": ["city"]}}
 HELLO = [{"role": "user", "content": "Hello there, tell me something."}]
-
-
-@pytest.fixture(scope="module")
-def bg():
-    loop = BackgroundLoop("emulated-clouds")
-    yield loop
-    loop.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from google import genai
 from google.genai import errors, types
 
 from skyrelay.emulator import CloudSpec, start_cloud
-from tests.support.background import BackgroundLoop
 
 KEY = "gemini-test-key"
 TOKEN = "ya29.test-token"
@@ -35,13 +34,6 @@ WEATHER = types.FunctionDeclaration(
 WEATHER_JSON_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "unit": {
     "type": "string", "enum": ["c", "f"]}}, "required": ["city"]}
 HELLO = "Hello there, tell me something."
-
-
-@pytest.fixture(scope="module")
-def bg():
-    loop = BackgroundLoop("emulated-clouds")
-    yield loop
-    loop.close()
 
 
 @pytest.fixture(scope="module")
