@@ -5,11 +5,9 @@ The clouds run on a background event loop so that boto3, which is synchronous, u
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,29 +39,6 @@ WEATHER = {"toolSpec": {"name": "get_weather", "description": "Current weather f
                                                  "required": ["city"]}}}}
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
                        "AAAABJRU5ErkJggg==")  # a 1x1 pixel
-
-
-class Loop:
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = 10.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn, *args):
-        async def wrapper():
-            return fn(*args)
-        return self.run(wrapper())
-
-
-@pytest.fixture(scope="module")
-def bg():
-    loop = Loop()
-    yield loop
-    loop.loop.call_soon_threadsafe(loop.loop.stop)
-    loop.thread.join(5)
 
 
 @pytest.fixture
