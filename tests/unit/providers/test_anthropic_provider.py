@@ -8,13 +8,14 @@ import pytest
 from skyrelay import errors
 from skyrelay.canonical import ChatRequest, ToolCallDelta, Usage
 from skyrelay.config.model import Deployment, Secret, Timeouts
-from skyrelay.net.server import Response, StreamResponse, start_server
+from skyrelay.net.server import Response, StreamResponse
 from skyrelay.providers import PROVIDERS, build_provider
 from skyrelay.providers.anthropic import AnthropicProvider
 from skyrelay.providers.anthropic.errors import anthropic_error
 from skyrelay.providers.anthropic.request import build_request
 from skyrelay.providers.anthropic.response import parse_message
 from skyrelay.providers.anthropic.stream import StreamDecoder
+from tests.support.recording_upstream import RecordingUpstream
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WEATHER_TOOL = {"type": "function", "function": {
@@ -356,30 +357,6 @@ def test_error_mapping_details():
 # --- the provider over HTTP ----------------------------------------------------------------------------------------
 
 
-class Upstream:
-    """A canned Anthropic endpoint on 127.0.0.1 that records what it was sent."""
-
-    def __init__(self):
-        self.requests = []
-        self.reply = None
-        self.server = None
-
-    async def handle(self, request):
-        self.requests.append(request)
-        return self.reply()
-
-    async def __aenter__(self):
-        self.server = await start_server(self.handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.server.close(grace=0.1)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.port}"
-
-
 def deployment(url: str, **options) -> Deployment:
     return Deployment("claude-east", "claude", "anthropic", model="claude-sonnet-4-5", base_url=url,
                       api_key=Secret("sk-ant-secret"), timeouts=Timeouts(connect=2, first_byte=5, total=5),
@@ -396,7 +373,7 @@ def test_registered():
 
 
 async def test_chat_over_http_sends_anthropic_headers():
-    async with Upstream() as up:
+    async with RecordingUpstream() as up:
         up.reply = lambda: Response(200, orjson.dumps(RESPONSE_CASES[0][1]), [("content-type", "application/json")])
         provider = build_provider(deployment(up.url + "/v1", anthropic_version="2023-06-01"))
         try:
@@ -412,7 +389,7 @@ async def test_chat_over_http_sends_anthropic_headers():
 
 
 async def test_stream_over_http():
-    async with Upstream() as up:
+    async with RecordingUpstream() as up:
         up.reply = lambda: StreamResponse(200, _chunks(STREAM), [("content-type", "text/event-stream")])
         provider = build_provider(deployment(up.url))
         try:
@@ -424,7 +401,7 @@ async def test_stream_over_http():
 
 
 async def test_stream_error_status_raises_before_first_chunk():
-    async with Upstream() as up:
+    async with RecordingUpstream() as up:
         up.reply = lambda: Response(529, error_body("overloaded_error", "Overloaded"))
         provider = build_provider(deployment(up.url))
         try:
@@ -437,7 +414,7 @@ async def test_stream_error_status_raises_before_first_chunk():
 
 
 async def test_stream_cut_short_raises():
-    async with Upstream() as up:
+    async with RecordingUpstream() as up:
         up.reply = lambda: StreamResponse(200, _chunks(STREAM[:4]), [("content-type", "text/event-stream")])
         provider = build_provider(deployment(up.url))
         try:

@@ -11,9 +11,10 @@ import pytest
 from skyrelay import errors
 from skyrelay.canonical import ChatRequest, EmbeddingRequest
 from skyrelay.config.model import Deployment, Secret, Timeouts
-from skyrelay.net.server import Response, StreamResponse, start_server
+from skyrelay.net.server import Response, StreamResponse
 from skyrelay.providers import PROVIDERS, build_provider
 from skyrelay.providers.azure import AzureOpenAIProvider, TokenFile, azure_error
+from tests.support.recording_upstream import RecordingUpstream
 
 
 def deployment(url: str, *, api_key: str | None = "azure-key-secret", **options) -> Deployment:
@@ -24,30 +25,6 @@ def deployment(url: str, *, api_key: str | None = "azure-key-secret", **options)
 
 def chat(**fields) -> ChatRequest:
     return ChatRequest(model="gpt", messages=[{"role": "user", "content": "Hello"}], **fields)
-
-
-class Upstream:
-    """A canned Azure OpenAI endpoint on 127.0.0.1 that records what it was sent."""
-
-    def __init__(self, reply):
-        self.requests = []
-        self.reply = reply
-        self.server = None
-
-    async def handle(self, request):
-        self.requests.append(request)
-        return self.reply()
-
-    async def __aenter__(self):
-        self.server = await start_server(self.handle, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.server.close(grace=0.1)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.port}"
 
 
 COMPLETION = {
@@ -196,7 +173,7 @@ def test_retry_after_ms_wins():
 
 
 async def test_chat_fast_path_over_http():
-    async with Upstream(json_reply(200, COMPLETION)) as up:
+    async with RecordingUpstream(json_reply(200, COMPLETION)) as up:
         provider = build_provider(deployment(up.url))
         try:
             raw = {"model": "gpt", "messages": [{"role": "user", "content": "Hello"}], "seed": 7}
@@ -214,7 +191,7 @@ async def test_embeddings_over_http():
     payload = {"object": "list", "model": "text-embedding-3-small",
                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
                "usage": {"prompt_tokens": 2, "total_tokens": 2}}
-    async with Upstream(json_reply(200, payload)) as up:
+    async with RecordingUpstream(json_reply(200, payload)) as up:
         provider = build_provider(deployment(up.url))
         try:
             resp = await provider.embed(EmbeddingRequest(model="emb", input="hi"))
@@ -242,7 +219,7 @@ async def test_stream_drops_prompt_filter_chunk_and_passes_content_filter_finish
         {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]},
         {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}},
     )
-    async with Upstream(reply) as up:
+    async with RecordingUpstream(reply) as up:
         provider = build_provider(deployment(up.url))
         try:
             chunks = [c async for c in provider.chat_stream(chat(stream=True))]
@@ -256,7 +233,7 @@ async def test_stream_drops_prompt_filter_chunk_and_passes_content_filter_finish
 
 
 async def test_content_filter_error_over_http_is_not_retried():
-    async with Upstream(json_reply(400, FILTERED)) as up:
+    async with RecordingUpstream(json_reply(400, FILTERED)) as up:
         provider = build_provider(deployment(up.url))
         try:
             with pytest.raises(errors.UpstreamClientError) as info:
