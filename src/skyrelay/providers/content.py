@@ -31,3 +31,12 @@ def image_url(image: object, param: str) -> str:
     if not isinstance(url, str):
         raise errors.InvalidRequest(f"{param}.image_url.url must be a string", param=param)
     return url
+
+
+def tool_call_id(msg: dict, i: int) -> str:
+    """The id a `tool` message answers: clouds that pair results with calls by id cannot do without it."""
+    call_id = msg.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise errors.InvalidRequest(f"messages[{i}].tool_call_id is required for a tool message",
+                                    param=f"messages[{i}].tool_call_id")
+    return call_id

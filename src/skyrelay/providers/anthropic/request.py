@@ -15,7 +15,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
-from ..content import image_url, read_data_url, split_data_url
+from ..content import image_url, read_data_url, split_data_url, tool_call_id
 from ..extras import is_harmless
 from ..sampling import sampling_fields
 
@@ -203,10 +203,7 @@ def _tool_input(arguments: Any, param: str) -> dict[str, Any]:
 
 
 def _tool_result(msg: dict[str, Any], i: int, where: _Where) -> dict[str, Any]:
-    call_id = msg.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise errors.InvalidRequest(f"messages[{i}].tool_call_id is required for a tool message",
-                                    param=f"messages[{i}].tool_call_id")
+    call_id = tool_call_id(msg, i)
     content = msg.get("content")
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id(call_id)}
     if isinstance(content, list):

@@ -13,7 +13,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
-from ..content import image_url, read_data_url
+from ..content import image_url, read_data_url, tool_call_id
 from ..extras import is_harmless
 from ..sampling import sampling_fields
 
@@ -174,10 +174,7 @@ def _arguments(arguments: Any, param: str) -> Any:
 
 
 def _tool_result(msg: dict[str, Any], i: int, ctx: _Ctx) -> dict[str, Any]:
-    call_id = msg.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise errors.InvalidRequest(f"messages[{i}].tool_call_id is required for a tool message",
-                                    param=f"messages[{i}].tool_call_id")
+    call_id = tool_call_id(msg, i)
     content = msg.get("content")
     if isinstance(content, dict):  # not OpenAI, but an object result is what Bedrock's json block is for
         blocks = [{"json": content}]
