@@ -22,19 +22,29 @@ _OPTIONAL_FIELDS = ("temperature", "top_p", "stop", "tools", "tool_choice", "res
 class ChunkEvents:
     """OpenAI's stream events -> chunks, up to `data: [DONE]`."""
 
-    __slots__ = ("deployment", "done")
+    __slots__ = ("deployment", "done", "finished")
 
     def __init__(self, deployment: str):
         self.deployment = deployment
         self.done = False
+        self.finished = False  # a chunk carried a finish_reason: the answer is whole even if [DONE] never comes
 
     def decode(self, event: str | None, payload: bytes) -> tuple[ChatChunk, ...]:
         if payload == b"[DONE]":
             self.done = True
             return ()
-        return (parse_chunk(payload, self.deployment),)
+        chunk = parse_chunk(payload, self.deployment)
+        if chunk.finish_reason is not None:
+            self.finished = True
+        return (chunk,)
 
     def finish(self) -> tuple[ChatChunk, ...]:
+        """The body ended. Without [DONE] and without a finish_reason the stream was cut short, however cleanly
+        the body ended (a chunked terminator, a close-delimited body's close): it must not pass for whole.
+        Some OpenAI-compatible servers never send [DONE]; a finish_reason says their answer was complete."""
+        if not self.done and not self.finished:
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.deployment}' ended the stream before [DONE]", deployment=self.deployment)
         return ()
 
 
