@@ -140,7 +140,9 @@ class Dispatcher:
         if not exc.cools_down:  # the client's mistake, passed through: no verdict on the deployment
             self.health.on_abandoned(name, self.clock())
             return
-        self.health.on_failure(name, self.clock(), retry_after=exc.retry_after if exc.status == 429 else None)
+        throttled = isinstance(exc, errors.UpstreamRateLimited)  # a 429: a cool-down, not a breaker failure
+        self.health.on_failure(name, self.clock(), retry_after=exc.retry_after if throttled else None,
+                               throttled=throttled)
 
     def _abandon(self, name: str) -> None:
         self.outstanding[name] -= 1

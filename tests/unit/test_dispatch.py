@@ -92,3 +92,38 @@ async def test_failure_after_output_breaks_the_stream_and_counts_against_the_dep
     assert received == ["hello"]
     assert d.outstanding["a"] == 0
     assert d.health.snapshot()["a"]["failures"] == 1
+
+
+class Clock:
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker_tripped(d: Dispatcher, name: str, clock: Clock) -> None:
+    """Trip `name`'s breaker, then move past its cool-down: the next request to it is the half-open probe."""
+    for _ in range(d.health.policy.failure_threshold):
+        d.health.on_failure(name, clock.now)
+    clock.now += d.health.policy.cooldown
+    assert d.health.state(name, clock.now) == "half_open"
+
+
+async def test_a_429_without_retry_after_is_a_short_throttle_not_a_breaker_failure():
+    clock = Clock()
+    throttled = ScriptedProvider("a", [errors.UpstreamRateLimited("slow down", deployment="a")])
+    healthy = ScriptedProvider("b", [chunk("", role="assistant"), chunk("hi"), chunk(finish="stop")])
+    d = dispatcher(throttled, healthy)
+    d.clock = clock
+    d.rng = random.Random(1)
+    for _ in range(3):
+        stream, outcome = await d.chat_stream(REQ)
+        assert [c.content async for c in stream][-2] == "hi"
+        assert outcome.deployment.name == "b"
+        if d.health.snapshot().get("a"):
+            break
+    snap = d.health.snapshot()["a"]
+    assert snap["failures"] == 0 and snap["throttle"] == 1.0
+    assert d.health.unavailable_reason("a", clock.now) == "cooling down"
+    assert d.health.seconds_until_available("a", clock.now) == 1.0

@@ -1,7 +1,7 @@
 """Per-deployment health: a circuit breaker plus upstream-requested cool-downs. Pure state, no clock of its own.
 
 Each deployment name has at most one small record; a deployment that never failed has none, so the hot path
-(`is_available` on a healthy deployment) is one dict miss. A record is four numbers, so a shared (Redis) twin can
+(`is_available` on a healthy deployment) is one dict miss. A record is five numbers, so a shared (Redis) twin can
 hold the very same fields.
 
     closed ──failure_threshold consecutive failures──▶ open (for `cooldown`)
@@ -10,6 +10,14 @@ hold the very same fields.
 
 An upstream 429 with Retry-After cools the deployment down for exactly that long, without tripping the breaker:
 once it elapses the deployment is closed again (or half-open, if the breaker had tripped before).
+
+A 429 without Retry-After (Bedrock's ThrottlingException, Gemini's RESOURCE_EXHAUSTED) is a throttle, not an
+outage: it does not count towards the breaker either, and cools the deployment down for THROTTLE_COOLDOWN (1 s),
+doubled each time a request sent after that cool-down is throttled again, capped at the breaker's `cooldown`.
+The first success clears it. A 429 answering a request sent during the cool-down was already accounted for.
+
+A stream's verdict is how it ends, not how it starts: the dispatcher reports its success or failure at its end,
+and a stream the client abandoned says nothing either way (`on_abandoned`).
 """
 
 from __future__ import annotations
@@ -17,13 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _NEVER = float("-inf")  # any clock works, even one that starts below zero
+THROTTLE_COOLDOWN = 1.0  # seconds of the first cool-down for a 429 without Retry-After
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
 
 # Why a deployment is unavailable, as the planner reports it in Plan.skipped.
-COOLING_DOWN = "cooling down"  # an upstream asked us to wait (Retry-After)
+COOLING_DOWN = "cooling down"  # an upstream asked us to wait (Retry-After) or throttled us (429)
 CIRCUIT_OPEN = "circuit open"  # too many consecutive failures
 PROBE_IN_FLIGHT = "probe in flight"  # half-open: the one trial request is still running
 
@@ -46,13 +55,14 @@ class BreakerPolicy:
 class _Record:
     """One deployment's health. backoff > 0 means the breaker has tripped and not yet closed again."""
 
-    __slots__ = ("failures", "open_until", "backoff", "probe_since")
+    __slots__ = ("failures", "open_until", "backoff", "probe_since", "throttle")
 
     def __init__(self):
         self.failures = 0  # consecutive failures counted while the breaker was closed
         self.open_until = _NEVER  # unavailable while now < open_until
         self.backoff = 0.0  # current breaker cool-down length; 0 = breaker closed
         self.probe_since: float | None = None  # when the half-open probe was sent
+        self.throttle = 0.0  # current throttle cool-down length; 0 = not throttled since the last success
 
     def probe_blocks(self, now: float) -> bool:
         """A probe is in flight and not yet stale (in flight for less than the cool-down)."""
@@ -128,8 +138,10 @@ class HealthBook:
         del self._records[name]
 
     def on_failure(
-        self, name: str, now: float, *, retry_after: float | None = None, cools_down: bool = True
+        self, name: str, now: float, *, retry_after: float | None = None, throttled: bool = False,
+        cools_down: bool = True,
     ) -> None:
+        """`throttled`: the upstream answered 429 (its own words for "too many requests", not "down")."""
         if not cools_down:  # the client's own mistake: says nothing about the deployment, Retry-After or not
             return
         rec = self._records.get(name)
@@ -140,6 +152,9 @@ class HealthBook:
             wait = min(retry_after, policy.max_cooldown) if retry_after > 0 else 0.0  # also rejects NaN
             rec.open_until = max(rec.open_until, now + wait)
             rec.probe_since = None
+            return
+        if throttled:
+            self._throttle(rec, now)
             return
         if rec.backoff:
             if now >= rec.open_until:  # half-open: the probe failed
@@ -153,6 +168,14 @@ class HealthBook:
             rec.backoff = policy.cooldown
             rec.open_until = max(rec.open_until, now + policy.cooldown)
 
+    def _throttle(self, rec: _Record, now: float) -> None:
+        if rec.throttle and now < rec.open_until:
+            return  # sent before the current cool-down began: that cool-down already answers it
+        first = min(THROTTLE_COOLDOWN, self.policy.cooldown)
+        rec.throttle = min(rec.throttle * 2, self.policy.cooldown) if rec.throttle else first
+        rec.open_until = max(rec.open_until, now + rec.throttle)
+        rec.probe_since = None  # a half-open probe that was throttled: the next one may go once this elapses
+
     # --- inspection -----------------------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, dict]:
@@ -163,6 +186,7 @@ class HealthBook:
                 "open_until": None if rec.open_until == _NEVER else rec.open_until,
                 "cooldown": rec.backoff,
                 "probe_since": rec.probe_since,
+                "throttle": rec.throttle,
             }
             for name, rec in self._records.items()
         }

@@ -129,6 +129,62 @@ CASES = [
         [(14.0, "open", False, 5.0, "circuit open"), (19.0, "half_open", True, 0.0, None)],
     ),
     (
+        "a 429 without Retry-After cools down for 1 s, not the breaker's cooldown",
+        [fail(1, throttled=True)],
+        [(1.0, "open", False, 1.0, "cooling down"), (2.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "repeated throttling doubles the cool-down",
+        [fail(1, throttled=True), fail(2, throttled=True), fail(4, throttled=True)],
+        [(4.0, "open", False, 4.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "throttle cool-downs are capped at the breaker's cooldown",
+        [fail(t, throttled=True) for t in (0, 1, 3, 7, 15, 25, 35)],  # 1, 2, 4, 8, then 10, 10, 10
+        [(35.0, "open", False, 10.0, "cooling down"), (45.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "throttles answering requests sent during the cool-down neither extend nor double it",
+        [fail(1, throttled=True), fail(1.5, throttled=True), fail(1.9, throttled=True), fail(2, throttled=True)],
+        [(2.0, "open", False, 2.0, "cooling down")],
+    ),
+    (
+        "throttling does not count towards the threshold",
+        [fail(1, throttled=True), fail(2, throttled=True), fail(4, throttled=True), fail(8, throttled=True)],
+        [(16.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "throttling neither counts nor resets the breaker's count",
+        [fail(1), fail(2), fail(3, throttled=True), fail(5)],
+        [(5.0, "open", False, 10.0, "circuit open")],
+    ),
+    (
+        "a success clears the throttle: the next one starts again from 1 s",
+        [fail(1, throttled=True), fail(2, throttled=True), ok(5), fail(6, throttled=True)],
+        [(6.0, "open", False, 1.0, "cooling down")],
+    ),
+    (
+        "a late success during a throttle keeps the cool-down and the doubling",
+        [fail(1, throttled=True), ok(1.5), fail(2, throttled=True)],
+        [(1.5 + 0.5, "open", False, 2.0, "cooling down")],
+    ),
+    (
+        "Retry-After wins over the throttle rule",
+        [fail(1, throttled=True, retry_after=7.0)],
+        [(1.0, "open", False, 7.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
+    ),
+    (
+        "a throttled half-open probe: a short wait, then half-open again for the next probe",
+        [fail(1), fail(2), fail(3), attempt(13), fail(14, throttled=True)],
+        [(14.0, "open", False, 1.0, "circuit open"), (15.0, "half_open", True, 0.0, None)],
+    ),
+    (
+        "the first throttle never waits longer than a short breaker cooldown",
+        [fail(1, throttled=True)],
+        [(1.0, "open", False, 0.5, "cooling down")],
+        BreakerPolicy(cooldown=0.5, max_cooldown=1.0),
+    ),
+    (
         "cools_down=False has no effect on health",
         [fail(1, cools_down=False)] * 5 + [fail(2, cools_down=False, retry_after=9.0)],
         [(1.0, "closed", True, 0.0, None)],
@@ -173,9 +229,9 @@ def test_snapshot_is_small_and_json_ready():
     book.on_failure("dep-d", -4.0)  # any clock works, even one below zero
     snap = book.snapshot()
     assert snap == {
-        D: {"failures": 3, "open_until": 13.0, "cooldown": 10.0, "probe_since": 13.0},
-        "dep-b": {"failures": 0, "open_until": 7.0, "cooldown": 0.0, "probe_since": None},
-        "dep-d": {"failures": 1, "open_until": None, "cooldown": 0.0, "probe_since": None},
+        D: {"failures": 3, "open_until": 13.0, "cooldown": 10.0, "probe_since": 13.0, "throttle": 0.0},
+        "dep-b": {"failures": 0, "open_until": 7.0, "cooldown": 0.0, "probe_since": None, "throttle": 0.0},
+        "dep-d": {"failures": 1, "open_until": None, "cooldown": 0.0, "probe_since": None, "throttle": 0.0},
     }
     assert book.is_available("dep-d", -4.0)
     json.dumps(snap)
