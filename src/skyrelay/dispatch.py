@@ -3,7 +3,9 @@
 Routing decides the order (pure policy); this module does the I/O around it: it calls providers, feeds outcomes
 back into the health book, keeps the outstanding-request counts, and turns a run of failures into one error
 that says what happened. A stream is committed to a deployment once its first chunk is in hand: before that a
-failure fails over invisibly, after it the stream ends with an error event (the protocol renders it).
+failure fails over invisibly, after it the stream ends with an error event (the protocol renders it). A stream's
+verdict on the deployment's health is how it ends, not how it started: a cloud that cuts every stream after its
+first tokens must leave rotation like one that refuses them.
 """
 
 from __future__ import annotations
@@ -125,9 +127,9 @@ class Dispatcher:
                 self._record_failure(name, bug)
                 outcome.failures.append((name, bug))
                 continue
-            if not hold:  # a stream keeps its slot until it ends (CommittedStream.aclose releases it)
+            if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
                 self.outstanding[name] -= 1
-            self.health.on_success(name, self.clock())
+                self.health.on_success(name, self.clock())
             outcome.deployment = deployment
             return result, outcome
         if refusals and not outcome.failures:
@@ -151,8 +153,10 @@ class Dispatcher:
 
 class CommittedStream:
     """The stream of the deployment that won the attempt loop. After this point a failure cannot fail over: it
-    ends the stream as UpstreamStreamBroken. `aclose` releases the deployment's outstanding slot exactly once,
-    even for a stream dropped before anyone iterated it (the client left while the head was being read)."""
+    ends the stream as UpstreamStreamBroken. The stream reports its verdict to the health book once, at its
+    end: success when the upstream finished it, failure when it broke, none (a half-open probe slot freed) when
+    the client left first. `aclose` releases the deployment's outstanding slot exactly once, even for a stream
+    dropped before anyone iterated it (the client left while the head was being read)."""
 
     __slots__ = ("_dispatcher", "_name", "_head", "_rest", "_released")
 
@@ -172,16 +176,23 @@ class CommittedStream:
         try:
             return await self._rest.__anext__()
         except StopAsyncIteration:
-            await self.aclose()
+            if not self._released:
+                self._dispatcher.health.on_success(self._name, self._dispatcher.clock())
+                await self._release()
             raise
         except errors.UpstreamError as exc:
-            self._dispatcher._record_failure(self._name, exc)
-            await self.aclose()
+            if not self._released:
+                self._dispatcher._record_failure(self._name, exc)
+                await self._release()
             raise errors.UpstreamStreamBroken(exc.message, deployment=self._name) from None
 
     async def aclose(self) -> None:
-        if self._released:
-            return
+        """The caller is done, maybe before the end (the client went away): no verdict on the deployment."""
+        if not self._released:
+            self._dispatcher.health.on_abandoned(self._name, self._dispatcher.clock())
+            await self._release()
+
+    async def _release(self) -> None:
         self._released = True
         self._dispatcher.outstanding[self._name] -= 1
         await self._rest.aclose()

@@ -110,6 +110,53 @@ def breaker_tripped(d: Dispatcher, name: str, clock: Clock) -> None:
     assert d.health.state(name, clock.now) == "half_open"
 
 
+async def test_a_streams_verdict_is_its_end_not_its_start():
+    """A cloud that cuts every stream after its first tokens must not be cleared by each stream's start."""
+    clock = Clock()
+    cut = ScriptedProvider("a", [chunk("", role="assistant"), chunk("hel"), errors.UpstreamConnectError(
+        "cut", deployment="a")])
+    d = dispatcher(cut)
+    d.clock = clock
+    for expected in (1, 2):
+        stream, _ = await d.chat_stream(REQ)
+        assert d.health.snapshot().get("a", {}).get("failures", 0) == expected - 1  # committing said nothing
+        try:
+            async for _ in stream:
+                pass
+        except errors.UpstreamStreamBroken:
+            pass
+        assert d.health.snapshot()["a"]["failures"] == expected
+    assert d.outstanding["a"] == 0
+
+
+async def test_a_probe_stream_closes_the_breaker_only_when_it_ends_well():
+    clock = Clock()
+    d = dispatcher(ScriptedProvider("a", [chunk("", role="assistant"), chunk("hello"), chunk(finish="stop")]))
+    d.clock = clock
+    breaker_tripped(d, "a", clock)
+    stream, _ = await d.chat_stream(REQ)
+    assert d.health.unavailable_reason("a", clock.now) == "probe in flight"  # committed, verdict still out
+    assert [c.content async for c in stream] == ["", "hello", None]
+    assert d.health.state("a", clock.now) == "closed" and d.health.snapshot() == {}
+    await stream.aclose()
+    assert d.outstanding["a"] == 0
+
+
+async def test_a_probe_stream_the_client_abandons_frees_the_probe_slot_with_no_verdict():
+    clock = Clock()
+    provider = ScriptedProvider("a", [chunk("", role="assistant"), chunk("hello"), chunk("more"), chunk(finish="stop")])
+    d = dispatcher(provider)
+    d.clock = clock
+    breaker_tripped(d, "a", clock)
+    stream, _ = await d.chat_stream(REQ)
+    assert (await stream.__anext__()).role == "assistant"
+    await stream.aclose()  # the client went away mid-stream
+    await stream.aclose()
+    assert d.outstanding["a"] == 0 and provider.closed == 1
+    assert d.health.state("a", clock.now) == "half_open"  # unproven either way
+    assert d.health.is_available("a", clock.now)  # the next request may probe
+
+
 async def test_a_429_without_retry_after_is_a_short_throttle_not_a_breaker_failure():
     clock = Clock()
     throttled = ScriptedProvider("a", [errors.UpstreamRateLimited("slow down", deployment="a")])
