@@ -51,6 +51,8 @@ def test_fault_defaults():
     assert parse_fault({"status": 429, "retry_after": None}).retry_after is None
     assert parse_fault({"status": 500}).retry_after is None
     assert parse_fault({"kind": "cut_stream"}).after_chunks == 3
+    assert parse_fault({"kind": "cut_stream"}).ending == "reset"
+    assert parse_fault({"kind": "cut_stream", "ending": "close"}).to_dict()["ending"] == "close"
     assert parse_fault({"kind": "slow"}).extra_ms == 500
     assert parse_fault({"kind": "content_filter"}).target == "prompt"
     assert parse_fault({"kind": "hang"}).seconds is None
@@ -65,6 +67,8 @@ def test_fault_defaults():
     ({"status": 500, "match": "chats"}, "faults[0].match"),
     ({"kind": "cut_stream", "after_chunk": 3}, "unknown key(s) ['after_chunk']"),
     ({"kind": "content_filter", "target": "both"}, "faults[0].target"),
+    ({"kind": "cut_stream", "ending": "eof"}, "faults[0].ending: expected one of reset, clean, close"),
+    ({"kind": "reset", "ending": "clean"}, "unknown key(s) ['ending']"),
     ("boom", "faults[0]: expected a mapping"),
 ])
 def test_fault_errors_name_the_path(raw, expected):

@@ -101,6 +101,42 @@ async def test_cut_stream_longer_than_the_stream_still_breaks_it(openai_cloud):
     assert received and received[-1].choices[0].finish_reason == "stop"  # everything but the final [DONE]
 
 
+async def raw_stream_answer(cloud) -> tuple[bytes, bytes]:
+    """A streamed chat answer as the bytes on the wire: (head, body) up to the chunked terminator or the close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", cloud.port)
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}], "stream": true}'
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-test\r\n"
+                 b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+    received = b""
+    try:
+        while not received.endswith(b"\r\n0\r\n\r\n"):
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            if not data:  # the cloud closed the connection
+                break
+            received += data
+    finally:
+        writer.close()
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head.lower(), rest
+
+
+@pytest.mark.parametrize("ending", ["clean", "close"])
+async def test_cut_stream_can_end_cleanly_short_of_the_end(openai_cloud, ending):
+    """`ending: clean | close`: the body ends as if complete (a chunked terminator, or a close-delimited body's
+    clean close) after the first events, without `data: [DONE]`; the SDK sees a normal end."""
+    openai_cloud.set_faults([{"kind": "cut_stream", "after_chunks": 3, "ending": ending, "times": 1}])
+    received = [chunk async for chunk in await chat(openai_cloud, stream=True)]
+    assert len(received) == 3 and received[-1].choices[0].finish_reason is None
+    openai_cloud.set_faults([{"kind": "cut_stream", "after_chunks": 3, "ending": ending}])
+    head, body = await raw_stream_answer(openai_cloud)
+    assert b"[DONE]" not in body and body.count(b"data: ") == 3
+    if ending == "clean":
+        assert b"transfer-encoding: chunked" in head and body.endswith(b"\r\n0\r\n\r\n")
+    else:
+        assert b"transfer-encoding" not in head and b"content-length" not in head and b"connection: close" in head
+        assert body.endswith(b"\n\n")  # whole events, then the close
+
+
 async def test_slow_adds_latency(openai_cloud):
     openai_cloud.set_faults([{"kind": "slow", "extra_ms": 200}])
     started = time.monotonic()

@@ -175,7 +175,9 @@ class EmulatedCloud:
             await asyncio.sleep(fault.extra_ms / 1000.0)
         response = await self.protocol.serve(request, call, ctx)
         if kind == "cut_stream" and isinstance(response, StreamResponse) and response.status == 200:
-            response.chunks = _cut_after(response.chunks, fault.after_chunks)
+            response.chunks = _cut_after(response.chunks, fault.after_chunks, fault.ending != "reset")
+            if fault.ending == "close":
+                response.framed = False
         return response
 
     def _remember(self, request: Request, call: Call) -> None:
@@ -225,9 +227,9 @@ def _request_key(seed: int, name: str, number: int) -> int:
     return int.from_bytes(digest[:16], "big")
 
 
-async def _cut_after(chunks: AsyncIterator[bytes], after: int) -> AsyncIterator[bytes]:
-    """Pass `after` chunks, then drop the connection; never let the stream's last chunk through, so even a
-    stream shorter than `after` ends broken rather than complete."""
+async def _cut_after(chunks: AsyncIterator[bytes], after: int, clean: bool) -> AsyncIterator[bytes]:
+    """Pass `after` chunks, then drop the connection (or, `clean`, end the body as if it were complete); never
+    let the stream's last chunk through, so even a stream shorter than `after` ends short of its end."""
     iterator = chunks.__aiter__()
     try:
         current = await anext(iterator, None)
@@ -235,6 +237,8 @@ async def _cut_after(chunks: AsyncIterator[bytes], after: int) -> AsyncIterator[
         while current is not None:
             following = await anext(iterator, None)
             if sent >= after or following is None:
+                if clean:
+                    return
                 raise AbortConnection()
             yield current
             sent += 1

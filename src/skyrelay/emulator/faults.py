@@ -22,10 +22,13 @@ _KIND_KEYS = {
     "status": {"status", "retry_after"},
     "hang": {"seconds"},
     "reset": set(),
-    "cut_stream": {"after_chunks"},
+    "cut_stream": {"after_chunks", "ending"},
     "slow": {"extra_ms"},
     "content_filter": {"target"},
 }
+# How a cut stream ends: dropped (TCP reset), or as if complete, with the chunked terminator or, for a
+# close-delimited body (no content-length, not chunked), by closing the connection cleanly.
+CUT_ENDINGS = ("reset", "clean", "close")
 _UNSET: Any = object()
 
 
@@ -41,6 +44,7 @@ class Fault:
     message: str | None = None
     seconds: float | None = None  # hang: answer normally after this long (None: never)
     after_chunks: int = 3  # cut_stream
+    ending: str = "reset"  # cut_stream: one of CUT_ENDINGS
     extra_ms: float = 500.0  # slow
     target: str = "prompt"  # content_filter: "prompt" (request refused) or "output" (reply cut)
     rate: float | None = None
@@ -55,7 +59,7 @@ class Fault:
         extras = {
             "status": {"status": self.status, "retry_after": self.retry_after},
             "hang": {"seconds": self.seconds},
-            "cut_stream": {"after_chunks": self.after_chunks},
+            "cut_stream": {"after_chunks": self.after_chunks, "ending": self.ending},
             "slow": {"extra_ms": self.extra_ms},
             "content_filter": {"target": self.target},
         }.get(self.kind, {})
@@ -111,6 +115,9 @@ def parse_fault(raw: Any, where: str = "fault") -> Fault:
         fault.seconds = _opt(raw, "seconds", float, where, low=0.0)
     elif kind == "cut_stream":
         fault.after_chunks = _opt(raw, "after_chunks", int, where, low=0) if raw.get("after_chunks") is not None else 3
+        fault.ending = raw.get("ending", "reset")
+        if fault.ending not in CUT_ENDINGS:
+            raise FaultConfigError(f"{where}.ending: expected one of {', '.join(CUT_ENDINGS)}, got {fault.ending!r}")
     elif kind == "slow":
         fault.extra_ms = _opt(raw, "extra_ms", float, where, low=0.0) if raw.get("extra_ms") is not None else 500.0
     elif kind == "content_filter":

@@ -37,9 +37,11 @@ class Response:
 
 
 class StreamResponse:
-    """A response whose body is produced chunk by chunk (SSE, event streams); sent with chunked encoding."""
+    """A response whose body is produced chunk by chunk (SSE, event streams); sent with chunked encoding, unless
+    `framed` is false: then the body is close-delimited (no content-length, not chunked) and ends when the server
+    closes the connection, as HTTP/1.0 servers and some proxies answer."""
 
-    __slots__ = ("status", "headers", "chunks", "release")
+    __slots__ = ("status", "headers", "chunks", "release", "framed")
 
     def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: list[tuple[str, str]] | None = None,
                  release: Callable[[], Awaitable[None]] | None = None):
@@ -49,6 +51,7 @@ class StreamResponse:
         # Awaited once the response is over, however it ended: sent, failed, or dropped before its first chunk
         # (when closing an un-started generator would run none of its cleanup).
         self.release = release
+        self.framed = True
 
 
 class AbortConnection(Exception):

@@ -242,9 +242,10 @@ class _Connection(asyncio.Protocol):
         if self.server.draining:
             keep_alive = False  # the server is closing: tell the client not to send another request here
         if isinstance(resp, StreamResponse):
-            if req.http10:
+            framed = resp.framed and not req.http10
+            if not framed:
                 keep_alive = False  # HTTP/1.0 has no chunked encoding: the stream ends when the connection does
-            await self._send_stream(resp, keep_alive, framed=not req.http10)
+            await self._send_stream(resp, keep_alive, framed=framed)
         else:
             head = response_head(resp.status, resp.headers, f"content-length: {len(resp.body)}", keep_alive)
             self.transport.write(head + resp.body)  # one write: half the syscalls of head then body
