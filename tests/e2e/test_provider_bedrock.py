@@ -11,6 +11,7 @@ import pytest
 from skyrelay.emulator.protocols import PROTOCOLS
 
 from .harness import start_stack
+from .throttling import assert_throttle_cools_down_briefly
 
 if "bedrock" not in PROTOCOLS:
     pytest.skip("the emulator does not speak bedrock yet", allow_module_level=True)
@@ -126,6 +127,12 @@ def test_throttling_becomes_429(make_stack):
     stack.set_faults("aws", [{"kind": "status", "status": 429}])
     with pytest.raises(openai.RateLimitError):
         stack.openai().chat.completions.create(model="claude", messages=HELLO)
+
+
+def test_throttling_cools_the_deployment_down_for_a_second_doubling_not_for_the_breakers_30s(make_stack):
+    """Bedrock's ThrottlingException carries no Retry-After: a throttle, not an outage."""
+    stack = make_stack(cloud_specs=bedrock_cloud(), groups=bedrock_groups())
+    assert_throttle_cools_down_briefly(stack, "aws", "aws-east", "claude", "ThrottlingException")
 
 
 def test_stream_failing_to_start_becomes_an_error_status(make_stack):

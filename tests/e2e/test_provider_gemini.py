@@ -14,6 +14,7 @@ import pytest
 from skyrelay.emulator.protocols import PROTOCOLS
 
 from .harness import UPSTREAM_KEY, start_stack
+from .throttling import assert_throttle_cools_down_briefly
 
 if "gemini" not in PROTOCOLS or "vertex" not in PROTOCOLS:
     pytest.skip("the emulator does not speak gemini/vertex yet", allow_module_level=True)
@@ -215,6 +216,12 @@ def test_quota_exhaustion_is_a_rate_limit_with_googles_retry_delay(make_stack):
     assert caught.value.response.headers["retry-after"] == "7"  # from the RetryInfo detail
     with pytest.raises(openai.RateLimitError):  # a stream fails the same way, before any byte was sent
         list(stack.openai().chat.completions.create(model="flash", messages=HELLO, stream=True))
+
+
+def test_resource_exhausted_without_a_retry_delay_cools_down_for_a_second_doubling(make_stack):
+    """RESOURCE_EXHAUSTED without a RetryInfo detail: a throttle, not an outage (not the breaker's 30 s)."""
+    stack = make_stack(cloud_specs=CLOUDS, groups=groups)
+    assert_throttle_cools_down_briefly(stack, "gemini", "ai-studio", "flash", "RESOURCE_EXHAUSTED")
 
 
 def test_a_wrong_key_is_an_operator_problem_that_names_no_key(bg):
