@@ -132,7 +132,8 @@ class PooledConnection(asyncio.Protocol):
             return
         if exc is None and ex.status and ex.error is None and _ends_at_close(ex.headers):
             # No Content-Length and not chunked: the body is whatever came before the origin's clean close
-            # (llhttp would need an EOF call that httptools does not expose).
+            # (llhttp would need an EOF call that httptools does not expose). Complete at the HTTP level only: a
+            # stream cut short this way is caught by its decoder's finish() (no [DONE], no message_stop).
             ex.complete = True
             ex.keep_alive = False
             self._cancel_deadline()
