@@ -13,8 +13,9 @@ once it elapses the deployment is closed again (or half-open, if the breaker had
 
 A 429 without Retry-After (Bedrock's ThrottlingException, Gemini's RESOURCE_EXHAUSTED) is a throttle, not an
 outage: it does not count towards the breaker either, and cools the deployment down for THROTTLE_COOLDOWN (1 s),
-doubled each time a request sent after that cool-down is throttled again, capped at the breaker's `cooldown`.
-The first success clears it. A 429 answering a request sent during the cool-down was already accounted for.
+doubled each time throttling repeats once that cool-down is over, capped at the breaker's `cooldown`.
+The next success after the cool-down clears it (one arriving during it answers a request sent before, like a 429
+arriving then: the cool-down already accounts for both).
 
 A stream's verdict is how it ends, not how it starts: the dispatcher reports its success or failure at its end,
 and a stream the client abandoned says nothing either way (`on_abandoned`).
