@@ -154,12 +154,16 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
 
 
 def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
-    """Which deployment served the request, after how many attempts, for which model group."""
-    return [
+    """Which deployment served the request, after how many attempts, for which model group; and the best-effort
+    fields its cloud served it without, if any."""
+    headers = [
         ("x-skyrelay-deployment", outcome.deployment.name),
         ("x-skyrelay-attempts", str(outcome.attempts)),
         ("x-skyrelay-model-group", outcome.group),
     ]
+    if outcome.dropped:
+        headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
+    return headers
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
