@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 
 import uvloop
 
+from .net.server import CannotListen
 from .runtime import tune_gc
 
 
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="the gateway's port (default: 4000 when free, else any free port; 0: any free port)")
 
     emulate = commands.add_parser("emulate", help="run emulated clouds from an emulator configuration file")
-    emulate.add_argument("--config", "-c", required=True, help="the emulator's YAML file (see examples/)")
+    emulate.add_argument("file", nargs="?", help="the emulator's YAML file (see examples/emulator.yaml)")
+    emulate.add_argument("--config", "-c", help="the same file, given as an option")
 
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
@@ -46,10 +48,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(lambda stop: run_demo(args.port, stop))
     if args.command == "emulate":
-        from .emulator import run_emulator
-
-        return run(lambda stop: _until(stop, run_emulator(args.config)))
+        path = _emulator_file(emulate, args.file, args.config)
+        return run(lambda stop: emulate_command(path, stop))
     return 2
+
+
+def _emulator_file(parser: argparse.ArgumentParser, file: str | None, option: str | None) -> str:
+    """`emulate FILE` and `emulate --config FILE` both work (the docs have shown both); exactly one file."""
+    if file is None and option is None:
+        parser.error("the emulator's configuration file is required: skyrelay emulate FILE")
+    if file is not None and option is not None and file != option:
+        parser.error(f"two different files given ({file} and --config {option}); give one")
+    return file if file is not None else option
 
 
 async def serve_command(path: str, host: str | None, port: int | None, stop: asyncio.Event) -> int:
@@ -68,6 +78,17 @@ async def serve_command(path: str, host: str | None, port: int | None, stop: asy
     await stop.wait()
     await gateway.close()
     return 0
+
+
+async def emulate_command(path: str, stop: asyncio.Event) -> int:
+    from .emulator import run_emulator
+    from .emulator.config import EmulatorConfigError
+
+    try:
+        return await _until(stop, run_emulator(path))
+    except EmulatorConfigError as exc:
+        print(f"skyrelay: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _until(stop: asyncio.Event, work: Awaitable) -> int:
@@ -92,12 +113,22 @@ def run(command: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        # Service managers send SIGHUP to mean "reload"; its default action would kill the process silently.
+        loop.add_signal_handler(signal.SIGHUP, _ignore_sighup)
         return await command(stop)
 
     try:
         return uvloop.run(runner())
+    except CannotListen as exc:  # a port in use is the operator's to fix: one line, not a traceback
+        print(f"skyrelay: {exc.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _ignore_sighup() -> None:
+    logging.getLogger("skyrelay").warning(
+        "SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
 
 
 if __name__ == "__main__":

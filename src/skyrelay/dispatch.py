@@ -27,15 +27,17 @@ log = logging.getLogger("skyrelay.dispatch")
 
 
 class Outcome:
-    """Which deployment served a request, after how many attempts, and what failed on the way."""
+    """Which deployment served a request, after how many attempts, what failed on the way, and which best-effort
+    request fields that deployment's cloud served it without."""
 
-    __slots__ = ("group", "deployment", "attempts", "failures")
+    __slots__ = ("group", "deployment", "attempts", "failures", "dropped")
 
     def __init__(self, group: str):
         self.group = group
         self.deployment: Any = None
         self.attempts = 0
         self.failures: list[tuple[str, errors.GatewayError]] = []
+        self.dropped: tuple[str, ...] = ()
 
 
 class Dispatcher:
@@ -73,7 +75,10 @@ class Dispatcher:
         return group
 
     async def chat(self, req: ChatRequest) -> tuple[ChatResponse, Outcome]:
-        return await self._attempt_loop(req.model, lambda provider: provider.chat(req), hold=False)
+        resp, outcome = await self._attempt_loop(req.model, lambda provider: provider.chat(req), hold=False)
+        if req.extra:
+            self._note_dropped(req, outcome)
+        return resp, outcome
 
     async def embed(self, req: EmbeddingRequest) -> tuple[EmbeddingResponse, Outcome]:
         return await self._attempt_loop(req.model, lambda provider: provider.embed(req), hold=False)
@@ -82,7 +87,14 @@ class Dispatcher:
         """Start a stream on the first deployment that produces real output; return the whole stream."""
         (head, rest), outcome = await self._attempt_loop(
             req.model, lambda provider: _stream_head(provider, req), hold=True)
+        if req.extra:
+            self._note_dropped(req, outcome)
         return CommittedStream(self, outcome.deployment.name, head, rest), outcome
+
+    def _note_dropped(self, req: ChatRequest, outcome: Outcome) -> None:
+        """Judged for the deployment that served, from its cloud's table: pure, so earlier attempts (which saw the
+        same request) leave nothing behind."""
+        outcome.dropped = self.providers[outcome.deployment.name].dropped_extras(req.extra)
 
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]], *, hold: bool):
         group = self.group(model)

@@ -371,6 +371,7 @@ def test_defaults():
     assert config.server.max_body_bytes == 4 * 1024 * 1024 and config.server.master_key is None
     group = config.model_groups["g"]
     assert (group.strategy, group.max_attempts, group.fallbacks) == ("weighted", 3, ())
+    assert group.on_unsupported == "fail_over"  # a mixed group must not answer 400 by the luck of the pick
     openai, azure, anthropic, vertex, gemini, bedrock = group.deployments
     assert openai.name == "g-0" and openai.group == "g" and openai.base_url == "http://h:1/v1"
     assert openai.weight == 1.0 and openai.timeouts == Timeouts(5, 60, 600) and openai.price == Price()

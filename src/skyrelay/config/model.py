@@ -14,7 +14,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_STRATEGY = "weighted"
-UNSUPPORTED_POLICIES = ("reject", "fail_over")  # what a request feature one deployment cannot honour does
+UNSUPPORTED_POLICIES = ("fail_over", "reject")  # what a request feature one deployment cannot honour does
+DEFAULT_ON_UNSUPPORTED = "fail_over"
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_CONNECTIONS = 100
 
@@ -138,9 +139,9 @@ class ModelGroup:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # across deployments and fallbacks
     fallbacks: tuple[str, ...] = ()
     deployments: tuple[Deployment, ...] = ()
-    # "reject": a feature the chosen deployment cannot honour is the client's 400, naming both;
-    # "fail_over": try the group's other deployments (and fallbacks), 400 only if none can honour it.
-    on_unsupported: str = "reject"
+    # "fail_over": an answer-changing feature the chosen deployment cannot honour sends the request to the group's
+    # other deployments (and fallbacks), 400 only if none can; "reject": the strategy's pick is final, the 400 too.
+    on_unsupported: str = DEFAULT_ON_UNSUPPORTED
 
     def __hash__(self) -> int:
         return hash(self.name)

@@ -8,8 +8,8 @@ from typing import Any
 from . import fields
 from .deployments import read_deployment
 from .fields import Context, child, item
-from .model import (DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_STRATEGY,
-                    UNSUPPORTED_POLICIES, Config, Deployment, ModelGroup, Problem, ServerConfig)
+from .model import (DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
+                    DEFAULT_STRATEGY, UNSUPPORTED_POLICIES, Config, Deployment, ModelGroup, Problem, ServerConfig)
 
 TOP_LEVEL_KEYS = ("server", "model_groups")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key")
@@ -89,7 +89,8 @@ def _model_group(ctx: Context, value: Any, path: str, name: str) -> _Located | N
     max_attempts = fields.number(ctx, raw, path, "max_attempts", integer=True, minimum=1,
                                  default=DEFAULT_MAX_ATTEMPTS)
     fallbacks = fields.string_list(ctx, raw, path, "fallbacks")
-    on_unsupported = fields.choice(ctx, raw, path, "on_unsupported", UNSUPPORTED_POLICIES, default="reject")
+    on_unsupported = fields.choice(ctx, raw, path, "on_unsupported", UNSUPPORTED_POLICIES,
+                                   default=DEFAULT_ON_UNSUPPORTED)
     deployments, deployment_paths = _deployments(ctx, raw.get("deployments"), child(path, "deployments"), name)
     group = ModelGroup(name=name, strategy=strategy, max_attempts=max_attempts,
                        fallbacks=tuple(target for _, target in fallbacks), deployments=tuple(deployments),

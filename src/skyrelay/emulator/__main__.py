@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from skyrelay.net.server import CannotListen
+
 from .config import EmulatorConfigError
 from .runner import run_emulator
 
@@ -25,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except EmulatorConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except CannotListen as exc:
+        print(f"error: {exc.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

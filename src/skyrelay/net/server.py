@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 
 import httptools
@@ -18,7 +19,7 @@ import httptools
 from .messages import AbortConnection, Handler, Request, Response, StreamResponse, response_head
 from .stream_writer import CoalescingWriter, finish_stream, give_up_waiting
 
-__all__ = ["AbortConnection", "Handler", "HttpServer", "Request", "Response", "StreamResponse", "start_server"]
+__all__ = ["AbortConnection", "CannotListen", "Handler", "HttpServer", "Request", "Response", "StreamResponse", "start_server"]
 
 log = logging.getLogger("skyrelay.server")
 
@@ -334,6 +335,15 @@ class _Connection(asyncio.Protocol):
         return False
 
 
+class CannotListen(OSError):
+    """The address could not be bound (in use, not this host's, privileged): one line an operator can act on."""
+
+    def __init__(self, host: str, port: int, cause: OSError):
+        reason = os.strerror(cause.errno).lower() if cause.errno else str(cause)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        super().__init__(cause.errno, f"cannot listen on {where}: {reason}")
+
+
 class HttpServer:
     """A listening server; `port` is the bound port (useful with port 0)."""
 
@@ -353,7 +363,10 @@ class HttpServer:
     async def start(self, host: str, port: int) -> "HttpServer":
         loop = asyncio.get_running_loop()
         self.draining = False
-        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=2048)
+        try:
+            self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=2048)
+        except OSError as exc:
+            raise CannotListen(host, port, exc) from None
         sock = self._server.sockets[0].getsockname()
         self.host, self.port = sock[0], sock[1]
         self._schedule_sweep()

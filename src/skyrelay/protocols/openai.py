@@ -214,8 +214,15 @@ def render_embeddings(resp: EmbeddingResponse) -> bytes:
 
 
 def render_models(names: list[str], created: int) -> bytes:
-    return orjson.dumps({"object": "list", "data": [
-        {"id": name, "object": "model", "created": created, "owned_by": "skyrelay"} for name in names]})
+    return orjson.dumps({"object": "list", "data": [_model(name, created) for name in names]})
+
+
+def render_model(name: str, created: int) -> bytes:
+    return orjson.dumps(_model(name, created))
+
+
+def _model(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "skyrelay"}
 
 
 def render_error(err: errors.GatewayError) -> bytes:

@@ -18,6 +18,7 @@ import orjson
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from ..net import client as http
+from .extras import dropped
 
 
 class ChunkDecoder(Protocol):
@@ -38,6 +39,8 @@ class Provider:
     """Base class: holds the deployment and its connection pool; subclasses implement the wire format."""
 
     kind = "base"
+    # The extra request fields this cloud maps or forwards; None: it forwards every one (OpenAI-compatible).
+    honoured_extras: frozenset[str] | None = None
 
     def __init__(self, deployment: Any):
         self.deployment = deployment
@@ -76,6 +79,10 @@ class Provider:
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
         raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve embeddings", param="model")
+
+    def dropped_extras(self, extra: dict[str, Any]) -> tuple[str, ...]:
+        """The best-effort fields of a request this cloud served without (its request builder left them out)."""
+        return () if self.honoured_extras is None else dropped(extra, self.honoured_extras)
 
     async def aclose(self) -> None:
         await self.http.aclose()

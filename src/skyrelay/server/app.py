@@ -46,6 +46,7 @@ class Gateway:
         self._master_key = config.server.master_key
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
+        self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
         self._id_prefix = os.urandom(5).hex()
         self._requests = 0
         self.server: HttpServer | None = None
@@ -61,6 +62,16 @@ class Gateway:
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
+
+    def add_prefix_route(self, prefix: str, route: Route) -> None:
+        """A route for every path under `prefix` (the handler reads the rest of request.path)."""
+        self.prefix_routes.append((prefix, route))
+
+    def _prefix_route(self, path: str) -> Route | None:
+        for prefix, route in self.prefix_routes:
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return route
+        return None
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -97,7 +108,7 @@ class Gateway:
         return resp
 
     async def _route(self, request: Request) -> Response | StreamResponse:
-        route = self.routes.get(request.path)
+        route = self.routes.get(request.path) or self._prefix_route(request.path)
         if route is None:
             err = errors.NotFound(f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
             return error_response(err, openai_protocol.render_error)
@@ -143,12 +154,16 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
 
 
 def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
-    """Which deployment served the request, after how many attempts, for which model group."""
-    return [
+    """Which deployment served the request, after how many attempts, for which model group; and the best-effort
+    fields its cloud served it without, if any."""
+    headers = [
         ("x-skyrelay-deployment", outcome.deployment.name),
         ("x-skyrelay-attempts", str(outcome.attempts)),
         ("x-skyrelay-model-group", outcome.group),
     ]
+    if outcome.dropped:
+        headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
+    return headers
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:

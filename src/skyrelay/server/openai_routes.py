@@ -1,8 +1,9 @@
-"""OpenAI-compatible routes: chat completions (whole and streamed), embeddings, models."""
+"""OpenAI-compatible routes: chat completions (whole and streamed), embeddings, models (the list and each one)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, AsyncIterator
+from urllib.parse import unquote
 
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest
@@ -37,10 +38,23 @@ def register(gateway: "Gateway") -> None:
     async def models(request: Request) -> Response:
         return Response(200, models_body, [JSON])
 
+    model_bodies = {name: protocol.render_model(name, gateway.started_at) for name in gateway.config.model_groups}
+
+    def model(prefix: str):
+        async def retrieve(request: Request) -> Response:
+            # Decoded once: ids may hold `/` or `:` and clients may percent-encode them.
+            name = unquote(request.path[len(prefix):])
+            body = model_bodies.get(name)
+            if body is None:
+                raise errors.NotFound(f"The model '{name}' does not exist", param="model")
+            return Response(200, body, [JSON])
+        return retrieve
+
     for prefix in ("/v1", ""):  # some clients are configured with the host only, without /v1
         gateway.add_route(f"{prefix}/chat/completions", Route("POST", chat_completions, protocol.render_error))
         gateway.add_route(f"{prefix}/embeddings", Route("POST", embeddings, protocol.render_error))
         gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error))
+        gateway.add_prefix_route(f"{prefix}/models/", Route("GET", model(f"{prefix}/models/"), protocol.render_error))
 
 
 async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest) -> AsyncIterator[bytes]:

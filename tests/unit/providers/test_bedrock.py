@@ -192,7 +192,7 @@ REFUSED = [
     pytest.param(chat([{"role": "user", "content": "hi"}], extra={"n": 2}), "n", id="n"),
     pytest.param(chat([{"role": "user", "content": "hi"}], extra={"logprobs": True}), "logprobs", id="logprobs"),
     pytest.param(chat([{"role": "user", "content": "hi"}], extra={"top_logprobs": 2}), "top_logprobs", id="top_lp"),
-    pytest.param(chat([{"role": "user", "content": "hi"}], extra={"seed": 7}), "seed", id="seed"),
+    pytest.param(chat([{"role": "user", "content": "hi"}], extra={"top_k": 7}), "top_k", id="top_k"),
     pytest.param(chat([{"role": "user", "content": "hi"}], extra={"logit_bias": {"1": 2}}), "logit_bias", id="bias"),
     pytest.param(chat([{"role": "user", "content": "hi"}], extra={"frequency_penalty": 0.5}), "frequency_penalty",
                  id="penalty"),

@@ -1,4 +1,4 @@
-"""What the providers share: JSON and integer reading, data: URLs, the table of harmless extra fields, and the
+"""What the providers share: JSON and integer reading, data: URLs, the table of best-effort extra fields, and the
 streaming skeleton (decode as bytes arrive, always close the response)."""
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from skyrelay.providers.anthropic.response import parse_usage as anthropic_usage
 from skyrelay.providers.base import as_int, load_json
 from skyrelay.providers.bedrock.request import build_converse_body
 from skyrelay.providers.content import read_data_url, split_data_url
-from skyrelay.providers.extras import is_harmless
+from skyrelay.providers.anthropic.request import HONOURED_EXTRAS as ANTHROPIC_HONOURED
+from skyrelay.providers.bedrock.request import HONOURED_EXTRAS as BEDROCK_HONOURED
+from skyrelay.providers.extras import dropped, may_leave_out
+from skyrelay.providers.gemini.request import HONOURED_EXTRAS as GEMINI_HONOURED
 from skyrelay.providers.gemini.request import build_request as gemini_body
 from skyrelay.providers.openai import ChunkEvents, parse_usage as openai_usage
 from skyrelay.providers.sse import SSEChunks
@@ -91,7 +94,7 @@ BUILDERS = {
     "gemini": lambda req: gemini_body(req, "d1", "gemini", "gemini-2.5-flash"),
 }
 
-# Asked for nothing: every cloud leaves these out (Bedrock used to refuse the first five, Gemini the last two).
+# Best effort, or asking for nothing: every cloud leaves these out (Bedrock used to refuse the first five).
 HARMLESS = [
     {"prompt_cache_key": "k1"}, {"safety_identifier": "s1"}, {"top_logprobs": 0}, {"logit_bias": {}},
     {"seed": None}, {"modalities": ["text"]}, {"logprobs": False, "n": 1, "store": False, "service_tier": "auto"},
@@ -106,7 +109,7 @@ def test_harmless_extras_are_left_out_by_every_cloud(build, extra):
 
 
 REFUSED_EVERYWHERE = [{"logprobs": True}, {"top_logprobs": 2}, {"logit_bias": {"50256": -100}}, {"frobnicate": 1},
-                      {"modalities": ["text", "audio"]}]
+                      {"modalities": ["text", "audio"]}, {"audio": {"voice": "alloy"}}, {"verbosity": "low"}]
 
 
 @pytest.mark.parametrize("build", BUILDERS)
@@ -117,23 +120,48 @@ def test_what_no_cloud_can_honour_is_refused_by_name(build, extra):
     assert caught.value.param == next(iter(extra)) and "deployment 'd1'" in caught.value.message
 
 
+HONOURED = {"anthropic": ANTHROPIC_HONOURED, "bedrock": BEDROCK_HONOURED, "gemini": GEMINI_HONOURED}
+BEST_EFFORT = {"seed": 7, "user": "u1", "metadata": {"a": "b"}, "store": True, "service_tier": "flex",
+               "prompt_cache_key": "k", "safety_identifier": "s", "prediction": {"type": "content", "content": "x"}}
+
+
 @pytest.mark.parametrize("build", ["anthropic", "bedrock"])
-def test_seed_is_refused_where_there_is_none(build):
-    with pytest.raises(errors.UnsupportedFeature) as caught:
-        BUILDERS[build](chat(extra={"seed": 7}))
-    assert caught.value.param == "seed"
+def test_seed_is_left_out_where_there_is_none_and_named(build):
+    assert BUILDERS[build](chat(extra={"seed": 7})) == BUILDERS[build](chat())
+    assert dropped({"seed": 7, "n": 1}, HONOURED[build]) == ("seed",)
 
 
 def test_seed_is_honoured_by_gemini():
     assert BUILDERS["gemini"](chat(extra={"seed": 7}))["generationConfig"] == {"seed": 7}
+    assert dropped({"seed": 7}, GEMINI_HONOURED) == ()
 
 
-@pytest.mark.parametrize("key, value, harmless", [
-    ("user", "u1", True), ("n", 1, True), ("n", 2, False), ("presence_penalty", 0.0, True),
+@pytest.mark.parametrize("build", BUILDERS)
+def test_what_a_cloud_leaves_out_is_what_it_names(build):
+    """The builder and the header agree: every best-effort field either changes the body (honoured) or is named."""
+    plain = BUILDERS[build](chat())
+    named = set(dropped(BEST_EFFORT, HONOURED[build]))
+    for key, value in BEST_EFFORT.items():
+        left_out = BUILDERS[build](chat(extra={key: value})) == plain
+        assert left_out is (key in named), key
+    assert dropped({"seed": None, "logprobs": True}, HONOURED[build]) == ()  # null: not given; refused: not dropped
+
+
+@pytest.mark.parametrize("build", ["bedrock", "gemini"])
+def test_parallel_tool_calls_false_changes_the_answer_where_it_cannot_be_honoured(build):
+    assert BUILDERS[build](chat(extra={"parallel_tool_calls": True})) == BUILDERS[build](chat())
+    with pytest.raises(errors.UnsupportedFeature) as caught:
+        BUILDERS[build](chat(extra={"parallel_tool_calls": False}))
+    assert caught.value.param == "parallel_tool_calls"
+
+
+@pytest.mark.parametrize("key, value, left_out", [
+    ("user", "u1", True), ("seed", 3, True), ("n", 1, True), ("n", 2, False), ("presence_penalty", 0.0, True),
     ("presence_penalty", 0.1, False), ("anything", None, True), ("anything", 0, False),
+    ("parallel_tool_calls", True, True), ("parallel_tool_calls", False, False), ("stream_options", {}, True),
 ])
-def test_is_harmless(key, value, harmless):
-    assert is_harmless(key, value) is harmless
+def test_may_leave_out(key, value, left_out):
+    assert may_leave_out(key, value) is left_out
 
 
 # --- streams --------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from ...canonical import ChatRequest, ChatResponse
 from ..base import OpenedStream, Provider
 from ..sse import SSEChunks
 from .errors import anthropic_error
-from .request import DEFAULT_MAX_TOKENS, build_request
+from .request import DEFAULT_MAX_TOKENS, HONOURED_EXTRAS, build_request
 from .response import parse_message
 from .stream import StreamDecoder
 
@@ -24,6 +24,7 @@ __all__ = ["AnthropicProvider"]
 
 class AnthropicProvider(Provider):
     kind = "anthropic"
+    honoured_extras = HONOURED_EXTRAS
 
     def __init__(self, deployment: Any):
         super().__init__(deployment)

@@ -3,7 +3,7 @@
 Anthropic differs from the canonical shape in ways that matter: the system prompt is a top-level field, turns
 must alternate user/assistant (consecutive same-role turns are merged), tool results are user-turn blocks, tool
 inputs are JSON objects rather than JSON text, and `max_tokens` is required. Features Anthropic cannot honour are
-refused with an error that names them, never dropped.
+refused with an error that names them; best-effort fields (extras.py: `seed`, `store`...) are left out.
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import orjson
 from ... import errors
 from ...canonical import ChatRequest
 from ..content import image_url, read_data_url, split_data_url, tool_call_id
-from ..extras import is_harmless
+from ..extras import may_leave_out
 from ..sampling import sampling_fields
 
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL_DEFAULT = "json_response"
 
 # Anthropic-native fields a client may send through (e.g. the openai SDK's extra_body): forwarded as they are.
-# Other extra fields must be harmless (extras.py), else they are refused; `user` and `parallel_tool_calls` are
-# harmless but still mapped below.
+# `user` and `parallel_tool_calls` are mapped (below); other extra fields are left out or refused as extras.py says.
 _PASSED_THROUGH = frozenset({"top_k", "thinking"})
+_MAPPED = frozenset({"user", "parallel_tool_calls"})
+HONOURED_EXTRAS = _PASSED_THROUGH | _MAPPED
 _TOOL_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -283,7 +284,7 @@ def _apply_extra(body: dict[str, Any], extra: dict[str, Any], where: _Where) -> 
     for key, value in extra.items():
         if key in _PASSED_THROUGH:
             body[key] = value
-        elif not is_harmless(key, value):
+        elif key not in _MAPPED and not may_leave_out(key, value):
             raise where.unsupported(f"'{key}'", key)
     user = extra.get("user")
     if isinstance(user, str) and user:

@@ -15,7 +15,7 @@ from ...canonical import ChatRequest, ChatResponse
 from ..base import OpenedStream, Provider
 from .auth import make_signer
 from .errors import error_from_http
-from .request import build_converse_body
+from .request import HONOURED_EXTRAS, build_converse_body
 from .response import parse_converse_response
 from .stream import ConverseStreamDecoder
 
@@ -27,6 +27,7 @@ _CONTENT_TYPE = [("content-type", "application/json")]
 
 class BedrockProvider(Provider):
     kind = "bedrock"
+    honoured_extras = HONOURED_EXTRAS
 
     def __init__(self, deployment: Any):
         if not deployment.region:

@@ -2,7 +2,8 @@
 
 Bedrock keeps system text apart from the turns, wants strict user/assistant alternation (consecutive turns of one
 role are merged), carries tool results as user content, takes images only as inline bytes (it fetches no URLs),
-and has no `n`, logprobs, seed, penalties or response_format: those are refused, never dropped silently.
+and has no `n`, logprobs, penalties or response_format: those are refused, never dropped silently. It has no seed
+either: that one, like every best-effort field (extras.py), is left out and named to the client.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import orjson
 from ... import errors
 from ...canonical import ChatRequest
 from ..content import image_url, read_data_url, tool_call_id
-from ..extras import is_harmless
+from ..extras import may_leave_out
 from ..sampling import sampling_fields
 
+HONOURED_EXTRAS: frozenset[str] = frozenset()  # Converse has a twin for no extra field
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
 
@@ -58,7 +60,7 @@ def check_unsupported(req: ChatRequest, ctx: _Ctx) -> None:
         raise ctx.refuse(f"response_format '{fmt.get('type')}'", "response_format",
                          "Bedrock Converse has no JSON mode; describe the format in the prompt, or use a tool")
     for name, value in req.extra.items():
-        if not is_harmless(name, value):  # Bedrock maps no extra field: all it cannot ignore, it refuses
+        if not may_leave_out(name, value):  # Bedrock maps no extra field: all it cannot leave out, it refuses
             raise ctx.refuse(f"'{name}'", name)
 
 

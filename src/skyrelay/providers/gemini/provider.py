@@ -20,7 +20,7 @@ from ..sse import SSEChunks
 from .auth import token_source
 from .embed import build_embed_request, parse_embed_response
 from .failures import error_from_response
-from .request import build_request
+from .request import HONOURED_EXTRAS, build_request
 from .response import parse_response
 from .stream import StreamDecoder
 
@@ -30,6 +30,7 @@ _VERSIONED = re.compile(r"/v\d+(?:alpha|beta)?\d*\Z")
 
 class GeminiProvider(Provider):
     kind = "gemini"
+    honoured_extras = HONOURED_EXTRAS
     default_version = "/v1beta"
 
     def __init__(self, deployment: Any):

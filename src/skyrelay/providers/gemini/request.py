@@ -13,18 +13,19 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
-from ..extras import is_harmless
+from ..extras import may_leave_out
 from ..sampling import sampling_fields
 from .callids import signature_of
 from .parts import content_parts, text_of
 from .schema import has_no_parameters, to_gemini_schema
 
 # OpenAI fields with a Gemini generationConfig twin: (Gemini name, accepts floats). These, `n` and
-# `reasoning_effort` are mapped; other extra fields must be harmless (extras.py), else they are refused.
+# `reasoning_effort` are mapped; other extra fields are left out or refused as extras.py says.
 _CONFIG_EXTRAS = {
     "seed": ("seed", False), "top_k": ("topK", False),
     "presence_penalty": ("presencePenalty", True), "frequency_penalty": ("frequencyPenalty", True),
 }
+HONOURED_EXTRAS = frozenset({"n", "reasoning_effort", *_CONFIG_EXTRAS})
 # OpenAI's reasoning_effort -> Gemini 2.x thinking budgets (tokens) and Gemini 3 (and later) thinking levels.
 _THINKING_BUDGETS = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
 _THINKING_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH", "xhigh": "XHIGH"}
@@ -274,7 +275,7 @@ def _extras(extra: dict[str, Any], config: dict[str, Any], where: str, model: st
                     _THINKING_LEVELS if gemini3_or_later(model) else _THINKING_BUDGETS):
                 raise errors.UnsupportedFeature(f"reasoning_effort {value!r} is not supported by {where}", param=key)
             config["thinkingConfig"] = _thinking(value, model)
-        elif not is_harmless(key, value):
+        elif not may_leave_out(key, value):
             raise errors.UnsupportedFeature(f"'{key}' is not supported by {where}", param=key)
 
 
