@@ -236,3 +236,17 @@ def test_a_cloud_spec_carries_its_capacity():
     assert plan.per_model["x"].quota.rpm == 5  # an override replaces only the keys it names
     with pytest.raises(CapacityConfigError):
         parse_capacity({"quota": "lots"})
+
+
+async def test_a_request_that_leaves_the_queue_gives_its_quota_back():
+    cap = capacity(Clock(), concurrency=1, queue=1, quota={"rpm": 5})
+    held, _ = await admit(cap, chat())
+    queued = asyncio.create_task(admit(cap, chat()))
+    await asyncio.sleep(0)
+    assert cap.lane("m").gate.waiting == 1
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert cap.lane("m").snapshot(cap.clock())[0][2] == 4
+    held.release()
+    assert cap.lane("m").gate.in_use == 0
