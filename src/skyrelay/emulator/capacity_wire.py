@@ -22,11 +22,11 @@ from skyrelay.net.server import Response
 from .capacity import CapacityRefused
 from .protocols import anthropic, azure, bedrock_wire, gemini_errors, openai_wire
 
-Quota = list[tuple[str, int, int, float]]
+QuotaSnapshot = list[tuple[str, int, int, float]]  # (limit, limit value, remaining, seconds until full)
 _OPENAI_UNITS = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
 
 
-def success_headers(protocol: str, quota: Quota) -> list[tuple[str, str]]:
+def success_headers(protocol: str, quota: QuotaSnapshot) -> list[tuple[str, str]]:
     if protocol == "openai":
         return _openai_headers(quota)
     if protocol == "azure":
@@ -115,7 +115,7 @@ def _gemini(protocol: Any, refused: CapacityRefused) -> Response:
 _REFUSALS = {"openai": _openai, "azure": _azure, "anthropic": _anthropic, "bedrock": _bedrock}
 
 
-def _openai_headers(quota: Quota) -> list[tuple[str, str]]:
+def _openai_headers(quota: QuotaSnapshot) -> list[tuple[str, str]]:
     out = []
     for name, limit, remaining, reset in quota:
         if name in ("requests", "tokens"):
@@ -124,7 +124,7 @@ def _openai_headers(quota: Quota) -> list[tuple[str, str]]:
     return out
 
 
-def _anthropic_headers(quota: Quota) -> list[tuple[str, str]]:
+def _anthropic_headers(quota: QuotaSnapshot) -> list[tuple[str, str]]:
     now = time.time()
     out = []
     for name, limit, remaining, reset in quota:
