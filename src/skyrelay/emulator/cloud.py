@@ -9,6 +9,9 @@ Runtime control (tests, chaos drills), in Python or over HTTP on the cloud's own
     cloud.faults              GET    /_emulator/faults
     cloud.stats               GET    /_emulator/stats    (DELETE resets it)
     cloud.recent_requests     GET    /_emulator/requests (the last requests, secrets redacted)
+    cloud.set_capacity({...}) PUT    /_emulator/capacity (quota, concurrency, ...: see capacity_config.py)
+    cloud.clear_capacity()    DELETE /_emulator/capacity (no limits)
+    cloud.capacity_state      GET    /_emulator/capacity (the settings, and counters: served, throttled, cached)
     await cloud.stop() / await cloud.start()  -- the cloud dies and comes back on the same port
 """
 
@@ -25,6 +28,9 @@ import orjson
 
 from skyrelay.net.server import AbortConnection, HttpServer, Request, Response, StreamResponse, start_server
 
+from . import capacity_wire
+from .capacity import Capacity, CapacityRefused, Ticket
+from .capacity_config import CapacityConfigError, CapacityPlan, check_capacity_body, parse_capacity
 from .config import CloudSpec
 from .faults import Fault, FaultConfigError, FaultPlan, parse_faults
 from .protocols import PROTOCOLS, Call, CallContext
@@ -65,6 +71,7 @@ class EmulatedCloud:
         self.protocol = PROTOCOLS[spec.protocol](spec)
         self.timing = Timing(spec.ttft_ms, spec.tokens_per_second, spec.jitter)
         self.plan = FaultPlan(spec.parsed_faults(), spec.seed)
+        self.capacity = self._capacity(spec.capacity_plan())
         self.recent_requests: deque[dict[str, Any]] = deque(maxlen=_RECENT)
         self._stats = Stats()
         self._server: HttpServer | None = None
@@ -125,6 +132,24 @@ class EmulatedCloud:
     def reset_stats(self) -> None:
         self._stats = Stats()
         self.recent_requests.clear()
+        self.capacity.reset_counters()
+
+    def set_capacity(self, settings: dict[str, Any] | None) -> None:
+        """Replace the capacity settings; every bucket, queue, cache and counter starts afresh (requests in
+        flight finish on the lanes they hold)."""
+        check_capacity_body(settings)
+        self.capacity = self._capacity(parse_capacity(settings))
+
+    def clear_capacity(self) -> None:
+        self.set_capacity(None)
+
+    @property
+    def capacity_state(self) -> dict[str, Any]:
+        return {"settings": self.capacity.plan.source, "counters": self.capacity.counters()}
+
+    def _capacity(self, plan: CapacityPlan) -> Capacity:
+        most = self.spec.output_tokens if isinstance(self.spec.output_tokens, int) else self.spec.output_tokens[1]
+        return Capacity(plan, self.spec.protocol, most)
 
     # --- serving --------------------------------------------------------------------------------------------------
 
@@ -144,19 +169,44 @@ class EmulatedCloud:
             stats.count(stats.faults, f"status_{fault.status}" if fault.kind == "status" else fault.kind)
         key = _request_key(self.spec.seed, self.name, stats.requests)
         ctx = CallContext(stats.requests, self.spec, Pacer(self.timing, random.Random(key)),
-                          fault.target if fault is not None and fault.kind == "content_filter" else None, key)
+                          fault.target if fault is not None and fault.kind == "content_filter" else None, key,
+                          self.capacity if self.capacity.enabled else None)
         stats.in_flight += 1
         outcome = "client_gone"
         try:
-            response = await self._answer(request, call, ctx, fault)
+            try:
+                response = await self._answer(request, call, ctx, fault)
+            except CapacityRefused as refused:
+                response = capacity_wire.refusal(self.protocol, self.spec.protocol, refused)
+            if ctx.ticket is not None:
+                response = self._hold_until_done(response, ctx.ticket)
             outcome = str(response.status)
             return response
         except AbortConnection:
             outcome = "reset"
             raise
         finally:
+            if ctx.ticket is not None and not ctx.ticket.holds_stream:
+                ctx.ticket.release()
             stats.in_flight -= 1
             stats.count(stats.by_status, outcome)
+
+    def _hold_until_done(self, response: Response | StreamResponse, ticket: Ticket) -> Response | StreamResponse:
+        """Add the rate-limit headers; a stream keeps its serving slot until it is over."""
+        extra = capacity_wire.success_headers(self.spec.protocol, ticket.quota)
+        if extra:
+            response.headers = capacity_wire.merge_headers(response.headers, extra)
+        if isinstance(response, StreamResponse):
+            ticket.holds_stream = True
+            previous = response.release
+
+            async def release() -> None:
+                ticket.release()
+                if previous is not None:
+                    await previous()
+
+            response.release = release
+        return response
 
     async def _answer(self, request: Request, call: Call, ctx: CallContext,
                       fault: Fault | None) -> Response | StreamResponse:
@@ -208,6 +258,17 @@ class EmulatedCloud:
             except (orjson.JSONDecodeError, FaultConfigError) as exc:
                 return _json(400, {"error": str(exc)})
             return _json(200, self.faults)
+        if route == ("GET", "/_emulator/capacity"):
+            return _json(200, self.capacity_state)
+        if route == ("DELETE", "/_emulator/capacity"):
+            self.clear_capacity()
+            return _json(200, self.capacity_state)
+        if route == ("PUT", "/_emulator/capacity"):
+            try:
+                self.set_capacity(orjson.loads(request.body or b"null"))
+            except (orjson.JSONDecodeError, CapacityConfigError) as exc:
+                return _json(400, {"error": str(exc)})
+            return _json(200, self.capacity_state)
         if route == ("GET", "/_emulator/requests"):
             return _json(200, list(self.recent_requests))
         return _json(404, {"error": f"no admin route {request.method} {request.path}"})

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .capacity_config import CAPACITY_KEYS, CapacityConfigError, CapacityPlan, parse_capacity
 from .embeddings import DEFAULT_DIMENSIONS
 from .faults import Fault, FaultConfigError, parse_faults
 
@@ -46,9 +47,21 @@ class CloudSpec:
     embedding_dimensions: int = DEFAULT_DIMENSIONS
     max_body_bytes: int = 16 * 1024 * 1024
     options: dict[str, Any] = field(default_factory=dict)  # protocol-specific settings
+    # capacity (capacity_config.py): None is no limit
+    quota: dict[str, Any] | None = None  # {rpm, tpm, itpm, otpm, window_s, rpm_window_s}
+    concurrency: int | None = None  # serving slots
+    queue: int | None = None  # requests that may wait for a slot
+    provisioned: dict[str, Any] | None = None  # {tpm, window_s}: Azure-PTU-style utilisation
+    load_slowdown: dict[str, Any] | None = None  # {ttft, tokens}
+    prompt_cache: dict[str, Any] | None = None  # {ttl_s, min_tokens, block_tokens}
+    per_model: dict[str, Any] | None = None  # model (azure: deployment) -> overrides of the keys above
 
     def parsed_faults(self) -> list[Fault]:
         return parse_faults(self.faults, f"{self.name}.faults")
+
+    def capacity_plan(self, where: str | None = None) -> CapacityPlan:
+        raw = {key: getattr(self, key) for key in (*CAPACITY_KEYS, "per_model")}
+        return parse_capacity(raw, where or self.name)
 
 
 _FIELDS = {f.name for f in fields(CloudSpec)}
@@ -107,6 +120,10 @@ def _spec(raw: Any, where: str) -> CloudSpec:
     try:
         parse_faults(spec.faults, f"{where}.faults")
     except FaultConfigError as exc:
+        raise EmulatorConfigError(str(exc)) from None
+    try:
+        spec.capacity_plan(where)
+    except CapacityConfigError as exc:
         raise EmulatorConfigError(str(exc)) from None
     from .protocols import PROTOCOLS  # late: protocols import this module
 

@@ -81,6 +81,7 @@ class ChoiceOut:
 class Generation:
     choices: list[ChoiceOut]
     prompt_tokens: int
+    cached_tokens: int = 0  # of prompt_tokens, those served from the prefix cache (emulator/prefix_cache.py)
 
     @property
     def completion_tokens(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -22,7 +23,7 @@ import orjson
 from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
-from ..generate import Generation, conversation_seed, generate_chat, prompt_tokens
+from ..generate import conversation_seed, prompt_tokens
 from . import anthropic_wire as wire
 from .anthropic_blocks import AnthropicError, invalid
 from .anthropic_validate import MessagesCall, messages_request, parse_body
@@ -188,12 +189,11 @@ class AnthropicProtocol:
             raise AnthropicError(404, "not_found_error", f"model: {model}")
 
     async def messages(self, call: MessagesCall, ctx: CallContext) -> Response | StreamResponse:
-        gen = generate_chat(call.inp, ctx.spec.seed, ctx.spec.output_tokens,
-                            content_filter=ctx.content_filter is not None)
+        gen = await ctx.generate(call.inp)
         seed = conversation_seed(ctx.spec.seed, call.inp)
         if call.json_schema is not None:
             value = sample_json(call.json_schema, random.Random(seed))
-            gen = Generation([as_json_choice(gen.choices[0], value, call.inp.max_tokens)], gen.prompt_tokens)
+            gen = replace(gen, choices=[as_json_choice(gen.choices[0], value, call.inp.max_tokens)])
         meta = wire.MessageMeta(ctx.request_key, seed, call.inp.model, call.thinking, ctx.content_filter == "prompt")
         headers = self.success_headers(ctx)
         if call.stream:

@@ -93,9 +93,11 @@ def _output_tokens(choice: ChoiceOut, meta: MessageMeta) -> int:
     return choice.completion_tokens + (_THINKING_TOKENS if meta.thinking else 0)
 
 
-def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage(input_tokens: int, output_tokens: int, cache_read: int = 0) -> dict[str, Any]:
+    """`input_tokens` are the prompt's uncached tokens: Anthropic reports cache reads apart."""
     return {
-        "input_tokens": input_tokens, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+        "input_tokens": input_tokens - cache_read, "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cache_read,
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         "output_tokens": output_tokens, "service_tier": "standard",
     }
@@ -113,7 +115,7 @@ def message_body(gen: Generation, meta: MessageMeta) -> dict[str, Any]:
         "id": meta.id, "type": "message", "role": "assistant", "model": meta.model,
         "content": [b.final for b in _blocks(choice, meta)],
         "stop_reason": "refusal" if meta.prompt_filtered else stop_reason(choice),
-        "stop_sequence": choice.stop_sequence, "usage": usage(gen.prompt_tokens, _output_tokens(choice, meta)),
+        "stop_sequence": choice.stop_sequence, "usage": usage(gen.prompt_tokens, _output_tokens(choice, meta), gen.cached_tokens),
     }
 
 
@@ -129,7 +131,7 @@ def error_event(type_: str, message: str, request_id: str) -> bytes:
 async def message_stream(gen: Generation, meta: MessageMeta, pacer: Pacer) -> AsyncIterator[bytes]:
     """One SSE event per yield, paced like a model."""
     choice = gen.choices[0]
-    start_usage = usage(gen.prompt_tokens, 1)  # the API reports a token or so already at message_start
+    start_usage = usage(gen.prompt_tokens, 1, gen.cached_tokens)  # the API reports a token or so already at message_start
     await pacer.first_token()
     yield sse("message_start", {"type": "message_start", "message": {
         "id": meta.id, "type": "message", "role": "assistant", "model": meta.model, "content": [],
@@ -145,7 +147,7 @@ async def message_stream(gen: Generation, meta: MessageMeta, pacer: Pacer) -> As
             step += 1
             yield sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
         yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
-    final_usage = usage(gen.prompt_tokens, _output_tokens(choice, meta))
+    final_usage = usage(gen.prompt_tokens, _output_tokens(choice, meta), gen.cached_tokens)
     del final_usage["cache_creation"], final_usage["service_tier"]  # message_delta carries the counts only
     yield sse("message_delta", {"type": "message_delta", "delta": {
         "stop_reason": "refusal" if meta.prompt_filtered else stop_reason(choice),

@@ -103,6 +103,7 @@ class AzureProtocol:
             self.authenticate(request)
             self.check_api_version(request)
             model = self.model_of(deployment)
+            ctx.deployment = deployment  # Azure's quota and capacity belong to the deployment
             if ctx.content_filter == "prompt" and operation == "chat":
                 return self.content_filter_error()
             if operation == "chat":  # a content_filter fault on "output" cuts the reply short instead

@@ -27,7 +27,6 @@ import orjson
 from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
-from ..generate import generate_chat
 from . import bedrock_eventstream as es
 from . import bedrock_wire as wire
 from .base import Call, CallContext
@@ -114,8 +113,7 @@ class BedrockProtocol:
             inp = converse_input(call.payload, model, self.max_output_tokens)
             if ctx.content_filter == "prompt":
                 raise validation("This request has been blocked by our content filters.")
-            gen = generate_chat(inp, ctx.spec.seed, ctx.spec.output_tokens,
-                                content_filter=ctx.content_filter is not None)
+            gen = await ctx.generate(inp)
             headers = wire.base_headers(wire.request_id(ctx.request_key))
             if stream:
                 chunks = wire.converse_stream(gen, ctx.pacer, random.Random(ctx.request_key), self.padding,

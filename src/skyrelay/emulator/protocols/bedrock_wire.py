@@ -107,8 +107,13 @@ def stop_reason(choice: ChoiceOut) -> str:
 
 
 def usage(gen: Generation) -> dict[str, int]:
-    return {"inputTokens": gen.prompt_tokens, "outputTokens": gen.completion_tokens,
-            "totalTokens": gen.prompt_tokens + gen.completion_tokens}
+    """TokenUsage; with a prefix-cache hit, `inputTokens` counts only the uncached rest and the cached part
+    is `cacheReadInputTokens`."""
+    out = {"inputTokens": gen.prompt_tokens - gen.cached_tokens, "outputTokens": gen.completion_tokens,
+           "totalTokens": gen.prompt_tokens + gen.completion_tokens}
+    if gen.cached_tokens:
+        out["cacheReadInputTokens"] = gen.cached_tokens
+    return out
 
 
 def converse_body(gen: Generation, latency_ms: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import orjson
 from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
-from ..generate import Generation, conversation_seed, generate_chat, prompt_tokens
+from ..generate import Generation, conversation_seed, prompt_tokens
 from . import gemini_errors as errors
 from . import gemini_wire as wire
 from .base import Call, CallContext
@@ -175,8 +175,7 @@ class GeminiProtocol:
 
     async def generate(self, parsed: GenerateCall, route: Route, ctx: CallContext, *, stream: bool,
                        sse: bool) -> Response | StreamResponse:
-        gen = generate_chat(parsed.inp, ctx.spec.seed, ctx.spec.output_tokens,
-                            content_filter=ctx.content_filter is not None)
+        gen = await ctx.generate(parsed.inp)
         gen = _structured(gen, parsed, conversation_seed(ctx.spec.seed, parsed.inp))
         text = _text_tokens(parsed)
         meta = wire.ReplyMeta(ctx.request_key, route.model, self.vertex, text, gen.prompt_tokens - text,
@@ -266,6 +265,6 @@ def _structured(gen: Generation, parsed: GenerateCall, seed: int) -> Generation:
     rng = random.Random(seed)
     if parsed.mime_type == "text/x.enum":
         options = list((parsed.schema or {}).get("enum") or [])
-        return Generation([as_enum_choice(c, options, rng) for c in gen.choices], gen.prompt_tokens)
+        return replace(gen, choices=[as_enum_choice(c, options, rng) for c in gen.choices])
     choices = [as_json_choice(c, sample_json(parsed.schema, rng), parsed.inp.max_tokens) for c in gen.choices]
-    return Generation(choices, gen.prompt_tokens)
+    return replace(gen, choices=choices)

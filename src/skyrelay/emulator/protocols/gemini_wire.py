@@ -53,8 +53,11 @@ def _envelope(meta: ReplyMeta, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def usage(meta: ReplyMeta, prompt: int, candidates: int | None) -> dict[str, Any]:
+def usage(meta: ReplyMeta, prompt: int, candidates: int | None, cached: int = 0) -> dict[str, Any]:
+    """`promptTokenCount` includes the cached part, which `cachedContentTokenCount` reports."""
     out: dict[str, Any] = {"promptTokenCount": prompt}
+    if cached:
+        out["cachedContentTokenCount"] = cached
     if candidates is not None:
         out["candidatesTokenCount"] = candidates
     out["totalTokenCount"] = prompt + (candidates or 0)
@@ -96,7 +99,7 @@ def _candidate(choice: ChoiceOut, parts: list[dict[str, Any]], final: bool) -> d
 
 def _blocked(gen: Generation, meta: ReplyMeta) -> dict[str, Any]:
     return _envelope(meta, {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": _safety(True)},
-                            "usageMetadata": usage(meta, gen.prompt_tokens, None)})
+                            "usageMetadata": usage(meta, gen.prompt_tokens, None, gen.cached_tokens)})
 
 
 def response_body(gen: Generation, meta: ReplyMeta) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def response_body(gen: Generation, meta: ReplyMeta) -> dict[str, Any]:
         return _blocked(gen, meta)
     candidates = [_candidate(c, _parts(c, c.tokens, True), True) for c in gen.choices]
     return _envelope(meta, {"candidates": candidates,
-                            "usageMetadata": usage(meta, gen.prompt_tokens, gen.completion_tokens)})
+                            "usageMetadata": usage(meta, gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens)})
 
 
 def _groups(choice: ChoiceOut, size: int) -> list[list[str]]:
@@ -146,8 +149,8 @@ def _events(gen: Generation, meta: ReplyMeta, size: int) -> list[tuple[dict[str,
                 tokens = max(tokens, len(pieces[step]) or choice.completion_tokens)
         body: dict[str, Any] = {"candidates": candidates}
         if step == steps - 1:
-            body["usageMetadata"] = usage(meta, gen.prompt_tokens, gen.completion_tokens)
+            body["usageMetadata"] = usage(meta, gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens)
         elif not meta.vertex:
-            body["usageMetadata"] = usage(meta, gen.prompt_tokens, None)
+            body["usageMetadata"] = usage(meta, gen.prompt_tokens, None, gen.cached_tokens)
         events.append((_envelope(meta, body), tokens))
     return events

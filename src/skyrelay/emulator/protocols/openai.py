@@ -15,7 +15,7 @@ from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec
 from ..embeddings import as_base64, as_floats, embed
-from ..generate import estimate_tokens, generate_chat
+from ..generate import estimate_tokens
 from . import openai_wire as wire
 from .base import Call, CallContext
 from .openai_validate import chat_request, embedding_request, parse_body
@@ -116,8 +116,7 @@ class OpenAIProtocol:
             self.check_model(call.inp.model)
         else:
             call.inp.model = model_name  # the reply depends on the deployment's model, not the body's label
-        gen = generate_chat(call.inp, ctx.spec.seed, ctx.spec.output_tokens,
-                            content_filter=ctx.content_filter is not None)
+        gen = await ctx.generate(call.inp)
         meta = wire.ChatMeta(random.Random(ctx.request_key), model_name or call.inp.model, azure=azure)
         headers = self.success_headers(ctx) if headers is None else headers
         if call.stream:

@@ -56,12 +56,12 @@ def fingerprint(model: str) -> str:
     return "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -119,7 +119,7 @@ def chat_completion(gen: Generation, meta: ChatMeta) -> dict[str, Any]:
         choices.append(choice)
     body: dict[str, Any] = {
         "id": meta.id, "object": "chat.completion", "created": meta.created, "model": meta.model,
-        "choices": choices, "usage": usage(gen.prompt_tokens, gen.completion_tokens),
+        "choices": choices, "usage": usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens),
         "system_fingerprint": meta.fingerprint,
     }
     if meta.azure:
@@ -182,7 +182,7 @@ async def chat_stream(gen: Generation, meta: ChatMeta, pacer: Pacer, include_usa
         filters = _filter_results("violence") if c.finish == "content_filter" else None
         yield event([choice(c.index, {}, c.finish, filters)])
     if include_usage:
-        yield event([], usage(gen.prompt_tokens, gen.completion_tokens))
+        yield event([], usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
     yield _DONE
 
 
