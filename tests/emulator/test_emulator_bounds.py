@@ -64,7 +64,8 @@ async def test_dimensions_up_to_each_models_native_size(make_cloud):
 
 
 async def test_azure_deployment_dimensions_bounded_by_its_model(make_cloud):
-    cloud = await make_cloud(name="az", protocol="azure", deployments=[{"name": "emb", "model": "text-embedding-3-small"}])
+    cloud = await make_cloud(name="az", protocol="azure",
+                             deployments=[{"name": "emb", "model": "text-embedding-3-small"}])
     api = track(openai.AsyncAzureOpenAI(azure_endpoint=cloud.base_url, azure_deployment="emb", api_version="2024-10-21",
                                         api_key="x", max_retries=0, timeout=BOUND))
     with pytest.raises(openai.BadRequestError) as caught:

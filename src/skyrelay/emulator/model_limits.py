@@ -16,7 +16,8 @@ _OPENAI_OUTPUT = {
 }
 _ANTHROPIC_OUTPUT = {
     "claude-3-haiku": 4096, "claude-3-opus": 4096, "claude-3-sonnet": 4096, "claude-3-5-haiku": 8192,
-    "claude-3-5-sonnet": 8192, "claude-3-7-sonnet": 64000, "claude-sonnet-4-0": 64000, "claude-sonnet-4-20250514": 64000,
+    "claude-3-5-sonnet": 8192, "claude-3-7-sonnet": 64000, "claude-sonnet-4-0": 64000,
+    "claude-sonnet-4-20250514": 64000,
     "claude-sonnet-4-5": 64000, "claude-haiku-4-5": 64000, "claude-opus-4-0": 32000, "claude-opus-4-20250514": 32000,
     "claude-opus-4-1": 32000, "claude-opus-4-5": 64000,
 }

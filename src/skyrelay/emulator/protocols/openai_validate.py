@@ -29,7 +29,8 @@ _EMBEDDING_PARAMS = {"dimensions", "encoding_format", "input", "model", "user"}
 _TYPED = {
     "stream": ("boolean", None, None), "n": ("integer", 1, 128), "max_tokens": ("integer", 1, None),
     "max_completion_tokens": ("integer", 1, None), "temperature": ("number", 0, 2), "top_p": ("number", 0, 1),
-    "presence_penalty": ("number", -2, 2), "frequency_penalty": ("number", -2, 2), "seed": ("integer", -2**63, 2**63 - 1),
+    "presence_penalty": ("number", -2, 2), "frequency_penalty": ("number", -2, 2),
+    "seed": ("integer", -2**63, 2**63 - 1),
     "logprobs": ("boolean", None, None), "top_logprobs": ("integer", 0, 20), "logit_bias": ("object", None, None),
     "user": ("string", None, None), "safety_identifier": ("string", None, None), "metadata": ("object", None, None),
     "prompt_cache_key": ("string", None, None), "store": ("boolean", None, None),
