@@ -87,6 +87,44 @@ class Generation:
     def completion_tokens(self) -> int:
         return sum(c.completion_tokens for c in self.choices)
 
+    @property
+    def longest_choice_tokens(self) -> int:
+        """What a non-streamed reply waits for: choices are generated side by side, as streams show them."""
+        return max((c.completion_tokens for c in self.choices), default=0)
+
+
+class _Raw(str):
+    """JSON punctuation already written, as opposed to a string value still to encode."""
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON of client-supplied data. orjson refuses nesting deeper than 255 levels while a request body
+    may nest up to the 1024 its parser accepts, so deeper values are written without recursion instead."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        pass
+    out: list[str] = []
+    todo: list[Any] = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _Raw):
+            out.append(item)
+        elif isinstance(item, dict):
+            parts: list[Any] = [_Raw("{")]
+            for i, (key, inner) in enumerate(item.items()):
+                parts += [_Raw(("," if i else "") + orjson.dumps(str(key)).decode() + ":"), inner]
+            todo += reversed(parts + [_Raw("}")])
+        elif isinstance(item, list):
+            parts = [_Raw("[")]
+            for i, inner in enumerate(item):
+                parts += [_Raw(",")] if i else []
+                parts.append(inner)
+            todo += reversed(parts + [_Raw("]")])
+        else:
+            out.append(orjson.dumps(item).decode())
+    return "".join(out)
+
 
 def estimate_tokens(text: str) -> int:
     """About four characters per token, as for English with OpenAI's tokenizers."""
@@ -99,7 +137,7 @@ def prompt_tokens(inp: ChatInput) -> int:
         total += _TOKENS_PER_MESSAGE + estimate_tokens(message.text) + message.images * _TOKENS_PER_IMAGE
     for tool in inp.tools:
         total += estimate_tokens(tool.name + tool.description) + estimate_tokens(
-            orjson.dumps(tool.parameters).decode() if tool.parameters else ""
+            json_text(tool.parameters) if tool.parameters else ""
         )
     return total
 
@@ -164,7 +202,7 @@ def _tool_choice(inp: ChatInput, rng: random.Random, index: int, tools: list[Too
     finish = "tool_calls"
     used = 0
     for tool in tools:
-        arguments = orjson.dumps(arguments_for(tool.parameters, rng)).decode()
+        arguments = json_text(arguments_for(tool.parameters, rng))
         fragments = _JSON_PIECE.findall(arguments)
         if "".join(fragments) != arguments:
             fragments = [arguments[i:i + 4] for i in range(0, len(arguments), 4)]

@@ -23,7 +23,7 @@ import orjson
 from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
-from ..generate import conversation_seed, prompt_tokens
+from ..generate import conversation_seed, json_text, prompt_tokens
 from . import anthropic_wire as wire
 from .anthropic_blocks import AnthropicError, invalid
 from .anthropic_validate import MessagesCall, messages_request, parse_body
@@ -120,7 +120,7 @@ class AnthropicProtocol:
         start = {"type": "message_start", "message": {
             "id": wire.anthropic_id("msg", key), "type": "message", "role": "assistant", "model": model,
             "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": wire.usage(len(orjson.dumps(payload.get("messages"))) // 4, 1)}}
+            "usage": wire.usage(len(json_text(payload.get("messages"))) // 4, 1)}}
         request_id = wire.anthropic_id("req", key)
 
         async def events():

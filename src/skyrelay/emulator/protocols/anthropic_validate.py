@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from ..generate import ChatInput, Message, ToolSpec
+from ..generate import ChatInput, Message, ToolSpec, json_text
+from ..model_limits import anthropic_max_output
 from .anthropic_blocks import bounds, check_block, expect, invalid, literal, required
 
 CREATE_PARAMS = frozenset({
@@ -64,6 +65,7 @@ def messages_request(data: dict[str, Any], *, count_only: bool = False) -> Messa
         max_tokens = required(data, "max_tokens", "")
         expect("max_tokens", max_tokens, "integer")
         bounds("max_tokens", max_tokens, 0, None)
+        _check_output_limit(max_tokens, model)
     expect("messages", raw_messages, "list")
     if not raw_messages:
         raise invalid("messages: List should have at least 1 item after validation, not 0")
@@ -84,6 +86,13 @@ def messages_request(data: dict[str, Any], *, count_only: bool = False) -> Messa
     inp = ChatInput(model=model, messages=messages, tools=tools, tool_choice=choice, forced_tool=forced,
                     parallel_tool_calls=parallel, max_tokens=max_tokens, stop=_stop(data.get("stop_sequences")))
     return MessagesCall(inp, data.get("stream") is True, thinking, schema)
+
+
+def _check_output_limit(max_tokens: int, model: str) -> None:
+    limit = anthropic_max_output(model)
+    if limit is not None and max_tokens > limit:
+        raise invalid(f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of output tokens "
+                      f"for {model}")
 
 
 def _check_metadata(metadata: Any) -> None:
@@ -203,7 +212,7 @@ def _neutral(turn: _Turn) -> Message:
         elif kind == "image":
             images += 1
         elif kind == "tool_use":
-            texts.append(f"{block['name']}({orjson.dumps(block['input']).decode()})")
+            texts.append(f"{block['name']}({json_text(block['input'])})")
         elif kind == "tool_result":
             answers_tool = True
             content = block.get("content")

@@ -7,7 +7,8 @@ SigV4 with the access key in `options` (checked by re-signing with botocore), or
 
 Options (CloudSpec.options):
     aws_access_key_id, aws_secret_access_key, aws_session_token, region   SigV4 credentials (region: us-east-1)
-    max_output_tokens: N      refuse a larger inferenceConfig.maxTokens, as a model's limit does
+    max_output_tokens: N      refuse a larger inferenceConfig.maxTokens, as a model's limit does (default: the
+                              published limit of Claude models, model_limits.py; none for other models)
     stream_errors: frame      status faults on converse-stream start the stream, then send an exception frame
                               (default "http": an HTTP error before the stream, Bedrock's usual answer)
     stream_padding: false     leave out the "p" padding member Bedrock adds to stream events

@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from ..generate import ChatInput, Message, ToolSpec
+from ..generate import ChatInput, Message, ToolSpec, json_text
+from ..model_limits import bedrock_max_output
 from .bedrock_wire import BedrockError, validation
 
 _START = "A conversation must start with a user message. Try again with a conversation that starts with a user message."
@@ -57,7 +58,7 @@ def _show(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (dict, list)):
-        return "'" + orjson.dumps(value).decode()[:200] + "'"
+        return "'" + json_text(value)[:200] + "'"
     return f"'{value}'"
 
 
@@ -158,6 +159,8 @@ def converse_input(payload: dict[str, Any], model: str, max_output_tokens: int |
     _check_conversation(turns, tools is not None)
     if forced is not None and forced not in {t.name for t in tools or ()}:
         raise validation(f"The tool {forced} named in toolConfig.toolChoice is not defined in toolConfig.tools.")
+    if max_output_tokens is None:
+        max_output_tokens = bedrock_max_output(model)
     if max_output_tokens is not None and max_tokens is not None and max_tokens > max_output_tokens:
         raise validation(f"The maximum tokens you requested exceeds the model limit of {max_output_tokens}. Try "
                          f"again with a maximum tokens value that is lower than {max_output_tokens}.")
@@ -316,9 +319,9 @@ def _neutral(system: list[str], turns: list[_Turn]) -> list[Message]:
             elif kind == "image":
                 images += 1
             elif kind == "toolUse":
-                texts.append(f"{value.get('name')}({orjson.dumps(value.get('input')).decode()})")
+                texts.append(f"{value.get('name')}({json_text(value.get('input'))})")
             elif kind == "toolResult":
-                results.append(orjson.dumps(value.get("content")).decode())
+                results.append(json_text(value.get("content")))
         if results:
             out.append(Message("tool", "\n".join(results)))
         if texts or images or not results:

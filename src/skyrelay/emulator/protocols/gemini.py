@@ -185,7 +185,7 @@ class GeminiProtocol:
             events = wire.stream_events(gen, meta, ctx.pacer, self.tokens_per_event, sse)
             base = wire.SSE_HEADERS if sse else errors.JSON_HEADERS
             return StreamResponse(200, events, base + headers)
-        await ctx.pacer.whole(gen.completion_tokens)
+        await ctx.pacer.whole(gen.longest_choice_tokens)
         return Response(200, orjson.dumps(wire.response_body(gen, meta)), errors.JSON_HEADERS + headers)
 
 

@@ -13,8 +13,7 @@ import binascii
 import re
 from typing import Any
 
-import orjson
-
+from ..generate import json_text
 from .gemini_errors import GoogleError
 
 # A field's kind: a scalar name, "enum:<Name>", "msg:<Name>", "list:<kind>", "map:<kind>", "struct" (any JSON
@@ -162,7 +161,7 @@ class ProtoChecker:
             self._bad_value(path, _SCALAR_NAMES[kind], value)
 
     def _bad_value(self, path: str, type_name: str, value: Any) -> None:
-        rendered = orjson.dumps(value).decode() if not isinstance(value, str) else f"\"{value}\""
+        rendered = json_text(value) if not isinstance(value, str) else f"\"{value}\""
         if type_name == "TYPE_BYTES":
             rendered = f"Base64 decoding failed for {rendered}"
         self.violations.append((path, f"Invalid value at '{path}' ({type_name}), {rendered}"))

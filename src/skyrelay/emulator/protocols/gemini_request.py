@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from ..generate import ChatInput, Message, ToolSpec
+from ..generate import ChatInput, Message, ToolSpec, json_text
+from ..model_limits import gemini_max_output
 from .gemini_errors import GoogleError
 from .gemini_proto import ProtoChecker, field, snake
 
@@ -85,6 +86,8 @@ def generate_request(data: dict[str, Any], model: str, package: str, *, count_on
     config = field(data, "generationConfig") or {}
     mime_type, schema = _generation_config(config, problems)
     problems.raise_if_any()
+    if not count_only:
+        _check_output_limit(field(config, "maxOutputTokens"), model)
     _check_roles(contents)
     _check_function_turns(contents)
     messages, images = _messages(system, contents)
@@ -121,6 +124,14 @@ def check_content(content: dict[str, Any], where: str, problems: Problems, syste
             problems.add(f"{where}.parts[{j}].function_response.name", "Name cannot be empty.")
         if system and present and present[0] != "text":
             problems.add(f"{where}.parts[{j}]", "system_instruction may only contain text parts")
+
+
+def _check_output_limit(asked: Any, model: str) -> None:
+    limit = gemini_max_output(model)
+    if asked is not None and limit is not None and int(float(asked)) > limit:
+        raise GoogleError(400, f"Unable to submit request because it has a maxOutputTokens value of "
+                               f"{int(float(asked))} but the supported range is from 1 (inclusive) to {limit + 1} "
+                               f"(exclusive). Update the value and try again.")
 
 
 def _check_roles(contents: list[dict[str, Any]]) -> None:
@@ -172,10 +183,10 @@ def _messages(system: Any, contents: list[dict[str, Any]]) -> tuple[list[Message
                 images += 1
             elif field(part, "functionCall") is not None:
                 call = field(part, "functionCall")
-                texts.append(f"{field(call, 'name')}({orjson.dumps(field(call, 'args') or {}).decode()})")
+                texts.append(f"{field(call, 'name')}({json_text(field(call, 'args') or {})})")
             elif field(part, "functionResponse") is not None:
                 answers = True
-                texts.append(orjson.dumps(field(field(part, "functionResponse"), "response") or {}).decode())
+                texts.append(json_text(field(field(part, "functionResponse"), "response") or {}))
         role = "assistant" if field(content, "role") == "model" else "tool" if answers else "user"
         out.append(Message(role, "\n".join(texts), images))
         total_images += images

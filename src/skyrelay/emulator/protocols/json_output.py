@@ -11,9 +11,7 @@ import random
 import re
 from typing import Any
 
-import orjson
-
-from ..generate import ChoiceOut
+from ..generate import ChoiceOut, json_text
 from ..text import prose_tokens
 from ..tools import arguments_for
 
@@ -31,7 +29,7 @@ def sample_json(schema: Any, rng: random.Random) -> Any:
 
 
 def json_tokens(value: Any) -> list[str]:
-    text = orjson.dumps(value).decode()
+    text = json_text(value)
     pieces = _PIECE.findall(text)
     return pieces if "".join(pieces) == text else [text[i:i + 4] for i in range(0, len(text), 4)]
 

@@ -18,7 +18,7 @@ from ..embeddings import as_base64, as_floats, embed
 from ..generate import estimate_tokens
 from . import openai_wire as wire
 from .base import Call, CallContext
-from .openai_validate import chat_request, embedding_request, parse_body
+from .openai_validate import chat_request, check_dimensions, check_output_limit, embedding_request, parse_body
 
 _STATUS_ERRORS = {  # what OpenAI answers for each status, when a fault gives no message
     400: ("Bad request.", "invalid_request_error", None),
@@ -116,13 +116,14 @@ class OpenAIProtocol:
             self.check_model(call.inp.model)
         else:
             call.inp.model = model_name  # the reply depends on the deployment's model, not the body's label
+        check_output_limit(payload, call.inp.model)
         gen = await ctx.generate(call.inp)
         meta = wire.ChatMeta(random.Random(ctx.request_key), model_name or call.inp.model, azure=azure)
         headers = self.success_headers(ctx) if headers is None else headers
         if call.stream:
             chunks = wire.chat_stream(gen, meta, ctx.pacer, call.include_usage, call.obfuscation)
             return StreamResponse(200, chunks, wire.SSE_HEADERS + headers)
-        await ctx.pacer.whole(gen.completion_tokens)
+        await ctx.pacer.whole(gen.longest_choice_tokens)
         return Response(200, orjson.dumps(wire.chat_completion(gen, meta)), wire.JSON_HEADERS + headers)
 
     async def embeddings(self, payload: Any, ctx: CallContext, *, model_name: str | None = None,
@@ -133,6 +134,7 @@ class OpenAIProtocol:
         if model_name is None:
             self.check_model(call.model)
         model = model_name or call.model
+        check_dimensions(call, model, ctx.spec.embedding_dimensions)
         dims = call.dimensions or ctx.spec.embedding_dimensions
         vectors = [embed(model, item, dims) for item in call.inputs]
         rendered = [as_base64(v) if call.base64 else as_floats(v) for v in vectors]

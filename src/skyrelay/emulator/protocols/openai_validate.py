@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from ..generate import ChatInput, Message, ToolSpec
+from ..model_limits import openai_embedding_size, openai_max_output
 from .openai_wire import ApiError
 
 _CHAT_PARAMS = {
@@ -28,7 +29,8 @@ _EMBEDDING_PARAMS = {"dimensions", "encoding_format", "input", "model", "user"}
 _TYPED = {
     "stream": ("boolean", None, None), "n": ("integer", 1, 128), "max_tokens": ("integer", 1, None),
     "max_completion_tokens": ("integer", 1, None), "temperature": ("number", 0, 2), "top_p": ("number", 0, 1),
-    "presence_penalty": ("number", -2, 2), "frequency_penalty": ("number", -2, 2), "seed": ("integer", None, None),
+    "presence_penalty": ("number", -2, 2), "frequency_penalty": ("number", -2, 2),
+    "seed": ("integer", -2**63, 2**63 - 1),
     "logprobs": ("boolean", None, None), "top_logprobs": ("integer", 0, 20), "logit_bias": ("object", None, None),
     "user": ("string", None, None), "safety_identifier": ("string", None, None), "metadata": ("object", None, None),
     "prompt_cache_key": ("string", None, None), "store": ("boolean", None, None),
@@ -42,6 +44,8 @@ _ARTICLE = {"integer": "an integer", "object": "an object", "array": "an array"}
 _ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 _PART_TYPES = ("text", "image_url", "input_audio", "refusal", "file")
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_MAX_STOPS = 4
+_MAX_TOOLS = 128  # also the most tool calls one assistant message may carry
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -84,6 +88,13 @@ def _check_type(param: str, value: Any, expected: str, low: float | None = None,
     if high is not None and value > high:
         raise ApiError(400, f"Invalid '{param}': {kind} above maximum value. Expected a value <= {high}, but got "
                             f"{value} instead.", param=param, code=f"{kind}_above_max_value")
+
+
+def _check_length(param: str, value: list[Any], limit: int) -> None:
+    if len(value) > limit:
+        raise ApiError(400, f"Invalid '{param}': array too long. Expected an array with maximum length {limit}, but "
+                            f"got an array with length {len(value)} instead.", param=param,
+                       code="array_above_max_length")
 
 
 def _missing(param: str) -> ApiError:
@@ -154,9 +165,7 @@ def _stop(value: Any) -> list[str]:
         return [value]
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise _type_error("stop", "string", value)
-    if len(value) > 4:
-        raise ApiError(400, f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an "
-                            f"array with length {len(value)} instead.", param="stop", code="array_above_max_length")
+    _check_length("stop", value, _MAX_STOPS)
     return value
 
 
@@ -179,6 +188,7 @@ def _messages(raw: list[Any]) -> list[Message]:
         if role == "assistant":
             calls = m.get("tool_calls") or []
             _check_type(f"{where}.tool_calls", calls, "array")
+            _check_length(f"{where}.tool_calls", calls, _MAX_TOOLS)
             answerable = set()
             for j, call in enumerate(calls):
                 _check_type(f"{where}.tool_calls[{j}]", call, "object")
@@ -243,6 +253,7 @@ def _content(content: Any, where: str, role: str, message: dict[str, Any]) -> tu
 
 
 def _tools(raw: Any) -> list[ToolSpec]:
+    _check_length("tools", raw or [], _MAX_TOOLS)
     out = []
     for i, tool in enumerate(raw or []):
         where = f"tools[{i}]"
@@ -271,6 +282,18 @@ def _tools(raw: Any) -> list[ToolSpec]:
         _check_type(f"{where}.function.description", description, "string")
         out.append(ToolSpec(name, description, params))
     return out
+
+
+def check_output_limit(data: dict[str, Any], model: str) -> None:
+    """`max_tokens` / `max_completion_tokens` within the model's largest output (known models only)."""
+    limit = openai_max_output(model)
+    if limit is None:
+        return
+    for param in ("max_tokens", "max_completion_tokens"):
+        asked = data.get(param)
+        if asked is not None and asked > limit:
+            raise ApiError(400, f"{param} is too large: {asked}. This model supports at most {limit} completion "
+                                f"tokens, whereas you provided {asked}.", param=param, code="invalid_value")
 
 
 def _tool_choice(raw: Any, tools: list[ToolSpec]) -> tuple[str, str | None]:
@@ -333,3 +356,14 @@ def embedding_request(data: dict[str, Any], model_required: bool = True) -> Embe
     if data.get("user") is not None:
         _check_type("user", data["user"], "string")
     return EmbeddingCall(model, inputs, fmt == "base64", dims)
+
+
+def check_dimensions(call: EmbeddingCall, model: str, default_size: int) -> None:
+    """`dimensions` may only shorten a vector: at most the model's native size (the cloud's size for a model
+    OpenAI does not publish), and not at all for `text-embedding-ada-002`, as OpenAI answers."""
+    if call.dimensions is None:
+        return
+    native = openai_embedding_size(model)
+    if native == 0:
+        raise ApiError(400, "This model does not support specifying dimensions.")
+    _check_type("dimensions", call.dimensions, "integer", 1, native or default_size)
