@@ -134,7 +134,11 @@ class OpenAIProtocol:
         if model_name is None:
             self.check_model(call.model)
         model = model_name or call.model
-        dims = call.dimensions or ctx.spec.embedding_dimensions
+        full = ctx.spec.embedding_dimensions
+        if call.dimensions is not None and call.dimensions > full:  # OpenAI shortens vectors, never lengthens them
+            raise wire.ApiError(400, f"This model does not support {call.dimensions} dimensions; the most it can "
+                                f"return is {full}.", param="dimensions", code="invalid_value")
+        dims = call.dimensions or full
         vectors = [embed(model, item, dims) for item in call.inputs]
         rendered = [as_base64(v) if call.base64 else as_floats(v) for v in vectors]
         tokens = sum(len(i) if isinstance(i, list) else estimate_tokens(i) for i in call.inputs)
