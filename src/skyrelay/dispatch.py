@@ -131,14 +131,12 @@ class Dispatcher:
             except (errors.GatewayError, asyncio.CancelledError):
                 self._abandon(name)
                 raise
-            except Exception as exc:  # a provider bug must not cost the client its request: fail over, loudly
-                self.outstanding[name] -= 1
-                log.exception("provider for deployment %s failed unexpectedly", name)
-                bug = errors.UpstreamProtocolError(f"deployment '{name}' failed: {type(exc).__name__}",
-                                                   deployment=name)
-                self._record_failure(name, bug)
-                outcome.failures.append((name, bug))
-                continue
+            except Exception:
+                # Not an upstream's failure but this request's (a provider's bug on this input): charging it to the
+                # deployment would let one client open every breaker, and failing over would repeat it elsewhere.
+                self._abandon(name)
+                log.exception("provider for deployment %s failed on this request", name)
+                raise errors.InternalError() from None
             if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
                 self.outstanding[name] -= 1
                 self.health.on_success(name, self.clock())
@@ -197,6 +195,13 @@ class CommittedStream:
                 self._dispatcher._record_failure(self._name, exc)
                 await self._release()
             raise errors.UpstreamStreamBroken(exc.message, deployment=self._name) from None
+        except errors.GatewayError:
+            await self.aclose()
+            raise
+        except Exception:  # this request's problem, as in the attempt loop: end the stream, charge no one
+            log.exception("stream of deployment %s failed on this request", self._name)
+            await self.aclose()
+            raise errors.InternalError() from None
 
     async def aclose(self) -> None:
         """The caller is done, maybe before the end (the client went away): no verdict on the deployment."""

@@ -165,6 +165,18 @@ class UpstreamAuthFailed(UpstreamClientError):
         super().__init__(message, **kw)
 
 
+class InternalError(GatewayError):
+    """Something failed in the gateway itself while serving this one request (a bug, or a provider's bug on this
+    input). It fails that request alone: never retried elsewhere, never charged to a deployment's health. The
+    message says nothing about the cause; the traceback is in the log."""
+
+    status = 500
+    type = "api_error"
+
+    def __init__(self, message: str = "the gateway failed to serve this request; the error is in its log", **kw):
+        super().__init__(message, **kw)
+
+
 class NoDeploymentAvailable(GatewayError):
     """Every deployment of the model group failed or is cooling down."""
 

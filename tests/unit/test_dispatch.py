@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import random
+
+import pytest
 
 from skyrelay import errors
 from skyrelay.canonical import ChatChunk, ChatRequest
@@ -18,6 +21,12 @@ class ScriptedProvider:
         self.deployment = Deployment(name, "g", "openai", model="m", base_url="http://127.0.0.1:1/v1")
         self.script = script
         self.closed = 0
+
+    async def chat(self, req):
+        item = self.script[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
 
     async def chat_stream(self, req):
         try:
@@ -174,3 +183,63 @@ async def test_a_429_without_retry_after_is_a_short_throttle_not_a_breaker_failu
     assert snap["failures"] == 0 and snap["throttle"] == 1.0
     assert d.health.unavailable_reason("a", clock.now) == "cooling down"
     assert d.health.seconds_until_available("a", clock.now) == 1.0
+
+
+CHAT = ChatRequest(model="g", messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_a_provider_bug_fails_that_request_alone_and_is_never_charged(caplog):
+    # It used to count as the deployment's failure and fail over: three such requests (one client's) then opened
+    # the breaker for everyone, and the same bug was replayed on every other deployment.
+    d = dispatcher(ScriptedProvider("a", [TypeError("Recursion limit reached")]))
+    for _ in range(5):
+        with caplog.at_level(logging.ERROR, "skyrelay.dispatch"), pytest.raises(errors.InternalError) as raised:
+            await d.chat(CHAT)
+        assert raised.value.status == 500 and not raised.value.retryable
+        assert "Recursion" not in raised.value.message  # the cause is in the log, not in the client's answer
+    assert d.health.snapshot().get("a", {}).get("failures", 0) == 0
+    assert d.health.is_available("a", d.clock()) and d.outstanding == {"a": 0}
+    logged = [r for r in caplog.records if r.name == "skyrelay.dispatch"]
+    assert len(logged) == 5 and all(r.exc_info for r in logged)  # once per request, with the traceback
+
+
+async def test_a_provider_bug_is_not_replayed_on_another_deployment():
+    buggy = ScriptedProvider("a", [KeyError("x")])
+    healthy = ScriptedProvider("b", [chunk("hello")])
+    d = dispatcher(buggy, healthy)
+    tried = set()
+    for seed in range(8):  # whichever comes first: a bug on the first is never followed by a second attempt
+        d.rng = random.Random(seed)
+        try:
+            _, outcome = await d.chat(CHAT)
+            tried.add(outcome.deployment.name)
+            assert outcome.attempts == 1
+        except errors.InternalError:
+            tried.add("bug")
+    assert tried == {"b", "bug"}
+    assert d.outstanding == {"a": 0, "b": 0}
+
+
+async def test_a_provider_bug_frees_the_half_open_probe():
+    buggy = ScriptedProvider("a", [ValueError("bad")])
+    d = dispatcher(buggy)
+    now = d.clock()
+    for _ in range(3):
+        d.health.on_failure("a", now - 100)  # opened long ago: the cool-down is over, the next request probes
+    assert d.health.is_available("a", now)
+    with pytest.raises(errors.InternalError):
+        await d.chat(CHAT)
+    assert d.health.snapshot()["a"]["probe_since"] is None  # the next request may probe
+    assert d.health.is_available("a", d.clock())
+
+
+async def test_a_bug_after_the_stream_started_ends_it_without_charging_the_deployment():
+    d = dispatcher(ScriptedProvider("a", [chunk("hello"), RuntimeError("bug")]))
+    stream, _ = await d.chat_stream(REQ)
+    received = []
+    with pytest.raises(errors.InternalError):
+        async for c in stream:
+            received.append(c.content)
+    assert received == ["hello"]
+    assert d.outstanding["a"] == 0
+    assert d.health.snapshot().get("a", {}).get("failures", 0) == 0

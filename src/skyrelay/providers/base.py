@@ -91,7 +91,12 @@ class Provider:
 
     async def post_json(self, path: str, headers: list[tuple[str, str]], payload: Any) -> http.Response:
         """POST a JSON body; return the response head (body unread) after mapping failures to typed errors."""
-        body = orjson.dumps(payload)
+        try:
+            body = orjson.dumps(payload)
+        except orjson.JSONEncodeError as exc:
+            # The client's values, which this cloud's body cannot carry (nested too deeply once wrapped, most
+            # likely): the request's fault, refused before anything is sent.
+            raise errors.InvalidRequest(f"the request cannot be encoded for deployment '{self.name}': {exc}") from None
         headers = self.sign(path, body, headers)
         with map_transport_errors(self.name):
             resp = await self.http.send("POST", path, headers, body)

@@ -54,11 +54,12 @@ class Gateway:
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, openai_routes
+        from . import anthropic_routes, health_routes, openai_routes, openapi_routes
 
         openai_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
+        openapi_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
@@ -123,9 +124,10 @@ class Gateway:
                 self.authenticate(request.headers)
             return await route.handler(request)
         except errors.GatewayError as err:
-            if route.error_reply is not None:
-                return route.error_reply(err)
-            return error_response(err, route.render_error)
+            return _reply_error(route, err)
+        except Exception:  # a bug on this request: answered in the route's own format, not the server's bare 500
+            log.exception("unhandled error in handler for %s %s", request.method, request.path)
+            return _reply_error(route, errors.InternalError())
 
     def authenticate(self, headers: dict[str, str]) -> None:
         """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`."""
@@ -143,12 +145,18 @@ class Gateway:
             raise errors.AuthenticationFailed("invalid API key")
 
 
+def _reply_error(route: Route, err: errors.GatewayError) -> Response:
+    if route.error_reply is not None:
+        return route.error_reply(err)
+    return error_response(err, route.render_error)
+
+
 def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
     headers = [JSON]
     retry_after = getattr(err, "retry_after", None)
     if retry_after is not None and retry_after == retry_after and retry_after != float("inf"):  # finite only
         headers.append(("retry-after", str(max(1, round(retry_after)))))
-    if err.status >= 500:
+    if err.status >= 500 and not isinstance(err, errors.InternalError):  # that one was logged with its traceback
         log.warning("request failed: %s", err.message)
     return Response(err.status, render(err), headers)
 

@@ -49,3 +49,20 @@ def test_refused_credentials_never_echo_the_upstream_text():
     err = error_for_status(401, "Incorrect API key provided: sk-proj-abcd1234", "east")
     assert "sk-proj" not in err.message
     assert "east" in err.message and "401" in err.message
+
+
+async def test_a_body_the_cloud_cannot_encode_is_the_clients_mistake_and_is_never_sent():
+    from skyrelay.config import Deployment
+    from skyrelay.providers import build_provider
+
+    # Port 1 has no listener: reaching the network would fail as a connect error instead.
+    provider = build_provider(Deployment("d1", "g", "openai", model="m", base_url="http://127.0.0.1:1/v1"))
+    deep: list = []
+    for _ in range(300):
+        deep = [deep]
+    try:
+        with pytest.raises(errors.InvalidRequest) as raised:
+            await provider.post_json("/chat/completions", [], {"messages": deep})
+        assert raised.value.status == 400 and "d1" in raised.value.message
+    finally:
+        await provider.aclose()
