@@ -79,3 +79,15 @@ def test_a_deployment_without_health_check_waits_for_a_customer_probe(make_stack
     time.sleep(0.6)
     assert dispatcher.health.state("cloud-b", dispatcher.clock()) == "open"
     assert s.clouds["cloud-b"].stats["requests"] == 0
+
+
+def test_slow_but_answering_is_not_down(make_stack):
+    """Answers that take long (within the timeouts) are successes: the breaker never opens on slowness."""
+    def slow_only(clouds):
+        return {"chat": {"deployments": [openai_deployment("slow", clouds["slow"])]}}
+
+    s = make_stack(cloud_specs=[{"name": "slow", "ttft_ms": 400}], groups=slow_only)
+    health = s.gateway.dispatcher.health
+    assert run_requests(s, 4) == ["slow"] * 4
+    assert run_requests(s, 2, stream=True) == ["slow"] * 2
+    assert health.snapshot() == {}  # not even a record: nothing counted against it
