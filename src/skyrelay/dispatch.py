@@ -61,6 +61,7 @@ class Dispatcher:
             for deployment in group.deployments:
                 if deployment.name not in providers:
                     providers[deployment.name] = build_provider(deployment)
+        kw.setdefault("health", HealthBook(config.health))
         return cls(config.model_groups, providers, **kw)
 
     async def aclose(self) -> None:

@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 from . import fields, kinds
 from .fields import Context, child
+from .health import read_health_check
 from .model import DEFAULT_MAX_CONNECTIONS, Deployment, Price, Timeouts
 
 KEYS = ("name", "kind", "base_url", "api_key", "model", "region", "weight", "timeouts", "rpm", "tpm", "price",
-        "headers", "tags", "max_connections", *kinds.OPTIONS)
+        "headers", "tags", "max_connections", "health_check", *kinds.OPTIONS)
 TIMEOUT_KEYS = ("connect", "first_byte", "total")
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 
@@ -46,6 +47,7 @@ def read_deployment(ctx: Context, raw: Mapping, path: str, group: str, index: in
         tags=_tags(ctx, raw, path),
         max_connections=fields.number(ctx, raw, path, "max_connections", integer=True, minimum=1,
                                       default=DEFAULT_MAX_CONNECTIONS),
+        health_check=read_health_check(ctx, raw, path),
         options=kinds.read_options(ctx, raw, path, kind, region),
     )
 

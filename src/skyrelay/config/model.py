@@ -10,6 +10,8 @@ import hmac
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from ..routing.health import BreakerPolicy
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -105,6 +107,14 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """Probe the deployment every `interval_s` while its breaker is open or half-open (never while healthy)."""
+
+    interval_s: float = 10.0
+    timeout_s: float = 5.0  # a check that takes longer failed
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """One upstream model on one cloud endpoint; the unit routing chooses among."""
 
@@ -124,6 +134,7 @@ class Deployment:
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # values may hold tokens: never printed
     tags: dict[str, Any] = field(default_factory=dict)
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    health_check: HealthCheck | None = None  # None: no active checks, a customer request is the half-open probe
     options: dict[str, Any] = field(default_factory=dict)  # kind-specific keys; credentials are Secrets
 
     def __hash__(self) -> int:  # names are unique, and dict fields cannot be hashed
@@ -159,6 +170,7 @@ class ServerConfig:
 class Config:
     server: ServerConfig = ServerConfig()
     model_groups: dict[str, ModelGroup] = field(default_factory=dict)  # in file order
+    health: BreakerPolicy = BreakerPolicy()  # breaker and ejection rules, for every deployment
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of every group, in file order."""

@@ -7,11 +7,12 @@ from typing import Any
 
 from . import fields
 from .deployments import read_deployment
+from .health import read_health
 from .fields import Context, child, item
 from .model import (DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
                     DEFAULT_STRATEGY, UNSUPPORTED_POLICIES, Config, Deployment, ModelGroup, Problem, ServerConfig)
 
-TOP_LEVEL_KEYS = ("server", "model_groups")
+TOP_LEVEL_KEYS = ("server", "model_groups", "health")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "deployments")
 STRATEGIES = ("weighted", "least_outstanding")
@@ -25,6 +26,7 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
         return None, ctx.problems
     fields.check_keys(ctx, data, "", TOP_LEVEL_KEYS, ignore_prefix="x-")  # x-*: a place for YAML anchors
     server = _server(ctx, data.get("server"))
+    health = read_health(ctx, data.get("health"))
     groups = _model_groups(ctx, data.get("model_groups"))
     raw_groups = data.get("model_groups")
     declared = [name for name in raw_groups if isinstance(name, str)] if isinstance(raw_groups, Mapping) else []
@@ -32,7 +34,8 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     _check_fallbacks(ctx, groups, declared)
     if ctx.problems:
         return None, ctx.problems
-    return Config(server=server, model_groups={name: group for name, (group, _) in groups.items()}), []
+    return Config(server=server, model_groups={name: group for name, (group, _) in groups.items()},
+                  health=health), []
 
 
 def _server(ctx: Context, value: Any) -> ServerConfig:

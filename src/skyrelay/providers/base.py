@@ -80,6 +80,12 @@ class Provider:
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
         raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve embeddings", param="model")
 
+    async def health_probe(self) -> None:
+        """The cheapest honest proof that the deployment serves again, for active health checks; raises an
+        UpstreamError when it does not. By default a one-token chat: it exercises the model itself (a models list
+        would only prove the endpoint answers). Clouds with a cheaper call that is as honest override this."""
+        await self.chat(ChatRequest(model=self.deployment.group, messages=_PROBE_MESSAGES, max_tokens=1))
+
     def dropped_extras(self, extra: dict[str, Any]) -> tuple[str, ...]:
         """The best-effort fields of a request this cloud served without (its request builder left them out)."""
         return () if self.honoured_extras is None else dropped(extra, self.honoured_extras)
@@ -131,6 +137,9 @@ class Provider:
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         """Map an error answer to a typed error; providers override to read their cloud's error shape."""
         return error_for_status(status, error_message(body), self.name, retry_after_seconds(headers))
+
+
+_PROBE_MESSAGES = [{"role": "user", "content": "ping"}]
 
 
 def load_json(payload: bytes, deployment: str, what: str) -> Any:

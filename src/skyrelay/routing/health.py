@@ -1,12 +1,26 @@
 """Per-deployment health: a circuit breaker plus upstream-requested cool-downs. Pure state, no clock of its own.
 
 Each deployment name has at most one small record; a deployment that never failed has none, so the hot path
-(`is_available` on a healthy deployment) is one dict miss. A record is five numbers, so a shared (Redis) twin can
-hold the very same fields.
+(`is_available` on a healthy deployment) is one dict miss. A record is a few numbers and, once a request failed,
+a ring of ERROR_BUCKETS time buckets (two counters each), so a shared (Redis) twin can hold the very same fields.
 
-    closed ──failure_threshold consecutive failures──▶ open (for `cooldown`)
+    closed ──failure_threshold consecutive failures, or the error rate (below)──▶ open (for the ejection time)
     open ──cool-down elapsed──▶ half_open: exactly one probe may go (a stale probe lets another go)
+    open/half_open ──an active health check succeeds (health_check: {interval_s})──▶ closed
     half_open ──probe succeeds──▶ closed          half_open ──probe fails──▶ open (cool-down doubled, capped)
+
+Error rate: from a deployment's first failure on, its answers are counted in a sliding window of `window_s`
+(ERROR_BUCKETS buckets, so a bucket ages out whole). When the window holds at least `min_requests` answers and
+the failed share reaches `threshold`, the breaker opens, even when failures alternate with successes and the
+consecutive rule never trips. The window is dropped whenever the breaker opens or closes, and with the whole
+record once no failure is left in it. Only breaker failures count (not 429s, not the client's own mistakes);
+a slow answer is an answer: it is a success however long it took within the deployment's timeouts (latency-aware
+strategies move traffic away from it; the breaker does not).
+
+Repeat offences: the ejection time is `cooldown * 2**n`, capped at `max_cooldown`, where n counts the earlier
+ejections in an unbroken run: an ejection that begins within `repeat_memory` seconds of the previous recovery
+(breaker closed again) adds one to n; one that begins later starts over at n = 0. So 30 s, then 60 s, 120 s, ...
+for a deployment that keeps relapsing, back to 30 s after `repeat_memory` seconds of good behaviour.
 
 An upstream 429 with Retry-After cools the deployment down for exactly that long, without tripping the breaker:
 once it elapses the deployment is closed again (or half-open, if the breaker had tripped before).
@@ -27,6 +41,7 @@ from dataclasses import dataclass
 
 _NEVER = float("-inf")  # any clock works, even one that starts below zero
 THROTTLE_COOLDOWN = 1.0  # seconds of the first cool-down for a 429 without Retry-After
+ERROR_BUCKETS = 10  # time buckets in the error-rate window
 
 CLOSED = "closed"
 OPEN = "open"
@@ -34,8 +49,23 @@ HALF_OPEN = "half_open"
 
 # Why a deployment is unavailable, as the planner reports it in Plan.skipped.
 COOLING_DOWN = "cooling down"  # an upstream asked us to wait (Retry-After) or throttled us (429)
-CIRCUIT_OPEN = "circuit open"  # too many consecutive failures
+CIRCUIT_OPEN = "circuit open"  # too many consecutive failures, or too high an error rate
 PROBE_IN_FLIGHT = "probe in flight"  # half-open: the one trial request is still running
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRate:
+    threshold: float = 0.5  # failed share of the window's answers that opens the breaker
+    window_s: float = 30.0  # length of the sliding window
+    min_requests: int = 10  # fewer answers than this in the window never open the breaker
+
+    def __post_init__(self):
+        if not 0 < self.threshold <= 1:
+            raise ValueError("error_rate threshold must be in (0, 1]")
+        if not self.window_s > 0:
+            raise ValueError("error_rate window_s must be > 0")
+        if self.min_requests < 1:
+            raise ValueError("error_rate min_requests must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +73,8 @@ class BreakerPolicy:
     failure_threshold: int = 3  # consecutive failures that open the breaker
     cooldown: float = 30.0  # seconds the breaker stays open the first time
     max_cooldown: float = 300.0  # cap for doubled cool-downs and for Retry-After
+    error_rate: ErrorRate | None = ErrorRate()  # None: only consecutive failures open the breaker
+    repeat_memory: float = 600.0  # seconds after a recovery within which a new ejection is a repeat offence
 
     def __post_init__(self):
         if self.failure_threshold < 1:
@@ -51,12 +83,62 @@ class BreakerPolicy:
             raise ValueError("cooldown must be > 0")
         if not self.max_cooldown >= self.cooldown:
             raise ValueError("max_cooldown must be >= cooldown")
+        if not self.repeat_memory >= 0:
+            raise ValueError("repeat_memory must be >= 0")
+
+
+class _Window:
+    """Answers and failures per time bucket over the last ERROR_BUCKETS buckets: O(1) to record and to ask."""
+
+    __slots__ = ("bucket_s", "slot", "answers", "failed", "total", "total_failed")
+
+    def __init__(self, window_s: float, now: float):
+        self.bucket_s = window_s / ERROR_BUCKETS
+        self.slot = int(now // self.bucket_s)  # the newest bucket's number; its index is slot % ERROR_BUCKETS
+        self.answers = [0] * ERROR_BUCKETS
+        self.failed = [0] * ERROR_BUCKETS
+        self.total = 0
+        self.total_failed = 0
+
+    def _advance(self, now: float) -> int:
+        """Age out the buckets older than the window; the index of now's bucket (a clock that went back counts
+        in the newest one)."""
+        slot = int(now // self.bucket_s)
+        if slot > self.slot:
+            if slot - self.slot >= ERROR_BUCKETS:
+                self.answers = [0] * ERROR_BUCKETS
+                self.failed = [0] * ERROR_BUCKETS
+                self.total = self.total_failed = 0
+            else:
+                for stale in range(self.slot + 1, slot + 1):
+                    i = stale % ERROR_BUCKETS
+                    self.total -= self.answers[i]
+                    self.total_failed -= self.failed[i]
+                    self.answers[i] = self.failed[i] = 0
+            self.slot = slot
+        return self.slot % ERROR_BUCKETS
+
+    def record(self, now: float, failed: bool) -> None:
+        i = self._advance(now)
+        self.answers[i] += 1
+        self.total += 1
+        if failed:
+            self.failed[i] += 1
+            self.total_failed += 1
+
+    def failures(self, now: float) -> int:
+        self._advance(now)
+        return self.total_failed
+
+    def trips(self, rule: ErrorRate) -> bool:
+        return self.total >= rule.min_requests and self.total_failed >= rule.threshold * self.total
 
 
 class _Record:
     """One deployment's health. backoff > 0 means the breaker has tripped and not yet closed again."""
 
-    __slots__ = ("failures", "open_until", "backoff", "probe_since", "throttle")
+    __slots__ = ("failures", "open_until", "backoff", "probe_since", "throttle", "window", "offences",
+                 "recovered_at")
 
     def __init__(self):
         self.failures = 0  # consecutive failures counted while the breaker was closed
@@ -64,6 +146,9 @@ class _Record:
         self.backoff = 0.0  # current breaker cool-down length; 0 = breaker closed
         self.probe_since: float | None = None  # when the half-open probe was sent
         self.throttle = 0.0  # current throttle cool-down length; 0 = not throttled since the last success
+        self.window: _Window | None = None  # the error-rate window, from the first failure since the breaker closed
+        self.offences = 0  # earlier ejections in the current run of repeat offences
+        self.recovered_at = _NEVER  # when the breaker last closed again
 
     def probe_blocks(self, now: float) -> bool:
         """A probe is in flight and not yet stale (in flight for less than the cool-down)."""
@@ -113,6 +198,11 @@ class HealthBook:
             return PROBE_IN_FLIGHT
         return None
 
+    def is_ejected(self, name: str) -> bool:
+        """The breaker has tripped and not closed again (open or half-open); a cool-down alone is not ejection."""
+        rec = self._records.get(name)
+        return rec is not None and rec.backoff > 0
+
     # --- outcomes (the dispatcher reports these) ------------------------------------------------------------------
 
     def on_attempt(self, name: str, now: float) -> None:
@@ -128,6 +218,7 @@ class HealthBook:
             rec.probe_since = None
 
     def on_success(self, name: str, now: float) -> None:
+        """An answer, however slow: slowness is for latency-aware strategies to weigh, never a failure."""
         rec = self._records.get(name)
         if rec is None:
             return
@@ -136,7 +227,21 @@ class HealthBook:
             # and must not cut short a cool-down the upstream asked for.
             rec.failures = 0
             return
-        del self._records[name]
+        if rec.backoff:  # the half-open probe answered
+            self._close(rec, now)
+            return
+        rec.failures = 0
+        rec.throttle = 0.0
+        if rec.window is not None:
+            rec.window.record(now, failed=False)
+        self._forget_if_clean(name, rec, now)
+
+    def on_probe_success(self, name: str, now: float) -> None:
+        """An active health check answered: an ejected deployment is closed again at once (its offences are
+        remembered), so the next customer request is not its probe."""
+        rec = self._records.get(name)
+        if rec is not None and rec.backoff:
+            self._close(rec, now)
 
     def on_failure(
         self, name: str, now: float, *, retry_after: float | None = None, throttled: bool = False,
@@ -165,9 +270,38 @@ class HealthBook:
             # else: a request sent before the breaker opened; the breaker already acted on its kind.
             return
         rec.failures += 1
-        if rec.failures >= policy.failure_threshold:
-            rec.backoff = policy.cooldown
-            rec.open_until = max(rec.open_until, now + policy.cooldown)
+        rule = policy.error_rate
+        if rule is not None:
+            if rec.window is None:
+                rec.window = _Window(rule.window_s, now)
+            rec.window.record(now, failed=True)
+        if rec.failures >= policy.failure_threshold or (rule is not None and rec.window.trips(rule)):
+            self._trip(rec, now)
+
+    def _trip(self, rec: _Record, now: float) -> None:
+        policy = self.policy
+        repeat = now - rec.recovered_at < policy.repeat_memory
+        rec.offences = rec.offences + 1 if repeat else 0
+        rec.backoff = min(policy.cooldown * 2.0 ** min(rec.offences, 64), policy.max_cooldown)
+        rec.open_until = max(rec.open_until, now + rec.backoff)
+        rec.window = None
+
+    def _close(self, rec: _Record, now: float) -> None:
+        rec.backoff = 0.0
+        rec.open_until = _NEVER
+        rec.probe_since = None
+        rec.failures = 0
+        rec.throttle = 0.0
+        rec.window = None
+        rec.recovered_at = now  # kept while the repeat memory lasts; the record goes at a later clean success
+
+    def _forget_if_clean(self, name: str, rec: _Record, now: float) -> None:
+        """Drop a record that no longer says anything: no failure in its window, no offence to remember."""
+        if rec.window is not None and rec.window.failures(now):
+            return
+        if now - rec.recovered_at < self.policy.repeat_memory:
+            return
+        del self._records[name]
 
     def _throttle(self, rec: _Record, now: float) -> None:
         if rec.throttle and now < rec.open_until:
@@ -188,6 +322,10 @@ class HealthBook:
                 "cooldown": rec.backoff,
                 "probe_since": rec.probe_since,
                 "throttle": rec.throttle,
+                "offences": rec.offences,
+                "recovered_at": None if rec.recovered_at == _NEVER else rec.recovered_at,
+                "window": None if rec.window is None else {
+                    "requests": rec.window.total, "failures": rec.window.total_failed},
             }
             for name, rec in self._records.items()
         }

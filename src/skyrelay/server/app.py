@@ -17,6 +17,7 @@ import orjson
 
 from .. import errors
 from ..dispatch import Dispatcher, Outcome
+from ..health_checks import HealthChecker
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
 
@@ -50,6 +51,7 @@ class Gateway:
         self._id_prefix = os.urandom(5).hex()
         self._requests = 0
         self.server: HttpServer | None = None
+        self.health_checker = HealthChecker(self.dispatcher, config.deployments())
         self._register_routes()
 
     def _register_routes(self) -> None:
@@ -82,12 +84,14 @@ class Gateway:
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
             max_body_bytes=server.max_body_bytes,
         )
+        self.health_checker.start()
         return self.server
 
     async def close(self) -> None:
         if self.server is not None:
             await self.server.close()
             self.server = None
+        await self.health_checker.close()
         await self.dispatcher.aclose()
 
     @property

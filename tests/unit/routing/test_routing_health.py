@@ -7,7 +7,7 @@ import pytest
 
 from skyrelay.routing.health import BreakerPolicy, HealthBook
 
-POLICY = BreakerPolicy(failure_threshold=3, cooldown=10.0, max_cooldown=35.0)
+POLICY = BreakerPolicy(failure_threshold=3, cooldown=10.0, max_cooldown=35.0, repeat_memory=100.0)
 D = "dep-a"
 
 
@@ -84,9 +84,14 @@ CASES = [
         [(36.0, "closed", True, 0.0, None)],
     ),
     (
-        "after closing, the first trip uses the base cooldown again",
+        "ejected again soon after closing: a repeat offence, the base cooldown doubled",
         [fail(1), fail(2), fail(3), attempt(13), fail(13), attempt(33), ok(34), fail(35), fail(36), fail(37)],
-        [(37.0, "open", False, 10.0, "circuit open")],
+        [(37.0, "open", False, 20.0, "circuit open")],
+    ),
+    (
+        "ejected again after the repeat memory: the base cooldown again",
+        [fail(1), fail(2), fail(3), attempt(13), fail(13), attempt(33), ok(34), fail(135), fail(136), fail(137)],
+        [(137.0, "open", False, 10.0, "circuit open")],
     ),
     (
         "a late failure while open neither extends nor doubles",
@@ -225,13 +230,17 @@ def test_snapshot_is_small_and_json_ready():
     book = run([fail(1), fail(2), fail(3), attempt(13)])
     book.on_failure("dep-b", 5.0, retry_after=2.0)
     book.on_failure("dep-c", 5.0)
-    book.on_success("dep-c", 6.0)  # healthy again: no record kept
+    book.on_success("dep-c", 6.0)  # the failure is still in the error-rate window
+    book.on_success("dep-c", 36.0)  # healthy again, and the failure has left the window: no record kept
     book.on_failure("dep-d", -4.0)  # any clock works, even one below zero
     snap = book.snapshot()
     assert snap == {
-        D: {"failures": 3, "open_until": 13.0, "cooldown": 10.0, "probe_since": 13.0, "throttle": 0.0},
-        "dep-b": {"failures": 0, "open_until": 7.0, "cooldown": 0.0, "probe_since": None, "throttle": 0.0},
-        "dep-d": {"failures": 1, "open_until": None, "cooldown": 0.0, "probe_since": None, "throttle": 0.0},
+        D: {"failures": 3, "open_until": 13.0, "cooldown": 10.0, "probe_since": 13.0, "throttle": 0.0,
+            "offences": 0, "recovered_at": None, "window": None},
+        "dep-b": {"failures": 0, "open_until": 7.0, "cooldown": 0.0, "probe_since": None, "throttle": 0.0,
+                  "offences": 0, "recovered_at": None, "window": None},
+        "dep-d": {"failures": 1, "open_until": None, "cooldown": 0.0, "probe_since": None, "throttle": 0.0,
+                  "offences": 0, "recovered_at": None, "window": {"requests": 1, "failures": 1}},
     }
     assert book.is_available("dep-d", -4.0)
     json.dumps(snap)
