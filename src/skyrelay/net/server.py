@@ -80,6 +80,9 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
         server = self.server
+        if server.draining:  # accepted just before the listener closed: close() has passed its connections by
+            transport.abort()
+            return
         if len(server.connections) >= server.max_connections:
             self._refuse(503, refusals.AT_CAPACITY, None)  # not counted: it is answered, then closed
             return

@@ -601,6 +601,19 @@ async def test_graceful_close_lets_an_in_flight_request_finish():
 
 
 @on_each_loop
+async def test_a_connection_accepted_while_the_server_closes_is_dropped():
+    """The loop may hand over a connection it accepted just before the listener closed, after close() has gone
+    through the open ones: it would be served, and never closed, by a server that is gone."""
+    async with serving(echo) as server:
+        server.draining = True  # as close() sets it first
+        peer = await Peer.open(server.port)
+        await peer.send(get())
+        assert await peer.at_eof() == b""
+        assert not server.connections
+        server.draining = False
+
+
+@on_each_loop
 async def test_graceful_close_aborts_what_outlives_the_grace():
     cancelled = asyncio.Event()
 
