@@ -39,9 +39,9 @@ class Refused(Exception):
         self.path = path
 
 
-def unsupported_encoding(value: str) -> Refused:
-    return Refused(501, f"Transfer-Encoding {value!r} is not supported; send the body with Content-Length or "
-                        "'Transfer-Encoding: chunked'")
+def unsupported_encoding(value: str, path: str) -> Refused:
+    return Refused(501, f"Transfer-Encoding {value[:100]!r} is not supported; send the body with Content-Length "
+                        "or 'Transfer-Encoding: chunked'", path)
 
 
 def from_parser_error(reason: str) -> tuple[int, str]:

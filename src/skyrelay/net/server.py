@@ -180,7 +180,7 @@ class _Connection(asyncio.Protocol):
             raise Refused(400, refusals.HOST_REQUIRED, path)
         encoding = headers.get("transfer-encoding")
         if encoding is not None and encoding.strip().lower() != "chunked":
-            raise refusals.unsupported_encoding(encoding)  # gzip, identity, `gzip, chunked`: bodies we cannot read
+            raise refusals.unsupported_encoding(encoding, path)  # gzip, identity, `gzip, chunked`: unreadable
         query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self.parser.get_method().decode("latin-1")
         self.request = req = Request(method, path, query, headers, self.client)
