@@ -77,6 +77,26 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class UnsupportedMediaType(GatewayError):
+    """A JSON route's body was sent with another Content-Type (or none): a browser's cross-site form post."""
+
+    status = 415
+    type = "invalid_request_error"
+
+
+class HttpRefused(GatewayError):
+    """The HTTP layer refused the request before any route saw it (malformed, too slow, too many headers, an
+    unsupported version or encoding, too many connections). Not logged: each is one client's doing."""
+
+    type = "invalid_request_error"
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        if status in (500, 503):
+            self.type = "api_error"
+
+
 class RateLimited(GatewayError):
     """The gateway's own limits (or every deployment's) refuse the request for now."""
 

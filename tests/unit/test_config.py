@@ -90,6 +90,12 @@ CASES = [
     ("server.port", -1, "server.port", "must be between 0 and 65535"),
     ("server.port", 1.5, "server.port", "expected an integer"),
     ("server.max_body_bytes", 0, "server.max_body_bytes", "must be > 0"),
+    ("server.max_connections", 0, "server.max_connections", "must be >= 1"),
+    ("server.max_connections", 1.5, "server.max_connections", "expected an integer"),
+    ("server.head_timeout", 0, "server.head_timeout", "must be > 0"),
+    ("server.head_timeout", "10s", "server.head_timeout", "expected a number"),
+    ("server.body_timeout", -1, "server.body_timeout", "must be > 0"),
+    ("server.body_timeout", 7200, "server.body_timeout", "must be <= 3600"),
     ("server.host", "http://0.0.0.0", "server.host", "expected a host name"),
     ("server.host", ["x"], "server.host", "expected a string, got a list"),
     ("server.master_key", "", "server.master_key", "is empty"),
@@ -369,6 +375,7 @@ def test_defaults():
     ]}}}, env={})
     assert config.server.host == "127.0.0.1" and config.server.port == 4000
     assert config.server.max_body_bytes == 4 * 1024 * 1024 and config.server.master_key is None
+    assert (config.server.max_connections, config.server.head_timeout, config.server.body_timeout) == (10_000, 10, 30)
     group = config.model_groups["g"]
     assert (group.strategy, group.max_attempts, group.fallbacks) == ("weighted", 3, ())
     assert group.on_unsupported == "fail_over"  # a mixed group must not answer 400 by the luck of the pick

@@ -15,6 +15,9 @@ from ..routing.health import BreakerPolicy
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000
+DEFAULT_HEAD_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_STRATEGY = "weighted"
 UNSUPPORTED_POLICIES = ("fail_over", "reject")  # what a request feature one deployment cannot honour does
 DEFAULT_ON_UNSUPPORTED = "fail_over"
@@ -164,6 +167,9 @@ class ServerConfig:
     port: int = DEFAULT_PORT  # 0: any free port
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     master_key: Secret | None = None  # None: development mode, any (or no) key is accepted
+    max_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS  # client connections open at once; more get 503
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT  # seconds for a request line and headers to arrive
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds a request body may pause between two pieces
 
 
 @dataclass(frozen=True, slots=True)

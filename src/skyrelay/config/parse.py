@@ -9,11 +9,12 @@ from . import fields
 from .deployments import read_deployment
 from .health import read_health
 from .fields import Context, child, item
-from .model import (DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
+from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS,
+                    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENT_CONNECTIONS, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
                     DEFAULT_STRATEGY, UNSUPPORTED_POLICIES, Config, Deployment, ModelGroup, Problem, ServerConfig)
 
 TOP_LEVEL_KEYS = ("server", "model_groups", "health")
-SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key")
+SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "deployments")
 STRATEGIES = ("weighted", "least_outstanding")
 
@@ -54,6 +55,12 @@ def _server(ctx: Context, value: Any) -> ServerConfig:
         max_body_bytes=fields.number(ctx, raw, "server", "max_body_bytes", integer=True, above=0,
                                      default=DEFAULT_MAX_BODY_BYTES),
         master_key=fields.secret(ctx, raw, "server", "master_key"),
+        max_connections=fields.number(ctx, raw, "server", "max_connections", integer=True, minimum=1,
+                                      default=DEFAULT_MAX_CLIENT_CONNECTIONS),
+        head_timeout=fields.number(ctx, raw, "server", "head_timeout", above=0, maximum=3600,
+                                   default=DEFAULT_HEAD_TIMEOUT),
+        body_timeout=fields.number(ctx, raw, "server", "body_timeout", above=0, maximum=3600,
+                                   default=DEFAULT_BODY_TIMEOUT),
     )
 
 

@@ -20,7 +20,11 @@ from .client_errors import (  # re-exported: callers catch them as client.Connec
     TotalTimeout,
 )
 
-_STALE_CLOSE_WINDOW = 0.5  # seconds: an idle close crossing our request arrives within a round trip
+# Seconds a pooled connection may sit idle and still be handed out. Upstreams close idle keep-alive connections
+# on their own clock (uvicorn, behind vLLM and SGLang: 5 s; nginx: 75 s); a close that crosses our request
+# cannot be told from a crash after the upstream began work, so it fails the attempt. Staying under the
+# shortest common timeout makes that crossing rare instead of routine.
+MAX_IDLE_REUSE = 4.0
 
 __all__ = [
     "ClientError", "ConnectFailed", "ConnectionClosed", "ConnectTimeout", "FirstByteTimeout", "HttpClient",
@@ -34,6 +38,7 @@ class HttpClient:
     def __init__(
         self, base_url: str, *, max_connections: int = 100, connect_timeout: float = 5.0,
         first_byte_timeout: float = 60.0, total_timeout: float = 600.0, ssl_context=None,
+        max_idle_reuse: float = MAX_IDLE_REUSE,
     ):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -47,6 +52,7 @@ class HttpClient:
         self.connect_timeout = connect_timeout
         self.first_byte_timeout = first_byte_timeout
         self.total_timeout = total_timeout
+        self.max_idle_reuse = max_idle_reuse
         self._idle: deque[PooledConnection] = deque()
         self._open = 0
         self._waiters: deque[asyncio.Future] = deque()
@@ -59,9 +65,9 @@ class HttpClient:
         if queued:  # first come, first served: a newcomer does not overtake requests already waiting
             await self._wait_turn(front=False)
         while True:
-            while self._idle:
-                conn = self._idle.pop()  # LIFO: the warmest connection, and idle ones at the bottom can time out
-                if not conn.closed:
+            if self._idle:
+                conn = self._reusable()
+                if conn is not None:
                     return conn, True
             if self._open < self.max_connections:
                 break
@@ -74,6 +80,28 @@ class HttpClient:
             self._open -= 1
             self._wake_waiter()
             raise
+
+    def _reusable(self) -> PooledConnection | None:
+        """The warmest idle connection (LIFO, so idle ones at the bottom can time out), dropping the ones that
+        are closing or have been idle too long: below a stale one, every other is staler."""
+        idle = self._idle
+        fresh_since = idle[-1].loop.time() - self.max_idle_reuse
+        while idle:
+            conn = idle.pop()
+            if conn.closed:
+                continue
+            if conn.idle_since >= fresh_since and not conn.transport.is_closing():
+                return conn
+            self._discard(conn)
+        return None
+
+    def _discard(self, conn: PooledConnection) -> None:
+        """Close an idle connection now and free its slot for the caller (connection_lost finds it forgotten)."""
+        conn.closed = True
+        if conn.counted:
+            conn.counted = False
+            self._open -= 1
+        conn.transport.close()
 
     async def _connect(self) -> PooledConnection:
         loop = asyncio.get_running_loop()
@@ -110,6 +138,7 @@ class HttpClient:
         if self._closed:
             conn.transport.close()
             return
+        conn.idle_since = conn.loop.time()
         self._idle.append(conn)
         self._wake_waiter()
 
@@ -138,17 +167,15 @@ class HttpClient:
     ) -> Response:
         """Send a request and return once the response head arrived; read the body from the Response."""
         head = self._head(method, path, headers, len(body))
-        loop = asyncio.get_running_loop()
         for attempt in (0, 1):
             conn, reused = await self._acquire()
-            sent_at = loop.time()
             try:
                 return await self._exchange(conn, head + body, first_byte_timeout, total_timeout)
             except ConnectionClosed as exc:
-                # A pooled connection the origin closed while idle (its close crossed our request): the request
-                # never reached a handler, so one retry on a fresh connection is safe, as every keep-alive client
-                # does. Only when the close came at once: a later one may follow work (a billed generation).
-                if reused and exc.before_response and attempt == 0 and loop.time() - sent_at < _STALE_CLOSE_WINDOW:
+                # Sent again only when the upstream provably never got it (the pooled connection's write failed):
+                # a close after the bytes left may follow real work upstream (a billed generation), so it is
+                # reported, and the dispatcher's failover decides.
+                if reused and exc.unsent and attempt == 0:
                     continue
                 raise
         raise AssertionError("unreachable")
@@ -170,7 +197,6 @@ class HttpClient:
     async def _exchange(self, conn: PooledConnection, payload: bytes, first_byte: float | None, total: float | None):
         loop = asyncio.get_running_loop()
         ex = conn.exchange = Exchange(loop)
-        conn.used += 1
         first_byte = first_byte or self.first_byte_timeout
         total = total or self.total_timeout
         # One timer at a time: first byte, then (only for bodies still arriving) what is left of the total.
@@ -180,7 +206,13 @@ class HttpClient:
         else:
             conn.arm_deadline(total, TotalTimeout, TOO_LONG, total)
         try:
-            conn.transport.write(payload)
+            transport = conn.transport
+            transport.write(payload)
+            if transport.is_closing():
+                # The write itself failed (both loops try the socket at once and close it on an error): nothing
+                # of this request left. A peer's close arriving later is reported by connection_lost instead.
+                raise ConnectionClosed("upstream closed the connection before the request was sent",
+                                       before_response=True, unsent=True)
             await ex.head_future
         except BaseException:
             conn.finish_exchange(ex)

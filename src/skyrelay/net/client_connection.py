@@ -104,8 +104,8 @@ class Exchange:
 
 
 class PooledConnection(asyncio.Protocol):
-    __slots__ = ("pool", "transport", "parser", "exchange", "closed", "reading_paused", "deadline", "used", "counted",
-                 "loop")
+    __slots__ = ("pool", "transport", "parser", "exchange", "closed", "reading_paused", "deadline", "counted",
+                 "loop", "idle_since")
 
     def __init__(self, pool: "HttpClient"):
         self.pool = pool
@@ -115,8 +115,8 @@ class PooledConnection(asyncio.Protocol):
         self.closed = False
         self.reading_paused = False
         self.deadline: asyncio.TimerHandle | None = None
-        self.used = 0  # exchanges served, so a reused connection's stale close can be told apart
         self.counted = True  # still counted in the pool's open connections
+        self.idle_since = 0.0  # loop time it went back to the pool: the pool stops reusing it when too old
 
     # --- transport events ---------------------------------------------------------------------------------------
 

@@ -30,9 +30,10 @@ class ReadTimeout(ClientError):
 class ConnectionClosed(ClientError):
     """The peer closed or reset the connection before the response was complete."""
 
-    def __init__(self, message: str, *, before_response: bool):
+    def __init__(self, message: str, *, before_response: bool, unsent: bool = False):
         super().__init__(message)
         self.before_response = before_response
+        self.unsent = unsent  # provably never reached the upstream (the write failed): safe to send again
 
 
 class ProtocolError(ClientError):

@@ -5,6 +5,11 @@ where every request pays it. It does only what a JSON API and SSE need: keep-ali
 bounded bodies (refused ones drained, so the 413 is not lost to a RST), `Expect: 100-continue`, whole responses
 in one write, chunked streaming with back-pressure, and cancelling the handler when the client goes away (so an
 abandoned request cancels its upstream call). `Upgrade` is ignored: the answer is plain HTTP/1.1.
+
+It also refuses what it cannot serve safely, before any handler runs (refusals.py has the statuses and
+messages): a head or body that arrives too slowly (408), too many connections (503), too many or too large
+headers (431), a version other than 1.0/1.1 (505), a Transfer-Encoding other than chunked (501), and an
+HTTP/1.1 request without exactly one Host (400). The application renders those answers (`error_reply`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections import deque
 
 import httptools
 
+from . import refusals
 from .messages import AbortConnection, Handler, Request, Response, StreamResponse, response_head
+from .refusals import ErrorReply, Refused
 from .stream_writer import CoalescingWriter, finish_stream, give_up_waiting
 
 __all__ = ["AbortConnection", "CannotListen", "Handler", "HttpServer", "Request", "Response", "StreamResponse", "start_server"]
@@ -26,22 +33,21 @@ log = logging.getLogger("skyrelay.server")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_QUEUED = 32  # pipelined requests held per connection before we stop reading and let TCP push back
 _LINGER = 5.0  # seconds a refused body may keep arriving after the answer (see _close_after_answer)
-_INTERNAL_ERROR = b'{"error":{"message":"internal server error","type":"api_error","param":null,"code":null}}'
-_BAD_REQUEST = b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error","param":null,"code":null}}'
-_HEAD_TOO_LARGE = (b'{"error":{"message":"the request line and headers are too large","type":"invalid_request_error",'
-                   b'"param":null,"code":null}}')
 _MAX_HEAD_BYTES = 64 * 1024  # request line + headers: far above any real client, far below a memory problem
+_SWEEP_PERIOD = 1.0  # at most, seconds between the timeout sweeps: the head and body timeouts' granularity
 
-
-class _HeadTooLarge(Exception):
-    """Raised inside a parser callback to stop parsing a head past _MAX_HEAD_BYTES."""
+# What a connection waits for, which says which timeout applies (checked by the server's sweep, not per request).
+_NEW = 0  # a new connection's first byte: closed silently after the head timeout
+_IDLE = 1  # between requests (or a handler is running): closed silently after the keep-alive timeout, if idle
+_HEAD = 2  # the rest of a head whose first byte came: 408 after the head timeout
+_BODY = 3  # more of a body: 408 when none came for the body timeout
 
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "parser", "url", "headers", "request", "queue", "task", "paused",
         "drain_waiter", "closed", "idle_since", "client", "discarding", "reading_paused", "continue_owed",
-        "final_reply", "head_size",
+        "final_reply", "head_size", "header_lines", "repeated", "waiting", "since",
     )
 
     def __init__(self, server: "HttpServer"):
@@ -63,6 +69,10 @@ class _Connection(asyncio.Protocol):
         self.continue_owed = False  # a `100 Continue` that must wait until earlier answers are out
         self.final_reply: bytes | None = None  # an error to send after the answers still owed, then close
         self.head_size = 0  # bytes of the request line and headers so far
+        self.header_lines = 0
+        self.repeated: dict[str, list[str]] | None = None  # values of headers seen more than once, joined at the end
+        self.waiting = _NEW
+        self.since = server.clock  # when `waiting` began (or the last body bytes came), on the sweep's clock
 
     # --- transport events ---------------------------------------------------------------------------------------
 
@@ -70,7 +80,14 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
-        self.server.connections.add(self)
+        server = self.server
+        if server.draining:  # accepted just before the listener closed: close() has passed its connections by
+            transport.abort()
+            return
+        if len(server.connections) >= server.max_connections:
+            self._refuse(503, refusals.AT_CAPACITY, None)  # not counted: it is answered, then closed
+            return
+        server.connections.add(self)
         self.idle_since = asyncio.get_running_loop().time()
 
     def connection_lost(self, exc):
@@ -91,10 +108,12 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if self.discarding:  # bytes after a refused body need no second answer
                 return
-            if isinstance(exc.__context__, _HeadTooLarge):
-                self._refuse(431, _HEAD_TOO_LARGE)
+            refused = exc.__context__
+            if isinstance(refused, Refused):
+                self._refuse(refused.status, refused.message, refused.path)
             else:
-                self._refuse(400, _BAD_REQUEST)
+                status, message = refusals.from_parser_error(str(exc))
+                self._refuse(status, message, self._path_so_far())
 
     def pause_writing(self):
         self.paused = True
@@ -110,31 +129,66 @@ class _Connection(asyncio.Protocol):
         self.url = b""
         self.headers = {}
         self.head_size = 0
+        self.header_lines = 0
+        self.repeated = None
+        self.waiting = _HEAD
+        self.since = self.server.clock
 
     def on_url(self, url: bytes):
         self.url += url
-        self._count_head(len(url))
-
-    def _count_head(self, size: int) -> None:
-        self.head_size += size
+        self.head_size += len(url)
         if self.head_size > _MAX_HEAD_BYTES:
-            raise _HeadTooLarge()
+            raise Refused(431, refusals.HEAD_TOO_LARGE)  # the path may be cut: the default format
 
     def on_header(self, name: bytes, value: bytes):
-        self._count_head(len(name) + len(value))
+        self.head_size += len(name) + len(value)
+        self.header_lines += 1
+        if self.head_size > _MAX_HEAD_BYTES or self.header_lines > refusals.MAX_HEADER_LINES:
+            too_many = self.header_lines > refusals.MAX_HEADER_LINES
+            raise Refused(431, refusals.TOO_MANY_HEADERS if too_many else refusals.HEAD_TOO_LARGE,
+                          self._path_so_far())
         key = name.decode("latin-1").lower()
-        val = value.decode("latin-1")
-        prev = self.headers.get(key)
-        self.headers[key] = val if prev is None else f"{prev}, {val}"
+        headers = self.headers
+        if key in headers:
+            self._repeat(key, value.decode("latin-1"))
+        else:
+            headers[key] = value.decode("latin-1")
+
+    def _repeat(self, key: str, value: str) -> None:
+        """Collected, then joined once at the end of the head: joining as they come is quadratic."""
+        if self.repeated is None:
+            self.repeated = {}
+        values = self.repeated.get(key)
+        if values is None:
+            self.repeated[key] = [self.headers[key], value]
+        else:
+            values.append(value)
 
     def on_headers_complete(self):
         parsed = httptools.parse_url(self.url)
         path = parsed.path.decode("latin-1")
+        headers = self.headers
+        if self.repeated is not None:
+            if "host" in self.repeated:
+                raise Refused(400, refusals.HOST_REQUIRED, path)
+            for key, values in self.repeated.items():
+                headers[key] = ", ".join(values)
+        version = self.parser.get_http_version()
+        if version != "1.1":
+            if version != "1.0":  # llhttp reads 2.0 and 0.9; it refuses the others itself (from_parser_error)
+                raise Refused(505, refusals.UNSUPPORTED_VERSION, path)
+        elif "host" not in headers:
+            raise Refused(400, refusals.HOST_REQUIRED, path)
+        encoding = headers.get("transfer-encoding")
+        if encoding is not None and encoding.strip().lower() != "chunked":
+            raise refusals.unsupported_encoding(encoding, path)  # gzip, identity, `gzip, chunked`: unreadable
         query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self.parser.get_method().decode("latin-1")
-        self.request = req = Request(method, path, query, self.headers, self.client)
-        req.http10 = self.parser.get_http_version() == "1.0"
-        length = self.headers.get("content-length")
+        self.request = req = Request(method, path, query, headers, self.client)
+        req.http10 = version == "1.0"
+        self.waiting = _BODY
+        self.since = self.server.clock
+        length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.server.max_body_bytes:
             self._too_large(req)
         elif self.headers.get("expect", "").lower() == "100-continue":
@@ -144,6 +198,7 @@ class _Connection(asyncio.Protocol):
                 self.continue_owed = True  # written now, it would land inside an earlier (streaming) answer
 
     def on_body(self, body: bytes):
+        self.since = self.server.clock
         req = self.request
         if req is None or req.body_too_large:
             return
@@ -157,6 +212,7 @@ class _Connection(asyncio.Protocol):
             self._too_large(req)
 
     def on_message_complete(self):
+        self.waiting = _IDLE
         req = self.request
         if req is None or req.body_too_large:
             return
@@ -184,7 +240,7 @@ class _Connection(asyncio.Protocol):
             # llhttp handed this request's body to the other protocol: the queued request lacks it.
             if self.queue and self.queue[-1][0] is req:
                 self.queue.pop()
-            self._refuse(400, _BAD_REQUEST)
+            self._refuse(400, refusals.MALFORMED, req.path)
             return
         self.parser = httptools.HttpRequestParser(self)  # the old one stays stopped at the upgrade
         if offset < len(data):
@@ -214,6 +270,7 @@ class _Connection(asyncio.Protocol):
                     return
             if self.continue_owed and not self.closed:
                 self.continue_owed = False
+                self.since = self.server.clock  # the body's wait starts now
                 self.transport.write(_CONTINUE)
             if self.final_reply is not None and not self.closed:
                 self._send_final_reply()
@@ -235,7 +292,7 @@ class _Connection(asyncio.Protocol):
             raise
         except Exception:
             log.exception("unhandled error in handler for %s %s", req.method, req.path)
-            resp = Response(500, _INTERNAL_ERROR, [("content-type", "application/json")])
+            resp = self.server.error_reply(500, refusals.INTERNAL_ERROR, req.path)
         if self.closed:
             if isinstance(resp, StreamResponse):
                 await finish_stream(resp)  # never sent, but it may hold an upstream connection
@@ -296,15 +353,25 @@ class _Connection(asyncio.Protocol):
             stall.cancel()
             self.drain_waiter = None
 
-    def _refuse(self, status: int, body: bytes):
-        """Answer what cannot be parsed, after the answers still owed to earlier requests, then close."""
+    def _refuse(self, status: int, message: str, path: str | None):
+        """Answer what cannot be served, after the answers still owed to earlier requests, then close."""
         if self.transport is None or self.closed or self.final_reply is not None:
             return
         self.discarding = True  # nothing after a parse error can be trusted
-        head = response_head(status, [("content-type", "application/json")], f"content-length: {len(body)}", False)
-        self.final_reply = head + body
+        resp = self.server.error_reply(status, message, path)
+        head = response_head(status, resp.headers, f"content-length: {len(resp.body)}", False)
+        self.final_reply = head + resp.body
         if self.task is None:
             self._send_final_reply()
+
+    def _path_so_far(self) -> str | None:
+        """The path of the request being parsed, for a refusal's format; None if its request line is unread."""
+        if not self.url:
+            return None
+        try:
+            return httptools.parse_url(self.url).path.decode("latin-1")
+        except httptools.HttpParserInvalidURLError:
+            return None
 
     def _send_final_reply(self):
         self.transport.write(self.final_reply)
@@ -334,6 +401,28 @@ class _Connection(asyncio.Protocol):
             return True
         return False
 
+    def expire(self, now: float, server: "HttpServer") -> None:
+        """The sweep's check of this connection's timeouts (`since` is on the sweep's clock, so up to one period
+        older than the truth: a timeout never fires early, and late by two periods at most)."""
+        if self.discarding:
+            return  # answered already; closing on its own
+        if self.reading_paused or self.continue_owed:
+            self.since = now  # the client waits for us (we stopped reading, or owe it a `100 Continue`)
+            return
+        waiting = self.waiting
+        if waiting == _IDLE:
+            if self.idle_since < now - server.keepalive_timeout:
+                self.close_if_idle()
+        elif waiting == _NEW:
+            if self.since < now - server.head_timeout - server.sweep_period:
+                self.close_if_idle()  # nothing to answer: it never said anything
+        elif waiting == _HEAD:
+            if self.since < now - server.head_timeout - server.sweep_period:
+                self._refuse(408, refusals.HEAD_TIMEOUT, self._path_so_far())
+        elif self.since < now - server.body_timeout - server.sweep_period:
+            req = self.request
+            self._refuse(408, refusals.BODY_TIMEOUT, req.path if req is not None else None)
+
 
 class CannotListen(OSError):
     """The address could not be bound (in use, not this host's, privileged): one line an operator can act on."""
@@ -348,11 +437,19 @@ class HttpServer:
     """A listening server; `port` is the bound port (useful with port 0)."""
 
     def __init__(self, handler: Handler, *, max_body_bytes: int, keepalive_timeout: float,
-                 write_timeout: float = 60.0):
+                 write_timeout: float = 60.0, head_timeout: float = 10.0, body_timeout: float = 30.0,
+                 max_connections: int = 10_000, error_reply: ErrorReply | None = None):
         self.handler = handler
         self.max_body_bytes = max_body_bytes
         self.keepalive_timeout = keepalive_timeout
         self.write_timeout = write_timeout  # how long a response may wait for a client that does not read
+        self.head_timeout = head_timeout  # from a head's first byte to its end (and a new connection's first byte)
+        self.body_timeout = body_timeout  # between two pieces of a request body
+        self.max_connections = max_connections  # above it, a new connection is answered 503 and closed
+        self.error_reply = error_reply or refusals.default_error_reply
+        # One timer for all connections instead of one re-armed per request: the timeouts need no precision.
+        self.sweep_period = min(_SWEEP_PERIOD, max(0.01, min(keepalive_timeout, head_timeout, body_timeout) / 4))
+        self.clock = 0.0  # the loop's time at the last sweep: what connections stamp their phases with
         self.connections: set[_Connection] = set()
         self._server: asyncio.base_events.Server | None = None
         self.host = ""
@@ -369,20 +466,18 @@ class HttpServer:
             raise CannotListen(host, port, exc) from None
         sock = self._server.sockets[0].getsockname()
         self.host, self.port = sock[0], sock[1]
+        self.clock = loop.time()
         self._schedule_sweep()
         return self
 
     def _schedule_sweep(self) -> None:
-        # One timer for all connections instead of one re-armed per request: idle expiry needs no precision.
-        period = max(0.05, min(self.keepalive_timeout / 4, 5.0))
-        self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep)
+        self._sweeper = asyncio.get_running_loop().call_later(self.sweep_period, self._sweep)
 
     def _sweep(self) -> None:
-        """Close connections idle (or stuck before a whole request arrived) past the keep-alive timeout."""
-        expired = asyncio.get_running_loop().time() - self.keepalive_timeout
+        """Advance the clock; close idle connections past the keep-alive timeout, answer slow requests 408."""
+        self.clock = now = asyncio.get_running_loop().time()
         for conn in list(self.connections):
-            if conn.idle_since < expired:
-                conn.close_if_idle()
+            conn.expire(now, self)
         self._schedule_sweep()
 
     async def close(self, grace: float = 5.0) -> None:
@@ -408,9 +503,8 @@ class HttpServer:
 
 async def start_server(
     handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
-    max_body_bytes: int = 4 * 1024 * 1024, keepalive_timeout: float = 75.0, write_timeout: float = 60.0,
+    max_body_bytes: int = 4 * 1024 * 1024, keepalive_timeout: float = 75.0, **options,
 ) -> HttpServer:
+    """Options: write_timeout, head_timeout, body_timeout, max_connections, error_reply (see HttpServer)."""
     return await HttpServer(handler, max_body_bytes=max_body_bytes, keepalive_timeout=keepalive_timeout,
-                            write_timeout=write_timeout).start(
-        host, port
-    )
+                            **options).start(host, port)

@@ -47,9 +47,8 @@ def register(gateway: "Gateway") -> None:
         except errors.GatewayError as err:
             return _error(err, request_id)
 
-    gateway.add_route("/v1/messages", Route("POST", messages, protocol.render_error, error_reply=_new_error))
-    gateway.add_route("/v1/messages/count_tokens",
-                      Route("POST", count_tokens, protocol.render_error, error_reply=_new_error))
+    for path, handler in (("/v1/messages", messages), ("/v1/messages/count_tokens", count_tokens)):
+        gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=_new_error, json_body=True))
 
 
 def _new_error(err: errors.GatewayError) -> Response:

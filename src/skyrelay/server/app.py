@@ -36,8 +36,11 @@ class Route:
     render_error: ErrorRenderer
     authenticated: bool = True
     # A protocol whose errors carry more than a body (Anthropic's request-id header) answers them itself, also for
-    # errors raised before its handler runs (authentication, method, body size).
+    # errors raised before its handler runs (authentication, method, body size) and the HTTP layer's own.
     error_reply: Callable[[errors.GatewayError], Response] | None = None
+    # The body must be JSON: any other Content-Type is refused (415), so that a browser's cross-site "simple"
+    # POST (text/plain, a form), which needs no CORS preflight, never reaches a handler.
+    json_body: bool = False
 
 
 class Gateway:
@@ -82,7 +85,8 @@ class Gateway:
         server = self.config.server
         self.server = await start_server(
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
-            max_body_bytes=server.max_body_bytes,
+            max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
+            max_connections=server.max_connections, error_reply=self.http_error,
         )
         self.health_checker.start()
         return self.server
@@ -105,12 +109,24 @@ class Gateway:
     # --- requests -----------------------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | StreamResponse:
-        resp = await self._route(request)
+        return self._named(await self._route(request))
+
+    def _named(self, resp: Response | StreamResponse) -> Response | StreamResponse:
         # Every answer names its request, as OpenAI's do (the SDKs expose it as `_request_id`): the handle a user
         # quotes when asking what happened. A per-process prefix and a counter: unique, and nearly free.
         self._requests += 1
         resp.headers.append(("x-request-id", f"req_{self._id_prefix}{self._requests:x}"))
         return resp
+
+    def http_error(self, status: int, message: str, path: str | None) -> Response:
+        """The HTTP layer's own refusals (400, 408, 431, 500, 501, 503, 505) in the format of the route the
+        request was for; OpenAI's when the path is unknown (not read yet) or not a route."""
+        route = self.routes.get(path) if path is not None else None
+        err = errors.HttpRefused(status, message)
+        if route is not None and route.error_reply is not None:
+            return self._named(route.error_reply(err))
+        render = route.render_error if route is not None else openai_protocol.render_error
+        return self._named(error_response(err, render))
 
     async def _route(self, request: Request) -> Response | StreamResponse:
         route = self.routes.get(request.path) or self._prefix_route(request.path)
@@ -124,6 +140,8 @@ class Gateway:
                     "accepts")
             if request.method != route.method:
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
+            if route.json_body and not is_json(request.headers.get("content-type")):
+                raise _not_json(request.headers.get("content-type"))
             if route.authenticated:
                 self.authenticate(request.headers)
             return await route.handler(request)
@@ -160,9 +178,26 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
     retry_after = getattr(err, "retry_after", None)
     if retry_after is not None and retry_after == retry_after and retry_after != float("inf"):  # finite only
         headers.append(("retry-after", str(max(1, round(retry_after)))))
-    if err.status >= 500 and not isinstance(err, errors.InternalError):  # that one was logged with its traceback
+    # An InternalError was logged with its traceback already; an HttpRefused is the client's (a 5xx by protocol only).
+    if err.status >= 500 and not isinstance(err, (errors.InternalError, errors.HttpRefused)):
         log.warning("request failed: %s", err.message)
     return Response(err.status, render(err), headers)
+
+
+def is_json(content_type: str | None) -> bool:
+    """application/json or application/*+json, parameters (charset) allowed, in any case."""
+    if content_type is None:
+        return False
+    if content_type == "application/json":  # what nearly every client sends: no parsing
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _not_json(content_type: str | None) -> errors.UnsupportedMediaType:
+    sent = f"Content-Type {content_type[:100]!r}" if content_type is not None else "no Content-Type"
+    return errors.UnsupportedMediaType(f"the body must be JSON, sent with 'Content-Type: application/json'; "
+                                       f"this request has {sent}")
 
 
 def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
