@@ -12,6 +12,7 @@ import dataclasses
 import orjson
 import pytest
 
+from skyrelay import errors
 from skyrelay.config import parse_config
 from skyrelay.net import refusals
 from skyrelay.server import Gateway
@@ -115,7 +116,8 @@ async def test_a_handlers_crash_is_a_500_in_the_routes_format():
         app.routes["/v1/messages/count_tokens"] = dataclasses.replace(app.routes["/v1/messages/count_tokens"],
                                                                       handler=broken)
         reply = await exchange(app, request("/v1/messages/count_tokens"))
-        assert anthropic_error(reply, 500, "api_error") == refusals.INTERNAL_ERROR
+        # The gateway's own catch-all answers before the server's last-resort 500: the same shape, its own words.
+        assert anthropic_error(reply, 500, "api_error") == errors.InternalError().message
         assert b"sk-secret" not in reply.body
 
 
