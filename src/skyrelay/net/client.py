@@ -1,6 +1,6 @@
 """A lean, pooled HTTP/1.1 client for upstream calls: asyncio Protocol + httptools.
 
-httpx collapses under concurrency and aiohttp costs ~2.5x the CPU per request (FIELD-NOTES); a gateway sends
+httpx collapses under concurrency and aiohttp costs ~2.5x the CPU per request (docs/performance.md); a gateway sends
 one request shape over and over to a few origins, so a small keep-alive pool per origin is all it needs.
 Timeouts are deadlines armed with `call_later` (cheaper than `asyncio.timeout`), by phase: connect, first byte
 (the status line and headers), stall (the same limit, between pieces of a body still arriving), total (the whole

@@ -1,6 +1,6 @@
 """A lean HTTP/1.1 server: asyncio Protocol + httptools, no framework.
 
-Measured (FIELD-NOTES) at roughly half the CPU per request of uvicorn + raw ASGI, which matters on a gateway
+Measured (docs/performance.md) at roughly half the CPU per request of uvicorn + raw ASGI, which matters on a gateway
 where every request pays it. It does only what a JSON API and SSE need: keep-alive, pipelining (bounded),
 bounded bodies (refused ones drained, so the 413 is not lost to a RST), `Expect: 100-continue`, whole responses
 in one write, chunked streaming with back-pressure, and cancelling the handler when the client goes away (so an
