@@ -1,6 +1,7 @@
 import pytest
 
 from .harness import BackgroundLoop, start_stack
+from .hostile import Poster, start_hostile_stack
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,13 @@ def make_stack(bg):
     yield make
     for s in made:
         s.close()
+
+
+@pytest.fixture(scope="module")
+def hostile(bg):
+    """Every deployment of the six emulated clouds alone in its own group, and a client that posts raw bodies."""
+    stack = start_hostile_stack(bg)
+    poster = Poster(stack)
+    yield stack, poster
+    poster.close()
+    stack.close()

@@ -16,8 +16,7 @@ import pytest
 
 from skyrelay.protocols.fields import MAX_NESTING
 
-from .hostile import MAX_BODY_BYTES, Poster, assert_no_deployment_charged, chat_models, embed_models, \
-    start_hostile_stack
+from .hostile import MAX_BODY_BYTES, assert_no_deployment_charged, chat_models, embed_models
 from .test_malformed_inputs import ANTHROPIC_REQUEST, OPENAI_REQUEST, paths
 
 EMBED_REQUEST = {"model": "embed", "input": ["one", "two"], "encoding_format": "float"}
@@ -46,15 +45,6 @@ WRONG_TYPES = [None, True, 0, -1, 2.5, "", "s", [], [None], {}, {"k": "v"}]
 NOT_OBJECTS = [b"", b" ", b" \r\n\t ", b"1", b"-0", b'"text"', b"null", b"true", b"[]", b"[{}]",
                b'[{"model": "chat"}]', b"{", b"{}", b'{"model": "chat"', b"\xef\xbb\xbf{}", b"{}{}"]
 SAMPLES = {CHAT: OPENAI_REQUEST, EMBED: EMBED_REQUEST, MESSAGES: ANTHROPIC_REQUEST, COUNT: ANTHROPIC_REQUEST}
-
-
-@pytest.fixture(scope="module")
-def hostile(bg):
-    stack = start_hostile_stack(bg)
-    poster = Poster(stack)
-    yield stack, poster
-    poster.close()
-    stack.close()
 
 
 def with_hole(sample: dict, path: tuple, model: str) -> bytes:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import copy
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .hostile import Poster, assert_no_deployment_charged, chat_models, embed_models, start_hostile_stack
+from .hostile import assert_no_deployment_charged, chat_models, embed_models
 from .test_hostile_inputs import CHAT, COUNT, EMBED, MESSAGES, SAMPLES
 from .test_malformed_inputs import paths
 
@@ -24,15 +23,6 @@ scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=25)
-
-
-@pytest.fixture(scope="module")
-def hostile(bg):
-    stack = start_hostile_stack(bg)
-    poster = Poster(stack)
-    yield stack, poster
-    poster.close()
-    stack.close()
 
 
 def model_for(route: str, index: int) -> str:
