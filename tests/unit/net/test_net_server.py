@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from skyrelay.net import server as server_module
+from skyrelay.net import server_connection
 from skyrelay.net.server import AbortConnection, Request, Response, StreamResponse, start_server
 from tests.support.http_peer import Peer, echo, get, post, serving
 from tests.support.loops import on_each_loop
@@ -503,13 +503,13 @@ async def test_client_disconnect_mid_stream_closes_the_generator():
 async def test_slow_reader_gets_every_byte_in_order_under_back_pressure(monkeypatch):
     """20 MB streamed to a reader that stalls, then reads slowly: nothing may be lost, duplicated or reordered."""
     pauses = []
-    original = server_module._Connection.pause_writing
+    original = server_connection.ServerConnection.pause_writing
 
     def counting_pause(self):
         pauses.append(1)
         original(self)
 
-    monkeypatch.setattr(server_module._Connection, "pause_writing", counting_pause)
+    monkeypatch.setattr(server_connection.ServerConnection, "pause_writing", counting_pause)
     chunk_count, chunk_size = 320, 65_536
     produced = []
 
