@@ -10,7 +10,7 @@ import random
 import timeit
 from dataclasses import dataclass
 
-from skyrelay.routing import BreakerPolicy, HealthBook, plan
+from skyrelay.routing import BreakerPolicy, HealthBook, RoutingView, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,8 @@ class Dep:  # the attributes routing reads from skyrelay.config.Deployment
     weight: float = 1.0
     rpm: int | None = None
     tpm: int | None = None
+    max_concurrency: int | None = None
+    tier: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class Group:  # the attributes routing reads from skyrelay.config.ModelGroup
     fallbacks: tuple = ()
     strategy: str = "weighted"
     max_attempts: int = 3
+    tiers: tuple = ()
 
 
 def three(prefix: str) -> tuple:
@@ -53,8 +56,9 @@ def scenarios():
 def main() -> None:
     rng, now, number = random.Random(1), 1.0, 200_000
     for title, group, groups, health, outstanding in scenarios():
+        view = RoutingView(health, outstanding)
         best = min(
-            timeit.repeat(lambda: plan(group, groups, health, outstanding, now, rng), number=number, repeat=5)
+            timeit.repeat(lambda: plan(group, groups, view, now, rng), number=number, repeat=5)
         )
         print(f"{best / number * 1e6:6.2f} us per plan  {title}")
 

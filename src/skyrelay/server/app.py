@@ -8,7 +8,6 @@ lookup per request, then the route's handler.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -16,6 +15,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from .. import errors
+from ..context import RequestContext, new_request_id
 from ..dispatch import Dispatcher, Outcome
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
@@ -47,8 +47,6 @@ class Gateway:
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
-        self._id_prefix = os.urandom(5).hex()
-        self._requests = 0
         self.server: HttpServer | None = None
         self._register_routes()
 
@@ -100,11 +98,11 @@ class Gateway:
     # --- requests -----------------------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | StreamResponse:
-        resp = await self._route(request)
         # Every answer names its request, as OpenAI's do (the SDKs expose it as `_request_id`): the handle a user
-        # quotes when asking what happened. A per-process prefix and a counter: unique, and nearly free.
-        self._requests += 1
-        resp.headers.append(("x-request-id", f"req_{self._id_prefix}{self._requests:x}"))
+        # quotes when asking what happened. Minted on arrival, so the request's context carries the same id.
+        request.id = new_request_id()
+        resp = await self._route(request)
+        resp.headers.append(("x-request-id", request.id))
         return resp
 
     async def _route(self, request: Request) -> Response | StreamResponse:
@@ -164,6 +162,12 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
     if outcome.dropped:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
     return headers
+
+
+def context_for(request: Request) -> RequestContext:
+    """The request's context, under the id it answers with; its body size feeds the quota's token estimate."""
+    return RequestContext(request.id, body_bytes=len(request.body),
+                          debug_route=request.headers.get("x-skyrelay-debug") == "route")
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
