@@ -187,7 +187,7 @@ class Dispatcher:
             if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
                 self.outstanding[name] -= 1
                 self.health.on_success(name, self.clock())
-                self.end_attempt(deployment, attempt, entry, "ok", usage=result.usage, body_bytes=ctx.body_bytes)
+                self.end_attempt(deployment, attempt, entry, "ok", usage=result.usage, ctx=ctx)
                 ctx.usage = result.usage
             else:
                 outcome.reservation = entry
@@ -201,13 +201,16 @@ class Dispatcher:
 
     def end_attempt(self, deployment: Any, attempt: Attempt, entry: list | None, status: str, *,
                     error: BaseException | None = None, usage: Any = None, sent: bool = True,
-                    body_bytes: int = 0) -> None:
-        """Close the attempt's record and settle its quota reservation with the usage the cloud reported."""
+                    ctx: RequestContext | None = None) -> None:
+        """Close the attempt's record and settle its quota reservation with the usage the cloud reported: its
+        input, and its output cap when the request set one (what the clouds charge a tokens-per-minute quota
+        at arrival, whatever the answer's length), else the output it reported."""
         attempt.finish(self.clock(), status, error)
-        if usage is not None:
+        if usage is not None and ctx is not None:
             attempt.usage = usage
-            self.quotas.settle(deployment, entry, sent=True, used_tokens=usage.total_tokens,
-                               input_tokens=usage.input_tokens, body_bytes=body_bytes)
+            output = ctx.max_output if ctx.max_output is not None else usage.output_tokens
+            self.quotas.settle(deployment, entry, sent=True, used_tokens=usage.input_tokens + output,
+                               input_tokens=usage.input_tokens, body_bytes=ctx.body_bytes)
         else:
             self.quotas.settle(deployment, entry, sent=sent)
         if self._waiting:
@@ -319,7 +322,7 @@ class CommittedStream:
         ctx = outcome.context
         ctx.usage = self._usage
         dispatcher.end_attempt(outcome.deployment, ctx.attempts[-1], outcome.reservation, status, error=error,
-                               usage=self._usage, body_bytes=ctx.body_bytes)
+                               usage=self._usage, ctx=ctx)
         ctx.close()
         await self._rest.aclose()
 

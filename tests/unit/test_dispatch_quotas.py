@@ -12,6 +12,7 @@ from skyrelay.canonical import ChatChunk, ChatRequest, ChatResponse, Usage
 from skyrelay.config import Deployment, ModelGroup
 from skyrelay.context import RequestContext
 from skyrelay.dispatch import Dispatcher
+from skyrelay.routing.quotas import DEFAULT_OUTPUT_TOKENS
 
 
 class Cloud:
@@ -77,13 +78,20 @@ async def test_the_context_closes_on_an_error_and_at_a_streams_end():
     assert ctx.closed
     d = dispatcher(Cloud("a", usage=Usage(7, 3), tpm=1000))
     ctx = RequestContext()
-    stream, _ = await d.chat_stream(ChatRequest(model="g", messages=[], stream=True, max_tokens=500), ctx)
-    assert not ctx.closed and d.quotas.snapshot(d.clock())["a"]["tokens"] == 500  # the estimate, held
+    stream, _ = await d.chat_stream(ChatRequest(model="g", messages=[], stream=True), ctx)
+    assert not ctx.closed and d.quotas.snapshot(d.clock())["a"]["tokens"] == DEFAULT_OUTPUT_TOKENS  # held
     [c async for c in stream]
     assert ctx.closed and ctx.usage == Usage(7, 3) and ctx.attempts[0].status == "ok"
     assert d.quotas.snapshot(d.clock())["a"]["tokens"] == 10  # settled with the reported usage
+
     await stream.aclose()
     assert d.outstanding["a"] == 0
+
+
+async def test_a_requests_max_tokens_stays_charged_as_the_clouds_charge_it():
+    d = dispatcher(Cloud("a", usage=Usage(7, 3), tpm=1000))
+    await d.chat(REQ)  # max_tokens=20
+    assert d.quotas.snapshot(d.clock())["a"]["tokens"] == 7 + 20
 
 
 async def test_rpm_spills_to_the_next_tier_and_a_refusal_is_refunded():

@@ -1,0 +1,70 @@
+"""Routing that knows capacity, against emulated clouds that really refuse past their quotas."""
+
+from __future__ import annotations
+
+import openai
+
+from .harness import openai_deployment
+
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def served(stack, count: int, **create) -> list[str]:
+    client = stack.openai(max_retries=0)
+    out = []
+    for _ in range(count):
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO, **create)
+        assert raw.parse().choices[0].message.content
+        out.append(raw.headers["x-skyrelay-deployment"])
+    return out
+
+
+def throttled(stack, cloud: str) -> int:
+    return stack.clouds[cloud].stats["by_status"].get("429", 0)
+
+
+def tiers(ptu_limits: dict, spill_limits: dict | None = None):
+    def groups(clouds):
+        return {"chat": {"deployments": [
+            openai_deployment("spill", clouds["spill"], tier=1, **(spill_limits or {})),
+            openai_deployment("ptu", clouds["ptu"], **ptu_limits),
+        ]}}
+    return groups
+
+
+def test_tier_0_takes_its_rpm_and_tier_1_the_spill_with_no_429(make_stack):
+    s = make_stack(cloud_specs=[{"name": "ptu", "quota": {"rpm": 6}}, {"name": "spill"}], groups=tiers({"rpm": 6}))
+    assert served(s, 10) == ["ptu"] * 6 + ["spill"] * 4
+    assert s.clouds["ptu"].stats["requests"] == 6 and throttled(s, "ptu") == 0
+
+
+def test_a_tpm_quota_is_never_passed_by_more_than_one_estimate(make_stack):
+    tpm = 1000
+    s = make_stack(cloud_specs=[{"name": "ptu", "quota": {"tpm": tpm}}, {"name": "spill"}],
+                   groups=tiers({"tpm": tpm}))
+    names = served(s, 12, max_tokens=200)
+    assert names[0] == "ptu" and "spill" in names
+    counters = s.clouds["ptu"].capacity_state["counters"]["total"]
+    assert throttled(s, "ptu") == 0  # skyrelay stopped before the cloud had to refuse
+    used = s.gateway.dispatcher.quotas.snapshot(s.gateway.dispatcher.clock())["ptu"]["tokens"]
+    assert used <= tpm + 200 + 50 and counters["served"] == names.count("ptu")
+
+
+def test_a_quota_skyrelay_was_not_told_about_moves_traffic_by_the_clouds_headers(make_stack):
+    s = make_stack(cloud_specs=[{"name": "ptu", "quota": {"rpm": 3}}, {"name": "spill"}], groups=tiers({}))
+    assert served(s, 8) == ["ptu"] * 3 + ["spill"] * 5  # x-ratelimit-remaining-requests: 0 after the third
+    assert throttled(s, "ptu") == 0
+
+
+def test_every_deployment_at_quota_is_a_429_with_retry_after(make_stack):
+    s = make_stack(cloud_specs=[{"name": "ptu"}, {"name": "spill"}], groups=tiers({"rpm": 1}, {"rpm": 1}))
+    assert sorted(served(s, 2)) == ["ptu", "spill"]
+    client = s.openai(max_retries=0)
+    try:
+        client.chat.completions.create(model="chat", messages=HELLO)
+    except openai.RateLimitError as exc:
+        assert 1 <= int(exc.response.headers["retry-after"]) <= 60
+        assert "quota" in exc.message
+    else:
+        raise AssertionError("expected a 429")
+    assert s.clouds["ptu"].stats["requests"] == 1 and s.clouds["spill"].stats["requests"] == 1
