@@ -52,6 +52,7 @@ def plan(group, groups: Mapping[str, object], view: RoutingView, now: float, rng
 def _add_group(group, view, now, rng, request, candidates, skipped, seen) -> None:
     """Append the group's available deployments, tier by tier, ordered, to candidates; the others to skipped."""
     strategy = _strategy(group.strategy)
+    unavailable_reason = view.unavailable_reason
     for members in group.tiers or (group.deployments,):
         available = []
         for d in members:
@@ -59,8 +60,8 @@ def _add_group(group, view, now, rng, request, candidates, skipped, seen) -> Non
                 if d.name in seen:
                     continue
                 seen.add(d.name)
-            tokens = view.tokens_for(d, request)
-            reason = view.unavailable_reason(d, now, tokens)
+            tokens = 0 if d.tpm is None else view.tokens_for(d, request)  # only a tpm needs the estimate
+            reason = unavailable_reason(d, now, tokens)
             if reason is None:
                 available.append(d)
             else:
