@@ -34,16 +34,25 @@ class Outcome:
     """Which deployment served a request, after how many attempts, what failed on the way, and which best-effort
     request fields that deployment's cloud served it without."""
 
-    __slots__ = ("group", "deployment", "attempts", "failures", "dropped", "context", "reservation")
+    __slots__ = ("group", "deployment", "attempts", "failures", "dropped", "context", "reservation", "plan")
 
     def __init__(self, group: str, context: RequestContext):
         self.group = group
         self.context = context
         self.reservation: list | None = None  # a stream's quota entry, settled when the stream ends
+        self.plan: Plan | None = None  # the routing decision, kept for x-skyrelay-route
         self.deployment: Any = None
         self.attempts = 0
         self.failures: list[tuple[str, errors.GatewayError]] = []
         self.dropped: tuple[str, ...] = ()
+
+    def route(self) -> str:
+        """Every deployment considered and its verdict: the skipped ones with their reasons, then those tried."""
+        parts = [f"{d.name}: {reason}" for d, reason, _ in (self.plan.skipped if self.plan else ())]
+        for attempt in self.context.attempts:
+            verdict = "chosen" if attempt.status in ("ok", None) else f"{attempt.status} ({attempt.error_kind})"
+            parts.append(f"{attempt.deployment}: {verdict}")
+        return "; ".join(parts)
 
 
 class Dispatcher:
@@ -135,6 +144,7 @@ class Dispatcher:
         decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
         if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):
             decision = await self._wait_for_headroom(group, ctx, decision)
+        outcome.plan = decision
         refusals: list[errors.UnsupportedFeature] = []
         quotas = self.quotas
         for deployment in decision.candidates:

@@ -68,3 +68,17 @@ def test_every_deployment_at_quota_is_a_429_with_retry_after(make_stack):
     else:
         raise AssertionError("expected a 429")
     assert s.clouds["ptu"].stats["requests"] == 1 and s.clouds["spill"].stats["requests"] == 1
+
+
+def test_debug_route_names_every_candidate_and_why(make_stack):
+    s = make_stack(cloud_specs=[{"name": "ptu"}, {"name": "spill"}], groups=tiers({"rpm": 1}))
+    client = s.openai(max_retries=0)
+    seen_ids = []
+    for expected in ("ptu: chosen", "ptu: quota; spill: chosen"):
+        raw = client.chat.completions.with_raw_response.create(
+            model="chat", messages=HELLO, extra_headers={"x-skyrelay-debug": "route"})
+        assert raw.headers["x-skyrelay-route"] == expected
+        seen_ids.append(raw.headers["x-request-id"])
+    assert len(set(seen_ids)) == 2 and all(i.startswith("req_") for i in seen_ids)
+    raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO)
+    assert "x-skyrelay-route" not in raw.headers

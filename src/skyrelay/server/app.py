@@ -161,6 +161,8 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
     ]
     if outcome.dropped:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
+    if outcome.context.debug_route:
+        headers.append(("x-skyrelay-route", outcome.route()))
     return headers
 
 
