@@ -130,92 +130,91 @@ class Dispatcher:
         ctx.group = group.name
         ctx.max_output = max_output
         outcome = Outcome(group.name, ctx)
-        try:
-            result = await self._attempts(group, call, ctx, outcome, hold)
+        try:  # one coroutine for the whole loop: the request path pays for every frame
+            decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
+            now = ctx.arrival
+            if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):
+                decision = await self._wait_for_headroom(group, ctx, decision)
+                now = self.clock()
+            outcome.plan = decision
+            refusals: list[errors.UnsupportedFeature] = []
+            quotas = self.quotas
+            for deployment in decision.candidates:
+                if outcome.attempts >= decision.max_attempts:
+                    break
+                name = deployment.name
+                tokens = quotas.estimate(deployment, ctx.body_bytes, ctx.max_output)
+                if outcome.attempts or refusals:  # time passed since the plan (no await before the first attempt)
+                    now = self.clock()
+                    if self.view.unavailable_reason(deployment, now, tokens) is not None:
+                        continue  # went unavailable since the plan was made (the half-open probe taken, quota spent)
+                outcome.attempts += 1
+                attempt = Attempt(deployment, now, tokens)
+                ctx.attempts.append(attempt)
+                ctx.estimated_tokens = tokens
+                entry = quotas.reserve(deployment, now, tokens)
+                self.health.on_attempt(name, now)
+                self.outstanding[name] += 1
+                try:
+                    result = await call(self.providers[name])
+                except errors.UpstreamError as exc:
+                    self.outstanding[name] -= 1
+                    self.end_attempt(deployment, attempt, entry, "failed", error=exc)
+                    self._record_failure(name, exc)
+                    if not exc.retryable:
+                        raise
+                    outcome.failures.append((name, exc))
+                    continue
+                except errors.UnsupportedFeature as exc:
+                    # Refused before anything was sent: says nothing about the deployment's health, spends no quota.
+                    self._abandon(name)
+                    self.end_attempt(deployment, attempt, entry, "refused", error=exc, sent=False)
+                    if group.on_unsupported != "fail_over":
+                        raise
+                    outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
+                    refusals.append(exc)
+                    continue
+                except (errors.GatewayError, asyncio.CancelledError) as exc:
+                    self._abandon(name)
+                    self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
+                    raise
+                except Exception as exc:  # a provider bug must not cost the client its request: fail over, loudly
+                    self.outstanding[name] -= 1
+                    self.end_attempt(deployment, attempt, entry, "failed", error=exc)
+                    log.exception("provider for deployment %s failed unexpectedly", name)
+                    bug = errors.UpstreamProtocolError(f"deployment '{name}' failed: {type(exc).__name__}",
+                                                       deployment=name)
+                    self._record_failure(name, bug)
+                    outcome.failures.append((name, bug))
+                    continue
+                if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
+                    self.outstanding[name] -= 1
+                    end = self.clock()
+                    self.health.on_success(name, end)
+                    self.end_attempt(deployment, attempt, entry, "ok", usage=result.usage, ctx=ctx, end=end)
+                    ctx.usage = result.usage
+                else:
+                    outcome.reservation = entry
+                outcome.deployment = deployment
+                if not hold:  # a stream's request ends with the stream (CommittedStream)
+                    ctx.close()
+                return result, outcome
+            if refusals and not outcome.failures:
+                raise errors.UnsupportedFeature(
+                    f"no deployment of model '{group.name}' can serve this request: "
+                    + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
+            raise exhausted_error(group.name, decision, outcome, refusals)
         except BaseException:
             ctx.close()
             raise
-        if not hold:  # a stream's request ends with the stream (CommittedStream)
-            ctx.close()
-        return result, outcome
-
-    async def _attempts(self, group: Any, call: Callable[[Provider], Awaitable[Any]], ctx: RequestContext,
-                        outcome: Outcome, hold: bool) -> Any:
-        decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
-        if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):
-            decision = await self._wait_for_headroom(group, ctx, decision)
-        outcome.plan = decision
-        refusals: list[errors.UnsupportedFeature] = []
-        quotas = self.quotas
-        for deployment in decision.candidates:
-            if outcome.attempts >= decision.max_attempts:
-                break
-            name = deployment.name
-            now = self.clock()
-            tokens = quotas.estimate(deployment, ctx.body_bytes, ctx.max_output)
-            if (outcome.attempts or refusals) and self.view.unavailable_reason(deployment, now, tokens) is not None:
-                continue  # went unavailable since the plan was made (the half-open probe taken, quota spent)
-            outcome.attempts += 1
-            attempt = Attempt(deployment, now, tokens)
-            ctx.attempts.append(attempt)
-            ctx.estimated_tokens = tokens
-            entry = quotas.reserve(deployment, now, tokens)
-            self.health.on_attempt(name, now)
-            self.outstanding[name] += 1
-            try:
-                result = await call(self.providers[name])
-            except errors.UpstreamError as exc:
-                self.outstanding[name] -= 1
-                self.end_attempt(deployment, attempt, entry, "failed", error=exc)
-                self._record_failure(name, exc)
-                if not exc.retryable:
-                    raise
-                outcome.failures.append((name, exc))
-                continue
-            except errors.UnsupportedFeature as exc:
-                # Refused before anything was sent: says nothing about the deployment's health, spends no quota.
-                self._abandon(name)
-                self.end_attempt(deployment, attempt, entry, "refused", error=exc, sent=False)
-                if group.on_unsupported != "fail_over":
-                    raise
-                outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
-                refusals.append(exc)
-                continue
-            except (errors.GatewayError, asyncio.CancelledError) as exc:
-                self._abandon(name)
-                self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
-                raise
-            except Exception as exc:  # a provider bug must not cost the client its request: fail over, loudly
-                self.outstanding[name] -= 1
-                self.end_attempt(deployment, attempt, entry, "failed", error=exc)
-                log.exception("provider for deployment %s failed unexpectedly", name)
-                bug = errors.UpstreamProtocolError(f"deployment '{name}' failed: {type(exc).__name__}",
-                                                   deployment=name)
-                self._record_failure(name, bug)
-                outcome.failures.append((name, bug))
-                continue
-            if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
-                self.outstanding[name] -= 1
-                self.health.on_success(name, self.clock())
-                self.end_attempt(deployment, attempt, entry, "ok", usage=result.usage, ctx=ctx)
-                ctx.usage = result.usage
-            else:
-                outcome.reservation = entry
-            outcome.deployment = deployment
-            return result
-        if refusals and not outcome.failures:
-            raise errors.UnsupportedFeature(
-                f"no deployment of model '{group.name}' can serve this request: "
-                + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
-        raise exhausted_error(group.name, decision, outcome, refusals)
 
     def end_attempt(self, deployment: Any, attempt: Attempt, entry: list | None, status: str, *,
                     error: BaseException | None = None, usage: Any = None, sent: bool = True,
-                    ctx: RequestContext | None = None) -> None:
+                    ctx: RequestContext | None = None, end: float | None = None) -> None:
         """Close the attempt's record and settle its quota reservation with the usage the cloud reported: its
         input, and its output cap when the request set one (what the clouds charge a tokens-per-minute quota
         at arrival, whatever the answer's length), else the output it reported."""
-        attempt.finish(self.clock(), status, error)
+        attempt.finish(self.clock() if end is None else end, status, error)
         if usage is not None and ctx is not None:
             attempt.usage = usage
             output = ctx.max_output if ctx.max_output is not None else usage.output_tokens
