@@ -82,3 +82,17 @@ def test_debug_route_names_every_candidate_and_why(make_stack):
     assert len(set(seen_ids)) == 2 and all(i.startswith("req_") for i in seen_ids)
     raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO)
     assert "x-skyrelay-route" not in raw.headers
+
+
+def test_the_context_carries_the_request_id_the_client_sees(make_stack):
+    s = make_stack()
+    dispatcher, contexts = s.gateway.dispatcher, []
+    chat = dispatcher.chat
+
+    async def recording(req, ctx=None):
+        contexts.append(ctx)
+        return await chat(req, ctx)
+    dispatcher.chat = recording
+    raw = s.openai().chat.completions.with_raw_response.create(model="chat", messages=HELLO)
+    assert raw.headers["x-request-id"] == contexts[0].request_id and contexts[0].closed
+    assert contexts[0].body_bytes > 0 and contexts[0].attempts[0].status == "ok"

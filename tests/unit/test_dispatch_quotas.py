@@ -163,3 +163,12 @@ async def test_a_queue_timeout_runs_out_into_a_429():
     assert caught.value.status == 429
     busy.gate.set()
     await first
+
+
+async def test_an_abandoned_stream_closes_its_context_and_keeps_its_estimate():
+    d = dispatcher(Cloud("a", tpm=10_000))
+    ctx = RequestContext()
+    stream, _ = await d.chat_stream(ChatRequest(model="g", messages=[], stream=True, max_tokens=100), ctx)
+    await stream.aclose()  # the client left before the end: the cloud may still have spent the tokens
+    assert ctx.closed and ctx.attempts[0].status == "abandoned"
+    assert d.quotas.snapshot(d.clock())["a"]["tokens"] == 100 and d.outstanding["a"] == 0
