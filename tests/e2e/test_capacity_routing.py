@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import openai
 
 from .harness import openai_deployment
@@ -96,3 +98,30 @@ def test_the_context_carries_the_request_id_the_client_sees(make_stack):
     raw = s.openai().chat.completions.with_raw_response.create(model="chat", messages=HELLO)
     assert raw.headers["x-request-id"] == contexts[0].request_id and contexts[0].closed
     assert contexts[0].body_bytes > 0 and contexts[0].attempts[0].status == "ok"
+
+
+def one_slot(queue_timeout_ms: int):
+    def groups(clouds):
+        return {"chat": {"queue_timeout_ms": queue_timeout_ms, "deployments": [
+            openai_deployment("slow", clouds["slow"], max_concurrency=1)]}}
+    return groups
+
+
+async def _concurrently(client, count: int) -> list:
+    return await asyncio.gather(
+        *(client.chat.completions.create(model="chat", messages=HELLO) for _ in range(count)), return_exceptions=True)
+
+
+def test_at_max_concurrency_requests_queue_for_a_slot_within_queue_timeout(make_stack):
+    s = make_stack(cloud_specs=[{"name": "slow", "ttft_ms": 150}], groups=one_slot(5000))
+    results = s.bg.run(_concurrently(s.async_openai(max_retries=0), 4))
+    assert all(r.choices[0].message.content for r in results)
+    assert s.clouds["slow"].stats["requests"] == 4
+
+
+def test_at_max_concurrency_without_a_queue_the_rest_get_429(make_stack):
+    s = make_stack(cloud_specs=[{"name": "slow", "ttft_ms": 300}], groups=one_slot(0))
+    results = s.bg.run(_concurrently(s.async_openai(max_retries=0), 4))
+    refused = [r for r in results if isinstance(r, openai.RateLimitError)]
+    assert refused and len(refused) < 4 and all("concurrency" in r.message for r in refused)
+    assert s.clouds["slow"].stats["requests"] == 4 - len(refused)
