@@ -204,7 +204,9 @@ class Dispatcher:
                     f"no deployment of model '{group.name}' can serve this request: "
                     + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
             raise exhausted_error(group.name, decision, outcome, refusals)
-        except BaseException:
+        except BaseException as exc:
+            if ctx.debug_route and isinstance(exc, errors.GatewayError):
+                exc.route = outcome.route()  # the error answer carries x-skyrelay-route too
             ctx.close()
             raise
 

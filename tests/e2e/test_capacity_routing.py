@@ -73,7 +73,7 @@ def test_every_deployment_at_quota_is_a_429_with_retry_after(make_stack):
 
 
 def test_debug_route_names_every_candidate_and_why(make_stack):
-    s = make_stack(cloud_specs=[{"name": "ptu"}, {"name": "spill"}], groups=tiers({"rpm": 1}))
+    s = make_stack(cloud_specs=[{"name": "ptu"}, {"name": "spill"}], groups=tiers({"rpm": 1}, {"rpm": 2}))
     client = s.openai(max_retries=0)
     seen_ids = []
     for expected in ("ptu: chosen", "ptu: quota; spill: chosen"):
@@ -84,6 +84,12 @@ def test_debug_route_names_every_candidate_and_why(make_stack):
     assert len(set(seen_ids)) == 2 and all(i.startswith("req_") for i in seen_ids)
     raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO)
     assert "x-skyrelay-route" not in raw.headers
+    try:
+        client.chat.completions.create(model="chat", messages=HELLO, extra_headers={"x-skyrelay-debug": "route"})
+    except openai.RateLimitError as exc:
+        assert exc.response.headers["x-skyrelay-route"] == "ptu: quota; spill: quota"
+    else:
+        raise AssertionError("expected a 429")
 
 
 def test_the_context_carries_the_request_id_the_client_sees(make_stack):

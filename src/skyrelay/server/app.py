@@ -146,6 +146,8 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
     retry_after = getattr(err, "retry_after", None)
     if retry_after is not None and retry_after == retry_after and retry_after != float("inf"):  # finite only
         headers.append(("retry-after", str(max(1, round(retry_after)))))
+    if err.route is not None:
+        headers.append(("x-skyrelay-route", err.route))
     if err.status >= 500:
         log.warning("request failed: %s", err.message)
     return Response(err.status, render(err), headers)
