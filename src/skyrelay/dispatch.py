@@ -382,7 +382,8 @@ def exhausted_error(group: str, decision: Any, outcome: Outcome,
     """One error for a request no deployment could serve, with a status and message that say why."""
     parts = [f"{name}: {exc.message}" for name, exc in outcome.failures]
     parts += [exc.message for exc in refusals]
-    parts += [f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
+    parts += [f"{d.name}: {reason} limit reached" if reason == CONCURRENCY
+              else f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
     failures = [exc for _, exc in outcome.failures]
     waits = [exc.retry_after for exc in failures if exc.retry_after is not None]
     soonest = decision.soonest_available()
