@@ -34,10 +34,20 @@ def tiers(ptu_limits: dict, spill_limits: dict | None = None):
     return groups
 
 
-def test_tier_0_takes_its_rpm_and_tier_1_the_spill_with_no_429(make_stack):
+def test_tier_0_takes_its_rpm_and_tier_1_the_spill_with_no_429_then_traffic_returns(make_stack):
     s = make_stack(cloud_specs=[{"name": "ptu", "quota": {"rpm": 6}}, {"name": "spill"}], groups=tiers({"rpm": 6}))
+    now = [1000.0]
+    s.gateway.dispatcher.clock = lambda: now[0]  # the gateway's minute passes by hand
     assert served(s, 10) == ["ptu"] * 6 + ["spill"] * 4
     assert s.clouds["ptu"].stats["requests"] == 6 and throttled(s, "ptu") == 0
+    now[0] += 61.0
+    s.bg.run(_fresh_minute(s.clouds["ptu"]))  # the cloud's minute passes too: its buckets start afresh
+    assert served(s, 3) == ["ptu"] * 3
+    assert throttled(s, "ptu") == 0
+
+
+async def _fresh_minute(cloud) -> None:
+    cloud.set_capacity({"quota": {"rpm": 6}})
 
 
 def test_a_tpm_quota_is_never_passed_by_more_than_one_estimate(make_stack):
