@@ -141,3 +141,15 @@ def test_at_max_concurrency_without_a_queue_the_rest_get_429(make_stack):
     refused = [r for r in results if isinstance(r, openai.RateLimitError)]
     assert refused and len(refused) < 4 and all("concurrency" in r.message for r in refused)
     assert s.clouds["slow"].stats["requests"] == 4 - len(refused)
+
+
+def test_anthropics_rate_limit_headers_move_traffic_too(make_stack):
+    from .test_provider_anthropic import anthropic_deployment
+
+    def groups(clouds):
+        return {"chat": {"deployments": [openai_deployment("spill", clouds["spill"], tier=1),
+                                         anthropic_deployment("claude", clouds["claude"])]}}
+    s = make_stack(cloud_specs=[{"name": "claude", "protocol": "anthropic", "quota": {"rpm": 2}}, {"name": "spill"}],
+                   groups=groups)
+    assert served(s, 5) == ["claude"] * 2 + ["spill"] * 3  # anthropic-ratelimit-requests-remaining: 0
+    assert throttled(s, "claude") == 0
