@@ -11,6 +11,7 @@ first tokens must leave rotation like one that refuses them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -18,10 +19,13 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 from . import errors
 from .canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from .context import Attempt, RequestContext
 from .providers import build_provider
 from .providers.base import Provider
 from .routing.health import COOLING_DOWN, HealthBook
-from .routing.planner import plan
+from .routing.planner import Plan, plan
+from .routing.quotas import CONCURRENCY, QUOTA, QuotaBook
+from .routing.view import RoutingView
 
 log = logging.getLogger("skyrelay.dispatch")
 
@@ -30,21 +34,32 @@ class Outcome:
     """Which deployment served a request, after how many attempts, what failed on the way, and which best-effort
     request fields that deployment's cloud served it without."""
 
-    __slots__ = ("group", "deployment", "attempts", "failures", "dropped")
+    __slots__ = ("group", "deployment", "attempts", "failures", "dropped", "context", "reservation", "plan")
 
-    def __init__(self, group: str):
+    def __init__(self, group: str, context: RequestContext):
         self.group = group
+        self.context = context
+        self.reservation: list | None = None  # a stream's quota entry, settled when the stream ends
+        self.plan: Plan | None = None  # the routing decision, kept for x-skyrelay-route
         self.deployment: Any = None
         self.attempts = 0
         self.failures: list[tuple[str, errors.GatewayError]] = []
         self.dropped: tuple[str, ...] = ()
+
+    def route(self) -> str:
+        """Every deployment considered and its verdict: the skipped ones with their reasons, then those tried."""
+        parts = [f"{d.name}: {reason}" for d, reason, _ in (self.plan.skipped if self.plan else ())]
+        for attempt in self.context.attempts:
+            verdict = "chosen" if attempt.status in ("ok", None) else f"{attempt.status} ({attempt.error_kind})"
+            parts.append(f"{attempt.deployment}: {verdict}")
+        return "; ".join(parts)
 
 
 class Dispatcher:
     def __init__(
         self, model_groups: Mapping[str, Any], providers: Mapping[str, Provider], *,
         health: HealthBook | None = None, clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
+        rng: random.Random | None = None, quotas: QuotaBook | None = None,
     ):
         self.groups = model_groups
         self.providers = providers
@@ -52,6 +67,13 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.outstanding: dict[str, int] = {name: 0 for name in providers}
+        self.quotas = quotas or QuotaBook()
+        self.view = RoutingView(self.health, self.outstanding, self.quotas)
+        self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
+        self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
+        self._queues: dict[str, asyncio.Lock] = {}
+        for name, provider in providers.items():  # the upstream's rate-limit headers correct the quota counts
+            provider.observe_limits = functools.partial(self._observe_limits, name)
 
     @classmethod
     def from_config(cls, config: Any, **kw) -> "Dispatcher":
@@ -75,79 +97,162 @@ class Dispatcher:
                                   param="model")
         return group
 
-    async def chat(self, req: ChatRequest) -> tuple[ChatResponse, Outcome]:
-        resp, outcome = await self._attempt_loop(req.model, lambda provider: provider.chat(req), hold=False)
+    async def chat(self, req: ChatRequest, ctx: RequestContext | None = None) -> tuple[ChatResponse, Outcome]:
+        resp, outcome = await self._attempt_loop(req.model, lambda provider: provider.chat(req), ctx, req.max_tokens,
+                                                 hold=False)
         if req.extra:
             self._note_dropped(req, outcome)
         return resp, outcome
 
-    async def embed(self, req: EmbeddingRequest) -> tuple[EmbeddingResponse, Outcome]:
-        return await self._attempt_loop(req.model, lambda provider: provider.embed(req), hold=False)
+    async def embed(self, req: EmbeddingRequest, ctx: RequestContext | None = None
+                    ) -> tuple[EmbeddingResponse, Outcome]:
+        return await self._attempt_loop(req.model, lambda provider: provider.embed(req), ctx, 0, hold=False)
 
-    async def chat_stream(self, req: ChatRequest) -> tuple["CommittedStream", Outcome]:
+    async def chat_stream(self, req: ChatRequest, ctx: RequestContext | None = None
+                          ) -> tuple["CommittedStream", Outcome]:
         """Start a stream on the first deployment that produces real output; return the whole stream."""
         (head, rest), outcome = await self._attempt_loop(
-            req.model, lambda provider: _stream_head(provider, req), hold=True)
+            req.model, lambda provider: _stream_head(provider, req), ctx, req.max_tokens, hold=True)
         if req.extra:
             self._note_dropped(req, outcome)
-        return CommittedStream(self, outcome.deployment.name, head, rest), outcome
+        return CommittedStream(self, outcome, head, rest), outcome
 
     def _note_dropped(self, req: ChatRequest, outcome: Outcome) -> None:
         """Judged for the deployment that served, from its cloud's table: pure, so earlier attempts (which saw the
         same request) leave nothing behind."""
         outcome.dropped = self.providers[outcome.deployment.name].dropped_extras(req.extra)
 
-    async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]], *, hold: bool):
+    async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]],
+                            ctx: RequestContext | None, max_output: int | None, *, hold: bool):
         group = self.group(model)
-        decision = plan(group, self.groups, self.health, self.outstanding, self.clock(), self.rng)
-        outcome = Outcome(group.name)
-        refusals: list[errors.UnsupportedFeature] = []
-        for deployment in decision.candidates:
-            if outcome.attempts >= decision.max_attempts:
-                break
-            name = deployment.name
-            now = self.clock()
-            if outcome.attempts and not self.health.is_available(name, now):
-                continue  # went unavailable since the plan was made (e.g. another request took the half-open probe)
-            outcome.attempts += 1
-            self.health.on_attempt(name, now)
-            self.outstanding[name] += 1
-            try:
-                result = await call(self.providers[name])
-            except errors.UpstreamError as exc:
-                self.outstanding[name] -= 1
-                self._record_failure(name, exc)
-                if not exc.retryable:
+        if ctx is None:
+            ctx = RequestContext()
+        ctx.arrival = self.clock()
+        ctx.group = group.name
+        ctx.max_output = max_output
+        outcome = Outcome(group.name, ctx)
+        try:  # one coroutine for the whole loop: the request path pays for every frame
+            decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
+            now = ctx.arrival
+            if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):
+                decision = await self._wait_for_headroom(group, ctx, decision)
+                now = self.clock()
+            outcome.plan = decision
+            refusals: list[errors.UnsupportedFeature] = []
+            quotas = self.quotas
+            for deployment in decision.candidates:
+                if outcome.attempts >= decision.max_attempts:
+                    break
+                name = deployment.name
+                tokens = quotas.estimate(deployment, ctx.body_bytes, ctx.max_output)
+                if outcome.attempts or refusals:  # time passed since the plan (no await before the first attempt)
+                    now = self.clock()
+                    if self.view.unavailable_reason(deployment, now, tokens) is not None:
+                        continue  # went unavailable since the plan was made (the half-open probe taken, quota spent)
+                outcome.attempts += 1
+                attempt = Attempt(deployment, now, tokens)
+                ctx.attempts.append(attempt)
+                ctx.estimated_tokens = tokens
+                entry = quotas.reserve(deployment, now, tokens)
+                self.health.on_attempt(name, now)
+                self.outstanding[name] += 1
+                try:
+                    result = await call(self.providers[name])
+                except errors.UpstreamError as exc:
+                    self.outstanding[name] -= 1
+                    self.end_attempt(deployment, attempt, entry, "failed", error=exc)
+                    self._record_failure(name, exc)
+                    if not exc.retryable:
+                        raise
+                    outcome.failures.append((name, exc))
+                    continue
+                except errors.UnsupportedFeature as exc:
+                    # Refused before anything was sent: says nothing about the deployment's health, spends no quota.
+                    self._abandon(name)
+                    self.end_attempt(deployment, attempt, entry, "refused", error=exc, sent=False)
+                    if group.on_unsupported != "fail_over":
+                        raise
+                    outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
+                    refusals.append(exc)
+                    continue
+                except (errors.GatewayError, asyncio.CancelledError) as exc:
+                    self._abandon(name)
+                    self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
                     raise
-                outcome.failures.append((name, exc))
-                continue
-            except errors.UnsupportedFeature as exc:
-                # Refused before anything was sent: says nothing about the deployment's health.
-                self._abandon(name)
-                if group.on_unsupported != "fail_over":
-                    raise
-                outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
-                refusals.append(exc)
-                continue
-            except (errors.GatewayError, asyncio.CancelledError):
-                self._abandon(name)
-                raise
-            except Exception:
-                # Not an upstream's failure but this request's (a provider's bug on this input): charging it to the
-                # deployment would let one client open every breaker, and failing over would repeat it elsewhere.
-                self._abandon(name)
-                log.exception("provider for deployment %s failed on this request", name)
-                raise errors.InternalError() from None
-            if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
-                self.outstanding[name] -= 1
-                self.health.on_success(name, self.clock())
-            outcome.deployment = deployment
-            return result, outcome
-        if refusals and not outcome.failures:
-            raise errors.UnsupportedFeature(
-                f"no deployment of model '{group.name}' can serve this request: "
-                + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
-        raise exhausted_error(group.name, decision, outcome, refusals)
+                except Exception as exc:
+                    # Not an upstream's failure but this request's (a provider's bug on this input): charging it to
+                    # the deployment would let one client open every breaker, and failing over would repeat it.
+                    self._abandon(name)
+                    self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
+                    log.exception("provider for deployment %s failed on this request", name)
+                    raise errors.InternalError() from None
+                if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
+                    self.outstanding[name] -= 1
+                    end = self.clock()
+                    self.health.on_success(name, end)
+                    self.end_attempt(deployment, attempt, entry, "ok", usage=result.usage, ctx=ctx, end=end)
+                    ctx.usage = result.usage
+                else:
+                    outcome.reservation = entry
+                outcome.deployment = deployment
+                if not hold:  # a stream's request ends with the stream (CommittedStream)
+                    ctx.close()
+                return result, outcome
+            if refusals and not outcome.failures:
+                raise errors.UnsupportedFeature(
+                    f"no deployment of model '{group.name}' can serve this request: "
+                    + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
+            raise exhausted_error(group.name, decision, outcome, refusals)
+        except BaseException as exc:
+            if ctx.debug_route and isinstance(exc, errors.GatewayError):
+                exc.route = outcome.route()  # the error answer carries x-skyrelay-route too
+            ctx.close()
+            raise
+
+    def end_attempt(self, deployment: Any, attempt: Attempt, entry: list | None, status: str, *,
+                    error: BaseException | None = None, usage: Any = None, sent: bool = True,
+                    ctx: RequestContext | None = None, end: float | None = None) -> None:
+        """Close the attempt's record and settle its quota reservation with the usage the cloud reported: its
+        input, and its output cap when the request set one (what the clouds charge a tokens-per-minute quota
+        at arrival, whatever the answer's length), else the output it reported."""
+        attempt.finish(self.clock() if end is None else end, status, error)
+        if usage is not None and ctx is not None:
+            attempt.usage = usage
+            output = ctx.max_output if ctx.max_output is not None else usage.output_tokens
+            self.quotas.settle(deployment, entry, sent=True, used_tokens=usage.input_tokens + output,
+                               input_tokens=usage.input_tokens, body_bytes=ctx.body_bytes)
+        else:
+            self.quotas.settle(deployment, entry, sent=sent)
+        if self._waiting:
+            self._headroom.set()
+
+    async def _wait_for_headroom(self, group: Any, ctx: RequestContext, decision: Plan) -> Plan:
+        """Every deployment is at its quota: wait, in arrival order, up to the group's queue_timeout_ms for one to
+        have headroom again (woken when an attempt ends, or when the earliest window frees)."""
+        deadline = ctx.arrival + group.queue_timeout_ms / 1000
+        lock = self._queues.get(group.name)
+        if lock is None:
+            lock = self._queues[group.name] = asyncio.Lock()  # FIFO: waiters are served in arrival order
+        self._waiting += 1
+        try:
+            async with lock:
+                while True:
+                    now = self.clock()
+                    decision = plan(group, self.groups, self.view, now, self.rng, ctx)
+                    remaining = deadline - now
+                    if decision.candidates or remaining <= 0 or not _waits_for_headroom(decision):
+                        return decision
+                    soonest = decision.soonest_available()
+                    self._headroom.clear()
+                    try:
+                        await asyncio.wait_for(self._headroom.wait(), min(remaining, soonest or remaining))
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            self._waiting -= 1
+
+    def _observe_limits(self, name: str, headers: Mapping[str, str]) -> None:
+        self.quotas.observe(name, self.clock(), headers)
 
     def _record_failure(self, name: str, exc: errors.UpstreamError) -> None:
         if not exc.cools_down:  # the client's mistake, passed through: no verdict on the deployment
@@ -162,57 +267,80 @@ class Dispatcher:
         self.health.on_abandoned(name, self.clock())
 
 
+def _waits_for_headroom(decision: Plan) -> bool:
+    """Some deployment was skipped only for its quota or concurrency: headroom will come back by itself."""
+    return any(reason in _AT_CAPACITY for _, reason, _ in decision.skipped)
+
+
+_AT_CAPACITY = (QUOTA, CONCURRENCY)
+_RATE_LIMITED = (COOLING_DOWN, QUOTA, CONCURRENCY)
+
+
 class CommittedStream:
     """The stream of the deployment that won the attempt loop. After this point a failure cannot fail over: it
     ends the stream as UpstreamStreamBroken. The stream reports its verdict to the health book once, at its
     end: success when the upstream finished it, failure when it broke, none (a half-open probe slot freed) when
-    the client left first. `aclose` releases the deployment's outstanding slot exactly once, even for a stream
-    dropped before anyone iterated it (the client left while the head was being read)."""
+    the client left first. `aclose` releases the deployment's outstanding slot, settles its quota reservation and
+    closes the request's context exactly once, even for a stream dropped before anyone iterated it (the client
+    left while the head was being read)."""
 
-    __slots__ = ("_dispatcher", "_name", "_head", "_rest", "_released")
+    __slots__ = ("_dispatcher", "_outcome", "_name", "_head", "_rest", "_released", "_usage")
 
-    def __init__(self, dispatcher: Dispatcher, name: str, head: list[ChatChunk], rest: AsyncIterator[ChatChunk]):
+    def __init__(self, dispatcher: Dispatcher, outcome: Outcome, head: list[ChatChunk],
+                 rest: AsyncIterator[ChatChunk]):
         self._dispatcher = dispatcher
-        self._name = name
+        self._outcome = outcome
+        self._name = outcome.deployment.name
         self._head = head
         self._rest = rest
         self._released = False
+        self._usage = None  # the usage chunk, when the cloud sent one: what the quota is settled with
 
     def __aiter__(self) -> "CommittedStream":
         return self
 
     async def __anext__(self) -> ChatChunk:
         if self._head:
-            return self._head.pop(0)
-        try:
-            return await self._rest.__anext__()
-        except StopAsyncIteration:
-            if not self._released:
-                self._dispatcher.health.on_success(self._name, self._dispatcher.clock())
-                await self._release()
-            raise
-        except errors.UpstreamError as exc:
-            if not self._released:
-                self._dispatcher._record_failure(self._name, exc)
-                await self._release()
-            raise errors.UpstreamStreamBroken(exc.message, deployment=self._name) from None
-        except errors.GatewayError:
-            await self.aclose()
-            raise
-        except Exception:  # this request's problem, as in the attempt loop: end the stream, charge no one
-            log.exception("stream of deployment %s failed on this request", self._name)
-            await self.aclose()
-            raise errors.InternalError() from None
+            chunk = self._head.pop(0)
+        else:
+            try:
+                chunk = await self._rest.__anext__()
+            except StopAsyncIteration:
+                if not self._released:
+                    self._dispatcher.health.on_success(self._name, self._dispatcher.clock())
+                    await self._release("ok")
+                raise
+            except errors.UpstreamError as exc:
+                if not self._released:
+                    self._dispatcher._record_failure(self._name, exc)
+                    await self._release("failed", exc)
+                raise errors.UpstreamStreamBroken(exc.message, deployment=self._name) from None
+            except errors.GatewayError:
+                await self.aclose()
+                raise
+            except Exception:  # this request's problem, as in the attempt loop: end the stream, charge no one
+                log.exception("stream of deployment %s failed on this request", self._name)
+                await self.aclose()
+                raise errors.InternalError() from None
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        return chunk
 
     async def aclose(self) -> None:
         """The caller is done, maybe before the end (the client went away): no verdict on the deployment."""
         if not self._released:
             self._dispatcher.health.on_abandoned(self._name, self._dispatcher.clock())
-            await self._release()
+            await self._release("abandoned")
 
-    async def _release(self) -> None:
+    async def _release(self, status: str, error: BaseException | None = None) -> None:
         self._released = True
-        self._dispatcher.outstanding[self._name] -= 1
+        dispatcher, outcome = self._dispatcher, self._outcome
+        dispatcher.outstanding[self._name] -= 1
+        ctx = outcome.context
+        ctx.usage = self._usage
+        dispatcher.end_attempt(outcome.deployment, ctx.attempts[-1], outcome.reservation, status, error=error,
+                               usage=self._usage, ctx=ctx)
+        ctx.close()
         await self._rest.aclose()
 
 
@@ -260,7 +388,8 @@ def exhausted_error(group: str, decision: Any, outcome: Outcome,
     """One error for a request no deployment could serve, with a status and message that say why."""
     parts = [f"{name}: {exc.message}" for name, exc in outcome.failures]
     parts += [exc.message for exc in refusals]
-    parts += [f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
+    parts += [f"{d.name}: {reason} limit reached" if reason == CONCURRENCY
+              else f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
     failures = [exc for _, exc in outcome.failures]
     waits = [exc.retry_after for exc in failures if exc.retry_after is not None]
     soonest = decision.soonest_available()
@@ -269,8 +398,8 @@ def exhausted_error(group: str, decision: Any, outcome: Outcome,
     retry_after = min(waits) if waits else None
     if not failures:
         what = f"no deployment of model '{group}' is available right now"
-        # Every one cooling down at its upstream's request (Retry-After) means rate limited, not broken.
-        status = 429 if all(reason == COOLING_DOWN for _, reason, _ in decision.skipped) else 503
+        # Every one cooling down at its upstream's request (Retry-After) or at its quota means rate limited.
+        status = 429 if all(reason in _RATE_LIMITED for _, reason, _ in decision.skipped) else 503
     else:
         what = f"all {len(failures)} attempt(s) for model '{group}' failed"
         if all(isinstance(exc, errors.UpstreamRateLimited) for exc in failures):

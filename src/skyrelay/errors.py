@@ -15,6 +15,7 @@ class GatewayError(Exception):
     type = "api_error"
     code: str | None = None
     retryable = False
+    route: str | None = None  # x-skyrelay-route, when the client asked for it (x-skyrelay-debug: route)
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)

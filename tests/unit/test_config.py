@@ -141,6 +141,10 @@ CASES = [
     (f"{D0}.rpm", 0, f"{D0}.rpm", "must be > 0"),
     (f"{D0}.tpm", 1.5, f"{D0}.tpm", "expected an integer"),
     (f"{D0}.max_connections", 0, f"{D0}.max_connections", "must be >= 1"),
+    (f"{D0}.max_concurrency", 0, f"{D0}.max_concurrency", "must be >= 1"),
+    (f"{D0}.tier", -1, f"{D0}.tier", "must be >= 0"),
+    (f"{D0}.tier", 0.5, f"{D0}.tier", "expected an integer"),
+    ("model_groups.chat.queue_timeout_ms", -5, "model_groups.chat.queue_timeout_ms", "must be >= 0"),
     (f"{D0}.timeouts", {"connect": 0}, f"{D0}.timeouts.connect", "must be > 0"),
     (f"{D0}.timeouts", {"read": 3}, f"{D0}.timeouts.read", "unknown key"),
     (f"{D0}.timeouts", {"first_byte": 900}, f"{D0}.timeouts.first_byte", "longer than total"),
@@ -383,6 +387,7 @@ def test_defaults():
     assert openai.name == "g-0" and openai.group == "g" and openai.base_url == "http://h:1/v1"
     assert openai.weight == 1.0 and openai.timeouts == Timeouts(5, 60, 600) and openai.price == Price()
     assert (openai.rpm, openai.tpm, openai.api_key, openai.region) == (None, None, None, None)
+    assert (openai.max_concurrency, openai.tier, group.queue_timeout_ms, group.tiers) == (None, 0, 0, ())
     assert openai.max_connections == 100 and openai.headers == {} and openai.tags == {} and openai.options == {}
     assert azure.options == {"api_version": "2024-10-21"}
     assert anthropic.options == {"anthropic_version": "2023-06-01"}
@@ -483,3 +488,12 @@ def test_odd_structures_only_ever_give_problems():
                 parse_config(edit(base(), path, shape), env={})
             except ConfigError as error:
                 assert all("internal error" not in p.message for p in error.problems), (path, shape, error)
+
+
+def test_tiers_group_the_deployments_by_ascending_tier_in_file_order():
+    data = edit(base(), f"{D1}.tier", 1)
+    data = edit(data, f"{D0}.max_concurrency", 8)
+    data = edit(data, "model_groups.chat.queue_timeout_ms", 1500)
+    group = parse_config(data, env={}).model_groups["chat"]
+    assert [[d.name for d in tier] for tier in group.tiers] == [["a"], ["b"]]
+    assert group.queue_timeout_ms == 1500 and group.deployments[0].max_concurrency == 8

@@ -11,8 +11,8 @@ from .fields import Context, child
 from .health import read_health_check
 from .model import DEFAULT_MAX_CONNECTIONS, Deployment, Price, Timeouts
 
-KEYS = ("name", "kind", "base_url", "api_key", "model", "region", "weight", "timeouts", "rpm", "tpm", "price",
-        "headers", "tags", "max_connections", "health_check", *kinds.OPTIONS)
+KEYS = ("name", "kind", "base_url", "api_key", "model", "region", "weight", "timeouts", "rpm", "tpm",
+        "max_concurrency", "tier", "price", "headers", "tags", "max_connections", "health_check", *kinds.OPTIONS)
 TIMEOUT_KEYS = ("connect", "first_byte", "total")
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
 
@@ -42,6 +42,8 @@ def read_deployment(ctx: Context, raw: Mapping, path: str, group: str, index: in
         timeouts=_timeouts(ctx, raw, path),
         rpm=fields.number(ctx, raw, path, "rpm", integer=True, above=0),
         tpm=fields.number(ctx, raw, path, "tpm", integer=True, above=0),
+        max_concurrency=fields.number(ctx, raw, path, "max_concurrency", integer=True, minimum=1),
+        tier=fields.number(ctx, raw, path, "tier", integer=True, minimum=0, default=0),
         price=_price(ctx, raw, path),
         headers=_headers(ctx, raw, path),
         tags=_tags(ctx, raw, path),

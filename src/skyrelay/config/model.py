@@ -131,8 +131,10 @@ class Deployment:
     region: str | None = None
     weight: float = 1.0
     timeouts: Timeouts = Timeouts()
-    rpm: int | None = None
-    tpm: int | None = None
+    rpm: int | None = None  # requests per sliding minute routing sends it at most
+    tpm: int | None = None  # tokens (estimated, then as reported) per sliding minute
+    max_concurrency: int | None = None  # requests in flight at once
+    tier: int = 0  # commitment tier: lower tiers fill first, the next takes the spill
     price: Price = Price()
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # values may hold tokens: never printed
     tags: dict[str, Any] = field(default_factory=dict)
@@ -156,6 +158,9 @@ class ModelGroup:
     # "fail_over": an answer-changing feature the chosen deployment cannot honour sends the request to the group's
     # other deployments (and fallbacks), 400 only if none can; "reject": the strategy's pick is final, the 400 too.
     on_unsupported: str = DEFAULT_ON_UNSUPPORTED
+    queue_timeout_ms: int = 0  # how long a request waits for quota headroom before its 429; 0: no wait
+    # The deployments grouped by ascending tier, for the planner; () when every one is in tier 0 (use deployments).
+    tiers: tuple[tuple[Deployment, ...], ...] = ()
 
     def __hash__(self) -> int:
         return hash(self.name)

@@ -15,7 +15,7 @@ from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DE
 
 TOP_LEVEL_KEYS = ("server", "model_groups", "health")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
-GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "deployments")
+GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "deployments")
 STRATEGIES = ("weighted", "least_outstanding")
 
 
@@ -101,11 +101,20 @@ def _model_group(ctx: Context, value: Any, path: str, name: str) -> _Located | N
     fallbacks = fields.string_list(ctx, raw, path, "fallbacks")
     on_unsupported = fields.choice(ctx, raw, path, "on_unsupported", UNSUPPORTED_POLICIES,
                                    default=DEFAULT_ON_UNSUPPORTED)
+    queue_timeout_ms = fields.number(ctx, raw, path, "queue_timeout_ms", integer=True, minimum=0, default=0)
     deployments, deployment_paths = _deployments(ctx, raw.get("deployments"), child(path, "deployments"), name)
     group = ModelGroup(name=name, strategy=strategy, max_attempts=max_attempts,
                        fallbacks=tuple(target for _, target in fallbacks), deployments=tuple(deployments),
-                       on_unsupported=on_unsupported)
+                       on_unsupported=on_unsupported, queue_timeout_ms=queue_timeout_ms, tiers=_tiers(deployments))
     return group, {"fallbacks": fallbacks, "deployments": deployment_paths}
+
+
+def _tiers(deployments: list[Deployment]) -> tuple:
+    """The deployments by ascending tier, each tier in file order; () when all are in one tier."""
+    levels = sorted({d.tier for d in deployments})
+    if len(levels) < 2:
+        return ()
+    return tuple(tuple(d for d in deployments if d.tier == level) for level in levels)
 
 
 def _deployments(ctx: Context, value: Any, path: str, group: str) -> tuple[list[Deployment], list[tuple[str, bool]]]:

@@ -14,7 +14,7 @@ REASONS = {
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client", "http10")
+    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client", "http10", "id")
 
     def __init__(self, method: str, path: str, query: str, headers: dict[str, str], client: str):
         self.method = method
@@ -25,6 +25,7 @@ class Request:
         self.body_too_large = False  # set when the body passed the limit: answer 413, the connection then closes
         self.client = client
         self.http10 = False  # an HTTP/1.0 client: no chunked encoding, so streams are delimited by closing
+        self.id = ""  # the request id the application gives it (skyrelay: the x-request-id it answers with)
 
 
 class Response:

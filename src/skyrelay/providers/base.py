@@ -41,6 +41,8 @@ class Provider:
     kind = "base"
     # The extra request fields this cloud maps or forwards; None: it forwards every one (OpenAI-compatible).
     honoured_extras: frozenset[str] | None = None
+    # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).
+    observe_limits: Any = None
 
     def __init__(self, deployment: Any):
         self.deployment = deployment
@@ -106,6 +108,8 @@ class Provider:
         headers = self.sign(path, body, headers)
         with map_transport_errors(self.name):
             resp = await self.http.send("POST", path, headers, body)
+        if self.observe_limits is not None:
+            self.observe_limits(resp.headers)
         if resp.status >= 400:
             raise self.error_from_response(resp.status, resp.headers, await self.read_body(resp))
         return resp

@@ -1,8 +1,11 @@
 """The routing decision for one request: which deployments to try, in which order. Pure policy, no I/O.
 
-The asking group's deployments come first, ordered by its strategy; then its fallback groups, breadth first (the
-asking group's own fallback list, in order, before its fallbacks' fallbacks), each ordered by its own strategy.
+The asking group's deployments come first: its lowest commitment tier first (capacity already paid for), each tier
+ordered by the group's strategy, the next tier after it, so a tier spills into the next exactly when it has no
+available deployment with headroom, or when its candidates fail. Then its fallback groups, breadth first (the
+asking group's own fallback list, in order, before its fallbacks' fallbacks), each ordered the same way.
 A group is visited once and a deployment listed once, so cycles and shared deployments are harmless.
+Everything routing knows about a deployment it reads from the RoutingView.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from random import Random
 
-from .health import HealthBook
 from .strategies import STRATEGIES
+from .view import RoutingView
 
 
 @dataclass(slots=True)
@@ -26,24 +29,18 @@ class Plan:
         return min((s[2] for s in self.skipped), default=None)
 
 
-def plan(
-    group,
-    groups: Mapping[str, object],
-    health: HealthBook,
-    outstanding: Mapping[str, int],
-    now: float,
-    rng: Random,
-) -> Plan:
+def plan(group, groups: Mapping[str, object], view: RoutingView, now: float, rng: Random, request=None) -> Plan:
+    """`request` (a RequestContext, optional) sizes the token estimate checked against each deployment's tpm."""
     candidates: list = []
     skipped: list = []
     if not group.fallbacks:  # the common case: no bookkeeping for duplicates
-        _add_group(group, health, outstanding, now, rng, candidates, skipped, None)
+        _add_group(group, view, now, rng, request, candidates, skipped, None)
         return Plan(candidates, skipped, group.max_attempts)
     seen_deployments: set[str] = set()
     seen_groups = {group.name}
     queue = [group]
     for current in queue:  # the queue grows while we walk it: breadth first
-        _add_group(current, health, outstanding, now, rng, candidates, skipped, seen_deployments)
+        _add_group(current, view, now, rng, request, candidates, skipped, seen_deployments)
         for name in current.fallbacks:
             fallback = groups.get(name)
             if fallback is not None and name not in seen_groups:  # unknown names: config validation's job
@@ -52,22 +49,25 @@ def plan(
     return Plan(candidates, skipped, group.max_attempts)
 
 
-def _add_group(group, health, outstanding, now, rng, candidates, skipped, seen) -> None:
-    """Append the group's available deployments, ordered, to candidates; the unavailable ones to skipped."""
-    available = []
-    for d in group.deployments:
-        name = d.name
-        if seen is not None:
-            if name in seen:
-                continue
-            seen.add(name)
-        reason = health.unavailable_reason(name, now)
-        if reason is None:
-            available.append(d)
-        else:
-            skipped.append((d, reason, health.seconds_until_available(name, now)))
-    if available:
-        candidates += _strategy(group.strategy)(available, outstanding, rng)
+def _add_group(group, view, now, rng, request, candidates, skipped, seen) -> None:
+    """Append the group's available deployments, tier by tier, ordered, to candidates; the others to skipped."""
+    strategy = _strategy(group.strategy)
+    unavailable_reason = view.unavailable_reason
+    for members in group.tiers or (group.deployments,):
+        available = []
+        for d in members:
+            if seen is not None:
+                if d.name in seen:
+                    continue
+                seen.add(d.name)
+            tokens = 0 if d.tpm is None else view.tokens_for(d, request)  # only a tpm needs the estimate
+            reason = unavailable_reason(d, now, tokens)
+            if reason is None:
+                available.append(d)
+            else:
+                skipped.append((d, reason, view.seconds_until_available(d, reason, now, tokens)))
+        if available:
+            candidates += strategy(available, view, rng)
 
 
 def _strategy(name: str):

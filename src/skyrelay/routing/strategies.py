@@ -1,4 +1,4 @@
-"""Ways to order a model group's deployments for one request. Pure: the random source is an argument.
+"""Ways to order a model group's deployments for one request. Pure: the RoutingView and random source are arguments.
 
 A deployment here is anything with `name` and `weight`. A weight of 0 (or less) marks a standby: it is never
 preferred over a weighted deployment and is tried last, in configuration order.
@@ -6,7 +6,7 @@ preferred over a weighted deployment and is tried last, in configuration order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from random import Random
 
 _INF = float("inf")
@@ -36,14 +36,14 @@ def weighted_order(deployments: Sequence, rng: Random) -> list:
     return order
 
 
-def least_outstanding_order(deployments: Sequence, outstanding: Mapping[str, int], rng: Random) -> list:
+def least_outstanding_order(deployments: Sequence, view, rng: Random) -> list:
     """Ascending in-flight requests per unit of weight. Ties (an idle group, typically) are broken by weighted
     random order, so at low load traffic still follows the weights instead of a coin toss."""
     if len(deployments) < 2:
         return list(deployments)
-    load = outstanding.get
+    load = view.in_flight
     keyed = sorted(
-        (load(d.name, 0) / d.weight if d.weight > 0 else _INF, i, d) for i, d in enumerate(deployments)
+        (load(d.name) / d.weight if d.weight > 0 else _INF, i, d) for i, d in enumerate(deployments)
     )
     order = []
     start, n = 0, len(keyed)
@@ -59,12 +59,12 @@ def least_outstanding_order(deployments: Sequence, outstanding: Mapping[str, int
     return order
 
 
-def _weighted(deployments: Sequence, outstanding: Mapping[str, int], rng: Random) -> list:
+def _weighted(deployments: Sequence, view, rng: Random) -> list:
     return weighted_order(deployments, rng)
 
 
-# Every strategy, under its configuration name, with one signature: (deployments, outstanding, rng) -> list.
-Strategy = Callable[[Sequence, Mapping[str, int], Random], list]
+# Every strategy, under its configuration name, with one signature: (deployments, view, rng) -> list.
+Strategy = Callable[[Sequence, object, Random], list]
 STRATEGIES: dict[str, Strategy] = {
     "weighted": _weighted,
     "least_outstanding": least_outstanding_order,

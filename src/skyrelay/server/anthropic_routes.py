@@ -13,7 +13,7 @@ from .. import errors
 from ..canonical import ChatChunk
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import anthropic as protocol
-from .app import JSON, SSE_HEADERS, Route, error_response, outcome_headers
+from .app import JSON, SSE_HEADERS, Route, context_for, error_response, outcome_headers
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -28,10 +28,10 @@ def register(gateway: "Gateway") -> None:
         try:
             req = protocol.parse_messages(request.body)
             if req.stream:
-                stream, outcome = await dispatcher.chat_stream(req)
+                stream, outcome = await dispatcher.chat_stream(req, context_for(request))
                 headers = [*SSE_HEADERS, ("request-id", request_id), *outcome_headers(outcome)]
                 return StreamResponse(200, sse_events(stream, req.model, request_id), headers, release=stream.aclose)
-            resp, outcome = await dispatcher.chat(req)
+            resp, outcome = await dispatcher.chat(req, context_for(request))
             body = protocol.render_message(resp, req.model)
             return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome)])
         except errors.GatewayError as err:

@@ -8,7 +8,6 @@ lookup per request, then the route's handler.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -16,6 +15,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from .. import errors
+from ..context import RequestContext, new_request_id
 from ..dispatch import Dispatcher, Outcome
 from ..health_checks import HealthChecker
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
@@ -51,8 +51,6 @@ class Gateway:
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
-        self._id_prefix = os.urandom(5).hex()
-        self._requests = 0
         self.server: HttpServer | None = None
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
         self._register_routes()
@@ -109,13 +107,16 @@ class Gateway:
     # --- requests -----------------------------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | StreamResponse:
-        return self._named(await self._route(request))
-
-    def _named(self, resp: Response | StreamResponse) -> Response | StreamResponse:
         # Every answer names its request, as OpenAI's do (the SDKs expose it as `_request_id`): the handle a user
-        # quotes when asking what happened. A per-process prefix and a counter: unique, and nearly free.
-        self._requests += 1
-        resp.headers.append(("x-request-id", f"req_{self._id_prefix}{self._requests:x}"))
+        # quotes when asking what happened. Minted on arrival, so the request's context carries the same id.
+        request.id = new_request_id()
+        resp = await self._route(request)
+        resp.headers.append(("x-request-id", request.id))
+        return resp
+
+    def _named(self, resp: Response) -> Response:
+        """A refusal of the HTTP layer, which has no Request (and so no id yet): named all the same."""
+        resp.headers.append(("x-request-id", new_request_id()))
         return resp
 
     def http_error(self, status: int, message: str, path: str | None) -> Response:
@@ -178,6 +179,8 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
     retry_after = getattr(err, "retry_after", None)
     if retry_after is not None and retry_after == retry_after and retry_after != float("inf"):  # finite only
         headers.append(("retry-after", str(max(1, round(retry_after)))))
+    if err.route is not None:
+        headers.append(("x-skyrelay-route", err.route))
     # An InternalError was logged with its traceback already; an HttpRefused is the client's (a 5xx by protocol only).
     if err.status >= 500 and not isinstance(err, (errors.InternalError, errors.HttpRefused)):
         log.warning("request failed: %s", err.message)
@@ -210,7 +213,15 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
     ]
     if outcome.dropped:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
+    if outcome.context.debug_route:
+        headers.append(("x-skyrelay-route", outcome.route()))
     return headers
+
+
+def context_for(request: Request) -> RequestContext:
+    """The request's context, under the id it answers with; its body size feeds the quota's token estimate."""
+    return RequestContext(request.id, body_bytes=len(request.body),
+                          debug_route=request.headers.get("x-skyrelay-debug") == "route")
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -9,7 +9,7 @@ from .. import errors
 from ..canonical import ChatChunk, ChatRequest
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import openai as protocol
-from .app import JSON, SSE_HEADERS, Route, outcome_headers
+from .app import JSON, SSE_HEADERS, Route, context_for, outcome_headers
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -22,15 +22,15 @@ def register(gateway: "Gateway") -> None:
     async def chat_completions(request: Request) -> Response | StreamResponse:
         req = protocol.parse_chat(request.body)
         if req.stream:
-            stream, outcome = await dispatcher.chat_stream(req)
+            stream, outcome = await dispatcher.chat_stream(req, context_for(request))
             return StreamResponse(200, sse_stream(stream, req), SSE_HEADERS + outcome_headers(outcome),
                                   release=stream.aclose)
-        resp, outcome = await dispatcher.chat(req)
+        resp, outcome = await dispatcher.chat(req, context_for(request))
         return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
 
     async def embeddings(request: Request) -> Response:
         req = protocol.parse_embeddings(request.body)
-        resp, outcome = await dispatcher.embed(req)
+        resp, outcome = await dispatcher.embed(req, context_for(request))
         return Response(200, protocol.render_embeddings(resp), [JSON, *outcome_headers(outcome)])
 
     models_body = protocol.render_models(list(gateway.config.model_groups), gateway.started_at)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from skyrelay.routing import BreakerPolicy, HealthBook, Plan, plan
+from skyrelay.routing import BreakerPolicy, HealthBook, Plan, RoutingView, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,8 @@ class Dep:  # stands in for skyrelay.config.Deployment
     weight: float = 1.0
     rpm: int | None = None
     tpm: int | None = None
+    max_concurrency: int | None = None
+    tier: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class Group:  # stands in for skyrelay.config.ModelGroup
     fallbacks: tuple = ()
     strategy: str = "weighted"
     max_attempts: int = 3
+    tiers: tuple = ()
 
 
 def groups(spec: str) -> dict:
@@ -43,7 +46,7 @@ def names(items):
 
 def plan_for(spec, asking="A", health=None, outstanding=None, now=0.0, seed=0):
     table = groups(spec)
-    return plan(table[asking], table, health or HealthBook(), outstanding or {}, now, random.Random(seed))
+    return plan(table[asking], table, RoutingView(health, outstanding), now, random.Random(seed))
 
 
 @pytest.mark.parametrize(
@@ -72,7 +75,7 @@ def test_fallback_groups_keep_their_members_together_and_the_asking_groups_budge
     table = groups("A:a1,a2,a3>B B:b1,b2")
     table["B"] = Group("B", table["B"].deployments, max_attempts=9)
     for seed in range(20):
-        result = plan(table["A"], table, HealthBook(), {}, 0.0, random.Random(seed))
+        result = plan(table["A"], table, RoutingView(), 0.0, random.Random(seed))
         assert sorted(names(result.candidates[:3])) == ["a1", "a2", "a3"]
         assert sorted(names(result.candidates[3:])) == ["b1", "b2"]
         assert result.max_attempts == 3
@@ -81,14 +84,14 @@ def test_fallback_groups_keep_their_members_together_and_the_asking_groups_budge
 def test_each_group_uses_its_own_strategy():
     deps = tuple(Dep(n) for n in ("b1", "b2", "b3"))
     table = {"A": Group("A", (Dep("a"),), ("B",)), "B": Group("B", deps, strategy="least_outstanding")}
-    result = plan(table["A"], table, HealthBook(), {"b1": 4, "b2": 0, "b3": 2}, 0.0, random.Random(1))
+    result = plan(table["A"], table, RoutingView(outstanding={"b1": 4, "b2": 0, "b3": 2}), 0.0, random.Random(1))
     assert names(result.candidates) == ["a", "b2", "b3", "b1"]
 
 
 def test_weighted_distribution_over_10k_plans():
     table = {"A": Group("A", (Dep("a", 1.0), Dep("b", 3.0), Dep("c", 6.0)))}
     rng, health, n = random.Random(2024), HealthBook(), 10_000
-    first = Counter(plan(table["A"], table, health, {}, 0.0, rng).candidates[0].name for _ in range(n))
+    first = Counter(plan(table["A"], table, RoutingView(health), 0.0, rng).candidates[0].name for _ in range(n))
     for name, share in {"a": 0.1, "b": 0.3, "c": 0.6}.items():
         assert abs(first[name] / n - share) < 0.02, (name, first)
 
@@ -138,7 +141,7 @@ def test_planning_changes_no_health_state():
 def test_unknown_strategy_names_the_known_ones():
     table = {"A": Group("A", (Dep("a"), Dep("b")), strategy="fastest")}
     with pytest.raises(ValueError, match="weighted"):
-        plan(table["A"], table, HealthBook(), {}, 0.0, random.Random(0))
+        plan(table["A"], table, RoutingView(), 0.0, random.Random(0))
 
 
 def test_plan_is_a_plain_value():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from skyrelay.routing import RoutingView
 from skyrelay.routing.strategies import STRATEGIES, least_outstanding_order, weighted_order
 
 
@@ -93,7 +94,7 @@ def test_weighted_order_is_deterministic_for_a_seed_and_leaves_input_alone():
 )
 def test_least_outstanding_order(group, outstanding, expected):
     for seed in range(20):
-        order = names(least_outstanding_order(group, outstanding, random.Random(seed)))
+        order = names(least_outstanding_order(group, RoutingView(outstanding=outstanding), random.Random(seed)))
         if expected is None:
             assert order[-1] == "a" and sorted(order) == ["a", "b", "c"]
         else:
@@ -102,10 +103,10 @@ def test_least_outstanding_order(group, outstanding, expected):
 
 def test_least_outstanding_ties_are_broken_randomly_by_weight():
     group, rng, n = deps(a=1, b=3, c=1), random.Random(3), 10_000
-    first = Counter(least_outstanding_order(group, {"c": 1}, rng)[0].name for _ in range(n))
+    first = Counter(least_outstanding_order(group, RoutingView(outstanding={"c": 1}), rng)[0].name for _ in range(n))
     assert first.keys() == {"a", "b"}  # c is busiest: never first
     assert abs(first["b"] / n - 0.75) < 0.02
-    ties = Counter(names(least_outstanding_order(deps(a=1, b=1), {}, rng)) for _ in range(n))
+    ties = Counter(names(least_outstanding_order(deps(a=1, b=1), RoutingView(), rng)) for _ in range(n))
     assert abs(ties["ab"] / n - 0.5) < 0.02
 
 
@@ -113,5 +114,5 @@ def test_registry_has_one_signature():
     group, rng = deps(a=1, b=1), random.Random(1)
     assert set(STRATEGIES) == {"weighted", "least_outstanding"}
     for strategy in STRATEGIES.values():
-        assert sorted(names(strategy(group, {"a": 1}, rng))) == ["a", "b"]
-    assert names(STRATEGIES["least_outstanding"](group, {"a": 1}, rng)) == "ba"
+        assert sorted(names(strategy(group, RoutingView(outstanding={"a": 1}), rng))) == ["a", "b"]
+    assert names(STRATEGIES["least_outstanding"](group, RoutingView(outstanding={"a": 1}), rng)) == "ba"

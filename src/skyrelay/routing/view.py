@@ -1,0 +1,58 @@
+"""The one thing the planner and the strategies read: what routing may know about each deployment right now.
+
+Availability (the health book), requests in flight, quota headroom and commitment tier, behind one object so that
+a new signal is one new method here, not a change to every strategy's signature. In one process it is backed by
+the dispatcher's own state; a simulator or a shared store can back it with theirs. Pure: `now` is an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .health import HealthBook
+from .quotas import CONCURRENCY, QuotaBook
+
+
+class RoutingView:
+    __slots__ = ("health", "outstanding", "quotas")
+
+    def __init__(self, health: HealthBook | None = None, outstanding: Mapping[str, int] | None = None,
+                 quotas: QuotaBook | None = None):
+        self.health = health if health is not None else HealthBook()
+        self.outstanding = outstanding if outstanding is not None else {}
+        self.quotas = quotas if quotas is not None else QuotaBook()
+
+    def in_flight(self, name: str) -> int:
+        return self.outstanding.get(name, 0)
+
+    def estimate(self, deployment, body_bytes: int, max_output: int | None) -> int:
+        return self.quotas.estimate(deployment, body_bytes, max_output)
+
+    def tokens_for(self, deployment, request) -> int:
+        """The request's token estimate on this deployment (0 without a request or a tpm to check it against)."""
+        if request is None or deployment.tpm is None:
+            return 0
+        return self.quotas.estimate(deployment, request.body_bytes, request.max_output)
+
+    def unavailable_reason(self, deployment, now: float, tokens: int = 0) -> str | None:
+        """Why the deployment cannot take a request of `tokens` now: a health reason (circuit open, cooling down,
+        probe in flight), CONCURRENCY or QUOTA; None when it can."""
+        name = deployment.name
+        reason = self.health.unavailable_reason(name, now)
+        if reason is not None:
+            return reason
+        limit = deployment.max_concurrency
+        if limit is not None and self.outstanding.get(name, 0) >= limit:
+            return CONCURRENCY
+        return self.quotas.refusal(deployment, now, tokens)
+
+    def seconds_until_available(self, deployment, reason: str, now: float, tokens: int = 0) -> float:
+        """A Retry-After hint for a deployment skipped for `reason` (0 for concurrency: it frees on no clock)."""
+        if reason == CONCURRENCY:
+            return 0.0
+        health = self.health.seconds_until_available(deployment.name, now)
+        return max(health, self.quotas.seconds_until_headroom(deployment, now, tokens))
+
+    @staticmethod
+    def tier(deployment) -> int:
+        return deployment.tier
