@@ -25,7 +25,7 @@ class Attempt:
     """One try at one deployment. `status` is None while in flight, then "ok", "failed" or "abandoned"."""
 
     __slots__ = ("deployment", "vendor", "region", "start", "end", "status", "error_kind", "usage",
-                 "reserved_tokens")
+                 "reserved_tokens", "first_token")
 
     def __init__(self, deployment: Any, start: float, reserved_tokens: int):
         self.deployment = deployment.name
@@ -37,6 +37,7 @@ class Attempt:
         self.error_kind: str | None = None  # the error's class name when it failed
         self.usage: Any = None  # canonical Usage the cloud reported, when it did
         self.reserved_tokens = reserved_tokens  # the quota estimate held for this attempt until it ends
+        self.first_token: float | None = None  # when a stream's first output arrived (its head was read)
 
     def finish(self, end: float, status: str, error: BaseException | None = None) -> None:
         self.end = end
@@ -46,10 +47,11 @@ class Attempt:
 
 
 class RequestContext:
-    """`body_bytes` and `max_output` feed the token estimate quotas reserve before the call."""
+    """`body_bytes` and `max_output` feed the token estimate quotas reserve before the call; `prompt` (the chat
+    request, None for embeddings) is what prefix affinity hashes, once, into `prefix_key`."""
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
-                 "usage", "closed", "on_close", "debug_route")
+                 "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
                  debug_route: bool = False):
@@ -64,6 +66,8 @@ class RequestContext:
         self.closed = False
         self.on_close: Callable[["RequestContext"], None] | None = None
         self.debug_route = debug_route  # the client asked for x-skyrelay-route
+        self.prompt: Any = None
+        self.prefix_key: int | None = None  # routing/affinity.py computes it on first use
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""

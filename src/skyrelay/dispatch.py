@@ -23,6 +23,7 @@ from .context import Attempt, RequestContext
 from .providers import build_provider
 from .providers.base import Provider
 from .routing.health import COOLING_DOWN, HealthBook
+from .routing.latency import LatencyBook
 from .routing.planner import Plan, plan
 from .routing.quotas import CONCURRENCY, QUOTA, QuotaBook
 from .routing.view import RoutingView
@@ -59,7 +60,7 @@ class Dispatcher:
     def __init__(
         self, model_groups: Mapping[str, Any], providers: Mapping[str, Provider], *,
         health: HealthBook | None = None, clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None, quotas: QuotaBook | None = None,
+        rng: random.Random | None = None, quotas: QuotaBook | None = None, latencies: LatencyBook | None = None,
     ):
         self.groups = model_groups
         self.providers = providers
@@ -68,7 +69,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.outstanding: dict[str, int] = {name: 0 for name in providers}
         self.quotas = quotas or QuotaBook()
-        self.view = RoutingView(self.health, self.outstanding, self.quotas)
+        self.latencies = latencies or LatencyBook()
+        self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies)
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
@@ -99,7 +101,7 @@ class Dispatcher:
 
     async def chat(self, req: ChatRequest, ctx: RequestContext | None = None) -> tuple[ChatResponse, Outcome]:
         resp, outcome = await self._attempt_loop(req.model, lambda provider: provider.chat(req), ctx, req.max_tokens,
-                                                 hold=False)
+                                                 hold=False, prompt=req)
         if req.extra:
             self._note_dropped(req, outcome)
         return resp, outcome
@@ -112,7 +114,7 @@ class Dispatcher:
                           ) -> tuple["CommittedStream", Outcome]:
         """Start a stream on the first deployment that produces real output; return the whole stream."""
         (head, rest), outcome = await self._attempt_loop(
-            req.model, lambda provider: _stream_head(provider, req), ctx, req.max_tokens, hold=True)
+            req.model, lambda provider: _stream_head(provider, req), ctx, req.max_tokens, hold=True, prompt=req)
         if req.extra:
             self._note_dropped(req, outcome)
         return CommittedStream(self, outcome, head, rest), outcome
@@ -123,13 +125,15 @@ class Dispatcher:
         outcome.dropped = self.providers[outcome.deployment.name].dropped_extras(req.extra)
 
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]],
-                            ctx: RequestContext | None, max_output: int | None, *, hold: bool):
+                            ctx: RequestContext | None, max_output: int | None, *, hold: bool,
+                            prompt: ChatRequest | None = None):
         group = self.group(model)
         if ctx is None:
             ctx = RequestContext()
         ctx.arrival = self.clock()
         ctx.group = group.name
         ctx.max_output = max_output
+        ctx.prompt = prompt
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
             decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
@@ -194,6 +198,8 @@ class Dispatcher:
                     ctx.usage = result.usage
                 else:
                     outcome.reservation = entry
+                    attempt.first_token = first = self.clock()  # the stream's head is in: its TTFT
+                    self.latencies.observe_first_token(name, first, first - attempt.start)
                 outcome.deployment = deployment
                 if not hold:  # a stream's request ends with the stream (CommittedStream)
                     ctx.close()
@@ -216,6 +222,8 @@ class Dispatcher:
         input, and its output cap when the request set one (what the clouds charge a tokens-per-minute quota
         at arrival, whatever the answer's length), else the output it reported."""
         attempt.finish(self.clock() if end is None else end, status, error)
+        if status == "ok":
+            self._observe_latency(attempt, usage)
         if usage is not None and ctx is not None:
             attempt.usage = usage
             output = ctx.max_output if ctx.max_output is not None else usage.output_tokens
@@ -225,6 +233,18 @@ class Dispatcher:
             self.quotas.settle(deployment, entry, sent=sent)
         if self._waiting:
             self._headroom.set()
+
+    def _observe_latency(self, attempt: Attempt, usage: Any) -> None:
+        """A served attempt's timings: a stream's time per token after its head (its TTFT was taken when the head
+        arrived), a whole answer's total time (of which TTFT is what the output's time does not explain)."""
+        output = usage.output_tokens if usage is not None else 0
+        latencies = self.latencies
+        if attempt.first_token is None:
+            latencies.observe_whole(attempt.deployment, attempt.end, attempt.end - attempt.start, output)
+        elif output > 1:
+            latencies.observe_tokens(attempt.deployment, attempt.end, attempt.end - attempt.first_token, output - 1)
+        if output:
+            latencies.observe_output(output)
 
     async def _wait_for_headroom(self, group: Any, ctx: RequestContext, decision: Plan) -> Plan:
         """Every deployment is at its quota: wait, in arrival order, up to the group's queue_timeout_ms for one to

@@ -110,6 +110,14 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class LatencyObjective:
+    """What `cheapest_within` keeps: a deployment's recent TTFT at `percentile` at most `ttft_ms`."""
+
+    ttft_ms: float
+    percentile: float = 95.0
+
+
+@dataclass(frozen=True, slots=True)
 class HealthCheck:
     """Probe the deployment every `interval_s` while its breaker is open or half-open (never while healthy)."""
 
@@ -151,7 +159,7 @@ class ModelGroup:
     """The public model name clients ask for, and the deployments (then fallback groups) that serve it."""
 
     name: str
-    strategy: str = DEFAULT_STRATEGY  # weighted | least_outstanding
+    strategy: str = DEFAULT_STRATEGY  # a name in routing.STRATEGIES: weighted, least_outstanding, fastest, ...
     max_attempts: int = DEFAULT_MAX_ATTEMPTS  # across deployments and fallbacks
     fallbacks: tuple[str, ...] = ()
     deployments: tuple[Deployment, ...] = ()
@@ -161,6 +169,7 @@ class ModelGroup:
     queue_timeout_ms: int = 0  # how long a request waits for quota headroom before its 429; 0: no wait
     # The deployments grouped by ascending tier, for the planner; () when every one is in tier 0 (use deployments).
     tiers: tuple[tuple[Deployment, ...], ...] = ()
+    latency_objective: LatencyObjective | None = None  # required by (and only read by) cheapest_within
 
     def __hash__(self) -> int:
         return hash(self.name)

@@ -5,18 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..routing.strategies import STRATEGIES as _STRATEGY_TABLE
 from . import fields
 from .deployments import read_deployment
 from .health import read_health
 from .fields import Context, child, item
 from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS,
                     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENT_CONNECTIONS, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
-                    DEFAULT_STRATEGY, UNSUPPORTED_POLICIES, Config, Deployment, ModelGroup, Problem, ServerConfig)
+                    DEFAULT_STRATEGY, UNSUPPORTED_POLICIES, Config, Deployment, LatencyObjective, ModelGroup, Problem,
+                    ServerConfig)
 
 TOP_LEVEL_KEYS = ("server", "model_groups", "health")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
-GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "deployments")
-STRATEGIES = ("weighted", "least_outstanding")
+GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
+              "deployments")
+STRATEGIES = tuple(_STRATEGY_TABLE)  # routing's table is the one list of names
+LATENCY_OBJECTIVE_KEYS = ("ttft_ms", "percentile")
 
 
 def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Problem]]:
@@ -102,11 +106,28 @@ def _model_group(ctx: Context, value: Any, path: str, name: str) -> _Located | N
     on_unsupported = fields.choice(ctx, raw, path, "on_unsupported", UNSUPPORTED_POLICIES,
                                    default=DEFAULT_ON_UNSUPPORTED)
     queue_timeout_ms = fields.number(ctx, raw, path, "queue_timeout_ms", integer=True, minimum=0, default=0)
+    latency_objective = _latency_objective(ctx, raw, path, strategy)
     deployments, deployment_paths = _deployments(ctx, raw.get("deployments"), child(path, "deployments"), name)
     group = ModelGroup(name=name, strategy=strategy, max_attempts=max_attempts,
                        fallbacks=tuple(target for _, target in fallbacks), deployments=tuple(deployments),
-                       on_unsupported=on_unsupported, queue_timeout_ms=queue_timeout_ms, tiers=_tiers(deployments))
+                       on_unsupported=on_unsupported, queue_timeout_ms=queue_timeout_ms, tiers=_tiers(deployments),
+                       latency_objective=latency_objective)
     return group, {"fallbacks": fallbacks, "deployments": deployment_paths}
+
+
+def _latency_objective(ctx: Context, raw: Mapping, path: str, strategy: str) -> LatencyObjective | None:
+    where = child(path, "latency_objective")
+    section = fields.section(ctx, raw.get("latency_objective"), where)
+    if section is None:
+        if strategy == "cheapest_within":
+            ctx.add(where, "strategy cheapest_within needs a latency objective to keep",
+                    "e.g. latency_objective: {ttft_ms: 800, percentile: 95}")
+        return None
+    fields.check_keys(ctx, section, where, LATENCY_OBJECTIVE_KEYS)
+    return LatencyObjective(
+        ttft_ms=fields.number(ctx, section, where, "ttft_ms", above=0, required=True, default=1000.0),
+        percentile=fields.number(ctx, section, where, "percentile", above=0, maximum=100, default=95.0),
+    )
 
 
 def _tiers(deployments: list[Deployment]) -> tuple:

@@ -30,7 +30,8 @@ class Plan:
 
 
 def plan(group, groups: Mapping[str, object], view: RoutingView, now: float, rng: Random, request=None) -> Plan:
-    """`request` (a RequestContext, optional) sizes the token estimate checked against each deployment's tpm."""
+    """`request` (a RequestContext, optional) sizes the token estimate checked against each deployment's tpm, and
+    is what the cost- and prefix-aware strategies read."""
     candidates: list = []
     skipped: list = []
     if not group.fallbacks:  # the common case: no bookkeeping for duplicates
@@ -67,7 +68,7 @@ def _add_group(group, view, now, rng, request, candidates, skipped, seen) -> Non
             else:
                 skipped.append((d, reason, view.seconds_until_available(d, reason, now, tokens)))
         if available:
-            candidates += strategy(available, view, rng)
+            candidates += strategy(available, view, rng, now, request, group)
 
 
 def _strategy(name: str):

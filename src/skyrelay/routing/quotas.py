@@ -69,9 +69,13 @@ class QuotaBook:
     def estimate(self, deployment, body_bytes: int, max_output: int | None) -> int:
         """Tokens this request may use on this deployment: its input guessed from the body's size, plus its
         output cap (or DEFAULT_OUTPUT_TOKENS)."""
+        return self.input_tokens(deployment, body_bytes) + (
+            max_output if max_output is not None else DEFAULT_OUTPUT_TOKENS)
+
+    def input_tokens(self, deployment, body_bytes: int) -> int:
+        """The request's input guessed from the body's size, at this deployment's learnt bytes per token."""
         log = self._logs.get(deployment.name)
-        ratio = log.bytes_per_token if log is not None else BYTES_PER_TOKEN
-        return int(body_bytes / ratio) + (max_output if max_output is not None else DEFAULT_OUTPUT_TOKENS)
+        return int(body_bytes / (log.bytes_per_token if log is not None else BYTES_PER_TOKEN))
 
     def refusal(self, deployment, now: float, tokens: int) -> str | None:
         """QUOTA if one more attempt of `tokens` would pass the deployment's rpm or tpm (or the upstream's own

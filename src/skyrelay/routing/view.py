@@ -1,6 +1,6 @@
 """The one thing the planner and the strategies read: what routing may know about each deployment right now.
 
-Availability (the health book), requests in flight, quota headroom and commitment tier, behind one object so that
+Availability (the health book), requests in flight, quota headroom, commitment tier and latency, behind one object so that
 a new signal is one new method here, not a change to every strategy's signature. In one process it is backed by
 the dispatcher's own state; a simulator or a shared store can back it with theirs. Pure: `now` is an argument.
 """
@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .health import HealthBook
-from .quotas import CONCURRENCY, QuotaBook
+from .latency import LatencyBook
+from .quotas import CONCURRENCY, DEFAULT_OUTPUT_TOKENS, QuotaBook
 
 
 class RoutingView:
-    __slots__ = ("health", "outstanding", "quotas")
+    __slots__ = ("health", "outstanding", "quotas", "latencies")
 
     def __init__(self, health: HealthBook | None = None, outstanding: Mapping[str, int] | None = None,
-                 quotas: QuotaBook | None = None):
+                 quotas: QuotaBook | None = None, latencies: LatencyBook | None = None):
         self.health = health if health is not None else HealthBook()
         self.outstanding = outstanding if outstanding is not None else {}
         self.quotas = quotas if quotas is not None else QuotaBook()
+        self.latencies = latencies if latencies is not None else LatencyBook()
 
     def in_flight(self, name: str) -> int:
         return self.outstanding.get(name, 0)
@@ -56,3 +58,25 @@ class RoutingView:
     @staticmethod
     def tier(deployment) -> int:
         return deployment.tier
+
+    def ttft(self, name: str, now: float) -> float:
+        """Expected seconds to the first token (peak-sensitive EWMA; 0 when never measured)."""
+        return self.latencies.ttft(name, now)
+
+    def time_per_token(self, name: str, now: float) -> float:
+        """Expected seconds per output token after the first (0 when never measured)."""
+        return self.latencies.time_per_token(name, now)
+
+    def ttft_percentile(self, name: str, now: float, percentile: float) -> float | None:
+        """The deployment's recent TTFT at `percentile` (seconds), None without recent samples."""
+        return self.latencies.ttft_percentile(name, now, percentile)
+
+    def input_tokens(self, deployment, request) -> int:
+        """The request's input tokens as this deployment counts them (0 without a request)."""
+        return 0 if request is None else self.quotas.input_tokens(deployment, request.body_bytes)
+
+    def expected_output(self, request) -> float:
+        """Output tokens the request is expected to produce: the recent mean of served requests, at most its cap."""
+        mean = self.latencies.mean_output or DEFAULT_OUTPUT_TOKENS
+        cap = request.max_output if request is not None else None
+        return mean if cap is None or cap > mean else cap

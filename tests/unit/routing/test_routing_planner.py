@@ -139,7 +139,7 @@ def test_planning_changes_no_health_state():
 
 
 def test_unknown_strategy_names_the_known_ones():
-    table = {"A": Group("A", (Dep("a"), Dep("b")), strategy="fastest")}
+    table = {"A": Group("A", (Dep("a"), Dep("b")), strategy="quickest")}
     with pytest.raises(ValueError, match="weighted"):
         plan(table["A"], table, RoutingView(), 0.0, random.Random(0))
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from skyrelay.config.model import Price
 from skyrelay.routing import RoutingView
 from skyrelay.routing.strategies import STRATEGIES, least_outstanding_order, weighted_order
 
@@ -18,6 +19,7 @@ class Dep:  # stands in for skyrelay.config.Deployment
     weight: float = 1.0
     rpm: int | None = None
     tpm: int | None = None
+    price: Price = Price()
 
 
 def deps(**weights):
@@ -112,7 +114,7 @@ def test_least_outstanding_ties_are_broken_randomly_by_weight():
 
 def test_registry_has_one_signature():
     group, rng = deps(a=1, b=1), random.Random(1)
-    assert set(STRATEGIES) == {"weighted", "least_outstanding"}
+    assert set(STRATEGIES) == {"weighted", "least_outstanding", "fastest", "cheapest", "cheapest_within", "affinity"}
     for strategy in STRATEGIES.values():
         assert sorted(names(strategy(group, RoutingView(outstanding={"a": 1}), rng))) == ["a", "b"]
     assert names(STRATEGIES["least_outstanding"](group, RoutingView(outstanding={"a": 1}), rng)) == "ba"
