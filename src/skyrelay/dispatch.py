@@ -26,6 +26,7 @@ from .routing.health import COOLING_DOWN, HealthBook
 from .routing.latency import LatencyBook
 from .routing.planner import Plan, plan
 from .routing.quotas import CONCURRENCY, QUOTA, QuotaBook
+from .routing.strategies import LATENCY_AWARE
 from .routing.view import RoutingView
 
 log = logging.getLogger("skyrelay.dispatch")
@@ -70,6 +71,8 @@ class Dispatcher:
         self.outstanding: dict[str, int] = {name: 0 for name in providers}
         self.quotas = quotas or QuotaBook()
         self.latencies = latencies or LatencyBook()
+        # Timings cost ~1 us a request to record: only when some group's strategy reads them.
+        self.measures_latency = any(g.strategy in LATENCY_AWARE for g in model_groups.values())
         self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies)
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
@@ -198,8 +201,9 @@ class Dispatcher:
                     ctx.usage = result.usage
                 else:
                     outcome.reservation = entry
-                    attempt.first_token = first = self.clock()  # the stream's head is in: its TTFT
-                    self.latencies.observe_first_token(name, first, first - attempt.start)
+                    if self.measures_latency:
+                        attempt.first_token = first = self.clock()  # the stream's head is in: its TTFT
+                        self.latencies.observe_first_token(name, first, first - attempt.start)
                 outcome.deployment = deployment
                 if not hold:  # a stream's request ends with the stream (CommittedStream)
                     ctx.close()
@@ -222,7 +226,7 @@ class Dispatcher:
         input, and its output cap when the request set one (what the clouds charge a tokens-per-minute quota
         at arrival, whatever the answer's length), else the output it reported."""
         attempt.finish(self.clock() if end is None else end, status, error)
-        if status == "ok":
+        if status == "ok" and self.measures_latency:
             self._observe_latency(attempt, usage)
         if usage is not None and ctx is not None:
             attempt.usage = usage

@@ -27,6 +27,7 @@ _BUCKETS = 64
 _STEPS_PER_DOUBLING = 4
 _SMALLEST_S = 0.001
 _LOG_RATIO = math.log(2) / _STEPS_PER_DOUBLING
+_exp, _log = math.exp, math.log
 _OUTPUT_ALPHA = 0.1  # the group-wide mean output length: a plain EWMA over served requests
 
 
@@ -40,15 +41,16 @@ class PeakEwma:
     def read(self, now: float) -> float:
         if not self.value:
             return 0.0
-        return self.value * math.exp(-max(now - self.stamp, 0.0) / TAU_S)
+        return self.value * _exp((self.stamp - now) / TAU_S) if now > self.stamp else self.value
 
     def observe(self, now: float, sample: float) -> None:
-        current = self.read(now)
+        decay = _exp((self.stamp - now) / TAU_S) if now > self.stamp else 1.0  # one exp per sample
+        current = self.value * decay
         if sample > current:
             self.value = sample
         else:
-            weight = 1.0 - math.exp(-max(now - self.stamp, 0.0) / TAU_S)
-            self.value = current + (sample - current) * max(weight, 0.05)
+            weight = 1.0 - decay
+            self.value = current + (sample - current) * (weight if weight > 0.05 else 0.05)
         self.stamp = now
 
 
@@ -64,8 +66,15 @@ class WindowedHistogram:
         self._cached: dict[float, float | None] = {}
 
     def observe(self, now: float, sample: float) -> None:
-        self._rotate(now)
-        self.current[_bucket(sample)] += 1
+        if now - self.window_start >= WINDOW_S:
+            self._rotate(now)
+        if sample <= _SMALLEST_S:
+            index = 0
+        else:
+            index = int(_log(sample / _SMALLEST_S) / _LOG_RATIO) + 1
+            if index >= _BUCKETS:
+                index = _BUCKETS - 1
+        self.current[index] += 1
         if self._cached:
             self._cached = {}
 
@@ -101,12 +110,6 @@ class WindowedHistogram:
 
 
 _MISSING = object()
-
-
-def _bucket(sample: float) -> int:
-    if sample <= _SMALLEST_S:
-        return 0
-    return min(int(math.log(sample / _SMALLEST_S) / _LOG_RATIO) + 1, _BUCKETS - 1)
 
 
 def _upper_bound(index: int) -> float:
@@ -148,15 +151,20 @@ class LatencyBook:
             self._entry(name).tpot.observe(now, seconds / output_tokens)
 
     def observe_output(self, output_tokens: int) -> None:
-        self.mean_output += (output_tokens - self.mean_output) * _OUTPUT_ALPHA if self.mean_output else output_tokens
+        mean = self.mean_output
+        self.mean_output = mean + (output_tokens - mean) * _OUTPUT_ALPHA if mean else float(output_tokens)
 
     def observe_whole(self, name: str, now: float, seconds: float, output_tokens: int) -> None:
         """A non-streamed answer: only its total time is seen. Its TTFT is that time less the output at the
         deployment's known time per token (the whole time while none is known)."""
-        entry = self._entry(name)
-        ttft = max(seconds - output_tokens * entry.tpot.read(now), 0.0)
-        entry.ttft.observe(now, ttft)
-        entry.histogram.observe(now, ttft)
+        entry = self._by_name.get(name) or self._entry(name)
+        tpot = entry.tpot
+        if tpot.value and output_tokens:
+            seconds -= output_tokens * tpot.read(now)
+            if seconds < 0.0:
+                seconds = 0.0
+        entry.ttft.observe(now, seconds)
+        entry.histogram.observe(now, seconds)
 
     def ttft(self, name: str, now: float) -> float:
         entry = self._by_name.get(name)

@@ -131,6 +131,9 @@ def _weighted(deployments: Sequence, view, rng: Random, now: float = 0.0, reques
     return weighted_order(deployments, rng)
 
 
+LATENCY_AWARE = ("fastest", "cheapest_within")  # the strategies that read the latency book: it is fed for them
+
+
 # Every strategy, under its configuration name, with one signature:
 # (deployments, view, rng, now, request, group) -> list. `request` is the RequestContext (or None), `group` the
 # ModelGroup whose deployments these are (for its latency_objective).
