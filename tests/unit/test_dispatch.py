@@ -243,3 +243,40 @@ async def test_a_bug_after_the_stream_started_ends_it_without_charging_the_deplo
     assert received == ["hello"]
     assert d.outstanding["a"] == 0
     assert d.health.snapshot().get("a", {}).get("failures", 0) == 0
+
+
+class Ticking:
+    """A clock that moves `step` seconds at every read: timings without sleeping."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+async def test_a_stream_records_its_ttft_at_its_head_and_its_time_per_token_at_its_end():
+    from skyrelay.canonical import Usage
+    usage_chunk = ChatChunk(id="c", model="m", created=0, usage=Usage(input_tokens=3, output_tokens=11))
+    provider = ScriptedProvider("a", [chunk("", role="assistant"), chunk("hello"), chunk(finish="stop"), usage_chunk])
+    group = ModelGroup("g", strategy="fastest", deployments=(provider.deployment,))
+    d = Dispatcher({"g": group}, {"a": provider}, rng=random.Random(0), clock=Ticking(0.5))
+    stream, _ = await d.chat_stream(REQ)
+    ttft = d.latencies.ttft("a", d.clock.now)
+    assert ttft == pytest.approx(0.5, rel=0.01)  # one clock step from the attempt's start to its head
+    [c async for c in stream]
+    assert d.latencies.time_per_token("a", d.clock.now) > 0
+    assert d.latencies.mean_output == 11
+
+
+async def test_a_whole_answer_records_its_time_and_latency_is_not_recorded_when_no_strategy_reads_it():
+    from skyrelay.canonical import ChatResponse, Choice, Usage
+    answer = ChatResponse(id="r", model="m", created=0, choices=[Choice(content="hi")],
+                          usage=Usage(input_tokens=3, output_tokens=2))
+    for strategy, measured in (("cheapest_within", True), ("weighted", False)):
+        provider = ScriptedProvider("a", [answer])
+        group = ModelGroup("g", strategy=strategy, deployments=(provider.deployment,))
+        d = Dispatcher({"g": group}, {"a": provider}, rng=random.Random(0), clock=Ticking(0.25))
+        await d.chat(ChatRequest(model="g", messages=[{"role": "user", "content": "hi"}]))
+        assert (d.latencies.ttft("a", d.clock.now) > 0) is measured
