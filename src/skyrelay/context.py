@@ -29,7 +29,7 @@ class Attempt:
 
     def __init__(self, deployment: Any, start: float, reserved_tokens: int):
         self.deployment = deployment.name
-        self.vendor = deployment.kind
+        self.vendor = deployment.vendor
         self.region = deployment.region
         self.start = start
         self.end: float | None = None
@@ -49,10 +49,10 @@ class RequestContext:
     """`body_bytes` and `max_output` feed the token estimate quotas reserve before the call."""
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
-                 "usage", "closed", "on_close", "debug_route")
+                 "usage", "closed", "on_close", "debug_route", "residency")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
-                 debug_route: bool = False):
+                 debug_route: bool = False, residency: frozenset[str] | None = None):
         self.request_id = request_id or new_request_id()
         self.arrival = arrival
         self.group: str | None = None
@@ -64,6 +64,7 @@ class RequestContext:
         self.closed = False
         self.on_close: Callable[["RequestContext"], None] | None = None
         self.debug_route = debug_route  # the client asked for x-skyrelay-route
+        self.residency = residency  # x-skyrelay-residency: geos or regions this request narrows itself to
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""

@@ -38,9 +38,9 @@ class _Log:
         self.tokens = 0
         self.bytes_per_token = BYTES_PER_TOKEN
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float, window: float = WINDOW) -> None:
         entries = self.entries
-        horizon = now - WINDOW
+        horizon = now - window
         while entries and entries[0][0] <= horizon:
             _, tokens, requests = entries.popleft()
             self.tokens -= tokens
@@ -69,9 +69,14 @@ class QuotaBook:
     def estimate(self, deployment, body_bytes: int, max_output: int | None) -> int:
         """Tokens this request may use on this deployment: its input guessed from the body's size, plus its
         output cap (or DEFAULT_OUTPUT_TOKENS)."""
+        return self.input_estimate(deployment, body_bytes) + (
+            max_output if max_output is not None else DEFAULT_OUTPUT_TOKENS)
+
+    def input_estimate(self, deployment, body_bytes: int) -> int:
+        """The prompt's tokens on this deployment, guessed from the body's size and its learned ratio."""
         log = self._logs.get(deployment.name)
         ratio = log.bytes_per_token if log is not None else BYTES_PER_TOKEN
-        return int(body_bytes / ratio) + (max_output if max_output is not None else DEFAULT_OUTPUT_TOKENS)
+        return int(body_bytes / ratio)
 
     def refusal(self, deployment, now: float, tokens: int) -> str | None:
         """QUOTA if one more attempt of `tokens` would pass the deployment's rpm or tpm (or the upstream's own
