@@ -22,6 +22,10 @@ class Dep:  # the attributes routing reads from skyrelay.config.Deployment
     tpm: int | None = None
     max_concurrency: int | None = None
     tier: int = 0
+    vendor: str = "v"
+    region: str | None = None
+    geo: str | None = None
+    context_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,9 @@ class Group:  # the attributes routing reads from skyrelay.config.ModelGroup
     strategy: str = "weighted"
     max_attempts: int = 3
     tiers: tuple = ()
+    context_fallbacks: tuple = ()
+    residency: frozenset | None = None
+    concentration: object = None
 
 
 def three(prefix: str) -> tuple:

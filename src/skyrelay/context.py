@@ -29,7 +29,7 @@ class Attempt:
 
     def __init__(self, deployment: Any, start: float, reserved_tokens: int):
         self.deployment = deployment.name
-        self.vendor = deployment.kind
+        self.vendor = deployment.vendor
         self.region = deployment.region
         self.start = start
         self.end: float | None = None
@@ -51,10 +51,10 @@ class RequestContext:
     request, None for embeddings) is what prefix affinity hashes, once, into `prefix_key`."""
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
-                 "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key")
+                 "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key", "residency")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
-                 debug_route: bool = False):
+                 debug_route: bool = False, residency: frozenset[str] | None = None):
         self.request_id = request_id or new_request_id()
         self.arrival = arrival
         self.group: str | None = None
@@ -68,6 +68,7 @@ class RequestContext:
         self.debug_route = debug_route  # the client asked for x-skyrelay-route
         self.prompt: Any = None
         self.prefix_key: int | None = None  # routing/affinity.py computes it on first use
+        self.residency = residency  # x-skyrelay-residency: geos or regions this request narrows itself to
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""

@@ -25,6 +25,7 @@ from .providers.base import Provider
 from .routing.health import COOLING_DOWN, HealthBook
 from .routing.latency import LatencyBook
 from .routing.planner import Plan, plan
+from .routing.policies import CONCENTRATION, CONTEXT_WINDOW, RESIDENCY, ShareBook, estimated_cost
 from .routing.quotas import CONCURRENCY, QUOTA, QuotaBook
 from .routing.strategies import LATENCY_AWARE
 from .routing.view import RoutingView
@@ -51,8 +52,11 @@ class Outcome:
     def route(self) -> str:
         """Every deployment considered and its verdict: the skipped ones with their reasons, then those tried."""
         parts = [f"{d.name}: {reason}" for d, reason, _ in (self.plan.skipped if self.plan else ())]
+        over_cap = {d.name for d in self.plan.over_cap} if self.plan and self.plan.over_cap else ()
         for attempt in self.context.attempts:
             verdict = "chosen" if attempt.status in ("ok", None) else f"{attempt.status} ({attempt.error_kind})"
+            if attempt.deployment in over_cap:
+                verdict += " (over the concentration cap)"
             parts.append(f"{attempt.deployment}: {verdict}")
         return "; ".join(parts)
 
@@ -62,6 +66,7 @@ class Dispatcher:
         self, model_groups: Mapping[str, Any], providers: Mapping[str, Provider], *,
         health: HealthBook | None = None, clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None, quotas: QuotaBook | None = None, latencies: LatencyBook | None = None,
+        shares: ShareBook | None = None,
     ):
         self.groups = model_groups
         self.providers = providers
@@ -73,7 +78,10 @@ class Dispatcher:
         self.latencies = latencies or LatencyBook()
         # Timings cost ~1 us a request to record: only when some group's strategy reads them.
         self.measures_latency = any(g.strategy in LATENCY_AWARE for g in model_groups.values())
-        self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies)
+        self.shares = shares or ShareBook()  # vendor shares per group; .breaches and .refusals count the cap's edge
+        self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies, self.shares)
+        # The groups with a concentration cap, by name: only their attempts pay for counting vendor shares.
+        self._capped = {name: g.concentration for name, g in model_groups.items() if g.concentration is not None}
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
@@ -161,6 +169,7 @@ class Dispatcher:
                 ctx.attempts.append(attempt)
                 ctx.estimated_tokens = tokens
                 entry = quotas.reserve(deployment, now, tokens)
+                share = self._count_share(deployment, decision, ctx, now) if self._capped else None
                 self.health.on_attempt(name, now)
                 self.outstanding[name] += 1
                 try:
@@ -177,6 +186,8 @@ class Dispatcher:
                     # Refused before anything was sent: says nothing about the deployment's health, spends no quota.
                     self._abandon(name)
                     self.end_attempt(deployment, attempt, entry, "refused", error=exc, sent=False)
+                    if share is not None:
+                        self.shares.refund(deployment.group, deployment.vendor, share)
                     if group.on_unsupported != "fail_over":
                         raise
                     outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
@@ -212,7 +223,9 @@ class Dispatcher:
                 raise errors.UnsupportedFeature(
                     f"no deployment of model '{group.name}' can serve this request: "
                     + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
-            raise exhausted_error(group.name, decision, outcome, refusals)
+            if self._capped and any(reason == CONCENTRATION for _, reason, _ in decision.skipped):
+                self.shares.count(self.shares.refusals, group.name)
+            raise exhausted_error(group.name, decision, outcome, refusals, residency=_residency(group, ctx))
         except BaseException as exc:
             if ctx.debug_route and isinstance(exc, errors.GatewayError):
                 exc.route = outcome.route()  # the error answer carries x-skyrelay-route too
@@ -275,6 +288,19 @@ class Dispatcher:
         finally:
             self._waiting -= 1
 
+    def _count_share(self, deployment: Any, decision: Plan, ctx: RequestContext, now: float) -> list | None:
+        """Count the attempt in its group's vendor shares (and as a breach when its vendor was over the cap)."""
+        policy = self._capped.get(deployment.group)
+        if policy is None:
+            return None
+        shares = self.shares
+        if decision.over_cap and deployment in decision.over_cap:
+            shares.count(shares.breaches, deployment.group)
+        cost = 0.0
+        if policy.measure == "cost":
+            cost = estimated_cost(deployment, self.quotas.input_tokens(deployment, ctx.body_bytes), ctx.max_output)
+        return shares.record(deployment.group, deployment.vendor, now, cost)
+
     def _observe_limits(self, name: str, headers: Mapping[str, str]) -> None:
         self.quotas.observe(name, self.clock(), headers)
 
@@ -296,8 +322,19 @@ def _waits_for_headroom(decision: Plan) -> bool:
     return any(reason in _AT_CAPACITY for _, reason, _ in decision.skipped)
 
 
+def _residency(group: Any, ctx: RequestContext) -> str:
+    """The residency policy in words, for an error that names it."""
+    parts = []
+    if group.residency is not None:
+        parts.append(f"model group '{group.name}' residency [{', '.join(sorted(group.residency))}]")
+    if ctx.residency is not None:
+        parts.append(f"x-skyrelay-residency [{', '.join(sorted(ctx.residency))}]")
+    return " and ".join(parts) or "the fallback groups' residency"
+
+
 _AT_CAPACITY = (QUOTA, CONCURRENCY)
 _RATE_LIMITED = (COOLING_DOWN, QUOTA, CONCURRENCY)
+_FENCES = (RESIDENCY, CONTEXT_WINDOW)  # never opens with time: says nothing about the others being rate limited
 
 
 class CommittedStream:
@@ -408,28 +445,64 @@ def _is_preamble(chunk: ChatChunk) -> bool:
 
 
 def exhausted_error(group: str, decision: Any, outcome: Outcome,
-                    refusals: list[errors.UnsupportedFeature] = ()) -> errors.NoDeploymentAvailable:
-    """One error for a request no deployment could serve, with a status and message that say why."""
+                    refusals: list[errors.UnsupportedFeature] = (), *, residency: str = "") -> errors.GatewayError:
+    """One error for a request no deployment could serve, with a status and message that say why.
+
+    Nothing was tried and every deployment was fenced off: outside the residency policy only, 403 naming it;
+    too small a context window for the prompt (outside residency or not), 400 context_length_exceeded. Allowed
+    deployments that are down or at their limits answer as without the fences: 429 or 503."""
     parts = [f"{name}: {exc.message}" for name, exc in outcome.failures]
     parts += [exc.message for exc in refusals]
-    parts += [f"{d.name}: {reason} limit reached" if reason == CONCURRENCY
+    parts += [f"{d.name}: {_SKIP_WORDS.get(reason, reason)}" if wait == float("inf")
+              else f"{d.name}: {reason} limit reached" if reason == CONCURRENCY
               else f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
     failures = [exc for _, exc in outcome.failures]
+    fenced = _fenced_off(decision, outcome, refusals)
+    if fenced is not None:
+        if fenced == RESIDENCY:
+            return errors.PermissionDenied(
+                f"no deployment of model '{group}' is allowed by the residency policy ({residency}): "
+                + "; ".join(parts), code="residency_policy")
+        return errors.InvalidRequest(
+            f"the prompt is longer than the context window of every deployment of model '{group}' (and its "
+            "context fallbacks) allowed to serve it: " + "; ".join(parts),
+            param="messages", code="context_length_exceeded")
     waits = [exc.retry_after for exc in failures if exc.retry_after is not None]
     soonest = decision.soonest_available()
     if soonest is not None:
         waits.append(soonest)
     retry_after = min(waits) if waits else None
+    capped = any(reason == CONCENTRATION for _, reason, _ in decision.skipped)
     if not failures:
         what = f"no deployment of model '{group}' is available right now"
         # Every one cooling down at its upstream's request (Retry-After) or at its quota means rate limited.
-        status = 429 if all(reason in _RATE_LIMITED for _, reason, _ in decision.skipped) else 503
+        # The cap refusing a vendor that could serve is a 429 too: its share frees with time.
+        status = 429 if capped or all(reason in _RATE_LIMITED for _, reason, _ in decision.skipped
+                                      if reason not in _FENCES) else 503
     else:
         what = f"all {len(failures)} attempt(s) for model '{group}' failed"
-        if all(isinstance(exc, errors.UpstreamRateLimited) for exc in failures):
+        if capped:  # the vendor that could have served was refused by the cap: the cap won, as configured
+            status = 429
+        elif all(isinstance(exc, errors.UpstreamRateLimited) for exc in failures):
             status = 429
         elif all(isinstance(exc, (errors.UpstreamUnavailable, errors.UpstreamRateLimited)) for exc in failures):
             status = 503
         else:
             status = 502
+    if capped:
+        what += ", within the vendor concentration cap (on_breach: refuse)"
     return errors.NoDeploymentAvailable(f"{what}: {'; '.join(parts)}", status=status, retry_after=retry_after)
+
+
+_SKIP_WORDS = {RESIDENCY: "outside the residency policy",
+               CONTEXT_WINDOW: "prompt longer than its context_window"}
+
+
+def _fenced_off(decision: Any, outcome: Outcome, refusals) -> str | None:
+    """RESIDENCY or CONTEXT_WINDOW when nothing was tried and every deployment was behind one of those fences."""
+    if outcome.failures or refusals or decision.candidates or not decision.skipped:
+        return None
+    reasons = {reason for _, reason, _ in decision.skipped}
+    if not reasons <= set(_FENCES):
+        return None
+    return CONTEXT_WINDOW if CONTEXT_WINDOW in reasons else RESIDENCY

@@ -11,7 +11,7 @@ from .fields import Context, child
 from .health import read_health_check
 from .model import DEFAULT_MAX_CONNECTIONS, Deployment, Price, Timeouts
 
-KEYS = ("name", "kind", "base_url", "api_key", "model", "region", "weight", "timeouts", "rpm", "tpm",
+KEYS = ("name", "kind", "base_url", "api_key", "model", "region", "vendor", "geo", "context_window", "weight", "timeouts", "rpm", "tpm",
         "max_concurrency", "tier", "price", "headers", "tags", "max_connections", "health_check", *kinds.OPTIONS)
 TIMEOUT_KEYS = ("connect", "first_byte", "total")
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
@@ -38,6 +38,9 @@ def read_deployment(ctx: Context, raw: Mapping, path: str, group: str, index: in
         model=fields.text(ctx, raw, path, "model", required=True,
                           hint="the upstream model id (for azure: the deployment name)") or "",
         region=region,
+        vendor=_lower(fields.text(ctx, raw, path, "vendor")) or "",  # "": the kind's vendor
+        geo=_lower(fields.text(ctx, raw, path, "geo")),
+        context_window=fields.number(ctx, raw, path, "context_window", integer=True, above=0),
         weight=fields.number(ctx, raw, path, "weight", default=1.0, above=0),
         timeouts=_timeouts(ctx, raw, path),
         rpm=fields.number(ctx, raw, path, "rpm", integer=True, above=0),
@@ -52,6 +55,10 @@ def read_deployment(ctx: Context, raw: Mapping, path: str, group: str, index: in
         health_check=read_health_check(ctx, raw, path),
         options=kinds.read_options(ctx, raw, path, kind, region),
     )
+
+
+def _lower(value: str | None) -> str | None:
+    return value.strip().lower() if value is not None else None
 
 
 def _base_url(ctx: Context, raw: Mapping, path: str, kind: str | None) -> str | None:

@@ -23,6 +23,11 @@ UNSUPPORTED_POLICIES = ("fail_over", "reject")  # what a request feature one dep
 DEFAULT_ON_UNSUPPORTED = "fail_over"
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_CONNECTIONS = 100
+# Who is paid for a deployment of each kind, unless its `vendor` says otherwise (the concentration cap counts these).
+VENDOR_OF_KIND = {"azure": "azure", "bedrock": "aws", "gemini": "google", "vertex": "google",
+                  "anthropic": "anthropic", "openai": "openai"}
+CONCENTRATION_MEASURES = ("requests", "cost")
+BREACH_POLICIES = ("serve", "refuse")
 
 
 class Secret:
@@ -137,6 +142,9 @@ class Deployment:
     base_url: str | None = None  # None: the provider derives its cloud's endpoint (bedrock, gemini, vertex)
     api_key: Secret | None = None
     region: str | None = None
+    vendor: str = ""  # who is paid (default from kind); the concentration cap counts shares per vendor
+    geo: str | None = None  # a short label (eu, us) residency policies match, as they match region
+    context_window: int | None = None  # the most prompt tokens it takes; None: not checked
     weight: float = 1.0
     timeouts: Timeouts = Timeouts()
     rpm: int | None = None  # requests per sliding minute routing sends it at most
@@ -150,8 +158,30 @@ class Deployment:
     health_check: HealthCheck | None = None  # None: no active checks, a customer request is the half-open probe
     options: dict[str, Any] = field(default_factory=dict)  # kind-specific keys; credentials are Secrets
 
+    def __post_init__(self) -> None:
+        if not self.vendor:  # who is paid follows from the kind unless said otherwise
+            object.__setattr__(self, "vendor", VENDOR_OF_KIND.get(self.kind, self.kind))
+
     def __hash__(self) -> int:  # names are unique, and dict fields cannot be hashed
         return hash(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Concentration:
+    """No vendor carries more than `max_share` of a group's requests (or estimated cost) over `window_s`, while
+    another vendor can serve; when none other can, `on_breach` says whether to serve anyway or refuse (429)."""
+
+    max_share: float
+    window_s: float = 600.0
+    measure: str = "requests"  # requests | cost
+    on_breach: str = "serve"  # serve | refuse
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDefaults:
+    """Gateway-wide defaults for every model group (a group's own setting wins)."""
+
+    concentration: Concentration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +197,9 @@ class ModelGroup:
     # other deployments (and fallbacks), 400 only if none can; "reject": the strategy's pick is final, the 400 too.
     on_unsupported: str = DEFAULT_ON_UNSUPPORTED
     queue_timeout_ms: int = 0  # how long a request waits for quota headroom before its 429; 0: no wait
+    residency: frozenset[str] | None = None  # geos or regions (lower case) its deployments must match; None: any
+    concentration: Concentration | None = None  # the group's own, else the gateway-wide default; None: no cap
+    context_fallbacks: tuple[str, ...] = ()  # groups for a prompt that fits none of its deployments' windows
     # The deployments grouped by ascending tier, for the planner; () when every one is in tier 0 (use deployments).
     tiers: tuple[tuple[Deployment, ...], ...] = ()
     latency_objective: LatencyObjective | None = None  # required by (and only read by) cheapest_within
@@ -191,6 +224,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     model_groups: dict[str, ModelGroup] = field(default_factory=dict)  # in file order
     health: BreakerPolicy = BreakerPolicy()  # breaker and ejection rules, for every deployment
+    routing: RoutingDefaults = RoutingDefaults()
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of every group, in file order."""

@@ -9,16 +9,18 @@ from ..routing.strategies import STRATEGIES as _STRATEGY_TABLE
 from . import fields
 from .deployments import read_deployment
 from .health import read_health
+from .policies import read_concentration, read_residency, read_routing
 from .fields import Context, child, item
 from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS,
                     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENT_CONNECTIONS, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
                     DEFAULT_STRATEGY, UNSUPPORTED_POLICIES, Config, Deployment, LatencyObjective, ModelGroup, Problem,
+                    RoutingDefaults,
                     ServerConfig)
 
-TOP_LEVEL_KEYS = ("server", "model_groups", "health")
+TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
-              "deployments")
+              "residency", "concentration", "context_fallbacks", "deployments")
 STRATEGIES = tuple(_STRATEGY_TABLE)  # routing's table is the one list of names
 LATENCY_OBJECTIVE_KEYS = ("ttft_ms", "percentile")
 
@@ -32,7 +34,8 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     fields.check_keys(ctx, data, "", TOP_LEVEL_KEYS, ignore_prefix="x-")  # x-*: a place for YAML anchors
     server = _server(ctx, data.get("server"))
     health = read_health(ctx, data.get("health"))
-    groups = _model_groups(ctx, data.get("model_groups"))
+    routing = read_routing(ctx, data.get("routing"))
+    groups = _model_groups(ctx, data.get("model_groups"), routing)
     raw_groups = data.get("model_groups")
     declared = [name for name in raw_groups if isinstance(name, str)] if isinstance(raw_groups, Mapping) else []
     _check_unique_names(ctx, groups)
@@ -40,7 +43,7 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     if ctx.problems:
         return None, ctx.problems
     return Config(server=server, model_groups={name: group for name, (group, _) in groups.items()},
-                  health=health), []
+                  health=health, routing=routing), []
 
 
 def _server(ctx: Context, value: Any) -> ServerConfig:
@@ -72,7 +75,7 @@ def _server(ctx: Context, value: Any) -> ServerConfig:
 _Located = tuple[ModelGroup, dict[str, Any]]
 
 
-def _model_groups(ctx: Context, value: Any) -> dict[str, _Located]:
+def _model_groups(ctx: Context, value: Any, routing: RoutingDefaults) -> dict[str, _Located]:
     raw = fields.section(ctx, value, "model_groups", required=True)
     if raw is None:
         return {}
@@ -85,13 +88,13 @@ def _model_groups(ctx: Context, value: Any) -> dict[str, _Located]:
             ctx.add(path, "a model group name must be a non-empty string without surrounding spaces",
                     "it is the model name clients send; quote it if YAML reads it as a number")
             continue
-        located = _model_group(ctx, body, path, name)
+        located = _model_group(ctx, body, path, name, routing)
         if located is not None:
             groups[name] = located
     return groups
 
 
-def _model_group(ctx: Context, value: Any, path: str, name: str) -> _Located | None:
+def _model_group(ctx: Context, value: Any, path: str, name: str, routing: RoutingDefaults) -> _Located | None:
     if value is None:
         ctx.add(path, "is empty: a model group needs at least one deployment", "add deployments: [...] below it")
         return None
@@ -103,6 +106,7 @@ def _model_group(ctx: Context, value: Any, path: str, name: str) -> _Located | N
     max_attempts = fields.number(ctx, raw, path, "max_attempts", integer=True, minimum=1,
                                  default=DEFAULT_MAX_ATTEMPTS)
     fallbacks = fields.string_list(ctx, raw, path, "fallbacks")
+    context_fallbacks = fields.string_list(ctx, raw, path, "context_fallbacks")
     on_unsupported = fields.choice(ctx, raw, path, "on_unsupported", UNSUPPORTED_POLICIES,
                                    default=DEFAULT_ON_UNSUPPORTED)
     queue_timeout_ms = fields.number(ctx, raw, path, "queue_timeout_ms", integer=True, minimum=0, default=0)
@@ -111,8 +115,11 @@ def _model_group(ctx: Context, value: Any, path: str, name: str) -> _Located | N
     group = ModelGroup(name=name, strategy=strategy, max_attempts=max_attempts,
                        fallbacks=tuple(target for _, target in fallbacks), deployments=tuple(deployments),
                        on_unsupported=on_unsupported, queue_timeout_ms=queue_timeout_ms, tiers=_tiers(deployments),
-                       latency_objective=latency_objective)
-    return group, {"fallbacks": fallbacks, "deployments": deployment_paths}
+                       latency_objective=latency_objective,
+                       residency=read_residency(ctx, raw, path),
+                       concentration=read_concentration(ctx, raw, path) or routing.concentration,
+                       context_fallbacks=tuple(target for _, target in context_fallbacks))
+    return group, {"fallbacks": fallbacks, "context_fallbacks": context_fallbacks, "deployments": deployment_paths}
 
 
 def _latency_objective(ctx: Context, raw: Mapping, path: str, strategy: str) -> LatencyObjective | None:
@@ -174,15 +181,21 @@ def _check_unique_names(ctx: Context, groups: dict[str, _Located]) -> None:
 
 
 def _check_fallbacks(ctx: Context, groups: dict[str, _Located], declared: list[str]) -> None:
-    """Fallbacks must name other declared groups (a group that failed to parse was reported already)."""
+    """Fallbacks (and context fallbacks) must name other declared groups (a group that failed to parse was
+    reported already)."""
     for name, (_, located) in groups.items():
-        seen: set[str] = set()
-        for path, target in located["fallbacks"]:
-            if target == name:
-                ctx.add(path, "a model group cannot fall back to itself", "name another model group")
-            elif target not in declared:
-                ctx.add(path, f"unknown model group {ctx.show(path, target)}",
-                        fields.did_you_mean(target, declared) or f"model groups: {', '.join(declared)}")
-            elif target in seen:
-                ctx.add(path, f"{target!r} is listed twice")
-            seen.add(target)
+        for key in ("fallbacks", "context_fallbacks"):
+            _check_targets(ctx, name, located[key], declared)
+
+
+def _check_targets(ctx: Context, name: str, targets: list[tuple[str, str]], declared: list[str]) -> None:
+    seen: set[str] = set()
+    for path, target in targets:
+        if target == name:
+            ctx.add(path, "a model group cannot fall back to itself", "name another model group")
+        elif target not in declared:
+            ctx.add(path, f"unknown model group {ctx.show(path, target)}",
+                    fields.did_you_mean(target, declared) or f"model groups: {', '.join(declared)}")
+        elif target in seen:
+            ctx.add(path, f"{target!r} is listed twice")
+        seen.add(target)

@@ -38,9 +38,9 @@ class _Log:
         self.tokens = 0
         self.bytes_per_token = BYTES_PER_TOKEN
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float, window: float = WINDOW) -> None:
         entries = self.entries
-        horizon = now - WINDOW
+        horizon = now - window
         while entries and entries[0][0] <= horizon:
             _, tokens, requests = entries.popleft()
             self.tokens -= tokens

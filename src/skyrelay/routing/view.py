@@ -11,18 +11,21 @@ from collections.abc import Mapping
 
 from .health import HealthBook
 from .latency import LatencyBook
+from .policies import ShareBook
 from .quotas import CONCURRENCY, DEFAULT_OUTPUT_TOKENS, QuotaBook
 
 
 class RoutingView:
-    __slots__ = ("health", "outstanding", "quotas", "latencies")
+    __slots__ = ("health", "outstanding", "quotas", "latencies", "shares")
 
     def __init__(self, health: HealthBook | None = None, outstanding: Mapping[str, int] | None = None,
-                 quotas: QuotaBook | None = None, latencies: LatencyBook | None = None):
+                 quotas: QuotaBook | None = None, latencies: LatencyBook | None = None,
+                 shares: ShareBook | None = None):
         self.health = health if health is not None else HealthBook()
         self.outstanding = outstanding if outstanding is not None else {}
         self.quotas = quotas if quotas is not None else QuotaBook()
         self.latencies = latencies if latencies is not None else LatencyBook()
+        self.shares = shares if shares is not None else ShareBook()
 
     def in_flight(self, name: str) -> int:
         return self.outstanding.get(name, 0)
@@ -54,6 +57,17 @@ class RoutingView:
             return 0.0
         health = self.health.seconds_until_available(deployment.name, now)
         return max(health, self.quotas.seconds_until_headroom(deployment, now, tokens))
+
+    def prompt_tokens(self, deployment, request) -> int:
+        """The request's estimated prompt tokens on this deployment, checked against its context_window."""
+        return self.quotas.input_tokens(deployment, request.body_bytes)
+
+    def vendors_over_cap(self, group: str, policy, now: float) -> set[str]:
+        """The vendors over the group's concentration cap in its window right now."""
+        return self.shares.over_cap(group, policy, now)
+
+    def seconds_until_share(self, group: str, vendor: str, now: float, policy) -> float:
+        return self.shares.seconds_until_share(group, vendor, now, policy)
 
     @staticmethod
     def tier(deployment) -> int:

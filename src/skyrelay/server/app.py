@@ -20,6 +20,7 @@ from ..dispatch import Dispatcher, Outcome
 from ..health_checks import HealthChecker
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
+from ..routing.policies import parse_residency
 
 log = logging.getLogger("skyrelay.server")
 
@@ -220,8 +221,14 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
 
 def context_for(request: Request) -> RequestContext:
     """The request's context, under the id it answers with; its body size feeds the quota's token estimate."""
+    headers = request.headers
+    residency = headers.get("x-skyrelay-residency")
+    if residency is not None:
+        residency = parse_residency(residency)
+        if not residency:
+            raise errors.InvalidRequest("the x-skyrelay-residency header names no geo or region (e.g. 'eu')")
     return RequestContext(request.id, body_bytes=len(request.body),
-                          debug_route=request.headers.get("x-skyrelay-debug") == "route")
+                          debug_route=headers.get("x-skyrelay-debug") == "route", residency=residency)
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -17,6 +17,10 @@ class Dep:  # stands in for skyrelay.config.Deployment
     tpm: int | None = None
     max_concurrency: int | None = None
     tier: int = 0
+    vendor: str = "v"
+    region: str | None = None
+    geo: str | None = None
+    context_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,9 @@ class Group:  # stands in for skyrelay.config.ModelGroup
     strategy: str = "weighted"
     max_attempts: int = 3
     tiers: tuple = ()
+    context_fallbacks: tuple = ()
+    residency: frozenset | None = None
+    concentration: object = None
 
 
 def groups(spec: str) -> dict:

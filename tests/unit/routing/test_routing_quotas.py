@@ -127,7 +127,7 @@ def test_within_a_tier_the_strategy_decides_and_a_failing_tier_continues_into_th
 
 def test_tpm_skip_uses_the_requests_own_estimate():
     class Req:
-        body_bytes, max_output = 4000, 100  # ~1100 tokens
+        body_bytes, max_output, residency = 4000, 100, None  # ~1100 tokens
     quotas = QuotaBook()
     big = dep("big", tpm=1000)
     group = tiered_group(big, dep("other", tier=1))
