@@ -46,13 +46,20 @@ class Attempt:
 
 
 class RequestContext:
-    """`body_bytes` and `max_output` feed the token estimate quotas reserve before the call."""
+    """`body_bytes` and `max_output` feed the token estimate quotas reserve before the call.
+
+    Who is calling, when the request came with a declared key (all None for the master key and in development
+    mode): `principal` (skyrelay.governance.Principal), `key_name`, `team`, `allowed_models` (a frozenset of model
+    groups, None: all) and `residency` (a frozenset of the regions or zones the key's data may go to, None:
+    anywhere; routing narrows the deployments it considers with it). `admission` is the key's hold on its limits
+    and budgets, settled when the context closes."""
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
-                 "usage", "closed", "on_close", "debug_route")
+                 "usage", "closed", "on_close", "debug_route", "principal", "key_name", "team", "allowed_models",
+                 "residency", "admission")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
-                 debug_route: bool = False):
+                 debug_route: bool = False, principal: Any = None):
         self.request_id = request_id or new_request_id()
         self.arrival = arrival
         self.group: str | None = None
@@ -64,12 +71,23 @@ class RequestContext:
         self.closed = False
         self.on_close: Callable[["RequestContext"], None] | None = None
         self.debug_route = debug_route  # the client asked for x-skyrelay-route
+        self.principal = principal
+        self.admission: Any = None
+        if principal is None:
+            self.key_name = self.team = self.allowed_models = self.residency = None
+        else:
+            self.key_name = principal.name
+            self.team = principal.team
+            self.allowed_models = principal.models
+            self.residency = principal.residency
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""
         if self.closed:
             return False
         self.closed = True
+        if self.admission is not None:
+            self.admission.settle(self)
         if self.on_close is not None:
             self.on_close(self)
         return True

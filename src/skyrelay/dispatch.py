@@ -69,6 +69,7 @@ class Dispatcher:
         self.outstanding: dict[str, int] = {name: 0 for name in providers}
         self.quotas = quotas or QuotaBook()
         self.view = RoutingView(self.health, self.outstanding, self.quotas)
+        self.governor: Any = None  # skyrelay.governance.Governor: set by the gateway for requests with a key
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
@@ -132,6 +133,8 @@ class Dispatcher:
         ctx.max_output = max_output
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
+            if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
+                await self.governor.admit(ctx, group)
             decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
             now = ctx.arrival
             if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):

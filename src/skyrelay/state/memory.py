@@ -41,28 +41,31 @@ class MemoryState:
         self._levels: dict[str, float] = {}  # PERIOD and GAUGE counters
         self._flags: set[str] = set()
 
-    async def reserve(self, items: list[Item], now: float) -> tuple[Reservation | None, float]:
+    async def reserve(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
         return self.reserve_now(items, now)
 
-    def reserve_now(self, items: list[Item], now: float) -> tuple[Reservation | None, float]:
+    def reserve_now(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
         """`reserve` without the coroutine (for the Redis backend's local fallback)."""
         second = int(now)
         windows, levels = self._windows, self._levels
-        waits = None
-        for item in items:
+        wait, refused = -1.0, -1
+        for index, item in enumerate(items):
             if item.kind == WINDOW:
                 window = windows.get(item.name)
                 if window is None:
                     continue  # empty: room for anything
                 window.expire(second)
-                if window.total and window.total + item.amount > item.limit:
-                    waits = waits or []
-                    waits.append(window.wait_for(window.total + item.amount - item.limit, now))
+                if not window.total or window.total + item.amount <= item.limit:
+                    continue
+                waited = window.wait_for(window.total + item.amount - item.limit, now)
             elif levels.get(item.name, 0.0) + item.amount > item.limit:
-                waits = waits or []
-                waits.append(max(0.0, item.reset_at - now) if item.kind == PERIOD else GAUGE_RETRY_S)
-        if waits is not None:
-            return None, max(waits)
+                waited = max(0.0, item.reset_at - now) if item.kind == PERIOD else GAUGE_RETRY_S
+            else:
+                continue
+            if waited > wait:
+                wait, refused = waited, index
+        if refused >= 0:
+            return None, wait, refused
         marks = []
         for item in items:
             if item.kind == WINDOW:
@@ -76,7 +79,7 @@ class MemoryState:
             else:
                 levels[item.name] = levels.get(item.name, 0.0) + item.amount
                 marks.append(None)
-        return Reservation(items, marks), 0.0
+        return Reservation(items, marks), 0.0, -1
 
     def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
         """Replace each reserved amount by the real one; a reservation settles once (later calls do nothing)."""

@@ -50,34 +50,34 @@ class RedisState:
 
     # --- the request path --------------------------------------------------------------------------------------
 
-    async def reserve(self, items: list[Item], now: float) -> tuple[Reservation | None, float]:
+    async def reserve(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
         if self.shared:
             prefix = self.prefix
             args: list = [repr(now)]
             for item in items:
                 args += (repr(float(item.amount)), repr(float(item.limit)), item.kind, repr(float(item.reset_at)))
             try:
-                ok, value = await self._reserve(keys=[prefix + item.name for item in items], args=args)
+                ok, value, refused = await self._reserve(keys=[prefix + item.name for item in items], args=args)
             except _DOWN as exc:
                 self._went_down(exc)
             else:
                 if int(ok):
-                    return Reservation(items, int(value)), 0.0
-                return None, max(0.0, float(value))
+                    return Reservation(items, int(value)), 0.0, -1
+                return None, max(0.0, float(value)), int(refused) - 1
         return self._reserve_locally(items, now)
 
-    def _reserve_locally(self, items: list[Item], now: float) -> tuple[Reservation | None, float]:
+    def _reserve_locally(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
         share = self.replicas
         if share > 1:
             items_here = [Item(i.name, i.amount, i.limit / share, i.kind, i.reset_at) for i in items]
         else:
             items_here = items
-        reservation, wait = self._local.reserve_now(items_here, now)
+        reservation, wait, refused = self._local.reserve_now(items_here, now)
         if reservation is None:
-            return None, wait
+            return None, wait, refused
         reservation.items = items  # settled against the real amounts, whatever share reserved them
         reservation.local = True
-        return reservation, 0.0
+        return reservation, 0.0, -1
 
     def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
         """Off the request path: a Redis settle runs as a task (`aclose` waits for the ones still running)."""

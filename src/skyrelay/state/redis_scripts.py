@@ -2,12 +2,13 @@
 costs one round trip. Numbers travel as strings (a Lua number returned to Redis is truncated to an integer)."""
 
 # KEYS: the counters. ARGV: now, then per counter: amount, limit, kind (w|p|g), reset_at.
-# Returns {1, bucket} when every counter had room (and all were added to), else {0, seconds until room}.
+# Returns {1, bucket, 0} when every counter had room (and all were added to), else {0, seconds until room, the
+# 1-based index of the counter that waits longest}.
 RESERVE = """
 local now = tonumber(ARGV[1])
 local second = math.floor(now)
 local horizon = second - 60
-local wait = -1
+local wait, refused = -1, 0
 for i, key in ipairs(KEYS) do
   local base = 2 + (i - 1) * 4
   local amount, limit, kind = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), ARGV[base + 2]
@@ -25,18 +26,18 @@ for i, key in ipairs(KEYS) do
         freed = freed + e[2]
         if freed >= need then w = e[1] + 60 - now; break end
       end
-      if w > wait then wait = w end
+      if w > wait then wait = w; refused = i end
     end
   else
     local level = tonumber(redis.call('GET', key) or '0')
     if level + amount > limit then
       local w = 1
-      if kind == 'p' then w = tonumber(ARGV[base + 3]) - now end
-      if w > wait then wait = w end
+      if kind == 'p' then w = math.max(0, tonumber(ARGV[base + 3]) - now) end
+      if w > wait then wait = w; refused = i end
     end
   end
 end
-if wait >= 0 then return {0, tostring(wait)} end
+if wait >= 0 then return {0, tostring(wait), refused} end
 for i, key in ipairs(KEYS) do
   local base = 2 + (i - 1) * 4
   local amount, kind = ARGV[base], ARGV[base + 2]
@@ -46,13 +47,14 @@ for i, key in ipairs(KEYS) do
   else
     redis.call('INCRBYFLOAT', key, amount)
     if kind == 'p' then
-      redis.call('EXPIREAT', key, math.floor(tonumber(ARGV[base + 3])) + 86400)
+      local reset = tonumber(ARGV[base + 3])
+      if reset > 0 then redis.call('EXPIREAT', key, math.floor(reset) + 86400) end  -- 0: a total, kept
     else
       redis.call('EXPIRE', key, 3600)
     end
   end
 end
-return {1, tostring(second)}
+return {1, tostring(second), 0}
 """
 
 # KEYS: the counters. ARGV: the reservation's bucket (second), then per counter: delta, kind.
