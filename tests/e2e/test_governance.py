@@ -17,7 +17,7 @@ from skyrelay.state import PERIOD
 
 from .harness import UPSTREAM_KEY, openai_deployment
 from .test_examples import skyrelay, stop, wait_for_line
-from tests.support.redis_service import REDIS_URL, delete_prefix, fresh_prefix, needs_redis
+from tests.support.redis_service import REDIS_URL, RedisRelay, delete_prefix, fresh_prefix, needs_redis
 
 # $/Mtok high enough that a few requests spend a budget: ~25 input tokens x 1000 + 50 output x 2000 ~ $0.125
 PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 2000.0}
@@ -148,9 +148,91 @@ async def _spent(gateway, counter: str, period: str) -> float:
     return await gateway.governor.state.total(counter + period_id, PERIOD, time.time())
 
 
-def test_the_models_list_and_health_ready_say_what_they_should(governed):
+def test_a_key_lists_only_its_models_and_health_ready_names_the_state(governed):
+    assert [m.id for m in client(governed, "sk-chat-only").models.list()] == ["chat"]
+    assert [m.id for m in client(governed, "sk-slow").models.list()] == ["chat", "embed"]
     ready = httpx.get(f"{governed.origin}/health/ready").json()
     assert ready["state"] == {"backend": "memory", "shared": True}
+
+
+def test_the_context_carries_the_keys_name_team_models_and_residency(governed):
+    seen = []
+    dispatcher = governed.gateway.dispatcher
+    original = dispatcher.governor.admit
+
+    async def spy(ctx, group):
+        seen.append((ctx.key_name, ctx.team, ctx.allowed_models, ctx.residency))
+        await original(ctx, group)
+
+    dispatcher.governor.admit = spy
+    try:
+        client(governed, "sk-team-a").chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
+    finally:
+        dispatcher.governor.admit = original
+    assert seen == [("team-a", "research", frozenset({"chat"}), frozenset({"eu"}))]
+
+
+# --- Redis: revocation seen by every replica, and an outage --------------------------------------------------
+
+
+@pytest.fixture
+def redis_prefix(bg):
+    prefix = fresh_prefix()
+    yield prefix
+    bg.run(delete_prefix(prefix))
+
+
+@needs_redis
+def test_a_revocation_flag_written_by_one_replica_is_refused_by_another_within_a_second(make_stack, redis_prefix):
+    sections = {"state": {"backend": "redis", "url": REDIS_URL, "prefix": redis_prefix}, "teams": TEAMS, "keys": KEYS}
+    one, other = make_stack(sections=sections), make_stack(sections=sections)
+    assert client(other, "sk-slow").models.list()
+    one.bg.run(one.gateway.governor.state.set_flag("revoked:slow"))
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            client(other, "sk-slow").models.list()
+        except openai.AuthenticationError as exc:
+            assert "revoked" in exc.message
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the revoked key was still accepted")
+    assert client(other, "sk-chat-only").models.list()
+
+
+@needs_redis
+def test_with_redis_gone_requests_flow_on_local_limits_and_shared_ones_resume_when_it_returns(make_stack, bg,
+                                                                                              redis_prefix):
+    relay = RedisRelay()
+    bg.run(relay.restore())
+    stack = make_stack(sections={"state": {"backend": "redis", "url": relay.url, "prefix": redis_prefix},
+                                 "keys": [{"name": "bot", "key": "sk-bot", "rpm": 4}]})
+    bot = client(stack, "sk-bot")
+
+    def ask() -> str:
+        try:
+            bot.chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
+            return "ok"
+        except openai.RateLimitError:
+            return "429"
+
+    def shared() -> bool:
+        return httpx.get(f"{stack.origin}/health/ready").json()["state"]["shared"]
+
+    try:
+        assert [ask(), ask()] == ["ok", "ok"]  # counted in Redis
+        bg.run(relay.cut())
+        assert [ask() for _ in range(5)] == ["ok"] * 4 + ["429"]  # this lone replica's share: the whole 4
+        assert shared() is False
+        bg.run(relay.restore())
+        deadline = time.monotonic() + 5
+        while not shared() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert shared() is True
+        assert [ask() for _ in range(3)] == ["ok", "ok", "429"]  # the shared count again: 2 of 4 were used
+    finally:
+        bg.run(relay.cut())
 
 
 # --- two replicas on one Redis ---------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import os
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from . import redis_scripts
@@ -35,8 +37,10 @@ class RedisState:
     def __init__(self, url: str, prefix: str = "skyrelay:", *, replica_id: str | None = None):
         self.prefix = prefix
         self.replica_id = replica_id or f"{os.getpid()}-{os.urandom(4).hex()}"
+        # No retries: a request falls back to local limits at the first failure instead of waiting out backoffs;
+        # the heartbeat is the retry.
         self._redis = aioredis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S,
-                                        retry_on_timeout=False)
+                                        retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
         self._reserve = self._redis.register_script(redis_scripts.RESERVE)
         self._settle = self._redis.register_script(redis_scripts.SETTLE)
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
