@@ -20,7 +20,7 @@ from ..pricing import cost_micro_usd, dearest
 from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
 from ..state import Item, Reservation
 from . import periods
-from .principals import PARALLEL, REQUESTS, TOKENS, USD, KeyBook, Principal
+from .principals import PARALLEL, REQUESTS, USD, KeyBook, Principal
 
 log = logging.getLogger("skyrelay.governance")
 
@@ -71,18 +71,21 @@ class Governor:
             raise errors.PermissionDenied(
                 f"API key '{principal.name}' may not use model '{group.name}'; it may use: "
                 f"{', '.join(sorted(principal.models)) or 'none'}", param="model", code="model_not_allowed")
-        limits = principal.limits
-        if not limits:
+        metrics = principal.metrics
+        if not metrics:
             return
         tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, ctx.max_output)
         input_price, output_price = self._prices[group.name]
         output = DEFAULT_OUTPUT_TOKENS if ctx.max_output is None else ctx.max_output
         cost = math.ceil((tokens - output) * input_price + output * output_price)  # $/Mtok is micro-$ per token
         now = self.clock()
-        items = [_item(limit, tokens, cost, now) for limit in limits]
-        reservation, wait, refused = await self.state.reserve(items, now)
+        if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
+            principal.roll(now)
+        items = principal.items
+        values = (1, tokens, 1, cost)
+        reservation, wait, refused = await self.state.reserve(items, [values[m] for m in metrics], now)
         if reservation is None:
-            raise _refusal(limits[refused], items[refused], wait)
+            raise _refusal(principal.limits[refused], items[refused], values[metrics[refused]], wait)
         ctx.admission = Admission(self, reservation, tokens, cost)
 
     def settle(self, ctx: Any, admission: Admission) -> None:
@@ -99,11 +102,8 @@ class Governor:
             tokens, cost = admission.tokens, admission.cost
         else:
             tokens = cost = 0
-        amounts = []
-        for item in admission.reservation.items:
-            metric = item.metric
-            amounts.append(1 if metric == REQUESTS else tokens if metric == TOKENS else cost if metric == USD else 0)
-        self.state.settle(admission.reservation, amounts, self.clock())
+        values = (1, tokens, 0, cost)  # a request counts once; its slot in flight is given back
+        self.state.settle(admission.reservation, [values[m] for m in ctx.principal.metrics], self.clock())
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -134,31 +134,14 @@ class Governor:
         await self.state.aclose()
 
 
-class _Item(Item):
-    """A state item that remembers which metric it counts (for settling)."""
-
-    __slots__ = ("metric",)
-
-
-def _item(limit, tokens: int, cost: int, now: float) -> _Item:
-    metric = limit.metric
-    if metric == USD:
-        period_id, reset_at = periods.current(limit.period, now)
-        item = _Item(limit.counter + period_id, cost, limit.limit, limit.kind, reset_at)
-    else:
-        item = _Item(limit.counter, tokens if metric == TOKENS else 1, limit.limit, limit.kind)
-    item.metric = metric
-    return item
-
-
-def _refusal(limit, item: Item, wait: float) -> errors.RateLimited:
+def _refusal(limit, item: Item, amount: float, wait: float) -> errors.RateLimited:
     owner, metric = limit.owner, limit.metric
     if metric == USD:
         period = limit.period
         per = "in total" if period == "total" else f"per {period}"
         return KeyRateLimited(
             f"budget of {owner} exhausted: ${limit.limit / 1_000_000:.2f} {per} (this request's estimate, "
-            f"${item.amount / 1_000_000:.4f}, does not fit); {periods.describe_reset(item.reset_at)}",
+            f"${amount / 1_000_000:.4f}, does not fit); {periods.describe_reset(item.reset_at)}",
             retry_after=wait if item.reset_at else None, type="insufficient_quota", code="insufficient_quota")
     if metric == PARALLEL:
         return KeyRateLimited(f"rate limit of {owner} reached: {limit.limit} requests in flight at once "

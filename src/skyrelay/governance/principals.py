@@ -11,9 +11,11 @@ import time
 from typing import Any
 
 from .. import errors
-from ..state import GAUGE, PERIOD, WINDOW
+from ..state import GAUGE, PERIOD, WINDOW, Item
+from . import periods
 
-REQUESTS, TOKENS, PARALLEL, USD = "requests", "tokens", "parallel", "usd"
+# What a counter counts, as indexes: a request's amounts are `(1, tokens, 1, cost)[metric]` for each counter.
+REQUESTS, TOKENS, PARALLEL, USD = 0, 1, 2, 3
 
 
 class Limit:
@@ -31,7 +33,11 @@ class Limit:
 
 
 class Principal:
-    __slots__ = ("name", "team", "models", "residency", "expires_at", "role", "limits", "metadata")
+    """`items` are the state counters of `limits` (aligned), rebuilt only when a budget's period rolls over
+    (`rolls_at`, 0: never): a request builds no counter of its own, only its amounts."""
+
+    __slots__ = ("name", "team", "models", "residency", "expires_at", "role", "limits", "metadata", "metrics",
+                 "items", "rolls_at")
 
     def __init__(self, key: Any, team: Any | None):
         self.name = key.name
@@ -43,6 +49,23 @@ class Principal:
         self.metadata = key.metadata
         self.limits = tuple(_limits(f"key '{key.name}'", f"k:{key.name}:", key)
                             + (_limits(f"team '{team.name}'", f"t:{team.name}:", team) if team is not None else []))
+        self.metrics = tuple(limit.metric for limit in self.limits)
+        self.items: list[Item] = []
+        self.rolls_at = -1.0  # -1: not built yet (on first use); 0: never to rebuild; else when a period ends
+
+    def roll(self, now: float) -> None:
+        """The counters for the periods `now` is in (a new list: requests in flight keep the one they reserved)."""
+        items, ends = [], []
+        for limit in self.limits:
+            if limit.metric == USD:
+                period_id, reset_at = periods.current(limit.period, now)
+                items.append(Item(limit.counter + period_id, limit.limit, PERIOD, reset_at))
+                if reset_at:
+                    ends.append(reset_at)
+            else:
+                items.append(Item(limit.counter, limit.limit, limit.kind))
+        self.items = items
+        self.rolls_at = min(ends) if ends else 0.0
 
 
 def _narrowed(own: frozenset | None, team: frozenset | None) -> frozenset | None:

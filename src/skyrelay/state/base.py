@@ -1,7 +1,7 @@
 """What both state backends mean by a counter, a reservation and a refusal.
 
 A request touches several counters at once (a key's rpm, tpm, max_parallel and budget, its team's): `reserve`
-adds every item's amount, all or nothing, and refuses the lot if any one would pass its limit, saying how many
+adds an amount to each, all or nothing, and refuses the lot if any one would pass its limit, saying how many
 seconds until time alone would make room. `settle` later replaces each reserved amount with the real one (a
 refund is a settle with zeros). Three kinds of counter:
 
@@ -25,30 +25,31 @@ GAUGE_RETRY_S = 1.0  # a Retry-After for a full gauge: a slot frees when some re
 
 
 class Item:
-    """One counter one request touches: its name, the amount to add, its limit, its kind (and a PERIOD's end)."""
+    """One counter: its name, its limit, its kind (and a PERIOD's end, 0 for one that never ends). Items do not
+    change per request (the amounts do), so a caller builds them once and passes them on every reserve."""
 
-    __slots__ = ("name", "amount", "limit", "kind", "reset_at")
+    __slots__ = ("name", "limit", "kind", "reset_at")
 
-    def __init__(self, name: str, amount: float, limit: float, kind: str, reset_at: float = 0.0):
+    def __init__(self, name: str, limit: float, kind: str, reset_at: float = 0.0):
         self.name = name
-        self.amount = amount
         self.limit = limit
         self.kind = kind
         self.reset_at = reset_at
 
     def __repr__(self) -> str:
-        return f"Item({self.name!r}, {self.amount}, limit={self.limit}, kind={self.kind!r})"
+        return f"Item({self.name!r}, limit={self.limit}, kind={self.kind!r})"
 
 
 class Reservation:
-    """What a successful `reserve` took, for `settle` to take back. `marks` is backend-specific (the memory
-    backend's log entries, Redis's bucket); `local` is True when a Redis backend served it from its local
-    fallback."""
+    """What a successful `reserve` took (`amounts`, aligned with `items`), for `settle` to take back. `marks` is
+    backend-specific (the memory backend's log entries, Redis's bucket); `local` is True when a Redis backend
+    served it from its local fallback."""
 
-    __slots__ = ("items", "marks", "local", "settled")
+    __slots__ = ("items", "amounts", "marks", "local", "settled")
 
-    def __init__(self, items: list[Item], marks, local: bool = False):
+    def __init__(self, items, amounts, marks, local: bool = False):
         self.items = items
+        self.amounts = amounts
         self.marks = marks
         self.local = local
         self.settled = False

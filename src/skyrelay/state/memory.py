@@ -41,45 +41,46 @@ class MemoryState:
         self._levels: dict[str, float] = {}  # PERIOD and GAUGE counters
         self._flags: set[str] = set()
 
-    async def reserve(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
-        return self.reserve_now(items, now)
+    async def reserve(self, items: list[Item], amounts: list[float], now: float
+                      ) -> tuple[Reservation | None, float, int]:
+        return self.reserve_now(items, amounts, now)
 
-    def reserve_now(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
-        """`reserve` without the coroutine (for the Redis backend's local fallback)."""
+    def reserve_now(self, items: list[Item], amounts: list[float], now: float
+                    ) -> tuple[Reservation | None, float, int]:
+        """`reserve` without the coroutine (what the Redis backend's local fallback calls)."""
         second = int(now)
+        horizon = second - WINDOW_S
         windows, levels = self._windows, self._levels
-        wait, refused = -1.0, -1
-        for index, item in enumerate(items):
+        refused = None
+        for item, amount in zip(items, amounts):
             if item.kind == WINDOW:
                 window = windows.get(item.name)
                 if window is None:
                     continue  # empty: room for anything
-                window.expire(second)
-                if not window.total or window.total + item.amount <= item.limit:
-                    continue
-                waited = window.wait_for(window.total + item.amount - item.limit, now)
-            elif levels.get(item.name, 0.0) + item.amount > item.limit:
-                waited = max(0.0, item.reset_at - now) if item.kind == PERIOD else GAUGE_RETRY_S
-            else:
-                continue
-            if waited > wait:
-                wait, refused = waited, index
-        if refused >= 0:
-            return None, wait, refused
+                entries = window.entries
+                if entries and entries[0][0] <= horizon:
+                    window.expire(second)
+                if window.total and window.total + amount > item.limit:
+                    refused = _longest(refused, item, window.wait_for(window.total + amount - item.limit, now))
+            elif levels.get(item.name, 0.0) + amount > item.limit:
+                refused = _longest(refused, item, max(0.0, item.reset_at - now) if item.kind == PERIOD
+                                   else GAUGE_RETRY_S)
+        if refused is not None:
+            return None, refused[1], items.index(refused[0])
         marks = []
-        for item in items:
+        for item, amount in zip(items, amounts):
             if item.kind == WINDOW:
                 window = windows.get(item.name)
                 if window is None:
                     window = windows[item.name] = _Window()
-                entry = [second, item.amount]
+                entry = [second, amount]
                 window.entries.append(entry)
-                window.total += item.amount
+                window.total += amount
                 marks.append(entry)
             else:
-                levels[item.name] = levels.get(item.name, 0.0) + item.amount
+                levels[item.name] = levels.get(item.name, 0.0) + amount
                 marks.append(None)
-        return Reservation(items, marks), 0.0, -1
+        return Reservation(items, amounts, marks), 0.0, -1
 
     def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
         """Replace each reserved amount by the real one; a reservation settles once (later calls do nothing)."""
@@ -87,8 +88,9 @@ class MemoryState:
             return
         reservation.settled = True
         horizon = int(now) - WINDOW_S
-        for item, entry, amount in zip(reservation.items, reservation.marks, amounts):
-            delta = amount - item.amount
+        levels = self._levels
+        for item, entry, reserved, amount in zip(reservation.items, reservation.marks, reservation.amounts, amounts):
+            delta = amount - reserved
             if not delta:
                 continue
             if entry is not None:
@@ -96,8 +98,8 @@ class MemoryState:
                     entry[1] += delta
                     self._windows[item.name].total += delta
             else:
-                level = self._levels.get(item.name, 0.0) + delta
-                self._levels[item.name] = level if level > 0 or item.kind == PERIOD else 0.0
+                level = levels.get(item.name, 0.0) + delta
+                levels[item.name] = level if level > 0 or item.kind == PERIOD else 0.0
 
     async def total(self, name: str, kind: str, now: float) -> float:
         if kind == WINDOW:
@@ -125,3 +127,8 @@ class MemoryState:
 
     def status(self) -> dict:
         return {"backend": "memory", "shared": True}
+
+
+def _longest(refused: tuple | None, item: Item, wait: float) -> tuple:
+    """The refusing counter that waits longest: it sets the Retry-After (every one must have room)."""
+    return (item, wait) if refused is None or wait > refused[1] else refused

@@ -54,29 +54,31 @@ class RedisState:
 
     # --- the request path --------------------------------------------------------------------------------------
 
-    async def reserve(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
+    async def reserve(self, items: list[Item], amounts: list[float], now: float
+                      ) -> tuple[Reservation | None, float, int]:
         if self.shared:
             prefix = self.prefix
             args: list = [repr(now)]
-            for item in items:
-                args += (repr(float(item.amount)), repr(float(item.limit)), item.kind, repr(float(item.reset_at)))
+            for item, amount in zip(items, amounts):
+                args += (repr(float(amount)), repr(float(item.limit)), item.kind, repr(float(item.reset_at)))
             try:
                 ok, value, refused = await self._reserve(keys=[prefix + item.name for item in items], args=args)
             except _DOWN as exc:
                 self._went_down(exc)
             else:
                 if int(ok):
-                    return Reservation(items, int(value)), 0.0, -1
+                    return Reservation(items, amounts, int(value)), 0.0, -1
                 return None, max(0.0, float(value)), int(refused) - 1
-        return self._reserve_locally(items, now)
+        return self._reserve_locally(items, amounts, now)
 
-    def _reserve_locally(self, items: list[Item], now: float) -> tuple[Reservation | None, float, int]:
+    def _reserve_locally(self, items: list[Item], amounts: list[float], now: float
+                         ) -> tuple[Reservation | None, float, int]:
         share = self.replicas
         if share > 1:
-            items_here = [Item(i.name, i.amount, i.limit / share, i.kind, i.reset_at) for i in items]
+            items_here = [Item(i.name, i.limit / share, i.kind, i.reset_at) for i in items]
         else:
             items_here = items
-        reservation, wait, refused = self._local.reserve_now(items_here, now)
+        reservation, wait, refused = self._local.reserve_now(items_here, amounts, now)
         if reservation is None:
             return None, wait, refused
         reservation.items = items  # settled against the real amounts, whatever share reserved them
@@ -100,8 +102,8 @@ class RedisState:
         items = reservation.items
         args: list = [str(reservation.marks)]
         keys = []
-        for item, amount in zip(items, amounts):
-            delta = amount - item.amount
+        for item, reserved, amount in zip(items, reservation.amounts, amounts):
+            delta = amount - reserved
             if delta:
                 keys.append(self.prefix + item.name)
                 args += (repr(float(delta)), item.kind)
@@ -111,9 +113,9 @@ class RedisState:
             await self._settle(keys=keys, args=args)
         except _DOWN as exc:
             self._went_down(exc)
-            for item, amount in zip(items, amounts):  # the budget part is owed; windows expire by themselves
-                if item.kind == PERIOD and amount != item.amount:
-                    self._pending[item.name] = self._pending.get(item.name, 0.0) + amount - item.amount
+            for item, reserved, amount in zip(items, reservation.amounts, amounts):  # the budget part is owed
+                if item.kind == PERIOD and amount != reserved:
+                    self._pending[item.name] = self._pending.get(item.name, 0.0) + amount - reserved
 
     def _owe(self, items: list[Item], amounts: list[float]) -> None:
         for item, amount in zip(items, amounts):

@@ -27,6 +27,15 @@ async def state(request):
     await delete_prefix(prefix)
 
 
+def it(name: str, amount: float, limit: float, kind: str, reset_at: float = 0.0) -> tuple[Item, float]:
+    """A counter and the amount one reserve adds to it."""
+    return Item(name, limit, kind, reset_at), amount
+
+
+async def reserve(state, specs: list[tuple[Item, float]], now: float):
+    return await state.reserve([item for item, _ in specs], [amount for _, amount in specs], now)
+
+
 async def settled(state) -> None:
     """A Redis settle runs as a task: let it land before reading."""
     tasks = getattr(state, "_tasks", ())
@@ -35,67 +44,67 @@ async def settled(state) -> None:
 
 
 async def test_a_window_admits_up_to_its_limit_then_says_when_room_returns(state):
-    rpm = Item("k:rpm", 1, 3, WINDOW)
+    rpm = it("k:rpm", 1, 3, WINDOW)
     for offset in range(3):
-        reservation, wait, _ = await state.reserve([rpm], NOW + offset)
+        reservation, wait, _ = await reserve(state, [rpm], NOW + offset)
         assert reservation is not None and wait == 0
-    reservation, wait, _ = await state.reserve([rpm], NOW + 10)
+    reservation, wait, _ = await reserve(state, [rpm], NOW + 10)
     assert reservation is None
     assert wait == pytest.approx(50.0)  # the first one, reserved at NOW, leaves the window at NOW + 60
-    reservation, *_ = await state.reserve([rpm], NOW + 60)
+    reservation, *_ = await reserve(state, [rpm], NOW + 60)
     assert reservation is not None
     assert await state.total("k:rpm", WINDOW, NOW + 60) == 3
 
 
 async def test_an_empty_window_lets_one_request_larger_than_the_limit_through(state):
-    tpm = Item("k:tpm", 5000, 1000, WINDOW)
-    assert (await state.reserve([tpm], NOW))[0] is not None
-    assert (await state.reserve([Item("k:tpm", 1, 1000, WINDOW)], NOW))[0] is None
+    tpm = it("k:tpm", 5000, 1000, WINDOW)
+    assert (await reserve(state, [tpm], NOW))[0] is not None
+    assert (await reserve(state, [it("k:tpm", 1, 1000, WINDOW)], NOW))[0] is None
 
 
 async def test_reserve_is_all_or_nothing(state):
-    await state.reserve([Item("full", 1, 1, WINDOW)], NOW)
-    items = [Item("free", 1, 10, WINDOW), Item("budget", 0.5, 10, PERIOD, NOW + 100), Item("full", 1, 1, WINDOW)]
-    reservation, wait, refused = await state.reserve(items, NOW)
+    await reserve(state, [it("full", 1, 1, WINDOW)], NOW)
+    items = [it("free", 1, 10, WINDOW), it("budget", 0.5, 10, PERIOD, NOW + 100), it("full", 1, 1, WINDOW)]
+    reservation, wait, refused = await reserve(state, items, NOW)
     assert reservation is None and wait > 0 and refused == 2  # which counter refused, for the error message
     assert await state.total("free", WINDOW, NOW) == 0
     assert await state.total("budget", PERIOD, NOW) == 0
 
 
 async def test_a_budget_refuses_until_its_period_ends(state):
-    budget = Item("k:usd:day1", 0.6, 1.0, PERIOD, NOW + 3600)
-    assert (await state.reserve([budget], NOW))[0] is not None
-    reservation, wait, _ = await state.reserve([budget], NOW + 600)
+    budget = it("k:usd:day1", 0.6, 1.0, PERIOD, NOW + 3600)
+    assert (await reserve(state, [budget], NOW))[0] is not None
+    reservation, wait, _ = await reserve(state, [budget], NOW + 600)
     assert reservation is None and wait == pytest.approx(3000.0)
 
 
 async def test_settle_replaces_the_estimate_with_the_real_amount(state):
-    budget = Item("k:usd", 0.6, 1.0, PERIOD, NOW + 3600)
-    tpm = Item("k:tpm", 800, 1000, WINDOW)
-    reservation, *_ = await state.reserve([budget, tpm], NOW)
+    budget = it("k:usd", 0.6, 1.0, PERIOD, NOW + 3600)
+    tpm = it("k:tpm", 800, 1000, WINDOW)
+    reservation, *_ = await reserve(state, [budget, tpm], NOW)
     state.settle(reservation, [0.1, 100], NOW + 1)
     state.settle(reservation, [0.5, 900], NOW + 1)  # a second settle does nothing
     await settled(state)
     assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.1)
     assert await state.total("k:tpm", WINDOW, NOW + 1) == pytest.approx(100)
-    assert (await state.reserve([budget, tpm], NOW + 2))[0] is not None
+    assert (await reserve(state, [budget, tpm], NOW + 2))[0] is not None
 
 
 async def test_a_refund_frees_everything_and_a_gauge_counts_what_is_in_flight(state):
-    parallel = Item("k:parallel", 1, 2, GAUGE)
-    first, *_ = await state.reserve([parallel], NOW)
-    await state.reserve([parallel], NOW)
-    reservation, wait, _ = await state.reserve([parallel], NOW)
+    parallel = it("k:parallel", 1, 2, GAUGE)
+    first, *_ = await reserve(state, [parallel], NOW)
+    await reserve(state, [parallel], NOW)
+    reservation, wait, _ = await reserve(state, [parallel], NOW)
     assert reservation is None and wait == 1.0
     state.settle(first, [0], NOW)
     await settled(state)
-    assert (await state.reserve([parallel], NOW))[0] is not None
+    assert (await reserve(state, [parallel], NOW))[0] is not None
 
 
 async def test_a_settle_after_its_window_passed_changes_nothing(state):
-    tpm = Item("k:tpm", 500, 1000, WINDOW)
-    reservation, *_ = await state.reserve([tpm], NOW)
-    await state.reserve([Item("k:tpm", 100, 1000, WINDOW)], NOW + 30)
+    tpm = it("k:tpm", 500, 1000, WINDOW)
+    reservation, *_ = await reserve(state, [tpm], NOW)
+    await reserve(state, [it("k:tpm", 100, 1000, WINDOW)], NOW + 30)
     state.settle(reservation, [900], NOW + 61)
     await settled(state)
     assert await state.total("k:tpm", WINDOW, NOW + 61) == 100
@@ -103,8 +112,8 @@ async def test_a_settle_after_its_window_passed_changes_nothing(state):
 
 async def test_many_concurrent_reserves_never_pass_a_limit(state):
     # Money in micro-dollars, as governance counts it: integers add up exactly.
-    items = [Item("k:rpm", 1, 1000, WINDOW), Item("t:usd", 100_000, 2_000_000, PERIOD, NOW + 3600)]
-    results = await asyncio.gather(*(state.reserve(items, NOW) for _ in range(60)))
+    items = [it("k:rpm", 1, 1000, WINDOW), it("t:usd", 100_000, 2_000_000, PERIOD, NOW + 3600)]
+    results = await asyncio.gather(*(reserve(state, items, NOW) for _ in range(60)))
     assert sum(reservation is not None for reservation, *_ in results) == 20  # 20 x $0.10 = the $2.00 budget
     assert await state.total("t:usd", PERIOD, NOW) == 2_000_000
 
@@ -129,9 +138,9 @@ async def prefix():
 @needs_redis
 async def test_two_replicas_share_one_count(prefix):
     a, b = RedisState(REDIS_URL, prefix), RedisState(REDIS_URL, prefix)
-    rpm = Item("k:rpm", 1, 10, WINDOW)
+    rpm = it("k:rpm", 1, 10, WINDOW)
     try:
-        results = await asyncio.gather(*((a if n % 2 else b).reserve([rpm], NOW) for n in range(30)))
+        results = await asyncio.gather(*(reserve(a if n % 2 else b, [rpm], NOW) for n in range(30)))
         assert sum(reservation is not None for reservation, *_ in results) == 10
     finally:
         await a.aclose()
@@ -140,9 +149,9 @@ async def test_two_replicas_share_one_count(prefix):
 
 async def test_an_unreachable_redis_serves_on_local_limits_and_says_so(caplog, unused_tcp_port):
     state = RedisState(f"redis://127.0.0.1:{unused_tcp_port}/0", "x:")
-    rpm = Item("k:rpm", 1, 2, WINDOW)
+    rpm = it("k:rpm", 1, 2, WINDOW)
     with caplog.at_level(logging.WARNING, "skyrelay.state"):
-        results = [await state.reserve([rpm], NOW) for _ in range(3)]
+        results = [await reserve(state, [rpm], NOW) for _ in range(3)]
     assert [reservation is not None for reservation, *_ in results] == [True, True, False]
     assert state.status() == {"backend": "redis", "shared": False, "replicas": 1}
     assert sum("serving on local limits" in r.getMessage() for r in caplog.records) == 1  # said once
@@ -156,15 +165,15 @@ async def test_after_an_outage_the_shared_counters_resume_and_local_spend_is_add
     relay = RedisRelay()
     await relay.restore()
     state = RedisState(relay.url, prefix)
-    budget = Item("k:usd", 0.25, 1.0, PERIOD, NOW + 3600)
+    budget = it("k:usd", 0.25, 1.0, PERIOD, NOW + 3600)
     try:
         await state.check()
-        reservation, *_ = await state.reserve([budget], NOW)
+        reservation, *_ = await reserve(state, [budget], NOW)
         assert not reservation.local
         state.settle(reservation, [0.25], NOW)
         await settled(state)
         await relay.cut()
-        reservation, *_ = await state.reserve([budget], NOW)  # Redis gone: served locally
+        reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
         assert reservation.local and not state.shared
         state.settle(reservation, [0.5], NOW)
         await relay.restore()
@@ -172,9 +181,9 @@ async def test_after_an_outage_the_shared_counters_resume_and_local_spend_is_add
         assert state.shared
         await state.check()  # a second heartbeat must not add the outage's spend again
         assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.75)
-        reservation, *_ = await state.reserve([budget], NOW)
+        reservation, *_ = await reserve(state, [budget], NOW)
         assert not reservation.local
-        assert (await state.reserve([budget], NOW))[0] is None  # 0.75 + 0.25 used: the shared budget is full
+        assert (await reserve(state, [budget], NOW))[0] is None  # 0.75 + 0.25 used: the shared budget is full
     finally:
         await state.aclose()
         await relay.cut()
@@ -190,8 +199,8 @@ async def test_the_local_share_is_the_limit_divided_by_the_replicas_alive(prefix
         await a.check()
         assert a.replicas == 2
         await relay.cut()
-        rpm = Item("k:rpm", 1, 4, WINDOW)
-        results = [await a.reserve([rpm], NOW) for _ in range(4)]
+        rpm = it("k:rpm", 1, 4, WINDOW)
+        results = [await reserve(a, [rpm], NOW) for _ in range(4)]
         assert [reservation is not None for reservation, *_ in results] == [True, True, False, False]
     finally:
         await a.aclose()
