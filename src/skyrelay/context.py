@@ -48,13 +48,21 @@ class Attempt:
 
 class RequestContext:
     """`body_bytes` and `max_output` feed the token estimate quotas reserve before the call; `prompt` (the chat
-    request, None for embeddings) is what prefix affinity hashes, once, into `prefix_key`."""
+    request, None for embeddings) is what prefix affinity hashes, once, into `prefix_key`; `residency` is the
+    x-skyrelay-residency header's narrowing.
+
+    Who is calling, when the request came with a declared key (all None for the master key and in development
+    mode): `principal` (skyrelay.governance.Principal), `key_name`, `team`, `allowed_models` (a frozenset of model
+    groups, None: all) and `key_residency` (a frozenset of the geos or regions the key's data may go to, None:
+    anywhere; the planner fences deployments with it as with the header's). `admission` is the key's hold on its
+    limits and budgets, settled when the context closes."""
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
-                 "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key", "residency")
+                 "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key", "residency", "principal",
+                 "key_name", "team", "allowed_models", "key_residency", "admission")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
-                 debug_route: bool = False, residency: frozenset[str] | None = None):
+                 debug_route: bool = False, residency: frozenset[str] | None = None, principal: Any = None):
         self.request_id = request_id or new_request_id()
         self.arrival = arrival
         self.group: str | None = None
@@ -69,12 +77,23 @@ class RequestContext:
         self.prompt: Any = None
         self.prefix_key: int | None = None  # routing/affinity.py computes it on first use
         self.residency = residency  # x-skyrelay-residency: geos or regions this request narrows itself to
+        self.principal = principal
+        self.admission: Any = None
+        if principal is None:
+            self.key_name = self.team = self.allowed_models = self.key_residency = None
+        else:
+            self.key_name = principal.name
+            self.team = principal.team
+            self.allowed_models = principal.models
+            self.key_residency = principal.residency
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""
         if self.closed:
             return False
         self.closed = True
+        if self.admission is not None:
+            self.admission.settle(self)
         if self.on_close is not None:
             self.on_close(self)
         return True

@@ -82,6 +82,7 @@ class Dispatcher:
         self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies, self.shares)
         # The groups with a concentration cap, by name: only their attempts pay for counting vendor shares.
         self._capped = {name: g.concentration for name, g in model_groups.items() if g.concentration is not None}
+        self.governor: Any = None  # skyrelay.governance.Governor: set by the gateway for requests with a key
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
@@ -147,6 +148,8 @@ class Dispatcher:
         ctx.prompt = prompt
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
+            if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
+                await self.governor.admit(ctx, group)
             decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
             now = ctx.arrival
             if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):

@@ -31,14 +31,16 @@ class Stack:
 
         kw.setdefault("max_retries", 0)
         kw.setdefault("timeout", 20)
-        return openai.OpenAI(base_url=self.base_url, api_key=self.key, **kw)
+        kw.setdefault("api_key", self.key)
+        return openai.OpenAI(base_url=self.base_url, **kw)
 
     def async_openai(self, **kw):
         import openai
 
         kw.setdefault("max_retries", 0)
         kw.setdefault("timeout", 20)
-        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.key, **kw)
+        kw.setdefault("api_key", self.key)
+        return openai.AsyncOpenAI(base_url=self.base_url, **kw)
 
     def set_faults(self, cloud: str, faults: list[dict]) -> None:
         self.bg.call(self.clouds[cloud].set_faults, faults)
@@ -72,7 +74,9 @@ def default_groups(clouds: dict[str, Any]) -> dict:
 
 
 def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
-                groups: Callable[[dict], dict] = default_groups, server: dict | None = None) -> Stack:
+                groups: Callable[[dict], dict] = default_groups, server: dict | None = None,
+                sections: dict | None = None) -> Stack:
+    """`sections`: more top-level configuration (state:, teams:, keys:)."""
     cloud_specs = cloud_specs or [{"name": "cloud-a"}, {"name": "cloud-b"}]
 
     async def start():
@@ -84,6 +88,7 @@ def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
         config = parse_config({
             "server": {"host": "127.0.0.1", "port": 0, "master_key": GATEWAY_KEY, **(server or {})},
             "model_groups": groups(clouds),
+            **(sections or {}),
         }, env={})
         gateway = Gateway(config)
         gateway.dispatcher.rng = random.Random(0)  # routing is random by design; tests want it repeatable

@@ -220,11 +220,67 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """Where limit and budget counters live: this process (`memory`) or a Redis many replicas share."""
+
+    backend: str = "memory"  # memory | redis
+    url: str | None = None  # redis only
+    prefix: str = "skyrelay:"  # of every Redis key skyrelay writes
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    usd: float
+    period: str  # day | week | month | total (calendar periods in UTC; weeks start on Monday)
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """What a team's keys share: the model groups they may use, where data may go, limits and a budget."""
+
+    name: str
+    models: frozenset[str] | None = None  # None: every model group
+    residency: frozenset[str] | None = None  # None: anywhere
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget: Budget | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One client key, known only by its sha256 `digest`; its own limits apply on top of its team's."""
+
+    name: str
+    digest: str
+    team: str | None = None
+    models: frozenset[str] | None = None
+    residency: frozenset[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget: Budget | None = None
+    expires_at: float | None = None  # epoch seconds
+    metadata: dict[str, Any] = field(default_factory=dict)
+    role: str = "user"  # user | admin
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     model_groups: dict[str, ModelGroup] = field(default_factory=dict)  # in file order
     health: BreakerPolicy = BreakerPolicy()  # breaker and ejection rules, for every deployment
     routing: RoutingDefaults = RoutingDefaults()
+    state: StateConfig = StateConfig()
+    teams: dict[str, Team] = field(default_factory=dict)
+    keys: dict[str, ApiKey] = field(default_factory=dict)  # by digest
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of every group, in file order."""

@@ -8,6 +8,7 @@ from typing import Any
 from ..routing.strategies import STRATEGIES as _STRATEGY_TABLE
 from . import fields
 from .deployments import read_deployment
+from .governance import read_keys, read_state, read_teams
 from .health import read_health
 from .policies import read_concentration, read_residency, read_routing
 from .fields import Context, child, item
@@ -17,7 +18,7 @@ from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DE
                     RoutingDefaults,
                     ServerConfig)
 
-TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing")
+TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing", "state", "teams", "keys")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
               "residency", "concentration", "context_fallbacks", "deployments")
@@ -40,10 +41,13 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     declared = [name for name in raw_groups if isinstance(name, str)] if isinstance(raw_groups, Mapping) else []
     _check_unique_names(ctx, groups)
     _check_fallbacks(ctx, groups, declared)
+    state = read_state(ctx, data.get("state"))
+    teams = read_teams(ctx, data.get("teams"), declared)
+    keys = read_keys(ctx, data.get("keys"), declared, teams, server.master_key)
     if ctx.problems:
         return None, ctx.problems
     return Config(server=server, model_groups={name: group for name, (group, _) in groups.items()},
-                  health=health, routing=routing), []
+                  health=health, routing=routing, state=state, teams=teams, keys=keys), []
 
 
 def _server(ctx: Context, value: Any) -> ServerConfig:

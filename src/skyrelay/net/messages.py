@@ -14,7 +14,8 @@ REASONS = {
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client", "http10", "id")
+    __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client", "http10", "id",
+                 "principal")
 
     def __init__(self, method: str, path: str, query: str, headers: dict[str, str], client: str):
         self.method = method
@@ -26,6 +27,7 @@ class Request:
         self.client = client
         self.http10 = False  # an HTTP/1.0 client: no chunked encoding, so streams are delimited by closing
         self.id = ""  # the request id the application gives it (skyrelay: the x-request-id it answers with)
+        self.principal = None  # who the application authenticated it as (skyrelay: the key's Principal)
 
 
 class Response:

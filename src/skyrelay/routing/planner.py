@@ -62,11 +62,11 @@ def plan(group, groups: Mapping[str, object], view: RoutingView, now: float, rng
 
 
 def _fences(group, request) -> tuple:
-    """The residency sets a deployment must be inside: the asking group's, then the request's own narrowing."""
-    header = request.residency if request is not None else None
-    if group.residency is None:
-        return () if header is None else (header,)
-    return (group.residency,) if header is None else (group.residency, header)
+    """The residency sets a deployment must be inside: the asking group's, the request header's, the key's."""
+    if request is None:
+        return () if group.residency is None else (group.residency,)
+    fences = (group.residency, request.residency, getattr(request, "key_residency", None))  # test doubles may lack it
+    return tuple(fence for fence in fences if fence is not None)
 
 
 def _add_group(group, fences, view, now, rng, request, candidates, skipped, seen) -> tuple[list | None, bool]:

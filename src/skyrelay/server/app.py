@@ -17,10 +17,12 @@ import orjson
 from .. import errors
 from ..context import RequestContext, new_request_id
 from ..dispatch import Dispatcher, Outcome
+from ..governance import Governor
 from ..health_checks import HealthChecker
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
 from ..routing.policies import parse_residency
+from ..state import build_state
 
 log = logging.getLogger("skyrelay.server")
 
@@ -49,6 +51,9 @@ class Gateway:
         self.config = config
         self.dispatcher = dispatcher or Dispatcher.from_config(config)
         self._master_key = config.server.master_key
+        self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.estimate)
+        self.dispatcher.governor = self.governor
+        self._keys = self.governor.keys
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
@@ -88,6 +93,7 @@ class Gateway:
             max_connections=server.max_connections, error_reply=self.http_error,
         )
         self.health_checker.start()
+        self.governor.start()
         return self.server
 
     async def close(self) -> None:
@@ -95,6 +101,7 @@ class Gateway:
             await self.server.close()
             self.server = None
         await self.health_checker.close()
+        await self.governor.aclose()
         await self.dispatcher.aclose()
 
     @property
@@ -145,7 +152,7 @@ class Gateway:
             if route.json_body and not is_json(request.headers.get("content-type")):
                 raise _not_json(request.headers.get("content-type"))
             if route.authenticated:
-                self.authenticate(request.headers)
+                request.principal = self.authenticate(request.headers)
             return await route.handler(request)
         except errors.GatewayError as err:
             return _reply_error(route, err)
@@ -153,10 +160,11 @@ class Gateway:
             log.exception("unhandled error in handler for %s %s", request.method, request.path)
             return _reply_error(route, errors.InternalError())
 
-    def authenticate(self, headers: dict[str, str]) -> None:
-        """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`."""
-        if self._master_key is None:
-            return
+    def authenticate(self, headers: dict[str, str]):
+        """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`: the master
+        key (None: no limits), or a declared key (its Principal). With neither configured, anything goes."""
+        if self._master_key is None and not self._keys:
+            return None
         auth = headers.get("authorization")
         if auth is not None and auth[:7].lower() == "bearer ":
             key = auth[7:].strip()
@@ -165,8 +173,12 @@ class Gateway:
         if not key:
             raise errors.AuthenticationFailed(
                 "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
-        if not self._master_key.matches(key):
+        if self._master_key is not None and self._master_key.matches(key):
+            return None
+        principal = self._keys.resolve(key)
+        if principal is None:
             raise errors.AuthenticationFailed("invalid API key")
+        return principal
 
 
 def _reply_error(route: Route, err: errors.GatewayError) -> Response:
@@ -228,7 +240,8 @@ def context_for(request: Request) -> RequestContext:
         if not residency:
             raise errors.InvalidRequest("the x-skyrelay-residency header names no geo or region (e.g. 'eu')")
     return RequestContext(request.id, body_bytes=len(request.body),
-                          debug_route=headers.get("x-skyrelay-debug") == "route", residency=residency)
+                          debug_route=headers.get("x-skyrelay-debug") == "route", residency=residency,
+                          principal=request.principal)
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -30,7 +30,9 @@ def register(gateway: "Gateway") -> None:
             any(dispatcher.health.is_available(d.name, now) for d in group.deployments)
             for group in gateway.config.model_groups.values()
         )
-        return json_response({"status": "ready" if ready_now else "degraded", "model_groups": groups})
+        # `state.shared` false: Redis is unreachable and this replica enforces its share of each limit alone.
+        return json_response({"status": "ready" if ready_now else "degraded", "model_groups": groups,
+                              "state": gateway.governor.state.status()})
 
     gateway.add_route("/health/live", Route("GET", live, protocol.render_error, authenticated=False))
     gateway.add_route("/health/ready", Route("GET", ready, protocol.render_error, authenticated=False))

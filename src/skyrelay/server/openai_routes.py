@@ -34,9 +34,17 @@ def register(gateway: "Gateway") -> None:
         return Response(200, protocol.render_embeddings(resp), [JSON, *outcome_headers(outcome)])
 
     models_body = protocol.render_models(list(gateway.config.model_groups), gateway.started_at)
+    bodies_by_allowed: dict[frozenset, bytes] = {}  # a key sees only the model groups it may use
 
     async def models(request: Request) -> Response:
-        return Response(200, models_body, [JSON])
+        allowed = request.principal.models if request.principal is not None else None
+        if allowed is None:
+            return Response(200, models_body, [JSON])
+        body = bodies_by_allowed.get(allowed)
+        if body is None:
+            names = [name for name in gateway.config.model_groups if name in allowed]
+            body = bodies_by_allowed[allowed] = protocol.render_models(names, gateway.started_at)
+        return Response(200, body, [JSON])
 
     model_bodies = {name: protocol.render_model(name, gateway.started_at) for name in gateway.config.model_groups}
 

@@ -1,0 +1,151 @@
+"""Enforcement: a key's models, then its (and its team's) rate limits and budgets, reserved before the call.
+
+Every counter a request touches is reserved at once, all or nothing, with the request's estimate: 1 request,
+its estimated tokens (the routing quotas' estimate: input from the body's size, plus max_tokens or the default
+output cap), 1 slot in flight, and its estimated cost at the dearest price among the group's deployments. When
+the request ends its reservation is settled with what it really used, priced at the deployment that served it.
+Concurrent requests therefore each hold their estimate while in flight and cannot all slip under a limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any, Callable
+
+from .. import errors
+from ..pricing import cost_micro_usd, dearest
+from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
+from ..state import Item, Reservation
+from . import periods
+from .principals import PARALLEL, REQUESTS, USD, KeyBook, Principal
+
+log = logging.getLogger("skyrelay.governance")
+
+FLAGS_REFRESH_S = 1.0  # how soon a revocation written by another replica is seen here
+REVOKED = "revoked:"  # the flag naming a revoked key: `revoked:<key name>`
+
+
+class KeyRateLimited(errors.RateLimited):
+    """A key's or team's own limit, with OpenAI's `type` naming what ran out (requests or tokens)."""
+
+    def __init__(self, message: str, *, retry_after: float | None, type: str, code: str = "rate_limit_exceeded"):
+        super().__init__(message, retry_after=retry_after, code=code)
+        self.type = type
+
+
+class Admission:
+    """A request's hold on its key's counters, settled once when its context closes."""
+
+    __slots__ = ("governor", "reservation", "tokens", "cost")
+
+    def __init__(self, governor: "Governor", reservation: Reservation, tokens: int, cost: int):
+        self.governor = governor
+        self.reservation = reservation
+        self.tokens = tokens
+        self.cost = cost
+
+    def settle(self, ctx: Any) -> None:
+        self.governor.settle(ctx, self)
+
+
+class Governor:
+    def __init__(self, config: Any, state: Any, estimate_tokens: Callable[[Any, int, int | None], int],
+                 clock: Callable[[], float] = time.time):
+        self.keys = KeyBook(config.keys, config.teams)
+        self.state = state
+        self.clock = clock
+        self._estimate_tokens = estimate_tokens
+        self._prices = {name: dearest(group.deployments) for name, group in config.model_groups.items()}
+        self._served_price = {d.name: d.price for d in config.deployments()}
+        self._refresh: asyncio.Task | None = None
+
+    # --- the request path --------------------------------------------------------------------------------------
+
+    async def admit(self, ctx: Any, group: Any) -> None:
+        """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes."""
+        principal: Principal = ctx.principal
+        if principal.models is not None and group.name not in principal.models:
+            raise errors.PermissionDenied(
+                f"API key '{principal.name}' may not use model '{group.name}'; it may use: "
+                f"{', '.join(sorted(principal.models)) or 'none'}", param="model", code="model_not_allowed")
+        metrics = principal.metrics
+        if not metrics:
+            return
+        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, ctx.max_output)
+        input_price, output_price = self._prices[group.name]
+        output = DEFAULT_OUTPUT_TOKENS if ctx.max_output is None else ctx.max_output
+        cost = math.ceil((tokens - output) * input_price + output * output_price)  # $/Mtok is micro-$ per token
+        now = self.clock()
+        if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
+            principal.roll(now)
+        items = principal.items
+        values = (1, tokens, 1, cost)
+        reservation, wait, refused = await self.state.reserve(items, [values[m] for m in metrics], now)
+        if reservation is None:
+            raise _refusal(principal.limits[refused], items[refused], values[metrics[refused]], wait)
+        ctx.admission = Admission(self, reservation, tokens, cost)
+
+    def settle(self, ctx: Any, admission: Admission) -> None:
+        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
+        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
+        estimate; one that failed everywhere is refunded."""
+        usage = ctx.usage
+        if usage is not None and ctx.attempts:
+            price = self._served_price.get(ctx.attempts[-1].deployment)
+            tokens = usage.input_tokens + usage.output_tokens
+            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens) if price \
+                else 0
+        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
+            tokens, cost = admission.tokens, admission.cost
+        else:
+            tokens = cost = 0
+        values = (1, tokens, 0, cost)  # a request counts once; its slot in flight is given back
+        self.state.settle(admission.reservation, [values[m] for m in ctx.principal.metrics], self.clock())
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.state.start()
+        if self.keys and self._refresh is None:
+            self._refresh = asyncio.get_running_loop().create_task(self._refresh_flags())
+
+    async def _refresh_flags(self) -> None:
+        """Revocations written by any replica, read here off the request path."""
+        while True:
+            try:
+                flags = await self.state.flags()
+            except Exception:  # noqa: BLE001 - Redis down: keep the last known set, the heartbeat says so
+                pass
+            else:
+                self.keys.revoked = frozenset(f[len(REVOKED):] for f in flags if f.startswith(REVOKED))
+            await asyncio.sleep(FLAGS_REFRESH_S)
+
+    async def aclose(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            try:
+                await self._refresh
+            except asyncio.CancelledError:
+                pass
+            self._refresh = None
+        await self.state.aclose()
+
+
+def _refusal(limit, item: Item, amount: float, wait: float) -> errors.RateLimited:
+    owner, metric = limit.owner, limit.metric
+    if metric == USD:
+        period = limit.period
+        per = "in total" if period == "total" else f"per {period}"
+        return KeyRateLimited(
+            f"budget of {owner} exhausted: ${limit.limit / 1_000_000:.2f} {per} (this request's estimate, "
+            f"${amount / 1_000_000:.4f}, does not fit); {periods.describe_reset(item.reset_at)}",
+            retry_after=wait if item.reset_at else None, type="insufficient_quota", code="insufficient_quota")
+    if metric == PARALLEL:
+        return KeyRateLimited(f"rate limit of {owner} reached: {limit.limit} requests in flight at once "
+                              "(max_parallel)", retry_after=wait, type=REQUESTS)
+    unit = "requests" if metric == REQUESTS else "tokens"
+    return KeyRateLimited(f"rate limit of {owner} reached: {limit.limit} {unit} per minute; retry in "
+                          f"{max(1, round(wait))}s", retry_after=wait, type=unit)

@@ -1,0 +1,112 @@
+"""Who a request is: the key it presented, resolved to its record and team with one dict lookup by digest.
+
+A Principal is built once per key when the configuration loads: what the key may use (its models and
+residency narrowed by its team's), and every counter its requests touch (its own limits and its team's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from .. import errors
+from ..state import GAUGE, PERIOD, WINDOW, Item
+from . import periods
+
+# What a counter counts, as indexes: a request's amounts are `(1, tokens, 1, cost)[metric]` for each counter.
+REQUESTS, TOKENS, PARALLEL, USD = 0, 1, 2, 3
+
+
+class Limit:
+    """One counter a key's requests touch: `counter` is its state name (a budget's gets the period appended)."""
+
+    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period")
+
+    def __init__(self, owner: str, counter: str, metric: str, kind: str, limit: float, period: str | None = None):
+        self.owner = owner  # "key 'ci-bot'" or "team 'research'": how refusals name it
+        self.counter = counter
+        self.metric = metric
+        self.kind = kind
+        self.limit = limit
+        self.period = period
+
+
+class Principal:
+    """`items` are the state counters of `limits` (aligned), rebuilt only when a budget's period rolls over
+    (`rolls_at`, 0: never): a request builds no counter of its own, only its amounts."""
+
+    __slots__ = ("name", "team", "models", "residency", "expires_at", "role", "limits", "metadata", "metrics",
+                 "items", "rolls_at")
+
+    def __init__(self, key: Any, team: Any | None):
+        self.name = key.name
+        self.team = key.team
+        self.models = _narrowed(key.models, team.models if team is not None else None)
+        self.residency = _narrowed(key.residency, team.residency if team is not None else None)
+        self.expires_at = key.expires_at
+        self.role = key.role
+        self.metadata = key.metadata
+        self.limits = tuple(_limits(f"key '{key.name}'", f"k:{key.name}:", key)
+                            + (_limits(f"team '{team.name}'", f"t:{team.name}:", team) if team is not None else []))
+        self.metrics = tuple(limit.metric for limit in self.limits)
+        self.items: list[Item] = []
+        self.rolls_at = -1.0  # -1: not built yet (on first use); 0: never to rebuild; else when a period ends
+
+    def roll(self, now: float) -> None:
+        """The counters for the periods `now` is in (a new list: requests in flight keep the one they reserved)."""
+        items, ends = [], []
+        for limit in self.limits:
+            if limit.metric == USD:
+                period_id, reset_at = periods.current(limit.period, now)
+                items.append(Item(limit.counter + period_id, limit.limit, PERIOD, reset_at))
+                if reset_at:
+                    ends.append(reset_at)
+            else:
+                items.append(Item(limit.counter, limit.limit, limit.kind))
+        self.items = items
+        self.rolls_at = min(ends) if ends else 0.0
+
+
+def _narrowed(own: frozenset | None, team: frozenset | None) -> frozenset | None:
+    """A key may use what both it and its team allow (None: no restriction at that level)."""
+    if own is None:
+        return team
+    return own if team is None else own & team
+
+
+def _limits(owner: str, prefix: str, record: Any) -> list[Limit]:
+    found = []
+    if record.rpm is not None:
+        found.append(Limit(owner, prefix + "rpm", REQUESTS, WINDOW, record.rpm))
+    if record.tpm is not None:
+        found.append(Limit(owner, prefix + "tpm", TOKENS, WINDOW, record.tpm))
+    if record.max_parallel is not None:
+        found.append(Limit(owner, prefix + "parallel", PARALLEL, GAUGE, record.max_parallel))
+    if record.budget is not None:
+        found.append(Limit(owner, prefix + "usd:", USD, PERIOD, round(record.budget.usd * 1_000_000),
+                           record.budget.period))
+    return found
+
+
+class KeyBook:
+    """The declared keys by sha256 digest. `revoked` holds names flagged in the shared state (refreshed off the
+    request path)."""
+
+    def __init__(self, keys: dict[str, Any], teams: dict[str, Any]):
+        self._by_digest = {digest: Principal(key, teams.get(key.team)) for digest, key in keys.items()}
+        self.revoked: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self._by_digest)
+
+    def resolve(self, key: str) -> Principal | None:
+        """The key's principal; None when no key has this digest. Raises for an expired or revoked key."""
+        principal = self._by_digest.get(hashlib.sha256(key.encode()).hexdigest())
+        if principal is None:
+            return None
+        if principal.expires_at is not None and time.time() >= principal.expires_at:
+            raise errors.AuthenticationFailed(f"API key '{principal.name}' has expired")
+        if self.revoked and principal.name in self.revoked:
+            raise errors.AuthenticationFailed(f"API key '{principal.name}' has been revoked")
+        return principal

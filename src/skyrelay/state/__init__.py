@@ -1,0 +1,26 @@
+"""Shared counters for limits and budgets: one process (`memory`) or many replicas on one Redis (`redis`).
+
+    state = build_state(config.state)
+    reservation, wait = await state.reserve([Item("k:bot:rpm", 1, 60, WINDOW), ...], time.time())
+    state.settle(reservation, [1, ...])      # the real amounts, aligned with the items; refund = zeros
+
+See base.py for the semantics both backends share.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import GAUGE, PERIOD, WINDOW, WINDOW_S, Item, Reservation
+from .memory import MemoryState
+
+__all__ = ["GAUGE", "PERIOD", "WINDOW", "WINDOW_S", "Item", "MemoryState", "Reservation", "build_state"]
+
+
+def build_state(config: Any):
+    """The backend the configuration's `state:` names (memory when absent)."""
+    if config is None or config.backend == "memory":
+        return MemoryState()
+    from .redis import RedisState  # imported only when used: the memory backend needs no Redis client
+
+    return RedisState(config.url, config.prefix)

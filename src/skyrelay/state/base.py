@@ -1,0 +1,56 @@
+"""What both state backends mean by a counter, a reservation and a refusal.
+
+A request touches several counters at once (a key's rpm, tpm, max_parallel and budget, its team's): `reserve`
+adds an amount to each, all or nothing, and refuses the lot if any one would pass its limit, saying how many
+seconds until time alone would make room. `settle` later replaces each reserved amount with the real one (a
+refund is a settle with zeros). Three kinds of counter:
+
+- WINDOW: a sliding minute, counted in whole-second buckets (an amount reserved at second s leaves the window
+  at second s + 60). An empty window lets one request through even if it alone is larger than the limit (a
+  tpm smaller than one request would otherwise refuse it forever), as the routing quotas do.
+- PERIOD: a total until `reset_at` (epoch seconds); the counter's name carries the period, so a new period
+  starts from zero. Budgets.
+- GAUGE: a level with no time in it: requests in flight (max_parallel); settled to zero when each ends.
+
+Times are wall-clock epoch seconds (replicas sharing one Redis must agree on them: keep their clocks in sync).
+"""
+
+from __future__ import annotations
+
+WINDOW = "w"
+PERIOD = "p"
+GAUGE = "g"
+WINDOW_S = 60  # seconds: rpm and tpm are per minute
+GAUGE_RETRY_S = 1.0  # a Retry-After for a full gauge: a slot frees when some request ends, time alone says nothing
+
+
+class Item:
+    """One counter: its name, its limit, its kind (and a PERIOD's end, 0 for one that never ends). Items do not
+    change per request (the amounts do), so a caller builds them once and passes them on every reserve."""
+
+    __slots__ = ("name", "limit", "kind", "reset_at")
+
+    def __init__(self, name: str, limit: float, kind: str, reset_at: float = 0.0):
+        self.name = name
+        self.limit = limit
+        self.kind = kind
+        self.reset_at = reset_at
+
+    def __repr__(self) -> str:
+        return f"Item({self.name!r}, limit={self.limit}, kind={self.kind!r})"
+
+
+class Reservation:
+    """What a successful `reserve` took (`amounts`, aligned with `items`), for `settle` to take back. `marks` is
+    backend-specific (the memory backend's log entries, Redis's bucket); `local` is True when a Redis backend
+    served it from its local fallback."""
+
+    __slots__ = ("items", "amounts", "marks", "local", "settled")
+
+    def __init__(self, items, amounts, marks, local: bool = False):
+        self.items = items
+        self.amounts = amounts
+        self.marks = marks
+        self.local = local
+        self.settled = False
+

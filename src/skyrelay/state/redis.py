@@ -1,0 +1,218 @@
+"""The many-replica backend: every counter in one Redis, each operation one Lua script call (one round trip).
+
+When Redis cannot be reached the replica keeps serving on local counters, each limit cut to this replica's
+share (the limit divided by the replicas last seen alive), says so once in the log and in `status()` (which
+/health/ready reports), and goes back to the shared counters when Redis answers again. Budget spend settled
+locally meanwhile is added to Redis then, once (the flush carries an idempotency token), so money spent during
+an outage still counts. Window counters (rpm, tpm) are not carried over: they leave the window within a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from . import redis_scripts
+from .base import PERIOD, WINDOW, Item, Reservation
+from .memory import MemoryState
+
+log = logging.getLogger("skyrelay.state")
+
+HEARTBEAT_S = 1.0  # how often a replica says it is alive, and retries Redis while it is down
+REPLICA_TTL_S = 5.0  # a replica not heard from for this long no longer counts in the local share
+TIMEOUT_S = 0.5  # a Redis call slower than this counts as Redis being down (the request falls back, not waits)
+_DOWN = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisState:
+    backend = "redis"
+
+    def __init__(self, url: str, prefix: str = "skyrelay:", *, replica_id: str | None = None):
+        self.prefix = prefix
+        self.replica_id = replica_id or f"{os.getpid()}-{os.urandom(4).hex()}"
+        # No retries: a request falls back to local limits at the first failure instead of waiting out backoffs;
+        # the heartbeat is the retry.
+        self._redis = aioredis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S,
+                                        retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+        self._reserve = self._redis.register_script(redis_scripts.RESERVE)
+        self._settle = self._redis.register_script(redis_scripts.SETTLE)
+        self._flush = self._redis.register_script(redis_scripts.FLUSH)
+        self._local = MemoryState()
+        self.shared = True  # False while Redis is unreachable
+        self.replicas = 1  # alive replicas last counted: the local fallback's divisor
+        self._pending: dict[str, float] = {}  # PERIOD spend settled while down, to add to Redis when it is back
+        self._flushes = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._heartbeat: asyncio.Task | None = None
+
+    # --- the request path --------------------------------------------------------------------------------------
+
+    async def reserve(self, items: list[Item], amounts: list[float], now: float
+                      ) -> tuple[Reservation | None, float, int]:
+        if self.shared:
+            prefix = self.prefix
+            args: list = [repr(now)]
+            for item, amount in zip(items, amounts):
+                args += (repr(float(amount)), repr(float(item.limit)), item.kind, repr(float(item.reset_at)))
+            try:
+                ok, value, refused = await self._reserve(keys=[prefix + item.name for item in items], args=args)
+            except _DOWN as exc:
+                self._went_down(exc)
+            else:
+                if int(ok):
+                    return Reservation(items, amounts, int(value)), 0.0, -1
+                return None, max(0.0, float(value)), int(refused) - 1
+        return self._reserve_locally(items, amounts, now)
+
+    def _reserve_locally(self, items: list[Item], amounts: list[float], now: float
+                         ) -> tuple[Reservation | None, float, int]:
+        share = self.replicas
+        if share > 1:
+            items_here = [Item(i.name, i.limit / share, i.kind, i.reset_at) for i in items]
+        else:
+            items_here = items
+        reservation, wait, refused = self._local.reserve_now(items_here, amounts, now)
+        if reservation is None:
+            return None, wait, refused
+        reservation.items = items  # settled against the real amounts, whatever share reserved them
+        reservation.local = True
+        return reservation, 0.0, -1
+
+    def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
+        """Off the request path: a Redis settle runs as a task (`aclose` waits for the ones still running)."""
+        if reservation.settled:
+            return
+        if reservation.local:
+            self._local.settle(reservation, amounts, now)
+            self._owe(reservation.items, amounts)
+            return
+        reservation.settled = True
+        task = asyncio.get_running_loop().create_task(self._settle_shared(reservation, amounts))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle_shared(self, reservation: Reservation, amounts: list[float]) -> None:
+        items = reservation.items
+        args: list = [str(reservation.marks)]
+        keys = []
+        for item, reserved, amount in zip(items, reservation.amounts, amounts):
+            delta = amount - reserved
+            if delta:
+                keys.append(self.prefix + item.name)
+                args += (repr(float(delta)), item.kind)
+        if not keys:
+            return
+        try:
+            await self._settle(keys=keys, args=args)
+        except _DOWN as exc:
+            self._went_down(exc)
+            for item, reserved, amount in zip(items, reservation.amounts, amounts):  # the budget part is owed
+                if item.kind == PERIOD and amount != reserved:
+                    self._pending[item.name] = self._pending.get(item.name, 0.0) + amount - reserved
+
+    def _owe(self, items: list[Item], amounts: list[float]) -> None:
+        for item, amount in zip(items, amounts):
+            if item.kind == PERIOD and amount:
+                self._pending[item.name] = self._pending.get(item.name, 0.0) + amount
+
+    # --- reads and flags ---------------------------------------------------------------------------------------
+
+    async def total(self, name: str, kind: str, now: float) -> float:
+        key = self.prefix + name
+        if kind == WINDOW:
+            values = await self._redis.hgetall(key)
+            horizon = int(now) - 60
+            return sum(float(v) for s, v in values.items() if int(s) > horizon)
+        value = await self._redis.get(key)
+        return float(value) if value is not None else 0.0
+
+    async def set_flag(self, name: str) -> None:
+        await self._redis.sadd(self.prefix + "flags", name)
+
+    async def clear_flag(self, name: str) -> None:
+        await self._redis.srem(self.prefix + "flags", name)
+
+    async def flags(self) -> set[str]:
+        return {name.decode() for name in await self._redis.smembers(self.prefix + "flags")}
+
+    # --- outage and recovery -----------------------------------------------------------------------------------
+
+    def _went_down(self, exc: BaseException) -> None:
+        if self.shared:
+            self.shared = False
+            log.warning("redis unreachable (%s): serving on local limits, this replica's 1/%d share of each",
+                        type(exc).__name__, self.replicas)
+
+    async def check(self) -> None:
+        """One heartbeat: count the replicas alive, or (while down) see whether Redis is back and reconcile."""
+        now = time.time()
+        replicas = self.prefix + "replicas"
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(replicas, {self.replica_id: now})
+                pipe.zremrangebyscore(replicas, "-inf", now - REPLICA_TTL_S)
+                pipe.zcard(replicas)
+                _, _, count = await pipe.execute()
+            if not self.shared:
+                await self._reconcile()
+        except _DOWN as exc:
+            self._went_down(exc)
+            return
+        self.replicas = max(1, int(count))
+        if not self.shared:
+            self.shared = True
+            log.warning("redis reachable again: limits and budgets are shared across replicas again")
+
+    async def _reconcile(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        self._flushes += 1
+        token = f"{self.prefix}flush:{self.replica_id}:{self._flushes}"
+        names = list(pending)
+        keys = [token, *(self.prefix + name for name in names)]
+        args = ["", *(repr(pending[name]) for name in names)]
+        for attempt in range(3):  # an answer lost in transit is re-sent under the same token: added once
+            try:
+                await self._flush(keys=keys, args=args)
+                return
+            except _DOWN:
+                if attempt == 2:
+                    for name in names:
+                        self._pending[name] = self._pending.get(name, 0.0) + pending[name]
+                    raise
+
+    def start(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def aclose(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            try:
+                await self._heartbeat
+            except asyncio.CancelledError:
+                pass
+            self._heartbeat = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self._redis.zrem(self.prefix + "replicas", self.replica_id)
+        except _DOWN:
+            pass
+        await self._redis.aclose()
+
+    def status(self) -> dict:
+        return {"backend": "redis", "shared": self.shared, "replicas": self.replicas}

@@ -1,0 +1,82 @@
+"""The Lua scripts of the Redis backend: each operation is one script call, so it is atomic across replicas and
+costs one round trip. Numbers travel as strings (a Lua number returned to Redis is truncated to an integer)."""
+
+# KEYS: the counters. ARGV: now, then per counter: amount, limit, kind (w|p|g), reset_at.
+# Returns {1, bucket, 0} when every counter had room (and all were added to), else {0, seconds until room, the
+# 1-based index of the counter that waits longest}.
+RESERVE = """
+local now = tonumber(ARGV[1])
+local second = math.floor(now)
+local horizon = second - 60
+local wait, refused = -1, 0
+for i, key in ipairs(KEYS) do
+  local base = 2 + (i - 1) * 4
+  local amount, limit, kind = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), ARGV[base + 2]
+  if kind == 'w' then
+    local h = redis.call('HGETALL', key)
+    local total, live = 0, {}
+    for j = 1, #h, 2 do
+      local s, v = tonumber(h[j]), tonumber(h[j + 1])
+      if s <= horizon then redis.call('HDEL', key, h[j]) else total = total + v; live[#live + 1] = {s, v} end
+    end
+    if total > 0 and total + amount > limit then
+      table.sort(live, function(a, b) return a[1] < b[1] end)
+      local need, freed, w = total + amount - limit, 0, 60
+      for _, e in ipairs(live) do
+        freed = freed + e[2]
+        if freed >= need then w = e[1] + 60 - now; break end
+      end
+      if w > wait then wait = w; refused = i end
+    end
+  else
+    local level = tonumber(redis.call('GET', key) or '0')
+    if level + amount > limit then
+      local w = 1
+      if kind == 'p' then w = math.max(0, tonumber(ARGV[base + 3]) - now) end
+      if w > wait then wait = w; refused = i end
+    end
+  end
+end
+if wait >= 0 then return {0, tostring(wait), refused} end
+for i, key in ipairs(KEYS) do
+  local base = 2 + (i - 1) * 4
+  local amount, kind = ARGV[base], ARGV[base + 2]
+  if kind == 'w' then
+    redis.call('HINCRBYFLOAT', key, second, amount)
+    redis.call('EXPIRE', key, 120)
+  else
+    redis.call('INCRBYFLOAT', key, amount)
+    if kind == 'p' then
+      local reset = tonumber(ARGV[base + 3])
+      if reset > 0 then redis.call('EXPIREAT', key, math.floor(reset) + 86400) end  -- 0: a total, kept
+    else
+      redis.call('EXPIRE', key, 3600)
+    end
+  end
+end
+return {1, tostring(second), 0}
+"""
+
+# KEYS: the counters. ARGV: the reservation's bucket (second), then per counter: delta, kind.
+# A window's delta applies only while its bucket is still in the window; a gauge never goes below zero.
+SETTLE = """
+local second = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local delta, kind = ARGV[2 * i], ARGV[2 * i + 1]
+  if kind == 'w' then
+    if redis.call('HEXISTS', key, second) == 1 then redis.call('HINCRBYFLOAT', key, second, delta) end
+  else
+    local level = tonumber(redis.call('INCRBYFLOAT', key, delta))
+    if kind == 'g' and level < 0 then redis.call('SET', key, '0', 'KEEPTTL') end
+  end
+end
+return 1
+"""
+
+# KEYS[1]: this flush's idempotency token, then the PERIOD counters. ARGV: the token's id, then the amounts.
+# A flush re-sent after a lost answer finds its token and adds nothing: spend is never counted twice.
+FLUSH = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then return 0 end
+for i = 2, #KEYS do redis.call('INCRBYFLOAT', KEYS[i], ARGV[i]) end
+return 1
+"""

@@ -1,0 +1,207 @@
+"""The state backends, one set of cases run on both: the memory backend and Redis (skipped when Redis is not
+running). Limits are never passed, all or nothing, settle replaces, concurrent reserves stay within a limit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from skyrelay.state import GAUGE, PERIOD, WINDOW, Item, MemoryState
+from skyrelay.state.redis import RedisState
+from tests.support.redis_service import (REDIS_URL, RedisRelay, delete_prefix, needs_redis, fresh_prefix)
+
+NOW = 1_800_000_000.0  # a fixed wall clock: windows and periods move only when a test moves it
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
+async def state(request):
+    if request.param == "memory":
+        yield MemoryState()
+        return
+    prefix = fresh_prefix()
+    backend = RedisState(REDIS_URL, prefix)
+    yield backend
+    await backend.aclose()
+    await delete_prefix(prefix)
+
+
+def it(name: str, amount: float, limit: float, kind: str, reset_at: float = 0.0) -> tuple[Item, float]:
+    """A counter and the amount one reserve adds to it."""
+    return Item(name, limit, kind, reset_at), amount
+
+
+async def reserve(state, specs: list[tuple[Item, float]], now: float):
+    return await state.reserve([item for item, _ in specs], [amount for _, amount in specs], now)
+
+
+async def settled(state) -> None:
+    """A Redis settle runs as a task: let it land before reading."""
+    tasks = getattr(state, "_tasks", ())
+    if tasks:
+        await asyncio.gather(*tasks)
+
+
+async def test_a_window_admits_up_to_its_limit_then_says_when_room_returns(state):
+    rpm = it("k:rpm", 1, 3, WINDOW)
+    for offset in range(3):
+        reservation, wait, _ = await reserve(state, [rpm], NOW + offset)
+        assert reservation is not None and wait == 0
+    reservation, wait, _ = await reserve(state, [rpm], NOW + 10)
+    assert reservation is None
+    assert wait == pytest.approx(50.0)  # the first one, reserved at NOW, leaves the window at NOW + 60
+    reservation, *_ = await reserve(state, [rpm], NOW + 60)
+    assert reservation is not None
+    assert await state.total("k:rpm", WINDOW, NOW + 60) == 3
+
+
+async def test_an_empty_window_lets_one_request_larger_than_the_limit_through(state):
+    tpm = it("k:tpm", 5000, 1000, WINDOW)
+    assert (await reserve(state, [tpm], NOW))[0] is not None
+    assert (await reserve(state, [it("k:tpm", 1, 1000, WINDOW)], NOW))[0] is None
+
+
+async def test_reserve_is_all_or_nothing(state):
+    await reserve(state, [it("full", 1, 1, WINDOW)], NOW)
+    items = [it("free", 1, 10, WINDOW), it("budget", 0.5, 10, PERIOD, NOW + 100), it("full", 1, 1, WINDOW)]
+    reservation, wait, refused = await reserve(state, items, NOW)
+    assert reservation is None and wait > 0 and refused == 2  # which counter refused, for the error message
+    assert await state.total("free", WINDOW, NOW) == 0
+    assert await state.total("budget", PERIOD, NOW) == 0
+
+
+async def test_a_budget_refuses_until_its_period_ends(state):
+    budget = it("k:usd:day1", 0.6, 1.0, PERIOD, NOW + 3600)
+    assert (await reserve(state, [budget], NOW))[0] is not None
+    reservation, wait, _ = await reserve(state, [budget], NOW + 600)
+    assert reservation is None and wait == pytest.approx(3000.0)
+
+
+async def test_settle_replaces_the_estimate_with_the_real_amount(state):
+    budget = it("k:usd", 0.6, 1.0, PERIOD, NOW + 3600)
+    tpm = it("k:tpm", 800, 1000, WINDOW)
+    reservation, *_ = await reserve(state, [budget, tpm], NOW)
+    state.settle(reservation, [0.1, 100], NOW + 1)
+    state.settle(reservation, [0.5, 900], NOW + 1)  # a second settle does nothing
+    await settled(state)
+    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.1)
+    assert await state.total("k:tpm", WINDOW, NOW + 1) == pytest.approx(100)
+    assert (await reserve(state, [budget, tpm], NOW + 2))[0] is not None
+
+
+async def test_a_refund_frees_everything_and_a_gauge_counts_what_is_in_flight(state):
+    parallel = it("k:parallel", 1, 2, GAUGE)
+    first, *_ = await reserve(state, [parallel], NOW)
+    await reserve(state, [parallel], NOW)
+    reservation, wait, _ = await reserve(state, [parallel], NOW)
+    assert reservation is None and wait == 1.0
+    state.settle(first, [0], NOW)
+    await settled(state)
+    assert (await reserve(state, [parallel], NOW))[0] is not None
+
+
+async def test_a_settle_after_its_window_passed_changes_nothing(state):
+    tpm = it("k:tpm", 500, 1000, WINDOW)
+    reservation, *_ = await reserve(state, [tpm], NOW)
+    await reserve(state, [it("k:tpm", 100, 1000, WINDOW)], NOW + 30)
+    state.settle(reservation, [900], NOW + 61)
+    await settled(state)
+    assert await state.total("k:tpm", WINDOW, NOW + 61) == 100
+
+
+async def test_many_concurrent_reserves_never_pass_a_limit(state):
+    # Money in micro-dollars, as governance counts it: integers add up exactly.
+    items = [it("k:rpm", 1, 1000, WINDOW), it("t:usd", 100_000, 2_000_000, PERIOD, NOW + 3600)]
+    results = await asyncio.gather(*(reserve(state, items, NOW) for _ in range(60)))
+    assert sum(reservation is not None for reservation, *_ in results) == 20  # 20 x $0.10 = the $2.00 budget
+    assert await state.total("t:usd", PERIOD, NOW) == 2_000_000
+
+
+async def test_flags_are_set_read_and_cleared(state):
+    await state.set_flag("revoked:bot")
+    assert "revoked:bot" in await state.flags()
+    await state.clear_flag("revoked:bot")
+    assert "revoked:bot" not in await state.flags()
+
+
+# --- Redis only: two replicas, outage and recovery ------------------------------------------------------------
+
+
+@pytest.fixture
+async def prefix():
+    value = fresh_prefix()
+    yield value
+    await delete_prefix(value)
+
+
+@needs_redis
+async def test_two_replicas_share_one_count(prefix):
+    a, b = RedisState(REDIS_URL, prefix), RedisState(REDIS_URL, prefix)
+    rpm = it("k:rpm", 1, 10, WINDOW)
+    try:
+        results = await asyncio.gather(*(reserve(a if n % 2 else b, [rpm], NOW) for n in range(30)))
+        assert sum(reservation is not None for reservation, *_ in results) == 10
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_an_unreachable_redis_serves_on_local_limits_and_says_so(caplog, unused_tcp_port):
+    state = RedisState(f"redis://127.0.0.1:{unused_tcp_port}/0", "x:")
+    rpm = it("k:rpm", 1, 2, WINDOW)
+    with caplog.at_level(logging.WARNING, "skyrelay.state"):
+        results = [await reserve(state, [rpm], NOW) for _ in range(3)]
+    assert [reservation is not None for reservation, *_ in results] == [True, True, False]
+    assert state.status() == {"backend": "redis", "shared": False, "replicas": 1}
+    assert sum("serving on local limits" in r.getMessage() for r in caplog.records) == 1  # said once
+    await state.check()  # still down: no crash, still local
+    assert not state.shared
+    await state.aclose()
+
+
+@needs_redis
+async def test_after_an_outage_the_shared_counters_resume_and_local_spend_is_added_once(prefix, caplog):
+    relay = RedisRelay()
+    await relay.restore()
+    state = RedisState(relay.url, prefix)
+    budget = it("k:usd", 0.25, 1.0, PERIOD, NOW + 3600)
+    try:
+        await state.check()
+        reservation, *_ = await reserve(state, [budget], NOW)
+        assert not reservation.local
+        state.settle(reservation, [0.25], NOW)
+        await settled(state)
+        await relay.cut()
+        reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
+        assert reservation.local and not state.shared
+        state.settle(reservation, [0.5], NOW)
+        await relay.restore()
+        await state.check()
+        assert state.shared
+        await state.check()  # a second heartbeat must not add the outage's spend again
+        assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.75)
+        reservation, *_ = await reserve(state, [budget], NOW)
+        assert not reservation.local
+        assert (await reserve(state, [budget], NOW))[0] is None  # 0.75 + 0.25 used: the shared budget is full
+    finally:
+        await state.aclose()
+        await relay.cut()
+
+
+@needs_redis
+async def test_the_local_share_is_the_limit_divided_by_the_replicas_alive(prefix):
+    relay = RedisRelay()
+    await relay.restore()
+    a, b = RedisState(relay.url, prefix), RedisState(REDIS_URL, prefix)
+    try:
+        await b.check()
+        await a.check()
+        assert a.replicas == 2
+        await relay.cut()
+        rpm = it("k:rpm", 1, 4, WINDOW)
+        results = [await reserve(a, [rpm], NOW) for _ in range(4)]
+        assert [reservation is not None for reservation, *_ in results] == [True, True, False, False]
+    finally:
+        await a.aclose()
+        await b.aclose()
