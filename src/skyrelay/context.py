@@ -49,10 +49,10 @@ class RequestContext:
     """`body_bytes` and `max_output` feed the token estimate quotas reserve before the call."""
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
-                 "usage", "closed", "on_close", "debug_route")
+                 "usage", "closed", "on_close", "debug_route", "path", "first_output", "error")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
-                 debug_route: bool = False):
+                 debug_route: bool = False, path: str = ""):
         self.request_id = request_id or new_request_id()
         self.arrival = arrival
         self.group: str | None = None
@@ -64,6 +64,9 @@ class RequestContext:
         self.closed = False
         self.on_close: Callable[["RequestContext"], None] | None = None
         self.debug_route = debug_route  # the client asked for x-skyrelay-route
+        self.path = path  # the route it came in on (/v1/chat/completions, /v1/messages, ...)
+        self.first_output: float | None = None  # a stream's: when its first real output was in hand (TTFT)
+        self.error: BaseException | None = None  # what ended it, when it failed before an answer
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""

@@ -68,6 +68,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.outstanding: dict[str, int] = {name: 0 for name in providers}
         self.quotas = quotas or QuotaBook()
+        self.on_close: Callable[[RequestContext], None] | None = None  # every request's context gets it (telemetry)
         self.view = RoutingView(self.health, self.outstanding, self.quotas)
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
@@ -130,6 +131,8 @@ class Dispatcher:
         ctx.arrival = self.clock()
         ctx.group = group.name
         ctx.max_output = max_output
+        if ctx.on_close is None:
+            ctx.on_close = self.on_close
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
             decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
@@ -194,6 +197,7 @@ class Dispatcher:
                     ctx.usage = result.usage
                 else:
                     outcome.reservation = entry
+                    ctx.first_output = self.clock()
                 outcome.deployment = deployment
                 if not hold:  # a stream's request ends with the stream (CommittedStream)
                     ctx.close()
@@ -206,6 +210,7 @@ class Dispatcher:
         except BaseException as exc:
             if ctx.debug_route and isinstance(exc, errors.GatewayError):
                 exc.route = outcome.route()  # the error answer carries x-skyrelay-route too
+            ctx.error = exc
             ctx.close()
             raise
 

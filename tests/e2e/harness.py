@@ -72,7 +72,8 @@ def default_groups(clouds: dict[str, Any]) -> dict:
 
 
 def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
-                groups: Callable[[dict], dict] = default_groups, server: dict | None = None) -> Stack:
+                groups: Callable[[dict], dict] = default_groups, server: dict | None = None,
+                extra: dict | None = None) -> Stack:
     cloud_specs = cloud_specs or [{"name": "cloud-a"}, {"name": "cloud-b"}]
 
     async def start():
@@ -84,6 +85,7 @@ def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
         config = parse_config({
             "server": {"host": "127.0.0.1", "port": 0, "master_key": GATEWAY_KEY, **(server or {})},
             "model_groups": groups(clouds),
+            **(extra or {}),  # other top-level sections (metrics:, logging:, ...)
         }, env={})
         gateway = Gateway(config)
         gateway.dispatcher.rng = random.Random(0)  # routing is random by design; tests want it repeatable

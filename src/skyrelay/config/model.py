@@ -178,10 +178,26 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool = True  # counted per request (a few dict increments), rendered only when scraped
+    public: bool = False  # False: GET /metrics wants the master key like every other route
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    access: bool = False  # one JSON line per request; off by default, as its volume is the traffic's
+    file: str | None = None  # None: stderr; else the access log is appended to this file
+    level: str = "info"  # of the gateway's own log (events, warnings)
+    format: str = "text"  # of the gateway's own log: text for people, json for log pipelines
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     model_groups: dict[str, ModelGroup] = field(default_factory=dict)  # in file order
     health: BreakerPolicy = BreakerPolicy()  # breaker and ejection rules, for every deployment
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of every group, in file order."""

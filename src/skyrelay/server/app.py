@@ -20,6 +20,7 @@ from ..dispatch import Dispatcher, Outcome
 from ..health_checks import HealthChecker
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
+from ..telemetry import Telemetry
 
 log = logging.getLogger("skyrelay.server")
 
@@ -53,16 +54,19 @@ class Gateway:
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
         self.server: HttpServer | None = None
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
+        self.telemetry = Telemetry(config, self.dispatcher)
+        self.dispatcher.on_close = self.telemetry.on_close
         self._register_routes()
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, openai_routes, openapi_routes
+        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
 
         openai_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
         openapi_routes.register(self)
+        metrics_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
@@ -87,6 +91,7 @@ class Gateway:
             max_connections=server.max_connections, error_reply=self.http_error,
         )
         self.health_checker.start()
+        self.telemetry.start()
         return self.server
 
     async def close(self) -> None:
@@ -95,6 +100,7 @@ class Gateway:
             self.server = None
         await self.health_checker.close()
         await self.dispatcher.aclose()
+        self.telemetry.close()
 
     @property
     def providers(self):
@@ -112,6 +118,9 @@ class Gateway:
         request.id = new_request_id()
         resp = await self._route(request)
         resp.headers.append(("x-request-id", request.id))
+        ctx = request.context
+        if ctx is None or ctx.group is None:  # never reached a model group: its context's close will not tell
+            self.telemetry.on_unrouted(request, resp.status, request.path if request.path in self.routes else "other")
         return resp
 
     def _named(self, resp: Response) -> Response:
@@ -220,8 +229,9 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
 
 def context_for(request: Request) -> RequestContext:
     """The request's context, under the id it answers with; its body size feeds the quota's token estimate."""
-    return RequestContext(request.id, body_bytes=len(request.body),
-                          debug_route=request.headers.get("x-skyrelay-debug") == "route")
+    request.context = ctx = RequestContext(request.id, body_bytes=len(request.body), path=request.path,
+                                           debug_route=request.headers.get("x-skyrelay-debug") == "route")
+    return ctx
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
