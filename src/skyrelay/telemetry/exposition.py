@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..routing.health import CIRCUIT_OPEN, COOLING_DOWN, PROBE_IN_FLIGHT
-from .metrics import Histogram, Metrics
+from .metrics import STATUS_CLASSES, Histogram, Metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "open", "half_open")
@@ -13,27 +13,32 @@ BREAKER_STATES = ("closed", "open", "half_open")
 
 def render(metrics: Metrics, dispatcher: Any, deployments: list[Any]) -> bytes:
     out: list[str] = []
+    groups, routes = metrics.groups, metrics.routes
+    requests = {(g, cls): n for g, stats in groups.items() for cls, n in zip(STATUS_CLASSES, stats.by_class) if n}
     _counter(out, "skyrelay_requests_total", "Requests that reached a model group, by how they ended.",
-             ("model_group", "code_class"), metrics.requests)
+             ("model_group", "code_class"), requests)
     _counter(out, "skyrelay_unrouted_requests_total",
              "Requests answered before reaching a model group (refused, unknown model, models list, health).",
              ("route", "code_class"), metrics.unrouted)
     _counter(out, "skyrelay_attempts_total", "Attempts at a deployment, by result (ok, failed, refused, abandoned).",
-             ("model_group", "deployment", "vendor", "result"), metrics.attempts)
+             ("model_group", "deployment", "vendor", "result"),
+             {(g, d, r.vendor, result): n for (g, d), r in routes.items() for result, n in r.results.items()})
     _counter(out, "skyrelay_attempt_errors_total", "Attempts that ended in an error, by the error's class.",
              ("deployment", "error"), metrics.attempt_errors)
     _counter(out, "skyrelay_failovers_total", "Requests served by a deployment after an earlier attempt failed.",
-             ("model_group", "deployment"), metrics.failovers)
+             ("model_group", "deployment"), {key: r.failovers for key, r in routes.items() if r.failovers})
+    tokens = {(*key, kind): n for key, r in routes.items()
+              for kind, n in (("input", r.input), ("output", r.output), ("cached", r.cached)) if n}
     _counter(out, "skyrelay_tokens_total", "Tokens the clouds reported (cached: the part of input from a cache).",
-             ("model_group", "deployment", "type"), metrics.tokens)
+             ("model_group", "deployment", "type"), tokens)
     _counter(out, "skyrelay_cost_usd_total", "Spend at the configured prices, in US dollars.",
-             ("model_group", "deployment"), metrics.cost)
+             ("model_group", "deployment"), {key: r.cost for key, r in routes.items() if key[1] in metrics.prices})
     _histograms(out, "skyrelay_request_duration_seconds", "From dispatch to the request's end (a stream's last byte).",
-                "model_group", metrics.latency)
+                ("model_group",), {(g,): stats.latency for g, stats in groups.items()})
     _histograms(out, "skyrelay_time_to_first_token_seconds", "A stream's time from dispatch to its first output.",
-                "model_group", metrics.ttft)
-    _histograms(out, "skyrelay_attempt_duration_seconds", "Successful attempts at a deployment.",
-                "deployment", metrics.attempt_latency)
+                ("model_group",), {(g,): stats.ttft for g, stats in groups.items() if any(stats.ttft.counts)})
+    _histograms(out, "skyrelay_attempt_duration_seconds", "Successful attempts at a deployment, per model group.",
+                ("model_group", "deployment"), {key: r.latency for key, r in routes.items() if any(r.latency.counts)})
     _routing_state(out, dispatcher, deployments)
     out.append("")
     return "\n".join(out).encode()
@@ -100,11 +105,12 @@ def _family(out: list[str], name: str, help_text: str, kind: str, labels: tuple[
         out.append(f"{name}{{{_labels(labels, key)}}} {_number(value)}")
 
 
-def _histograms(out: list[str], name: str, help_text: str, label: str, hists: dict[str, Histogram]) -> None:
+def _histograms(out: list[str], name: str, help_text: str, labels: tuple[str, ...],
+                hists: dict[tuple, Histogram]) -> None:
     out.append(f"# HELP {name} {help_text}")
     out.append(f"# TYPE {name} histogram")
-    for key, hist in sorted(hists.items()):
-        own = f'{label}="{_escape(key)}"'
+    for key, hist in sorted(hists.items(), key=lambda item: item[0]):
+        own = _labels(labels, key)
         total = 0
         for bound, count in zip((*hist.bounds, float("inf")), hist.counts):
             total += count

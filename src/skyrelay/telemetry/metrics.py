@@ -33,77 +33,82 @@ class Histogram:
         self.sum += value
 
 
+class GroupStats:
+    """One model group's requests: counted by status class, timed end to end and (streams) to first output."""
+
+    __slots__ = ("by_class", "latency", "ttft")
+
+    def __init__(self):
+        self.by_class = [0] * len(STATUS_CLASSES)
+        self.latency = Histogram(LATENCY_BUCKETS)
+        self.ttft = Histogram(TTFT_BUCKETS)
+
+
+class RouteStats:
+    """One deployment's attempts for one model group, their tokens and cost: one object, so that a request
+    pays one dict lookup per attempt and attribute increments after it."""
+
+    __slots__ = ("vendor", "results", "failovers", "input", "output", "cached", "cost", "latency")
+
+    def __init__(self, vendor: str):
+        self.vendor = vendor
+        self.results: dict[str, int] = {}  # ok | failed | refused | abandoned -> attempts
+        self.failovers = 0  # requests it served after an earlier attempt failed
+        self.input = self.output = self.cached = 0
+        self.cost = 0.0
+        self.latency = Histogram(LATENCY_BUCKETS)  # of its successful attempts
+
+
 class Metrics:
     """What happened to every request that reached a model group, and to those answered before one."""
 
     def __init__(self, prices: dict[str, tuple[float, float, float]]):
         self.prices = prices  # deployment -> (input, cached input, output) USD per token, only where priced
-        self.requests: dict[tuple[str, str], int] = {}  # (group, status class)
-        self.attempts: dict[tuple[str, str, str, str], int] = {}  # (group, deployment, vendor, result)
+        self.groups: dict[str, GroupStats] = {}
+        self.routes: dict[tuple[str, str], RouteStats] = {}  # (group, deployment)
         self.attempt_errors: dict[tuple[str, str], int] = {}  # (deployment, error class)
-        self.failovers: dict[tuple[str, str], int] = {}  # (group, deployment that served after a failure)
-        self.latency: dict[str, Histogram] = {}  # group -> seconds from dispatch to the request's end
-        self.ttft: dict[str, Histogram] = {}  # group -> a stream's seconds to its first output
-        self.attempt_latency: dict[str, Histogram] = {}  # deployment -> seconds of its successful attempts
-        self.tokens: dict[tuple[str, str, str], int] = {}  # (group, deployment, input|output|cached)
-        self.cost: dict[tuple[str, str], float] = {}  # (group, deployment) -> USD
         self.unrouted: dict[tuple[str, str], int] = {}  # (route, status class): answered before any model group
 
     def observe(self, ctx: Any, status: int, end: float) -> None:
         group = ctx.group
-        key = (group, STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx")
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        hist = self.latency.get(group)
-        if hist is None:
-            hist = self.latency[group] = Histogram(LATENCY_BUCKETS)
-        hist.observe(end - ctx.arrival)
+        stats = self.groups.get(group)
+        if stats is None:
+            stats = self.groups[group] = GroupStats()
+        stats.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
+        stats.latency.observe(end - ctx.arrival)
         if ctx.first_output is not None:
-            hist = self.ttft.get(group)
-            if hist is None:
-                hist = self.ttft[group] = Histogram(TTFT_BUCKETS)
-            hist.observe(ctx.first_output - ctx.arrival)
+            stats.ttft.observe(ctx.first_output - ctx.arrival)
         failed = False
-        attempts = self.attempts
+        routes = self.routes
         for attempt in ctx.attempts:
-            name = attempt.deployment
+            key = (group, attempt.deployment)
+            route = routes.get(key)
+            if route is None:
+                route = routes[key] = RouteStats(attempt.vendor)
             result = attempt.status or "abandoned"
-            key = (group, name, attempt.vendor, result)
-            attempts[key] = attempts.get(key, 0) + 1
+            results = route.results
+            results[result] = results.get(result, 0) + 1
             if result == "ok":
                 if failed:
-                    key = (group, name)
-                    self.failovers[key] = self.failovers.get(key, 0) + 1
+                    route.failovers += 1
                 if attempt.end is not None:
-                    self._attempt_latency(name, attempt.end - attempt.start)
-                if attempt.usage is not None:
-                    self._usage(group, name, attempt.usage)
+                    route.latency.observe(attempt.end - attempt.start)
+                usage = attempt.usage
+                if usage is not None:
+                    route.input += usage.input_tokens
+                    route.output += usage.output_tokens
+                    route.cached += usage.cached_tokens
+                    price = self.prices.get(attempt.deployment)
+                    if price is not None:
+                        route.cost += cost_of(usage, price)
             elif attempt.error_kind is not None:
                 failed = failed or result == "failed"
-                key = (name, attempt.error_kind)
+                key = (attempt.deployment, attempt.error_kind)
                 self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
 
     def observe_unrouted(self, route: str, status: int) -> None:
         key = (route, STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx")
         self.unrouted[key] = self.unrouted.get(key, 0) + 1
-
-    def _attempt_latency(self, name: str, seconds: float) -> None:
-        hist = self.attempt_latency.get(name)
-        if hist is None:
-            hist = self.attempt_latency[name] = Histogram(LATENCY_BUCKETS)
-        hist.observe(seconds)
-
-    def _usage(self, group: str, name: str, usage: Any) -> None:
-        tokens = self.tokens
-        for kind, count in (("input", usage.input_tokens), ("output", usage.output_tokens),
-                            ("cached", usage.cached_tokens)):
-            if count:
-                key = (group, name, kind)
-                tokens[key] = tokens.get(key, 0) + count
-        price = self.prices.get(name)
-        if price is not None:
-            key = (group, name)
-            self.cost[key] = self.cost.get(key, 0.0) + cost_of(usage, price)
 
 
 def cost_of(usage: Any, price: tuple[float, float, float]) -> float:
