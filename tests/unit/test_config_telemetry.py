@@ -34,3 +34,26 @@ def test_values_reach_the_config():
 ])
 def test_mistakes_name_their_path(section, value, path, fragment):
     assert_problem(problems_of(edit(base(), section, value)), path, fragment)
+
+
+def test_otlp_values_reach_the_config():
+    pytest.importorskip("opentelemetry.sdk")
+    data = edit(base(), "telemetry", {"otlp": {"endpoint": "http://127.0.0.1:4318/v1/traces",
+                                               "headers": {"Authorization": "Bearer t"}, "sample_ratio": 0.25}})
+    otlp = parse_config(data, env={}).otlp
+    assert (otlp.endpoint, otlp.headers, otlp.sample_ratio) == (
+        "http://127.0.0.1:4318/v1/traces", {"Authorization": "Bearer t"}, 0.25)
+    assert parse_config(base(), env={}).otlp is None
+    assert "Bearer t" not in repr(otlp)
+
+
+@pytest.mark.parametrize("value, path, fragment", [
+    ({"otlp": {}}, "telemetry.otlp.endpoint", "required"),
+    ({"otlp": {"endpoint": "127.0.0.1:4318"}}, "telemetry.otlp.endpoint", "http:// or https://"),
+    ({"otlp": {"endpoint": "http://c/v1/traces", "sample_ratio": 2}}, "telemetry.otlp.sample_ratio", "between"),
+    ({"otlp": {"endpoint": "http://c/v1/traces", "headers": {"bad name": "x"}}},
+     "telemetry.otlp.headers.'bad name'", "not a valid header name"),
+    ({"otel": {}}, "telemetry.otel", "did you mean 'otlp'"),
+])
+def test_otlp_mistakes_name_their_path(value, path, fragment):
+    assert_problem(problems_of(edit(base(), "telemetry", value)), path, fragment)

@@ -192,12 +192,22 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OtlpConfig:
+    """Where the traces go (OTLP over HTTP, protobuf), and which share of requests is traced."""
+
+    endpoint: str  # the collector's traces URL, e.g. http://127.0.0.1:4318/v1/traces
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # may carry a backend's token
+    sample_ratio: float = 1.0  # of requests without a traceparent; a client's sampled flag is followed
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     model_groups: dict[str, ModelGroup] = field(default_factory=dict)  # in file order
     health: BreakerPolicy = BreakerPolicy()  # breaker and ejection rules, for every deployment
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
+    otlp: OtlpConfig | None = None  # telemetry.otlp; None: no tracing, and no tracing code on the request path
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of every group, in file order."""

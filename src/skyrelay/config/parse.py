@@ -8,13 +8,13 @@ from typing import Any
 from . import fields
 from .deployments import read_deployment
 from .health import read_health
-from .telemetry import read_logging, read_metrics
+from .telemetry import read_logging, read_metrics, read_telemetry
 from .fields import Context, child, item
 from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS,
                     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENT_CONNECTIONS, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
                     DEFAULT_STRATEGY, UNSUPPORTED_POLICIES, Config, Deployment, ModelGroup, Problem, ServerConfig)
 
-TOP_LEVEL_KEYS = ("server", "model_groups", "health", "metrics", "logging")
+TOP_LEVEL_KEYS = ("server", "model_groups", "health", "metrics", "logging", "telemetry")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "deployments")
 STRATEGIES = ("weighted", "least_outstanding")
@@ -31,6 +31,7 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     health = read_health(ctx, data.get("health"))
     metrics = read_metrics(ctx, data.get("metrics"))
     logging = read_logging(ctx, data.get("logging"))
+    otlp = read_telemetry(ctx, data.get("telemetry"))
     groups = _model_groups(ctx, data.get("model_groups"))
     raw_groups = data.get("model_groups")
     declared = [name for name in raw_groups if isinstance(name, str)] if isinstance(raw_groups, Mapping) else []
@@ -39,7 +40,7 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     if ctx.problems:
         return None, ctx.problems
     return Config(server=server, model_groups={name: group for name, (group, _) in groups.items()},
-                  health=health, metrics=metrics, logging=logging), []
+                  health=health, metrics=metrics, logging=logging, otlp=otlp), []
 
 
 def _server(ctx: Context, value: Any) -> ServerConfig:

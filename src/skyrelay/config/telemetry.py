@@ -1,17 +1,22 @@
-"""The `metrics:` and `logging:` sections: what /metrics exposes to whom, and what the gateway writes down."""
+"""The `metrics:`, `logging:` and `telemetry:` sections: what /metrics exposes to whom, what the gateway writes
+down, and where its traces go."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Mapping
 
 from . import fields
 from .fields import Context, child
-from .model import LoggingConfig, MetricsConfig
+from .deployments import read_headers
+from .model import LoggingConfig, MetricsConfig, OtlpConfig
 
 METRICS_KEYS = ("enabled", "public")
 LOGGING_KEYS = ("access", "file", "level", "format")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
+TELEMETRY_KEYS = ("otlp",)
+OTLP_KEYS = ("endpoint", "headers", "sample_ratio")
 
 
 def read_metrics(ctx: Context, value: Any) -> MetricsConfig:
@@ -35,6 +40,37 @@ def read_logging(ctx: Context, value: Any) -> LoggingConfig:
         level=fields.choice(ctx, raw, "logging", "level", LOG_LEVELS, default=default.level),
         format=fields.choice(ctx, raw, "logging", "format", LOG_FORMATS, default=default.format),
     )
+
+
+def read_telemetry(ctx: Context, value: Any) -> OtlpConfig | None:
+    raw = fields.section(ctx, value, "telemetry")
+    if raw is None:
+        return None
+    fields.check_keys(ctx, raw, "telemetry", TELEMETRY_KEYS)
+    where = "telemetry.otlp"
+    otlp = fields.section(ctx, raw.get("otlp"), where)
+    if otlp is None:
+        return None
+    fields.check_keys(ctx, otlp, where, OTLP_KEYS)
+    endpoint = fields.text(ctx, otlp, where, "endpoint", required=True,
+                           hint="the collector's traces URL, e.g. http://127.0.0.1:4318/v1/traces")
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        ctx.add(child(where, "endpoint"), f"expected an http:// or https:// URL, got {endpoint!r}")
+    if not _installed("opentelemetry.sdk") or not _installed("opentelemetry.exporter.otlp.proto.http"):
+        ctx.add(where, "tracing needs the OpenTelemetry SDK, which is not installed",
+                "pip install 'skyrelay[otlp]'")
+    return OtlpConfig(
+        endpoint=endpoint or "",
+        headers=read_headers(ctx, otlp, where),
+        sample_ratio=fields.number(ctx, otlp, where, "sample_ratio", minimum=0, maximum=1, default=1.0),
+    )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def flag(ctx: Context, mapping: Mapping, path: str, key: str, default: bool) -> bool:

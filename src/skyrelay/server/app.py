@@ -56,6 +56,7 @@ class Gateway:
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
         self.telemetry = Telemetry(config, self.dispatcher)
         self.dispatcher.on_close = self.telemetry.on_close
+        self._tracer = self.telemetry.tracer
         self._register_routes()
 
     def _register_routes(self) -> None:
@@ -116,6 +117,8 @@ class Gateway:
         # Every answer names its request, as OpenAI's do (the SDKs expose it as `_request_id`): the handle a user
         # quotes when asking what happened. Minted on arrival, so the request's context carries the same id.
         request.id = new_request_id()
+        if self._tracer is not None:
+            self._tracer.begin(request)
         resp = await self._route(request)
         resp.headers.append(("x-request-id", request.id))
         ctx = request.context

@@ -1,8 +1,9 @@
-"""What the gateway tells its operators: Prometheus metrics, access logs and event logs.
+"""What the gateway tells its operators: Prometheus metrics, access logs, event logs and traces.
 
 One hook, hung on every request context's close (exactly once per request, however it ended), feeds them all;
 the HTTP layer reports the requests that never reached a model group. Metrics and the access log each cost
-nothing when off; event lines cost one check per request that went well.
+nothing when off; event lines cost one check per request that went well; traces (tracing.py) are imported only
+when `telemetry.otlp` is configured.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ class Telemetry:
         self.access_log = AccessLog(access.file) if access.access else None
         self.events = EventLog(dispatcher.health)
         self._clock = dispatcher.clock
+        self.tracer = None
+        if config.otlp is not None:
+            from .tracing import Tracer
+
+            self.tracer = Tracer(config.otlp, self.deployments)
+            for provider in dispatcher.providers.values():
+                provider.traced = True
 
     def start(self) -> None:
         if self.access_log is not None:
@@ -36,6 +44,8 @@ class Telemetry:
     def close(self) -> None:
         if self.access_log is not None:
             self.access_log.close()
+        if self.tracer is not None:
+            self.tracer.close()
 
     def on_close(self, ctx: Any) -> None:
         """The request context's close hook: every request that reached a model group passes here once."""
@@ -46,6 +56,8 @@ class Telemetry:
         if self.access_log is not None:
             self.access_log.request(ctx, status, end)
         self.events.observe(ctx)
+        if self.tracer is not None:
+            self.tracer.record(ctx, status, end)
 
     def on_unrouted(self, request: Any, status: int, route: str) -> None:
         """A request answered without reaching a model group (`route`: its registered path, or "other")."""
