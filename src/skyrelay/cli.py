@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", "-c", required=True, help="the YAML configuration file")
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="override logging.level")
+    serve.add_argument("--log-format", choices=("text", "json"), help="override logging.format")
 
     demo = commands.add_parser("demo", help="run the gateway in front of emulated clouds, in one process")
     demo.add_argument("--port", type=int, default=None,
@@ -42,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return check.run(args.file)
     if args.command == "serve":
-        return run(lambda stop: serve_command(args.config, args.host, args.port, stop))
+        return run(lambda stop: serve_command(args.config, args.host, args.port, stop, args.log_level,
+                                              args.log_format))
     if args.command == "demo":
         from .demo import run_demo
 
@@ -62,15 +65,18 @@ def _emulator_file(parser: argparse.ArgumentParser, file: str | None, option: st
     return file if file is not None else option
 
 
-async def serve_command(path: str, host: str | None, port: int | None, stop: asyncio.Event) -> int:
+async def serve_command(path: str, host: str | None, port: int | None, stop: asyncio.Event,
+                        log_level: str | None = None, log_format: str | None = None) -> int:
     from .config import ConfigError, load_config
     from .server import Gateway
+    from .telemetry.logs import configure
 
     try:
         config = load_config(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    configure(log_level or config.logging.level, log_format or config.logging.format)
     gateway = Gateway(config)
     server = await gateway.start(host, port)
     tune_gc()

@@ -59,10 +59,11 @@ class RequestContext:
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
                  "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key", "residency", "principal",
-                 "key_name", "team", "allowed_models", "key_residency", "admission")
+                 "key_name", "team", "allowed_models", "key_residency", "admission", "path", "first_output", "error")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
-                 debug_route: bool = False, residency: frozenset[str] | None = None, principal: Any = None):
+                 debug_route: bool = False, residency: frozenset[str] | None = None, principal: Any = None,
+                 path: str = ""):
         self.request_id = request_id or new_request_id()
         self.arrival = arrival
         self.group: str | None = None
@@ -86,6 +87,9 @@ class RequestContext:
             self.team = principal.team
             self.allowed_models = principal.models
             self.key_residency = principal.residency
+        self.path = path  # the route it came in on (/v1/chat/completions, /v1/messages, ...)
+        self.first_output: float | None = None  # a stream's: when its first real output was in hand (TTFT)
+        self.error: BaseException | None = None  # what ended it, when it failed before an answer
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""

@@ -75,6 +75,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.outstanding: dict[str, int] = {name: 0 for name in providers}
         self.quotas = quotas or QuotaBook()
+        self.on_close: Callable[[RequestContext], None] | None = None  # every request's context gets it (telemetry)
         self.latencies = latencies or LatencyBook()
         # Timings cost ~1 us a request to record: only when some group's strategy reads them.
         self.measures_latency = any(g.strategy in LATENCY_AWARE for g in model_groups.values())
@@ -146,6 +147,8 @@ class Dispatcher:
         ctx.group = group.name
         ctx.max_output = max_output
         ctx.prompt = prompt
+        if ctx.on_close is None:
+            ctx.on_close = self.on_close
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
             if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
@@ -215,8 +218,9 @@ class Dispatcher:
                     ctx.usage = result.usage
                 else:
                     outcome.reservation = entry
+                    ctx.first_output = first = self.clock()  # the stream's head is in: its TTFT
                     if self.measures_latency:
-                        attempt.first_token = first = self.clock()  # the stream's head is in: its TTFT
+                        attempt.first_token = first
                         self.latencies.observe_first_token(name, first, first - attempt.start)
                 outcome.deployment = deployment
                 if not hold:  # a stream's request ends with the stream (CommittedStream)
@@ -232,6 +236,7 @@ class Dispatcher:
         except BaseException as exc:
             if ctx.debug_route and isinstance(exc, errors.GatewayError):
                 exc.route = outcome.route()  # the error answer carries x-skyrelay-route too
+            ctx.error = exc
             ctx.close()
             raise
 

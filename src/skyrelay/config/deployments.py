@@ -48,7 +48,7 @@ def read_deployment(ctx: Context, raw: Mapping, path: str, group: str, index: in
         max_concurrency=fields.number(ctx, raw, path, "max_concurrency", integer=True, minimum=1),
         tier=fields.number(ctx, raw, path, "tier", integer=True, minimum=0, default=0),
         price=_price(ctx, raw, path),
-        headers=_headers(ctx, raw, path),
+        headers=read_headers(ctx, raw, path),
         tags=_tags(ctx, raw, path),
         max_connections=fields.number(ctx, raw, path, "max_connections", integer=True, minimum=1,
                                       default=DEFAULT_MAX_CONNECTIONS),
@@ -130,8 +130,8 @@ def _price(ctx: Context, raw: Mapping, path: str) -> Price:
     )
 
 
-def _headers(ctx: Context, raw: Mapping, path: str) -> dict[str, str]:
-    """Extra upstream headers. Values may carry tokens, so messages never show them."""
+def read_headers(ctx: Context, raw: Mapping, path: str) -> dict[str, str]:
+    """Extra upstream headers (also the OTLP exporter's). Values may carry tokens, so messages never show them."""
     where = child(path, "headers")
     section = fields.section(ctx, raw.get("headers"), where)
     headers: dict[str, str] = {}

@@ -273,6 +273,29 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool = True  # counted per request (a few dict increments), rendered only when scraped
+    public: bool = False  # False: GET /metrics wants the master key like every other route
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    access: bool = False  # one JSON line per request; off by default, as its volume is the traffic's
+    file: str | None = None  # None: stderr; else the access log is appended to this file
+    level: str = "info"  # of the gateway's own log (events, warnings)
+    format: str = "text"  # of the gateway's own log: text for people, json for log pipelines
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpConfig:
+    """Where the traces go (OTLP over HTTP, protobuf), and which share of requests is traced."""
+
+    endpoint: str  # the collector's traces URL, e.g. http://127.0.0.1:4318/v1/traces
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # may carry a backend's token
+    sample_ratio: float = 1.0  # of requests without a traceparent; a client's sampled flag is followed
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     model_groups: dict[str, ModelGroup] = field(default_factory=dict)  # in file order
@@ -281,6 +304,9 @@ class Config:
     state: StateConfig = StateConfig()
     teams: dict[str, Team] = field(default_factory=dict)
     keys: dict[str, ApiKey] = field(default_factory=dict)  # by digest
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    otlp: OtlpConfig | None = None  # telemetry.otlp; None: no tracing, and no tracing code on the request path
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of every group, in file order."""

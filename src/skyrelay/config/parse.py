@@ -11,6 +11,7 @@ from .deployments import read_deployment
 from .governance import read_keys, read_state, read_teams
 from .health import read_health
 from .policies import read_concentration, read_residency, read_routing
+from .telemetry import read_logging, read_metrics, read_telemetry
 from .fields import Context, child, item
 from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS,
                     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CLIENT_CONNECTIONS, DEFAULT_ON_UNSUPPORTED, DEFAULT_PORT,
@@ -18,7 +19,8 @@ from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DE
                     RoutingDefaults,
                     ServerConfig)
 
-TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing", "state", "teams", "keys")
+TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing", "state", "teams", "keys", "metrics", "logging",
+                  "telemetry")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
               "residency", "concentration", "context_fallbacks", "deployments")
@@ -35,6 +37,9 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     fields.check_keys(ctx, data, "", TOP_LEVEL_KEYS, ignore_prefix="x-")  # x-*: a place for YAML anchors
     server = _server(ctx, data.get("server"))
     health = read_health(ctx, data.get("health"))
+    metrics = read_metrics(ctx, data.get("metrics"))
+    logging = read_logging(ctx, data.get("logging"))
+    otlp = read_telemetry(ctx, data.get("telemetry"))
     routing = read_routing(ctx, data.get("routing"))
     groups = _model_groups(ctx, data.get("model_groups"), routing)
     raw_groups = data.get("model_groups")
@@ -47,7 +52,8 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     if ctx.problems:
         return None, ctx.problems
     return Config(server=server, model_groups={name: group for name, (group, _) in groups.items()},
-                  health=health, routing=routing, state=state, teams=teams, keys=keys), []
+                  health=health, routing=routing, state=state, teams=teams, keys=keys, metrics=metrics,
+                  logging=logging, otlp=otlp), []
 
 
 def _server(ctx: Context, value: Any) -> ServerConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 REASONS = {
     100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -15,7 +15,7 @@ REASONS = {
 
 class Request:
     __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client", "http10", "id",
-                 "principal")
+                 "principal", "context")
 
     def __init__(self, method: str, path: str, query: str, headers: dict[str, str], client: str):
         self.method = method
@@ -28,6 +28,7 @@ class Request:
         self.http10 = False  # an HTTP/1.0 client: no chunked encoding, so streams are delimited by closing
         self.id = ""  # the request id the application gives it (skyrelay: the x-request-id it answers with)
         self.principal = None  # who the application authenticated it as (skyrelay: the key's Principal)
+        self.context: Any = None  # the application's record of it, once it has one (skyrelay: RequestContext)
 
 
 class Response:

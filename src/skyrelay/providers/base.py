@@ -18,6 +18,7 @@ import orjson
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from ..net import client as http
+from ..telemetry.tracing import upstream_traceparent
 from .extras import dropped
 
 
@@ -43,6 +44,7 @@ class Provider:
     honoured_extras: frozenset[str] | None = None
     # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).
     observe_limits: Any = None
+    traced = False  # set when tracing is configured: each call then carries its attempt's traceparent
 
     def __init__(self, deployment: Any):
         self.deployment = deployment
@@ -106,6 +108,10 @@ class Provider:
             # likely): the request's fault, refused before anything is sent.
             raise errors.InvalidRequest(f"the request cannot be encoded for deployment '{self.name}': {exc}") from None
         headers = self.sign(path, body, headers)
+        if self.traced:  # the attempt's span, named to the cloud (added after signing: no cloud signs it)
+            traceparent = upstream_traceparent(self.name)
+            if traceparent is not None:
+                headers = [*headers, ("traceparent", traceparent)]
         with map_transport_errors(self.name):
             resp = await self.http.send("POST", path, headers, body)
         if self.observe_limits is not None:

@@ -23,6 +23,7 @@ from ..net.server import HttpServer, Request, Response, StreamResponse, start_se
 from ..protocols import openai as openai_protocol
 from ..routing.policies import parse_residency
 from ..state import build_state
+from ..telemetry import Telemetry
 
 log = logging.getLogger("skyrelay.server")
 
@@ -59,16 +60,20 @@ class Gateway:
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
         self.server: HttpServer | None = None
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
+        self.telemetry = Telemetry(config, self.dispatcher)
+        self.dispatcher.on_close = self.telemetry.on_close
+        self._tracer = self.telemetry.tracer
         self._register_routes()
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, openai_routes, openapi_routes
+        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
 
         openai_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
         openapi_routes.register(self)
+        metrics_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
@@ -94,6 +99,7 @@ class Gateway:
         )
         self.health_checker.start()
         self.governor.start()
+        self.telemetry.start()
         return self.server
 
     async def close(self) -> None:
@@ -103,6 +109,7 @@ class Gateway:
         await self.health_checker.close()
         await self.governor.aclose()
         await self.dispatcher.aclose()
+        self.telemetry.close()
 
     @property
     def providers(self):
@@ -118,8 +125,13 @@ class Gateway:
         # Every answer names its request, as OpenAI's do (the SDKs expose it as `_request_id`): the handle a user
         # quotes when asking what happened. Minted on arrival, so the request's context carries the same id.
         request.id = new_request_id()
+        if self._tracer is not None:
+            self._tracer.begin(request)
         resp = await self._route(request)
         resp.headers.append(("x-request-id", request.id))
+        ctx = request.context
+        if ctx is None or ctx.group is None:  # never reached a model group: its context's close will not tell
+            self.telemetry.on_unrouted(request, resp.status, request.path if request.path in self.routes else "other")
         return resp
 
     def _named(self, resp: Response) -> Response:
@@ -239,9 +251,10 @@ def context_for(request: Request) -> RequestContext:
         residency = parse_residency(residency)
         if not residency:
             raise errors.InvalidRequest("the x-skyrelay-residency header names no geo or region (e.g. 'eu')")
-    return RequestContext(request.id, body_bytes=len(request.body),
-                          debug_route=headers.get("x-skyrelay-debug") == "route", residency=residency,
-                          principal=request.principal)
+    request.context = ctx = RequestContext(request.id, body_bytes=len(request.body), path=request.path,
+                                           debug_route=headers.get("x-skyrelay-debug") == "route",
+                                           residency=residency, principal=request.principal)
+    return ctx
 
 
 def json_response(payload: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -1,0 +1,69 @@
+"""Micro-benchmark of the telemetry hook: microseconds each request pays when its context closes. Not a test.
+
+Run: .venv/bin/python bench/telemetry_hook.py
+The budget (docs/observability.md) is 3 us per request for metrics and the access log together. Measured against
+a context with one answered attempt (the common case) and one that failed over (the rarer, dearer one); the access
+log writes to /dev/null through its real buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import timeit
+
+from skyrelay.canonical import Usage
+from skyrelay.config import parse_config
+from skyrelay.context import Attempt, RequestContext
+from skyrelay.dispatch import Dispatcher
+from skyrelay.telemetry import Telemetry
+
+N = 200_000
+
+
+def config(metrics: bool, access: bool):
+    deployments = [{"name": n, "kind": "openai", "model": "m", "base_url": "http://127.0.0.1:9",
+                    "price": {"input_per_mtok": 2.5, "output_per_mtok": 10}} for n in ("a", "b")]
+    return parse_config({"model_groups": {"chat": {"deployments": deployments}},
+                         "metrics": {"enabled": metrics}, "logging": {"access": access, "file": "/dev/null"}},
+                        env={})
+
+
+def closed_context(cfg, failover: bool) -> RequestContext:
+    ctx = RequestContext("req_bench", 1.0, body_bytes=400, path="/v1/chat/completions")
+    ctx.group = "chat"
+    a, b = cfg.deployments()
+    if failover:
+        first = Attempt(a, 1.0, 100)
+        first.finish(1.01, "failed", RuntimeError())
+        ctx.attempts.append(first)
+    served = Attempt(b, 1.01, 100)
+    served.finish(1.2, "ok")
+    served.usage = ctx.usage = Usage(120, 40, 0)
+    ctx.attempts.append(served)
+    return ctx
+
+
+def per_call(telemetry: Telemetry, ctx: RequestContext) -> float:
+    hook = telemetry.on_close
+    return min(timeit.repeat(lambda: hook(ctx), number=N, repeat=5)) / N * 1e6
+
+
+async def main() -> None:
+    logging.getLogger("skyrelay.events").setLevel(logging.WARNING)  # the failover line is not what is measured
+    rows = []
+    for label, metrics, access in (("events only (metrics, access log off)", False, False),
+                                   ("metrics on", True, False), ("metrics + access log on", True, True)):
+        cfg = config(metrics, access)
+        telemetry = Telemetry(cfg, Dispatcher.from_config(cfg))
+        for case, failover in (("answered", False), ("failed over", True)):
+            rows.append((label, case, per_call(telemetry, closed_context(cfg, failover))))
+        telemetry.close()
+    baseline = min(timeit.repeat(lambda: None, number=N, repeat=5)) / N * 1e6
+    print(f"{'hook':42} {'request':12} us/request  (an empty call: {baseline:.3f} us)")
+    for label, case, us in rows:
+        print(f"{label:42} {case:12} {us:.3f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,25 @@
+"""GET /metrics: Prometheus text, behind the master key unless `metrics.public: true`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..net.server import Request, Response
+from ..protocols import openai as protocol
+from ..telemetry import CONTENT_TYPE
+from .app import Route
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+
+def register(gateway: "Gateway") -> None:
+    settings = gateway.config.metrics
+    if not settings.enabled:
+        return
+    telemetry = gateway.telemetry
+
+    async def metrics(request: Request) -> Response:
+        return Response(200, telemetry.exposition(), [("content-type", CONTENT_TYPE)])
+
+    gateway.add_route("/metrics", Route("GET", metrics, protocol.render_error, authenticated=not settings.public))

@@ -1,0 +1,129 @@
+"""Plain counters and histograms, updated from each closed request context and rendered only when scraped.
+
+The request path pays a few dict increments (about a microsecond, see docs/observability.md), not a metrics
+library's locks and label lookups per call: Prometheus text is built from these dicts at scrape time
+(exposition.py). Every label is bounded by the configuration (model groups, deployments, vendors), a status
+class or an error's class name: never a key, a user or a request id.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+# Seconds. LLM answers span milliseconds (embeddings, cached) to minutes (long generations).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+CLIENT_CLOSED = 499  # the client went away before its answer (nginx's code; no HTTP status says it)
+
+
+class Histogram:
+    """Counts per bucket (not yet cumulative: exposition sums them), plus the sum and count."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # `le` buckets: a value equal to a bound is in it
+        self.sum += value
+
+
+class GroupStats:
+    """One model group's requests: counted by status class, timed end to end and (streams) to first output."""
+
+    __slots__ = ("by_class", "latency", "ttft")
+
+    def __init__(self):
+        self.by_class = [0] * len(STATUS_CLASSES)
+        self.latency = Histogram(LATENCY_BUCKETS)
+        self.ttft = Histogram(TTFT_BUCKETS)
+
+
+class RouteStats:
+    """One deployment's attempts for one model group, their tokens and cost: one object, so that a request
+    pays one dict lookup per attempt and attribute increments after it."""
+
+    __slots__ = ("vendor", "results", "failovers", "input", "output", "cached", "cost", "latency")
+
+    def __init__(self, vendor: str):
+        self.vendor = vendor
+        self.results: dict[str, int] = {}  # ok | failed | refused | abandoned -> attempts
+        self.failovers = 0  # requests it served after an earlier attempt failed
+        self.input = self.output = self.cached = 0
+        self.cost = 0.0
+        self.latency = Histogram(LATENCY_BUCKETS)  # of its successful attempts
+
+
+class Metrics:
+    """What happened to every request that reached a model group, and to those answered before one."""
+
+    def __init__(self, prices: dict[str, tuple[float, float, float]]):
+        self.prices = prices  # deployment -> (input, cached input, output) USD per token, only where priced
+        self.groups: dict[str, GroupStats] = {}
+        self.routes: dict[tuple[str, str], RouteStats] = {}  # (group, deployment)
+        self.attempt_errors: dict[tuple[str, str], int] = {}  # (deployment, error class)
+        self.unrouted: dict[tuple[str, str], int] = {}  # (route, status class): answered before any model group
+
+    def observe(self, ctx: Any, status: int, end: float) -> None:
+        group = ctx.group
+        stats = self.groups.get(group)
+        if stats is None:
+            stats = self.groups[group] = GroupStats()
+        stats.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
+        stats.latency.observe(end - ctx.arrival)
+        if ctx.first_output is not None:
+            stats.ttft.observe(ctx.first_output - ctx.arrival)
+        failed = False
+        routes = self.routes
+        for attempt in ctx.attempts:
+            key = (group, attempt.deployment)
+            route = routes.get(key)
+            if route is None:
+                route = routes[key] = RouteStats(attempt.vendor)
+            result = attempt.status or "abandoned"
+            results = route.results
+            results[result] = results.get(result, 0) + 1
+            if result == "ok":
+                if failed:
+                    route.failovers += 1
+                if attempt.end is not None:
+                    route.latency.observe(attempt.end - attempt.start)
+                usage = attempt.usage
+                if usage is not None:
+                    route.input += usage.input_tokens
+                    route.output += usage.output_tokens
+                    route.cached += usage.cached_tokens
+                    price = self.prices.get(attempt.deployment)
+                    if price is not None:
+                        route.cost += cost_of(usage, price)
+            elif attempt.error_kind is not None:
+                failed = failed or result == "failed"
+                key = (attempt.deployment, attempt.error_kind)
+                self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
+
+    def observe_unrouted(self, route: str, status: int) -> None:
+        key = (route, STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx")
+        self.unrouted[key] = self.unrouted.get(key, 0) + 1
+
+
+def cost_of(usage: Any, price: tuple[float, float, float]) -> float:
+    """USD for one answer's usage; cached input tokens are part of input_tokens, at their own price."""
+    per_input, per_cached, per_output = price
+    cached = usage.cached_tokens
+    return (usage.input_tokens - cached) * per_input + cached * per_cached + usage.output_tokens * per_output
+
+
+def prices_of(deployments: list[Any]) -> dict[str, tuple[float, float, float]]:
+    """Per-token prices of the deployments that have one configured (USD per million tokens in the YAML)."""
+    prices = {}
+    for d in deployments:
+        p = d.price
+        if p.input_per_mtok or p.output_per_mtok or p.cached_input_per_mtok:
+            cached = p.cached_input_per_mtok if p.cached_input_per_mtok is not None else p.input_per_mtok
+            prices[d.name] = (p.input_per_mtok / 1e6, cached / 1e6, p.output_per_mtok / 1e6)
+    return prices
