@@ -41,6 +41,8 @@ class Provider:
     kind = "base"
     # The extra request fields this cloud maps or forwards; None: it forwards every one (OpenAI-compatible).
     honoured_extras: frozenset[str] | None = None
+    # Serves an Anthropic client's request from its own body (ChatRequest.anthropic), not the canonical fields.
+    speaks_anthropic = False
     # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).
     observe_limits: Any = None
 
