@@ -125,8 +125,8 @@ class Dispatcher:
         same request) leave nothing behind."""
         provider = self.providers[outcome.deployment.name]
         dropped = provider.dropped_extras(req.extra)
-        if req.anthropic is not None and not provider.speaks_anthropic:
-            dropped = req.anthropic.hints + dropped
+        if req.anthropic is not None:
+            dropped = provider.dropped_native(req.anthropic) + dropped
         outcome.dropped = dropped
 
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]],

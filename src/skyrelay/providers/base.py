@@ -90,6 +90,11 @@ class Provider:
         would only prove the endpoint answers). Clouds with a cheaper call that is as honest override this."""
         await self.chat(ChatRequest(model=self.deployment.group, messages=_PROBE_MESSAGES, max_tokens=1))
 
+    def dropped_native(self, native: Any) -> tuple[str, ...]:
+        """The fields of an Anthropic client's request (ChatRequest.anthropic) this cloud served it without: the
+        hints the canonical form leaves out; clouds that speak Anthropic say what their own body leaves out."""
+        return () if self.speaks_anthropic else native.hints
+
     def dropped_extras(self, extra: dict[str, Any]) -> tuple[str, ...]:
         """The best-effort fields of a request this cloud served without (its request builder left them out)."""
         return () if self.honoured_extras is None else dropped(extra, self.honoured_extras)
