@@ -27,7 +27,8 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
-    cached_tokens: int = 0  # part of input_tokens served from the provider's prompt cache
+    cached_tokens: int = 0  # part of input_tokens served from the provider's prompt cache (a cache read)
+    cache_write_tokens: int = 0  # part of input_tokens written to the provider's prompt cache (priced apart)
 
     @property
     def total_tokens(self) -> int:
@@ -52,6 +53,37 @@ class ChatRequest:
     extra: dict[str, Any] = field(default_factory=dict)
     # The original OpenAI request body, when the client spoke OpenAI: the fast path forwards it as is.
     raw: dict[str, Any] | None = None
+    # The client's Anthropic Messages request, when it spoke Anthropic: Anthropic-family clouds forward it, and the
+    # canonical fields above are filled from it only when another cloud serves (AnthropicNative.canonical).
+    anthropic: "AnthropicNative | None" = None
+
+
+@dataclass(slots=True)
+class AnthropicNative:
+    """An Anthropic Messages request as the client sent it: the body, the headers that shape it, `?beta=true`."""
+
+    body: dict[str, Any]
+    beta: str | None = None  # the anthropic-beta header (comma-separated feature names)
+    version: str | None = None  # the anthropic-version header
+    beta_query: bool = False  # the request came to /v1/messages?beta=true (the SDKs' beta namespace)
+    # Fills the request's canonical fields from `body` (once); raises UnsupportedFeature naming what the
+    # canonical request cannot carry. Set by the inbound protocol, which owns the conversion.
+    convert: Any = None
+    converted: bool = False
+    refusal: Exception | None = None  # what the conversion refused, raised again for every other cloud
+    # Fields every non-Anthropic cloud serves the request without (cache_control, ...): named to the client.
+    hints: tuple[str, ...] = ()
+
+    def canonical(self, req: "ChatRequest") -> "ChatRequest":
+        if not self.converted:
+            self.converted = True
+            try:
+                self.convert(req)
+            except Exception as exc:
+                self.refusal = exc
+        if self.refusal is not None:
+            raise self.refusal
+        return req
 
 
 @dataclass(slots=True)
@@ -81,6 +113,9 @@ class ChatResponse:
     # and forwards `raw_body` (the same body as bytes) without even re-encoding it.
     raw: dict[str, Any] | None = None
     raw_body: bytes | None = None
+    # The upstream's Anthropic Messages body, when an Anthropic request passed through: the Anthropic route
+    # forwards it as is (the canonical fields then carry usage only).
+    anthropic: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +139,9 @@ class ChatChunk:
     usage: Usage | None = None  # set on the (choice-less) usage chunk only
     # The upstream's OpenAI chunk JSON, when it already is one: forwarded byte for byte.
     raw: bytes | None = None
+    reasoning: str | None = None  # a fragment of the model's thinking (Anthropic pass-through streams only)
+    # The upstream's Anthropic events this chunk stands for, when an Anthropic request passed through.
+    anthropic: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -113,9 +113,12 @@ class Dispatcher:
         return group
 
     async def chat(self, req: ChatRequest, ctx: RequestContext | None = None) -> tuple[ChatResponse, Outcome]:
-        resp, outcome = await self._attempt_loop(req.model, lambda provider: provider.chat(req), ctx, req.max_tokens,
-                                                 hold=False, prompt=req)
-        if req.extra:
+        native = req.anthropic
+        call = (lambda provider: provider.chat(req)) if native is None else (
+            lambda provider: provider.chat(_as_spoken_by(provider, req)))
+        resp, outcome = await self._attempt_loop(req.model, call, ctx, req.max_tokens, hold=False,
+                                                 prompt=req)
+        if req.extra or native is not None:
             self._note_dropped(req, outcome)
         return resp, outcome
 
@@ -127,15 +130,20 @@ class Dispatcher:
                           ) -> tuple["CommittedStream", Outcome]:
         """Start a stream on the first deployment that produces real output; return the whole stream."""
         (head, rest), outcome = await self._attempt_loop(
-            req.model, lambda provider: _stream_head(provider, req), ctx, req.max_tokens, hold=True, prompt=req)
-        if req.extra:
+            req.model, lambda provider: _stream_head(provider, _as_spoken_by(provider, req)), ctx, req.max_tokens,
+            hold=True, prompt=req)
+        if req.extra or req.anthropic is not None:
             self._note_dropped(req, outcome)
         return CommittedStream(self, outcome, head, rest), outcome
 
     def _note_dropped(self, req: ChatRequest, outcome: Outcome) -> None:
         """Judged for the deployment that served, from its cloud's table: pure, so earlier attempts (which saw the
         same request) leave nothing behind."""
-        outcome.dropped = self.providers[outcome.deployment.name].dropped_extras(req.extra)
+        provider = self.providers[outcome.deployment.name]
+        dropped = provider.dropped_extras(req.extra)
+        if req.anthropic is not None:
+            dropped = provider.dropped_native(req.anthropic) + dropped
+        outcome.dropped = dropped
 
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]],
                             ctx: RequestContext | None, max_output: int | None, *, hold: bool,
@@ -325,6 +333,15 @@ class Dispatcher:
         self.health.on_abandoned(name, self.clock())
 
 
+def _as_spoken_by(provider: Provider, req: ChatRequest) -> ChatRequest:
+    """An Anthropic client's request goes as it came to a cloud that speaks Anthropic's Messages API; any other
+    gets its canonical form (converted once; raises UnsupportedFeature for what that form cannot carry)."""
+    native = req.anthropic
+    if native is None or provider.speaks_anthropic:
+        return req
+    return native.canonical(req)
+
+
 def _waits_for_headroom(decision: Plan) -> bool:
     """Some deployment was skipped only for its quota or concurrency: headroom will come back by itself."""
     return any(reason in _AT_CAPACITY for _, reason, _ in decision.skipped)
@@ -449,7 +466,8 @@ _MAX_PREAMBLE = 4  # a cloud that keeps sending empty chunks is committed to aft
 
 def _is_preamble(chunk: ChatChunk) -> bool:
     """A chunk that carries no output yet: the role announcement, an empty content delta, a filter notice."""
-    return not chunk.content and not chunk.tool_calls and chunk.finish_reason is None and chunk.usage is None
+    return (not chunk.content and not chunk.tool_calls and chunk.finish_reason is None and chunk.usage is None
+            and not chunk.reasoning)
 
 
 def exhausted_error(group: str, decision: Any, outcome: Outcome,

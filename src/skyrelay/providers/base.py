@@ -42,6 +42,8 @@ class Provider:
     kind = "base"
     # The extra request fields this cloud maps or forwards; None: it forwards every one (OpenAI-compatible).
     honoured_extras: frozenset[str] | None = None
+    # Serves an Anthropic client's request from its own body (ChatRequest.anthropic), not the canonical fields.
+    speaks_anthropic = False
     # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).
     observe_limits: Any = None
     traced = False  # set when tracing is configured: each call then carries its attempt's traceparent
@@ -89,6 +91,11 @@ class Provider:
         UpstreamError when it does not. By default a one-token chat: it exercises the model itself (a models list
         would only prove the endpoint answers). Clouds with a cheaper call that is as honest override this."""
         await self.chat(ChatRequest(model=self.deployment.group, messages=_PROBE_MESSAGES, max_tokens=1))
+
+    def dropped_native(self, native: Any) -> tuple[str, ...]:
+        """The fields of an Anthropic client's request (ChatRequest.anthropic) this cloud served it without: the
+        hints the canonical form leaves out; clouds that speak Anthropic say what their own body leaves out."""
+        return () if self.speaks_anthropic else native.hints
 
     def dropped_extras(self, extra: dict[str, Any]) -> tuple[str, ...]:
         """The best-effort fields of a request this cloud served without (its request builder left them out)."""

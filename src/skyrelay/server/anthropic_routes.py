@@ -26,13 +26,15 @@ def register(gateway: "Gateway") -> None:
     async def messages(request: Request) -> Response | StreamResponse:
         request_id = protocol.new_request_id()
         try:
-            req = protocol.parse_messages(request.body)
+            headers = request.headers
+            req = protocol.read_messages(request.body, headers.get("anthropic-beta"),
+                                         headers.get("anthropic-version"), "beta=true" in request.query)
             if req.stream:
                 stream, outcome = await dispatcher.chat_stream(req, context_for(request))
                 headers = [*SSE_HEADERS, ("request-id", request_id), *outcome_headers(outcome)]
                 return StreamResponse(200, sse_events(stream, req.model, request_id), headers, release=stream.aclose)
             resp, outcome = await dispatcher.chat(req, context_for(request))
-            body = protocol.render_message(resp, req.model)
+            body = resp.anthropic if resp.anthropic is not None else protocol.render_message(resp, req.model)
             return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome)])
         except errors.GatewayError as err:
             return _error(err, request_id)
@@ -63,15 +65,23 @@ def _error(err: errors.GatewayError, request_id: str) -> Response:
 
 
 async def sse_events(stream: AsyncIterator[ChatChunk], model: str, request_id: str) -> AsyncIterator[bytes]:
-    """Anthropic events for the canonical stream; a failure after the first byte ends it with an error event,
-    so SDKs raise instead of returning half an answer as if it were whole."""
+    """Anthropic events for the canonical stream (or the cloud's own, when the request passed through); a failure
+    after the first byte ends it with an error event, so SDKs raise instead of returning half an answer."""
     renderer = protocol.StreamRenderer(model)
+    passed_through = False
     try:
         async for chunk in stream:
+            native = chunk.anthropic
+            if native is not None:
+                passed_through = True
+                if native:
+                    yield native
+                continue
             out = renderer.feed(chunk)
             if out:
                 yield out
     except errors.GatewayError as err:
         yield protocol.render_stream_error(err, request_id)
         return
-    yield renderer.close()
+    if not passed_through:
+        yield renderer.close()

@@ -176,7 +176,7 @@ RESPONSE_CASES = [
          "stop_reason": "end_turn", "stop_sequence": None,
          "usage": {"input_tokens": 10, "cache_creation_input_tokens": 5, "cache_read_input_tokens": 100,
                    "output_tokens": 7}},
-        "Hi! My name is Claude.", [], "stop", Usage(115, 7, 100),
+        "Hi! My name is Claude.", [], "stop", Usage(115, 7, 100, 5),
     ),
     (
         "tool_use -> tool_calls",

@@ -5,7 +5,10 @@ Auth: `x-api-key: KEY` or `authorization: Bearer KEY` when the cloud has an api_
 header is required (any YYYY-MM-DD date, or only `options.anthropic_versions` when given). Errors:
 {"type": "error", "error": {"type", "message"}, "request_id"} with a `request-id` header; 429 carries
 `retry-after`; 529 is `overloaded_error`. A content_filter fault ends the reply with stop_reason "refusal".
-Options: `anthropic_versions: [...]`; `stream_errors: event` makes 429/5xx faults on streamed requests answer
+Prompt caching (cache_control breakpoints) and thinking signatures behave as anthropic_cache.py describes;
+`context_management` and `anthropic-beta` are accepted (the emulator edits no context).
+Options: `anthropic_versions: [...]`; `cache_min_tokens: N` (the shortest cacheable prefix, default 1024);
+`stream_errors: event` makes 429/5xx faults on streamed requests answer
 200, send message_start, then `event: error` (how an overloaded API fails mid-stream); default `http`.
 """
 
@@ -26,6 +29,7 @@ from ..config import CloudSpec, EmulatorConfigError
 from ..generate import conversation_seed, json_text, prompt_tokens
 from . import anthropic_wire as wire
 from .anthropic_blocks import AnthropicError, invalid
+from .anthropic_cache import PromptCache, ThinkingSigner, breakpoints
 from .anthropic_validate import MessagesCall, messages_request, parse_body
 from .base import Call, CallContext
 from .json_output import as_json_choice, sample_json
@@ -43,7 +47,7 @@ _STATUS_ERRORS = {  # what the API answers for each status, when a fault gives n
     504: ("timeout_error", "Request timed out"),
     529: ("overloaded_error", "Overloaded"),
 }
-_OPTIONS = {"anthropic_versions", "stream_errors"}
+_OPTIONS = {"anthropic_versions", "stream_errors", "cache_min_tokens"}
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ORGANIZATION = "5c0e8f2a-9a4b-4d7e-8a51-0e6f3b1d2c4a"
 _RATE_LIMIT = 4000
@@ -77,6 +81,11 @@ class AnthropicProtocol:
         self.stream_errors = options.get("stream_errors", "http")
         if self.stream_errors not in ("http", "event"):
             raise EmulatorConfigError(f"{spec.name}.options.stream_errors: expected 'http' or 'event'")
+        min_tokens = options.get("cache_min_tokens", 1024)
+        if type(min_tokens) is not int or min_tokens < 1:
+            raise EmulatorConfigError(f"{spec.name}.options.cache_min_tokens: expected a positive integer")
+        self.cache = PromptCache(min_tokens)
+        self.signer = ThinkingSigner(f"{spec.name}:{spec.seed}")
         # The request just inspected, when it asks for a stream: the cloud calls `error_response` for a status
         # fault right after `inspect`, with no await in between, so this is that request's.
         self._streaming: dict[str, Any] | None = None
@@ -158,7 +167,9 @@ class AnthropicProtocol:
             if call.operation == "other":
                 body = {"input_tokens": prompt_tokens(parsed.inp)}
                 return Response(200, orjson.dumps(body), wire.JSON_HEADERS + self.success_headers(ctx))
-            return await self.messages(parsed, ctx)
+            self.signer.check(call.payload.get("messages"))
+            points = breakpoints(call.payload) if b'"cache_control"' in request.body else None
+            return await self.messages(parsed, ctx, points)
         except AnthropicError as error:
             return self.render_error(error)
 
@@ -188,13 +199,16 @@ class AnthropicProtocol:
         if self.models and model not in self.models:
             raise AnthropicError(404, "not_found_error", f"model: {model}")
 
-    async def messages(self, call: MessagesCall, ctx: CallContext) -> Response | StreamResponse:
+    async def messages(self, call: MessagesCall, ctx: CallContext, points: list | None = None
+                       ) -> Response | StreamResponse:
         gen = await ctx.generate(call.inp)
+        cache = self.cache.account(points, gen.prompt_tokens, time.monotonic()) if points else None
         seed = conversation_seed(ctx.spec.seed, call.inp)
         if call.json_schema is not None:
             value = sample_json(call.json_schema, random.Random(seed))
             gen = replace(gen, choices=[as_json_choice(gen.choices[0], value, call.inp.max_tokens)])
-        meta = wire.MessageMeta(ctx.request_key, seed, call.inp.model, call.thinking, ctx.content_filter == "prompt")
+        meta = wire.MessageMeta(ctx.request_key, seed, call.inp.model, call.thinking, ctx.content_filter == "prompt",
+                                self.signer, cache)
         headers = self.success_headers(ctx)
         if call.stream:
             return StreamResponse(200, wire.message_stream(gen, meta, ctx.pacer), wire.SSE_HEADERS + headers)

@@ -39,16 +39,18 @@ def anthropic_id(prefix: str, number: int) -> str:
 class MessageMeta:
     """What every body and event of one reply shares."""
 
-    __slots__ = ("id", "key", "model", "rng", "thinking", "prompt_filtered")
+    __slots__ = ("id", "key", "model", "rng", "thinking", "prompt_filtered", "signer", "cache")
 
     def __init__(self, request_key: int, content_seed: int, model: str, thinking: bool,
-                 prompt_filtered: bool = False):
+                 prompt_filtered: bool = False, signer: Any = None, cache: dict[str, int] | None = None):
         self.id = anthropic_id("msg", request_key)
         self.key = request_key
         self.model = model
         self.rng = random.Random(content_seed)  # thinking text: same conversation, same thoughts
         self.thinking = thinking
         self.prompt_filtered = prompt_filtered  # a refusal before any output
+        self.signer = signer  # signs thinking blocks (anthropic_cache.ThinkingSigner); None: random signatures
+        self.cache = cache  # prompt-cache reads and writes of this request (anthropic_cache.PromptCache.account)
 
 
 class _Block:
@@ -66,7 +68,8 @@ def _blocks(choice: ChoiceOut, meta: MessageMeta) -> list[_Block]:
     blocks = []
     if meta.thinking:
         pieces = prose_tokens(meta.rng, _THINKING_TOKENS)
-        signature = base64.b64encode(meta.rng.getrandbits(384).to_bytes(48, "big")).decode()
+        signature = meta.signer.sign("".join(pieces)) if meta.signer is not None else base64.b64encode(
+            meta.rng.getrandbits(384).to_bytes(48, "big")).decode()
         deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces]
         deltas.append({"type": "signature_delta", "signature": signature})
         blocks.append(_Block({"type": "thinking", "thinking": "", "signature": ""}, deltas,
@@ -93,12 +96,17 @@ def _output_tokens(choice: ChoiceOut, meta: MessageMeta) -> int:
     return choice.completion_tokens + (_THINKING_TOKENS if meta.thinking else 0)
 
 
-def usage(input_tokens: int, output_tokens: int, cache_read: int = 0) -> dict[str, Any]:
-    """`input_tokens` are the prompt's uncached tokens: Anthropic reports cache reads apart."""
+def usage(input_tokens: int, output_tokens: int, cache_read: int = 0,
+          cache: dict[str, int] | None = None) -> dict[str, Any]:
+    """`input_tokens` are the prompt's tokens neither read from nor written to the cache: Anthropic reports cache
+    reads and writes apart. `cache` (breakpoint caching) overrides `cache_read` (the automatic prefix cache)."""
+    write_5m = write_1h = 0
+    if cache is not None:
+        cache_read, write_5m, write_1h = cache["read"], cache["write_5m"], cache["write_1h"]
     return {
-        "input_tokens": input_tokens - cache_read, "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": cache_read,
-        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "input_tokens": max(0, input_tokens - cache_read - write_5m - write_1h),
+        "cache_creation_input_tokens": write_5m + write_1h, "cache_read_input_tokens": cache_read,
+        "cache_creation": {"ephemeral_5m_input_tokens": write_5m, "ephemeral_1h_input_tokens": write_1h},
         "output_tokens": output_tokens, "service_tier": "standard",
     }
 
@@ -115,7 +123,8 @@ def message_body(gen: Generation, meta: MessageMeta) -> dict[str, Any]:
         "id": meta.id, "type": "message", "role": "assistant", "model": meta.model,
         "content": [b.final for b in _blocks(choice, meta)],
         "stop_reason": "refusal" if meta.prompt_filtered else stop_reason(choice),
-        "stop_sequence": choice.stop_sequence, "usage": usage(gen.prompt_tokens, _output_tokens(choice, meta), gen.cached_tokens),
+        "stop_sequence": choice.stop_sequence,
+        "usage": usage(gen.prompt_tokens, _output_tokens(choice, meta), gen.cached_tokens, meta.cache),
     }
 
 
@@ -131,7 +140,7 @@ def error_event(type_: str, message: str, request_id: str) -> bytes:
 async def message_stream(gen: Generation, meta: MessageMeta, pacer: Pacer) -> AsyncIterator[bytes]:
     """One SSE event per yield, paced like a model."""
     choice = gen.choices[0]
-    start_usage = usage(gen.prompt_tokens, 1, gen.cached_tokens)  # the API reports a token or so already at message_start
+    start_usage = usage(gen.prompt_tokens, 1, gen.cached_tokens, meta.cache)  # the API reports a token or so already at message_start
     await pacer.first_token()
     yield sse("message_start", {"type": "message_start", "message": {
         "id": meta.id, "type": "message", "role": "assistant", "model": meta.model, "content": [],
@@ -147,7 +156,7 @@ async def message_stream(gen: Generation, meta: MessageMeta, pacer: Pacer) -> As
             step += 1
             yield sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
         yield sse("content_block_stop", {"type": "content_block_stop", "index": index})
-    final_usage = usage(gen.prompt_tokens, _output_tokens(choice, meta), gen.cached_tokens)
+    final_usage = usage(gen.prompt_tokens, _output_tokens(choice, meta), gen.cached_tokens, meta.cache)
     del final_usage["cache_creation"], final_usage["service_tier"]  # message_delta carries the counts only
     yield sse("message_delta", {"type": "message_delta", "delta": {
         "stop_reason": "refusal" if meta.prompt_filtered else stop_reason(choice),

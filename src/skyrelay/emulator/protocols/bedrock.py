@@ -1,6 +1,8 @@
 """`protocol: bedrock` — Amazon Bedrock Runtime's Converse API, as bedrock-runtime.REGION.amazonaws.com serves it.
 
 Routes: POST /model/{modelId}/converse (JSON) and POST /model/{modelId}/converse-stream (binary event stream);
+POST /model/{modelId}/invoke and /invoke-with-response-stream for Claude models (Anthropic's Messages body,
+bedrock_invoke.py);
 the model id arrives percent-encoded (`%3A` for `:`, `%2F` inside ARNs). Auth, when the cloud has any configured:
 SigV4 with the access key in `options` (checked by re-signing with botocore), or a Bedrock API key
 (`authorization: Bearer KEY`, the cloud's `api_key`). Errors are AWS REST-JSON errors; see bedrock_wire.py.
@@ -31,12 +33,14 @@ from ..config import CloudSpec, EmulatorConfigError
 from . import bedrock_eventstream as es
 from . import bedrock_wire as wire
 from .base import Call, CallContext
+from .bedrock_invoke import OPERATIONS as INVOKE_OPERATIONS
+from .bedrock_invoke import ClaudeInvoke
 from .bedrock_sigv4 import AwsCredentials, verify
 from .bedrock_validate import converse_input, parse_body
 from .bedrock_wire import BedrockError, validation
 
 _PREFIX = "/model/"
-_OPERATIONS = {"converse": False, "converse-stream": True}  # operation -> streamed
+_OPERATIONS = {"converse": False, "converse-stream": True, **INVOKE_OPERATIONS}  # operation -> streamed
 _OPTIONS = {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "region", "max_output_tokens",
             "stream_errors", "stream_padding", "retry_after_header"}
 _API_KEY_PREFIX = "ABSK"  # what Bedrock API keys start with
@@ -63,6 +67,7 @@ class BedrockProtocol:
             raise EmulatorConfigError(f"{spec.name}.options.stream_errors: expected 'http' or 'frame'")
         self.padding = bool(options.get("stream_padding", True))
         self.retry_after_header = bool(options.get("retry_after_header", False))
+        self.invoke = ClaudeInvoke(spec.name, spec.seed, self.padding)
         # Whether the request being inspected is a stream: the cloud calls `error_response` for a status fault
         # right after `inspect`, with no await in between, so this is that request's answer to the question.
         self._streaming = False
@@ -111,6 +116,8 @@ class BedrockProtocol:
             if isinstance(call.payload, BedrockError):
                 raise call.payload
             self.check_model(model)
+            if request.path.rstrip("/").rpartition("/")[2] in INVOKE_OPERATIONS:
+                return await self.invoke.serve(call.payload, request.body, model, stream, ctx, started, clock)
             inp = converse_input(call.payload, model, self.max_output_tokens)
             if ctx.content_filter == "prompt":
                 raise validation("This request has been blocked by our content filters.")

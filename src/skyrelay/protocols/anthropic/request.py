@@ -1,9 +1,12 @@
-"""Anthropic Messages request bodies -> the canonical (OpenAI-shaped) ChatRequest.
+"""Anthropic Messages request bodies -> the canonical (OpenAI-shaped) ChatRequest, on demand.
 
-Checks are shallow but precise: the type of every field the gateway reads, with the JSON path of the culprit in
-the message, because the upstream behind us speaks another protocol and could not name an Anthropic field.
-Parameters with no canonical meaning are refused by name (as Anthropic itself refuses unknown fields), except
-a few hints that change nothing a client can observe, which are ignored.
+`read_messages` reads only what the gateway itself needs (model, max_tokens, stream) and keeps the client's body:
+an Anthropic-family cloud forwards it as it came, with every feature (cache_control, thinking and its signed
+blocks, context_management, documents, betas). The canonical fields are filled (`convert`) only when another cloud
+serves the request. That conversion checks shallowly but precisely, naming the JSON path of the culprit (the cloud
+behind us speaks another protocol and could not name an Anthropic field). What the canonical request cannot carry
+is refused by name (errors.UnsupportedFeature: the dispatcher tries a deployment that can, else a 400); hints that
+cannot change the answer (caching, context editing, capacity tiers) are left out and named to the client.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import orjson
 
 from ... import errors
-from ...canonical import ChatRequest
+from ...canonical import AnthropicNative, ChatRequest
 from ..fields import NUMBER, is_kind, load_body, type_name
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -21,25 +24,50 @@ _FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p", "top_k", "metadata",
     "stream", "tools", "tool_choice", "thinking", "output_config", "output_format",
 })
-# Hints with no effect a client can observe on another cloud: caching, capacity tiers, placement, diagnostics.
-_IGNORED = frozenset({
-    "cache_control", "service_tier", "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id",
+# Hints with no effect a client can observe on another cloud: caching, context editing (the other cloud sees the
+# whole, unedited history a client without the feature sends), capacity tiers, placement, diagnostics. Left out
+# for other clouds and named in x-skyrelay-dropped-params.
+_HINTS = frozenset({
+    "cache_control", "context_management", "service_tier", "inference_geo", "speed", "diagnostics",
+    "user_profile_id", "workspace_id",
 })
 # Assistant blocks from earlier turns that Anthropic itself leaves out of the model's context.
 _DROPPED_HISTORY = frozenset({"thinking", "redacted_thinking"})
+# Anthropic's effort levels -> OpenAI's reasoning_effort (what the other clouds map further).
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 
 
-def parse_messages(body: bytes) -> ChatRequest:
-    """A `POST /v1/messages` body -> ChatRequest (raw=None: no upstream speaks this body as is)."""
+def read_messages(body: bytes, beta: str | None = None, version: str | None = None,
+                  beta_query: bool = False) -> ChatRequest:
+    """A `POST /v1/messages` body -> a ChatRequest that carries the body (`anthropic`); canonical fields empty."""
     data = load_body(body)
-    _check_fields(data, _FIELDS)
+    model = _require(data, "model", str)
     max_tokens = _require(data, "max_tokens", int)
     if max_tokens < 1:
         raise errors.InvalidRequest("max_tokens: must be at least 1", param="max_tokens")
-    req = _parse_common(data)
-    req.max_tokens = max_tokens
-    req.stream = _optional(data, "stream", bool) or False
-    req.include_usage = True  # Anthropic streams always report usage (message_delta)
+    messages = _require(data, "messages", list)
+    if not messages:
+        raise errors.InvalidRequest("messages: at least one message is required", param="messages")
+    req = ChatRequest(model=model, messages=[], stream=_optional(data, "stream", bool) or False,
+                      include_usage=True, max_tokens=max_tokens)  # Anthropic streams always report usage
+    req.anthropic = AnthropicNative(data, beta, version, beta_query, convert=convert,
+                                    hints=_hints(data, body))
+    return req
+
+
+def parse_messages(body: bytes) -> ChatRequest:
+    """A `POST /v1/messages` body -> ChatRequest with its canonical fields filled (what other clouds need)."""
+    req = read_messages(body)
+    return req.anthropic.canonical(req)
+
+
+def convert(req: ChatRequest) -> None:
+    """Fill the canonical fields of a request read by `read_messages` from its Anthropic body."""
+    data = req.anthropic.body
+    _check_fields(data, _FIELDS)
+    common = _parse_common(data)
+    req.messages, req.tools, req.tool_choice = common.messages, common.tools, common.tool_choice
+    req.response_format, req.extra = common.response_format, common.extra
     req.temperature = _optional(data, "temperature", NUMBER)
     req.top_p = _optional(data, "top_p", NUMBER)
     stops = _optional(data, "stop_sequences", list)
@@ -55,7 +83,6 @@ def parse_messages(body: bytes) -> ChatRequest:
         user = _optional(metadata, "user_id", str, "metadata.user_id")
         if user:
             req.extra["user"] = user
-    return req
 
 
 def parse_count_tokens(body: bytes) -> ChatRequest:
@@ -66,10 +93,21 @@ def parse_count_tokens(body: bytes) -> ChatRequest:
     return _parse_common(data)
 
 
+def _hints(data: dict, body: bytes) -> tuple[str, ...]:
+    """The hints a non-Anthropic cloud serves this request without. cache_control may sit on any block: a
+    substring search of the body (C speed) finds it without walking the request."""
+    found = tuple(name for name in data if name in _HINTS)
+    if "cache_control" not in found and b'"cache_control"' in body:
+        found += ("cache_control",)
+    return found
+
+
 def _check_fields(data: dict, allowed: frozenset) -> None:
     for name in data:
-        if name not in allowed and name not in _IGNORED:
-            raise errors.InvalidRequest(f"{name}: this parameter is not supported by this gateway", param=name)
+        if name not in allowed and name not in _HINTS:
+            raise errors.UnsupportedFeature(
+                f"{name}: this parameter is not supported on clouds other than Anthropic's",
+                param=name)
 
 
 def _parse_common(data: dict) -> ChatRequest:
@@ -92,8 +130,10 @@ def _parse_common(data: dict) -> ChatRequest:
     choice = _optional(data, "tool_choice", dict)
     if choice is not None:
         req.tool_choice = _convert_tool_choice(choice, req.extra)
-    _check_thinking(_optional(data, "thinking", dict))
     output = _optional(data, "output_config", dict) or {}
+    effort = _reasoning_effort(_optional(data, "thinking", dict), output.get("effort"))
+    if effort is not None:
+        req.extra["reasoning_effort"] = effort
     fmt = output.get("format")
     where = "output_config.format"
     if fmt is None and data.get("output_format") is not None:  # the earlier beta spelling
@@ -192,8 +232,8 @@ def _convert_tool_result(block: dict, at: str) -> dict[str, Any]:
             part_at = f"{at}.content[{k}]"
             kind = _block_type(part, part_at)
             if kind != "text":
-                raise errors.InvalidRequest(
-                    f"{part_at}: '{kind}' blocks inside a tool_result are not supported by this gateway; "
+                raise errors.UnsupportedFeature(
+                    f"{part_at}: '{kind}' blocks inside a tool_result are not supported on clouds other than Anthropic's; "
                     "send text (an image can go in a user text+image turn instead)", param=part_at)
             texts.append(_block_text(part, part_at))
         content = "\n".join(texts)
@@ -223,8 +263,8 @@ def _convert_image(block: dict, at: str) -> dict[str, Any]:
         if not url.startswith(("https://", "http://")):
             raise errors.InvalidRequest(f"{at}.source.url: must be an http(s) URL", param=f"{at}.source.url")
     elif kind == "file":
-        raise errors.InvalidRequest(
-            f"{at}.source: file sources (the Files API) are not supported by this gateway; "
+        raise errors.UnsupportedFeature(
+            f"{at}.source: file sources (the Files API) are not supported on clouds other than Anthropic's; "
             "send the image as base64 or a URL", param=f"{at}.source")
     else:
         raise errors.InvalidRequest(f"{at}.source.type: must be 'base64' or 'url'; got {kind!r}",
@@ -240,8 +280,8 @@ def _convert_tool(tool: Any, at: str) -> dict[str, Any]:
         raise errors.InvalidRequest(f"{at}: must be an object", param=at)
     kind = tool.get("type")
     if kind not in (None, "custom"):
-        raise errors.InvalidRequest(
-            f"{at}.type: the server tool '{kind}' is not supported by this gateway; "
+        raise errors.UnsupportedFeature(
+            f"{at}.type: the server tool '{kind}' is not supported on clouds other than Anthropic's; "
             "only client tools (name, description, input_schema) are", param=f"{at}.type")
     function: dict[str, Any] = {"name": _field(tool, "name", str, at)}
     description = tool.get("description")
@@ -271,14 +311,27 @@ def _convert_tool_choice(choice: dict, extra: dict[str, Any]) -> str | dict[str,
                                 param="tool_choice.type")
 
 
-def _check_thinking(thinking: dict | None) -> None:
-    """'adaptive' lets the model decide, so answering without thinking honours it; 'enabled' asks for
-    thinking blocks no canonical response carries."""
-    if thinking is None or thinking.get("type") in ("disabled", "adaptive"):
-        return
-    raise errors.InvalidRequest(
-        f"thinking: type {thinking.get('type')!r} is not supported by this gateway (it cannot return thinking "
-        "blocks); use 'disabled' or omit it", param="thinking")
+def _reasoning_effort(thinking: dict | None, effort: Any) -> str | None:
+    """Thinking and effort as the other clouds' reasoning_effort: an effort level when one is given, else the
+    thinking budget's size. Disabled (or no thinking and no effort) asks for nothing. 'adaptive' without an
+    effort lets the model decide, which any cloud honours by answering as it does."""
+    if effort is not None:
+        if effort not in _EFFORTS:
+            raise errors.InvalidRequest(f"output_config.effort: must be one of {', '.join(_EFFORTS)}; got {effort!r}",
+                                        param="output_config.effort")
+        if thinking is None or thinking.get("type") != "disabled":
+            return _EFFORTS[effort]
+    kind = None if thinking is None else thinking.get("type")
+    if kind in (None, "disabled", "adaptive"):
+        return None
+    if kind != "enabled":
+        raise errors.InvalidRequest(f"thinking.type: must be one of enabled, adaptive, disabled; got {kind!r}",
+                                    param="thinking.type")
+    budget = thinking.get("budget_tokens")
+    if not is_kind(budget, int) or budget < 1024:
+        raise errors.InvalidRequest("thinking.budget_tokens: must be an integer of at least 1024",
+                                    param="thinking.budget_tokens")
+    return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
 
 
 def _convert_output_format(fmt: Any, where: str) -> dict[str, Any]:
@@ -316,9 +369,9 @@ def _block_text(block: dict, at: str) -> str:
     return _field(block, "text", str, at)
 
 
-def _unsupported_block(kind: str, at: str) -> errors.InvalidRequest:
-    return errors.InvalidRequest(
-        f"{at}.type: content blocks of type '{kind}' are not supported by this gateway "
+def _unsupported_block(kind: str, at: str) -> errors.UnsupportedFeature:
+    return errors.UnsupportedFeature(
+        f"{at}.type: content blocks of type '{kind}' are not supported on clouds other than Anthropic's "
         "(supported: text, image, tool_use, tool_result)", param=f"{at}.type")
 
 

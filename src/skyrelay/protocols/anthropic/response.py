@@ -46,11 +46,11 @@ def stop_reason(finish_reason: str | None, has_tool_calls: bool) -> str:
 
 
 def render_usage(usage: Usage) -> dict[str, int]:
-    """Anthropic counts cache reads apart from input_tokens; canonical input_tokens includes them."""
+    """Anthropic counts cache reads and writes apart from input_tokens; canonical input_tokens includes them."""
     return {
-        "input_tokens": max(0, usage.input_tokens - usage.cached_tokens),
+        "input_tokens": max(0, usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens),
         "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
     }
 

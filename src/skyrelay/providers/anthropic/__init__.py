@@ -11,6 +11,7 @@ from ...canonical import ChatRequest, ChatResponse
 from ..base import OpenedStream, Provider
 from ..sse import SSEChunks
 from .errors import anthropic_error
+from .passthrough import BETA_QUERY, PassThroughEvents, native_body, native_headers, whole_message
 from .request import DEFAULT_MAX_TOKENS, HONOURED_EXTRAS, build_request
 from .response import parse_message
 from .stream import StreamDecoder
@@ -25,6 +26,7 @@ __all__ = ["AnthropicProvider"]
 class AnthropicProvider(Provider):
     kind = "anthropic"
     honoured_extras = HONOURED_EXTRAS
+    speaks_anthropic = True
 
     def __init__(self, deployment: Any):
         super().__init__(deployment)
@@ -47,12 +49,22 @@ class AnthropicProvider(Provider):
         return build_request(req, self.name, self.deployment.model, default_max_tokens=self.default_max_tokens)
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
+        native = req.anthropic
+        if native is not None:
+            raw, data = await self.post_json_read_raw(
+                _path(native), native_headers(self.headers, native), native_body(native, self.deployment.model, False))
+            return whole_message(raw, data, self.name)
         body, json_tool = self.build(req)
         body.pop("stream", None)
         data = await self.post_json_read(MESSAGES_PATH, self.headers, body)
         return parse_message(data, self.name, json_tool)
 
     async def open_stream(self, req: ChatRequest) -> OpenedStream:
+        native = req.anthropic
+        if native is not None:
+            resp = await self.post_json(
+                _path(native), native_headers(self.headers, native), native_body(native, self.deployment.model, True))
+            return resp, SSEChunks(PassThroughEvents(self.name))
         body, json_tool = self.build(req)
         body["stream"] = True
         resp = await self.post_json(MESSAGES_PATH, self.headers, body)
@@ -60,6 +72,10 @@ class AnthropicProvider(Provider):
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         return anthropic_error(status, headers, body, self.name)
+
+
+def _path(native) -> str:
+    return MESSAGES_PATH + BETA_QUERY if native.beta_query else MESSAGES_PATH
 
 
 def _positive_int(value: Any, default: int) -> int:

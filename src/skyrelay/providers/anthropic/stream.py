@@ -22,11 +22,13 @@ _TEXT, _TOOL, _JSON_ANSWER = 1, 2, 3  # what a content block's deltas become
 class StreamDecoder:
     """The state of one Anthropic stream: which block is what, usage so far, whether it ended properly."""
 
-    __slots__ = ("deployment", "json_tool", "id", "model", "created", "counts", "blocks", "tool_count", "done")
+    __slots__ = ("deployment", "json_tool", "id", "model", "created", "counts", "blocks", "tool_count", "done",
+                 "reasoning")
 
-    def __init__(self, deployment: str, json_tool: str | None = None):
+    def __init__(self, deployment: str, json_tool: str | None = None, reasoning: bool = False):
         self.deployment = deployment
         self.json_tool = json_tool
+        self.reasoning = reasoning  # thinking deltas become reasoning chunks (they are output a stream commits to)
         self.id = ""
         self.model = ""
         self.created = int(time.time())
@@ -84,6 +86,9 @@ class StreamDecoder:
         if dtype == "text_delta" and kind == _TEXT:
             text = delta.get("text")
             return [self._chunk(content=text)] if text else []
+        if dtype == "thinking_delta" and self.reasoning:
+            thinking = delta.get("thinking")
+            return [self._chunk(reasoning=thinking)] if thinking else []
         if dtype == "input_json_delta":
             fragment = delta.get("partial_json")
             if not fragment:

@@ -1,7 +1,8 @@
 """AWS Bedrock through the Converse and ConverseStream APIs, signed with SigV4, sent over our pooled client.
 
 request.py builds the Converse body, response.py reads it back, stream.py decodes the binary event stream,
-errors.py maps Bedrock's error types, auth.py holds credentials and signs. This module only wires them to HTTP.
+errors.py maps Bedrock's error types, auth.py holds credentials and signs. An Anthropic client's request to a
+Claude model goes through InvokeModel with its own body instead (invoke.py). This module only wires them to HTTP.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from urllib.parse import quote, urlsplit
 
 from ... import errors
 from ...canonical import ChatRequest, ChatResponse
+from ..anthropic.passthrough import whole_message
 from ..base import OpenedStream, Provider
 from .auth import make_signer
 from .errors import error_from_http
+from .invoke import InvokeStreamDecoder, dropped, invoke_body, speaks_anthropic
 from .request import HONOURED_EXTRAS, build_converse_body
 from .response import parse_converse_response
 from .stream import ConverseStreamDecoder
@@ -38,6 +41,9 @@ class BedrockProvider(Provider):
         model_path = f"/model/{quote(deployment.model, safe='')}"
         self.converse_path = model_path + "/converse"
         self.stream_path = model_path + "/converse-stream"
+        self.invoke_path = model_path + "/invoke"
+        self.invoke_stream_path = model_path + "/invoke-with-response-stream"
+        self.speaks_anthropic = speaks_anthropic(deployment.model)
         origin = urlsplit(self.endpoint())
         self.signer = make_signer(deployment, self.http.host_header, f"{origin.scheme}://{self.http.host_header}")
         self.extra_headers = list(deployment.headers.items())
@@ -46,18 +52,32 @@ class BedrockProvider(Provider):
         return self.deployment.base_url or f"https://bedrock-runtime.{self.deployment.region}.amazonaws.com"
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
+        if req.anthropic is not None and self.speaks_anthropic:
+            raw, data = await self.post_json_read_raw(self.invoke_path, _CONTENT_TYPE,
+                                                      invoke_body(req.anthropic, self.name))
+            return whole_message(raw, data, self.name)
         resp = await self.post_json(self.converse_path, _CONTENT_TYPE, build_converse_body(req, self.name))
         _, data = await self.read_json(resp)
         return parse_converse_response(data, self.deployment.model, _response_id(resp.headers), self.name)
 
     async def open_stream(self, req: ChatRequest) -> OpenedStream:
+        if req.anthropic is not None and self.speaks_anthropic:
+            resp = await self.post_json(self.invoke_stream_path, _CONTENT_TYPE, invoke_body(req.anthropic, self.name))
+            await self._expect_event_stream(resp)
+            return resp, InvokeStreamDecoder(self.name)
         resp = await self.post_json(self.stream_path, _CONTENT_TYPE, build_converse_body(req, self.name))
+        await self._expect_event_stream(resp)
+        return resp, ConverseStreamDecoder(_response_id(resp.headers), self.deployment.model, self.name)
+
+    async def _expect_event_stream(self, resp) -> None:
         content_type = resp.headers.get("content-type", EVENT_STREAM)
         if not content_type.startswith(EVENT_STREAM):
             await resp.aclose()
             raise errors.UpstreamProtocolError(
                 f"deployment '{self.name}' answered {content_type!r} instead of an event stream", deployment=self.name)
-        return resp, ConverseStreamDecoder(_response_id(resp.headers), self.deployment.model, self.name)
+
+    def dropped_native(self, native) -> tuple[str, ...]:
+        return dropped(native) if self.speaks_anthropic else native.hints
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         return error_from_http(status, headers, body, self.name)

@@ -1,0 +1,94 @@
+"""Claude on Bedrock for an Anthropic client: InvokeModel with Anthropic's own Messages body, not Converse.
+
+InvokeModel keeps nearly everything Converse would have to map or lose: cache_control breakpoints where the client
+put them, thinking (enabled, adaptive, disabled) and the signed thinking blocks in history, documents, citations,
+tool-result images, context_management and output_config. The body is the client's, with `model` and `stream`
+taken out (the URL and the operation say them), `anthropic_version: bedrock-2023-05-31` added, and the client's
+anthropic-beta header as the `anthropic_beta` list. What Bedrock's body has no place for is left out and named
+when it cannot change the answer (`metadata`: an end-user id; capacity and placement hints), and refused when
+it would (`mcp_servers`, `container`: tools and sandboxes only Anthropic's API runs). The answer is Anthropic's
+message as is; the stream is an event stream of `chunk` events, each a Messages event in base64 JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+from botocore.eventstream import EventStreamBuffer, ParserError
+
+from ... import errors
+from ...canonical import AnthropicNative, ChatChunk
+from ..anthropic.passthrough import PassThroughEvents
+from ..base import load_json
+from .errors import error_from_event
+
+VERSION = "bedrock-2023-05-31"
+# Best effort (extras.py's rule): left out, named in x-skyrelay-dropped-params.
+DROPPED = frozenset({"metadata", "service_tier", "inference_geo", "speed", "diagnostics"})
+# Answer-changing, and Bedrock runs neither: refused, so another deployment (Anthropic's API) can serve.
+REFUSED = frozenset({"mcp_servers", "container"})
+_TAKEN_OUT = frozenset({"model", "stream"}) | DROPPED
+
+
+def speaks_anthropic(model: str) -> bool:
+    """Claude models (and their inference profiles: `us.anthropic.claude-...`) take Anthropic's body."""
+    return "anthropic." in model or "claude" in model
+
+
+def invoke_body(native: AnthropicNative, deployment: str) -> dict[str, Any]:
+    body = native.body
+    for name in REFUSED:
+        if name in body:
+            raise errors.UnsupportedFeature(
+                f"'{name}' is not supported by deployment '{deployment}' (bedrock): only Anthropic's API runs it",
+                param=name)
+    out = {key: value for key, value in body.items() if key not in _TAKEN_OUT}
+    out["anthropic_version"] = VERSION
+    if native.beta:
+        out["anthropic_beta"] = [name.strip() for name in native.beta.split(",") if name.strip()]
+    return out
+
+
+def dropped(native: AnthropicNative) -> tuple[str, ...]:
+    return tuple(name for name in native.body if name in DROPPED)
+
+
+class InvokeStreamDecoder:
+    """InvokeModelWithResponseStream's event stream -> the Anthropic events inside it -> pass-through chunks."""
+
+    __slots__ = ("_buffer", "events", "deployment")
+
+    def __init__(self, deployment: str):
+        self._buffer = EventStreamBuffer()
+        self.events = PassThroughEvents(deployment)
+        self.deployment = deployment
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        self._buffer.add_data(data)
+        chunks: list[ChatChunk] = []
+        try:
+            for message in self._buffer:
+                headers = message.headers
+                if headers.get(":message-type", "event") != "event":
+                    raise error_from_event(headers, message.payload, self.deployment)
+                if headers.get(":event-type") != "chunk" or self.events.done:
+                    continue
+                chunks += self.events.decode(None, self._inner(message.payload))
+        except (ParserError, struct.error, ValueError) as exc:
+            raise errors.UpstreamProtocolError(
+                f"deployment '{self.deployment}' sent a malformed event stream: {type(exc).__name__}",
+                deployment=self.deployment) from None
+        return chunks
+
+    def _inner(self, payload: bytes) -> bytes:
+        data = load_json(payload, self.deployment, "sent a stream chunk")
+        encoded = data.get("bytes") if isinstance(data, dict) else None
+        if not isinstance(encoded, str):
+            raise errors.UpstreamProtocolError(f"deployment '{self.deployment}' sent a chunk without bytes",
+                                               deployment=self.deployment)
+        return base64.b64decode(encoded)
+
+    def finish(self) -> list[ChatChunk]:
+        return self.events.finish()

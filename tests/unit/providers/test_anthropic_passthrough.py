@@ -1,0 +1,65 @@
+"""The Anthropic pass-through: the client's body with only the model swapped, its headers forwarded, the cloud's
+events kept byte for byte while the gateway reads usage (cache reads and writes apart) and output from them."""
+
+from __future__ import annotations
+
+import orjson
+
+from skyrelay.canonical import AnthropicNative, Usage
+from skyrelay.providers.anthropic.passthrough import PassThroughEvents, native_body, native_headers, whole_message
+from skyrelay.providers.sse import SSEChunks
+
+THINKING_STREAM = [
+    ("message_start", {"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-4-5", "content": [],
+        "usage": {"input_tokens": 10, "cache_creation_input_tokens": 1500, "cache_read_input_tokens": 2000,
+                  "output_tokens": 1}}}),
+    ("content_block_start", {"type": "content_block_start", "index": 0,
+                             "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+    ("ping", {"type": "ping"}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                             "delta": {"type": "thinking_delta", "thinking": "Let me see."}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                             "delta": {"type": "signature_delta", "signature": "c2ln"}}),
+    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "text",
+                                                                                          "text": ""}}),
+    ("content_block_delta", {"type": "content_block_delta", "index": 1,
+                             "delta": {"type": "text_delta", "text": "Done."}}),
+    ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                       "usage": {"output_tokens": 30}}),
+    ("message_stop", {"type": "message_stop"}),
+]
+
+
+def sse(events) -> bytes:
+    return b"".join(b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n" for name, data in events)
+
+
+def test_stream_events_pass_byte_for_byte_and_usage_is_read():
+    body = sse(THINKING_STREAM)
+    chunks = SSEChunks(PassThroughEvents("claude-a"))
+    out = [c for i in range(0, len(body), 37) for c in chunks.feed(body[i:i + 37])]  # cut anywhere
+    out += list(chunks.finish())
+    assert b"".join(c.anthropic for c in out) == body
+    assert out[1].reasoning == "Let me see."  # thinking is output: a stream commits to it
+    assert out[-1].usage == Usage(input_tokens=3510, output_tokens=30, cached_tokens=2000, cache_write_tokens=1500)
+
+
+def test_whole_message_is_forwarded_and_its_usage_read():
+    data = {"id": "msg_1", "type": "message", "content": [], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 5, "cache_creation_input_tokens": 7, "output_tokens": 2}}
+    raw = orjson.dumps(data)
+    resp = whole_message(raw, data, "claude-a")
+    assert resp.anthropic is raw and resp.usage == Usage(12, 2, 0, 7)
+
+
+def test_only_the_model_is_swapped_and_the_client_headers_go_along():
+    native = AnthropicNative({"model": "claude", "max_tokens": 5, "stream": True, "context_management": {}},
+                             beta="a,b", version="2023-06-01")
+    assert native_body(native, "claude-opus-4-5", False) == {"model": "claude-opus-4-5", "max_tokens": 5,
+                                                             "context_management": {}}
+    assert native.body["model"] == "claude"  # the client's own body is left for a retry elsewhere
+    headers = native_headers([("x-api-key", "k"), ("anthropic-version", "2024-01-01")], native)
+    assert headers == [("x-api-key", "k"), ("anthropic-version", "2023-06-01"), ("anthropic-beta", "a,b")]
