@@ -31,7 +31,7 @@ def base(data: dict[str, Any], response_id: str, model: str, created_at: int, st
         "id": f"resp_{response_id}", "object": "response", "created_at": created_at, "status": status,
         "completed_at": None, "error": None, "incomplete_details": None,
         "instructions": data.get("instructions"), "max_output_tokens": data.get("max_output_tokens"),
-        "model": model, "output": [], "parallel_tool_calls": data.get("parallel_tool_calls", True),
+        "model": model, "output": [], "parallel_tool_calls": data.get("parallel_tool_calls") is not False,
         "previous_response_id": None, "reasoning": data.get("reasoning") or {"effort": None, "summary": None},
         "store": False, "temperature": data.get("temperature"), "text": data.get("text") or _EMPTY_TEXT_FORMAT,
         "tool_choice": data.get("tool_choice") or "auto", "tools": [_echo_tool(t) for t in data.get("tools") or ()],
