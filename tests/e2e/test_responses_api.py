@@ -222,12 +222,13 @@ def test_a_stream_broken_after_its_start_ends_with_response_failed(clouds):
         clouds.clear_faults("openai")
 
 
-def test_verbosity_and_reasoning_items_are_left_out_where_the_cloud_has_none_and_named(clouds):
+def test_reasoning_items_are_left_out_and_named_verbosity_goes_where_it_is_honoured(clouds):
     history = [{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"},
                {"role": "user", "content": [{"type": "input_text", "text": "hello"}]}]
-    raw = post(clouds, {"model": "anthropic", "input": history, "text": {"verbosity": "low"},
-                        "include": ["reasoning.encrypted_content"]})
+    raw = post(clouds, {"model": "anthropic", "input": history, "include": ["reasoning.encrypted_content"]})
     assert raw.status_code == 200, raw.text
-    assert raw.headers["x-skyrelay-dropped-params"] == "verbosity, input.reasoning"
+    assert raw.headers["x-skyrelay-dropped-params"] == "input.reasoning"
     forwarded = post(clouds, {"model": "openai", "input": "hello", "text": {"verbosity": "low"}})
     assert forwarded.status_code == 200 and "x-skyrelay-dropped-params" not in forwarded.headers
+    refused = post(clouds, {"model": "anthropic", "input": "hello", "text": {"verbosity": "low"}})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "verbosity"

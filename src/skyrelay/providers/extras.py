@@ -23,7 +23,6 @@ BEST_EFFORT = frozenset({
     "service_tier",  # a price / latency tier: the answer is the same
     "prompt_cache_key",  # a prompt-cache routing hint
     "prediction",  # Predicted Outputs: a latency optimisation; the answer is the same
-    "verbosity",  # a style hint (terse or wordy), what the Responses API's `text.verbosity` arrives as
 })
 # Read by the gateway itself (the canonical request carries their meaning); never a cloud's concern.
 GATEWAY_FIELDS = frozenset({"stream", "stream_options"})
