@@ -232,3 +232,28 @@ def test_reasoning_items_are_left_out_and_named_verbosity_goes_where_it_is_honou
     assert forwarded.status_code == 200 and "x-skyrelay-dropped-params" not in forwarded.headers
     refused = post(clouds, {"model": "anthropic", "input": "hello", "text": {"verbosity": "low"}})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "verbosity"
+
+
+AGENTS = {"type": "namespace", "name": "agents", "description": "Sub-agents", "tools": [
+    {"type": "function", "name": "spawn", "description": "Start a sub-agent", "strict": False,
+     "parameters": {"type": "object", "properties": {"task": {"type": "string"}}, "required": ["task"]}}]}
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_namespaced_tool_group_is_called_by_namespace_and_name(clouds, kind):
+    """Codex CLI sends its sub-agent tools as a `namespace` group; the clouds see one function per member."""
+    body = {"model": kind, "input": "Start a sub-agent", "tools": [AGENTS],
+            "tool_choice": {"type": "function", "namespace": "agents", "name": "spawn"},
+            "client_metadata": {"session_id": "s1"}}
+    raw = post(clouds, body)
+    assert raw.status_code == 200, raw.text
+    validate("Response", raw.json())
+    assert raw.headers["x-skyrelay-dropped-params"].endswith("client_metadata")
+    call = next(item for item in raw.json()["output"] if item["type"] == "function_call")
+    assert (call["namespace"], call["name"]) == ("agents", "spawn")
+    done = next(e for e in validated_stream(clouds, body) if e["type"] == "response.output_item.done")
+    assert (done["item"]["namespace"], done["item"]["name"]) == ("agents", "spawn")
+    history = [{"role": "user", "content": "Start a sub-agent"}, call,
+               {"type": "function_call_output", "call_id": call["call_id"], "output": "started"}]
+    again = post(clouds, {"model": kind, "input": history, "tools": [AGENTS]})
+    assert again.status_code == 200, again.text

@@ -32,8 +32,11 @@ _EXTRA = {"parallel_tool_calls": "parallel_tool_calls", "prompt_cache_key": "pro
 _KNOWN = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "max_output_tokens", "text", "reasoning",
     "temperature", "top_p", "store", "stream", "stream_options", "include", "truncation", "top_logprobs",
-    "max_tool_calls", "prompt_cache_retention", *_STATEFUL, *_EXTRA,
+    "max_tool_calls", "prompt_cache_retention", "client_metadata", *_STATEFUL, *_EXTRA,
 })
+# A namespaced tool (a `namespace` tool group's member) reaches the clouds, which have no namespaces, as one
+# function named `<namespace>__<name>`; answers split the name back (response.py).
+NAMESPACE_SEPARATOR = "__"
 # `include` values this gateway can satisfy (there is nothing to include: no reasoning item is ever returned).
 _HARMLESS_INCLUDES = frozenset({"reasoning.encrypted_content"})
 _MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -80,6 +83,8 @@ def parse_responses(body: bytes) -> tuple[ChatRequest, dict[str, Any], tuple[str
             extra["verbosity"] = text["verbosity"]
     if _optional(data, "store", bool):
         dropped.append("store")  # answered, not stored: there is nothing to fetch later
+    if data.get("client_metadata") is not None:
+        dropped.append("client_metadata")  # the client's own telemetry ids, for OpenAI's logs: not the answer's
     _check_leftovers(data, dropped)
     tools = _tools(data.get("tools"))
     return ChatRequest(
@@ -117,8 +122,11 @@ def _input_messages(value: Any, dropped: list[str]) -> list[dict[str, Any]]:
         if kind == "message":
             messages.append(_message(item, i))
         elif kind == "function_call":
+            name = _field(item, "name", i)
+            if isinstance(item.get("namespace"), str):
+                name = item["namespace"] + NAMESPACE_SEPARATOR + name
             call = {"id": _field(item, "call_id", i), "type": "function",
-                    "function": {"name": _field(item, "name", i), "arguments": _field(item, "arguments", i)}}
+                    "function": {"name": name, "arguments": _field(item, "arguments", i)}}
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant" and "tool_calls" in last:
                 last["tool_calls"].append(call)  # one assistant turn may call several tools
@@ -207,24 +215,37 @@ def _tools(tools: Any) -> list[dict[str, Any]] | None:
         return None
     if not isinstance(tools, list):
         raise errors.InvalidRequest("'tools' must be an array", param="tools")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
-            raise errors.InvalidRequest(f"tools[{i}] must be an object with a string 'type'", param=f"tools[{i}]")
-        if tool["type"] != "function":
-            # A tool the cloud runs itself (web_search, file_search, code_interpreter, mcp, ...): no deployment
-            # behind the canonical core has it, and answering without it would change the answer.
-            raise errors.UnsupportedFeature(f"tools[{i}]: the built-in tool '{tool['type']}' is not supported by "
-                                            f"this gateway; only function tools are", param=f"tools[{i}].type")
-        name = tool.get("name")
-        if not isinstance(name, str):
-            raise errors.InvalidRequest(f"tools[{i}].name must be a string", param=f"tools[{i}].name")
-        function: dict[str, Any] = {"name": name}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        out.append({"type": "function", "function": function})
+        if isinstance(tool, dict) and tool.get("type") == "namespace":
+            group = tool.get("tools")
+            prefix = tool.get("name")
+            if not isinstance(prefix, str) or not prefix or not isinstance(group, list):
+                raise errors.InvalidRequest(f"tools[{i}] of type namespace needs a 'name' and a 'tools' array",
+                                            param=f"tools[{i}]")
+            for j, member in enumerate(group):
+                out.append(_function_tool(member, f"tools[{i}].tools[{j}]", prefix + NAMESPACE_SEPARATOR))
+        else:
+            out.append(_function_tool(tool, f"tools[{i}]", ""))
     return out
+
+
+def _function_tool(tool: Any, where: str, prefix: str) -> dict[str, Any]:
+    if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+        raise errors.InvalidRequest(f"{where} must be an object with a string 'type'", param=where)
+    if tool["type"] != "function":
+        # A tool the cloud runs itself (web_search, file_search, code_interpreter, mcp, ...): no deployment
+        # behind the canonical core has it, and answering without it would change the answer.
+        raise errors.UnsupportedFeature(f"{where}: the built-in tool '{tool['type']}' is not supported by "
+                                        f"this gateway; only function tools are", param=f"{where}.type")
+    name = tool.get("name")
+    if not isinstance(name, str):
+        raise errors.InvalidRequest(f"{where}.name must be a string", param=f"{where}.name")
+    function: dict[str, Any] = {"name": prefix + name}
+    for key in ("description", "parameters", "strict"):
+        if tool.get(key) is not None:
+            function[key] = tool[key]
+    return {"type": "function", "function": function}
 
 
 def _tool_choice(choice: Any) -> str | dict[str, Any] | None:
@@ -233,7 +254,10 @@ def _tool_choice(choice: Any) -> str | dict[str, Any] | None:
     if isinstance(choice, dict) and choice.get("type") == "function":
         if not isinstance(choice.get("name"), str):
             raise errors.InvalidRequest("tool_choice.name must be a string", param="tool_choice.name")
-        return {"type": "function", "function": {"name": choice["name"]}}
+        name = choice["name"]
+        if isinstance(choice.get("namespace"), str):
+            name = choice["namespace"] + NAMESPACE_SEPARATOR + name
+        return {"type": "function", "function": {"name": name}}
     if isinstance(choice, dict) and isinstance(choice.get("type"), str):
         raise errors.UnsupportedFeature(f"tool_choice of type '{choice['type']}' is not supported by this gateway",
                                         param="tool_choice")

@@ -15,6 +15,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatResponse, Usage
+from .request import NAMESPACE_SEPARATOR
 
 # finish_reason -> (status, incomplete_details)
 _INCOMPLETE = {"length": {"reason": "max_output_tokens"}, "content_filter": {"reason": "content_filter"}}
@@ -45,7 +46,7 @@ def base(data: dict[str, Any], response_id: str, model: str, created_at: int, st
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
     """A function tool as a Response lists it: `strict` and `parameters` always present (null when not sent)."""
-    return {"strict": None, "parameters": None, **tool}
+    return {"strict": None, "parameters": None, **tool} if tool.get("type") == "function" else tool
 
 
 def finish(body: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
@@ -66,9 +67,15 @@ def text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
+def call_item(item_id: str, call_id: str, name: str, arguments: str, data: dict[str, Any],
+              status: str = "completed") -> dict[str, Any]:
+    item = {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
             "arguments": arguments}
+    if NAMESPACE_SEPARATOR in name:  # maybe a namespaced tool's flattened name (request.py): split it back
+        namespace, _, short = name.partition(NAMESPACE_SEPARATOR)
+        if any(t.get("type") == "namespace" and t.get("name") == namespace for t in data.get("tools") or ()):
+            item["namespace"], item["name"] = namespace, short
+    return item
 
 
 def render_usage(usage: Usage) -> dict[str, Any]:
@@ -92,7 +99,7 @@ def render_response(resp: ChatResponse, data: dict[str, Any]) -> bytes:
             output.append({**message_item(f"msg_{response_id}", None),
                            "content": [{"type": "refusal", "refusal": choice.refusal}]})
         for i, call in enumerate(choice.tool_calls):
-            output.append(call_item(f"fc_{response_id}_{i}", call.id, call.name, call.arguments))
+            output.append(call_item(f"fc_{response_id}_{i}", call.id, call.name, call.arguments, data))
     body["usage"] = render_usage(resp.usage)
     return orjson.dumps(finish(body, choice.finish_reason if choice else None))
 

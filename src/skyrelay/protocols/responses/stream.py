@@ -79,7 +79,7 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
                         yield event  # one call at a time: the previous call is complete
                     call = calls[delta.index] = call_item(
                         f"fc_{response_id}_{len(output)}", delta.id or f"call_{response_id}_{len(output)}",
-                        delta.name or "", "", "in_progress")
+                        delta.name or "", "", data, "in_progress")
                     call["output_index"] = len(output)
                     yield events.frame("response.output_item.added", {
                         "output_index": len(output), "item": _public(call)})
