@@ -1,0 +1,83 @@
+"""Micro-benchmark of the Responses API translation beside chat completions, in-process. Not a test.
+
+Run: .venv/bin/python bench/responses_translation.py
+Times what each inbound protocol adds to a request: parse the body into the canonical request, render the
+canonical answer (built from canonical fields, as for any non-OpenAI cloud), and render a 20-chunk stream.
+The budget is the Responses route at most 15 us above chat completions per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import timeit
+
+import orjson
+
+from skyrelay.canonical import ChatChunk, ChatResponse, Choice, Usage
+from skyrelay.protocols import openai, responses
+
+SYSTEM = "You are a coding agent. " * 40
+CHAT_BODY = orjson.dumps({
+    "model": "chat", "max_tokens": 256, "messages": [
+        {"role": "system", "content": SYSTEM}, {"role": "user", "content": "Fix the failing test in tests/a.py"}],
+    "tools": [{"type": "function", "function": {"name": "shell", "description": "Run a command",
+               "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}}],
+})
+RESPONSES_BODY = orjson.dumps({
+    "model": "chat", "max_output_tokens": 256, "instructions": SYSTEM, "store": False,
+    "input": [{"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "Fix the failing test in tests/a.py"}]}],
+    "tools": [{"type": "function", "name": "shell", "description": "Run a command",
+               "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}, "strict": False}],
+})
+ANSWER = ChatResponse(id="x", model="m", created=1, usage=Usage(120, 30, 0),
+                      choices=[Choice(content="The test fails because the fixture is missing. " * 4)])
+CHUNKS = [ChatChunk(id="x", model="m", created=1, role="assistant")] + [
+    ChatChunk(id="x", model="m", created=1, content=f"word{i} ") for i in range(20)] + [
+    ChatChunk(id="x", model="m", created=1, finish_reason="stop"),
+    ChatChunk(id="x", model="m", created=1, usage=Usage(120, 20, 0))]
+
+
+async def _chunks():
+    for chunk in CHUNKS:
+        yield chunk
+
+
+def chat_whole():
+    openai.parse_chat(CHAT_BODY)
+    openai.render_chat(ANSWER)
+
+
+def responses_whole():
+    _, data, _ = responses.parse_responses(RESPONSES_BODY)
+    responses.render_response(ANSWER, data)
+
+
+async def _chat_stream():
+    for chunk in CHUNKS:
+        openai.render_chunk(chunk)
+
+
+async def _responses_stream(data):
+    async for _ in responses.render_stream(_chunks(), data, "chat"):
+        pass
+
+
+def per_call_us(fn, number: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+
+def main() -> None:
+    _, data, _ = responses.parse_responses(RESPONSES_BODY)
+    loop = asyncio.new_event_loop()
+    chat_w, resp_w = per_call_us(chat_whole, 20000), per_call_us(responses_whole, 20000)
+    chat_s = per_call_us(lambda: loop.run_until_complete(_chat_stream()), 2000)
+    resp_s = per_call_us(lambda: loop.run_until_complete(_responses_stream(data)), 2000)
+    print(f"whole answer: parse + render   chat {chat_w:6.1f} us   responses {resp_w:6.1f} us   "
+          f"(+{resp_w - chat_w:.1f} us)")
+    print(f"20-chunk stream render        chat {chat_s:6.1f} us   responses {resp_s:6.1f} us   "
+          f"(+{resp_s - chat_s:.1f} us)")
+
+
+if __name__ == "__main__":
+    main()

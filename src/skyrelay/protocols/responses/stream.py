@@ -1,0 +1,132 @@
+"""The canonical chunk stream -> the Responses API's SSE event sequence.
+
+    response.created, response.in_progress,
+    per output item: response.output_item.added,
+      text:  response.content_part.added, response.output_text.delta..., response.output_text.done,
+             response.content_part.done
+      tools: response.function_call_arguments.delta..., response.function_call_arguments.done
+    response.output_item.done, then response.completed (or response.incomplete) with usage.
+
+A failure after the stream started ends it with `response.failed` carrying the error, never a silent cut. Every
+event carries its `sequence_number`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, AsyncIterator
+
+import orjson
+
+from ... import errors
+from ...canonical import ChatChunk
+from .response import base, call_item, finish, message_item, new_id, render_usage, text_part
+
+
+class _Events:
+    """Numbers and frames events; holds the response body the lifecycle events carry."""
+
+    __slots__ = ("seq", "body")
+
+    def __init__(self, body: dict[str, Any]):
+        self.seq = 0
+        self.body = body
+
+    def frame(self, kind: str, payload: dict[str, Any]) -> bytes:
+        payload["type"] = kind
+        payload["sequence_number"] = self.seq
+        self.seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str) -> AsyncIterator[bytes]:
+    response_id = new_id()
+    body = base(data, response_id, model, int(time.time()), "in_progress")
+    events = _Events(body)
+    output = body["output"]  # the finished items, in order (the completed response's output)
+    yield events.frame("response.created", {"response": body})
+    yield events.frame("response.in_progress", {"response": body})
+    text: list[str] | None = None  # the open message item's text so far
+    calls: dict[int, dict[str, Any]] = {}  # the open function_call items, by the cloud's tool-call index
+    finish_reason = None
+    usage = None
+    try:
+        async for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if chunk.finish_reason is not None:
+                finish_reason = chunk.finish_reason
+            if chunk.content:
+                if text is None:
+                    text = []
+                    item = message_item(f"msg_{response_id}", None, "in_progress")
+                    yield events.frame("response.output_item.added", {"output_index": len(output), "item": item})
+                    yield events.frame("response.content_part.added", {
+                        "item_id": item["id"], "output_index": len(output), "content_index": 0,
+                        "part": text_part("")})
+                text.append(chunk.content)
+                yield events.frame("response.output_text.delta", {
+                    "item_id": f"msg_{response_id}", "output_index": len(output), "content_index": 0,
+                    "delta": chunk.content, "logprobs": []})
+            for delta in chunk.tool_calls or ():
+                if text is not None:  # text comes before the calls: its item ends where they begin
+                    for event in _close_message(events, output, response_id, "".join(text)):
+                        yield event
+                    text = None
+                call = calls.get(delta.index)
+                if call is None:
+                    for event in _close_calls(events, output, calls):
+                        yield event  # one call at a time: the previous call is complete
+                    call = calls[delta.index] = call_item(
+                        f"fc_{response_id}_{len(output)}", delta.id or f"call_{response_id}_{len(output)}",
+                        delta.name or "", "", data, "in_progress")
+                    call["output_index"] = len(output)
+                    yield events.frame("response.output_item.added", {
+                        "output_index": len(output), "item": _public(call)})
+                if delta.arguments:
+                    call["arguments"] += delta.arguments
+                    yield events.frame("response.function_call_arguments.delta", {
+                        "item_id": call["id"], "output_index": call["output_index"], "delta": delta.arguments})
+    except errors.GatewayError as err:
+        body["status"] = "failed"
+        body["error"] = {"code": "rate_limit_exceeded" if err.status == 429 else "server_error",
+                         "message": err.message}
+        yield events.frame("response.failed", {"response": body})
+        return
+    if text is not None:
+        for event in _close_message(events, output, response_id, "".join(text)):
+            yield event
+    for event in _close_calls(events, output, calls):
+        yield event
+    if usage is not None:
+        body["usage"] = render_usage(usage)
+    finish(body, finish_reason)
+    kind = "response.completed" if body["status"] == "completed" else "response.incomplete"
+    yield events.frame(kind, {"response": body})
+
+
+def _close_message(events: _Events, output: list, response_id: str, text: str):
+    index = len(output)
+    item_id = f"msg_{response_id}"
+    yield events.frame("response.output_text.done", {
+        "item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []})
+    yield events.frame("response.content_part.done", {
+        "item_id": item_id, "output_index": index, "content_index": 0, "part": text_part(text)})
+    item = message_item(item_id, text)
+    output.append(item)
+    yield events.frame("response.output_item.done", {"output_index": index, "item": item})
+
+
+def _close_calls(events: _Events, output: list, calls: dict[int, dict[str, Any]]):
+    for call in calls.values():
+        index = call.pop("output_index")
+        call["status"] = "completed"
+        yield events.frame("response.function_call_arguments.done", {
+            "item_id": call["id"], "output_index": index, "name": call["name"], "arguments": call["arguments"]})
+        output.append(call)
+        yield events.frame("response.output_item.done", {"output_index": index, "item": call})
+    calls.clear()
+
+
+def _public(call: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in call.items() if key != "output_index"}
