@@ -60,6 +60,20 @@ class Stack:
         self.bg.run(shutdown())
 
 
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def served(stack, count: int, **create) -> list[str]:
+    """Send `count` chat requests one after another; the deployment that served each, in order."""
+    client = stack.openai(max_retries=0)
+    out = []
+    for _ in range(count):
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO, **create)
+        assert raw.parse().choices[0].message.content
+        out.append(raw.headers["x-skyrelay-deployment"])
+    return out
+
+
 def openai_deployment(name: str, cloud: Any, **extra) -> dict:
     deployment = {"name": name, "kind": "openai", "base_url": cloud.base_url, "api_key": UPSTREAM_KEY,
                   "model": "gpt-4o-mini", "timeouts": {"connect": 1, "first_byte": 2, "total": 10}}

@@ -6,19 +6,8 @@ import asyncio
 
 import openai
 
-from .harness import openai_deployment
+from .harness import HELLO, openai_deployment, served
 
-HELLO = [{"role": "user", "content": "hello"}]
-
-
-def served(stack, count: int, **create) -> list[str]:
-    client = stack.openai(max_retries=0)
-    out = []
-    for _ in range(count):
-        raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO, **create)
-        assert raw.parse().choices[0].message.content
-        out.append(raw.headers["x-skyrelay-deployment"])
-    return out
 
 
 def throttled(stack, cloud: str) -> int:

@@ -6,20 +6,9 @@ import anthropic
 import openai
 import pytest
 
-from .harness import openai_deployment
+from .harness import HELLO, openai_deployment, served
 
-HELLO = [{"role": "user", "content": "hello"}]
 ROUTE = {"x-skyrelay-debug": "route"}
-
-
-def ask(stack, count: int, **create) -> list[str]:
-    client = stack.openai(max_retries=0)
-    out = []
-    for _ in range(count):
-        raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO, **create)
-        assert raw.parse().choices[0].message.content
-        out.append(raw.headers["x-skyrelay-deployment"])
-    return out
 
 
 def requests_to(stack, cloud: str) -> int:
@@ -41,7 +30,7 @@ def eu_only(clouds):
 
 def test_residency_never_reaches_a_us_deployment_even_with_every_eu_one_down(make_stack):
     s = make_stack(cloud_specs=EU_US, groups=eu_only)
-    assert set(ask(s, 20)) <= {"eu-1", "eu-2"} and requests_to(s, "us") == 0
+    assert set(served(s, 20)) <= {"eu-1", "eu-2"} and requests_to(s, "us") == 0
     s.set_faults("eu-1", [{"status": 500, "rate": 1.0}])
     s.set_faults("eu-2", [{"status": 500, "rate": 1.0}])
     client = s.openai(max_retries=0)
@@ -95,22 +84,22 @@ def capped(on_breach: str):
 
 def test_a_half_cap_holds_two_vendors_weighted_9_to_1_near_half(make_stack):
     s = make_stack(cloud_specs=TWO_VENDORS, groups=capped("serve"))
-    names = ask(s, 100)
+    names = served(s, 100)
     assert 0.45 <= names.count("azure") / 100 <= 0.55
     assert s.gateway.dispatcher.shares.breaches == {}
 
 
 def test_with_one_vendor_down_serve_keeps_serving_and_counts_breaches(make_stack):
     s = make_stack(cloud_specs=TWO_VENDORS, groups=capped("serve"))
-    ask(s, 10)
+    served(s, 10)
     s.set_faults("aws", [{"status": 500, "rate": 1.0}])
-    assert ask(s, 20) == ["azure"] * 20  # no client-visible failure
+    assert served(s, 20) == ["azure"] * 20  # no client-visible failure
     assert s.gateway.dispatcher.shares.breaches["chat"] >= 10
 
 
 def test_with_one_vendor_down_refuse_answers_429_naming_the_cap(make_stack):
     s = make_stack(cloud_specs=TWO_VENDORS, groups=capped("refuse"))
-    ask(s, 10)
+    served(s, 10)
     s.set_faults("aws", [{"status": 500, "rate": 1.0}])
     client = s.openai(max_retries=0)
     refused = 0
@@ -146,7 +135,7 @@ def test_a_long_prompt_goes_to_the_context_fallbacks_and_never_to_a_window_too_s
     assert raw.headers["x-skyrelay-deployment"] == "long"
     assert raw.headers["x-skyrelay-route"] == "short: context window; long: chosen"
     assert requests_to(s, "short") == 0
-    assert ask(s, 2) == ["short", "short"]  # a short prompt stays in its own group
+    assert served(s, 2) == ["short", "short"]  # a short prompt stays in its own group
 
 
 def test_a_prompt_longer_than_every_window_is_a_400_context_length_exceeded(make_stack):
