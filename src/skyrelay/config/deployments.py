@@ -14,7 +14,7 @@ from .model import DEFAULT_MAX_CONNECTIONS, Deployment, Price, Timeouts
 KEYS = ("name", "kind", "base_url", "api_key", "model", "region", "vendor", "geo", "context_window", "weight", "timeouts", "rpm", "tpm",
         "max_concurrency", "tier", "price", "headers", "tags", "max_connections", "health_check", *kinds.OPTIONS)
 TIMEOUT_KEYS = ("connect", "first_byte", "total")
-PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok")
+PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "discount")
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an HTTP token
 _MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -127,6 +127,8 @@ def _price(ctx: Context, raw: Mapping, path: str) -> Price:
         input_per_mtok=fields.number(ctx, section, where, "input_per_mtok", default=0.0, minimum=0),
         output_per_mtok=fields.number(ctx, section, where, "output_per_mtok", default=0.0, minimum=0),
         cached_input_per_mtok=fields.number(ctx, section, where, "cached_input_per_mtok", minimum=0),
+        cache_write_per_mtok=fields.number(ctx, section, where, "cache_write_per_mtok", minimum=0),
+        discount=fields.number(ctx, section, where, "discount", default=0.0, minimum=0, maximum=1),
     )
 
 

@@ -6,6 +6,7 @@ Credentials are `Secret`s so that no repr, log line or error message can carry t
 
 from __future__ import annotations
 
+import datetime
 import hmac
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -107,11 +108,15 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """US dollars per million tokens. `cached_input_per_mtok` None means cached input costs the full price."""
+    """US dollars per million tokens (the list price). `cached_input_per_mtok` None means cached input costs the full
+    price, `cache_write_per_mtok` None the same for tokens written to a prompt cache. `discount` is the contracted
+    rate off list (0.1: billed at 90%)."""
 
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
     cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    discount: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,33 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    """`url`: sqlite:///path (the default, embedded) or postgresql://...; may hold a password, never printed."""
+
+    url: str = "sqlite:///./.skyrelay/skyrelay.db"
+
+    def __repr__(self) -> str:
+        return "DatabaseConfig(...)"
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """A contract with a vendor. `reserved`: capacity paid by the hour (`cost_per_hour`) whatever the traffic, for
+    `deployments`. `spend`: `amount_usd` drawn down by billed usage of `deployments` (every deployment of the vendor
+    when the file lists none), at `discount` off list. Runs from `start` (inclusive) to `end` (exclusive), UTC."""
+
+    name: str
+    kind: str  # reserved | spend
+    vendor: str
+    deployments: tuple[str, ...]
+    start: datetime.date
+    end: datetime.date
+    cost_per_hour: float = 0.0
+    amount_usd: float = 0.0
+    discount: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class StateConfig:
     """Where limit and budget counters live: this process (`memory`) or a Redis many replicas share."""
 
@@ -307,6 +339,8 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     otlp: OtlpConfig | None = None  # telemetry.otlp; None: no tracing, and no tracing code on the request path
+    database: DatabaseConfig = DatabaseConfig()
+    commitments: tuple[Commitment, ...] = ()
 
     def deployments(self) -> list[Deployment]:
         """Every deployment of every group, in file order."""
