@@ -8,15 +8,33 @@ import math
 MICRO = 1_000_000  # budgets count micro-dollars: integers add up exactly, in memory and in Redis
 
 
-def cost_micro_usd(price, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> int:
-    """The cost in micro-dollars, rounded up. $/Mtok is µ$/token, so no scaling is needed. `cached_tokens` are
-    part of `input_tokens`, priced at `cached_input_per_mtok` when the deployment sets one."""
-    cached_price = price.cached_input_per_mtok
-    if cached_price is None or not cached_tokens:
-        value = input_tokens * price.input_per_mtok
-    else:
-        value = (input_tokens - cached_tokens) * price.input_per_mtok + cached_tokens * cached_price
-    return math.ceil(value + output_tokens * price.output_per_mtok)
+def list_cost_micro_usd(price, input_tokens: int, output_tokens: int, cached_tokens: int = 0,
+                        cache_write_tokens: int = 0) -> float:
+    """The list price of a usage in micro-dollars, unrounded. $/Mtok is µ$/token, so no scaling is needed.
+    `cached_tokens` (cache reads) and `cache_write_tokens` are parts of `input_tokens` (canonical Usage counts them
+    inside it), priced at `cached_input_per_mtok` / `cache_write_per_mtok` when the deployment sets them."""
+    full = input_tokens
+    value = 0.0
+    if cached_tokens and price.cached_input_per_mtok is not None:
+        full -= cached_tokens
+        value += cached_tokens * price.cached_input_per_mtok
+    if cache_write_tokens and price.cache_write_per_mtok is not None:
+        full -= cache_write_tokens
+        value += cache_write_tokens * price.cache_write_per_mtok
+    return value + full * price.input_per_mtok + output_tokens * price.output_per_mtok
+
+
+def billed_micro_usd(price, list_micro: float) -> float:
+    """What the vendor bills for a list cost: the deployment's contracted `discount` off list."""
+    return list_micro * (1.0 - price.discount)
+
+
+def cost_micro_usd(price, input_tokens: int, output_tokens: int, cached_tokens: int = 0,
+                   cache_write_tokens: int = 0) -> int:
+    """The billed cost in whole micro-dollars, rounded up: what budgets reserve and settle (integers add up exactly,
+    in memory and in Redis)."""
+    listed = list_cost_micro_usd(price, input_tokens, output_tokens, cached_tokens, cache_write_tokens)
+    return math.ceil(billed_micro_usd(price, listed) - 1e-9)
 
 
 def dearest(deployments) -> tuple[float, float]:

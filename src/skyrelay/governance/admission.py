@@ -96,8 +96,8 @@ class Governor:
         if usage is not None and ctx.attempts:
             price = self._served_price.get(ctx.attempts[-1].deployment)
             tokens = usage.input_tokens + usage.output_tokens
-            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens) if price \
-                else 0
+            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                                  usage.cache_write_tokens) if price else 0
         elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
             tokens, cost = admission.tokens, admission.cost
         else:
