@@ -16,6 +16,7 @@ import base64
 import struct
 from typing import Any
 
+import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ... import errors
@@ -49,6 +50,14 @@ def invoke_body(native: AnthropicNative, deployment: str) -> dict[str, Any]:
     if native.beta:
         out["anthropic_beta"] = [name.strip() for name in native.beta.split(",") if name.strip()]
     return out
+
+
+def count_tokens_body(native: AnthropicNative, deployment: str) -> dict[str, Any]:
+    """CountTokens for InvokeModel: the InvokeModel body, base64 (a blob in Bedrock's JSON). That body requires
+    max_tokens, which a count_tokens request has no reason to carry: 1 stands in (it counts no input)."""
+    body = invoke_body(native, deployment)
+    body.setdefault("max_tokens", 1)
+    return {"input": {"invokeModel": {"body": base64.b64encode(orjson.dumps(body)).decode()}}}
 
 
 def dropped(native: AnthropicNative) -> tuple[str, ...]:
