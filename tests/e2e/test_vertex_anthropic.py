@@ -157,3 +157,12 @@ def test_a_capacity_hint_is_dropped_and_named(relay):
         model="claude", max_tokens=20, messages=[{"role": "user", "content": "hi"}], service_tier="auto")
     assert raw.headers["x-skyrelay-dropped-params"] == "service_tier"
     assert "service_tier" not in received(relay)["body"]
+
+
+def test_count_tokens_is_forwarded_to_vertex(relay):
+    raw = client(relay).messages.with_raw_response.count_tokens(model="claude", system=SYSTEM,
+                                                                messages=[{"role": "user", "content": "count"}])
+    sent = received(relay)
+    assert sent["path"] == f"{PREFIX}/count-tokens:rawPredict"
+    assert sent["body"]["model"] == MODEL and sent["body"]["anthropic_version"] == "vertex-2023-10-16"
+    assert raw.headers["x-skyrelay-deployment"] == "vertex-claude" and raw.parse().input_tokens > 1000
