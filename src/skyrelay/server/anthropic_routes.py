@@ -53,15 +53,16 @@ def register(gateway: "Gateway") -> None:
             return _error(err, request_id)
 
     for path, handler in (("/v1/messages", messages), ("/v1/messages/count_tokens", count_tokens)):
-        gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=_new_error, json_body=True))
+        gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=error_reply, json_body=True))
 
 
 def _estimate(req: ChatRequest) -> int:
     return protocol.estimate_input_tokens(req.anthropic.canonical(req))
 
 
-def _new_error(err: errors.GatewayError) -> Response:
-    """An error raised before a handler made its request id (bad key, wrong method, body too large)."""
+def error_reply(err: errors.GatewayError) -> Response:
+    """An error in Anthropic's format under a new request id (one raised before a handler made its own: bad key,
+    wrong method, body too large)."""
     return _error(err, protocol.new_request_id())
 
 
