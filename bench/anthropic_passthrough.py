@@ -4,9 +4,9 @@ Run: .venv/bin/python bench/anthropic_passthrough.py
 Times the gateway's own Python work per request on each same-protocol path, without sockets (the HTTP stack is
 the same for both, and bench/gateway_overhead.py measures it): read the client's body, build the upstream body
 and encode it, read the upstream's answer for usage and render what the client gets; and for a stream, decode
-the upstream's events (one per read, as a paced stream arrives) and render them. Bodies are a coding agent's turn (a long system prompt, a tool); the
-Anthropic one carries cache breakpoints and thinking, as Claude Code sends it. The budget: the Anthropic
-pass-through costs no more than the OpenAI one.
+the upstream's events (one per read, as a paced stream arrives) and render them. Bodies are a coding agent's turn
+(a long system prompt, a tool); the Anthropic one carries cache breakpoints and thinking, as Claude Code sends it.
+The budget: the Anthropic pass-through costs no more than the OpenAI one.
 """
 
 from __future__ import annotations

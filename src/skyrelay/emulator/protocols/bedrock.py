@@ -5,7 +5,8 @@ POST /model/{modelId}/invoke and /invoke-with-response-stream for Claude models 
 bedrock_invoke.py); POST /model/{modelId}/count-tokens (CountTokens, of an InvokeModel body for Claude models);
 the model id arrives percent-encoded (`%3A` for `:`, `%2F` inside ARNs). Auth, when the cloud has any configured:
 SigV4 with the access key in `options` (checked by re-signing with botocore), or a Bedrock API key
-(`authorization: Bearer KEY`, the cloud's `api_key`). cachePoint blocks are honoured (bedrock_cache.py). Errors are AWS REST-JSON errors; see bedrock_wire.py.
+(`authorization: Bearer KEY`, the cloud's `api_key`). cachePoint blocks are honoured (bedrock_cache.py).
+Errors are AWS REST-JSON errors; see bedrock_wire.py.
 
 Options (CloudSpec.options):
     aws_access_key_id, aws_secret_access_key, aws_session_token, region   SigV4 credentials (region: us-east-1)
