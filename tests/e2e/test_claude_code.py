@@ -3,6 +3,7 @@ Vertex AI: with thinking on and a prompt that makes it use a tool, it finishes i
 text), and what reached each emulated cloud is what Claude Code sent: cache breakpoints on the system prompt and
 the newest user block, thinking enabled with its betas, the signed thinking block sent back in the second request
 (each emulator verifies signatures, so a changed one would be a 400), and the second turn read from the cache.
+It also finishes its turn on an OpenAI-compatible cloud, through the canonical form.
 
 The package is pinned in tests/agents/package.json (`npm ci --prefix tests/agents`); `SKYRELAY_CLAUDE` may name
 another `claude` binary. Telemetry, error reports and update checks are off, and any traffic not to 127.0.0.1
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.skipif(not os.access(CLAUDE, os.X_OK),
 ANTHROPIC_MODEL = "claude-sonnet-4-5"
 BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 VERTEX_MODEL = "claude-sonnet-4-5@20250929"
+OTHER_CLOUD_MODEL = "claude-haiku-4-5"  # a group Claude Code takes for a Claude model, served by an OpenAI-kind cloud
 KEY_ID, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TIMEOUTS = {"connect": 1, "first_byte": 10, "total": 60}
 PROMPT = "Use the Glob tool to find the python files here, then say what you found."
@@ -37,6 +39,7 @@ CLOUDS = [
     {"name": "bedrock", "protocol": "bedrock", "api_key": None,
      "options": {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET, "region": "us-east-1"}},
     {"name": "vertex", "protocol": "vertex_anthropic", "options": {"project": "proj-1", "location": "us-east5"}},
+    {"name": "openai", "protocol": "openai"},
 ]
 
 
@@ -49,8 +52,11 @@ def groups(clouds) -> dict:
     vertex = {"name": "claude-on-vertex", "kind": "vertex_anthropic", "model": VERTEX_MODEL, "api_key": UPSTREAM_KEY,
               "project": "proj-1", "location": "us-east5", "base_url": clouds["vertex"].base_url, "timeouts": TIMEOUTS}
     # Each group is named as its cloud names the model, as Claude Code users name models.
+    # gpt-4.1: Claude Code asks for 32000 output tokens, more than gpt-4o-mini's limit (a 400 the cloud answers)
+    other = {"name": "openai-kind", "kind": "openai", "model": "gpt-4.1", "api_key": UPSTREAM_KEY,
+             "base_url": clouds["openai"].base_url, "timeouts": TIMEOUTS}
     return {ANTHROPIC_MODEL: {"deployments": [anthropic]}, BEDROCK_MODEL: {"deployments": [bedrock]},
-            VERTEX_MODEL: {"deployments": [vertex]}}
+            VERTEX_MODEL: {"deployments": [vertex]}, OTHER_CLOUD_MODEL: {"deployments": [other]}}
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +114,19 @@ def test_claude_code_finishes_a_tool_using_turn(stack, tmp_path, model, cloud, p
     assert assistant[0]["type"] == "thinking" and assistant[0]["signature"]
     assert any(b["type"] == "tool_use" and b["name"] == "Glob" for b in assistant)
     assert second["messages"][-1]["content"][0]["type"] == "tool_result"
+
+
+def test_claude_code_finishes_its_turn_on_another_cloud(stack, tmp_path):
+    """Anthropic in, OpenAI-compatible out: thinking becomes reasoning_effort, the breakpoints and context
+    management are left out (a cloud without them answers the same), the tool call and its result map."""
+    before = len(stack.clouds["openai"].recent_requests)
+    result = run_claude(stack, OTHER_CLOUD_MODEL, tmp_path)
+    assert result["is_error"] is False and result["result"].strip()
+    sent = cloud_bodies(stack, "openai", before)
+    assert len(sent) >= 2 and all(r["path"] == "/v1/chat/completions" for r in sent)
+    first, second = sent[0]["body"], sent[-1]["body"]
+    assert first["reasoning_effort"] == "low" and first["messages"][0]["role"] == "system"
+    assert "cache_control" not in str(first) and "context_management" not in first
+    assert [t["function"]["name"] for t in first["tools"]] == ["Glob"]
+    assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "Glob"
+    assert second["messages"][-1]["role"] == "tool"
