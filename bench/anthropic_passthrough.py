@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/anthropic_passthrough.py
 Times the gateway's own Python work per request on each same-protocol path, without sockets (the HTTP stack is
 the same for both, and bench/gateway_overhead.py measures it): read the client's body, build the upstream body
 and encode it, read the upstream's answer for usage and render what the client gets; and for a stream, decode
-the upstream's events (one per read, as a paced stream arrives) and render them. Bodies are a coding agent's turn
+the upstream's events (one per read, as a paced stream arrives) and render them; the OpenAI stream also with
+every chunk parsed, as before its pass-through read only what the gateway needs. Bodies are a coding agent's turn
 (a long system prompt, a tool); the Anthropic one carries cache breakpoints and thinking, as Claude Code sends it.
 The budget: the Anthropic pass-through costs no more than the OpenAI one.
 """
@@ -23,6 +24,7 @@ from skyrelay.providers.anthropic import AnthropicProvider
 from skyrelay.providers.anthropic.passthrough import native_body, whole_message
 from skyrelay.providers.anthropic.passthrough_stream import PassThroughStream
 from skyrelay.providers.openai import OpenAIProvider, parse_response
+from skyrelay.providers.openai_passthrough import PassThroughChunks
 from skyrelay.providers.sse import SSEChunks
 
 SYSTEM = "You are a coding agent. " * 40
@@ -110,9 +112,9 @@ def anthropic_whole() -> bytes:
     return whole_message(ANTHROPIC_ANSWER, orjson.loads(ANTHROPIC_ANSWER), "a").anthropic
 
 
-def openai_stream() -> None:
-    decoder = SSEChunks(OpenAIProvider.stream_events("o"))
-    for read in OPENAI_READS:
+def openai_stream(decoder_class=PassThroughChunks, reads=OPENAI_READS) -> None:
+    decoder = decoder_class(OpenAIProvider.stream_events("o"))
+    for read in reads:
         for chunk in decoder.feed(read):
             openai_protocol.render_chunk(chunk)
     for chunk in decoder.finish():
@@ -137,6 +139,12 @@ def main() -> None:
     o_s, a_s = per_call_us(openai_stream, 2000), per_call_us(anthropic_stream, 2000)
     print(f"whole answer     openai {o_w:6.1f} us   anthropic {a_w:6.1f} us   ({a_w - o_w:+.1f} us)")
     print(f"20-token stream  openai {o_s:6.1f} us   anthropic {a_s:6.1f} us   ({a_s - o_s:+.1f} us)")
+    parsed = per_call_us(lambda: openai_stream(SSEChunks), 2000)
+    print(f"20-token stream  openai, every chunk parsed (as before the pass-through) {parsed:6.1f} us")
+    whole = [OPENAI_STREAM[:OPENAI_STREAM.index(b"\n\n", 300) + 2]]  # the head, then the rest in one read
+    whole.append(OPENAI_STREAM[len(whole[0]):])
+    one, one_parsed = (per_call_us(lambda: openai_stream(cls, whole), 2000) for cls in (PassThroughChunks, SSEChunks))
+    print(f"the same in two reads  openai pass-through {one:6.1f} us   every chunk parsed {one_parsed:6.1f} us")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,8 @@ class ChatChunk:
     reasoning: str | None = None  # a fragment of the model's thinking (Anthropic pass-through streams only)
     # The upstream's Anthropic events this chunk stands for, when an Anthropic request passed through.
     anthropic: bytes | None = None
+    # Several of the upstream's OpenAI SSE events, whole and unread, when an OpenAI request passed through.
+    sse: bytes | None = None
 
 
 @dataclass(slots=True)

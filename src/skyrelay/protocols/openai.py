@@ -165,7 +165,9 @@ def render_usage(usage: Usage) -> dict[str, Any]:
 
 
 def render_chunk(chunk: ChatChunk) -> bytes:
-    """One SSE event for a chunk; the upstream's own JSON when it has one."""
+    """One SSE event for a chunk (the upstream's own JSON when it has one), or the upstream's passed-through events."""
+    if chunk.sse is not None:
+        return chunk.sse
     if chunk.raw is not None:
         return b"data: " + chunk.raw + b"\n\n"
     base = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created, "model": chunk.model}

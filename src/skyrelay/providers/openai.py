@@ -15,6 +15,7 @@ from ..canonical import (
 )
 from .base import OpenedStream, Provider, as_int, load_json
 from .content import without_cache_control
+from .openai_passthrough import PassThroughChunks
 from .sse import SSEChunks
 
 _OPTIONAL_FIELDS = ("temperature", "top_p", "stop", "tools", "tool_choice", "response_format")
@@ -83,6 +84,8 @@ class OpenAIProvider(Provider):
 
     async def open_stream(self, req: ChatRequest) -> OpenedStream:
         resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
+        if req.raw is not None:  # the client speaks OpenAI too: the stream goes on as it came, barely read
+            return resp, PassThroughChunks(self.stream_events(self.name))
         return resp, SSEChunks(self.stream_events(self.name))
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:

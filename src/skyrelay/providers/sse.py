@@ -38,7 +38,7 @@ class SSEDecoder:
             if block.startswith(b"data: ") and b"\n" not in block:  # the usual one-line event: no splitting
                 events.append((None, block[6:]))
                 continue
-            event = _parse_block(block)
+            event = parse_block(block)
             if event is not None:
                 events.append(event)
         self._buffer = buffer[start:]
@@ -51,7 +51,8 @@ class SSEDecoder:
         return []
 
 
-def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
+def parse_block(block: bytes) -> tuple[str | None, bytes] | None:
+    """(event name, data) of one event without its blank line; None for a block of comments only."""
     name = None
     data: list[bytes] = []
     for line in block.split(b"\n"):

@@ -1,0 +1,138 @@
+"""An OpenAI chat-completions stream passed through to an OpenAI client: forwarded as the bytes it came in, read
+only as far as the gateway needs.
+
+The gateway needs a stream's first output (to commit to the deployment), its usage, whether it finished (a
+finish_reason makes an answer whole without [DONE]), its end and its errors. Every event up to the first output
+is read (the provider's ChunkEvents, Azure's included); after it, only the events that can hold one of those facts.
+Which ones those are is told by byte searches, and they are sound: a quote inside a JSON string is escaped, so a
+quoted key such as `"usage"` only ever matches a real key, never content or tool arguments that mention it; and the
+`"usage":null` and `"finish_reason":null` every chunk repeats are told apart by counting. A false alarm (a server
+that writes `"finish_reason": null` with a space, usage on every chunk) only costs a parse. The rest is forwarded
+unread: what one upstream read holds of it goes on as one chunk. Streams with `\\r` line ends are normalised first.
+A malformed event after the first output reaches the client as it came (the client's SDK raises on it).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..canonical import ChatChunk
+from .sse import EventDecoder, SSEDecoder, parse_block
+
+# Where the first event to read usually is: an error, the end, a choice-less chunk of Azure's (empty id), and the
+# keys read unless null, as they are spelled when not null.
+_FIRST_READ = (b'"error"', b"[DONE]", b'"id":""', b'"finish_reason":"', b'"usage":{')
+
+
+def forwards_unread(events: bytes) -> bool:
+    """Whether none of these whole SSE events can carry anything the gateway reads after the first output: an
+    error, the end, Azure's empty-id chunk, a usage or finish_reason other than null (however spelled)."""
+    return (b'"error"' not in events and b"[DONE]" not in events and b'"id":""' not in events
+            and events.count(b'"finish_reason"') == events.count(b'"finish_reason":null')
+            and events.count(b'"usage"') == events.count(b'"usage":null'))
+
+
+class PassThroughChunks:
+    """The ChunkDecoder of a passed-through OpenAI (or Azure) chat-completions stream."""
+
+    __slots__ = ("events", "buffer", "last", "fallback")
+
+    def __init__(self, events: EventDecoder):
+        self.events = events
+        self.buffer = b""
+        self.last: ChatChunk | None = None  # the first output chunk: once there, events may go on unread
+        self.fallback: SSEDecoder | None = None  # for a stream with \r line ends
+
+    def feed(self, data: bytes) -> Iterator[ChatChunk]:
+        if self.events.done:
+            return
+        if self.fallback is not None or b"\r" in data:
+            yield from self._feed_normalised(data)
+            return
+        buffer = self.buffer + data if self.buffer else data
+        end = buffer.rfind(b"\n\n") + 2
+        if end < 2:
+            self.buffer = buffer
+            return
+        self.buffer = buffer[end:]
+        whole = buffer[:end] if self.buffer else buffer
+        if self.last is not None:  # committed: what comes before the first event to read goes on in one piece
+            if forwards_unread(whole):  # the usual read
+                yield self._bare(whole)
+                return
+            cut = _first_to_read(whole)
+            if cut and forwards_unread(whole[:cut]):  # (the search can miss odd spellings: then event by event)
+                yield self._bare(whole[:cut])
+                whole = whole[cut:]
+        yield from self._read_events(whole)
+
+    def _read_events(self, whole: bytes) -> Iterator[ChatChunk]:
+        """Event by event: the unread ones are gathered and go on, in order, before the next read one."""
+        unread = b""
+        start, end = 0, len(whole)
+        while start < end:
+            stop = whole.find(b"\n\n", start) + 2
+            block = whole[start:stop]
+            start = stop
+            if self.last is not None and forwards_unread(block):
+                unread += block
+                continue
+            if unread:
+                yield self._bare(unread)
+                unread = b""
+            event = _split(block)
+            if event is None:
+                continue
+            for chunk in self.events.decode(*event):
+                if self.last is None and not _is_preamble(chunk):
+                    self.last = chunk
+                yield chunk
+            if self.events.done:
+                return
+        if unread:
+            yield self._bare(unread)
+
+    def _feed_normalised(self, data: bytes) -> Iterator[ChatChunk]:
+        if self.fallback is None:
+            self.fallback, data = SSEDecoder(), self.buffer + data
+            self.buffer = b""
+        for name, payload in self.fallback.feed(data):
+            yield from self.events.decode(name, payload)
+            if self.events.done:
+                return
+
+    def _bare(self, raw: bytes) -> ChatChunk:
+        """A chunk that only carries forwarded events (the stream's ids, for whoever looks)."""
+        last = self.last
+        return ChatChunk(id=last.id, model=last.model, created=last.created, sse=raw)
+
+    def finish(self) -> list[ChatChunk]:
+        chunks: list[ChatChunk] = []
+        if self.fallback is not None and not self.events.done:
+            for name, payload in self.fallback.finish():
+                chunks += self.events.decode(name, payload)
+        return chunks + list(self.events.finish())
+
+
+def _first_to_read(events: bytes) -> int:
+    """Where the event that (by the usual spellings) holds the first thing to read starts; the end when none."""
+    first = len(events)
+    for mark in _FIRST_READ:
+        at = events.find(mark, 0, first)
+        if at >= 0:
+            first = at
+    if first == len(events):
+        return first
+    end = events.rfind(b"\n\n", 0, first)
+    return end + 2 if end >= 0 else 0
+
+
+def _split(block: bytes) -> tuple[str | None, bytes] | None:
+    """(event name, data) of one event with its blank line: the usual `data: JSON` without splitting lines."""
+    if block.startswith(b"data: ") and block.find(b"\n") == len(block) - 2:
+        return None, block[6:-2]
+    return parse_block(block[:-2])
+
+
+def _is_preamble(chunk: ChatChunk) -> bool:
+    return not (chunk.content or chunk.tool_calls or chunk.finish_reason is not None or chunk.usage is not None)
