@@ -13,6 +13,7 @@ from .. import errors
 from ..canonical import (
     ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingRequest, EmbeddingResponse, ToolCall, ToolCallDelta, Usage,
 )
+from . import openai_responses
 from .base import OpenedStream, Provider, as_int, load_json
 from .sse import SSEChunks
 
@@ -55,6 +56,8 @@ class OpenAIProvider(Provider):
     def __init__(self, deployment: Any):
         super().__init__(deployment)
         self.headers = self.build_headers()
+        # Serves /v1/responses from its own Responses API (the client's body forwarded), or translated to chat
+        self.speaks_responses = deployment.options.get("responses", "native") == "native"
 
     def build_headers(self) -> list[tuple[str, str]]:
         headers = [("content-type", "application/json"), ("accept", "application/json")]
@@ -71,16 +74,27 @@ class OpenAIProvider(Provider):
     def embeddings_path(self) -> str:
         return "/embeddings"
 
+    def responses_path(self) -> str:
+        return "/responses"
+
     def request_headers(self) -> list[tuple[str, str]]:
         return self.headers
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
+        if req.responses is not None and self.speaks_responses:
+            body = openai_responses.native_body(req.responses, self.deployment.model, False, self.name)
+            raw, data = await self.post_json_read_raw(self.responses_path(), self.request_headers(), body)
+            return openai_responses.whole_response(raw, data, self.name)
         body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.chat_body(req))
         resp = parse_response(data, self.name)
         resp.raw_body = body
         return resp
 
     async def open_stream(self, req: ChatRequest) -> OpenedStream:
+        if req.responses is not None and self.speaks_responses:
+            body = openai_responses.native_body(req.responses, self.deployment.model, True, self.name)
+            resp = await self.post_json(self.responses_path(), self.request_headers(), body)
+            return resp, SSEChunks(openai_responses.ResponsesEvents(self.name))
         resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
         return resp, SSEChunks(self.stream_events(self.name))
 
