@@ -30,7 +30,7 @@ def groups(clouds) -> dict:
         "native": {"deployments": [openai_kind("oa", "openai-a")]},
         **{f"failover-{way}": {"deployments": [openai_kind(f"fa-{way}", "openai-a", tier=0),
                                                 openai_kind(f"fb-{way}", "openai-b", tier=1)]}
-           for way in ("whole", "stream")},
+           for way in ("whole", "stream", "cut")},
         "translated": {"deployments": [openai_kind("tr", "openai-b", responses="translate")]},
         "azure": {"deployments": [{"name": "az", "kind": "azure", "base_url": clouds["azure"].base_url,
                                    "model": "gpt4o-eastus", "api_key": UPSTREAM_KEY, "timeouts": TIMEOUTS}]},
@@ -107,6 +107,20 @@ def test_a_failure_before_output_fails_over(stack, streamed):
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-skyrelay-deployment"] == f"fb-{way}" and resp.headers["x-skyrelay-attempts"] == "2"
     assert last_request(stack, "openai-b")["path"] == "/v1/responses"
+
+
+def test_a_stream_cut_before_its_first_output_fails_over_invisibly(stack):
+    """created, in_progress and the first item's added events are held until output follows."""
+    stack.set_faults("openai-a", [{"kind": "cut_stream", "after_chunks": 3, "ending": "reset", "times": 1}])
+    try:
+        resp = post(stack, {"model": "failover-cut", "input": "hello", "store": False, "stream": True})
+    finally:
+        stack.clear_faults("openai-a")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-skyrelay-deployment"] == "fb-cut" and resp.headers["x-skyrelay-attempts"] == "2"
+    events = [event for _, event in sse_events(resp.text)]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
 
 
 def test_translate_sends_chat_completions(stack):

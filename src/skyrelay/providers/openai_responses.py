@@ -60,13 +60,18 @@ def whole_response(raw: bytes, data: Any, deployment: str) -> ChatResponse:
 
 
 class ResponsesEvents:
-    """The Responses API's stream events: one chunk per event, carrying the event's SSE bytes for the client."""
+    """The Responses API's stream events, each chunk carrying the SSE bytes of the events it stands for.
 
-    __slots__ = ("deployment", "done")
+    The events before the first output (response.created, response.in_progress, the first item and part added)
+    ride with the first output event, as one chunk: until then nothing has reached the client, so a cloud that
+    fails there is failed over invisibly. From the first output on, one chunk per event."""
+
+    __slots__ = ("deployment", "done", "pending")
 
     def __init__(self, deployment: str):
         self.deployment = deployment
         self.done = False
+        self.pending: bytes | None = b""  # None once output has begun
 
     def decode(self, event: str | None, payload: bytes) -> tuple[ChatChunk, ...]:
         data = load_json(payload, self.deployment, "sent a stream event")
@@ -76,8 +81,13 @@ class ResponsesEvents:
                                                deployment=self.deployment)
         if kind in ("error", "response.failed"):
             raise self._failure(data)
-        chunk = ChatChunk(id="", model="", created=0, responses=b"event: " + kind.encode() + b"\ndata: " + payload
-                          + b"\n\n")
+        raw = b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
+        if self.pending is not None:
+            if not (kind.endswith((".delta", ".output_item.done")) or kind in _FINAL):
+                self.pending += raw
+                return ()
+            raw, self.pending = self.pending + raw, None
+        chunk = ChatChunk(id="", model="", created=0, responses=raw)
         if kind.endswith(".delta"):  # output has begun: text, arguments or reasoning (no longer a preamble)
             delta = data.get("delta")
             if kind == "response.output_text.delta":
@@ -87,6 +97,8 @@ class ResponsesEvents:
                                                   arguments=delta if isinstance(delta, str) else "")]
             else:
                 chunk.reasoning = delta if isinstance(delta, str) and delta else " "
+        elif kind == "response.output_item.done":
+            chunk.reasoning = " "  # an item that streamed no delta (a reasoning item without summary): output all the same
         elif kind in _FINAL:
             response = data.get("response")
             if isinstance(response, dict):

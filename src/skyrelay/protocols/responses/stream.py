@@ -74,14 +74,16 @@ async def _chain(first: ChatChunk | None, rest: AsyncIterator[ChatChunk]) -> Asy
 
 
 async def _pass_through(first: ChatChunk, rest: AsyncIterator[ChatChunk], on_done: Any) -> AsyncIterator[bytes]:
-    sent = 1
+    sent = first.responses.count(b"\n\n")  # events sent: each ends its one-line JSON with a blank line
+    if first.responses_data is not None and on_done is not None:
+        on_done(first.responses_data)
     yield first.responses
     try:
         async for chunk in rest:
             if chunk.responses_data is not None and on_done is not None:
                 on_done(chunk.responses_data)
             if chunk.responses:
-                sent += 1
+                sent += chunk.responses.count(b"\n\n")
                 yield chunk.responses
     except errors.GatewayError as err:
         yield _error_event(err, sent)  # OpenAI numbers events from 0: the next number is how many were sent
