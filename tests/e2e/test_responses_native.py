@@ -132,6 +132,11 @@ def test_translate_sends_chat_completions(stack):
 
 
 def test_an_upstream_refusal_passes_through_as_a_400(stack):
+    refused = post(stack, {"model": "native", "input": "hello", "temperature": 3, "store": False})
+    assert refused.status_code == 400
+    validate("ErrorResponse", refused.json())
+    assert refused.json()["error"]["param"] == "temperature"  # the cloud's own words, param and code kept
+    assert refused.json()["error"]["code"] == "decimal_above_max_value"
     with pytest.raises(openai.BadRequestError, match="could not be verified"):
         stack.openai().responses.create(model="native", store=False, input=[
             {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "forged.mac"},

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from .. import errors
 from ..canonical import (
     ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingRequest, EmbeddingResponse, ToolCall, ToolCallDelta, Usage,
@@ -113,6 +115,16 @@ class OpenAIProvider(Provider):
             usage=Usage(input_tokens=as_int(usage.get("prompt_tokens"))), raw=data,
         )
 
+    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
+        """OpenAI's own 4xx keeps its `param` and `code`: clients branch on them (context_length_exceeded...)."""
+        err = super().error_from_response(status, headers, body)
+        if type(err) is errors.UpstreamClientError:
+            detail = _error_detail(body)
+            for name in ("param", "code"):
+                if isinstance(detail.get(name), str):
+                    setattr(err, name, detail[name])
+        return err
+
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
         if req.raw is not None:
             body = dict(req.raw)
@@ -134,6 +146,15 @@ class OpenAIProvider(Provider):
             else:  # a server that refuses the field altogether
                 body.pop("stream_options", None)
         return body
+
+
+def _error_detail(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    detail = data.get("error") if isinstance(data, dict) else None
+    return detail if isinstance(detail, dict) else {}
 
 
 def parse_response(data: Any, deployment: str) -> ChatResponse:
