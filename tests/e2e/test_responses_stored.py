@@ -19,6 +19,7 @@ from tests.support.openai_schema import validate
 
 from .harness import UPSTREAM_KEY, start_stack
 
+GPT_ONLY = "sk-gpt-only"
 POSTGRES = os.environ.get("SKYRELAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TIMEOUTS = {"connect": 1, "first_byte": 3, "total": 10}
 CLOUDS = [{"name": "openai-a", "protocol": "openai"}, {"name": "openai-b", "protocol": "openai"},
@@ -55,7 +56,8 @@ def stack(request, bg, tmp_path_factory):
         admin, url = _postgres_database()
         if admin is None:
             pytest.skip(f"no PostgreSQL at {POSTGRES}")
-    s = start_stack(bg, CLOUDS, groups, sections={"database": {"url": url}})
+    keys = [{"name": "gpt-only", "key": GPT_ONLY, "models": ["gpt"]}]
+    s = start_stack(bg, CLOUDS, groups, sections={"database": {"url": url}, "keys": keys})
     s.database_url = url
     yield s
     s.close()
@@ -64,9 +66,9 @@ def stack(request, bg, tmp_path_factory):
         admin.close()
 
 
-def call(stack, method: str, path: str, body: dict | None = None) -> httpx.Response:
+def call(stack, method: str, path: str, body: dict | None = None, key: str | None = None) -> httpx.Response:
     return httpx.request(method, f"{stack.base_url}{path}", json=body, timeout=10,
-                         headers={"authorization": f"Bearer {stack.key}"})
+                         headers={"authorization": f"Bearer {key or stack.key}"})
 
 
 def seen(stack, cloud: str) -> dict:
@@ -129,3 +131,13 @@ def test_previous_response_id_goes_as_is_to_its_producer_and_as_the_conversation
     again = client.responses.create(model="gpt", input="And my age?", previous_response_id=translated.id)
     body = seen(stack, "openai-a")  # produced through the canonical core: no cloud knows that id
     assert "previous_response_id" not in body and len(body["input"]) == 5
+
+
+def test_a_key_sees_and_continues_only_its_own_groups_responses(stack):
+    claude = call(stack, "POST", "/responses", {"model": "claude", "input": "a secret"}).json()["id"]
+    assert call(stack, "GET", f"/responses/{claude}", key=GPT_ONLY).status_code == 404
+    refused = call(stack, "POST", "/responses", {"model": "gpt", "input": "go on", "previous_response_id": claude},
+                   key=GPT_ONLY)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "previous_response_not_found"
+    own = call(stack, "POST", "/responses", {"model": "gpt", "input": "mine"}, key=GPT_ONLY).json()["id"]
+    assert call(stack, "GET", f"/responses/{own}", key=GPT_ONLY).status_code == 200

@@ -34,7 +34,7 @@ def register(gateway: "Gateway") -> None:
         previous = native.body.get("previous_response_id")
         if previous is not None:
             stored = await store.get(previous)
-            if stored is None:
+            if stored is None or not _allowed(request, stored):
                 raise errors.InvalidRequest(f"Previous response with id '{previous}' not found.",
                                             param="previous_response_id", code="previous_response_not_found")
             native.history = stored.conversation
