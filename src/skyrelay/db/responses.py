@@ -32,7 +32,7 @@ _INSERT = ("INSERT INTO skyrelay_responses (id, model_group, deployment, native,
            "conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT = "SELECT model_group, deployment, native, body, input, conversation FROM skyrelay_responses WHERE id = ?"
 _DELETE = "DELETE FROM skyrelay_responses WHERE id = ?"
-_CACHED = 2048  # recent responses kept in memory
+_CACHED = 256  # recent responses kept in memory (a conversation may be large: few are kept)
 _BATCH = 64
 
 
