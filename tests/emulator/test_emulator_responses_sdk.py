@@ -165,6 +165,7 @@ async def test_stored_responses_continue_and_can_be_fetched_and_deleted(openai_c
 @pytest.mark.parametrize("body, param", [
     ({"input": "hi", "extra_body": {"bogus": 1}}, "bogus"),
     ({"input": "hi", "temperature": 3}, "temperature"),
+    ({"input": "hi", "max_output_tokens": 8}, "max_output_tokens"),  # OpenAI's floor is 16
     ({"input": [{"role": "robot", "content": "hi"}]}, "input[0].role"),
     ({"input": "hi", "tools": [{"type": "function"}]}, "tools[0].name"),
     ({"input": "hi", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),

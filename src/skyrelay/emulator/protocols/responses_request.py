@@ -22,7 +22,7 @@ _PARAMS = {
     "client_metadata",
 }
 _TYPED = {  # name -> (JSON type, minimum, maximum); each may also be null
-    "instructions": ("string", None, None), "max_output_tokens": ("integer", 1, None),
+    "instructions": ("string", None, None), "max_output_tokens": ("integer", 16, None),
     "max_tool_calls": ("integer", 1, None), "metadata": ("object", None, None),
     "parallel_tool_calls": ("boolean", None, None), "previous_response_id": ("string", None, None),
     "prompt_cache_key": ("string", None, None), "reasoning": ("object", None, None),
