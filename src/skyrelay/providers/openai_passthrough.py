@@ -56,41 +56,28 @@ class PassThroughChunks:
             return
         self.buffer = buffer[end:]
         whole = buffer[:end] if self.buffer else buffer
-        if self.last is not None:  # committed: what comes before the first event to read goes on in one piece
-            if forwards_unread(whole):  # the usual read
-                yield self._bare(whole)
+        while whole:
+            if self.last is not None:  # committed: what comes before the next event to read goes on in one piece
+                cut = _unread_length(whole)
+                if cut == len(whole):
+                    yield self._bare(whole)
+                    return
+                if cut:
+                    yield self._bare(whole[:cut])
+                    whole = whole[cut:]
+            stop = whole.find(b"\n\n") + 2
+            yield from self._read(whole[:stop])
+            if self.events.done:
                 return
-            cut = _first_to_read(whole)
-            if cut and forwards_unread(whole[:cut]):  # (the search can miss odd spellings: then event by event)
-                yield self._bare(whole[:cut])
-                whole = whole[cut:]
-        yield from self._read_events(whole)
+            whole = whole[stop:]
 
-    def _read_events(self, whole: bytes) -> Iterator[ChatChunk]:
-        """Event by event: the unread ones are gathered and go on, in order, before the next read one."""
-        unread = b""
-        start, end = 0, len(whole)
-        while start < end:
-            stop = whole.find(b"\n\n", start) + 2
-            block = whole[start:stop]
-            start = stop
-            if self.last is not None and forwards_unread(block):
-                unread += block
-                continue
-            if unread:
-                yield self._bare(unread)
-                unread = b""
-            event = _split(block)
-            if event is None:
-                continue
+    def _read(self, block: bytes) -> Iterator[ChatChunk]:
+        event = _split(block)
+        if event is not None:
             for chunk in self.events.decode(*event):
                 if self.last is None and not _is_preamble(chunk):
                     self.last = chunk
                 yield chunk
-            if self.events.done:
-                return
-        if unread:
-            yield self._bare(unread)
 
     def _feed_normalised(self, data: bytes) -> Iterator[ChatChunk]:
         if self.fallback is None:
@@ -112,6 +99,17 @@ class PassThroughChunks:
             for name, payload in self.fallback.finish():
                 chunks += self.events.decode(name, payload)
         return chunks + list(self.events.finish())
+
+
+def _unread_length(events: bytes) -> int:
+    """How many leading bytes of these whole events go on unread, once the stream has output."""
+    if events.find(b"\n\n") + 2 == len(events):  # one event (a trickled stream): no need to search
+        return len(events) if forwards_unread(events) else 0
+    cut = _first_to_read(events)
+    # The search can miss odd spellings; the counts in forwards_unread cannot.
+    if cut and forwards_unread(events[:cut] if cut < len(events) else events):
+        return cut
+    return 0
 
 
 def _first_to_read(events: bytes) -> int:

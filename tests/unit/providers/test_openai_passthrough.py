@@ -115,3 +115,11 @@ def test_azures_prompt_filter_chunk_is_dropped_and_the_rest_passes():
                      "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]}
     out = run(sse([prompt_filter] + STREAM) + DONE, 100_000, AzureChunkEvents("azure-a"))
     assert client_bytes(out) == sse(STREAM)
+
+
+def test_a_stream_in_one_read_goes_on_in_one_piece_between_what_is_read():
+    out = run(sse(STREAM) + DONE, 100_000)
+    assert [c.content for c in out[:2]] == ["", "Hello"]
+    # the six words go on unread; the tricky chunk is read (its [DONE]); finish and usage are read
+    assert out[2].sse == sse(STREAM[2:8]) and out[3].content == TRICKY
+    assert out[4].finish_reason == "stop" and out[5].usage is not None and len(out) == 6
