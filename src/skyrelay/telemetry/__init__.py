@@ -9,26 +9,40 @@ when `telemetry.otlp` is configured.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Callable
 
 from .. import errors
+from . import stats
 from .access_log import AccessLog
+from .activity import Activity
 from .events import EventLog
 from .exposition import CONTENT_TYPE, render
 from .metrics import CLIENT_CLOSED, Metrics, prices_of
+
+WATCH_INTERVAL = 1.0  # seconds between looks for the events no single request tells
 
 __all__ = ["Telemetry", "CONTENT_TYPE"]
 
 
 class Telemetry:
-    def __init__(self, config: Any, dispatcher: Any):
+    def __init__(self, config: Any, dispatcher: Any, state: Any = None):
+        self.config = config
         self.dispatcher = dispatcher
         self.deployments = config.deployments()
-        self.metrics = Metrics(prices_of(self.deployments)) if config.metrics.enabled else None
+        prices = prices_of(self.deployments)
+        self.metrics = Metrics(prices) if config.metrics.enabled else None
+        self.activity = Activity(self.deployments, prices, dispatcher.clock())
         access = config.logging
         self.access_log = AccessLog(access.file) if access.access else None
         self.events = EventLog(dispatcher.health)
         self._clock = dispatcher.clock
+        self._watcher: asyncio.TimerHandle | None = None
+        # What other parts of the gateway publish through /admin/stats (name -> a function returning its JSON
+        # section: the ledger's "commitments", "spend" and "ledger") and through /metrics (functions returning
+        # (name, help, type, label names, {label values: value}) families, read at scrape time).
+        self.stats_sources: dict[str, Callable[[], Any]] = {}
+        self.gauge_sources: list[Callable[[], list]] = []
+        self.state = state  # the limits' state (skyrelay.state): whether Redis is shared or fallen back to local
         self.tracer = None
         if config.otlp is not None:
             from .tracing import Tracer
@@ -40,8 +54,18 @@ class Telemetry:
     def start(self) -> None:
         if self.access_log is not None:
             self.access_log.start()
+        self._watcher = asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
+
+    def _watch(self) -> None:
+        try:
+            self.events.watch(self.dispatcher, self.config.model_groups, self.activity, self._clock())
+        finally:
+            self._watcher = asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
 
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         if self.access_log is not None:
             self.access_log.close()
         if self.tracer is not None:
@@ -53,6 +77,7 @@ class Telemetry:
         status = status_of(ctx.error)
         if self.metrics is not None:
             self.metrics.observe(ctx, status, end)
+        self.activity.observe(ctx, status, end)
         if self.access_log is not None:
             self.access_log.request(ctx, status, end)
         self.events.observe(ctx)
@@ -68,7 +93,14 @@ class Telemetry:
 
     def exposition(self) -> bytes:
         self.events.sweep()  # a breaker an active health check closed is told at the latest here
-        return render(self.metrics, self.dispatcher, self.deployments)
+        return render(self.metrics, self.dispatcher, self.deployments, self)
+
+    def stats(self) -> dict:
+        """The /admin/stats document (stats.py)."""
+        self.events.sweep()
+        return stats.build(self.activity, self.dispatcher, self.config, self.events.ejections,
+                           self.state.status() if self.state is not None else None,
+                           self.stats_sources)
 
 
 def status_of(error: BaseException | None) -> int:

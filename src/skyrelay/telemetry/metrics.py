@@ -59,6 +59,14 @@ class RouteStats:
         self.latency = Histogram(LATENCY_BUCKETS)  # of its successful attempts
 
 
+class TeamStats:
+    __slots__ = ("by_class", "cost")
+
+    def __init__(self):
+        self.by_class = [0] * len(STATUS_CLASSES)
+        self.cost = 0.0
+
+
 class Metrics:
     """What happened to every request that reached a model group, and to those answered before one."""
 
@@ -68,6 +76,9 @@ class Metrics:
         self.routes: dict[tuple[str, str], RouteStats] = {}  # (group, deployment)
         self.attempt_errors: dict[tuple[str, str], int] = {}  # (deployment, error class)
         self.unrouted: dict[tuple[str, str], int] = {}  # (route, status class): answered before any model group
+        # Per (team, model group): requests by status class and their cost. Only requests whose key belongs to a
+        # team (a declared one: the label is bounded by the configuration) are counted here.
+        self.teams: dict[tuple[str, str], TeamStats] = {}
 
     def observe(self, ctx: Any, status: int, end: float) -> None:
         group = ctx.group
@@ -79,6 +90,7 @@ class Metrics:
         if ctx.first_output is not None:
             stats.ttft.observe(ctx.first_output - ctx.arrival)
         failed = False
+        cost = 0.0
         routes = self.routes
         for attempt in ctx.attempts:
             key = (group, attempt.deployment)
@@ -100,11 +112,20 @@ class Metrics:
                     route.cached += usage.cached_tokens
                     price = self.prices.get(attempt.deployment)
                     if price is not None:
-                        route.cost += cost_of(usage, price)
+                        spent = cost_of(usage, price)
+                        route.cost += spent
+                        cost += spent
             elif attempt.error_kind is not None:
                 failed = failed or result == "failed"
                 key = (attempt.deployment, attempt.error_kind)
                 self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
+        if ctx.team is not None:
+            key = (ctx.team, group)
+            team = self.teams.get(key)
+            if team is None:
+                team = self.teams[key] = TeamStats()
+            team.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
+            team.cost += cost
 
     def observe_unrouted(self, route: str, status: int) -> None:
         key = (route, STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx")
