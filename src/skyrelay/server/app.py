@@ -67,7 +67,8 @@ class Gateway:
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import admin_stats_routes, anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
+        from . import (admin_stats_routes, anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes,
+                       ui_routes)
 
         openai_routes.register(self)
         anthropic_routes.register(self)
@@ -75,6 +76,7 @@ class Gateway:
         openapi_routes.register(self)
         metrics_routes.register(self)
         admin_stats_routes.register(self)
+        ui_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
