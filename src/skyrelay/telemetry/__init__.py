@@ -17,7 +17,7 @@ from .access_log import AccessLog
 from .activity import Activity
 from .events import EventLog
 from .exposition import CONTENT_TYPE, render
-from .metrics import CLIENT_CLOSED, Metrics, prices_of
+from .metrics import CLIENT_CLOSED, Metrics, prices_of, request_cost
 
 WATCH_INTERVAL = 1.0  # seconds between looks for the events no single request tells
 
@@ -29,9 +29,9 @@ class Telemetry:
         self.config = config
         self.dispatcher = dispatcher
         self.deployments = config.deployments()
-        prices = prices_of(self.deployments)
-        self.metrics = Metrics(prices) if config.metrics.enabled else None
-        self.activity = Activity(self.deployments, prices, dispatcher.clock())
+        self.prices = prices_of(self.deployments)
+        self.metrics = Metrics(self.prices) if config.metrics.enabled else None
+        self.activity = Activity(self.deployments, dispatcher.clock())
         access = config.logging
         self.access_log = AccessLog(access.file) if access.access else None
         self.events = EventLog(dispatcher.health)
@@ -76,10 +76,12 @@ class Telemetry:
         end = self._clock()
         status = status_of(ctx.error)
         if self.metrics is not None:
-            self.metrics.observe(ctx, status, end)
-        self.activity.observe(ctx, status, end)
+            cost = self.metrics.observe(ctx, status, end)
+        else:
+            cost = request_cost(ctx, self.prices)
+        self.activity.observe(ctx, status, end, cost)
         if self.access_log is not None:
-            self.access_log.request(ctx, status, end)
+            self.access_log.request(ctx, status, end, cost)
         self.events.observe(ctx)
         if self.tracer is not None:
             self.tracer.record(ctx, status, end)

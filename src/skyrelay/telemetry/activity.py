@@ -4,7 +4,7 @@ Fed by each closed request context, like the counters of metrics.py, at a few li
 deployment keeps a ring of BUCKETS ten-second buckets (served and failed attempts, and the served attempts' summed
 latency), so a dashboard opened now sees the whole hour, and a rate over any recent span is a sum of buckets. The
 ring turns with the dispatcher's clock, lazily: the first context of a new bucket zeroes the buckets skipped since.
-Spend counts the served attempts' cost at the configured prices per (team, model group, vendor): bounded by the
+Spend adds each served attempt's cost at the configured prices to its deployment, per team: bounded by the
 configuration. Errors are a bounded ring of the latest ones, written only for a request that went wrong somewhere.
 """
 
@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .metrics import CLIENT_CLOSED, cost_of
+from .metrics import CLIENT_CLOSED
 
 BUCKET_S = 10  # seconds per bucket
 BUCKETS = 360  # an hour of them
@@ -23,14 +23,16 @@ RECENT_ERRORS = 50
 
 
 class Ring:
-    """One deployment's last hour: attempts served, attempts failed, and seconds summed over the served ones."""
+    """One deployment's last hour: attempts served, attempts failed, and seconds summed over the served ones; and
+    what it served cost since start, per team (None: keys of no team, the master key)."""
 
-    __slots__ = ("ok", "failed", "latency")
+    __slots__ = ("ok", "failed", "latency", "spend")
 
     def __init__(self):
         self.ok = [0] * BUCKETS
         self.failed = [0] * BUCKETS
         self.latency = [0.0] * BUCKETS
+        self.spend: dict[str | None, float] = {}
 
     def clear(self, index: int) -> None:
         self.ok[index] = self.failed[index] = 0
@@ -38,16 +40,16 @@ class Ring:
 
 
 class Activity:
-    def __init__(self, deployments: list[Any], prices: dict[str, tuple[float, float, float]], now: float):
-        self.prices = prices
+    def __init__(self, deployments: list[Any], now: float):
         self.rings: dict[str, Ring] = {d.name: Ring() for d in deployments}
+        self.deployments = {d.name: d for d in deployments}
         self.started = now
         self.started_wall = round(time.time(), 3)
         self.slot = self.first_slot = int(now // BUCKET_S)  # the current bucket's number since the clock's epoch
-        self.spend: dict[tuple[str | None, str, str], float] = {}  # (team, model group, vendor) -> USD
         self.errors: deque[dict] = deque(maxlen=RECENT_ERRORS)
 
-    def observe(self, ctx: Any, status: int, end: float) -> None:
+    def observe(self, ctx: Any, status: int, end: float, cost: float) -> None:
+        """`cost`: USD of the attempt that served it (metrics.request_cost)."""
         slot = int(end // BUCKET_S)
         if slot != self.slot:
             self.advance(slot)
@@ -63,11 +65,9 @@ class Activity:
                 ring.ok[index] += 1
                 if attempt.end is not None:
                     ring.latency[index] += attempt.end - attempt.start
-                usage = attempt.usage
-                price = self.prices.get(attempt.deployment)
-                if usage is not None and price is not None:
-                    key = (ctx.team, ctx.group, attempt.vendor)
-                    self.spend[key] = self.spend.get(key, 0.0) + cost_of(usage, price)
+                if cost:
+                    spend = ring.spend
+                    spend[ctx.team] = spend.get(ctx.team, 0.0) + cost
             elif result == "failed":
                 ring.failed[index] += 1
                 wrong = True
@@ -130,3 +130,15 @@ class Activity:
         return {"ok": [ring.ok[i] for i in indexes], "failed": [ring.failed[i] for i in indexes],
                 "latency_ms": [round(ring.latency[i] * 1000 / ring.ok[i], 2) if ring.ok[i] else None
                                for i in indexes]}
+
+    def spend(self) -> dict[tuple[str | None, str, str], float]:
+        """USD since start per (team, model group, vendor)."""
+        out: dict[tuple[str | None, str, str], float] = {}
+        for name, ring in self.rings.items():
+            d = self.deployments.get(name)
+            if d is None:
+                continue
+            for team, usd in ring.spend.items():
+                key = (team, d.group, d.vendor)
+                out[key] = out.get(key, 0.0) + usd
+        return out

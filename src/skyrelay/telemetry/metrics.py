@@ -80,7 +80,8 @@ class Metrics:
         # team (a declared one: the label is bounded by the configuration) are counted here.
         self.teams: dict[tuple[str, str], TeamStats] = {}
 
-    def observe(self, ctx: Any, status: int, end: float) -> None:
+    def observe(self, ctx: Any, status: int, end: float) -> float:
+        """Count the request; returns its cost at the configured prices (USD), which the others reuse."""
         group = ctx.group
         stats = self.groups.get(group)
         if stats is None:
@@ -126,6 +127,7 @@ class Metrics:
                 team = self.teams[key] = TeamStats()
             team.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
             team.cost += cost
+        return cost
 
     def observe_unrouted(self, route: str, status: int) -> None:
         key = (route, STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx")
@@ -137,6 +139,17 @@ def cost_of(usage: Any, price: tuple[float, float, float]) -> float:
     per_input, per_cached, per_output = price
     cached = usage.cached_tokens
     return (usage.input_tokens - cached) * per_input + cached * per_cached + usage.output_tokens * per_output
+
+
+def request_cost(ctx: Any, prices: dict[str, tuple[float, float, float]]) -> float:
+    """USD of the attempt that served the request (0 when none did or it has no price): Metrics.observe's figure,
+    for when metrics are off."""
+    for attempt in ctx.attempts:
+        if attempt.status == "ok" and attempt.usage is not None:
+            price = prices.get(attempt.deployment)
+            if price is not None:
+                return cost_of(attempt.usage, price)
+    return 0.0
 
 
 def prices_of(deployments: list[Any]) -> dict[str, tuple[float, float, float]]:

@@ -134,7 +134,7 @@ def _group(group: Any, dispatcher: Any, activity: Activity, shares: range, now: 
 def _spend(activity: Activity) -> dict:
     """team -> model group -> vendor, in US dollars at the configured prices, since this process started."""
     teams: dict[str, dict] = {}
-    for (team, group, vendor), usd in activity.spend.items():
+    for (team, group, vendor), usd in activity.spend().items():
         t = teams.setdefault(team or NO_TEAM, {"team": team or NO_TEAM, "usd": 0.0, "model_groups": {}})
         g = t["model_groups"].setdefault(group, {"model_group": group, "usd": 0.0, "vendors": {}})
         g["vendors"][vendor] = g["vendors"].get(vendor, 0.0) + usd
