@@ -62,6 +62,9 @@ def test_only_the_master_key_and_admin_keys_may_read_it(stack):
     assert "role admin" in denied.json()["error"]["message"] and TEAM_KEY not in denied.text
     assert stats(stack, None).status_code == 401
     assert stats(stack, "sk-wrong").status_code == 401
+    metrics = f"{stack.origin}/metrics"  # the same rule guards /metrics (unless metrics.public)
+    assert httpx.get(metrics, headers={"authorization": f"Bearer {TEAM_KEY}"}, timeout=10).status_code == 403
+    assert httpx.get(metrics, headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=10).status_code == 200
 
 
 def test_traffic_spillover_spend_and_health_after_a_fault(stack):
