@@ -71,6 +71,7 @@ class AccessLog:
             "vendor": served.vendor if served is not None else None,
             "attempts": len(ctx.attempts),
             "tried": [a.deployment for a in ctx.attempts] if len(ctx.attempts) > 1 else None,
+            "hedged": ctx.hedged,
             "result": _result(ctx, last),
             "error": type(ctx.error).__name__ if ctx.error is not None else (
                 last.error_kind if last is not None and last.status == "failed" else None),

@@ -25,6 +25,10 @@ def render(metrics: Metrics, dispatcher: Any, deployments: list[Any], telemetry:
              {(g, d, r.vendor, result): n for (g, d), r in routes.items() for result, n in r.results.items()})
     _counter(out, "skyrelay_attempt_errors_total", "Attempts that ended in an error, by the error's class.",
              ("deployment", "error"), metrics.attempt_errors)
+    _counter(out, "skyrelay_hedged_requests_total", "Requests that sent a hedge attempt, and those the hedge answered.",
+             ("model_group", "winner"), {(g, w): n for g, stats in groups.items()
+                                         for w, n in (("hedge", stats.hedge_wins),
+                                                      ("first", stats.hedged - stats.hedge_wins)) if stats.hedged})
     _counter(out, "skyrelay_failovers_total", "Requests served by a deployment after an earlier attempt failed.",
              ("model_group", "deployment"), {key: r.failovers for key, r in routes.items() if r.failovers})
     tokens = {(*key, kind): n for key, r in routes.items()

@@ -36,10 +36,12 @@ class Histogram:
 class GroupStats:
     """One model group's requests: counted by status class, timed end to end and (streams) to first output."""
 
-    __slots__ = ("by_class", "latency", "ttft")
+    __slots__ = ("by_class", "latency", "ttft", "hedged", "hedge_wins")
 
     def __init__(self):
         self.by_class = [0] * len(STATUS_CLASSES)
+        self.hedged = 0  # requests that sent a hedge attempt
+        self.hedge_wins = 0  # of those, answered by the hedge
         self.latency = Histogram(LATENCY_BUCKETS)
         self.ttft = Histogram(TTFT_BUCKETS)
 
@@ -90,6 +92,9 @@ class Metrics:
         stats.latency.observe(end - ctx.arrival)
         if ctx.first_output is not None:
             stats.ttft.observe(ctx.first_output - ctx.arrival)
+        if ctx.hedged:
+            stats.hedged += 1
+            stats.hedge_wins += any(a.hedged and a.status == "ok" for a in ctx.attempts)
         failed = False
         cost = 0.0
         routes = self.routes
