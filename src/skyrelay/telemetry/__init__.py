@@ -51,6 +51,16 @@ class Telemetry:
             for provider in dispatcher.providers.values():
                 provider.traced = True
 
+    def reconfigure(self, config: Any, source: str, added: list[str], removed: list[str]) -> None:
+        """A reloaded configuration is in force: count and price by it from now on, and say so in the log."""
+        self.config = config
+        self.deployments = config.deployments()
+        self.prices = prices_of(self.deployments)
+        if self.metrics is not None:
+            self.metrics.prices = self.prices
+        self.activity.reconfigure(self.deployments)
+        self.events.config_reloaded(source, added, removed)
+
     def start(self) -> None:
         if self.access_log is not None:
             self.access_log.start()

@@ -48,6 +48,12 @@ class Activity:
         self.slot = self.first_slot = int(now // BUCKET_S)  # the current bucket's number since the clock's epoch
         self.errors: deque[dict] = deque(maxlen=RECENT_ERRORS)
 
+    def reconfigure(self, deployments: list[Any]) -> None:
+        """After a reload: rings for new deployments; a removed one's ring stays until its hour has passed."""
+        self.deployments.update((d.name, d) for d in deployments)
+        for d in deployments:
+            self.rings.setdefault(d.name, Ring())
+
     def observe(self, ctx: Any, status: int, end: float, cost: float) -> None:
         """`cost`: USD of the attempt that served it (metrics.request_cost)."""
         slot = int(end // BUCKET_S)

@@ -112,3 +112,13 @@ async def test_losing_redis_is_an_event_line(caplog):
         await state.aclose()
     (record,) = [r for r in caplog.records if getattr(r, "event", None) == "redis_fallback"]
     assert record.error and "sk-" not in record.getMessage()
+
+
+def test_a_reload_reprices_adds_rings_and_says_so(world, caplog):
+    telemetry = world[0]
+    caplog.set_level(logging.INFO, logger="skyrelay.events")
+    grown = {"model_groups": {**CONFIG["model_groups"], "new": {"deployments": [
+        deployment("fresh", price={"input_per_mtok": 1, "output_per_mtok": 1})]}}}
+    telemetry.reconfigure(parse_config(grown, env={}), "gateway.yaml", ["fresh"], [])
+    assert "fresh" in telemetry.activity.rings and "fresh" in telemetry.prices
+    assert [name for name, _ in events(caplog)] == ["config_reloaded"]
