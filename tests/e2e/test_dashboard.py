@@ -69,8 +69,16 @@ def send(stack, count: int) -> None:
         client.chat.completions.create(model="chat", messages=HELLO)
 
 
+# Read in one script call: the page redraws its panels every 2 s, so an element found by one WebDriver call may be
+# replaced before the next one reads it.
 def text(driver, element_id: str) -> str:
-    return driver.find_element(By.ID, element_id).text
+    return driver.execute_script("return document.getElementById(arguments[0]).innerText", element_id)
+
+
+def health(driver, deployment: str) -> dict:
+    return driver.execute_script(
+        "const r = document.querySelector(`#health tr[data-deployment=\"${arguments[0]}\"]`);"
+        "return r ? {...r.dataset} : {};", deployment)
 
 
 def test_dashboard_signs_in_shows_traffic_and_a_breaker_opening(make_stack, browser, tmp_path):
@@ -93,18 +101,18 @@ def test_dashboard_signs_in_shows_traffic_and_a_breaker_opening(make_stack, brow
     traffic.start()
     wait.until(lambda d: int(text(d, "total-served")) > first)  # the numbers move while traffic flows
     traffic.join()
-    rows = {r.get_attribute("data-deployment") for r in browser.find_elements(By.CSS_SELECTOR, "#share tr[data-deployment]")}
-    assert rows == {"east", "west"}
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll('#share tr[data-deployment]')].map(r => r.dataset.deployment)")
+    assert set(rows) == {"east", "west"}
     assert "research" in text(browser, "spend")
     assert "alpha-2026" in text(browser, "commitments")
     assert "beta" in text(browser, "concentration")
-    east = '#health tr[data-deployment="east"]'
-    assert browser.find_element(By.CSS_SELECTOR, east).get_attribute("data-breaker") == "closed"
+    assert health(browser, "east")["breaker"] == "closed"
 
     stack.set_faults("cloud-a", [{"status": 500, "rate": 1.0}])
     send(stack, 12)  # west answers them all; east's first failure (routing picks it at random) opens its breaker
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, east).get_attribute("data-breaker") == "open")
-    assert browser.find_element(By.CSS_SELECTOR, east).get_attribute("data-available") == "false"
+    wait.until(lambda d: health(d, "east").get("breaker") == "open")
+    assert health(browser, "east")["available"] == "false"
     wait.until(lambda d: "UpstreamUnavailable" in text(d, "errors"))
     assert console_errors(browser) == []
 

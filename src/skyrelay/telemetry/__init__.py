@@ -68,7 +68,9 @@ class Telemetry:
 
     def _watch(self) -> None:
         try:
-            self.events.watch(self.dispatcher, self.config.model_groups, self.activity, self._clock())
+            now = self._clock()
+            self.activity.sample(self.metrics, now)
+            self.events.watch(self.dispatcher, self.config.model_groups, self.activity, now)
         finally:
             self._watcher = asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
 
@@ -85,13 +87,11 @@ class Telemetry:
         """The request context's close hook: every request that reached a model group passes here once."""
         end = self._clock()
         status = status_of(ctx.error)
-        if self.metrics is not None:
-            cost = self.metrics.observe(ctx, status, end)
-        else:
-            cost = request_cost(ctx, self.prices)
-        self.activity.observe(ctx, status, end, cost)
+        cost = self.metrics.observe(ctx, status, end) if self.metrics is not None else None
+        if status != 200 or len(ctx.attempts) != 1:  # something went wrong on the way: the recent errors
+            self.activity.note_errors(ctx, status)
         if self.access_log is not None:
-            self.access_log.request(ctx, status, end, cost)
+            self.access_log.request(ctx, status, end, request_cost(ctx, self.prices) if cost is None else cost)
         self.events.observe(ctx)
         if self.tracer is not None:
             self.tracer.record(ctx, status, end)
@@ -110,7 +110,8 @@ class Telemetry:
     def stats(self) -> dict:
         """The /admin/stats document (stats.py)."""
         self.events.sweep()
-        return stats.build(self.activity, self.dispatcher, self.config, self.events.ejections,
+        self.activity.sample(self.metrics, self._clock())
+        return stats.build(self.activity, self.metrics, self.dispatcher, self.config, self.events.ejections,
                            self.state.status() if self.state is not None else None,
                            self.stats_sources)
 

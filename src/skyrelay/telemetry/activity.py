@@ -1,11 +1,10 @@
-"""The last hour of traffic per deployment, spend by team, and the latest errors: what /admin/stats shows.
+"""The last hour of traffic per deployment and the latest errors: what /admin/stats shows beside the counters.
 
-Fed by each closed request context, like the counters of metrics.py, at a few list increments per attempt. Each
-deployment keeps a ring of BUCKETS ten-second buckets (served and failed attempts, and the served attempts' summed
-latency), so a dashboard opened now sees the whole hour, and a rate over any recent span is a sum of buckets. The
-ring turns with the dispatcher's clock, lazily: the first context of a new bucket zeroes the buckets skipped since.
-Spend adds each served attempt's cost at the configured prices to its deployment, per team: bounded by the
-configuration. Errors are a bounded ring of the latest ones, written only for a request that went wrong somewhere.
+The request path pays nothing for the hour: once a second (the telemetry's ticker, and again when /admin/stats
+is read) `sample` adds what the counters of metrics.py gained since the last look to the current ten-second
+bucket of each deployment's ring, so a dashboard opened now sees the whole hour and a rate over any recent span is
+a sum of buckets. A bucket gets what was counted while it was the current one (a second late at most). Errors are
+a bounded ring of the latest ones, written only for a request that went wrong somewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .metrics import CLIENT_CLOSED
+from .metrics import CLIENT_CLOSED, Metrics
 
 BUCKET_S = 10  # seconds per bucket
 BUCKETS = 360  # an hour of them
@@ -23,16 +22,14 @@ RECENT_ERRORS = 50
 
 
 class Ring:
-    """One deployment's last hour: attempts served, attempts failed, and seconds summed over the served ones; and
-    what it served cost since start, per team (None: keys of no team, the master key)."""
+    """One deployment's last hour: attempts served, attempts failed, and seconds summed over the served ones."""
 
-    __slots__ = ("ok", "failed", "latency", "spend")
+    __slots__ = ("ok", "failed", "latency")
 
     def __init__(self):
         self.ok = [0] * BUCKETS
         self.failed = [0] * BUCKETS
         self.latency = [0.0] * BUCKETS
-        self.spend: dict[str | None, float] = {}
 
     def clear(self, index: int) -> None:
         self.ok[index] = self.failed[index] = 0
@@ -42,43 +39,40 @@ class Ring:
 class Activity:
     def __init__(self, deployments: list[Any], now: float):
         self.rings: dict[str, Ring] = {d.name: Ring() for d in deployments}
-        self.deployments = {d.name: d for d in deployments}
         self.started = now
         self.started_wall = round(time.time(), 3)
         self.slot = self.first_slot = int(now // BUCKET_S)  # the current bucket's number since the clock's epoch
+        self.seen: dict[str, tuple[int, int, float]] = {}  # per deployment: the counters at the last sample
         self.errors: deque[dict] = deque(maxlen=RECENT_ERRORS)
 
     def reconfigure(self, deployments: list[Any]) -> None:
         """After a reload: rings for new deployments; a removed one's ring stays until its hour has passed."""
-        self.deployments.update((d.name, d) for d in deployments)
         for d in deployments:
             self.rings.setdefault(d.name, Ring())
 
-    def observe(self, ctx: Any, status: int, end: float, cost: float) -> None:
-        """`cost`: USD of the attempt that served it (metrics.request_cost)."""
-        slot = int(end // BUCKET_S)
-        if slot != self.slot:
-            self.advance(slot)
-        index = slot % BUCKETS
-        rings = self.rings
-        wrong = status >= 400
-        for attempt in ctx.attempts:
-            ring = rings.get(attempt.deployment)
-            if ring is None:  # a deployment added since start (a reload): counted from now on
-                ring = rings[attempt.deployment] = Ring()
-            result = attempt.status
-            if result == "ok":
-                ring.ok[index] += 1
-                if attempt.end is not None:
-                    ring.latency[index] += attempt.end - attempt.start
-                if cost:
-                    spend = ring.spend
-                    spend[ctx.team] = spend.get(ctx.team, 0.0) + cost
-            elif result == "failed":
-                ring.failed[index] += 1
-                wrong = True
-        if wrong and status != CLIENT_CLOSED:  # a client that left is not an error to show
-            self._note_errors(ctx, status)
+    def sample(self, metrics: Metrics | None, now: float) -> None:
+        """Add what each deployment's attempt counters gained since the last sample to the current bucket."""
+        self.advance(int(now // BUCKET_S))
+        if metrics is None:  # metrics.enabled: false: nothing is counted, the rings stay empty
+            return
+        totals: dict[str, tuple[int, int, float]] = {}
+        for (_, name), route in metrics.routes.items():
+            ok, failed, latency = totals.get(name, (0, 0, 0.0))
+            results = route.results
+            totals[name] = (ok + results.get("ok", 0), failed + results.get("failed", 0), latency + route.latency.sum)
+        index = self.slot % BUCKETS
+        for name, (ok, failed, latency) in totals.items():
+            before = self.seen.get(name)
+            if before == (ok, failed, latency):
+                continue
+            ring = self.rings.get(name)
+            if ring is None:
+                ring = self.rings[name] = Ring()
+            was_ok, was_failed, was_latency = before or (0, 0, 0.0)
+            ring.ok[index] += ok - was_ok
+            ring.failed[index] += failed - was_failed
+            ring.latency[index] += latency - was_latency
+            self.seen[name] = (ok, failed, latency)
 
     def advance(self, slot: int) -> None:
         """Move the ring to bucket `slot`, zeroing the buckets passed over (all of them after an idle hour)."""
@@ -90,7 +84,10 @@ class Activity:
                 ring.clear(index)
         self.slot = slot
 
-    def _note_errors(self, ctx: Any, status: int) -> None:
+    def note_errors(self, ctx: Any, status: int) -> None:
+        """A request that did not simply succeed at its first attempt: its failures, if it had any."""
+        if status == CLIENT_CLOSED:  # a client that left is not an error to show
+            return
         when = round(time.time(), 3)
         noted = False
         for attempt in ctx.attempts:
@@ -136,15 +133,3 @@ class Activity:
         return {"ok": [ring.ok[i] for i in indexes], "failed": [ring.failed[i] for i in indexes],
                 "latency_ms": [round(ring.latency[i] * 1000 / ring.ok[i], 2) if ring.ok[i] else None
                                for i in indexes]}
-
-    def spend(self) -> dict[tuple[str | None, str, str], float]:
-        """USD since start per (team, model group, vendor)."""
-        out: dict[tuple[str | None, str, str], float] = {}
-        for name, ring in self.rings.items():
-            d = self.deployments.get(name)
-            if d is None:
-                continue
-            for team, usd in ring.spend.items():
-                key = (team, d.group, d.vendor)
-                out[key] = out.get(key, 0.0) + usd
-        return out

@@ -49,7 +49,7 @@ def render(metrics: Metrics, dispatcher: Any, deployments: list[Any], telemetry:
                  {(t, g, cls): n for (t, g), stats in metrics.teams.items()
                   for cls, n in zip(STATUS_CLASSES, stats.by_class) if n})
         _counter(out, "skyrelay_team_cost_usd_total", "Spend of keys that belong to a team, at the configured prices.",
-                 ("team", "model_group"), {key: stats.cost for key, stats in metrics.teams.items()})
+                 ("team", "model_group"), {key: sum(stats.cost.values()) for key, stats in metrics.teams.items()})
     _routing_state(out, dispatcher, deployments)
     _counter(out, "skyrelay_deployment_ejections_total", "Times the deployment's breaker opened (left rotation).",
              ("deployment",), {(name,): telemetry.events.ejections.get(name, 0) for name in

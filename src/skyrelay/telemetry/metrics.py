@@ -66,7 +66,7 @@ class TeamStats:
 
     def __init__(self):
         self.by_class = [0] * len(STATUS_CLASSES)
-        self.cost = 0.0
+        self.cost: dict[str, float] = {}  # vendor -> USD
 
 
 class Metrics:
@@ -97,6 +97,7 @@ class Metrics:
             stats.hedge_wins += any(a.hedged and a.status == "ok" for a in ctx.attempts)
         failed = False
         cost = 0.0
+        vendor = None  # of the attempt that served it
         routes = self.routes
         for attempt in ctx.attempts:
             key = (group, attempt.deployment)
@@ -121,6 +122,7 @@ class Metrics:
                         spent = cost_of(usage, price)
                         route.cost += spent
                         cost += spent
+                        vendor = attempt.vendor
             elif attempt.error_kind is not None:
                 failed = failed or result == "failed"
                 key = (attempt.deployment, attempt.error_kind)
@@ -131,7 +133,8 @@ class Metrics:
             if team is None:
                 team = self.teams[key] = TeamStats()
             team.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
-            team.cost += cost
+            if vendor is not None:
+                team.cost[vendor] = team.cost.get(vendor, 0.0) + cost
         return cost
 
     def observe_unrouted(self, route: str, status: int) -> None:
@@ -144,6 +147,21 @@ def cost_of(usage: Any, price: tuple[float, float, float]) -> float:
     per_input, per_cached, per_output = price
     cached = usage.cached_tokens
     return (usage.input_tokens - cached) * per_input + cached * per_cached + usage.output_tokens * per_output
+
+
+def spend(metrics: Metrics) -> dict[tuple[str | None, str, str], float]:
+    """USD since start per (team, model group, vendor); None: requests of no team (the master key, keys without
+    one), what the deployments' cost leaves after the teams' share."""
+    out: dict[tuple[str | None, str, str], float] = {}
+    for (group, _), route in metrics.routes.items():
+        if route.cost:
+            key = (None, group, route.vendor)
+            out[key] = out.get(key, 0.0) + route.cost
+    for (team, group), stats in metrics.teams.items():
+        for vendor, usd in stats.cost.items():
+            out[(team, group, vendor)] = out.get((team, group, vendor), 0.0) + usd
+            out[(None, group, vendor)] -= usd
+    return {key: usd for key, usd in out.items() if usd > 1e-12}
 
 
 def request_cost(ctx: Any, prices: dict[str, tuple[float, float, float]]) -> float:

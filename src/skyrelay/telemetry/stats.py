@@ -1,6 +1,6 @@
 """GET /admin/stats: what the dashboard shows, as one JSON document built when asked (never on the request path).
 
-Traffic comes from the activity ring (activity.py); health, quotas, vendor shares and in-flight counts are read
+Traffic comes from the activity ring (activity.py) and spend from the counters (metrics.py); health, quotas, vendor shares and in-flight counts are read
 from the dispatcher's routing state at that moment, as /metrics reads them. Sections another part of the gateway
 owns (the ledger's commitment burn-down and spool) come from the sources it registers with Telemetry; until then
 the document says where they will come from. The shape is documented in server/openapi.yaml (AdminStats).
@@ -14,14 +14,15 @@ from typing import Any, Callable
 
 from ..routing.quotas import CONCURRENCY
 from .activity import BUCKET_S, BUCKETS, Activity
+from .metrics import Metrics, spend
 
 RATE_WINDOW_S = 60.0  # requests/s: over the last minute
 SHARE_WINDOW_S = 300.0  # traffic and tier shares: over the last five minutes
 NO_TEAM = "(no team)"
 
 
-def build(activity: Activity, dispatcher: Any, config: Any, ejections: dict[str, int], state: dict,
-          sources: dict[str, Callable[[], Any]]) -> dict:
+def build(activity: Activity, metrics: Metrics | None, dispatcher: Any, config: Any, ejections: dict[str, int],
+          state: dict | None, sources: dict[str, Callable[[], Any]]) -> dict:
     now = dispatcher.clock()
     wall = time.time()
     deployments = config.deployments()
@@ -45,7 +46,7 @@ def build(activity: Activity, dispatcher: Any, config: Any, ejections: dict[str,
         "deployments": rows,
         "vendors": _vendors(rows, total_served),
         "model_groups": [_group(g, dispatcher, activity, shares, now) for g in config.model_groups.values()],
-        "spend": extra.pop("spend", None) or _spend(activity),
+        "spend": extra.pop("spend", None) or _spend(metrics, activity.started_wall),
         "commitments": extra.pop("commitments", None) or _commitments(config.commitments, wall),
         "errors": list(reversed(activity.errors)),  # newest first
         "state": state,
@@ -131,10 +132,10 @@ def _group(group: Any, dispatcher: Any, activity: Activity, shares: range, now: 
     return out
 
 
-def _spend(activity: Activity) -> dict:
+def _spend(metrics: Metrics | None, since: float) -> dict:
     """team -> model group -> vendor, in US dollars at the configured prices, since this process started."""
     teams: dict[str, dict] = {}
-    for (team, group, vendor), usd in activity.spend().items():
+    for (team, group, vendor), usd in (spend(metrics) if metrics is not None else {}).items():
         t = teams.setdefault(team or NO_TEAM, {"team": team or NO_TEAM, "usd": 0.0, "model_groups": {}})
         g = t["model_groups"].setdefault(group, {"model_group": group, "usd": 0.0, "vendors": {}})
         g["vendors"][vendor] = g["vendors"].get(vendor, 0.0) + usd
@@ -144,7 +145,7 @@ def _spend(activity: Activity) -> dict:
     for t in sorted(teams.values(), key=lambda t: -t["usd"]):
         groups = sorted(t["model_groups"].values(), key=lambda g: -g["usd"])
         out.append({**t, "model_groups": groups})
-    return {"source": "gateway", "since": activity.started_wall, "currency": "USD", "teams": out}
+    return {"source": "gateway", "since": since, "currency": "USD", "teams": out}
 
 
 def _commitments(commitments: tuple, wall: float) -> dict:

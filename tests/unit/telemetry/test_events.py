@@ -42,6 +42,7 @@ def served(telemetry, deployment, group: str, now: float) -> None:
     attempt.finish(now, "ok")
     ctx.attempts.append(attempt)
     telemetry.on_close(ctx)
+    telemetry.activity.sample(telemetry.metrics, now)
 
 
 def events(caplog) -> list[tuple[str, dict]]:
