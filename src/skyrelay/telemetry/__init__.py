@@ -1,14 +1,17 @@
-"""What the gateway tells its operators: Prometheus metrics, access logs, event logs and traces.
+"""What the gateway tells its operators: Prometheus metrics, the dashboard's figures, access logs, event logs and
+traces.
 
 One hook, hung on every request context's close (exactly once per request, however it ended), feeds them all;
 the HTTP layer reports the requests that never reached a model group. Metrics and the access log each cost
 nothing when off; event lines cost one check per request that went well; traces (tracing.py) are imported only
-when `telemetry.otlp` is configured.
+when `telemetry.otlp` is configured. A one-second ticker, off the request path, samples the counters into the
+dashboard's hour (activity.py) and looks for the events no single request tells (events.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Callable
 
 from .. import errors
@@ -19,6 +22,7 @@ from .events import EventLog
 from .exposition import CONTENT_TYPE, render
 from .metrics import CLIENT_CLOSED, Metrics, prices_of, request_cost
 
+log = logging.getLogger("skyrelay.telemetry")
 WATCH_INTERVAL = 1.0  # seconds between looks for the events no single request tells
 
 __all__ = ["Telemetry", "CONTENT_TYPE"]
@@ -71,8 +75,9 @@ class Telemetry:
             now = self._clock()
             self.activity.sample(self.metrics, now)
             self.events.watch(self.dispatcher, self.config.model_groups, self.activity, now)
-        finally:
-            self._watcher = asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
+        except Exception:  # a bug here must not stop the ticker, nor reach a request
+            log.exception("telemetry: the one-second look at the counters failed")
+        self._watcher = asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
 
     def close(self) -> None:
         if self._watcher is not None:

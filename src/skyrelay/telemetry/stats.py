@@ -1,7 +1,8 @@
 """GET /admin/stats: what the dashboard shows, as one JSON document built when asked (never on the request path).
 
-Traffic comes from the activity ring (activity.py) and spend from the counters (metrics.py); health, quotas, vendor shares and in-flight counts are read
-from the dispatcher's routing state at that moment, as /metrics reads them. Sections another part of the gateway
+Traffic comes from the activity ring (activity.py) and spend from the counters (metrics.py); health, quotas,
+vendor shares and in-flight counts are read from the dispatcher's routing state at that moment, as /metrics reads
+them. Sections another part of the gateway
 owns (the ledger's commitment burn-down and spool) come from the sources it registers with Telemetry; until then
 the document says where they will come from. The shape is documented in server/openapi.yaml (AdminStats).
 """
