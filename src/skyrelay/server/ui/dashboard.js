@@ -9,8 +9,7 @@ const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2"
 const $ = (id) => document.getElementById(id);
 
 let timer = null;
-let chart = null;
-let chartNames = "";
+const charts = {};  // element id -> {plot, names}: redrawn with new data, rebuilt when the series change
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -137,24 +136,34 @@ function renderTraffic(s) {
   const names = Object.keys(series.deployments);
   const length = names.length ? series.deployments[names[0]].ok.length : 0;
   const xs = Array.from({ length }, (_, i) => series.start + i * series.step_s);
-  const data = [xs, ...names.map((n) => {
+  const rates = names.map((n) => {
     const d = series.deployments[n];
     return d.ok.map((ok, i) => (ok + d.failed[i]) / series.step_s);
-  })];
-  const target = $("rps-chart");
-  if (!chart || chartNames !== names.join(",")) {
-    if (chart) chart.destroy();
-    chartNames = names.join(",");
-    chart = new uPlot({
-      width: Math.max(300, target.clientWidth - 10), height: 220,
-      series: [{}, ...names.map((n, i) => ({ label: n, stroke: COLORS[i % COLORS.length], width: 2,
-                                             value: (u, v) => v === null ? "–" : v.toFixed(2) + " req/s" }))],
-      axes: [{}, { label: "req/s", size: 50 }],
-      scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    }, data, target);
-  } else {
-    chart.setData(data);
-  }
+  });
+  plot("rps-chart", names, [xs, ...rates], "req/s", (v) => v.toFixed(2) + " req/s", (max) => Math.max(1, max * 1.1));
+  // Each vendor's share of the attempts served, per bucket (a gap where nothing was served).
+  const vendorOf = Object.fromEntries(s.deployments.map((d) => [d.name, d.vendor]));
+  const vendors = [...new Set(s.deployments.map((d) => d.vendor))].sort();
+  const served = vendors.map((v) => xs.map((_, i) => names.filter((n) => vendorOf[n] === v)
+    .reduce((sum, n) => sum + series.deployments[n].ok[i], 0)));
+  const totals = xs.map((_, i) => served.reduce((sum, row) => sum + row[i], 0));
+  const shares = served.map((row) => row.map((n, i) => (totals[i] ? (100 * n) / totals[i] : null)));
+  plot("share-chart", vendors, [xs, ...shares], "% served", (v) => v.toFixed(0) + "%", () => 100);
+}
+
+function plot(id, names, data, unit, format, top) {
+  const target = $(id);
+  const known = charts[id];
+  if (known && known.names === names.join(",")) return known.plot.setData(data);
+  if (known) known.plot.destroy();
+  const plot = new uPlot({
+    width: Math.max(300, target.clientWidth - 10), height: 200,
+    series: [{}, ...names.map((n, i) => ({ label: n, stroke: COLORS[i % COLORS.length], width: 2,
+                                           value: (u, v) => (v === null ? "–" : format(v)) }))],
+    axes: [{}, { label: unit, size: 50 }],
+    scales: { y: { range: (u, min, max) => [0, top(max)] } },
+  }, data, target);
+  charts[id] = { plot, names: names.join(",") };
 }
 
 function renderShare(s) {
