@@ -159,7 +159,7 @@ def _family(out: list[str], name: str, help_text: str, kind: str, labels: tuple[
     out.append(f"# TYPE {name} {kind}")
     for key, value in sorted(values.items()):
         key = key if isinstance(key, tuple) else (key,)
-        out.append(f"{name}{{{_labels(labels, key)}}} {_number(value)}")
+        out.append(f"{name}{{{_labels(labels, key)}}} {_number(value)}" if labels else f"{name} {_number(value)}")
 
 
 def _histograms(out: list[str], name: str, help_text: str, labels: tuple[str, ...],
