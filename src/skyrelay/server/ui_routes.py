@@ -6,6 +6,7 @@ Content-Security-Policy lets the page load only its own scripts and talk only to
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ SECURITY = [("content-security-policy", "default-src 'none'; script-src 'self'; 
             ("cache-control", "no-cache")]
 
 
+@functools.cache  # once per process, however many gateways it starts
 def _read(name: str) -> bytes:
     return resources.files(__package__).joinpath("ui", name).read_bytes()
 
