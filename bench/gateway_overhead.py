@@ -5,6 +5,7 @@ Processes: a static upstream (bench/static_upstream.py), the gateway (`skyrelay 
 the upstream with `wrk` to the other. Reported: requests/s, p50/p99 latency, CPU time per request of the gateway
 and of the floor (from /proc, user + system), and the added latency at one connection. Bounded: a few seconds
 per phase, 127.0.0.1 only. Usage: python bench/gateway_overhead.py [--seconds 5] [--connections 32]
+[--access-log /dev/null]
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def measure(args, workdir: Path) -> list[dict]:
             "claude": {"deployments": [{"name": "static-claude", "kind": "anthropic",
                                         "base_url": f"http://127.0.0.1:{up_port}", "model": "claude-bench"}]},
         },
+        **({"logging": {"access": True, "file": args.access_log}} if args.access_log else {}),
     }))
     skyrelay = [python, "-c", "import sys; from skyrelay.cli import main; sys.exit(main())"]
     gateway = subprocess.Popen([*pinned(0), *skyrelay, "serve", "--config", str(config)],
@@ -158,6 +160,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", help="also write the raw numbers to this file")
+    parser.add_argument("--access-log", help="turn the access log on, appending to this file (e.g. /dev/null)")
     parser.add_argument("--only", help="run only the workloads whose label contains this (e.g. messages)")
     args = parser.parse_args()
     if not shutil.which("wrk"):

@@ -63,7 +63,7 @@ class Gateway:
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
         self.server: HttpServer | None = None
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
-        self.telemetry = Telemetry(config, self.dispatcher)
+        self.telemetry = Telemetry(config, self.dispatcher, self.governor.state)
         self.dispatcher.on_close = self.telemetry.on_close
         self._tracer = self.telemetry.tracer
         self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
@@ -71,7 +71,8 @@ class Gateway:
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes, responses_routes
+        from . import (admin_stats_routes, anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes,
+                       responses_routes, ui_routes)
 
         openai_routes.register(self)
         responses_routes.register(self)
@@ -79,6 +80,8 @@ class Gateway:
         health_routes.register(self)
         openapi_routes.register(self)
         metrics_routes.register(self)
+        admin_stats_routes.register(self)
+        ui_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route

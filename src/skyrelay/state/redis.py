@@ -148,7 +148,8 @@ class RedisState:
         if self.shared:
             self.shared = False
             log.warning("redis unreachable (%s): serving on local limits, this replica's 1/%d share of each",
-                        type(exc).__name__, self.replicas)
+                        type(exc).__name__, self.replicas,
+                        extra={"event": "redis_fallback", "error": type(exc).__name__, "replicas": self.replicas})
 
     async def check(self) -> None:
         """One heartbeat: count the replicas alive, or (while down) see whether Redis is back and reconcile."""
@@ -168,7 +169,8 @@ class RedisState:
         self.replicas = max(1, int(count))
         if not self.shared:
             self.shared = True
-            log.warning("redis reachable again: limits and budgets are shared across replicas again")
+            log.warning("redis reachable again: limits and budgets are shared across replicas again",
+                        extra={"event": "redis_recovered", "replicas": self.replicas})
 
     async def _reconcile(self) -> None:
         if not self._pending:
