@@ -70,6 +70,24 @@ class MethodNotAllowed(GatewayError):
     type = "invalid_request_error"
 
 
+class Conflict(GatewayError):
+    """Well formed, but the resource's state forbids it (read-only, revoked, still in use): the admin API's 409."""
+
+    status = 409
+    type = "invalid_request_error"
+
+
+class StoreUnavailable(GatewayError):
+    """The database behind the admin API cannot be reached: the call changed nothing."""
+
+    status = 503
+    type = "api_error"
+
+    def __init__(self, exc: BaseException):
+        super().__init__(f"the key store is unreachable ({type(exc).__name__}); nothing was changed, try again",
+                         code="store_unavailable")
+
+
 class PayloadTooLarge(GatewayError):
     """The request body is over the configured limit."""
 

@@ -21,11 +21,11 @@ from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
 from ..state import Item, Reservation
 from . import periods
 from .principals import PARALLEL, REQUESTS, USD, KeyBook, Principal
+from .registry import REVOKED, Registry
 
 log = logging.getLogger("skyrelay.governance")
 
 FLAGS_REFRESH_S = 1.0  # how soon a revocation written by another replica is seen here
-REVOKED = "revoked:"  # the flag naming a revoked key: `revoked:<key name>`
 
 
 class KeyRateLimited(errors.RateLimited):
@@ -61,6 +61,7 @@ class Governor:
         self._prices = {name: dearest(group.deployments) for name, group in config.model_groups.items()}
         self._served_price = {d.name: d.price for d in config.deployments()}
         self._refresh: asyncio.Task | None = None
+        self.registry = Registry(config, self.keys, state)
 
     # --- the request path --------------------------------------------------------------------------------------
 
@@ -109,7 +110,8 @@ class Governor:
 
     def start(self) -> None:
         self.state.start()
-        if self.keys and self._refresh is None:
+        self.registry.start()
+        if self._refresh is None:  # also without keys yet: the admin API may create some
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_flags())
 
     async def _refresh_flags(self) -> None:
@@ -120,7 +122,7 @@ class Governor:
             except Exception:  # noqa: BLE001 - Redis down: keep the last known set, the heartbeat says so
                 pass
             else:
-                self.keys.revoked = frozenset(f[len(REVOKED):] for f in flags if f.startswith(REVOKED))
+                self.keys.set_flagged(frozenset(f[len(REVOKED):] for f in flags if f.startswith(REVOKED)))
             await asyncio.sleep(FLAGS_REFRESH_S)
 
     async def aclose(self) -> None:
@@ -131,6 +133,7 @@ class Governor:
             except asyncio.CancelledError:
                 pass
             self._refresh = None
+        await self.registry.aclose()
         await self.state.aclose()
 
 

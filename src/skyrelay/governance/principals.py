@@ -7,6 +7,7 @@ residency narrowed by its team's), and every counter its requests touch (its own
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from typing import Any
 
@@ -90,21 +91,45 @@ def _limits(owner: str, prefix: str, record: Any) -> list[Limit]:
 
 
 class KeyBook:
-    """The declared keys by sha256 digest. `revoked` holds names flagged in the shared state (refreshed off the
-    request path)."""
+    """Every key the gateway accepts, each resolved with one SHA-256 of the presented key and dict lookups:
+    declared keys by that digest, keys made through the admin API (`set_stored`) by its HMAC with the server
+    secret. A lookup by digest compares no secret byte by byte, so its time says nothing about any key.
+    `revoked` holds the names flagged in the shared state or revoked in the store (refreshed off the request
+    path)."""
 
     def __init__(self, keys: dict[str, Any], teams: dict[str, Any]):
-        self._by_digest = {digest: Principal(key, teams.get(key.team)) for digest, key in keys.items()}
+        self._by_digest = {bytes.fromhex(digest): Principal(key, teams.get(key.team))
+                           for digest, key in keys.items()}
+        self._stored: dict[bytes, Principal] = {}
+        self._secret = b""
+        self.flagged: frozenset[str] = frozenset()  # `revoked:<name>` flags of the shared state
+        self._revoked_stored: frozenset[str] = frozenset()
         self.revoked: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self._by_digest)
+        return bool(self._by_digest) or bool(self._stored)
+
+    def set_stored(self, secret: bytes, principals: dict[bytes, Principal], revoked: frozenset[str]) -> None:
+        """The admin API's keys, replaced whole (a request in flight keeps the Principal it resolved)."""
+        self._secret = secret
+        self._stored = principals
+        self._revoked_stored = revoked
+        self.revoked = self.flagged | revoked
+
+    def set_flagged(self, names: frozenset[str]) -> None:
+        self.flagged = names
+        self.revoked = names | self._revoked_stored
 
     def resolve(self, key: str) -> Principal | None:
         """The key's principal; None when no key has this digest. Raises for an expired or revoked key."""
-        principal = self._by_digest.get(hashlib.sha256(key.encode()).hexdigest())
+        digest = hashlib.sha256(key.encode()).digest()
+        principal = self._by_digest.get(digest)
         if principal is None:
-            return None
+            if not self._stored:
+                return None
+            principal = self._stored.get(hmac.digest(self._secret, digest, "sha256"))
+            if principal is None:
+                return None
         if principal.expires_at is not None and time.time() >= principal.expires_at:
             raise errors.AuthenticationFailed(f"API key '{principal.name}' has expired")
         if self.revoked and principal.name in self.revoked:

@@ -67,13 +67,14 @@ class Gateway:
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
+        from . import admin_routes, anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
 
         openai_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
         openapi_routes.register(self)
         metrics_routes.register(self)
+        admin_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
@@ -159,7 +160,7 @@ class Gateway:
                 raise errors.PayloadTooLarge(
                     f"the request body is larger than the {self.config.server.max_body_bytes} bytes this gateway "
                     "accepts")
-            if request.method != route.method:
+            if request.method != route.method and route.method != "*":  # "*": the handler checks
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
             if route.json_body and not is_json(request.headers.get("content-type")):
                 raise _not_json(request.headers.get("content-type"))
@@ -177,20 +178,26 @@ class Gateway:
         key (None: no limits), or a declared key (its Principal). With neither configured, anything goes."""
         if self._master_key is None and not self._keys:
             return None
-        auth = headers.get("authorization")
-        if auth is not None and auth[:7].lower() == "bearer ":
-            key = auth[7:].strip()
-        else:
-            key = headers.get("x-api-key") or headers.get("api-key")
-        if not key:
-            raise errors.AuthenticationFailed(
-                "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
+        key = presented_key(headers)
         if self._master_key is not None and self._master_key.matches(key):
             return None
         principal = self._keys.resolve(key)
         if principal is None:
             raise errors.AuthenticationFailed("invalid API key")
         return principal
+
+
+def presented_key(headers: dict[str, str]) -> str:
+    """The key a client sent: an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`."""
+    auth = headers.get("authorization")
+    if auth is not None and auth[:7].lower() == "bearer ":
+        key = auth[7:].strip()
+    else:
+        key = headers.get("x-api-key") or headers.get("api-key")
+    if not key:
+        raise errors.AuthenticationFailed(
+            "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
+    return key
 
 
 def _reply_error(route: Route, err: errors.GatewayError) -> Response:
