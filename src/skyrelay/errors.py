@@ -16,6 +16,7 @@ class GatewayError(Exception):
     code: str | None = None
     retryable = False
     route: str | None = None  # x-skyrelay-route, when the client asked for it (x-skyrelay-debug: route)
+    headers: list[tuple[str, str]] | tuple = ()  # more for the answer (a key's rate-limit headers on its 429)
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)

@@ -20,7 +20,8 @@ from ..pricing import cost_micro_usd, dearest
 from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
 from ..state import Item, Reservation
 from . import periods
-from .principals import PARALLEL, REQUESTS, USD, KeyBook, Principal
+from .headers import refusal_headers
+from .principals import PARALLEL, REQUESTS, TOKENS, USD, KeyBook, Principal
 from .registry import REVOKED, Registry
 
 log = logging.getLogger("skyrelay.governance")
@@ -86,7 +87,11 @@ class Governor:
         values = (1, tokens, 1, cost)
         reservation, wait, refused = await self.state.reserve(items, [values[m] for m in metrics], now)
         if reservation is None:
-            raise _refusal(principal.limits[refused], items[refused], values[metrics[refused]], wait)
+            limit = principal.limits[refused]
+            err = _refusal(limit, items[refused], values[metrics[refused]], wait)
+            if limit.metric in (REQUESTS, TOKENS):
+                err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
+            raise err
         ctx.admission = Admission(self, reservation, tokens, cost)
 
     def settle(self, ctx: Any, admission: Admission) -> None:

@@ -38,7 +38,7 @@ class Principal:
     (`rolls_at`, 0: never): a request builds no counter of its own, only its amounts."""
 
     __slots__ = ("name", "team", "models", "residency", "expires_at", "role", "limits", "metadata", "metrics",
-                 "items", "rolls_at")
+                 "items", "rolls_at", "per_minute")
 
     def __init__(self, key: Any, team: Any | None):
         self.name = key.name
@@ -51,6 +51,10 @@ class Principal:
         self.limits = tuple(_limits(f"key '{key.name}'", f"k:{key.name}:", key)
                             + (_limits(f"team '{team.name}'", f"t:{team.name}:", team) if team is not None else []))
         self.metrics = tuple(limit.metric for limit in self.limits)
+        # For the rate-limit headers: ("requests" | "tokens", indexes of those limits), the units it has limits of.
+        self.per_minute = tuple((unit, indexes) for unit, indexes in (
+            ("requests", tuple(i for i, m in enumerate(self.metrics) if m == REQUESTS)),
+            ("tokens", tuple(i for i, m in enumerate(self.metrics) if m == TOKENS))) if indexes)
         self.items: list[Item] = []
         self.rolls_at = -1.0  # -1: not built yet (on first use); 0: never to rebuild; else when a period ends
 

@@ -18,6 +18,7 @@ from .. import errors
 from ..context import RequestContext, new_request_id
 from ..dispatch import Dispatcher, Outcome
 from ..governance import Governor
+from ..governance.headers import rate_limit_headers
 from ..health_checks import HealthChecker
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
@@ -213,6 +214,8 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
         headers.append(("retry-after", str(max(1, round(retry_after)))))
     if err.route is not None:
         headers.append(("x-skyrelay-route", err.route))
+    if err.headers:
+        headers += err.headers
     # An InternalError was logged with its traceback already; an HttpRefused is the client's (a 5xx by protocol only).
     if err.status >= 500 and not isinstance(err, (errors.InternalError, errors.HttpRefused)):
         log.warning("request failed: %s", err.message)
@@ -245,6 +248,8 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
     ]
     if outcome.dropped:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
+    if outcome.context.admission is not None:  # a key with limits: x-ratelimit-* (anthropic-ratelimit-*)
+        headers += rate_limit_headers(outcome.context)
     if outcome.context.debug_route:
         headers.append(("x-skyrelay-route", outcome.route()))
     return headers

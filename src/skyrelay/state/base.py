@@ -43,14 +43,17 @@ class Item:
 class Reservation:
     """What a successful `reserve` took (`amounts`, aligned with `items`), for `settle` to take back. `marks` is
     backend-specific (the memory backend's log entries, Redis's bucket); `local` is True when a Redis backend
-    served it from its local fallback."""
+    served it from its local fallback. `levels` are the counters' totals with this reservation in, and `oldest`
+    each window's oldest counted second (0 for other kinds): what the rate-limit headers report."""
 
-    __slots__ = ("items", "amounts", "marks", "local", "settled")
+    __slots__ = ("items", "amounts", "marks", "local", "settled", "levels", "oldest")
 
-    def __init__(self, items, amounts, marks, local: bool = False):
+    def __init__(self, items, amounts, marks, local: bool = False, levels=None, oldest=None):
         self.items = items
         self.amounts = amounts
         self.marks = marks
         self.local = local
         self.settled = False
+        self.levels = levels
+        self.oldest = oldest
 

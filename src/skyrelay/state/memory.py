@@ -8,7 +8,7 @@ from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
 
 
 class _Window:
-    """A sliding minute: one [second, amount] entry per reservation, in order, and their running total."""
+    """A sliding minute: one [second, amount] entry per second with reservations, in order, and their total."""
 
     __slots__ = ("entries", "total")
 
@@ -67,20 +67,30 @@ class MemoryState:
                                    else GAUGE_RETRY_S)
         if refused is not None:
             return None, refused[1], items.index(refused[0])
-        marks = []
+        marks, totals, oldest = [], [], []
         for item, amount in zip(items, amounts):
             if item.kind == WINDOW:
                 window = windows.get(item.name)
                 if window is None:
                     window = windows[item.name] = _Window()
-                entry = [second, amount]
-                window.entries.append(entry)
+                entries = window.entries
+                last = entries[-1] if entries else None
+                if last is not None and last[0] == second:  # one entry per second: a busy key's window stays short
+                    last[1] += amount
+                    entry = last
+                else:
+                    entry = [second, amount]
+                    entries.append(entry)
                 window.total += amount
                 marks.append(entry)
+                totals.append(window.total)
+                oldest.append(entries[0][0])
             else:
-                levels[item.name] = levels.get(item.name, 0.0) + amount
+                level = levels[item.name] = levels.get(item.name, 0.0) + amount
                 marks.append(None)
-        return Reservation(items, amounts, marks), 0.0, -1
+                totals.append(level)
+                oldest.append(0)
+        return Reservation(items, amounts, marks, levels=totals, oldest=oldest), 0.0, -1
 
     def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
         """Replace each reserved amount by the real one; a reservation settles once (later calls do nothing)."""

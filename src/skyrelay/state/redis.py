@@ -62,12 +62,14 @@ class RedisState:
             for item, amount in zip(items, amounts):
                 args += (repr(float(amount)), repr(float(item.limit)), item.kind, repr(float(item.reset_at)))
             try:
-                ok, value, refused = await self._reserve(keys=[prefix + item.name for item in items], args=args)
+                answer = await self._reserve(keys=[prefix + item.name for item in items], args=args)
             except _DOWN as exc:
                 self._went_down(exc)
             else:
+                ok, value, refused = answer[0], answer[1], answer[2]
                 if int(ok):
-                    return Reservation(items, amounts, int(value)), 0.0, -1
+                    return Reservation(items, amounts, int(value), levels=[float(v) for v in answer[3::2]],
+                                       oldest=[float(v) for v in answer[4::2]]), 0.0, -1
                 return None, max(0.0, float(value)), int(refused) - 1
         return self._reserve_locally(items, amounts, now)
 
