@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import time
 
 import anthropic
@@ -36,6 +37,13 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def admin_stack(make_stack, database_url):
     return make_stack(sections={"database": {"url": database_url}, "teams": TEAMS, "keys": KEYS})
+
+
+@pytest.fixture
+def sqlite_stack(make_stack, tmp_path):
+    """For what does not depend on the database (validation, the CLI's parsing): the embedded default only."""
+    return make_stack(sections={"database": {"url": f"sqlite:///{tmp_path}/skyrelay.db"}, "teams": TEAMS,
+                                "keys": KEYS})
 
 
 def admin(stack, key: str = GATEWAY_KEY) -> httpx.Client:
@@ -71,7 +79,7 @@ def test_a_key_made_through_the_admin_api_works_with_every_protocol_and_is_shown
     assert secret not in stored and hashlib.sha256(secret.encode()).hexdigest() not in stored  # a keyed hash only
 
 
-@pytest.mark.parametrize("body, param, words", [
+BAD_KEYS = [
     ({"name": "x", "colour": "red"}, "colour", "unknown field"),
     ({"name": "x", "rpm": "10"}, "rpm", "expected an integer"),
     ({"name": "x", "rpm": 1.5}, "rpm", "expected an integer"),
@@ -85,18 +93,22 @@ def test_a_key_made_through_the_admin_api_works_with_every_protocol_and_is_shown
     ({"name": "has space"}, "name", "not a usable name"),
     ({"rpm": 3}, "name", "required"),
     ([1, 2], None, "must be a JSON object"),
-])
-def test_bad_input_to_create_a_key_is_a_400_naming_the_field(admin_stack, body, param, words):
-    with admin(admin_stack) as client:
-        resp = client.post("/admin/keys", json=body)
-    error = resp.json()["error"]
-    assert resp.status_code == 400 and error["type"] == "invalid_request_error", resp.text
-    assert error["param"] == param and words in error["message"], error
+]
 
 
-def test_bad_input_to_change_a_key_or_a_team_is_a_400_and_nothing_changes(admin_stack):
-    made = create_key(admin_stack, name="app-2", rpm=5)
-    with admin(admin_stack) as client:
+def test_bad_input_to_create_a_key_is_a_400_naming_the_field(sqlite_stack):
+    with admin(sqlite_stack) as client:
+        for body, param, words in BAD_KEYS:
+            resp = client.post("/admin/keys", json=body)
+            error = resp.json()["error"]
+            assert resp.status_code == 400 and error["type"] == "invalid_request_error", resp.text
+            assert error["param"] == param and words in error["message"], error
+        assert [k["name"] for k in client.get("/admin/keys").json()["data"]] == ["ci-bot", "ops"]
+
+
+def test_bad_input_to_change_a_key_or_a_team_is_a_400_and_nothing_changes(sqlite_stack):
+    made = create_key(sqlite_stack, name="app-2", rpm=5)
+    with admin(sqlite_stack) as client:
         for body, param in (({"name": "other"}, "name"), ({"tpm": -3}, "tpm"), ({"key": "sk-mine"}, "key"),
                             ({"max_parallel": True}, "max_parallel")):
             resp = client.patch(f"/admin/keys/{made['id']}", json=body)
@@ -111,7 +123,8 @@ def test_bad_input_to_change_a_key_or_a_team_is_a_400_and_nothing_changes(admin_
         assert client.get("/admin/keys/key_nothere").status_code == 404
 
 
-def test_declared_keys_are_read_only_and_only_admins_may_call(admin_stack):
+def test_declared_keys_are_read_only_and_only_admins_may_call(sqlite_stack):
+    admin_stack = sqlite_stack
     with admin(admin_stack) as client:
         for method in ("PATCH", "DELETE"):
             resp = client.request(method, "/admin/keys/config:ci-bot", json={"rpm": 1} if method == "PATCH" else None)
@@ -176,7 +189,8 @@ def test_an_api_keys_limits_apply_and_every_answer_carries_rate_limit_headers(ad
     assert client.chat.completions.create(model="chat", messages=HELLO, max_tokens=5).choices
 
 
-def test_a_team_made_through_the_api_limits_its_keys_together(admin_stack):
+def test_a_team_made_through_the_api_limits_its_keys_together(sqlite_stack):
+    admin_stack = sqlite_stack
     with admin(admin_stack) as client:
         assert client.post("/admin/teams", json={"name": "pair", "rpm": 3}).status_code == 201
     keys = [create_key(admin_stack, name=f"pair-{n}", team="pair")["key"] for n in range(2)]
@@ -237,11 +251,27 @@ def _within(seconds: float, check) -> bool:
 # --- the CLI ---------------------------------------------------------------------------------------------------
 
 
-def test_the_cli_creates_lists_changes_and_revokes_keys_and_teams(admin_stack):
-    env = {**os.environ, "SKYRELAY_MASTER_KEY": GATEWAY_KEY, "SKYRELAY_URL": admin_stack.origin}
+def in_process_cli(stack, capsys, monkeypatch):
+    """`skyrelay ...` run in this process (a new interpreter per call costs a second): the same argument parsing,
+    the same HTTP calls to the running gateway, the same exit codes."""
+    from skyrelay.cli import main
+
+    monkeypatch.setenv("SKYRELAY_MASTER_KEY", GATEWAY_KEY)
+    monkeypatch.setenv("SKYRELAY_URL", stack.origin)
 
     def cli(*args):
-        return run_cli(*args, env=env)
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's refusals
+            code = exc.code
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+    return cli
+
+
+def test_the_cli_creates_lists_changes_and_revokes_keys_and_teams(sqlite_stack, capsys, monkeypatch):
+    admin_stack = sqlite_stack
+    cli = in_process_cli(admin_stack, capsys, monkeypatch)
 
     made = cli("teams", "create", "cli-team", "--rpm", "20", "--budget", "5/week")
     assert made.returncode == 0 and "cli-team" in made.stdout and "$5/week" in made.stdout, made.stderr
@@ -259,7 +289,7 @@ def test_the_cli_creates_lists_changes_and_revokes_keys_and_teams(admin_stack):
     assert not _within(0, lambda: _works(admin_stack, secret))
 
 
-@pytest.mark.parametrize("args, words", [
+BAD_CLI = [
     (["keys", "create", "dup", "--budget=-1/day"], "budget.usd: must be >= 0"),
     (["keys", "create", "ci-bot"], "already exists"),
     (["keys", "create", "x", "--budget", "lots"], "expected USD/PERIOD"),
@@ -268,12 +298,15 @@ def test_the_cli_creates_lists_changes_and_revokes_keys_and_teams(admin_stack):
     (["keys", "update", "nobody", "--rpm", "3"], "no key with id or name"),
     (["keys", "update", "ci-bot"], "nothing to change"),
     (["teams", "create", "t", "--clear", "rpm"], "--clear is for update"),
-])
-def test_the_cli_explains_bad_input_and_exits_2(admin_stack, args, words):
-    env = {**os.environ, "SKYRELAY_MASTER_KEY": GATEWAY_KEY, "SKYRELAY_URL": admin_stack.origin}
-    done = run_cli(*args, env=env)
-    assert done.returncode == 2 and words in done.stderr, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr
+]
+
+
+def test_the_cli_explains_bad_input_and_exits_2(sqlite_stack, capsys, monkeypatch):
+    cli = in_process_cli(sqlite_stack, capsys, monkeypatch)
+    for args, words in BAD_CLI:
+        done = cli(*args)
+        assert done.returncode == 2 and words in done.stderr, (args, done.returncode, done.stderr)
+        assert "Traceback" not in done.stderr
 
 
 def test_the_cli_without_a_key_or_a_gateway_says_so(tmp_path):
