@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import governance  # bench/governance.py: the realistic key and team configuration
+
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "Say something about foxes."}]}
@@ -89,9 +91,12 @@ def measure(args, workdir: Path) -> list[dict]:
     config.write_text(json.dumps({  # JSON is YAML
         "server": {"host": "127.0.0.1", "port": gw_port, "master_key": KEY},
         "model_groups": {"chat": {"deployments": [
-            {"name": "static", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "gpt-4o-mini"}
+            {"name": "static", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "gpt-4o-mini",
+             "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}
         ]}},
+        **(governance.governed_sections() if args.governed else {}),
     }))
+    gateway_key = governance.CALLING_KEY if args.governed else KEY
     skyrelay = [python, "-c", "import sys; from skyrelay.cli import main; sys.exit(main())"]
     gateway = subprocess.Popen([*pinned(0), *skyrelay, "serve", "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,11 +110,11 @@ def measure(args, workdir: Path) -> list[dict]:
         direct, via = f"http://127.0.0.1:{up_port}/v1/chat/completions", f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         rows = []
         for label, body in (("chat", CHAT), ("chat, 20-chunk stream", {**CHAT, "stream": True})):
-            wrk(via, body, 1, args.connections, workdir)  # warm up pools, caches and branch predictors
+            wrk(via, body, 1, args.connections, workdir, key=gateway_key)  # warm up pools, caches and branch predictors
             for conns in (args.connections, 1):
                 d = wrk(direct, body, args.seconds, conns, workdir)
                 cpu0 = cpu_seconds(gateway.pid)
-                g = wrk(via, body, args.seconds, conns, workdir)
+                g = wrk(via, body, args.seconds, conns, workdir, key=gateway_key)
                 cpu = cpu_seconds(gateway.pid) - cpu0
                 fcpu0 = cpu_seconds(floor.pid)
                 f = wrk(floor_url, body, args.seconds, conns, workdir)
@@ -145,6 +150,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", help="also write the raw numbers to this file")
+    parser.add_argument("--governed", action="store_true",
+                        help="call with one of 300 declared keys (key and team limits, a budget: bench/governance.py)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed (Debian package 'wrk')", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The rate-limit headers every governed answer carries, as OpenAI and Anthropic send them, so client code that
 reads them keeps working: for requests and for tokens, the tightest of the key's and its team's per-minute
 limits. Computed from what the reservation returned (each counter's total with this request in, and the oldest
-second its window still counts): no extra state read.
+second its window still counts), or on one process from the counters themselves: no extra state call.
 
 `reset` is when the remaining count next grows (the oldest counted second leaves the minute): OpenAI's as a
 duration ("1s", "1m0s"), Anthropic's as an RFC 3339 time.
@@ -16,26 +16,37 @@ from ..state import WINDOW_S
 from .principals import REQUESTS
 
 
-def rate_limit_headers(ctx, now: float | None = None) -> list[tuple[str, str]]:
+def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     """The headers for a request whose key reserved its counters (empty for one without per-minute limits)."""
-    admission = ctx.admission
-    reservation = admission.reservation if admission is not None else None
-    if reservation is None or reservation.levels is None:
-        return []
-    per_minute = ctx.principal.per_minute
+    principal, reservation = ctx.principal, ctx.admission.reservation
+    per_minute = principal.per_minute
     if not per_minute:
         return []
-    now = time.time() if now is None else now
-    limits, levels, oldest = ctx.principal.limits, reservation.levels, reservation.oldest
-    anthropic = _is_anthropic(ctx)
+    levels, oldest, items = reservation.levels, reservation.oldest, reservation.items
+    limits, now = principal.limits, ctx.admission.now
+    anthropic = ctx.path.endswith("/messages")
     out: list[tuple[str, str]] = []
     for unit, indexes in per_minute:
-        tightest = indexes[0]
-        for index in indexes[1:]:
-            if limits[index].limit - levels[index] < limits[tightest].limit - levels[tightest]:
-                tightest = index
-        out += _headers(unit, limits[tightest].limit, limits[tightest].limit - levels[tightest],
-                        max(0.0, oldest[tightest] + WINDOW_S - now), now, anthropic)
+        best = None
+        for index in indexes:
+            if levels is None:  # the memory backend: its counters themselves, microseconds after the reserve
+                cell = items[index].cell
+                if cell is None:  # counted at a share of the limit (Redis away): no figure worth showing
+                    return out
+                level, first = cell.total, (cell.entries[0][0] if cell.entries else now)
+            else:
+                level, first = levels[index], oldest[index]
+            room = limits[index].limit - level
+            if best is None or room < best_room:
+                best, best_room, best_first = index, room, first
+        reset_s = best_first + WINDOW_S - now
+        if anthropic:
+            out += _headers(unit, limits[best].limit, best_room, reset_s, now, True)
+            continue
+        names = _OPENAI[unit]  # inline: every governed OpenAI answer comes this way
+        whole = int(reset_s + 0.5)
+        out += ((names[0], limits[best].text), (names[1], str(int(best_room)) if best_room > 0 else "0"),
+                (names[2], _WHOLE_SECONDS[whole] if 1 <= reset_s and whole <= WINDOW_S else _duration(reset_s)))
     return out
 
 
@@ -50,21 +61,34 @@ def _is_anthropic(ctx) -> bool:
     return path is not None and path.endswith("/messages")
 
 
+_OPENAI = {unit: (f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}", f"x-ratelimit-reset-{unit}")
+           for unit in ("requests", "tokens")}
+_ANTHROPIC = {unit: (f"anthropic-ratelimit-{unit}-limit", f"anthropic-ratelimit-{unit}-remaining",
+                     f"anthropic-ratelimit-{unit}-reset") for unit in ("requests", "tokens")}
+
+
 def _headers(unit: str, limit: float, remaining: float, reset_s: float, now: float,
              anthropic: bool) -> list[tuple[str, str]]:
-    remaining = str(max(0, int(remaining)))
+    names = _ANTHROPIC[unit] if anthropic else _OPENAI[unit]
+    reset_s = reset_s if reset_s > 0 else 0.0
     if anthropic:
-        at = datetime.datetime.fromtimestamp(now + reset_s, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return [(f"anthropic-ratelimit-{unit}-limit", str(int(limit))),
-                (f"anthropic-ratelimit-{unit}-remaining", remaining),
-                (f"anthropic-ratelimit-{unit}-reset", at)]
-    return [(f"x-ratelimit-limit-{unit}", str(int(limit))), (f"x-ratelimit-remaining-{unit}", remaining),
-            (f"x-ratelimit-reset-{unit}", _duration(reset_s))]
+        reset = datetime.datetime.fromtimestamp(now + reset_s, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        reset = _duration(reset_s)
+    return [(names[0], str(int(limit))), (names[1], str(int(remaining)) if remaining > 0 else "0"),
+            (names[2], reset)]
+
+
+def _spelt(seconds: int) -> str:
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60}s"
+
+
+_WHOLE_SECONDS = [_spelt(n) for n in range(WINDOW_S + 1)]  # what nearly every answer says, spelt once
 
 
 def _duration(seconds: float) -> str:
     """OpenAI's spelling: "20ms", "1s", "6m0s"."""
     if seconds < 1:
         return f"{int(seconds * 1000)}ms"
-    whole = int(round(seconds))
-    return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60}s"
+    whole = int(seconds + 0.5)
+    return _WHOLE_SECONDS[whole] if whole <= WINDOW_S else _spelt(whole)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 import time
 from typing import Any
 
@@ -22,7 +23,7 @@ REQUESTS, TOKENS, PARALLEL, USD = 0, 1, 2, 3
 class Limit:
     """One counter a key's requests touch: `counter` is its state name (a budget's gets the period appended)."""
 
-    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period")
+    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period", "text")
 
     def __init__(self, owner: str, counter: str, metric: str, kind: str, limit: float, period: str | None = None):
         self.owner = owner  # "key 'ci-bot'" or "team 'research'": how refusals name it
@@ -31,6 +32,7 @@ class Limit:
         self.kind = kind
         self.limit = limit
         self.period = period
+        self.text = str(int(limit))  # as the rate-limit headers show it
 
 
 class Principal:
@@ -38,7 +40,7 @@ class Principal:
     (`rolls_at`, 0: never): a request builds no counter of its own, only its amounts."""
 
     __slots__ = ("name", "team", "models", "residency", "expires_at", "role", "limits", "metadata", "metrics",
-                 "items", "rolls_at", "per_minute")
+                 "items", "rolls_at", "per_minute", "amounts")
 
     def __init__(self, key: Any, team: Any | None):
         self.name = key.name
@@ -51,6 +53,9 @@ class Principal:
         self.limits = tuple(_limits(f"key '{key.name}'", f"k:{key.name}:", key)
                             + (_limits(f"team '{team.name}'", f"t:{team.name}:", team) if team is not None else []))
         self.metrics = tuple(limit.metric for limit in self.limits)
+        # A request's amounts for its counters, `(1, tokens, 1, cost)` picked by metric, in C (no comprehension).
+        pick = operator.itemgetter(*self.metrics) if self.metrics else None
+        self.amounts = pick if len(self.metrics) > 1 else (lambda values: (pick(values),)) if pick else tuple
         # For the rate-limit headers: ("requests" | "tokens", indexes of those limits), the units it has limits of.
         self.per_minute = tuple((unit, indexes) for unit, indexes in (
             ("requests", tuple(i for i, m in enumerate(self.metrics) if m == REQUESTS)),
