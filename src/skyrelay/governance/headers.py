@@ -20,7 +20,7 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     """The headers for a request whose key reserved its counters (empty for one without per-minute limits)."""
     principal, reservation = ctx.principal, ctx.admission.reservation
     per_minute = principal.per_minute
-    if not per_minute:
+    if not per_minute or reservation.local:  # counted at this replica's share while Redis is away: no true figure
         return []
     levels, oldest, items = reservation.levels, reservation.oldest, reservation.items
     limits, now = principal.limits, ctx.admission.now
@@ -31,8 +31,8 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
         for index in indexes:
             if levels is None:  # the memory backend: its counters themselves, microseconds after the reserve
                 cell = items[index].cell
-                if cell is None:  # counted at a share of the limit (Redis away): no figure worth showing
-                    return out
+                if cell is None:  # not a memory counter after all: nothing true to show
+                    return []
                 level, first = cell.total, (cell.entries[0][0] if cell.entries else now)
             else:
                 level, first = levels[index], oldest[index]

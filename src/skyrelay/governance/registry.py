@@ -26,6 +26,7 @@ from .store import Row, Store, is_conflict
 log = logging.getLogger("skyrelay.governance")
 
 POLL_S = 0.5  # how often a replica reads the store's revision
+LOAD_TIMEOUT_S = 5.0  # how long a starting gateway waits for its first read of the store
 KEY_PREFIX = "sk-"
 REVOKED = "revoked:"  # the shared-state flag naming a revoked key
 
@@ -53,6 +54,14 @@ class Registry:
         self.healthy = True
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def load(self, timeout: float = LOAD_TIMEOUT_S) -> None:
+        """The first read of the store, before the gateway listens: a restarted replica accepts its stored keys from
+        its first request. A store that does not answer in time is left to the poll (and logged by it)."""
+        try:
+            await asyncio.wait_for(self.refresh(), timeout)
+        except Exception:  # noqa: BLE001 - the poll retries and says so
+            pass
 
     def start(self) -> None:
         if self._poll is None:
@@ -125,7 +134,8 @@ class Registry:
         view["key"] = secret  # the only time it is ever shown
         return view
 
-    def list_keys(self) -> list[dict]:
+    async def list_keys(self) -> list[dict]:
+        await self._fresh()
         declared = [records.declared_key_row(key) for key in self.config.keys.values()]
         return [records.key_view(row) for row in declared + self._keys]
 
@@ -172,7 +182,8 @@ class Registry:
             await self._write("insert_team", row, name=name)
         return records.team_view(row)
 
-    def list_teams(self) -> list[dict]:
+    async def list_teams(self) -> list[dict]:
+        await self._fresh()
         declared = [records.declared_team_row(team) for team in self.config.teams.values()]
         return [records.team_view(row) for row in declared + self._teams]
 

@@ -37,7 +37,7 @@ def register(gateway: "Gateway") -> None:
             if request.method == "POST":
                 return json_response(await create(_body(request)), 201)
             if request.method == "GET":
-                return json_response({"object": "list", "data": listing()})
+                return json_response({"object": "list", "data": await listing()})
             raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use GET or POST")
         return handle
 

@@ -98,6 +98,7 @@ class Gateway:
         connect = getattr(self.governor.state, "connect", None)
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
+        await self.governor.registry.load()  # the keys made through the admin API, before the first request
         self.server = await start_server(
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,

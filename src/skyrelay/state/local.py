@@ -75,7 +75,7 @@ class StateServer:
                 return [message[0], 0, wait, refused]
             token = next(self._tokens)
             self._held[token] = reservation
-            return [message[0], token, 0.0, -1, reservation.levels, reservation.oldest]  # + what headers report
+            return [message[0], token, 0.0, -1, *state.figures(reservation)]  # + what the headers report
         if op == "s":
             reservation = self._held.pop(message[2], None)
             if reservation is not None:

@@ -93,6 +93,16 @@ class MemoryState:
         # No levels: the rate-limit headers read the counters themselves (`item.cell`), microseconds later.
         return Reservation(items, amounts, marks), 0.0, -1
 
+    @staticmethod
+    def figures(reservation: Reservation) -> tuple[list[float], list[float]]:
+        """What a reservation's headers report, read off its counters (for a caller in another process)."""
+        levels, oldest = [], []
+        for item in reservation.items:
+            cell = item.cell
+            levels.append(cell.total)
+            oldest.append(cell.entries[0][0] if item.kind == WINDOW and cell.entries else 0)
+        return levels, oldest
+
     def _refuse(self, items: list[Item], amounts: list[float], marks: list, now: float) -> tuple[None, float, int]:
         """Take back the amounts added before the refusing counter, then name the counter that waits longest."""
         for item, amount, entry in zip(items, amounts, marks):
