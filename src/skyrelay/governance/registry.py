@@ -75,7 +75,10 @@ class Registry:
             except asyncio.CancelledError:
                 pass
             self._poll = None
-        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+        if self.store.connected:  # closing a connection may block; a store never opened closes at once
+            await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+        else:
+            self.store.close()
 
     async def _poll_forever(self) -> None:
         while True:
@@ -93,6 +96,8 @@ class Registry:
 
     async def refresh(self, force: bool = False) -> None:
         """Reload every stored key and team when the store's revision moved (or `force`)."""
+        if not self.store.exists():  # no file yet: nothing stored, and no thread to wake for it
+            return
         revision = await self.store.call("revision")
         if revision is None or (revision == self._revision and not force):
             return

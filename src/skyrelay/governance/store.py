@@ -64,6 +64,10 @@ class Store:
 
     # --- connection ---------------------------------------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
     def exists(self) -> bool:
         """False for an embedded SQLite file nobody has created yet: no stored keys, and nothing to create until
         the first admin write (so a gateway without admin-made keys leaves no file behind)."""
