@@ -59,10 +59,10 @@ def register(gateway: "Gateway") -> None:
         return handle
 
     for kind in ("keys", "teams"):
-        gateway.add_route(f"/admin/{kind}", Route("*", collection(kind), openai_protocol.render_error,
-                                                  authenticated=False))
-        gateway.add_prefix_route(f"/admin/{kind}/", Route("*", item(kind), openai_protocol.render_error,
-                                                          authenticated=False))
+        gateway.add_route(f"/admin/{kind}", Route("GET", collection(kind), openai_protocol.render_error,
+                                                  authenticated=False, other_methods=("POST",)))
+        gateway.add_prefix_route(f"/admin/{kind}/", Route("GET", item(kind), openai_protocol.render_error,
+                                                          authenticated=False, other_methods=("PATCH", "DELETE")))
 
 
 def admit(gateway: "Gateway", request: Request) -> None:
