@@ -1,4 +1,4 @@
-"""`skyrelay serve | demo | emulate | check-config`."""
+"""`skyrelay serve | demo | emulate | check-config | keys | teams`."""
 
 from __future__ import annotations
 
@@ -39,7 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
 
+    from .admin_cli import add_commands
+
+    add_commands(commands)  # keys, teams: clients of a running gateway's admin API
+
     args = parser.parse_args(argv)
+    if args.command in ("keys", "teams"):
+        from .admin_cli import run as run_admin
+
+        return run_admin(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "check-config":
         from .config import check

@@ -21,9 +21,9 @@ model_groups:
 """
 
 
-def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 20, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "skyrelay.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 @pytest.fixture
