@@ -103,11 +103,12 @@ def _start(dispatcher: Dispatcher, pending: list, decision: Any, call: Callable,
         del pending[index]
         tokens = dispatcher.quotas.estimate(deployment, ctx.body_bytes, ctx.max_output)
         now = dispatcher.clock()
-        if dispatcher.view.unavailable_reason(deployment, now, tokens) is not None:
+        provider = dispatcher.providers.get(deployment.name)  # None: removed by a reload since the plan
+        if provider is None or dispatcher.view.unavailable_reason(deployment, now, tokens) is not None:
             continue
         attempt, entry, share = dispatcher.begin_attempt(deployment, now, tokens, decision, outcome,
                                                          hedged=other_than is not None)
-        task = asyncio.ensure_future(_call(call, dispatcher.providers[deployment.name]))
+        task = asyncio.ensure_future(_call(call, provider))
         started = running[task] = _Running(deployment, attempt, entry, share)
         return started
     return None

@@ -48,8 +48,9 @@ class Route:
 
 
 class Gateway:
-    def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None):
+    def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None, config_path: str | None = None):
         self.config = config
+        self.config_path = config_path  # the file SIGHUP and POST /admin/reload read again (server/reload.py)
         self.dispatcher = dispatcher or Dispatcher.from_config(config)
         self._master_key = config.server.master_key
         self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.estimate)
@@ -67,13 +68,14 @@ class Gateway:
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
+        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes, reload_routes
 
         openai_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
         openapi_routes.register(self)
         metrics_routes.register(self)
+        reload_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
@@ -102,9 +104,10 @@ class Gateway:
         self.telemetry.start()
         return self.server
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish for up to `grace` seconds, then close everything."""
         if self.server is not None:
-            await self.server.close()
+            await self.server.close(grace)
             self.server = None
         await self.health_checker.close()
         await self.governor.aclose()
