@@ -26,7 +26,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_CONNECTIONS = 100
 # Who is paid for a deployment of each kind, unless its `vendor` says otherwise (the concentration cap counts these).
 VENDOR_OF_KIND = {"azure": "azure", "bedrock": "aws", "gemini": "google", "vertex": "google",
-                  "anthropic": "anthropic", "openai": "openai"}
+                  "vertex_anthropic": "google", "anthropic": "anthropic", "openai": "openai"}
 CONCENTRATION_MEASURES = ("requests", "cost")
 BREACH_POLICIES = ("serve", "refuse")
 

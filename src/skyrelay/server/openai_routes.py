@@ -10,6 +10,7 @@ from ..canonical import ChatChunk, ChatRequest
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import openai as protocol
 from ..protocols import responses
+from . import anthropic_models
 from .app import JSON, SSE_HEADERS, Route, context_for, outcome_headers
 
 if TYPE_CHECKING:
@@ -51,12 +52,16 @@ def register(gateway: "Gateway") -> None:
 
     async def models(request: Request) -> Response:
         allowed = request.principal.models if request.principal is not None else None
+        if "anthropic-version" in request.headers:  # an anthropic SDK: its own page shape
+            return anthropic_models.listing(request, gateway, allowed)
         return Response(200, catalog.listing(allowed), [JSON])
 
     def model(prefix: str):
         async def retrieve(request: Request) -> Response:
             # Decoded once: ids may hold `/` or `:` and clients may percent-encode them.
             name = unquote(request.path[len(prefix):])
+            if "anthropic-version" in request.headers:
+                return anthropic_models.retrieve(name, gateway)
             body = catalog.entry(name)
             if body is None:
                 raise errors.NotFound(f"The model '{name}' does not exist", param="model")

@@ -53,6 +53,8 @@ async def reload_file(gateway: Any, path: str) -> dict[str, list[str]]:
         except ConfigError as exc:
             log.error("configuration reload refused, the running configuration is kept:\n%s", exc)
             raise ReloadRefused([str(p) for p in exc.problems], path) from None
+        if gateway.adapt_config is not None:
+            config = gateway.adapt_config(config)
         summary = await apply(gateway, config)
     log.warning("configuration reloaded from %s: %s", path,
                 "; ".join(f"{key}: {', '.join(names)}" for key, names in summary.items() if names) or "no change")
