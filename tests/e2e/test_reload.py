@@ -36,14 +36,14 @@ def gateway_yaml(clouds: dict, names: list[str], *, drain: float | None = None) 
 class Serve:
     """`skyrelay serve` in a child process, its output in a file (a pipe nobody reads would fill and stall it)."""
 
-    def __init__(self, tmp_path: Path, text: str):
+    def __init__(self, tmp_path: Path, text: str, *args: str):
         self.config = tmp_path / "gateway.yaml"
         self.config.write_text(text)
         self.log = tmp_path / "serve.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "skyrelay.cli", "serve", "--config", str(self.config)],
-                                     cwd=ROOT, env=dict(os.environ), stdout=self.log.open("w"),
+        self.proc = subprocess.Popen([sys.executable, "-m", "skyrelay.cli", "serve", "--config", str(self.config),
+                                      *args], cwd=ROOT, env=dict(os.environ), stdout=self.log.open("w"),
                                      stderr=subprocess.STDOUT, text=True)
-        self.base_url = self.wait_for(r"listening on (\S+)").group(1)
+        self.base_url = self.wait_for(r"listening on (http://[\d.]+:\d+/v1)").group(1)
 
     def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match:
         deadline = time.monotonic() + timeout
@@ -85,8 +85,8 @@ def clouds(bg):
 def serve(tmp_path):
     started = []
 
-    def start(text: str) -> Serve:
-        started.append(Serve(tmp_path, text))
+    def start(text: str, *args: str) -> Serve:
+        started.append(Serve(tmp_path, text, *args))
         return started[-1]
 
     yield start
@@ -127,6 +127,22 @@ def test_sighup_applies_a_new_deployment_list_during_load_with_no_failed_request
     after = [s.client().chat.completions.with_raw_response.create(model="chat", messages=HELLO)
              .headers["x-skyrelay-deployment"] for _ in range(10)]
     assert set(after) <= {"b", "c"}
+
+
+def test_sighup_to_the_supervisor_reloads_every_worker(clouds, serve):
+    s = serve(gateway_yaml(clouds, ["a"]), "--workers", "2")
+    s.wait_for(r"listening on .*\(2 workers\)")
+    s.config.write_text(gateway_yaml(clouds, ["a", "b"]))
+    s.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while s.log.read_text().count("added: b") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert s.log.read_text().count("configuration reloaded from") == 2, s.log.read_text()
+    for _ in range(4):  # a new connection each time: both workers answer, from the new file
+        client = s.client()
+        assert client.chat.completions.with_raw_response.create(model="chat", messages=HELLO).headers[
+            "x-skyrelay-deployment"] in ("a", "b")
+        client.close()
 
 
 def test_a_broken_file_on_sighup_is_refused_and_the_running_configuration_kept(clouds, serve):

@@ -53,7 +53,8 @@ class AccessLog:
         """The line of a request that reached a model group; `end` on the dispatcher's clock, as ctx's times."""
         served = last = None
         for attempt in ctx.attempts:
-            last = attempt
+            if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
+                last = attempt
             if attempt.status == "ok":
                 served = attempt
         usage = ctx.usage
