@@ -55,15 +55,16 @@ async def race(dispatcher: Dispatcher, group: Any, decision: Any, call: Callable
                 if _start(dispatcher, pending, decision, call, outcome, running, vendors) is not None:
                     ctx.hedged = True
                 continue
-            winner = next((task for task in done if task.exception() is None), None)
+            winner = next((task for task in done if not task.cancelled() and task.exception() is None), None)
             for task in done:
                 if task is not winner:
                     failed = running.pop(task)
+                    exc = asyncio.CancelledError() if task.cancelled() else task.exception()
                     if winner is None:  # may raise (a failure that must not fail over): the finally cleans up
                         dispatcher.attempt_failed(failed.deployment, failed.attempt, failed.entry, failed.share,
-                                                  task.exception(), group, outcome, refusals)
+                                                  exc, group, outcome, refusals)
                     else:
-                        _record_beside_winner(dispatcher, failed, task.exception(), group, outcome, refusals)
+                        _record_beside_winner(dispatcher, failed, exc, group, outcome, refusals)
             if winner is not None:
                 served = running.pop(winner)
                 won = True
