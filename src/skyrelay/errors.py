@@ -56,6 +56,13 @@ class PermissionDenied(GatewayError):
     type = "permission_error"
 
 
+class Conflict(GatewayError):
+    """The request cannot apply to the gateway as it runs (e.g. a reload of a gateway started without a file)."""
+
+    status = 409
+    type = "invalid_request_error"
+
+
 class NotFound(GatewayError):
     """Unknown model or route."""
 

@@ -23,7 +23,7 @@ from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DE
 TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing", "state", "teams", "keys", "metrics", "logging",
                   "telemetry", "database", "commitments")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout",
-               "key_secret")
+               "key_secret", "drain_timeout_s")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
               "residency", "concentration", "context_fallbacks", "hedge", "deployments")
 STRATEGIES = tuple(_STRATEGY_TABLE)  # routing's table is the one list of names
@@ -84,6 +84,8 @@ def _server(ctx: Context, value: Any) -> ServerConfig:
                                    default=DEFAULT_HEAD_TIMEOUT),
         body_timeout=fields.number(ctx, raw, "server", "body_timeout", above=0, maximum=3600,
                                    default=DEFAULT_BODY_TIMEOUT),
+        drain_timeout_s=fields.number(ctx, raw, "server", "drain_timeout_s", minimum=0, maximum=3600,
+                                      default=ServerConfig().drain_timeout_s),
     )
 
 

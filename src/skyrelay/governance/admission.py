@@ -60,11 +60,15 @@ class Governor:
         self.state = state
         self.clock = clock
         self._estimate_tokens = estimate_tokens
-        self._prices = {name: dearest(group.deployments) for name, group in config.model_groups.items()}
-        self._served_price = {d.name: d.price for d in config.deployments()}
+        self.reprice(config)
         self._refresh: asyncio.Task | None = None
         self.registry = Registry(config, self.keys, state)
         self._reserve_now = state.reserve_now if isinstance(state, MemoryState) else None
+
+    def reprice(self, config: Any) -> None:
+        """The prices budgets are reserved and settled at: from the model groups (again after a reload)."""
+        self._prices = {name: dearest(group.deployments) for name, group in config.model_groups.items()}
+        self._served_price = {d.name: d.price for d in config.deployments()}
 
     # --- the request path --------------------------------------------------------------------------------------
 

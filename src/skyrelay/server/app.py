@@ -52,8 +52,10 @@ class Route:
 
 
 class Gateway:
-    def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None):
+    def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None, config_path: str | None = None):
         self.config = config
+        self.config_path = config_path  # the file SIGHUP and POST /admin/reload read again (server/reload.py)
+        self.adapt_config: Callable[[Any], Any] | None = None  # applied to a reloaded config (a worker's share)
         self.dispatcher = dispatcher or Dispatcher.from_config(config)
         self._master_key = config.server.master_key
         self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.estimate)
@@ -73,7 +75,7 @@ class Gateway:
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
         from . import (admin_routes, admin_stats_routes, anthropic_routes, health_routes, metrics_routes, openai_routes,
-                       openapi_routes, responses_routes, ui_routes)
+                       openapi_routes, reload_routes, responses_routes, ui_routes)
 
         openai_routes.register(self)
         responses_routes.register(self)
@@ -84,6 +86,7 @@ class Gateway:
         admin_routes.register(self)
         admin_stats_routes.register(self)
         ui_routes.register(self)
+        reload_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
@@ -118,9 +121,10 @@ class Gateway:
         self.responses_store.start()
         return self.server
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish for up to `grace` seconds, then close everything."""
         if self.server is not None:
-            await self.server.close()
+            await self.server.close(grace)
             self.server = None
         await self.health_checker.close()
         await self.governor.aclose()

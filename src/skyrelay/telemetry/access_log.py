@@ -54,7 +54,8 @@ class AccessLog:
         `cost` in USD at the configured prices."""
         served = last = None
         for attempt in ctx.attempts:
-            last = attempt
+            if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
+                last = attempt
             if attempt.status == "ok":
                 served = attempt
         usage = ctx.usage
