@@ -1,4 +1,4 @@
-"""`skyrelay serve | demo | emulate | check-config`."""
+"""`skyrelay serve | demo | emulate | check-config`, and the ledger's `spend | commitments | export` (cli_ledger)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 
 import uvloop
 
+from . import cli_ledger
 from .net.server import CannotListen
 from .runtime import tune_gc
 
@@ -36,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
 
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
+    cli_ledger.add_commands(commands)  # spend, commitments, export focus
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if hasattr(args, "handler"):
+        return args.handler(args)
     if args.command == "check-config":
         from .config import check
 

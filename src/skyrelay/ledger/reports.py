@@ -85,6 +85,8 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def render(rows: list[dict[str, Any]], by: tuple[str, ...]) -> str:
     """A plain-text table, costs to the cent, with a total line."""
+    if not rows:
+        return "no usage recorded in this window"
     head = [*by, "requests", "input", "cached", "cache_write", "output", "list $", "billed $", "effective $"]
     body = [_cells(row, by) for row in rows]
     body.append(_cells({**{n: "total" if i == 0 else "" for i, n in enumerate(by)}, **totals(rows)}, by))

@@ -67,13 +67,14 @@ class Gateway:
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
+        from . import anthropic_routes, health_routes, ledger_routes, metrics_routes, openai_routes, openapi_routes
 
         openai_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
         openapi_routes.register(self)
         metrics_routes.register(self)
+        ledger_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
