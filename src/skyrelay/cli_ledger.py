@@ -99,7 +99,7 @@ def _run(path: str, report: Any) -> int:
         print(exc, file=sys.stderr)
         return 1
     try:
-        with LedgerStore.from_url(config.database.url) as store:
+        with LedgerStore.from_url(config.database.url, create=False) as store:
             text = report(config, store)
     except ReportError as exc:
         print(f"skyrelay: {exc}", file=sys.stderr)

@@ -12,8 +12,10 @@ import time
 import httpx2 as httpx
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from skyrelay.ledger.store import LedgerStore
+from skyrelay.server.openapi_routes import load_document
 
 from tests.support.ledger_tables import insert, ledger_url  # noqa: F401  (fixture)
 
@@ -74,6 +76,16 @@ def test_admin_spend_and_commitments(ledgered):
     burn = {c["name"]: c for c in get(stack, "/admin/commitments", "sk-boss").json()["commitments"]}
     assert burn["ptu-a"]["tokens"] == 1000 and burn["ptu-a"]["hours_used"] == 1
     assert burn["ptu-a"]["bar"].startswith("[") and burn["openai-commit"]["consumed"] == pytest.approx(0.225)
+
+
+def test_admin_answers_match_the_documented_schemas(ledgered):
+    stack, _ = ledgered
+    components = load_document()["components"]
+    for path, name in (("/admin/spend?by=vendor,key,region", "SpendReport"), ("/admin/commitments",
+                                                                               "CommitmentsReport")):
+        body = get(stack, path).json()
+        validator = Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": components})
+        assert not list(validator.iter_errors(body)), (path, body)
 
 
 def test_admin_reports_refuse_clearly(ledgered):

@@ -5,6 +5,7 @@ Reports run off the request path (the CLI, an admin call in a worker thread), on
 
 from __future__ import annotations
 
+import os
 from contextlib import closing
 from typing import Any
 
@@ -15,28 +16,36 @@ HOUR = 3600.0
 
 
 class LedgerStore:
-    """The ledger table of one database. `table` lets tests (and a shared database) keep their own table."""
+    """The ledger table of one database. `table` lets tests (and a shared database) keep their own table.
+    `create` False: a SQLite file that does not exist yet is not created (a report on it reports nothing)."""
 
-    __slots__ = ("db", "table", "_conn")
+    __slots__ = ("db", "table", "create", "_conn")
 
-    def __init__(self, db: Database, table: str = TABLE):
+    def __init__(self, db: Database, table: str = TABLE, create: bool = True):
         self.db = db
         self.table = table
+        self.create = create
         self._conn: Any = None
 
     @classmethod
-    def from_url(cls, url: str, table: str = TABLE) -> "LedgerStore":
+    def from_url(cls, url: str, table: str = TABLE, create: bool = True) -> "LedgerStore":
         db = parse_url(url)
         if db is None:
             raise ValueError("the database URL is neither sqlite:///path nor postgresql://...")
-        return cls(db, table)
+        return cls(db, table, create)
 
     @property
     def conn(self) -> Any:
         if self._conn is None:
-            self._conn = self.db.connect()
+            self._conn = self._connect()
             self.ensure_table()
         return self._conn
+
+    def _connect(self) -> Any:
+        db = self.db
+        if not self.create and db.dialect == "sqlite" and db.target != ":memory:" and not os.path.exists(db.target):
+            db = Database("sqlite", ":memory:")  # nothing recorded yet: report on nothing, create no file
+        return db.connect()
 
     def ensure_table(self) -> None:
         """Reports may run before the gateway ever shipped a record: an empty table, not an error."""

@@ -28,7 +28,7 @@ def register(gateway: "Gateway") -> None:
     config = gateway.config
 
     def store() -> LedgerStore:
-        return LedgerStore.from_url(config.database.url)
+        return LedgerStore.from_url(config.database.url, create=False)
 
     async def spend(request: Request) -> Response:
         require_admin(request)

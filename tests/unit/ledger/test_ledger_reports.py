@@ -67,3 +67,12 @@ def test_report_arguments_are_checked():
         parse_dimensions("team,colour")
     with pytest.raises(ReportError, match="cannot read the time 'last tuesday'"):
         parse_time("last tuesday", now)
+
+
+def test_a_report_on_a_database_never_written_creates_no_file(tmp_path):
+    from skyrelay.ledger.store import LedgerStore
+
+    path = tmp_path / "nothing-yet.db"
+    with LedgerStore.from_url(f"sqlite:///{path}", create=False) as store:
+        assert spend(store, (), ("team",), T0, T0 + 60) == []
+    assert not path.exists()
