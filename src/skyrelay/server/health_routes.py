@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from ..net.server import Request, Response
@@ -32,7 +33,7 @@ def register(gateway: "Gateway") -> None:
         )
         # `state.shared` false: Redis is unreachable and this replica enforces its share of each limit alone.
         return json_response({"status": "ready" if ready_now else "degraded", "model_groups": groups,
-                              "state": gateway.governor.state.status()})
+                              "state": gateway.governor.state.status(), "pid": os.getpid()})
 
     gateway.add_route("/health/live", Route("GET", live, protocol.render_error, authenticated=False))
     gateway.add_route("/health/ready", Route("GET", ready, protocol.render_error, authenticated=False))
