@@ -176,7 +176,7 @@ def render(burns: list[BurnDown]) -> str:
         else:
             per_mtok = _usd(b.effective_per_mtok) if b.effective_per_mtok is not None else "-"
             lines.append(f"  {b.hours_paid} hours paid, {b.hours_used} used ({_pct(b.utilisation)}), "
-                         f"{b.tokens} tokens served, effective {per_mtok} per Mtok "
+                         f"{b.tokens:,} tokens served, effective {per_mtok} per Mtok "
                          f"(list {_usd(b.list_value)}), idle hours {_usd(b.shortfall)}")
     return "\n".join(lines)
 

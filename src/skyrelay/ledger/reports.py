@@ -100,7 +100,7 @@ def render(rows: list[dict[str, Any]], by: tuple[str, ...]) -> str:
 
 def _cells(row: dict[str, Any], by: tuple[str, ...]) -> list[str]:
     labels = ["-" if row[name] is None else str(row[name]) for name in by]
-    counts = [str(row[name]) for name in ("requests", "input_tokens", "cached_tokens", "cache_write_tokens",
+    counts = [f"{row[name]:,}" for name in ("requests", "input_tokens", "cached_tokens", "cache_write_tokens",
                                           "output_tokens")]
     return labels + counts + [f"{cents(row[name]):,}" for name in ("list_usd", "billed_usd", "effective_usd")]
 

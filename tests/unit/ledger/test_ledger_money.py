@@ -11,8 +11,11 @@ import pytest
 from skyrelay.canonical import Usage
 from skyrelay.ledger.money import cents, record_costs
 
-from tests.unit.ledger.ledger_money_cases import CHEAP, CLAUDE, COMMITMENTS, GPT, PLAIN, PTU, SPEND, UTC, Commitment
+from tests.unit.ledger.ledger_money_cases import (CHEAP, CLAUDE, COMMITMENTS, GPT, PLAIN, PTU, SPEND, UTC,
+                                                   Commitment, deployment)
 
+CLAUDE_CACHED = deployment("claude", "bedrock", input_per_mtok=3, output_per_mtok=15, cached_input_per_mtok=0.3,
+                           cache_write_per_mtok=3.75, discount=0.2)
 IN_TERM = datetime.datetime(2026, 6, 1, 12, tzinfo=UTC)
 BEFORE = datetime.datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)
 
@@ -33,6 +36,8 @@ CASES = [
     ("half a cent rounds up", CHEAP, (5_000, 0, 0, 0), IN_TERM, "0.01", "0.01", "0.01", None),
     ("1.5 cents rounds up, not to the binary 0.01499...", CHEAP, (15_000, 0, 0, 0), IN_TERM,
      "0.02", "0.02", "0.02", None),
+    ("docs/ledger.md's worked example", CLAUDE_CACHED, (200_000, 50_000, 100_000, 0), IN_TERM,
+     "1.08", "0.78", "0.78", "aws-commit"),  # 1.08 x 0.8 x 0.9 = 0.7776
     ("epoch seconds work as well", CLAUDE, (200_000, 50_000, 0, 0), IN_TERM.timestamp(),
      "1.35", "0.97", "0.97", "aws-commit"),
 ]
