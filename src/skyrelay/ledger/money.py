@@ -22,6 +22,7 @@ from ..pricing import list_cost_micro_usd
 
 CENT = Decimal("0.01")
 DIGITS = 10  # decimal places of USD kept in a record: far below a cent, far above a double's noise
+_SCALE = 10.0 ** DIGITS
 
 
 class _Cover:
@@ -77,17 +78,20 @@ def record_costs(deployment: Any, usage: Any, when: datetime.datetime | float,
     """(list_usd, billed_usd, effective_usd, commitment name) of `usage` served by `deployment` at `when` (a UTC
     datetime, or epoch seconds). Effective is 0 under a reserved commitment until the amortisation fills it."""
     price = deployment.price
-    listed = list_cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-                                 usage.cache_write_tokens) / 1e6
+    listed = _kept(list_cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                                       usage.cache_write_tokens) / 1e6)
     billed = listed * (1.0 - price.discount)
-    name = None
     if commitments:
         at = when if isinstance(when, (int, float)) else when.timestamp()
         cover = active_cover(commitments, deployment.name, at)
         if cover is not None:
-            billed *= cover.factor
-            name = cover.name
-            if cover.reserved:
-                return round(listed, DIGITS), 0.0, 0.0, name
-    billed = round(billed, DIGITS)
-    return round(listed, DIGITS), billed, billed, name
+            billed = _kept(billed * cover.factor)
+            return listed, billed, billed, cover.name
+    billed = _kept(billed)
+    return listed, billed, billed, None
+
+
+def _kept(usd: float) -> float:
+    """`usd` (never negative) to DIGITS decimal places, so that binary noise cannot move a half cent; exact below
+    1e5 USD (a record is far below), and several times cheaper than round(usd, DIGITS)."""
+    return int(usd * _SCALE + 0.5) / _SCALE
