@@ -57,12 +57,13 @@ def _amortise_hour(store: LedgerStore, commitment: Any, hour: float, tokens: int
     changed = store.execute(
         f"UPDATE {{t}} SET effective_cost_usd = ? * {TOKENS} WHERE {scope} "
         f"AND ABS(effective_cost_usd - ? * {TOKENS}) > 1e-9", (rate, *params, rate))
-    if changed:  # the requests those attempts belong to carry the sum of their attempts
-        store.execute(
-            "UPDATE {t} SET effective_cost_usd = (SELECT SUM(a.effective_cost_usd) FROM {t} a "
-            "WHERE a.request_id = {t}.request_id AND a.attempt > 0) "
-            f"WHERE attempt = 0 AND request_id IN (SELECT request_id FROM {{t}} WHERE {scope})", params)
-    return changed
+    # The requests those attempts belong to carry the sum of their attempts (also when a request record arrives
+    # after its attempts were amortised).
+    total = "(SELECT SUM(a.effective_cost_usd) FROM {t} a WHERE a.request_id = {t}.request_id AND a.attempt > 0)"
+    return changed + store.execute(
+        f"UPDATE {{t}} SET effective_cost_usd = {total} WHERE attempt = 0 "
+        f"AND request_id IN (SELECT request_id FROM {{t}} WHERE {scope}) AND ABS(effective_cost_usd - {total}) > 1e-9",
+        params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import datetime
 from skyrelay.ledger.commitments import amortise, burn_down, render
 from skyrelay.ledger.money import cents
 
-from tests.support.ledger_tables import insert, ledger_store, ledger_url  # noqa: F401  (fixtures)
+from tests.support.ledger_tables import insert
 from tests.unit.ledger.ledger_money_cases import RESERVED, SPEND, UTC
 
 H0 = datetime.datetime(2026, 1, 1, tzinfo=UTC).timestamp()  # the reserved term's first hour
@@ -36,7 +36,7 @@ def test_an_hour_is_shared_by_tokens_and_requests_sum_their_attempts(ledger_stor
            request("c", H0 + HOUR + 5), attempt("c", H0 + HOUR + 5, 500),
            attempt("x", H0 + 20, 9000, status="open", commitment="azure-ptu"),  # still open: not counted
            attempt("y", H0 + 30, 4000, commitment=None))  # on demand: not the commitment's
-    assert amortise(ledger_store, (RESERVED, SPEND), H0, H0 + 3 * HOUR) == 4
+    assert amortise(ledger_store, (RESERVED, SPEND), H0, H0 + 3 * HOUR) == 7  # 4 attempts, 3 requests
     costs = effective(ledger_store)
     assert costs[("a", 1)] == "30.00" and costs[("a", 2)] == "60.00" and costs[("b", 1)] == "90.00"
     assert costs[("a", 0)] == "90.00" and costs[("b", 0)] == "90.00"
@@ -53,6 +53,14 @@ def test_a_record_shipped_late_reprices_its_hour(ledger_store):
     amortise(ledger_store, (RESERVED,), H0 + 1800, H0 + 1801)
     costs = effective(ledger_store)
     assert (costs[("a", 1)], costs[("late", 1)], costs[("late", 0)]) == ("120.00", "60.00", "60.00")
+
+
+def test_a_request_record_shipped_after_its_attempts_still_gets_their_sum(ledger_store):
+    insert(ledger_store, attempt("a", H0, 6000))
+    amortise(ledger_store, (RESERVED,), H0, H0 + HOUR)
+    insert(ledger_store, request("a", H0))  # the request record closes last, and ships later
+    assert amortise(ledger_store, (RESERVED,), H0, H0 + HOUR) == 1
+    assert effective(ledger_store)[("a", 0)] == "180.00"
 
 
 def test_reserved_burn_down(ledger_store):

@@ -14,7 +14,7 @@ from decimal import Decimal
 from skyrelay.config.model import Config, ModelGroup
 from skyrelay.ledger.focus import export
 
-from tests.support.ledger_tables import insert, ledger_store, ledger_url  # noqa: F401  (fixtures)
+from tests.support.ledger_tables import insert
 from tests.unit.ledger.ledger_money_cases import CLAUDE, GPT, PTU, RESERVED, SPEND, UTC
 
 DECIMAL, STRING, DATETIME, JSON = "decimal", "string", "datetime", "json"
@@ -140,7 +140,8 @@ def test_focus_export_follows_the_rules(ledger_store):
     spend = next(r for r in rows if r["SkuId"] == "aws:model-claude")
     assert spend["CommitmentDiscountId"] is None and json.loads(spend["Tags"])["commitment"] == "aws-commit"
     assert spend["ProviderName"] == "Amazon Web Services" and spend["ServiceName"] == "Amazon Bedrock"
-    periods = {(r["ChargePeriodStart"][:7], r["BillingPeriodStart"]) for r in rows}  # the hour at midnight is February's
+    # The hour from midnight on is February's.
+    periods = {(r["ChargePeriodStart"][:7], r["BillingPeriodStart"]) for r in rows}
     assert periods == {("2026-01", "2026-01-01T00:00:00Z"), ("2026-02", "2026-02-01T00:00:00Z")}
     assert {r["x_Requests"] for r in rows if r["ChargeCategory"] == "Usage" and r["x_Requests"]} == {"1"}
 

@@ -9,7 +9,7 @@ import pytest
 
 from skyrelay.ledger.reports import ReportError, as_json, parse_dimensions, parse_time, render, spend
 
-from tests.support.ledger_tables import insert, ledger_store, ledger_url  # noqa: F401  (fixtures)
+from tests.support.ledger_tables import insert
 from tests.unit.ledger.ledger_money_cases import RESERVED, UTC
 
 T0 = datetime.datetime(2026, 3, 2, 9, tzinfo=UTC).timestamp()
