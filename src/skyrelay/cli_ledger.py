@@ -49,10 +49,12 @@ def spend_command(args: argparse.Namespace) -> int:
         by = reports.parse_dimensions(args.by)
         since, until = reports.parse_time(args.since, now), reports.parse_time(args.until, now)
         rows = reports.spend(store, config.commitments, by, since, until)
+        total = reports.totals(store, since, until)
         if args.json:
-            return orjson.dumps(reports.as_json(rows, by, since, until), option=orjson.OPT_INDENT_2).decode()
+            body = reports.as_json(rows, total, by, since, until)
+            return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
         head = f"spend from {reports.iso(since)} to {reports.iso(until)} (USD; billed is what the vendors invoice)"
-        return head + "\n" + reports.render(rows, by)
+        return head + "\n" + reports.render(rows, by, total)
 
     return _run(args.config, report)
 

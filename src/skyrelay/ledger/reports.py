@@ -21,6 +21,7 @@ MEASURES = ("requests", "attempts", "input_tokens", "cached_tokens", "cache_writ
             "list_usd", "billed_usd", "effective_usd")
 _SUMS = ("COUNT(DISTINCT request_id), COUNT(*), SUM(input_tokens), SUM(cached_tokens), SUM(cache_write_tokens), "
          "SUM(output_tokens), SUM(list_cost_usd), SUM(billed_cost_usd), SUM(effective_cost_usd)")
+_WINDOW = "attempt > 0 AND started_at >= ? AND started_at < ?"
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
 _SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -65,31 +66,29 @@ def spend(store: LedgerStore, commitments: tuple, by: tuple[str, ...], since: fl
         raise ReportError("the report's end must be after its start")
     amortise(store, commitments, since, until)
     columns = ", ".join(DIMENSIONS[name] for name in by)
-    found = store.rows(
-        f"SELECT {columns}, {_SUMS} FROM {{t}} WHERE attempt > 0 AND started_at >= ? AND started_at < ? "
-        f"GROUP BY {columns}", (since, until))
-    rows = []
-    for row in found:
-        entry: dict[str, Any] = dict(zip(by, row[:len(by)]))
-        for name, value in zip(MEASURES, row[len(by):]):
-            entry[name] = float(value or 0) if name.endswith("_usd") else int(value or 0)
-        rows.append(entry)
+    found = store.rows(f"SELECT {columns}, {_SUMS} FROM {{t}} WHERE {_WINDOW} GROUP BY {columns}", (since, until))
+    rows = [{**dict(zip(by, row[:len(by)])), **_measures(row[len(by):])} for row in found]
     rows.sort(key=lambda r: (-r["billed_usd"], -r["effective_usd"], [str(r[n]) for n in by]))
     return rows
 
 
-def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sum of every measure (requests too: a request counts once per group it touched)."""
-    return {name: sum(row[name] for row in rows) for name in MEASURES}
+def totals(store: LedgerStore, since: float, until: float) -> dict[str, Any]:
+    """The window's totals (a request counted once, even when its attempts fall in several rows)."""
+    return _measures(store.rows(f"SELECT {_SUMS} FROM {{t}} WHERE {_WINDOW}", (since, until))[0])
 
 
-def render(rows: list[dict[str, Any]], by: tuple[str, ...]) -> str:
+def _measures(values: tuple) -> dict[str, Any]:
+    return {name: float(value or 0) if name.endswith("_usd") else int(value or 0)
+            for name, value in zip(MEASURES, values)}
+
+
+def render(rows: list[dict[str, Any]], by: tuple[str, ...], total: dict[str, Any]) -> str:
     """A plain-text table, costs to the cent, with a total line."""
     if not rows:
         return "no usage recorded in this window"
     head = [*by, "requests", "input", "cached", "cache_write", "output", "list $", "billed $", "effective $"]
     body = [_cells(row, by) for row in rows]
-    body.append(_cells({**{n: "total" if i == 0 else "" for i, n in enumerate(by)}, **totals(rows)}, by))
+    body.append(_cells({**{n: "total" if i == 0 else "" for i, n in enumerate(by)}, **total}, by))
     widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
     numeric = range(len(by), len(head))
     lines = ["  ".join(_pad(text, widths[i], i in numeric) for i, text in enumerate(line)) for line in [head, *body]]
@@ -109,7 +108,8 @@ def _pad(text: str, width: int, right: bool) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
-def as_json(rows: list[dict[str, Any]], by: tuple[str, ...], since: float, until: float) -> dict[str, Any]:
+def as_json(rows: list[dict[str, Any]], total: dict[str, Any], by: tuple[str, ...], since: float,
+            until: float) -> dict[str, Any]:
     """What `--json` and GET /admin/spend answer: costs as decimal strings to the cent and unrounded numbers."""
     def money(row: dict[str, Any]) -> dict[str, Any]:
         out = dict(row)
@@ -119,7 +119,7 @@ def as_json(rows: list[dict[str, Any]], by: tuple[str, ...], since: float, until
         return out
 
     return {"by": list(by), "since": iso(since), "until": iso(until), "rows": [money(r) for r in rows],
-            "total": money(totals(rows))}
+            "total": money(total)}
 
 
 def iso(epoch: float) -> str:

@@ -43,8 +43,8 @@ def register(gateway: "Gateway") -> None:
 
         def read() -> dict:
             with store() as ledger:
-                return reports.as_json(reports.spend(ledger, config.commitments, by, since, until), by, since,
-                                       until)
+                rows = reports.spend(ledger, config.commitments, by, since, until)
+                return reports.as_json(rows, reports.totals(ledger, since, until), by, since, until)
 
         try:
             return json_response(await _off_loop(read))

@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from skyrelay.ledger.reports import ReportError, as_json, parse_dimensions, parse_time, render, spend
+from skyrelay.ledger.reports import ReportError, as_json, parse_dimensions, parse_time, render, spend, totals
 
 from tests.support.ledger_tables import insert
 from tests.unit.ledger.ledger_money_cases import RESERVED, UTC
@@ -42,10 +42,12 @@ def test_spend_by_team_and_vendor(ledger_store):
     ptu = by[("ads", "azure")]
     assert ptu["billed_usd"] == 0 and round(ptu["effective_usd"], 6) == 180.0  # alone in its hour: amortised
     assert rows[0]["team"] == "search" and rows[0]["vendor"] == "aws"  # dearest billed first
-    body = as_json(rows, ("team", "vendor"), T0 - 7 * 86400, T0 + 3600)
+    total = totals(ledger_store, T0 - 7 * 86400, T0 + 3600)
+    assert total["requests"] == 3 and total["attempts"] == 4  # r1 counted once, though in two rows
+    body = as_json(rows, total, ("team", "vendor"), T0 - 7 * 86400, T0 + 3600)
     assert body["total"]["billed_usd"] == "0.11" and body["total"]["effective_usd"] == "180.11"
     assert body["since"] == "2026-02-23T09:00:00Z"
-    table = render(rows, ("team", "vendor"))
+    table = render(rows, ("team", "vendor"), total)
     assert "search" in table and "180.11" in table and table.splitlines()[-1].startswith("total")
 
 
