@@ -31,7 +31,8 @@ def window(commitment: Any) -> tuple[float, float]:
 
 def amortise(store: LedgerStore, commitments: tuple, since: float, until: float) -> int:
     """Fill effective_cost_usd of the records reserved commitments served in the hours touching [since, until).
-    Returns how many records changed (0 when the hours were amortised already)."""
+    Returns how many records changed (0 when the hours were amortised already: then it costs two queries per
+    reserved commitment)."""
     changed = 0
     first_hour, end_hour = math.floor(since / HOUR), math.ceil(until / HOUR)
     for commitment in commitments:
@@ -39,31 +40,54 @@ def amortise(store: LedgerStore, commitments: tuple, since: float, until: float)
             continue
         starts, ends = window(commitment)
         low, high = max(first_hour * HOUR, starts), min(end_hour * HOUR, ends)
-        if low >= high:
-            continue
-        totals = store.rows(
-            f"SELECT {store.hour_of()}, SUM{TOKENS} FROM {{t}} WHERE commitment = ? AND attempt > 0 "
-            "AND status <> 'open' AND started_at >= ? AND started_at < ? GROUP BY 1",
-            (commitment.name, low, high))
-        for hour, tokens in totals:
-            changed += _amortise_hour(store, commitment, int(hour) * HOUR, int(tokens or 0))
+        if low < high:
+            for hour, tokens in _hours_off(store, commitment, low, high):
+                changed += _amortise_hour(store, commitment, hour * HOUR, tokens)
+            changed += _sum_requests(store, commitment, low, high)
     return changed
+
+
+_SCOPE = "commitment = ? AND attempt > 0 AND status <> 'open' AND started_at >= ? AND started_at < ?"
+
+
+def _hours_off(store: LedgerStore, commitment: Any, low: float, high: float) -> list[tuple[int, int]]:
+    """The hours of [low, high) whose attempts do not carry their share yet, with the tokens each served. One
+    grouped scan: an hour is right when its attempts' costs add up to the hour's and every attempt with tokens
+    carries the same cost per token (those without, none)."""
+    per_token = f"CASE WHEN {TOKENS} > 0 THEN effective_cost_usd / {TOKENS} END"
+    found = store.rows(
+        f"SELECT {store.hour_of()}, SUM{TOKENS}, SUM(effective_cost_usd), MIN({per_token}), MAX({per_token}), "
+        f"SUM(CASE WHEN {TOKENS} > 0 THEN 0 ELSE ABS(effective_cost_usd) END) FROM {{t}} WHERE {_SCOPE} GROUP BY 1",
+        (commitment.name, low, high))
+    off = []
+    slack = 1e-9 * max(1.0, commitment.cost_per_hour)
+    for hour, tokens, total, lowest, highest, idle in found:
+        tokens = int(tokens or 0)
+        if tokens:
+            right = (abs(float(total) - commitment.cost_per_hour) <= slack
+                     and (float(highest) - float(lowest)) * tokens <= slack and float(idle) <= slack)
+        else:
+            right = float(total or 0) <= slack
+        if not right:
+            off.append((int(hour), tokens))
+    return off
 
 
 def _amortise_hour(store: LedgerStore, commitment: Any, hour: float, tokens: int) -> int:
     rate = commitment.cost_per_hour / tokens if tokens else 0.0  # USD per token served in this hour
-    scope = "commitment = ? AND attempt > 0 AND status <> 'open' AND started_at >= ? AND started_at < ?"
-    params = (commitment.name, hour, hour + HOUR)
-    changed = store.execute(
-        f"UPDATE {{t}} SET effective_cost_usd = ? * {TOKENS} WHERE {scope} "
-        f"AND ABS(effective_cost_usd - ? * {TOKENS}) > 1e-9", (rate, *params, rate))
-    # The requests those attempts belong to carry the sum of their attempts (also when a request record arrives
-    # after its attempts were amortised).
+    return store.execute(
+        f"UPDATE {{t}} SET effective_cost_usd = ? * {TOKENS} WHERE {_SCOPE} "
+        f"AND ABS(effective_cost_usd - ? * {TOKENS}) > 1e-9", (rate, commitment.name, hour, hour + HOUR, rate))
+
+
+def _sum_requests(store: LedgerStore, commitment: Any, low: float, high: float) -> int:
+    """The request records of the commitment's attempts in [low, high) carry the sum of their attempts (also one
+    shipped after its attempts were amortised)."""
     total = "(SELECT SUM(a.effective_cost_usd) FROM {t} a WHERE a.request_id = {t}.request_id AND a.attempt > 0)"
-    return changed + store.execute(
+    return store.execute(
         f"UPDATE {{t}} SET effective_cost_usd = {total} WHERE attempt = 0 "
-        f"AND request_id IN (SELECT request_id FROM {{t}} WHERE {scope}) AND ABS(effective_cost_usd - {total}) > 1e-9",
-        params)
+        f"AND request_id IN (SELECT request_id FROM {{t}} WHERE {_SCOPE}) AND ABS(effective_cost_usd - {total}) > 1e-9",
+        (commitment.name, low, high))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import datetime
-from decimal import Decimal
+import functools
 from typing import IO, Any, Iterator
 
 import orjson
@@ -181,11 +181,11 @@ def _commitment_columns(commitment: Any) -> dict[str, Any]:
 
 def _common(config: Any, vendor: str, start: float, account: str) -> dict[str, Any]:
     name = VENDOR_NAMES.get(vendor, vendor)
-    period_start, period_end = _month(start)
+    period_start, period_end, charge_start, charge_end = _periods(start)
     return {
         "BillingAccountId": account, "BillingAccountName": account, "BillingCurrency": CURRENCY,
         "BillingPeriodStart": period_start, "BillingPeriodEnd": period_end,
-        "ChargePeriodStart": _time(start), "ChargePeriodEnd": _time(start + HOUR),
+        "ChargePeriodStart": charge_start, "ChargePeriodEnd": charge_end,
         "ProviderName": name, "ServiceProviderName": name, "HostProviderName": name, "InvoiceIssuerName": name,
         "ServiceCategory": SERVICE_CATEGORY,
     }
@@ -212,15 +212,13 @@ def _publisher(model: str, vendor: str) -> str:
     return VENDOR_NAMES.get(vendor, vendor)
 
 
-def _month(start: float) -> tuple[str, str]:
-    day = datetime.datetime.fromtimestamp(start, datetime.timezone.utc)
-    first = day.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+@functools.lru_cache(maxsize=4096)
+def _periods(start: float) -> tuple[str, str, str, str]:
+    """The billing period (the calendar month) and the charge period (the hour) of an hour's start."""
+    hour = datetime.datetime.fromtimestamp(start, datetime.timezone.utc)
+    first = hour.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     following = (first + datetime.timedelta(days=32)).replace(day=1)
-    return _stamp(first), _stamp(following)
-
-
-def _time(epoch: float) -> str:
-    return _stamp(datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc))
+    return _stamp(first), _stamp(following), _stamp(hour), _stamp(hour + datetime.timedelta(hours=1))
 
 
 def _stamp(moment: datetime.datetime) -> str:
@@ -230,15 +228,12 @@ def _stamp(moment: datetime.datetime) -> str:
 def _cell(value: Any) -> str | None:
     """A CSV field: None stays NULL (an empty unquoted field); numbers in plain decimal notation (no exponent, no
     symbol); Tags as a JSON object."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is float:
+        text = f"{value + 0.0:.{DIGITS}f}".rstrip("0")  # + 0.0: never "-0"
+        return text[:-1] if text.endswith(".") else text
+    if kind is int:
         return str(value)
-    if isinstance(value, float):
-        text = format(Decimal(repr(round(value, DIGITS) + 0.0)), "f")  # + 0.0: no "-0"
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if isinstance(value, dict):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    return str(value)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
