@@ -26,6 +26,7 @@ from compare_upstreams import nginx_proxy_conf, nginx_upstream_conf  # noqa: E40
 from gateway_overhead import CHAT, KEY, cpu_seconds, free_port, pinned, wait_port, wrk  # noqa: E402
 
 CHUNKS = 20  # data events per stream (role preamble, 18 words, finish), as in static_upstream.STREAM
+# The CPU/chunk column: (CPU per streamed request - CPU per whole request of the same route) / CHUNKS.
 REALISTIC_KEYS = 300
 CALLER = "sk-bench-key-7"
 
@@ -154,10 +155,11 @@ def measure_one(proc: Proc | None, url: str, body: dict, args, workdir: Path, ke
 
 def run(args, workdir: Path) -> dict:
     python = sys.executable
-    ports = {name: free_port() for name in ("nginx_up", "python_up", "nginx_proxy", "floor", "minimal", "realistic",
-                                            "litellm", "litellm_tuned")}
+    ports = {name: free_port() for name in ("nginx_up", "python_up", "nginx_proxy", "nginx_trickle", "floor",
+                                            "floor_trickle", "minimal", "realistic", "litellm", "litellm_tuned")}
     (workdir / "up.conf").write_text(nginx_upstream_conf(ports["nginx_up"], workdir))
-    (workdir / "proxy.conf").write_text(nginx_proxy_conf(ports["nginx_proxy"], ports["nginx_up"], workdir))
+    (workdir / "proxy.conf").write_text(nginx_proxy_conf(ports["nginx_proxy"], ports["nginx_up"], workdir,
+                                                                  ports["nginx_trickle"], ports["python_up"]))
     started: list[Proc] = []
     results: dict = {"scenarios": {}, "meta": {"seconds": args.seconds, "connections": args.connections}}
 
@@ -172,22 +174,25 @@ def run(args, workdir: Path) -> dict:
         nginx_proxy = start(["nginx", "-c", str(workdir / "proxy.conf"), "-p", str(workdir)], ports["nginx_proxy"])
         floor = start([python, str(HERE / "floor_proxy.py"), str(ports["nginx_up"]), str(ports["floor"])],
                       ports["floor"])
+        floor_trickle = start([python, str(HERE / "floor_proxy.py"), str(ports["python_up"]),
+                               str(ports["floor_trickle"])], ports["floor_trickle"])
         gateways = {}
         for name in ("minimal", "realistic"):
             config = workdir / f"{name}.json"
             config.write_text(json.dumps(gateway_config(ports[name], ports["nginx_up"], ports["python_up"],
                                                         name == "realistic", workdir)))
             gateways[name] = start([python, "-m", "skyrelay.cli", "serve", "--config", str(config)], ports[name])
-        plain = {"direct": (None, ports["nginx_up"]), "nginx proxy_pass": (nginx_proxy, ports["nginx_proxy"]),
-                 "floor proxy (skyrelay's HTTP stack)": (floor, ports["floor"])}
-        python_paths = {"trickled stream"}  # nginx cannot trickle: these go to the Python upstream
-        for scenario, (proc, port) in plain.items():
+        # (process measured, its port to nginx's static answers, its port to the Python upstream's trickle)
+        plain = {"direct": (None, ports["nginx_up"], ports["python_up"]),
+                 "nginx proxy_pass": (nginx_proxy, ports["nginx_proxy"], ports["nginx_trickle"]),
+                 "floor proxy (skyrelay's HTTP stack)": (floor, ports["floor"], ports["floor_trickle"])}
+        for scenario, (proc, port, trickle_port) in plain.items():
             rows = {}
             for label, path, body in workloads(False):
-                target = ports["python_up"] if label in python_paths and proc is None else port
-                if label in python_paths and proc is not None:
-                    continue  # the plain proxies forward to nginx only; the trickle figure is the gateway's
-                rows[label] = measure_one(proc, f"http://127.0.0.1:{target}{path}", body, args, workdir)
+                trickled = label == "trickled stream"  # nginx cannot trickle: the Python upstream does
+                measured = floor_trickle if trickled and proc is floor else proc
+                target = trickle_port if trickled else port
+                rows[label] = measure_one(measured, f"http://127.0.0.1:{target}{path}", body, args, workdir)
             results["scenarios"][scenario] = _with_meta(rows, proc)
         for name, proc in gateways.items():
             key = CALLER if name == "realistic" else KEY
@@ -227,10 +232,14 @@ def report(results: dict, connections: int) -> str:
              "| CPU/req | CPU/chunk | vs nginx | peak RSS | ready |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario, data in scenarios.items():
+        whole = data["rows"].get("chat", {}).get(connections, {}).get("cpu_us_per_request", 0.0)
         for label, row in data["rows"].items():
             many, one = row[connections], row[1]
             cpu = many["cpu_us_per_request"]
-            per_chunk = f"{cpu / CHUNKS:.1f} us" if "stream" in label and cpu else ""
+            # Per chunk: what a stream costs beyond a whole answer, over its chunks (the request's own share out).
+            base = whole if "Anthropic" not in label and "Bedrock" not in label else \
+                data["rows"].get(label.removesuffix(", stream"), {}).get(connections, {}).get("cpu_us_per_request", 0)
+            per_chunk = f"{max(cpu - base, 0) / CHUNKS:.1f} us" if "stream" in label and cpu else ""
             ratio = f"{cpu / nginx['cpu_us_per_request']:.1f}x" if nginx and cpu and nginx["cpu_us_per_request"] \
                 and label == "chat" else ""
             rss = f"{data['peak_rss_mb']:.0f} MB" if data["peak_rss_mb"] else ""

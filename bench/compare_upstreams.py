@@ -38,8 +38,9 @@ http {{
 """
 
 
-def nginx_proxy_conf(port: int, upstream_port: int, workdir: Path) -> str:
-    """nginx as the floor of any hop: proxy_pass with pooled keep-alive upstream connections, unbuffered."""
+def nginx_proxy_conf(port: int, upstream_port: int, workdir: Path, trickle_port: int, python_port: int) -> str:
+    """nginx as the floor of any hop: proxy_pass with pooled keep-alive upstream connections, unbuffered; a second
+    server in the same process proxies to the Python upstream (the trickled stream)."""
     return f"""
 daemon off; master_process off; worker_processes 1; pid {workdir}/proxy.pid;
 error_log {workdir}/proxy-error.log warn;
@@ -47,10 +48,18 @@ events {{ worker_connections 4096; }}
 http {{
   access_log off; keepalive_requests 1000000; {_temp_paths(workdir, "proxy")}
   upstream origin {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}
+  upstream python {{ server 127.0.0.1:{python_port}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
     location / {{
       proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+  server {{
+    listen 127.0.0.1:{trickle_port} backlog=4096;
+    location / {{
+      proxy_pass http://python; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_buffering off;
     }}
   }}
