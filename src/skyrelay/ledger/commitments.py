@@ -2,7 +2,7 @@
 burn-down (consumed, burn rate, projection, shortfall or overrun; for reserved capacity hours, tokens, utilisation
 and the effective price per million tokens).
 
-Amortisation is done when it is read: every report, burn-down and export first amortises the hours it covers.
+Amortisation is done when it is read: every spend report and export first amortises the hours it covers.
 It is an idempotent UPDATE per (commitment, hour), so it can run any number of times, and a record shipped late
 (after a database outage) is priced right by the next read of its hour. For one hour of a reserved commitment:
 each attempt it served gets cost_per_hour x its tokens (input + output) / the hour's tokens, and each request
@@ -132,8 +132,7 @@ def burn_down(store: LedgerStore, commitments: tuple, now: float) -> list[BurnDo
     found = []
     for commitment in commitments:
         starts, ends = window(commitment)
-        if commitment.kind == "reserved":
-            amortise(store, (commitment,), max(starts, now - 7 * DAY), min(now, ends))
+        if commitment.kind == "reserved":  # its figures are hours and tokens: no amortisation needed
             found.append(_reserved(store, commitment, starts, ends, now))
         else:
             found.append(_spend(store, commitment, starts, ends, now))
@@ -167,7 +166,7 @@ def _reserved(store: LedgerStore, commitment: Any, starts: float, ends: float, n
     hours_paid = max(0, math.ceil((until - starts) / HOUR))  # an hour begun is an hour paid
     hours_total = math.ceil((ends - starts) / HOUR)
     rate = commitment.cost_per_hour
-    _, _, _, listed, tokens = _sums(store, commitment, starts, until, "effective_cost_usd")
+    listed, tokens = _sums(store, commitment, starts, until, "billed_cost_usd")[3:]
     used = store.rows(
         f"SELECT COUNT(DISTINCT {store.hour_of()}) FROM {{t}} WHERE commitment = ? AND attempt > 0 "
         f"AND {TOKENS} > 0 AND started_at >= ? AND started_at < ?", (commitment.name, starts, until))[0][0]
