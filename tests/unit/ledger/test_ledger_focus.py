@@ -101,6 +101,11 @@ def check_row(row):
         assert row["PricingQuantity"] is not None
     if row["ChargeCategory"] == "Usage" and row["CommitmentDiscountStatus"] != "Unused":
         assert row["ConsumedQuantity"] is not None
+    assert row["ChargeFrequency"] in {"One-Time", "Recurring", "Usage-Based"}
+    if row["ChargeCategory"] in {"Usage", "Purchase"}:
+        assert row["PricingCategory"] in {"Standard", "Dynamic", "Committed", "Other"}
+        # Committed: reduced by a commitment discount, and not the purchase of it.
+        assert (row["PricingCategory"] == "Committed") == (committed and row["ChargeCategory"] == "Usage")
     if not committed:  # neither covering nor covered: effective is what was billed
         assert row["EffectiveCost"] == row["BilledCost"]
 
