@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from tests.support.ledger_tables import insert, ledger_url  # noqa: F401  (fixtu
 
 from .harness import GATEWAY_KEY
 
+LEDGER_CORE = importlib.util.find_spec("skyrelay.ledger.spool") is not None  # the write-ahead spool is in this tree
 NOW = time.time()
 HOUR_START = NOW - NOW % 3600
 
@@ -50,9 +52,12 @@ def records() -> list[dict]:
 
 
 @pytest.fixture
-def ledgered(make_stack, ledger_url):  # noqa: F811
-    stack = make_stack(sections={"database": {"url": ledger_url}, "commitments": commitments(),
-                                 "teams": {"search": {}, "ads": {}}, "keys": KEYS})
+def ledgered(make_stack, ledger_url, tmp_path):  # noqa: F811
+    sections = {"database": {"url": ledger_url}, "commitments": commitments(), "teams": {"search": {}, "ads": {}},
+                "keys": KEYS}
+    if LEDGER_CORE:  # the gateway's own spool, in the test's directory
+        sections["ledger"] = {"spool_dir": str(tmp_path / "spool")}
+    stack = make_stack(sections=sections)
     with LedgerStore.from_url(ledger_url) as store:
         insert(store, *records())
     return stack, ledger_url

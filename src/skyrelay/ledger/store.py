@@ -48,11 +48,29 @@ class LedgerStore:
         return db.connect()
 
     def ensure_table(self) -> None:
-        """Reports may run before the gateway ever shipped a record: an empty table, not an error."""
-        with closing(self._conn.cursor()) as cur:
-            for statement in create_table_sql(self.db.dialect, self.table):
-                cur.execute(statement)
-        self._conn.commit()
+        """Reports may run before the gateway ever shipped a record: an empty table, not an error. PostgreSQL's
+        CREATE TABLE IF NOT EXISTS can still fail when the shipper creates the table at the same moment: then the
+        table is there, which is all that was asked."""
+        try:
+            with closing(self._conn.cursor()) as cur:
+                for statement in create_table_sql(self.db.dialect, self.table):
+                    cur.execute(statement)
+            self._conn.commit()
+        except Exception:
+            self._conn.rollback()
+            if not self._table_exists():
+                raise
+
+    def _table_exists(self) -> bool:
+        try:
+            with closing(self._conn.cursor()) as cur:
+                cur.execute(f"SELECT 1 FROM {self.table} LIMIT 1")
+                cur.fetchall()
+            self._conn.commit()
+            return True
+        except Exception:  # noqa: BLE001  (either dialect's "no such table")
+            self._conn.rollback()
+            return False
 
     def hour_of(self, column: str = "started_at") -> str:
         """The SQL for the epoch hour (an integer) a time column falls in."""

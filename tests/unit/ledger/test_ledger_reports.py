@@ -78,3 +78,30 @@ def test_a_report_on_a_database_never_written_creates_no_file(tmp_path):
     with LedgerStore.from_url(f"sqlite:///{path}", create=False) as store:
         assert spend(store, (), ("team",), T0, T0 + 60) == []
     assert not path.exists()
+
+
+def test_a_report_racing_the_shipper_to_create_the_table_still_reads(ledger_url):
+    """Two connections creating the table at once (PostgreSQL can refuse the second): both end up reading it."""
+    import threading
+
+    from skyrelay.ledger.store import LedgerStore
+
+    stores = [LedgerStore.from_url(ledger_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    failures = []
+
+    def open_one(store):
+        barrier.wait()
+        try:
+            store.rows("SELECT COUNT(*) FROM {t}")
+        except Exception as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert failures == []
