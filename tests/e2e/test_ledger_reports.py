@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from skyrelay.server.openapi_routes import load_document
 
 from tests.support.ledger_tables import insert, ledger_url  # noqa: F401  (fixture)
 
-from .harness import GATEWAY_KEY
+from .harness import GATEWAY_KEY, HELLO
 
 LEDGER_CORE = importlib.util.find_spec("skyrelay.ledger.spool") is not None  # the write-ahead spool is in this tree
 NOW = time.time()
@@ -137,3 +138,18 @@ def test_cli_reports_read_the_same_database(ledgered, tmp_path):
         [r for r in rows if r["ChargeCategory"] == "Purchase"]))
     bad = cli(config, "spend", "--by", "colour")
     assert bad.returncode == 2 and "choose among" in bad.stderr and not bad.stdout
+
+
+def test_a_database_down_is_a_503_that_says_so(make_stack, tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sections = {"database": {"url": f"postgresql://postgres@127.0.0.1:{port}/test"}, "commitments": commitments()}
+    if LEDGER_CORE:
+        sections["ledger"] = {"spool_dir": str(tmp_path / "spool")}
+    stack = make_stack(sections=sections)
+    for path in ("/admin/spend", "/admin/commitments"):
+        resp = get(stack, path)
+        assert resp.status_code == 503 and resp.json()["error"]["code"] == "database_unavailable", resp.text
+        assert str(port) not in resp.text  # the answer does not say where the database is
+    assert stack.openai().chat.completions.create(model="chat", messages=HELLO).choices  # requests unaffected
