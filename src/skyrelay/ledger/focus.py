@@ -3,8 +3,9 @@ written as CSV that finance tools load beside the clouds' own FOCUS exports.
 
 Rows, one charge period (an hour, UTC) each:
 - Usage: the attempts of one hour with the same vendor, deployment, region, team, key, model group and
-  commitment, priced in Tokens (input + output). Under a reserved commitment BilledCost is 0 and EffectiveCost the
-  amortised share of the hour (CommitmentDiscountStatus "Used").
+  commitment, priced in Tokens (input + output). Under a reserved commitment BilledCost is 0, EffectiveCost the
+  amortised share of the hour and CommitmentDiscountQuantity that share in Hours (CommitmentDiscountStatus
+  "Used").
 - Purchase: each hour of a reserved commitment: BilledCost the hourly price, EffectiveCost 0 (it is recognised in
   the usage it served).
 - Usage "Unused": an hour of a reserved commitment that served no token: EffectiveCost the hourly price.
@@ -30,11 +31,11 @@ COLUMNS = (
     "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
     "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd",
     "ChargePeriodStart", "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName",
-    "CommitmentDiscountStatus", "CommitmentDiscountType", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
-    "EffectiveCost", "HostProviderName", "InvoiceIssuerName", "ListCost", "PricingCategory", "PricingQuantity",
-    "PricingUnit", "ProviderName", "PublisherName", "RegionId", "ResourceId", "ResourceName", "ServiceCategory",
-    "ServiceName", "ServiceProviderName", "SkuId", "SkuPriceId", "Tags",
-    "x_Requests", "x_InputTokens", "x_CachedInputTokens", "x_CacheWriteTokens", "x_OutputTokens",
+    "CommitmentDiscountQuantity", "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit",
+    "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "EffectiveCost", "HostProviderName", "InvoiceIssuerName",
+    "ListCost", "PricingCategory", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "RegionId",
+    "ResourceId", "ResourceName", "ServiceCategory", "ServiceName", "ServiceProviderName", "SkuId", "SkuPriceId",
+    "Tags", "x_Requests", "x_InputTokens", "x_CachedInputTokens", "x_CacheWriteTokens", "x_OutputTokens",
 )
 SERVICE_CATEGORY = "AI and Machine Learning"
 CURRENCY = "USD"
@@ -70,18 +71,22 @@ def export(store: LedgerStore, config: Any, since: float, until: float, out: IO[
 
 def rows(store: LedgerStore, config: Any, since: float, until: float, now: float) -> Iterator[dict[str, Any]]:
     reserved = {c.name: c for c in config.commitments if c.kind == "reserved"}
-    served: set[tuple[str, int]] = set()  # (reserved commitment, hour) that served tokens
-    for group in _usage_groups(store, since, until):
+    groups = list(_usage_groups(store, since, until))
+    served: dict[tuple[str, int], int] = {}  # (reserved commitment, hour) -> tokens it served
+    for group in groups:
+        if group["commitment"] in reserved:
+            key = (group["commitment"], group["hour"])
+            served[key] = served.get(key, 0) + group["tokens"]
+    for group in groups:
         commitment = reserved.get(group["commitment"])
-        if commitment is not None and group["tokens"]:
-            served.add((commitment.name, group["hour"]))
-        yield _usage_row(config, group, commitment)
+        hour_tokens = served.get((group["commitment"], group["hour"]), 0) if commitment is not None else 0
+        yield _usage_row(config, group, commitment, hour_tokens)
     for commitment in reserved.values():
         starts, ends = window(commitment)
         hour = max(since, starts)
         while hour < min(until, ends, now):
             yield _purchase_row(config, commitment, hour)
-            if (commitment.name, int(hour // HOUR)) not in served:
+            if not served.get((commitment.name, int(hour // HOUR))):
                 yield _unused_row(config, commitment, hour)
             hour += HOUR
 
@@ -104,13 +109,15 @@ def _usage_groups(store: LedgerStore, since: float, until: float) -> Iterator[di
                "list": float(listed or 0), "billed": float(billed or 0), "effective": float(effective or 0)}
 
 
-def _usage_row(config: Any, group: dict[str, Any], reserved: Any) -> dict[str, Any]:
+def _usage_row(config: Any, group: dict[str, Any], reserved: Any, hour_tokens: int) -> dict[str, Any]:
+    """`hour_tokens`: what the reserved commitment served in the group's hour (its share of the hour is this
+    group's tokens over those)."""
     deployment = config.deployment(group["deployment"]) if group["deployment"] else None
     vendor = group["vendor"] or (deployment.vendor if deployment is not None else "unknown")
     model = deployment.model if deployment is not None else group["deployment"] or "unknown"
     sku = f"{vendor}:{model}"
     start = group["hour"] * HOUR
-    row = _common(config, vendor, start, _account(deployment, vendor))
+    row = _common(vendor, start, _account(deployment, vendor))
     tags = {"team": group["team"], "key": group["key_name"], "model_group": group["model_group"],
             "deployment": group["deployment"], "commitment": group["commitment"]}
     row.update({
@@ -133,7 +140,8 @@ def _usage_row(config: Any, group: dict[str, Any], reserved: Any) -> dict[str, A
         # What the usage costs under the negotiated rate, before the reserved capacity covered it.
         discount = deployment.price.discount if deployment is not None else 0.0
         row.update(_commitment_columns(reserved), CommitmentDiscountStatus="Used", PricingCategory="Committed",
-                   ContractedCost=group["list"] * (1.0 - discount))
+                   ContractedCost=group["list"] * (1.0 - discount),
+                   CommitmentDiscountQuantity=group["tokens"] / hour_tokens if hour_tokens else 0.0)
     return row
 
 
@@ -143,7 +151,7 @@ def _purchase_row(config: Any, commitment: Any, hour: float) -> dict[str, Any]:
         "ChargeCategory": "Purchase", "ChargeFrequency": "Recurring", "PricingCategory": "Standard",
         "ChargeDescription": f"1 hour of reserved capacity {commitment.name}",
         "ListCost": commitment.cost_per_hour, "ContractedCost": commitment.cost_per_hour,
-        "BilledCost": commitment.cost_per_hour, "EffectiveCost": 0.0,
+        "BilledCost": commitment.cost_per_hour, "EffectiveCost": 0.0, "CommitmentDiscountQuantity": 1,
     })
     return row
 
@@ -155,13 +163,14 @@ def _unused_row(config: Any, commitment: Any, hour: float) -> dict[str, Any]:
         "CommitmentDiscountStatus": "Unused",
         "ChargeDescription": f"unused hour of reserved capacity {commitment.name}",
         "ListCost": 0.0, "ContractedCost": 0.0, "BilledCost": 0.0, "EffectiveCost": commitment.cost_per_hour,
+        "CommitmentDiscountQuantity": 1,
     })
     return row
 
 
 def _reserved_common(config: Any, commitment: Any, hour: float) -> dict[str, Any]:
     first = config.deployment(commitment.deployments[0]) if commitment.deployments else None
-    row = _common(config, commitment.vendor, hour, _account(first, commitment.vendor))
+    row = _common(commitment.vendor, hour, _account(first, commitment.vendor))
     sku = f"{commitment.vendor}:reserved:{commitment.name}"
     row.update(_commitment_columns(commitment))
     row.update({
@@ -175,11 +184,14 @@ def _reserved_common(config: Any, commitment: Any, hour: float) -> dict[str, Any
 
 
 def _commitment_columns(commitment: Any) -> dict[str, Any]:
+    """A reserved commitment is bought and consumed in hours of capacity: a used row consumes the share of its
+    hour its tokens were of the hour's."""
     return {"CommitmentDiscountId": commitment.name, "CommitmentDiscountName": commitment.name,
-            "CommitmentDiscountCategory": "Usage", "CommitmentDiscountType": RESERVED_TYPE}
+            "CommitmentDiscountCategory": "Usage", "CommitmentDiscountType": RESERVED_TYPE,
+            "CommitmentDiscountUnit": "Hours"}
 
 
-def _common(config: Any, vendor: str, start: float, account: str) -> dict[str, Any]:
+def _common(vendor: str, start: float, account: str) -> dict[str, Any]:
     name = VENDOR_NAMES.get(vendor, vendor)
     period_start, period_end, charge_start, charge_end = _periods(start)
     return {

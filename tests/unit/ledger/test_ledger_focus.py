@@ -31,7 +31,8 @@ SPEC = [
     ("RegionId", STRING, True), ("ConsumedQuantity", DECIMAL, True), ("ConsumedUnit", STRING, True),
     ("CommitmentDiscountId", STRING, True), ("CommitmentDiscountName", STRING, True),
     ("CommitmentDiscountCategory", STRING, True), ("CommitmentDiscountStatus", STRING, True),
-    ("CommitmentDiscountType", STRING, True), ("SkuId", STRING, True), ("Tags", JSON, True),
+    ("CommitmentDiscountType", STRING, True), ("CommitmentDiscountQuantity", DECIMAL, True),
+    ("CommitmentDiscountUnit", STRING, True), ("SkuId", STRING, True), ("Tags", JSON, True),
 ]
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")  # no symbol, no exponent, no thousands separator
@@ -90,6 +91,10 @@ def check_row(row):
     for column in ("CommitmentDiscountName", "CommitmentDiscountCategory", "CommitmentDiscountType"):
         assert (row[column] is not None) == committed
     assert row["CommitmentDiscountStatus"] is None or committed
+    if committed and row["ChargeCategory"] in {"Usage", "Purchase"}:
+        assert row["CommitmentDiscountQuantity"] is not None and row["CommitmentDiscountUnit"] is not None
+    if not committed:
+        assert row["CommitmentDiscountQuantity"] is None and row["CommitmentDiscountUnit"] is None
     if committed and row["ChargeCategory"] == "Usage":
         assert row["CommitmentDiscountStatus"] in {"Used", "Unused"}
         assert row["CommitmentDiscountCategory"] in {"Spend", "Usage"}
@@ -135,6 +140,12 @@ def test_focus_export_follows_the_rules(ledger_store):
                 if r["CommitmentDiscountId"] == "azure-ptu" and r["ChargeCategory"] == "Usage")
     bought = sum(Decimal(r["BilledCost"]) for r in rows if r["ChargeCategory"] == "Purchase")
     assert abs(usage - bought) < Decimal("0.000001") and bought == Decimal("540")
+    # Per hour, the quantity used and unused is the quantity bought (one hour of capacity).
+    quantity = defaultdict(Decimal)
+    for r in rows:
+        if r["CommitmentDiscountId"] and r["ChargeCategory"] == "Usage":
+            quantity[r["ChargePeriodStart"]] += Decimal(r["CommitmentDiscountQuantity"])
+    assert len(quantity) == 3 and all(abs(q - 1) < Decimal("1e-9") for q in quantity.values())
     used = [r for r in kinds[("Usage", "Used")] if r["ChargePeriodStart"] == "2026-01-31T22:00:00Z"]
     assert sorted(Decimal(r["EffectiveCost"]) for r in used) == [Decimal(45), Decimal(135)]  # by tokens 1:3
     assert all(r["BilledCost"] == "0" and r["ContractedCost"] != "0" for r in used)
