@@ -199,9 +199,10 @@ def render(burns: list[BurnDown]) -> str:
             lines.append(f"  projected at the end {_usd(b.projected)}: {verdict}")
         else:
             per_mtok = _usd(b.effective_per_mtok) if b.effective_per_mtok is not None else "-"
-            lines.append(f"  {b.hours_paid} hours paid, {b.hours_used} used ({_pct(b.utilisation)}), "
-                         f"{b.tokens:,} tokens served, effective {per_mtok} per Mtok "
-                         f"(list {_usd(b.list_value)}), idle hours {_usd(b.shortfall)}")
+            lines.append(f"  {b.hours_paid} hours paid, {b.hours_used} used ({_pct(b.utilisation)}); "
+                         f"idle hours {_usd(b.shortfall)}")
+            lines.append(f"  {b.tokens:,} tokens served: effective {per_mtok} per Mtok "
+                         f"(at list price {_usd(b.list_value)})")
     return "\n".join(lines)
 
 
