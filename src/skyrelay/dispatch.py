@@ -125,7 +125,7 @@ class Dispatcher:
         return group
 
     async def chat(self, req: ChatRequest, ctx: RequestContext | None = None) -> tuple[ChatResponse, Outcome]:
-        native = req.anthropic
+        native = req.anthropic or req.responses
         call = (lambda provider: provider.chat(req)) if native is None else (
             lambda provider: provider.chat(_as_spoken_by(provider, req)))
         resp, outcome = await self._attempt_loop(req.model, call, ctx, req.max_tokens, hold=False,
@@ -144,7 +144,7 @@ class Dispatcher:
         (head, rest), outcome = await self._attempt_loop(
             req.model, lambda provider: stream_head(provider, _as_spoken_by(provider, req)), ctx, req.max_tokens,
             hold=True, prompt=req)
-        if req.extra or req.anthropic is not None:
+        if req.extra or req.anthropic is not None or req.responses is not None:
             self._note_dropped(req, outcome)
         return CommittedStream(self, outcome, head, rest), outcome
 
@@ -152,6 +152,10 @@ class Dispatcher:
         """Judged for the deployment that served, from its cloud's table: pure, so earlier attempts (which saw the
         same request) leave nothing behind."""
         provider = self.providers[outcome.deployment.name]
+        if req.responses is not None:  # served from its own body, or from the canonical form (with what it left out)
+            outcome.dropped = () if provider.speaks_responses else req.responses.dropped + provider.dropped_extras(
+                req.extra)
+            return
         dropped = provider.dropped_extras(req.extra)
         if req.anthropic is not None:
             dropped = provider.dropped_native(req.anthropic) + dropped
@@ -381,7 +385,12 @@ def _as_spoken_by(provider: Provider, req: ChatRequest) -> ChatRequest:
     """An Anthropic client's request goes as it came to a cloud that speaks Anthropic's Messages API; any other
     gets its canonical form (converted once; raises UnsupportedFeature for what that form cannot carry)."""
     native = req.anthropic
-    if native is None or provider.speaks_anthropic:
+    if native is None:
+        responses = req.responses
+        if responses is None or provider.speaks_responses:
+            return req
+        return responses.canonical(req)
+    if provider.speaks_anthropic:
         return req
     return native.canonical(req)
 

@@ -63,6 +63,13 @@ class NotFound(GatewayError):
     code = "model_not_found"
 
 
+class ResponseNotFound(NotFound):
+    """No stored Response has that id (never stored, deleted, or stored with `store: false`): OpenAI's shape."""
+
+    type = "invalid_request_error"
+    code = None
+
+
 class MethodNotAllowed(GatewayError):
     """The route exists but not with this method."""
 

@@ -16,6 +16,8 @@ import orjson
 
 from .. import errors
 from ..context import RequestContext, new_request_id
+from ..db import parse_url
+from ..db.responses import ResponseStore
 from ..dispatch import Dispatcher, Outcome
 from ..governance import Governor
 from ..health_checks import HealthChecker
@@ -45,6 +47,7 @@ class Route:
     # The body must be JSON: any other Content-Type is refused (415), so that a browser's cross-site "simple"
     # POST (text/plain, a form), which needs no CORS preflight, never reaches a handler.
     json_body: bool = False
+    other_methods: tuple[str, ...] = ()  # methods served beside `method` (the handler tells them apart)
 
 
 class Gateway:
@@ -63,13 +66,16 @@ class Gateway:
         self.telemetry = Telemetry(config, self.dispatcher)
         self.dispatcher.on_close = self.telemetry.on_close
         self._tracer = self.telemetry.tracer
+        self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
         self._register_routes()
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, ledger_routes, metrics_routes, openai_routes, openapi_routes
+        from . import (anthropic_routes, health_routes, ledger_routes, metrics_routes, openai_routes, openapi_routes,
+                       responses_routes)
 
         openai_routes.register(self)
+        responses_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
         openapi_routes.register(self)
@@ -105,6 +111,7 @@ class Gateway:
         self.health_checker.start()
         self.governor.start()
         self.telemetry.start()
+        self.responses_store.start()
         return self.server
 
     async def close(self) -> None:
@@ -115,6 +122,7 @@ class Gateway:
         await self.governor.aclose()
         await self.dispatcher.aclose()
         self.telemetry.close()
+        self.responses_store.close()
 
     @property
     def providers(self):
@@ -164,7 +172,7 @@ class Gateway:
                 raise errors.PayloadTooLarge(
                     f"the request body is larger than the {self.config.server.max_body_bytes} bytes this gateway "
                     "accepts")
-            if request.method != route.method:
+            if request.method != route.method and request.method not in route.other_methods:
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
             if route.json_body and not is_json(request.headers.get("content-type")):
                 raise _not_json(request.headers.get("content-type"))

@@ -9,7 +9,6 @@ from .. import errors
 from ..canonical import ChatChunk, ChatRequest
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import openai as protocol
-from ..protocols import responses
 from . import anthropic_models
 from .app import JSON, SSE_HEADERS, Route, context_for, outcome_headers
 
@@ -29,19 +28,6 @@ def register(gateway: "Gateway") -> None:
                                   release=stream.aclose)
         resp, outcome = await dispatcher.chat(req, context_for(request))
         return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
-
-    async def create_response(request: Request) -> Response | StreamResponse:
-        req, data, dropped = responses.parse_responses(request.body)
-        if req.stream:
-            stream, outcome = await dispatcher.chat_stream(req, context_for(request))
-            if dropped:
-                outcome.dropped += dropped
-            return StreamResponse(200, responses.render_stream(stream, data, req.model),
-                                  SSE_HEADERS + outcome_headers(outcome), release=stream.aclose)
-        resp, outcome = await dispatcher.chat(req, context_for(request))
-        if dropped:
-            outcome.dropped += dropped
-        return Response(200, responses.render_response(resp, data), [JSON, *outcome_headers(outcome)])
 
     async def embeddings(request: Request) -> Response:
         req = protocol.parse_embeddings(request.body)
@@ -80,8 +66,6 @@ def register(gateway: "Gateway") -> None:
     for prefix in ("/v1", ""):  # some clients are configured with the host only, without /v1
         gateway.add_route(f"{prefix}/chat/completions",
                           Route("POST", chat_completions, protocol.render_error, json_body=True))
-        gateway.add_route(f"{prefix}/responses",
-                          Route("POST", create_response, responses.render_error, json_body=True))
         gateway.add_route(f"{prefix}/embeddings", Route("POST", embeddings, protocol.render_error, json_body=True))
         gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error))
         gateway.add_prefix_route(f"{prefix}/models/", Route("GET", model(f"{prefix}/models/"), protocol.render_error))
