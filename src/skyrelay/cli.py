@@ -1,4 +1,5 @@
-"""`skyrelay serve | demo | emulate | check-config | keys | teams`."""
+"""`skyrelay serve | demo | emulate | check-config | keys | teams`, and the ledger's `spend | commitments | export`
+(cli_ledger)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Awaitable, Callable
 
 import uvloop
 
+from . import cli_ledger
 from .net.server import CannotListen
 from .runtime import tune_gc
 
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
+    cli_ledger.add_commands(commands)  # spend, commitments, export focus
 
     from .admin_cli import add_commands
 
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_admin(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if hasattr(args, "handler"):
+        return args.handler(args)
     if args.command == "check-config":
         from .config import check
 

@@ -231,6 +231,14 @@ class InternalError(GatewayError):
         super().__init__(message, **kw)
 
 
+class DatabaseUnavailable(GatewayError):
+    """The database a report reads (the ledger) could not be reached; requests to the clouds are unaffected."""
+
+    status = 503
+    type = "api_error"
+    code = "database_unavailable"
+
+
 class NoDeploymentAvailable(GatewayError):
     """Every deployment of the model group failed or is cooling down."""
 

@@ -74,8 +74,8 @@ class Gateway:
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import (admin_routes, admin_stats_routes, anthropic_routes, health_routes, metrics_routes, openai_routes,
-                       openapi_routes, reload_routes, responses_routes, ui_routes)
+        from . import (admin_routes, admin_stats_routes, anthropic_routes, health_routes, ledger_routes, metrics_routes,
+                       openai_routes, openapi_routes, reload_routes, responses_routes, ui_routes)
 
         openai_routes.register(self)
         responses_routes.register(self)
@@ -87,6 +87,7 @@ class Gateway:
         admin_stats_routes.register(self)
         ui_routes.register(self)
         reload_routes.register(self)
+        ledger_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
