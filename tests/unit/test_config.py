@@ -96,6 +96,8 @@ CASES = [
     ("server.head_timeout", "10s", "server.head_timeout", "expected a number"),
     ("server.body_timeout", -1, "server.body_timeout", "must be > 0"),
     ("server.body_timeout", 7200, "server.body_timeout", "must be <= 3600"),
+    ("server.drain_timeout_s", -1, "server.drain_timeout_s", "must be between 0 and 3600"),
+    ("server.drain_timeout_s", "30s", "server.drain_timeout_s", "expected a number"),
     ("server.host", "http://0.0.0.0", "server.host", "expected a host name"),
     ("server.host", ["x"], "server.host", "expected a string, got a list"),
     ("server.master_key", "", "server.master_key", "is empty"),
@@ -387,6 +389,7 @@ def test_defaults():
     assert config.server.host == "127.0.0.1" and config.server.port == 4000
     assert config.server.max_body_bytes == 4 * 1024 * 1024 and config.server.master_key is None
     assert (config.server.max_connections, config.server.head_timeout, config.server.body_timeout) == (10_000, 10, 30)
+    assert config.server.drain_timeout_s == 30
     group = config.model_groups["g"]
     assert (group.strategy, group.max_attempts, group.fallbacks) == ("weighted", 3, ())
     assert group.on_unsupported == "fail_over"  # a mixed group must not answer 400 by the luck of the pick

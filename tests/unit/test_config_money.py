@@ -42,7 +42,7 @@ def test_commitment_mistakes_are_named():
     data["database"] = {"url": "mysql://x"}
     data["commitments"] = [
         {"name": "x", "kind": "reserved", "vendor": "openai", "deployments": ["nope"], "start": "2026-01-01",
-         "end": "2025-01-01"},
+         "end": "2025-01-01", "discount": 0.1},
         {"name": "y", "kind": "lease", "vendor": "openai", "start": "soon", "end": "2027-01-01"},
         {"name": "z", "kind": "spend", "vendor": "azure", "deployments": ["a"], "amount_usd": -1,
          "start": "2026-01-01", "end": "2027-01-01"}]
@@ -51,6 +51,7 @@ def test_commitment_mistakes_are_named():
     assert_problem(problems, "commitments[0].deployments[0]", "no deployment is named 'nope'")
     assert_problem(problems, "commitments[0].cost_per_hour", "required")
     assert_problem(problems, "commitments[0].end", "after start")
+    assert_problem(problems, "commitments[0].discount", "only used by kind: spend")
     assert_problem(problems, "commitments[1].kind", "unknown kind")
     assert_problem(problems, "commitments[1].start", "expected a date")
     assert_problem(problems, "commitments[2].deployments[0]", "paid to 'openai'")

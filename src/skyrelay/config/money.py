@@ -75,6 +75,9 @@ def _commitment(ctx: Context, raw: Mapping, path: str, deployments: dict[str, st
                     "list the deployments the reserved capacity serves")
         if amount_usd is not None:
             ctx.add(child(path, "amount_usd"), "only used by kind: spend", "remove it")
+        if raw.get("discount") is not None:  # its usage bills nothing: there is nothing to discount
+            ctx.add(child(path, "discount"), "only used by kind: spend", "remove it; reserved capacity costs "
+                    "cost_per_hour")
     elif kind == "spend":
         if amount_usd is None:
             ctx.add(child(path, "amount_usd"), "required for a spend commitment", "e.g. amount_usd: 2500000")
