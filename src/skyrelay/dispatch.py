@@ -85,6 +85,7 @@ class Dispatcher:
         # The groups with a concentration cap, by name: only their attempts pay for counting vendor shares.
         self._capped = {name: g.concentration for name, g in model_groups.items() if g.concentration is not None}
         self.governor: Any = None  # skyrelay.governance.Governor: set by the gateway for requests with a key
+        self.ledger: Any = None  # skyrelay.ledger.record.Recorder: set by the gateway when the ledger is on
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
@@ -156,6 +157,7 @@ class Dispatcher:
         ctx.group = group.name
         ctx.max_output = max_output
         ctx.prompt = prompt
+        ctx.streamed = hold
         if ctx.on_close is None:
             ctx.on_close = self.on_close
         outcome = Outcome(group.name, ctx)
@@ -187,6 +189,8 @@ class Dispatcher:
                 share = self._count_share(deployment, decision, ctx, now) if self._capped else None
                 self.health.on_attempt(name, now)
                 self.outstanding[name] += 1
+                if self.ledger is not None:  # written ahead: the spool has the attempt before the cloud does
+                    self.ledger.attempt_opened(ctx, attempt, deployment.tier)
                 try:
                     result = await call(self.providers[name])
                 except errors.UpstreamError as exc:

@@ -19,11 +19,12 @@ from ..context import RequestContext, new_request_id
 from ..dispatch import Dispatcher, Outcome
 from ..governance import Governor
 from ..health_checks import HealthChecker
+from ..ledger.core import build_ledger
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
 from ..routing.policies import parse_residency
 from ..state import build_state
-from ..telemetry import Telemetry
+from ..telemetry import Telemetry, status_of
 
 log = logging.getLogger("skyrelay.server")
 
@@ -62,6 +63,7 @@ class Gateway:
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
         self.telemetry = Telemetry(config, self.dispatcher)
         self.dispatcher.on_close = self.telemetry.on_close
+        self.ledger = build_ledger(config, self.dispatcher.clock)  # None with ledger.enabled: false
         self._tracer = self.telemetry.tracer
         self._register_routes()
 
@@ -97,6 +99,8 @@ class Gateway:
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
             max_connections=server.max_connections, error_reply=self.http_error,
         )
+        if self.ledger is not None:
+            self._start_ledger()
         self.health_checker.start()
         self.governor.start()
         self.telemetry.start()
@@ -110,6 +114,20 @@ class Gateway:
         await self.governor.aclose()
         await self.dispatcher.aclose()
         self.telemetry.close()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    def _start_ledger(self) -> None:
+        """Every attempt is written ahead, and every closed request recorded before telemetry hears of it."""
+        dispatcher, ledger, telemetry = self.dispatcher, self.ledger, self.telemetry.on_close
+        dispatcher.ledger = ledger.start()
+        record = dispatcher.ledger.request_closed
+
+        def on_close(ctx: RequestContext) -> None:
+            record(ctx, status_of(ctx.error))
+            telemetry(ctx)
+
+        dispatcher.on_close = on_close
 
     @property
     def providers(self):
@@ -238,9 +256,16 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
     ]
     if outcome.dropped:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
+    if outcome.context.cost_usd is not None:  # a whole answer's (a stream's is known at its end: docs/ledger.md)
+        headers.append(("x-skyrelay-cost-usd", usd(outcome.context.cost_usd)))
     if outcome.context.debug_route:
         headers.append(("x-skyrelay-route", outcome.route()))
     return headers
+
+
+def usd(amount: float) -> str:
+    """Dollars in plain decimal (no exponent), to the micro-cent."""
+    return f"{amount:.8f}".rstrip("0").rstrip(".") or "0"
 
 
 def context_for(request: Request) -> RequestContext:

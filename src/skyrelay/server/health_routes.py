@@ -31,8 +31,13 @@ def register(gateway: "Gateway") -> None:
             for group in gateway.config.model_groups.values()
         )
         # `state.shared` false: Redis is unreachable and this replica enforces its share of each limit alone.
-        return json_response({"status": "ready" if ready_now else "degraded", "model_groups": groups,
-                              "state": gateway.governor.state.status()})
+        body = {"status": "ready" if ready_now else "degraded", "model_groups": groups,
+                "state": gateway.governor.state.status()}
+        if gateway.ledger is not None:  # the database unreachable, or the spool past its limit: degraded
+            body["ledger"] = ledger = gateway.ledger.status()
+            if ledger["over_limit"]:
+                body["status"] = "degraded"
+        return json_response(body)
 
     gateway.add_route("/health/live", Route("GET", live, protocol.render_error, authenticated=False))
     gateway.add_route("/health/ready", Route("GET", ready, protocol.render_error, authenticated=False))

@@ -1,0 +1,80 @@
+"""The ledger as the gateway runs it: the recorder on the request path, the spool on disk, a syncer thread that
+makes the spool durable every `fsync_interval_ms`, and the shipper thread that commits it to the database."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from ..db import parse_url
+from .record import Recorder, header, money_of
+from .shipper import Shipper
+from .sinks import Sink
+from .spool import Spool
+
+log = logging.getLogger("skyrelay.ledger")
+
+
+class Ledger:
+    def __init__(self, config: Any, clock: Any):
+        self.settings = config.ledger
+        self.database = parse_url(config.database.url)
+        self.deployments = {d.name: d for d in config.deployments()}
+        self.commitments = config.commitments
+        self.clock = clock
+        self.spool: Spool | None = None
+        self.recorder: Recorder | None = None
+        self.shipper: Shipper | None = None
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+
+    def start(self) -> Recorder:
+        """Open this process's spool (and adopt dead processes'); the recorder the dispatcher writes through."""
+        settings = self.settings
+        self.spool = spool = Spool(settings.spool_dir, settings.segment_bytes, header)
+        self.recorder = Recorder(spool.append, self.deployments, self.commitments, self.clock)
+        self.recorder.offset = time.time() - self.clock()
+        self.shipper = Shipper(spool, Sink(self.database), self._price)
+        self._syncer = threading.Thread(target=self._sync, name="skyrelay-ledger-syncer", daemon=True)
+        self._syncer.start()
+        self.shipper.start()
+        return self.recorder
+
+    def on_close(self, ctx: Any, status: int) -> None:
+        self.recorder.request_closed(ctx, status)
+
+    def _price(self, deployment: str, usage: Any, when: float, estimated: int) -> tuple:
+        return money_of(self.deployments.get(deployment), usage, when, self.commitments, estimated)
+
+    def _sync(self) -> None:
+        interval = self.settings.fsync_interval_ms / 1000
+        while not self._stop.wait(interval):
+            self.spool.sync()
+            self.recorder.offset = time.time() - self.clock()  # follows the wall clock's corrections
+
+    def status(self) -> dict[str, Any]:
+        """For /health/ready: how far behind the database is, and whether the spool passed its limit."""
+        spool = self.spool
+        on_disk = spool.bytes_on_disk() if spool is not None else 0
+        body = {"spool_bytes": on_disk, "max_spool_bytes": self.settings.max_spool_bytes,
+                "over_limit": on_disk > self.settings.max_spool_bytes, "lost": spool.lost if spool else 0}
+        if self.shipper is not None:
+            body.update(self.shipper.status())
+        return body
+
+    def close(self) -> None:
+        """Ship what is left (if the database answers) and close the spool; what was not shipped stays on disk."""
+        if self.spool is None:
+            return
+        self._stop.set()
+        if self._syncer is not None:
+            self._syncer.join()
+        self.shipper.stop()
+        self.spool.close(shipped=self.shipper.clean)
+        self.spool = None
+
+
+def build_ledger(config: Any, clock: Any) -> Ledger | None:
+    return Ledger(config, clock) if config.ledger.enabled else None
