@@ -88,6 +88,19 @@ def test_each_request_and_each_attempt_that_reached_a_cloud_has_one_record(make_
                                                                           abs=1e-8)
 
 
+def test_a_finished_chat_stream_ends_with_its_cost_in_an_sse_comment(make_stack, tmp_path):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    stack = ledger_stack(make_stack, tmp_path, url)
+    body = {"model": "chat", "messages": HELLO, "stream": True}
+    reply = httpx.post(f"{stack.base_url}/chat/completions", json=body, timeout=20,
+                       headers={"authorization": f"Bearer {stack.key}"})
+    *_, comment, done = [event for event in reply.text.split("\n\n") if event]
+    assert done == "data: [DONE]" and comment.startswith(": x-skyrelay-cost-usd ")
+    rid = reply.headers["x-request-id"]
+    record = by_key(wait_for_rows(url, lambda rows: (rid, 0) in by_key(rows)))[(rid, 0)]
+    assert float(comment.split()[-1]) == pytest.approx(record["billed_cost_usd"], abs=1e-8) and record["streamed"]
+
+
 def test_a_request_no_cloud_could_serve_is_recorded_with_its_status(make_stack, tmp_path, database_url):
     stack = ledger_stack(make_stack, tmp_path, database_url)
     for cloud in ("cloud-a", "cloud-b"):
