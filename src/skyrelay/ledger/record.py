@@ -87,7 +87,7 @@ class Recorder:
                        ctx.group, attempt.vendor, attempt.deployment, attempt.region,
                        self._tier(attempt.deployment), attempt.status, attempt.error_kind, None, *money[:8],
                        money[8], (end - attempt.start) * 1000, ttft, +ctx.streamed,
-                       +getattr(attempt, "hedged", False)), option=_NL)
+                       +attempt.hedged), option=_NL)
 
     def _money(self, ctx: Any, attempt: Any, committed: bool) -> tuple:
         """Tokens and costs of one attempt: what the cloud reported, else (when it answered, or may have, and
@@ -96,7 +96,7 @@ class Recorder:
         estimated = 0
         if usage is None:
             status = attempt.status
-            if status == "ok" or status == "abandoned" or committed:
+            if status == "ok" or status == "abandoned" or status == "cancelled" or committed:
                 out = ctx.max_output if ctx.max_output is not None else DEFAULT_OUTPUT_TOKENS
                 usage = Usage(attempt.reserved_tokens - out, out)
                 estimated = 1
@@ -114,7 +114,7 @@ class Recorder:
         tokens_in = cached = written = tokens_out = estimated = 0
         listed = billed = effective = 0.0
         commitment = None
-        reached = hedged = False
+        reached = False
         for attempt in ctx.attempts:
             money = attempt.ledger
             if money is None:
@@ -123,7 +123,6 @@ class Recorder:
                 reached = True
             if attempt.status == "ok":
                 served = attempt
-            hedged = hedged or getattr(attempt, "hedged", False)
             tokens_in += money[0]
             cached += money[1]
             written += money[2]
@@ -146,7 +145,7 @@ class Recorder:
             tokens_in, cached, written, tokens_out, estimated, listed, billed, effective, commitment,
             (end - ctx.arrival) * 1000,
             (ctx.first_output - ctx.arrival) * 1000 if ctx.first_output is not None else None,
-            +ctx.streamed, +hedged), option=_NL)
+            +ctx.streamed, +ctx.hedged), option=_NL)
 
 
 def money_of(deployment: Any, usage: Any, when: float, commitments: tuple, estimated: int) -> tuple:

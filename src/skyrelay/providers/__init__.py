@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .anthropic import AnthropicProvider
+from .anthropic.vertex import VertexAnthropicProvider
 from .azure import AzureOpenAIProvider
 from .base import Provider
 from .bedrock import BedrockProvider
@@ -19,6 +20,7 @@ PROVIDERS: dict[str, type[Provider]] = {
     "gemini": GeminiProvider,
     "vertex": VertexProvider,
     "bedrock": BedrockProvider,
+    "vertex_anthropic": VertexAnthropicProvider,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from ..net.server import Request, Response
@@ -32,8 +33,8 @@ def register(gateway: "Gateway") -> None:
         )
         # `state.shared` false: Redis is unreachable and this replica enforces its share of each limit alone.
         body = {"status": "ready" if ready_now else "degraded", "model_groups": groups,
-                "state": gateway.governor.state.status()}
-        if gateway.ledger is not None:  # the database unreachable, or the spool past its limit: degraded
+                "state": gateway.governor.state.status(), "pid": os.getpid()}
+        if gateway.ledger is not None:  # the spool past its limit: degraded (requests still flow)
             body["ledger"] = ledger = gateway.ledger.status()
             if ledger["over_limit"]:
                 body["status"] = "degraded"
