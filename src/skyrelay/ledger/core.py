@@ -52,6 +52,7 @@ class Ledger:
         interval = self.settings.fsync_interval_ms / 1000
         while not self._stop.wait(interval):
             self.spool.sync()
+            self.spool.prepare()
             self.recorder.offset = time.time() - self.clock()  # follows the wall clock's corrections
 
     def status(self) -> dict[str, Any]:

@@ -153,11 +153,24 @@ def money_of(deployment: Any, usage: Any, when: float, commitments: tuple, estim
     costs = _FREE
     if deployment is not None:  # else gone from the configuration since (a recovered record): tokens, no price
         try:
-            costs = record_costs(deployment, usage, datetime.datetime.fromtimestamp(when, _UTC), commitments)
+            costs = record_costs(deployment, usage, _datetime(when), commitments)
         except Exception:  # a pricing bug must not fail the request: the tokens are kept, the costs are zero
             log.exception("cannot price a ledger record of deployment %s", deployment.name)
     return (usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens, usage.output_tokens, estimated,
             *costs)
+
+
+_last_second = (0, datetime.datetime.fromtimestamp(0, _UTC))
+
+
+def _datetime(when: float) -> datetime.datetime:
+    """`when` to the second, as a UTC datetime: made once a second (prices change by the hour at most)."""
+    global _last_second
+    second = int(when)
+    last = _last_second
+    if last[0] != second:
+        last = _last_second = (second, datetime.datetime.fromtimestamp(second, _UTC))
+    return last[1]
 
 
 def request_status(ctx: Any, served: Any, reached: bool) -> str:

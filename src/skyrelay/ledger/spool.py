@@ -27,6 +27,7 @@ log = logging.getLogger("skyrelay.ledger")
 SEGMENT_SUFFIX = ".spool"
 LOCK_SUFFIX = ".lock"
 _RETRY_AFTER_FAILURE = 1.0  # seconds between tries to open a segment after the disk refused one
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map the pages at once, not one fault per page later
 
 
 class Segment:
@@ -72,10 +73,12 @@ class Spool:
         self._failed_at = -_RETRY_AFTER_FAILURE
         self._new_files = True  # the directory's entries need an fsync too
         self._sync_lock = threading.Lock()  # between the syncer's fsyncs and the shipper's deletions
-        self._live: Segment | None = None
-        self._live = self._new_segment()
+        self._create_lock = threading.Lock()  # between the loop's rotation and the syncer's spare
+        self._spare: Segment | None = None
+        self._live: Segment | None = self._new_segment()
         if self._live is None:
             raise OSError("cannot create the first spool segment in " + directory)
+        self.segments.append(self._live)
 
     # --- the request path (event loop thread) -------------------------------------------------------------------
 
@@ -99,15 +102,29 @@ class Spool:
         if needed + len(self._header) > self.segment_bytes:
             log.error("a ledger record of %d bytes does not fit in a spool segment; dropped", needed)
             return None
-        fresh = self._new_segment()
+        with self._create_lock:  # the syncer's spare, made ahead; made here only when it is not ready
+            fresh, self._spare = self._spare, None
+            if fresh is None:
+                fresh = self._new_segment()
         if self._live is not None:
             self._live.sealed = True
         self._live = fresh
         if fresh is None:
             self._failed_at = now
+        else:
+            self.segments.append(fresh)
         return fresh
 
+    def prepare(self) -> None:
+        """Make the next segment ahead of need (the syncer thread), so that a rotation costs the loop nothing."""
+        if self._spare is None and self._live is not None:
+            with self._create_lock:
+                if self._spare is None:
+                    self._spare = self._new_segment()
+
     def _new_segment(self) -> Segment | None:
+        """A segment written with zeros (so the file's blocks exist: appends into the mapping never wait for the
+        file system to allocate, nor meet a full disk as SIGBUS) and mapped with its pages in memory."""
         index = self._next_index
         path = os.path.join(self.directory, f"{self.owner}.{index:08d}{SEGMENT_SUFFIX}")
         try:
@@ -116,8 +133,11 @@ class Spool:
             log.error("cannot create a ledger spool segment: %s", exc.strerror)
             return None
         try:
-            os.posix_fallocate(fd, 0, self.segment_bytes)  # the disk space is ours: no SIGBUS on a full disk
-            mm = mmap.mmap(fd, self.segment_bytes)
+            zeros = bytes(min(self.segment_bytes, 1 << 20))
+            written = 0
+            while written < self.segment_bytes:
+                written += os.write(fd, zeros[:self.segment_bytes - written])
+            mm = mmap.mmap(fd, self.segment_bytes, flags=mmap.MAP_SHARED | _POPULATE)
         except OSError as exc:
             log.error("cannot allocate a ledger spool segment of %d bytes: %s", self.segment_bytes, exc.strerror)
             os.close(fd)
@@ -126,10 +146,8 @@ class Spool:
         header = self._header
         mm[:len(header)] = header
         self._next_index = index + 1
-        seg = Segment(index, path, fd, mm, self.segment_bytes, len(header))
-        self.segments.append(seg)
         self._new_files = True
-        return seg
+        return Segment(index, path, fd, mm, self.segment_bytes, len(header))
 
     # --- background threads -------------------------------------------------------------------------------------
 
@@ -164,6 +182,10 @@ class Spool:
         start in this directory adopts them."""
         self.sync()
         with self._sync_lock:
+            spare, self._spare = self._spare, None
+            if spare is not None:  # never used: nothing in it but its header
+                spare.close()
+                os.unlink(spare.path)
             for seg in self.segments:
                 seg.close()
                 if shipped:
