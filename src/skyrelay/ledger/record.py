@@ -5,6 +5,8 @@ Lines are JSON arrays, positional to stay cheap (orjson encodes a tuple faster t
   ["o", request_id, attempt, started_at, key_name, team, model_group, vendor, deployment, region, tier,
    estimated_input, estimated_output, streamed]                      an attempt opened, before the call
   ["r", <the columns of schema.COLUMN_NAMES, in order>]               a finished record, ready to ship
+  ["q", <the request's columns>, <its one attempt's own: started_at, ended_at, status, error_kind, latency_ms,
+   ttft_ms, hedged, vendor, deployment, region, tier>]                  both records of a one-attempt request
 and each segment starts with ["h", SPOOL_VERSION, owner, [column names]] so a later version can read it.
 An attempt that ends before the request does (a failure, then another try) is written when the next attempt opens,
 in the same append and before that next call: the same synchronous step as its end, with no await in between.
@@ -26,7 +28,7 @@ from .schema import COLUMN_NAMES
 log = logging.getLogger("skyrelay.ledger")
 
 SPOOL_VERSION = 1
-OPEN, RECORD, HEADER = "o", "r", "h"
+OPEN, RECORD, HEADER, ALONE = "o", "r", "h", "q"
 _dumps = orjson.dumps
 _NL = orjson.OPT_APPEND_NEWLINE
 _UTC = datetime.timezone.utc
@@ -67,8 +69,36 @@ class Recorder:
     def request_closed(self, ctx: Any, status: int) -> None:
         """The request ended (`status`: what the client got): its attempts not yet written, and its own record."""
         end = self.clock()
-        data = self._ended(ctx, ctx.attempts)
+        attempts = ctx.attempts
+        if len(attempts) == 1 and attempts[0].status is not None:
+            self.append(self._alone(ctx, attempts[0], status, end))
+            return
+        data = self._ended(ctx, attempts)
         self.append(data + self._request(ctx, status, end))
+
+    def _alone(self, ctx: Any, attempt: Any, status: int, end: float) -> bytes:
+        """The common case, one attempt: one line carries both records (decode_lines makes two of it). The
+        request's record is the attempt's but for what is the request's own (its times and status, what the client
+        got); the attempt's own values follow it."""
+        row = self._attempt_row(ctx, 1, attempt)
+        own = (row[3], row[4], row[12], row[13], row[24], row[25], row[27], row[8], row[9], row[10], row[11])
+        offset = self.offset
+        row[0] = ALONE
+        row[2] = 0
+        row[3] = ctx.arrival + offset
+        row[4] = end + offset
+        served = attempt if attempt.status == "ok" or ctx.first_output is not None else None
+        if served is None:
+            row[8] = row[9] = row[10] = row[11] = None
+        row[12] = request_status(ctx, served, attempt.status != "refused")
+        row[13] = request_error(ctx, served)
+        row[14] = status
+        row[24] = (end - ctx.arrival) * 1000
+        row[25] = (ctx.first_output - ctx.arrival) * 1000 if ctx.first_output is not None else None
+        row[27] = +ctx.hedged
+        row += own
+        ctx.cost_usd = row[21]
+        return _dumps(row, option=_NL)
 
     def _ended(self, ctx: Any, attempts: list) -> bytes:
         data = b""
@@ -78,16 +108,20 @@ class Recorder:
         return data
 
     def _attempt(self, ctx: Any, number: int, attempt: Any) -> bytes:
+        return _dumps(self._attempt_row(ctx, number, attempt), option=_NL)
+
+    def _attempt_row(self, ctx: Any, number: int, attempt: Any) -> list:
+        """The attempt's line as a list: "r", then its columns (schema.COLUMN_NAMES)."""
         offset = self.offset
         committed = ctx.first_output is not None and attempt is ctx.attempts[-1]  # the stream the client got
         money = attempt.ledger = self._money(ctx, attempt, committed)
-        ttft = (ctx.first_output - attempt.start) * 1000 if committed else None
         end = attempt.end
-        return _dumps((RECORD, ctx.request_id, number, attempt.start + offset, end + offset, ctx.key_name, ctx.team,
-                       ctx.group, attempt.vendor, attempt.deployment, attempt.region,
-                       self._tier(attempt.deployment), attempt.status, attempt.error_kind, None, *money[:8],
-                       money[8], (end - attempt.start) * 1000, ttft, +ctx.streamed,
-                       +attempt.hedged), option=_NL)
+        start = attempt.start
+        deployment = self.deployments.get(attempt.deployment)
+        return [RECORD, ctx.request_id, number, start + offset, end + offset, ctx.key_name, ctx.team, ctx.group,
+                attempt.vendor, attempt.deployment, attempt.region, deployment.tier if deployment else None,
+                attempt.status, attempt.error_kind, None, *money, (end - start) * 1000,
+                (ctx.first_output - start) * 1000 if committed else None, +ctx.streamed, +attempt.hedged]
 
     def _money(self, ctx: Any, attempt: Any, committed: bool) -> tuple:
         """Tokens and costs of one attempt: what the cloud reported, else (when it answered, or may have, and
@@ -207,9 +241,32 @@ def decode_lines(data: bytes, columns: tuple = COLUMN_NAMES):
         if kind == HEADER:
             columns = tuple(line[3])
             continue
-        if kind == RECORD and columns != COLUMN_NAMES:
+        if kind == ALONE:
+            width = len(columns) + 1
+            attempt = _one_attempt(line[1:width], line[width:], columns)
+            line[0] = RECORD
+            del line[width:]
+            if columns != COLUMN_NAMES:
+                line = [RECORD, *_remap(line[1:], columns)]
+            yield [RECORD, *_remap(attempt, columns)] if columns != COLUMN_NAMES else [RECORD, *attempt]
+        elif kind == RECORD and columns != COLUMN_NAMES:
             line = [RECORD, *_remap(line[1:], columns)]
         yield line
+
+
+_OWN = ("started_at", "ended_at", "status", "error_kind", "latency_ms", "ttft_ms", "hedged", "vendor", "deployment",
+        "region", "tier")
+
+
+def _one_attempt(request: list, own: list, columns: tuple) -> list:
+    """The attempt record folded into a "q" line: the request's, with the attempt's own values."""
+    attempt = list(request)
+    position = {name: index for index, name in enumerate(columns)}
+    attempt[position["attempt"]] = 1
+    attempt[position["http_status"]] = None
+    for name, value in zip(_OWN, own):
+        attempt[position[name]] = value
+    return attempt
 
 
 def _remap(values: list, columns: tuple) -> list:
