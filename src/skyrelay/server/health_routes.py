@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,8 @@ def register(gateway: "Gateway") -> None:
         )
         # `state.shared` false: Redis is unreachable and this replica enforces its share of each limit alone.
         body = {"status": "ready" if ready_now else "degraded", "model_groups": groups,
-                "state": gateway.governor.state.status(), "pid": os.getpid()}
+                "state": gateway.governor.state.status(), "pid": os.getpid(),
+                "tasks": len(asyncio.all_tasks())}  # a leak shows as a count that only grows
         if gateway.ledger is not None:  # the spool past its limit: degraded (requests still flow)
             body["ledger"] = ledger = gateway.ledger.status()
             if ledger["over_limit"]:
