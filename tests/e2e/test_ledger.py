@@ -83,6 +83,9 @@ def test_each_request_and_each_attempt_that_reached_a_cloud_has_one_record(make_
     stream = records[(streamed, 0)]
     assert stream["streamed"] == 1 and stream["ttft_ms"] is not None and stream["output_tokens"] > 0
 
+    metrics = httpx.get(f"{stack.origin}/metrics", headers={"authorization": f"Bearer {stack.key}"}).text
+    assert "skyrelay_ledger_database_up 1" in metrics and "skyrelay_ledger_records_shipped_total 7" in metrics
+
     for raw, rid in ((whole, ids[0]), (failed_over, ids[1])):  # the whole answer's header is the billed cost
         assert float(raw.headers["x-skyrelay-cost-usd"]) == pytest.approx(records[(rid, 0)]["billed_cost_usd"],
                                                                           abs=1e-8)

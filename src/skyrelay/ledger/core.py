@@ -65,6 +65,31 @@ class Ledger:
             body.update(self.shipper.status())
         return body
 
+    def exposition(self) -> str:
+        """The ledger's lines of /metrics (Prometheus text)."""
+        status = self.status()
+        lines = []
+        for name, kind, help_text, value in (
+            ("skyrelay_ledger_spool_bytes", "gauge", "Size of this process's spool files on disk.",
+             status["spool_bytes"]),
+            ("skyrelay_ledger_spool_over_limit", "gauge", "1 while the spool is past ledger.max_spool_bytes.",
+             int(status["over_limit"])),
+            ("skyrelay_ledger_database_up", "gauge", "0 while the shipper cannot write to the database.",
+             int(status.get("database") == "ok")),
+            ("skyrelay_ledger_open_attempts", "gauge", "Attempts in flight, in the spool and not finished yet.",
+             status.get("open_attempts", 0)),
+            ("skyrelay_ledger_records_shipped_total", "counter", "Records committed to the database.",
+             status.get("shipped", 0)),
+            ("skyrelay_ledger_records_recovered_total", "counter",
+             "Of those, records left in the spool by processes that died.", status.get("recovered", 0)),
+            ("skyrelay_ledger_records_lost_total", "counter",
+             "Records that could not be spooled (the disk refused a new spool file).", status["lost"]),
+            ("skyrelay_ledger_shipper_cpu_seconds_total", "counter", "CPU time of the shipper's thread.",
+             status.get("shipper_cpu_seconds", 0.0)),
+        ):
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+        return "\n".join(lines) + "\n"
+
     def close(self) -> None:
         """Ship what is left (if the database answers) and close the spool; what was not shipped stays on disk."""
         if self.spool is None:
