@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 
 import uvloop
 
+from .ledger.core import LedgerUnavailable
 from .net.server import CannotListen
 from .runtime import tune_gc
 
@@ -145,6 +146,9 @@ def run(command: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         return uvloop.run(runner())
     except CannotListen as exc:  # a port in use is the operator's to fix: one line, not a traceback
         print(f"skyrelay: {exc.strerror}", file=sys.stderr)
+        return 1
+    except LedgerUnavailable as exc:
+        print(f"skyrelay: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -145,3 +145,18 @@ def test_kill_9_mid_load_then_restart_loses_no_call_and_counts_none_twice(tmp_pa
 def drained_after(proc: subprocess.Popen, pattern: str) -> subprocess.Popen:
     wait_for_line(proc, pattern)
     return drained(proc)
+
+
+def test_serve_says_in_one_line_when_the_spool_cannot_be_written(tmp_path):
+    from .test_cli import run_cli
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"server: {{host: 127.0.0.1, port: {free_port()}}}\nmodel_groups:\n  chat:\n"
+                      '    deployments: [{kind: openai, base_url: "http://127.0.0.1:9/v1", model: m}]\n'
+                      f'ledger: {{spool_dir: "{blocked}/spool"}}\n')
+    out = run_cli("serve", "--config", str(config))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert [line for line in out.stderr.splitlines() if line.startswith("skyrelay:")] == [
+        f"skyrelay: cannot write the ledger's spool in ledger.spool_dir '{blocked}/spool': Not a directory"]

@@ -17,6 +17,10 @@ from .spool import Spool
 log = logging.getLogger("skyrelay.ledger")
 
 
+class LedgerUnavailable(Exception):
+    """The spool cannot be written: the gateway does not start without its ledger (or `ledger.enabled: false`)."""
+
+
 class Ledger:
     def __init__(self, config: Any, clock: Any):
         self.settings = config.ledger
@@ -33,7 +37,11 @@ class Ledger:
     def start(self) -> Recorder:
         """Open this process's spool (and adopt dead processes'); the recorder the dispatcher writes through."""
         settings = self.settings
-        self.spool = spool = Spool(settings.spool_dir, settings.segment_bytes, header)
+        try:
+            self.spool = spool = Spool(settings.spool_dir, settings.segment_bytes, header)
+        except OSError as exc:  # the operator's to fix: said in one line, at start, not found out at the first request
+            raise LedgerUnavailable(f"cannot write the ledger's spool in ledger.spool_dir {settings.spool_dir!r}: "
+                                    f"{exc.strerror or exc}") from None
         self.recorder = Recorder(spool.append, self.deployments, self.commitments, self.clock)
         self.recorder.offset = time.time() - self.clock()
         self.shipper = Shipper(spool, Sink(self.database), self._price)

@@ -22,16 +22,18 @@ Pricer = Callable[[str, Any, float, int], tuple]
 
 
 class Recovery:
-    """Fed an orphaned spool's lines in order; then `rows()` are everything to ship for it."""
+    """Fed an orphaned spool's files in order, each `feed` returns its finished rows to ship; `leftovers()` then
+    closes what was still open. Only the attempts in flight at the death are kept in memory, whatever the spool's
+    size."""
 
     def __init__(self, price: Pricer):
         self.price = price
-        self.finished: list[list] = []
         self.opens: dict[tuple[str, int], list] = {}
         self.attempts: dict[str, list[list]] = {}  # attempt rows of requests whose own record was not seen yet
         self.last_seen = 0.0  # the latest time the dead process wrote: when it was last known alive
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> list[list]:
+        finished = []
         for line in decode_lines(data):
             kind = line[0]
             if kind == OPEN:
@@ -39,7 +41,7 @@ class Recovery:
                 self.last_seen = max(self.last_seen, line[_O_STARTED])
             elif kind == RECORD:
                 row = line[1:]
-                self.finished.append(row)
+                finished.append(row)
                 rid, number = row[0], row[1]
                 self.last_seen = max(self.last_seen, row[_R_ENDED] or row[_R_STARTED])
                 if number == 0:
@@ -47,16 +49,16 @@ class Recovery:
                 else:
                     self.opens.pop((rid, number), None)
                     self.attempts.setdefault(rid, []).append(row)
+        return finished
 
-    def rows(self) -> list[list]:
+    def leftovers(self) -> list[list]:
+        """The open attempts as `interrupted`, and a record for each request they belonged to. A request whose own
+        record was written (a hedge still in flight when it ended) keeps it: the table keeps one row per key."""
         interrupted = [self._interrupted(line) for line in self.opens.values()]
         by_request: dict[str, list[list]] = {}
         for row in interrupted:
             by_request.setdefault(row[0], []).append(row)
-        recorded = {row[0] for row in self.finished if row[1] == 0}
-        made = [_request(self.attempts.get(rid, []) + rows) for rid, rows in by_request.items()
-                if rid not in recorded]
-        return self.finished + interrupted + made
+        return interrupted + [_request(self.attempts.get(rid, []) + rows) for rid, rows in by_request.items()]
 
     def _interrupted(self, line: list) -> list:
         usage = Usage(max(0, line[_O_EST_IN]), max(0, line[_O_EST_OUT]))

@@ -149,17 +149,22 @@ class Shipper:
     def _ship_orphan(self, orphan: Orphan) -> None:
         """All of it, then its files go; a failure half-way ships it all again later (the table keeps one row)."""
         recovery = Recovery(self.price)
+        count = 0
         for path in orphan.paths:
-            recovery.feed(orphan.read(path))
-        rows = recovery.rows()
+            count += self._write_all(recovery.feed(orphan.read(path)))
+        leftovers = recovery.leftovers()
+        count += self._write_all(leftovers)
+        orphan.finish(shipped=True)
+        self.shipped += count
+        self.recovered += count
+        interrupted = sum(1 for row in leftovers if row[1] > 0)
+        log.warning("ledger: shipped %d records left by a stopped process (spool %s), %d attempts interrupted",
+                    count, orphan.owner, interrupted)
+
+    def _write_all(self, rows: list) -> int:
         for start in range(0, len(rows), ROWS_PER_COMMIT):
             self.sink.write(rows[start:start + ROWS_PER_COMMIT])
-        orphan.finish(shipped=True)
-        self.shipped += len(rows)
-        self.recovered += len(rows)
-        interrupted = sum(1 for row in rows if row[11] == "interrupted")
-        log.warning("ledger: shipped %d records left by a stopped process (spool %s), %d of them interrupted",
-                    len(rows), orphan.owner, interrupted)
+        return len(rows)
 
     def status(self) -> dict[str, Any]:
         return {"database": "unreachable" if self.database_error else "ok", "shipped": self.shipped,

@@ -95,6 +95,8 @@ class Gateway:
     async def start(self, host: str | None = None, port: int | None = None, *,
                     reuse_port: bool = False) -> HttpServer:
         server = self.config.server
+        if self.ledger is not None:  # before listening: no request may be served without its record
+            self._start_ledger()
         connect = getattr(self.governor.state, "connect", None)
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
@@ -103,8 +105,6 @@ class Gateway:
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
             max_connections=server.max_connections, error_reply=self.http_error, reuse_port=reuse_port,
         )
-        if self.ledger is not None:
-            self._start_ledger()
         self.health_checker.start()
         self.governor.start()
         self.telemetry.start()
