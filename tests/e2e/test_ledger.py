@@ -166,3 +166,17 @@ def test_postgresql_stopped_during_load_loses_nothing_doubles_nothing_and_fails_
         while ready()["database"] != "ok" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert ready()["database"] == "ok"
+
+
+def test_an_anthropic_clients_whole_answer_carries_its_cost_too(make_stack, tmp_path):
+    import anthropic
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    stack = ledger_stack(make_stack, tmp_path, url)
+    client = anthropic.Anthropic(base_url=stack.origin, api_key=stack.key, max_retries=0, timeout=20)
+    raw = client.messages.with_raw_response.create(model="chat", max_tokens=50, messages=HELLO)
+    assert raw.parse().content[0].text
+    rid = raw.headers["x-request-id"]
+    record = by_key(wait_for_rows(url, lambda rows: (rid, 0) in by_key(rows)))[(rid, 0)]
+    assert record["output_tokens"] > 0 and record["billed_cost_usd"] > 0
+    assert float(raw.headers["x-skyrelay-cost-usd"]) == pytest.approx(record["billed_cost_usd"], abs=1e-8)
