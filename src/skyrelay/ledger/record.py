@@ -77,28 +77,31 @@ class Recorder:
         self.append(data + self._request(ctx, status, end))
 
     def _alone(self, ctx: Any, attempt: Any, status: int, end: float) -> bytes:
-        """The common case, one attempt: one line carries both records (decode_lines makes two of it). The
-        request's record is the attempt's but for what is the request's own (its times and status, what the client
-        got); the attempt's own values follow it."""
-        row = self._attempt_row(ctx, 1, attempt)
-        own = (row[3], row[4], row[12], row[13], row[24], row[25], row[27], row[8], row[9], row[10], row[11])
+        """The common case, one attempt: one line carries both records (decode_lines makes two of it): the
+        request's columns, then the attempt's own values (_OWN). Written out in full rather than built from the
+        attempt's row: this runs once per request."""
         offset = self.offset
-        row[0] = ALONE
-        row[2] = 0
-        row[3] = ctx.arrival + offset
-        row[4] = end + offset
-        served = attempt if attempt.status == "ok" or ctx.first_output is not None else None
-        if served is None:
-            row[8] = row[9] = row[10] = row[11] = None
-        row[12] = request_status(ctx, served, attempt.status != "refused")
-        row[13] = request_error(ctx, served)
-        row[14] = status
-        row[24] = (end - ctx.arrival) * 1000
-        row[25] = (ctx.first_output - ctx.arrival) * 1000 if ctx.first_output is not None else None
-        row[27] = +ctx.hedged
-        row += own
-        ctx.cost_usd = row[21]
-        return _dumps(row, option=_NL)
+        first_output = ctx.first_output
+        money = attempt.ledger = self._money(ctx, attempt, first_output is not None)
+        start, finish = attempt.start, attempt.end
+        name = attempt.deployment
+        deployment = self.deployments.get(name)
+        tier = deployment.tier if deployment is not None else None
+        served = attempt.status == "ok" or first_output is not None
+        if ctx.error is None and attempt.status == "ok":
+            state, error = "ok", None
+        else:
+            state = request_status(ctx, attempt if served else None, attempt.status != "refused")
+            error = request_error(ctx, attempt if served else None)
+        ctx.cost_usd = money[6]
+        return _dumps((
+            ALONE, ctx.request_id, 0, ctx.arrival + offset, end + offset, ctx.key_name, ctx.team, ctx.group,
+            attempt.vendor if served else None, name if served else None, attempt.region if served else None,
+            tier if served else None, state, error, status, *money, (end - ctx.arrival) * 1000,
+            (first_output - ctx.arrival) * 1000 if first_output is not None else None, +ctx.streamed, +ctx.hedged,
+            start + offset, finish + offset, attempt.status, attempt.error_kind, (finish - start) * 1000,
+            (first_output - start) * 1000 if first_output is not None else None, +attempt.hedged,
+            attempt.vendor, name, attempt.region, tier), option=_NL)
 
     def _ended(self, ctx: Any, attempts: list) -> bytes:
         data = b""
@@ -187,7 +190,9 @@ def money_of(deployment: Any, usage: Any, when: float, commitments: tuple, estim
     costs = _FREE
     if deployment is not None:  # else gone from the configuration since (a recovered record): tokens, no price
         try:
-            costs = record_costs(deployment, usage, _datetime(when), commitments)
+            last = _last_second
+            moment = last[1] if last[0] == int(when) else _datetime(when)
+            costs = record_costs(deployment, usage, moment, commitments)
         except Exception:  # a pricing bug must not fail the request: the tokens are kept, the costs are zero
             log.exception("cannot price a ledger record of deployment %s", deployment.name)
     return (usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens, usage.output_tokens, estimated,
@@ -240,16 +245,18 @@ def decode_lines(data: bytes, columns: tuple = COLUMN_NAMES):
         kind = line[0]
         if kind == HEADER:
             columns = tuple(line[3])
+            if columns == COLUMN_NAMES:
+                columns = COLUMN_NAMES  # the same object: the fast paths below test identity
             continue
         if kind == ALONE:
             width = len(columns) + 1
             attempt = _one_attempt(line[1:width], line[width:], columns)
             line[0] = RECORD
             del line[width:]
-            if columns != COLUMN_NAMES:
+            if columns is not COLUMN_NAMES:
                 line = [RECORD, *_remap(line[1:], columns)]
-            yield [RECORD, *_remap(attempt, columns)] if columns != COLUMN_NAMES else [RECORD, *attempt]
-        elif kind == RECORD and columns != COLUMN_NAMES:
+            yield [RECORD, *_remap(attempt, columns)] if columns is not COLUMN_NAMES else [RECORD, *attempt]
+        elif kind == RECORD and columns is not COLUMN_NAMES:
             line = [RECORD, *_remap(line[1:], columns)]
         yield line
 
@@ -260,13 +267,21 @@ _OWN = ("started_at", "ended_at", "status", "error_kind", "latency_ms", "ttft_ms
 
 def _one_attempt(request: list, own: list, columns: tuple) -> list:
     """The attempt record folded into a "q" line: the request's, with the attempt's own values."""
-    attempt = list(request)
-    position = {name: index for index, name in enumerate(columns)}
-    attempt[position["attempt"]] = 1
-    attempt[position["http_status"]] = None
-    for name, value in zip(_OWN, own):
-        attempt[position[name]] = value
+    places = _PLACES if columns is COLUMN_NAMES else _places(columns)
+    attempt = request[:]
+    attempt[places[0]] = 1
+    attempt[places[1]] = None  # http_status: the request's
+    for place, value in zip(places[2:], own):
+        attempt[place] = value
     return attempt
+
+
+def _places(columns: tuple) -> tuple[int, ...]:
+    position = {name: index for index, name in enumerate(columns)}
+    return tuple(position[name] for name in ("attempt", "http_status", *_OWN))
+
+
+_PLACES = _places(COLUMN_NAMES)
 
 
 def _remap(values: list, columns: tuple) -> list:
