@@ -32,9 +32,9 @@ def config():
     return parse_config({"model_groups": {"chat": {"deployments": deployments}}}, env={})
 
 
-def request(cfg, recorder: Recorder | None, failover: bool) -> None:
+def request(cfg, recorder: Recorder | None, failover: bool, rid: str = "req_bench00001") -> None:
     """One request's ledger work, as the dispatcher does it (recorder None: the same without the ledger)."""
-    ctx = RequestContext("req_bench00001", 1.0, body_bytes=400, path="/v1/chat/completions")
+    ctx = RequestContext(rid, 1.0, body_bytes=400, path="/v1/chat/completions")
     ctx.group = "chat"
     a, b = cfg.deployments()
     if failover:
@@ -89,8 +89,8 @@ def shipping(cfg, workdir: str, url: str, label: str) -> None:
     spool = Spool(os.path.join(workdir, f"ship-{label}"), 64 << 20, header)
     deployments = {d.name: d for d in cfg.deployments()}
     recorder = Recorder(spool.append, deployments, (), time.monotonic)
-    for _ in range(SHIPPED_REQUESTS):
-        request(cfg, recorder, False)  # 3 lines: the attempt opened, its record, the request's
+    for n in range(SHIPPED_REQUESTS):
+        request(cfg, recorder, False, f"req_bench{n:08x}")  # the attempt's line, then both records in one
     shipper = Shipper(spool, Sink(parse_url(url)),
                       lambda name, usage, when, est: money_of(deployments.get(name), usage, when, (), est))
     began, wall = time.thread_time(), time.perf_counter()

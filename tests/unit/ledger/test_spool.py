@@ -119,3 +119,21 @@ def test_a_record_shipped_again_leaves_the_stored_row_alone(tmp_path):
 def test_torn_lines_and_unwritten_pages_are_skipped():
     data = header("x") + record("a", 0) + b"\0" * 4096 + b'["r", "torn' + b"\n" + record("b", 0) + b"\0" * 100
     assert [line[1] for line in decode_lines(data)] == ["a", "b"]
+
+
+def test_postgresql_takes_a_batch_that_holds_a_key_twice_once(tmp_path):
+    from tests.support.postgres_service import fresh_schema, postgres_reachable
+
+    if not postgres_reachable():
+        import pytest
+
+        pytest.skip("PostgreSQL is not running at 127.0.0.1:5432 (.ci/services starts it)")
+    with fresh_schema() as url:
+        sink = Sink(parse_url(url))
+        interrupted = orjson.loads(record("r", 1, "interrupted"))[1:]
+        finished = orjson.loads(record("r", 1))[1:]
+        sink.write([interrupted, finished, orjson.loads(record("s", 0))[1:]])
+        sink.write([interrupted])  # again, later: the finished row stays
+        rows = by_key(ledger_rows(url))
+        sink.close()
+        assert len(rows) == 2 and rows[("r", 1)]["status"] == "ok"
