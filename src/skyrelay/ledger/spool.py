@@ -29,13 +29,14 @@ LOCK_SUFFIX = ".lock"
 _RETRY_AFTER_FAILURE = 1.0  # seconds between tries to open a segment after the disk refused one
 _POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux 5.14+
 _WARM_CHUNK = 256 << 10  # bytes per madvise call (each holds the GIL for a fraction of a millisecond)
+_WARM_AHEAD = 64 << 10  # at least this much faulted in ahead of the writer
 
 
 class Segment:
     """One spool file. `end` is how far it is written: the appending thread moves it after each copy, so readers
     never see half a line below it. `sealed` once the next segment took over: `end` is final."""
 
-    __slots__ = ("index", "path", "fd", "mm", "size", "end", "sealed", "synced")
+    __slots__ = ("index", "path", "fd", "mm", "size", "end", "sealed", "synced", "warmed")
 
     def __init__(self, index: int, path: str, fd: int, mm: mmap.mmap, size: int, end: int):
         self.index = index
@@ -46,6 +47,7 @@ class Segment:
         self.end = end
         self.sealed = False
         self.synced = 0  # how far it is known durable (fsynced)
+        self.warmed = 0  # how far its pages were faulted in ahead of the writer
 
     def read(self, start: int, stop: int) -> bytes:
         return self.mm[start:stop]
@@ -76,10 +78,11 @@ class Spool:
         self._sync_lock = threading.Lock()  # between the syncer's fsyncs and the shipper's deletions
         self._create_lock = threading.Lock()  # between the loop's rotation and the syncer's spare
         self._spare: Segment | None = None
+        self._end_at_last_tick = 0
         self._live: Segment | None = self._new_segment()
         if self._live is None:
             raise OSError("cannot create the first spool segment in " + directory)
-        warm(self._live)
+        warm(self._live, 0, _WARM_AHEAD)
         self.segments.append(self._live)
 
     # --- the request path (event loop thread) -------------------------------------------------------------------
@@ -118,13 +121,23 @@ class Spool:
         return fresh
 
     def prepare(self) -> None:
-        """Make the next segment ahead of need (the syncer thread), so that a rotation costs the loop nothing."""
-        if self._spare is None and self._live is not None:
+        """The syncer's work ahead of the writer, each tick: fault in the pages the next ticks will write (twice
+        what the last one wrote), and once the live segment is half full, make the next one, so that neither a
+        first touch nor a rotation costs the loop anything."""
+        live = self._live
+        if live is None:
+            return
+        end = live.end
+        ahead = max(_WARM_AHEAD, 2 * (end - self._end_at_last_tick)) if end >= self._end_at_last_tick else _WARM_AHEAD
+        self._end_at_last_tick = end
+        if end + ahead > live.warmed:
+            warm(live, max(end, live.warmed), end + ahead)
+        if self._spare is None and end > live.size // 2:
             with self._create_lock:
                 if self._spare is None:
                     spare = self._new_segment()
                     if spare is not None:
-                        warm(spare)
+                        warm(spare, 0, _WARM_AHEAD)
                     self._spare = spare
 
     def _new_segment(self) -> Segment | None:
@@ -198,15 +211,18 @@ class Spool:
             os.close(self._lock_fd)
 
 
-def warm(seg: Segment) -> None:
+def warm(seg: Segment, start: int, stop: int) -> None:
     """Fault a segment's pages in, writable, before the loop writes them: a first write to a page of a fresh
     file otherwise costs the appending thread a page fault into the file system (the bulk of an append's cost).
     The contents are untouched. Not available (an older kernel): appends fault as they go."""
+    start -= start % mmap.PAGESIZE
+    stop = min(stop, seg.size)
     try:
-        for start in range(0, seg.size, _WARM_CHUNK):
-            seg.mm.madvise(_POPULATE_WRITE, start, min(_WARM_CHUNK, seg.size - start))
+        for at in range(start, stop, _WARM_CHUNK):
+            seg.mm.madvise(_POPULATE_WRITE, at, min(_WARM_CHUNK, stop - at))
     except (OSError, ValueError, AttributeError):
         pass
+    seg.warmed = max(seg.warmed, stop)
 
 
 def take_lock(path: str) -> int | None:
