@@ -5,6 +5,7 @@ Processes: a static upstream (bench/static_upstream.py), the gateway (`skyrelay 
 the upstream with `wrk` to the other. Reported: requests/s, p50/p99 latency, CPU time per request of the gateway
 and of the floor (from /proc, user + system), and the added latency at one connection. Bounded: a few seconds
 per phase, 127.0.0.1 only. Usage: python bench/gateway_overhead.py [--seconds 5] [--connections 32]
+[--access-log /dev/null]
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import governance  # bench/governance.py: the realistic key and team configuration
+
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench"
+PRICE = {"input_per_mtok": 0.15, "output_per_mtok": 0.60}  # a budget (--governed) needs a price to count
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "Say something about foxes."}]}
 # The same prompt on /v1/messages, to a deployment of kind anthropic: the Anthropic pass-through.
 MESSAGES = {"model": "claude", "max_tokens": 256, "messages": CHAT["messages"]}
@@ -99,13 +103,17 @@ def measure(args, workdir: Path) -> list[dict]:
         "server": {"host": "127.0.0.1", "port": gw_port, "master_key": KEY},
         "model_groups": {
             "chat": {"deployments": [{"name": "static", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1",
-                                      "model": "gpt-4o-mini"}]},
+                                      "model": "gpt-4o-mini", "price": PRICE}]},
             "claude": {"deployments": [{"name": "static-claude", "kind": "anthropic",
-                                        "base_url": f"http://127.0.0.1:{up_port}", "model": "claude-bench"}]},
+                                        "base_url": f"http://127.0.0.1:{up_port}", "model": "claude-bench",
+                                        "price": PRICE}]},
         },
         "database": {"url": f"sqlite:///{workdir}/ledger.db"},
         "ledger": {"enabled": args.ledger == "on", "spool_dir": str(workdir / "spool")},
+        **({"logging": {"access": True, "file": args.access_log}} if args.access_log else {}),
+        **(governance.governed_sections() if args.governed else {}),
     }))
+    gateway_key = governance.CALLING_KEY if args.governed else KEY
     skyrelay = [python, "-c", "import sys; from skyrelay.cli import main; sys.exit(main())"]
     gateway = subprocess.Popen([*pinned(0), *skyrelay, "serve", "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -121,11 +129,11 @@ def measure(args, workdir: Path) -> list[dict]:
                 continue
             floor_url = f"http://127.0.0.1:{floor_port}{path}"
             direct, via = f"http://127.0.0.1:{up_port}{path}", f"http://127.0.0.1:{gw_port}{path}"
-            wrk(via, body, 1, args.connections, workdir)  # warm up pools, caches and branch predictors
+            wrk(via, body, 1, args.connections, workdir, key=gateway_key)  # warm up pools, caches and branch predictors
             for conns in (args.connections, 1):
                 d = wrk(direct, body, args.seconds, conns, workdir)
                 cpu0, ship0 = cpu_seconds(gateway.pid), shipper_seconds(gw_port)
-                g = wrk(via, body, args.seconds, conns, workdir)
+                g = wrk(via, body, args.seconds, conns, workdir, key=gateway_key)
                 time.sleep(0.5)  # the shipper's last batch of this run
                 cpu, ship = cpu_seconds(gateway.pid) - cpu0, shipper_seconds(gw_port) - ship0
                 fcpu0 = cpu_seconds(floor.pid)
@@ -171,6 +179,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", help="also write the raw numbers to this file")
+    parser.add_argument("--access-log", help="turn the access log on, appending to this file (e.g. /dev/null)")
+    parser.add_argument("--governed", action="store_true",
+                        help="call with one of 300 declared keys (key and team limits, a budget: bench/governance.py)")
     parser.add_argument("--only", help="run only the workloads whose label contains this (e.g. messages)")
     parser.add_argument("--ledger", choices=("on", "off"), default="on",
                         help="the gateway's ledger (spool + shipper to SQLite in a temporary directory)")

@@ -56,6 +56,44 @@ class ChatRequest:
     # The client's Anthropic Messages request, when it spoke Anthropic: Anthropic-family clouds forward it, and the
     # canonical fields above are filled from it only when another cloud serves (AnthropicNative.canonical).
     anthropic: "AnthropicNative | None" = None
+    # The client's Responses API request (POST /v1/responses): deployments that speak it forward it, the others get
+    # the canonical fields above, filled from it on first need (ResponsesNative.canonical).
+    responses: "ResponsesNative | None" = None
+
+
+@dataclass(slots=True)
+class ResponsesNative:
+    """A Responses API request as the client sent it, with what the gateway keeps beside it."""
+
+    body: dict[str, Any]
+    convert: Any = None  # fills the canonical fields from `body` (the inbound protocol's), raising what it cannot
+    converted: bool = False
+    refusal: Exception | None = None
+    dropped: tuple[str, ...] = ()  # what the canonical form served the request without (x-skyrelay-dropped-params)
+    # previous_response_id resolved by the gateway's store: the deployment that produced it (forwarded as is there)
+    # and the stored conversation, which every other deployment gets in front of the input instead.
+    previous_deployment: str | None = None
+    history: list[dict[str, Any]] | None = None
+
+    def full_input(self) -> Any:
+        """The input behind the stored conversation, as one list of items (the input as sent without one)."""
+        value = self.body.get("input")
+        if not self.history:
+            return value
+        if isinstance(value, str):
+            value = [{"type": "message", "role": "user", "content": value}]
+        return [*self.history, *(value if isinstance(value, list) else ())]
+
+    def canonical(self, req: "ChatRequest") -> "ChatRequest":
+        if not self.converted:
+            self.converted = True
+            try:
+                self.convert(req)
+            except Exception as exc:
+                self.refusal = exc
+        if self.refusal is not None:
+            raise self.refusal
+        return req
 
 
 @dataclass(slots=True)
@@ -116,6 +154,9 @@ class ChatResponse:
     # The upstream's Anthropic Messages body, when an Anthropic request passed through: the Anthropic route
     # forwards it as is (the canonical fields then carry usage only).
     anthropic: bytes | None = None
+    # The upstream's Response object, when a Responses request passed through (parsed: `responses_data`, for the store).
+    responses: bytes | None = None
+    responses_data: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -142,6 +183,10 @@ class ChatChunk:
     reasoning: str | None = None  # a fragment of the model's thinking (Anthropic pass-through streams only)
     # The upstream's Anthropic events this chunk stands for, when an Anthropic request passed through.
     anthropic: bytes | None = None
+    # The upstream's Responses API event this chunk stands for (SSE bytes), when a Responses request passed through;
+    # on the final event, its Response object (`responses_data`, for the store).
+    responses: bytes | None = None
+    responses_data: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""`skyrelay serve | demo | emulate | check-config`."""
+"""`skyrelay serve | demo | emulate | check-config | keys | teams`."""
 
 from __future__ import annotations
 
@@ -40,7 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
 
+    from .admin_cli import add_commands
+
+    add_commands(commands)  # keys, teams: clients of a running gateway's admin API
+
     args = parser.parse_args(argv)
+    if args.command in ("keys", "teams"):
+        from .admin_cli import run as run_admin
+
+        return run_admin(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "check-config":
         from .config import check
@@ -96,13 +104,43 @@ async def serve_command(path: str, host: str | None, port: int | None, stop: asy
     if worker is not None:  # one of `--workers N`: its share of each routing quota, on the supervisor's port
         config = worker_share(config, *worker)
         asyncio.ensure_future(exit_with_parent(stop))
-    gateway = Gateway(config)
+    gateway = Gateway(config, config_path=path)
+    if worker is not None:  # a reloaded file is shared the same way
+        gateway.adapt_config = lambda reloaded: worker_share(reloaded, *worker)
     server = await gateway.start(host, port, reuse_port=worker is not None)
     tune_gc()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_sighup, gateway, path)
     print(f"skyrelay gateway listening on http://{server.host}:{server.port}/v1", flush=True)
     await stop.wait()
-    await gateway.close()
+    await drain(gateway)
     return 0
+
+
+def _reload_on_sighup(gateway, path: str) -> None:
+    from .server.reload import ReloadRefused, reload_file
+
+    async def reload() -> None:
+        try:
+            await reload_file(gateway, path)
+        except ReloadRefused:
+            pass  # logged, with its problems; the running configuration stays
+        except Exception:  # noqa: BLE001 - a reload's bug must not take the serving gateway down
+            logging.getLogger("skyrelay.reload").exception("configuration reload failed")
+
+    asyncio.ensure_future(reload())
+
+
+async def drain(gateway) -> None:
+    """Stop accepting, let requests in flight finish within server.drain_timeout_s, close, run the shutdown hooks."""
+    from .runtime import run_shutdown_hooks
+
+    timeout = gateway.config.server.drain_timeout_s
+    server = gateway.server
+    busy = len(server.connections) if server is not None else 0
+    logging.getLogger("skyrelay").warning("shutting down: draining %d open connection(s) for up to %g s",
+                                          busy, timeout)
+    await gateway.close(grace=timeout)
+    await run_shutdown_hooks()
 
 
 async def emulate_command(path: str, stop: asyncio.Event) -> int:
@@ -138,7 +176,8 @@ def run(command: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        # Service managers send SIGHUP to mean "reload"; its default action would kill the process silently.
+        # Service managers send SIGHUP to mean "reload" (serve replaces this handler with its reload); the default
+        # action would kill the process silently.
         loop.add_signal_handler(signal.SIGHUP, _ignore_sighup)
         return await command(stop)
 
@@ -155,8 +194,7 @@ def run(command: Callable[[asyncio.Event], Awaitable[int]]) -> int:
 
 
 def _ignore_sighup() -> None:
-    logging.getLogger("skyrelay").warning(
-        "SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
+    logging.getLogger("skyrelay").warning("SIGHUP ignored: this command has no configuration file to reload")
 
 
 if __name__ == "__main__":

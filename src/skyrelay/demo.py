@@ -80,6 +80,7 @@ skyrelay demo: the gateway is up at {base}/v1
   model "chat" is served by emulated clouds: {where}
   model "embed" serves embeddings from azure-eastus and gpu-cluster
   the Anthropic SDK works too: anthropic.Anthropic(base_url="{base}", api_key="{DEMO_KEY}")
+  the dashboard: {base}/ui (sign in with {DEMO_KEY})
 
 Call it with curl:
   curl {base}/v1/chat/completions -H "Authorization: Bearer {DEMO_KEY}" -H "Content-Type: application/json" -d '{{"model": "chat", "messages": [{{"role": "user", "content": "hello"}}]}}'

@@ -20,14 +20,15 @@ from typing import Any, Awaitable, Callable, Mapping
 from . import errors
 from .canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from .context import Attempt, RequestContext
+from .dispatch_errors import exhausted_error, residency_words
 from .dispatch_hedge import race
 from .dispatch_stream import CommittedStream, stream_head
 from .providers import build_provider
 from .providers.base import Provider
-from .routing.health import COOLING_DOWN, HealthBook
+from .routing.health import HealthBook
 from .routing.latency import LatencyBook
 from .routing.planner import Plan, plan
-from .routing.policies import CONCENTRATION, CONTEXT_WINDOW, RESIDENCY, ShareBook, estimated_cost
+from .routing.policies import CONCENTRATION, ShareBook, estimated_cost
 from .routing.quotas import CONCURRENCY, QUOTA, QuotaBook
 from .routing.strategies import LATENCY_AWARE
 from .routing.view import RoutingView
@@ -79,29 +80,36 @@ class Dispatcher:
         rng: random.Random | None = None, quotas: QuotaBook | None = None, latencies: LatencyBook | None = None,
         shares: ShareBook | None = None,
     ):
-        self.groups = model_groups
-        self.providers = providers
         self.health = health or HealthBook()
         self.clock = clock
         self.rng = rng or random.Random()
-        self.outstanding: dict[str, int] = {name: 0 for name in providers}
+        self.outstanding: dict[str, int] = {}  # requests in flight per deployment
         self.quotas = quotas or QuotaBook()
         self.on_close: Callable[[RequestContext], None] | None = None  # every request's context gets it (telemetry)
         self.latencies = latencies or LatencyBook()
-        # Timings cost ~1 us a request to record: only when some group's strategy reads them.
-        self.measures_latency = any(g.strategy in LATENCY_AWARE or (g.hedge is not None and g.hedge.after_ms is None)
-                                    for g in model_groups.values())
         self.shares = shares or ShareBook()  # vendor shares per group; .breaches and .refusals count the cap's edge
         self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies, self.shares)
-        # The groups with a concentration cap, by name: only their attempts pay for counting vendor shares.
-        self._capped = {name: g.concentration for name, g in model_groups.items() if g.concentration is not None}
         self.governor: Any = None  # skyrelay.governance.Governor: set by the gateway for requests with a key
         self.ledger: Any = None  # skyrelay.ledger.record.Recorder: set by the gateway when the ledger is on
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
+        self.reconfigure(model_groups, providers)
+
+    def reconfigure(self, model_groups: Mapping[str, Any], providers: Mapping[str, Provider]) -> None:
+        """Serve these groups with these providers from the next request on (a reload). What is known of each
+        deployment is kept by name (health, latency, quota and share counts); requests in flight finish with the
+        plan they made, skipping deployments no longer configured."""
+        self.groups = model_groups
+        self.providers = providers
         for name, provider in providers.items():  # the upstream's rate-limit headers correct the quota counts
+            self.outstanding.setdefault(name, 0)
             provider.observe_limits = functools.partial(self._observe_limits, name)
+        # Timings cost ~1 us a request to record: only when some group's strategy (or hedge) reads them.
+        self.measures_latency = any(g.strategy in LATENCY_AWARE or (g.hedge is not None and g.hedge.after_ms is None)
+                                    for g in model_groups.values())
+        # The groups with a concentration cap, by name: only their attempts pay for counting vendor shares.
+        self._capped = {name: g.concentration for name, g in model_groups.items() if g.concentration is not None}
 
     @classmethod
     def from_config(cls, config: Any, **kw) -> "Dispatcher":
@@ -126,7 +134,7 @@ class Dispatcher:
         return group
 
     async def chat(self, req: ChatRequest, ctx: RequestContext | None = None) -> tuple[ChatResponse, Outcome]:
-        native = req.anthropic
+        native = req.anthropic or req.responses
         call = (lambda provider: provider.chat(req)) if native is None else (
             lambda provider: provider.chat(_as_spoken_by(provider, req)))
         resp, outcome = await self._attempt_loop(req.model, call, ctx, req.max_tokens, hold=False,
@@ -145,14 +153,20 @@ class Dispatcher:
         (head, rest), outcome = await self._attempt_loop(
             req.model, lambda provider: stream_head(provider, _as_spoken_by(provider, req)), ctx, req.max_tokens,
             hold=True, prompt=req)
-        if req.extra or req.anthropic is not None:
+        if req.extra or req.anthropic is not None or req.responses is not None:
             self._note_dropped(req, outcome)
         return CommittedStream(self, outcome, head, rest), outcome
 
     def _note_dropped(self, req: ChatRequest, outcome: Outcome) -> None:
         """Judged for the deployment that served, from its cloud's table: pure, so earlier attempts (which saw the
         same request) leave nothing behind."""
-        provider = self.providers[outcome.deployment.name]
+        provider = self.providers.get(outcome.deployment.name)
+        if provider is None:  # removed by a reload while the request was in flight
+            return
+        if req.responses is not None:  # served from its own body, or from the canonical form (with what it left out)
+            outcome.dropped = () if provider.speaks_responses else req.responses.dropped + provider.dropped_extras(
+                req.extra)
+            return
         dropped = provider.dropped_extras(req.extra)
         if req.anthropic is not None:
             dropped = provider.dropped_native(req.anthropic) + dropped
@@ -187,7 +201,7 @@ class Dispatcher:
                 if result is not None:
                     return result, outcome
             else:
-                quotas = self.quotas
+                quotas, providers = self.quotas, self.providers
                 for deployment in decision.candidates:
                     if outcome.attempts >= decision.max_attempts:
                         break
@@ -196,9 +210,13 @@ class Dispatcher:
                         now = self.clock()
                         if self.view.unavailable_reason(deployment, now, tokens) is not None:
                             continue  # went unavailable since the plan (the half-open probe taken, quota spent)
+                        providers = self.providers  # a reload may have replaced them
+                    provider = providers.get(deployment.name)
+                    if provider is None:
+                        continue  # removed by a reload since the plan was made
                     attempt, entry, share = self.begin_attempt(deployment, now, tokens, decision, outcome)
                     try:
-                        result = await call(self.providers[deployment.name])
+                        result = await call(provider)
                     except BaseException as exc:
                         self.attempt_failed(deployment, attempt, entry, share, exc, group, outcome, refusals)
                         continue
@@ -210,7 +228,7 @@ class Dispatcher:
                     + "; ".join(exc.message for exc in refusals), param=refusals[0].param)
             if self._capped and any(reason == CONCENTRATION for _, reason, _ in decision.skipped):
                 self.shares.count(self.shares.refusals, group.name)
-            raise exhausted_error(group.name, decision, outcome, refusals, residency=_residency(group, ctx))
+            raise exhausted_error(group.name, decision, outcome, refusals, residency=residency_words(group, ctx))
         except BaseException as exc:
             if ctx.debug_route and isinstance(exc, errors.GatewayError):
                 exc.route = outcome.route()  # the error answer carries x-skyrelay-route too
@@ -385,7 +403,12 @@ def _as_spoken_by(provider: Provider, req: ChatRequest) -> ChatRequest:
     """An Anthropic client's request goes as it came to a cloud that speaks Anthropic's Messages API; any other
     gets its canonical form (converted once; raises UnsupportedFeature for what that form cannot carry)."""
     native = req.anthropic
-    if native is None or provider.speaks_anthropic:
+    if native is None:
+        responses = req.responses
+        if responses is None or provider.speaks_responses:
+            return req
+        return responses.canonical(req)
+    if provider.speaks_anthropic:
         return req
     return native.canonical(req)
 
@@ -399,80 +422,4 @@ def _waits_for_headroom(decision: Plan) -> bool:
     return any(reason in _AT_CAPACITY for _, reason, _ in decision.skipped)
 
 
-def _residency(group: Any, ctx: RequestContext) -> str:
-    """The residency policy in words, for an error that names it."""
-    parts = []
-    if group.residency is not None:
-        parts.append(f"model group '{group.name}' residency [{', '.join(sorted(group.residency))}]")
-    if ctx.residency is not None:
-        parts.append(f"x-skyrelay-residency [{', '.join(sorted(ctx.residency))}]")
-    return " and ".join(parts) or "the fallback groups' residency"
-
-
 _AT_CAPACITY = (QUOTA, CONCURRENCY)
-_RATE_LIMITED = (COOLING_DOWN, QUOTA, CONCURRENCY)
-_FENCES = (RESIDENCY, CONTEXT_WINDOW)  # never opens with time: says nothing about the others being rate limited
-
-
-def exhausted_error(group: str, decision: Any, outcome: Outcome,
-                    refusals: list[errors.UnsupportedFeature] = (), *, residency: str = "") -> errors.GatewayError:
-    """One error for a request no deployment could serve, with a status and message that say why.
-
-    Nothing was tried and every deployment was fenced off: outside the residency policy only, 403 naming it;
-    too small a context window for the prompt (outside residency or not), 400 context_length_exceeded. Allowed
-    deployments that are down or at their limits answer as without the fences: 429 or 503."""
-    parts = [f"{name}: {exc.message}" for name, exc in outcome.failures]
-    parts += [exc.message for exc in refusals]
-    parts += [f"{d.name}: {_SKIP_WORDS.get(reason, reason)}" if wait == float("inf")
-              else f"{d.name}: {reason} limit reached" if reason == CONCURRENCY
-              else f"{d.name}: {reason} for {wait:.1f}s more" for d, reason, wait in decision.skipped]
-    failures = [exc for _, exc in outcome.failures]
-    fenced = _fenced_off(decision, outcome, refusals)
-    if fenced is not None:
-        if fenced == RESIDENCY:
-            return errors.PermissionDenied(
-                f"no deployment of model '{group}' is allowed by the residency policy ({residency}): "
-                + "; ".join(parts), code="residency_policy")
-        return errors.InvalidRequest(
-            f"the prompt is longer than the context window of every deployment of model '{group}' (and its "
-            "context fallbacks) allowed to serve it: " + "; ".join(parts),
-            param="messages", code="context_length_exceeded")
-    waits = [exc.retry_after for exc in failures if exc.retry_after is not None]
-    soonest = decision.soonest_available()
-    if soonest is not None:
-        waits.append(soonest)
-    retry_after = min(waits) if waits else None
-    capped = any(reason == CONCENTRATION for _, reason, _ in decision.skipped)
-    if not failures:
-        what = f"no deployment of model '{group}' is available right now"
-        # Every one cooling down at its upstream's request (Retry-After) or at its quota means rate limited.
-        # The cap refusing a vendor that could serve is a 429 too: its share frees with time.
-        status = 429 if capped or all(reason in _RATE_LIMITED for _, reason, _ in decision.skipped
-                                      if reason not in _FENCES) else 503
-    else:
-        what = f"all {len(failures)} attempt(s) for model '{group}' failed"
-        if capped:  # the vendor that could have served was refused by the cap: the cap won, as configured
-            status = 429
-        elif all(isinstance(exc, errors.UpstreamRateLimited) for exc in failures):
-            status = 429
-        elif all(isinstance(exc, (errors.UpstreamUnavailable, errors.UpstreamRateLimited)) for exc in failures):
-            status = 503
-        else:
-            status = 502
-    if capped:
-        what += ", within the vendor concentration cap (on_breach: refuse)"
-    return errors.NoDeploymentAvailable(f"{what}: {'; '.join(parts)}", status=status, retry_after=retry_after)
-
-
-_SKIP_WORDS = {RESIDENCY: "outside the residency policy",
-               CONTEXT_WINDOW: "prompt longer than its context_window"}
-
-
-def _fenced_off(decision: Any, outcome: Outcome, refusals) -> str | None:
-    """RESIDENCY or CONTEXT_WINDOW when nothing was tried and every deployment was behind one of those fences."""
-    if outcome.failures or refusals or decision.candidates or not decision.skipped:
-        return None
-    reasons = {reason for _, reason, _ in decision.skipped}
-    if not reasons <= set(_FENCES):
-        return None
-    return CONTEXT_WINDOW if CONTEXT_WINDOW in reasons else RESIDENCY

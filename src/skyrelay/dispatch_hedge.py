@@ -55,15 +55,16 @@ async def race(dispatcher: Dispatcher, group: Any, decision: Any, call: Callable
                 if _start(dispatcher, pending, decision, call, outcome, running, vendors) is not None:
                     ctx.hedged = True
                 continue
-            winner = next((task for task in done if task.exception() is None), None)
+            winner = next((task for task in done if not task.cancelled() and task.exception() is None), None)
             for task in done:
                 if task is not winner:
                     failed = running.pop(task)
+                    exc = asyncio.CancelledError() if task.cancelled() else task.exception()
                     if winner is None:  # may raise (a failure that must not fail over): the finally cleans up
                         dispatcher.attempt_failed(failed.deployment, failed.attempt, failed.entry, failed.share,
-                                                  task.exception(), group, outcome, refusals)
+                                                  exc, group, outcome, refusals)
                     else:
-                        _record_beside_winner(dispatcher, failed, task.exception(), group, outcome, refusals)
+                        _record_beside_winner(dispatcher, failed, exc, group, outcome, refusals)
             if winner is not None:
                 served = running.pop(winner)
                 won = True
@@ -103,11 +104,12 @@ def _start(dispatcher: Dispatcher, pending: list, decision: Any, call: Callable,
         del pending[index]
         tokens = dispatcher.quotas.estimate(deployment, ctx.body_bytes, ctx.max_output)
         now = dispatcher.clock()
-        if dispatcher.view.unavailable_reason(deployment, now, tokens) is not None:
+        provider = dispatcher.providers.get(deployment.name)  # None: removed by a reload since the plan
+        if provider is None or dispatcher.view.unavailable_reason(deployment, now, tokens) is not None:
             continue
         attempt, entry, share = dispatcher.begin_attempt(deployment, now, tokens, decision, outcome,
                                                          hedged=other_than is not None)
-        task = asyncio.ensure_future(_call(call, dispatcher.providers[deployment.name]))
+        task = asyncio.ensure_future(_call(call, provider))
         started = running[task] = _Running(deployment, attempt, entry, share)
         return started
     return None

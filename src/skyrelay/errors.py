@@ -16,6 +16,7 @@ class GatewayError(Exception):
     code: str | None = None
     retryable = False
     route: str | None = None  # x-skyrelay-route, when the client asked for it (x-skyrelay-debug: route)
+    headers: list[tuple[str, str]] | tuple = ()  # more for the answer (a key's rate-limit headers on its 429)
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -55,6 +56,13 @@ class PermissionDenied(GatewayError):
     type = "permission_error"
 
 
+class Conflict(GatewayError):
+    """The request cannot apply to the gateway as it runs (e.g. a reload of a gateway started without a file)."""
+
+    status = 409
+    type = "invalid_request_error"
+
+
 class NotFound(GatewayError):
     """Unknown model or route."""
 
@@ -63,11 +71,36 @@ class NotFound(GatewayError):
     code = "model_not_found"
 
 
+class ResponseNotFound(NotFound):
+    """No stored Response has that id (never stored, deleted, or stored with `store: false`): OpenAI's shape."""
+
+    type = "invalid_request_error"
+    code = None
+
+
 class MethodNotAllowed(GatewayError):
     """The route exists but not with this method."""
 
     status = 405
     type = "invalid_request_error"
+
+
+class Conflict(GatewayError):
+    """Well formed, but the resource's state forbids it (read-only, revoked, still in use): the admin API's 409."""
+
+    status = 409
+    type = "invalid_request_error"
+
+
+class StoreUnavailable(GatewayError):
+    """The database behind the admin API cannot be reached: the call changed nothing."""
+
+    status = 503
+    type = "api_error"
+
+    def __init__(self, exc: BaseException):
+        super().__init__(f"the key store is unreachable ({type(exc).__name__}); nothing was changed, try again",
+                         code="store_unavailable")
 
 
 class PayloadTooLarge(GatewayError):

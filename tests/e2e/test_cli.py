@@ -1,5 +1,5 @@
 """What a new user meets first on the command line: `emulate FILE` as the docs show it, one clear line for a port
-already in use, and a SIGHUP that does not kill the gateway."""
+already in use, and a SIGHUP that reloads the gateway instead of killing it."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ model_groups:
 """
 
 
-def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 20, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "skyrelay.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 @pytest.fixture
@@ -92,14 +92,14 @@ def test_emulate_on_a_port_in_use_says_so_in_one_line(tmp_path, taken_port):
     assert out.stderr.strip().count("\n") == 0
 
 
-def test_sighup_is_logged_and_ignored_until_reload_exists(tmp_path):
+def test_sighup_reloads_the_file_and_keeps_serving(tmp_path):
     config = tmp_path / "gateway.yaml"
     config.write_text(GATEWAY.format(port=0))
     proc = skyrelay("serve", "--config", str(config))
     try:
         base = wait_for_line(proc, r"listening on").split()[-1]
         proc.send_signal(signal.SIGHUP)
-        wait_for_line(proc, r"SIGHUP ignored: configuration reload is not supported yet")
+        wait_for_line(proc, r"configuration reloaded from .*: no change")
         assert httpx.get(f"{base}/models").status_code == 200  # still serving
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0

@@ -1,23 +1,29 @@
-"""Codex CLI (`codex exec`), unchanged, through skyrelay's /v1/responses to an OpenAI-compatible and an Anthropic
-deployment: it sends its whole agent request (developer messages, function tools, a `namespace` tool group,
-client_metadata, reasoning.summary, include) and finishes its turn, tool calls included, on either cloud.
+"""Codex CLI (`codex exec`), unchanged, through skyrelay's /v1/responses to an OpenAI deployment (its body forwarded
+to the cloud's own Responses API) and an Anthropic one (through the canonical core): it sends its whole agent
+request (developer messages, function tools, a `namespace` tool group, client_metadata, reasoning, include), runs
+the shell tool the model calls, sends the result back and finishes its turn. What reached each emulated cloud is
+checked: the tool call and its output, and on OpenAI the reasoning item with its encrypted_content, handed back to
+the cloud that produced it (which verifies it).
 
-Codex CLI is an npm package with a native binary (~400 MB): it runs when `SKYRELAY_CODEX` names its `codex`
-executable or one is on PATH (`npm install @openai/codex@0.171.0`), and is skipped otherwise. Its web search is
-turned off (`web_search=disabled`): no cloud behind the canonical core has that built-in tool, and it is a 400."""
+Codex CLI is an npm package with a native binary (~400 MB), pinned in tests/agents/package.json
+(`npm ci --prefix tests/agents`, which .ci/run does); `SKYRELAY_CODEX` may name another `codex`, and without one
+the test is skipped. Its web search is turned off (`web_search=disabled`): no cloud behind the canonical core has
+that built-in tool (it would be a 400 there), and analytics and update checks are off: traffic stays on 127.0.0.1."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from .harness import UPSTREAM_KEY, start_stack
 
-CODEX = os.environ.get("SKYRELAY_CODEX") or shutil.which("codex")
-pytestmark = pytest.mark.skipif(not CODEX, reason="Codex CLI is not installed (set SKYRELAY_CODEX)")
+PINNED = Path(__file__).resolve().parents[1] / "agents" / "node_modules" / ".bin" / "codex"  # npm ci --prefix tests/agents
+CODEX = os.environ.get("SKYRELAY_CODEX") or (str(PINNED) if PINNED.exists() else shutil.which("codex"))
+pytestmark = pytest.mark.skipif(not CODEX, reason="Codex CLI is not installed (npm ci --prefix tests/agents)")
 TIMEOUTS = {"connect": 1, "first_byte": 5, "total": 20}
 CLOUDS = [{"name": "openai", "protocol": "openai"}, {"name": "anthropic", "protocol": "anthropic"}]
 
@@ -40,19 +46,46 @@ def stack(bg):
     s.close()
 
 
-@pytest.mark.parametrize("model, cloud", [("gpt-via-skyrelay", "openai"), ("claude-via-skyrelay", "anthropic")])
-def test_codex_exec_finishes_a_turn_through_skyrelay(stack, tmp_path, model, cloud):
+def codex(stack, tmp_path, model: str, *extra: str, prompt: str = "Use the shell tool to run the command: ls"):
     provider = (f'model_providers.skyrelay={{name="skyrelay", base_url="{stack.base_url}", '
                 f'env_key="SKYRELAY_API_KEY", wire_api="responses"}}')
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "CODEX_HOME": str(tmp_path),
            "SKYRELAY_API_KEY": stack.key, "NO_COLOR": "1"}
-    before = stack.clouds[cloud].stats["requests"]
-    done = subprocess.run(
+    return subprocess.run(
         [CODEX, "exec", "--skip-git-repo-check", "-s", "read-only", "-m", model, "-c", "model_provider=skyrelay",
          "-c", provider, "-c", "web_search=disabled", "-c", "analytics.enabled=false",
-         "-c", "check_for_update_on_startup=false", "say hello"],
+         "-c", "check_for_update_on_startup=false", *extra, prompt],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def seen(stack, cloud: str, before: int) -> list[dict]:
+    return [r for r in stack.clouds[cloud].recent_requests][before:]
+
+
+def test_codex_on_an_openai_deployment_round_trips_its_tool_call_and_reasoning(stack, tmp_path):
+    before = len(stack.clouds["openai"].recent_requests)
+    done = codex(stack, tmp_path, "gpt-via-skyrelay", "-c", "model_reasoning_effort=low")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip(), done.stderr[-2000:]  # the turn's final message
-    assert "ERROR: {" not in done.stderr  # no request of the turn was refused
-    assert stack.clouds[cloud].stats["requests"] > before
+    assert done.stdout.strip() and "ERROR: {" not in done.stderr
+    requests = seen(stack, "openai", before)
+    assert {r["path"] for r in requests} == {"/v1/responses"}  # forwarded to the cloud's own Responses API
+    first, last = requests[0]["body"], requests[-1]["body"]
+    assert first["model"] == "gpt-4o-mini" and first["store"] is False
+    assert any(t["type"] == "namespace" for t in first["tools"])
+    kinds = [item.get("type", "message") for item in last["input"]]
+    assert "function_call" in kinds and "function_call_output" in kinds
+    reasoning = [item for item in last["input"] if item.get("type") == "reasoning"]
+    assert reasoning and reasoning[0]["encrypted_content"]  # verified by the cloud that made it: the turn went on
+
+
+def test_codex_on_an_anthropic_deployment_finishes_its_turn(stack, tmp_path):
+    before = len(stack.clouds["anthropic"].recent_requests)
+    done = codex(stack, tmp_path, "claude-via-skyrelay")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() and "ERROR: {" not in done.stderr
+    requests = seen(stack, "anthropic", before)
+    assert {r["path"] for r in requests} == {"/v1/messages"}
+    last = requests[-1]["body"]
+    blocks = [b.get("type") for m in last["messages"] if isinstance(m["content"], list) for b in m["content"]]
+    assert "tool_use" in blocks and "tool_result" in blocks
+    assert last["system"]  # Codex's developer instructions, as Anthropic's system prompt

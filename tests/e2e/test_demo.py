@@ -36,6 +36,10 @@ def test_demo_instructions_work_as_printed(tmp_path):
         assert httpx.get(f"{base}/health/live").status_code == 200
         models = httpx.get(f"{base}/v1/models", headers={"authorization": f"Bearer {key}"}).json()
         assert models["data"][0]["id"] == "chat"
+        dashboard = re.search(r"the dashboard: (\S+) \(sign in with (\S+)\)", text)
+        assert httpx.get(dashboard.group(1)).headers["content-type"].startswith("text/html")
+        stats = httpx.get(f"{base}/admin/stats", headers={"authorization": f"Bearer {dashboard.group(2)}"})
+        assert stats.status_code == 200
 
         curl = next(line.strip() for line in text.splitlines() if line.strip().startswith("curl "))
         out = subprocess.run(curl, shell=True, capture_output=True, text=True, timeout=20)

@@ -50,19 +50,30 @@ def test_the_served_document_is_the_file_and_needs_no_key(stack, document):
 
 def test_every_route_the_gateway_registers_is_documented(stack, document):
     documented = set(document["paths"])
-    # A prefix route serves every path under its prefix: the document names that one parameter `{model}`.
-    prefixed = [(prefix + "{model}", route) for prefix, route in stack.gateway.prefix_routes]
+    # A prefix route serves every path under its prefix: the document names its one parameter (`{model}`, ...).
+    # The shortest documented path under the prefix is the route's own (`/v1/responses/{response_id}`, not its
+    # `/input_items`); the OpenAI routes are also served without /v1.
+    def documented_under(prefix: str) -> str:
+        for full in (prefix, "/v1" + prefix):  # as registered (/admin/keys/), or the OpenAI route's /v1 spelling
+            found = min((p for p in documented if p.startswith(full + "{")), key=len, default=None)
+            if found is not None:
+                return found
+        return prefix
+
+    prefixed = [(documented_under(prefix), route) for prefix, route in stack.gateway.prefix_routes]
     for path, route in [*stack.gateway.routes.items(), *prefixed]:
         # The OpenAI routes are also served without /v1 (the document says so once, in its description).
         name = path if path in documented else "/v1" + path
         assert name in documented, path
-        assert route.method.lower() in document["paths"][name], (path, route.method)
+        for method in (route.method, *route.other_methods):
+            assert method.lower() in document["paths"][name], (path, method)
 
 
 def test_every_documented_operation_is_served(stack, document):
     with httpx.Client(base_url=stack.origin, timeout=10, headers={"authorization": f"Bearer {stack.key}"}) as client:
         for path, method, _ in operations(document):
-            resp = client.request(method.upper(), path.replace("{model}", "chat"), json={} if method == "post" else None)
+            path = path.replace("{model}", "chat").replace("{asset}", "dashboard.js")
+            resp = client.request(method.upper(), path, json={} if method == "post" else None)
             served = not (resp.status_code == 404 and resp.json()["error"].get("code") == "unknown_url")
             served = served and resp.status_code != 405
             assert served, (method, path, resp.status_code, resp.text)
@@ -88,7 +99,7 @@ def test_the_security_schemes_are_the_three_ways_to_send_the_key(document):
     assert {(s["in"], s["name"]) for s in schemes.values() if s["type"] == "apiKey"} == {
         ("header", "x-api-key"), ("header", "api-key")}
     unauthenticated = {path for path, route in _gateway_routes(document) if not route}
-    assert unauthenticated == {"/health/live", "/health/ready", "/openapi.json"}
+    assert unauthenticated == {"/health/live", "/health/ready", "/openapi.json", "/ui", "/ui/{asset}"}
 
 
 def test_answers_match_the_documented_schemas(stack, document):
@@ -101,17 +112,19 @@ def test_answers_match_the_documented_schemas(stack, document):
             (client.post("/v1/chat/completions", json={"model": "chat", "max_tokens": 5,
                                                        "messages": [{"role": "user", "content": "hi"}]}),
              "ChatCompletion"),
-            (client.post("/v1/responses", json={"model": "chat", "input": "hi", "max_output_tokens": 5}),
+            (client.post("/v1/responses", json={"model": "chat", "input": "hi", "max_output_tokens": 16}),
              "ResponseObject"),
             (client.post("/v1/responses", json={"model": "chat"}), "OpenAIError"),
             (client.post("/v1/messages", json={"model": "chat", "max_tokens": 5,
                                                "messages": [{"role": "user", "content": "hi"}]}), "Message"),
             (client.post("/v1/messages", json={"model": "chat"}), "AnthropicError"),
             (client.post("/v1/messages/count_tokens", content=b"[" * 200), "AnthropicError"),
+            (client.get("/admin/stats"), "AdminStats"),
         ]
     for resp, name in checks:
         validator = Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": document["components"]})
         assert not list(validator.iter_errors(resp.json())), (name, resp.text)
+
 
 
 def _gateway_routes(document):

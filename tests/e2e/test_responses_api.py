@@ -172,20 +172,21 @@ def test_the_stream_helper_and_the_async_client(clouds):
 
 
 def test_max_output_tokens_reached_is_an_incomplete_response(clouds):
-    raw = post(clouds, {"model": "openai", "input": "hello", "max_output_tokens": 2})
+    """Through the canonical core (OpenAI itself refuses a cap under 16, and the emulated replies are shorter)."""
+    raw = post(clouds, {"model": "anthropic", "input": "hello", "max_output_tokens": 2})
     assert raw.status_code == 200, raw.text
     body = raw.json()
     validate("Response", body)
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
-    events = validated_stream(clouds, {"model": "openai", "input": "hello", "max_output_tokens": 2})
+    events = validated_stream(clouds, {"model": "anthropic", "input": "hello", "max_output_tokens": 2})
     assert events[-1]["type"] == "response.incomplete"
 
 
-def test_store_true_is_answered_unstored_and_named(clouds):
+def test_store_true_is_answered_stored_and_a_cache_key_named_where_dropped(clouds):
     raw = post(clouds, {"model": "anthropic", "input": "hello", "store": True, "prompt_cache_key": "k1"})
     assert raw.status_code == 200, raw.text
-    assert raw.headers["x-skyrelay-dropped-params"] == "prompt_cache_key, store"
-    assert raw.json()["store"] is False
+    assert raw.headers["x-skyrelay-dropped-params"] == "prompt_cache_key"
+    assert raw.json()["store"] is True
     plain = post(clouds, {"model": "anthropic", "input": "hello", "store": False})
     assert "x-skyrelay-dropped-params" not in plain.headers
 
@@ -202,24 +203,31 @@ def test_store_true_is_answered_unstored_and_named(clouds):
     ({"no_such_field": 1}, "no_such_field"),
 ])
 def test_what_cannot_be_served_is_a_400_naming_the_parameter(clouds, body, param):
-    raw = post(clouds, {"model": "openai", "input": "hello", **body})
+    """Through the canonical core (an Anthropic deployment); an OpenAI one forwards the body to its own API."""
+    raw = post(clouds, {"model": "anthropic", "input": "hello", **body})
     assert raw.status_code == 400, raw.text
     validate("ErrorResponse", raw.json())
     assert raw.json()["error"]["param"] == param
     with pytest.raises(openai.BadRequestError):
-        clouds.openai().responses.create(model="openai", input=body.pop("input", "hello"), extra_body=body)
+        clouds.openai().responses.create(model="anthropic", input=body.pop("input", "hello"), extra_body=body)
 
 
-def test_a_stream_broken_after_its_start_ends_with_response_failed(clouds):
-    clouds.set_faults("openai", [{"kind": "cut_stream", "after_chunks": 4, "ending": "close"}])
+@pytest.mark.parametrize("kind, cloud", [("anthropic", "anthropic"), ("openai", "openai")])
+def test_a_stream_broken_after_its_start_ends_with_a_failure_event(clouds, kind, cloud):
+    """Rendered by the gateway: response.failed; passed through from the cloud's own events: an error event."""
+    clouds.set_faults(cloud, [{"kind": "cut_stream", "after_chunks": 6, "ending": "close"}])
     try:
-        events = validated_stream(clouds, {"model": "openai", "input": "hello"})
-        assert events[-1]["type"] == "response.failed"
-        assert events[-1]["response"]["status"] == "failed" and events[-1]["response"]["error"]["message"]
-        with pytest.raises(RuntimeError), clouds.openai().responses.stream(model="openai", input="hi") as stream:
+        events = validated_stream(clouds, {"model": kind, "input": "hello"})
+        if kind == "anthropic":
+            assert events[-1]["type"] == "response.failed"
+            assert events[-1]["response"]["status"] == "failed" and events[-1]["response"]["error"]["message"]
+        else:
+            assert events[-1]["type"] == "error" and events[-1]["message"]
+        with pytest.raises((RuntimeError, openai.APIError)), clouds.openai().responses.stream(
+                model=kind, input="hi") as stream:
             stream.get_final_response()  # the helper raises: no response.completed
     finally:
-        clouds.clear_faults("openai")
+        clouds.clear_faults(cloud)
 
 
 def test_reasoning_items_are_left_out_and_named_verbosity_goes_where_it_is_honoured(clouds):
@@ -248,7 +256,8 @@ def test_a_namespaced_tool_group_is_called_by_namespace_and_name(clouds, kind):
     raw = post(clouds, body)
     assert raw.status_code == 200, raw.text
     validate("Response", raw.json())
-    assert raw.headers["x-skyrelay-dropped-params"].endswith("client_metadata")
+    if kind != "openai":  # forwarded to OpenAI's own API, which takes it
+        assert raw.headers["x-skyrelay-dropped-params"].endswith("client_metadata")
     call = next(item for item in raw.json()["output"] if item["type"] == "function_call")
     assert (call["namespace"], call["name"]) == ("agents", "spawn")
     done = next(e for e in validated_stream(clouds, body) if e["type"] == "response.output_item.done")

@@ -1,5 +1,5 @@
-"""PostgreSQL for the tests: a schema of the test's own on the shared server (127.0.0.1:5432, database `test`,
-started by .ci/services), and a private server in a temporary directory for tests that stop and start it (the
+"""PostgreSQL for the tests: a schema or a database of the test's own on the shared server (127.0.0.1:5432,
+database `test`, started by .ci/services), and a private server in a temporary directory for tests that stop and start it (the
 shared one is never stopped)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+PG_URL = ADMIN_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
@@ -53,6 +53,21 @@ def fresh_schema(url: str = PG_URL) -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """The URL of a new, empty database; dropped (connections and all) when the block ends."""
+    import psycopg
+
+    name = f"skyrelay_test_{os.getpid()}_{os.urandom(4).hex()}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

@@ -96,6 +96,8 @@ CASES = [
     ("server.head_timeout", "10s", "server.head_timeout", "expected a number"),
     ("server.body_timeout", -1, "server.body_timeout", "must be > 0"),
     ("server.body_timeout", 7200, "server.body_timeout", "must be <= 3600"),
+    ("server.drain_timeout_s", -1, "server.drain_timeout_s", "must be between 0 and 3600"),
+    ("server.drain_timeout_s", "30s", "server.drain_timeout_s", "expected a number"),
     ("server.host", "http://0.0.0.0", "server.host", "expected a host name"),
     ("server.host", ["x"], "server.host", "expected a string, got a list"),
     ("server.master_key", "", "server.master_key", "is empty"),
@@ -387,6 +389,7 @@ def test_defaults():
     assert config.server.host == "127.0.0.1" and config.server.port == 4000
     assert config.server.max_body_bytes == 4 * 1024 * 1024 and config.server.master_key is None
     assert (config.server.max_connections, config.server.head_timeout, config.server.body_timeout) == (10_000, 10, 30)
+    assert config.server.drain_timeout_s == 30
     group = config.model_groups["g"]
     assert (group.strategy, group.max_attempts, group.fallbacks) == ("weighted", 3, ())
     assert group.on_unsupported == "fail_over"  # a mixed group must not answer 400 by the luck of the pick
@@ -395,8 +398,9 @@ def test_defaults():
     assert openai.weight == 1.0 and openai.timeouts == Timeouts(5, 60, 600) and openai.price == Price()
     assert (openai.rpm, openai.tpm, openai.api_key, openai.region) == (None, None, None, None)
     assert (openai.max_concurrency, openai.tier, group.queue_timeout_ms, group.tiers) == (None, 0, 0, ())
-    assert openai.max_connections == 100 and openai.headers == {} and openai.tags == {} and openai.options == {}
-    assert azure.options == {"api_version": "2024-10-21"}
+    assert openai.max_connections == 100 and openai.headers == {} and openai.tags == {}
+    assert openai.options == {"responses": "native"}
+    assert azure.options == {"api_version": "2024-10-21", "responses": "native"}
     assert anthropic.options == {"anthropic_version": "2023-06-01"}
     assert vertex.options == {"project": "p", "location": "europe-west4"}
     assert gemini.base_url is None and bedrock.base_url is None and bedrock.name == "g-5"
@@ -504,3 +508,14 @@ def test_tiers_group_the_deployments_by_ascending_tier_in_file_order():
     group = parse_config(data, env={}).model_groups["chat"]
     assert [[d.name for d in tier] for tier in group.tiers] == [["a"], ["b"]]
     assert group.queue_timeout_ms == 1500 and group.deployments[0].max_concurrency == 8
+
+
+def test_responses_mode_is_native_or_translate_on_openai_and_azure_only():
+    from skyrelay.config import ConfigError
+
+    def config(**extra):
+        return parse_config({"model_groups": {"g": {"deployments": [
+            {"name": "d", "kind": "openai", "base_url": "http://h:1/v1", "model": "m", **extra}]}}}, env={})
+    assert config(responses="translate").model_groups["g"].deployments[0].options["responses"] == "translate"
+    with pytest.raises(ConfigError, match="expected one of native, translate"):
+        config(responses="sometimes")

@@ -58,7 +58,7 @@ def read_teams(ctx: Context, value: Any, groups: list[str]) -> dict[str, Team]:
             continue
         section = fields.section(ctx, body, path) or {}
         fields.check_keys(ctx, section, path, TEAM_KEYS)
-        teams[name] = Team(name=name, **_limits(ctx, section, path, groups))
+        teams[name] = Team(name=name, **read_limits(ctx, section, path, groups))
     return teams
 
 
@@ -103,13 +103,13 @@ def read_keys(ctx: Context, value: Any, groups: list[str], teams: dict[str, Team
                     "give each key a secret of its own")
             continue
         keys[digest] = ApiKey(name=name, team=team, digest=digest,
-                              expires_at=_expires_at(ctx, raw, path),
+                              expires_at=read_expires_at(ctx, raw, path),
                               role=fields.choice(ctx, raw, path, "role", ROLES, default="user"),
-                              **_limits(ctx, raw, path, groups))
+                              **read_limits(ctx, raw, path, groups))
     return keys
 
 
-def _limits(ctx: Context, raw: Mapping, path: str, groups: list[str]) -> dict:
+def read_limits(ctx: Context, raw: Mapping, path: str, groups: list[str]) -> dict:
     """What keys and teams share: models, residency, rate limits, a budget, metadata."""
     models = None
     if raw.get("models") is not None:
@@ -152,7 +152,7 @@ def _budget(ctx: Context, raw: Mapping, path: str) -> Budget | None:
     return Budget(usd=usd, period=period)
 
 
-def _expires_at(ctx: Context, raw: Mapping, path: str) -> float | None:
+def read_expires_at(ctx: Context, raw: Mapping, path: str) -> float | None:
     """Epoch seconds. YAML reads an unquoted timestamp as a date or datetime; a string must be ISO 8601."""
     where = child(path, "expires_at")
     value = raw.get("expires_at")

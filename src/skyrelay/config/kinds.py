@@ -38,7 +38,10 @@ class Option:
     default: str | None = None
     integer: bool = False  # a positive integer rather than a string
     boolean: bool = False  # true / false rather than a string
+    choices: tuple[str, ...] = ()  # the only values allowed, when set
 
+
+RESPONSES_MODES = ("native", "translate")
 
 OPTIONS: dict[str, Option] = {
     "api_version": Option(("azure",), default="2024-10-21"),
@@ -53,6 +56,9 @@ OPTIONS: dict[str, Option] = {
     "default_max_tokens": Option(("anthropic", "vertex_anthropic"), integer=True),
     # false for OpenAI-compatible servers that refuse `stream_options`: streams then carry no usage to record
     "stream_usage": Option(("openai",), boolean=True),
+    # How /v1/responses reaches the deployment: forwarded to its own Responses API, or translated to chat completions
+    # (for OpenAI-compatible servers without /v1/responses)
+    "responses": Option(("openai", "azure"), default="native", choices=RESPONSES_MODES),
     "project": Option(_VERTEX),
     "location": Option(_VERTEX),
     "credentials_file": Option(_VERTEX),
@@ -79,6 +85,10 @@ def read_options(ctx: Context, raw: Mapping, path: str, kind: str | None, region
                 value = None
         else:
             value = fields.text(ctx, raw, path, key, hint=_quote_hint(key))
+            if value is not None and option.choices and value not in option.choices:
+                ctx.add(child(path, key), f"expected one of {', '.join(option.choices)}, got "
+                        f"{ctx.show(child(path, key), value)}")
+                value = None
         if value is None and kind in option.kinds:
             value = option.default
         if value is not None:

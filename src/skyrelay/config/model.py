@@ -232,6 +232,8 @@ class ServerConfig:
     max_connections: int = DEFAULT_MAX_CLIENT_CONNECTIONS  # client connections open at once; more get 503
     head_timeout: float = DEFAULT_HEAD_TIMEOUT  # seconds for a request line and headers to arrive
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds a request body may pause between two pieces
+    key_secret: Secret | None = None  # HMAC secret of admin-made keys; None: generated once, kept in the database
+    drain_timeout_s: float = 30.0  # on SIGTERM: how long requests in flight may take to finish
 
 
 @dataclass(frozen=True, slots=True)

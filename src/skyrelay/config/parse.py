@@ -23,7 +23,8 @@ from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DE
 
 TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing", "state", "teams", "keys", "metrics", "logging",
                   "telemetry", "database", "commitments", "ledger")
-SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
+SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout",
+               "key_secret", "drain_timeout_s")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
               "residency", "concentration", "context_fallbacks", "hedge", "deployments")
 STRATEGIES = tuple(_STRATEGY_TABLE)  # routing's table is the one list of names
@@ -78,12 +79,15 @@ def _server(ctx: Context, value: Any) -> ServerConfig:
         max_body_bytes=fields.number(ctx, raw, "server", "max_body_bytes", integer=True, above=0,
                                      default=DEFAULT_MAX_BODY_BYTES),
         master_key=fields.secret(ctx, raw, "server", "master_key"),
+        key_secret=fields.secret(ctx, raw, "server", "key_secret"),
         max_connections=fields.number(ctx, raw, "server", "max_connections", integer=True, minimum=1,
                                       default=DEFAULT_MAX_CLIENT_CONNECTIONS),
         head_timeout=fields.number(ctx, raw, "server", "head_timeout", above=0, maximum=3600,
                                    default=DEFAULT_HEAD_TIMEOUT),
         body_timeout=fields.number(ctx, raw, "server", "body_timeout", above=0, maximum=3600,
                                    default=DEFAULT_BODY_TIMEOUT),
+        drain_timeout_s=fields.number(ctx, raw, "server", "drain_timeout_s", minimum=0, maximum=3600,
+                                      default=ServerConfig().drain_timeout_s),
     )
 
 

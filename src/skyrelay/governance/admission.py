@@ -18,14 +18,15 @@ from typing import Any, Callable
 from .. import errors
 from ..pricing import cost_micro_usd, dearest
 from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
-from ..state import Item, Reservation
+from ..state import Item, MemoryState, Reservation
 from . import periods
-from .principals import PARALLEL, REQUESTS, USD, KeyBook, Principal
+from .headers import refusal_headers
+from .principals import PARALLEL, REQUESTS, TOKENS, USD, KeyBook, Principal
+from .registry import REVOKED, Registry
 
 log = logging.getLogger("skyrelay.governance")
 
 FLAGS_REFRESH_S = 1.0  # how soon a revocation written by another replica is seen here
-REVOKED = "revoked:"  # the flag naming a revoked key: `revoked:<key name>`
 
 
 class KeyRateLimited(errors.RateLimited):
@@ -39,13 +40,14 @@ class KeyRateLimited(errors.RateLimited):
 class Admission:
     """A request's hold on its key's counters, settled once when its context closes."""
 
-    __slots__ = ("governor", "reservation", "tokens", "cost")
+    __slots__ = ("governor", "reservation", "tokens", "cost", "now")
 
-    def __init__(self, governor: "Governor", reservation: Reservation, tokens: int, cost: int):
+    def __init__(self, governor: "Governor", reservation: Reservation, tokens: int, cost: int, now: float):
         self.governor = governor
         self.reservation = reservation
         self.tokens = tokens
         self.cost = cost
+        self.now = now  # when it was reserved
 
     def settle(self, ctx: Any) -> None:
         self.governor.settle(ctx, self)
@@ -58,9 +60,15 @@ class Governor:
         self.state = state
         self.clock = clock
         self._estimate_tokens = estimate_tokens
+        self.reprice(config)
+        self._refresh: asyncio.Task | None = None
+        self.registry = Registry(config, self.keys, state)
+        self._reserve_now = state.reserve_now if isinstance(state, MemoryState) else None
+
+    def reprice(self, config: Any) -> None:
+        """The prices budgets are reserved and settled at: from the model groups (again after a reload)."""
         self._prices = {name: dearest(group.deployments) for name, group in config.model_groups.items()}
         self._served_price = {d.name: d.price for d in config.deployments()}
-        self._refresh: asyncio.Task | None = None
 
     # --- the request path --------------------------------------------------------------------------------------
 
@@ -83,10 +91,18 @@ class Governor:
             principal.roll(now)
         items = principal.items
         values = (1, tokens, 1, cost)
-        reservation, wait, refused = await self.state.reserve(items, [values[m] for m in metrics], now)
+        amounts = principal.amounts(values)
+        if self._reserve_now is not None:  # the memory backend: no coroutine to create and await
+            reservation, wait, refused = self._reserve_now(items, amounts, now)
+        else:
+            reservation, wait, refused = await self.state.reserve(items, amounts, now)
         if reservation is None:
-            raise _refusal(principal.limits[refused], items[refused], values[metrics[refused]], wait)
-        ctx.admission = Admission(self, reservation, tokens, cost)
+            limit = principal.limits[refused]
+            err = _refusal(limit, items[refused], values[metrics[refused]], wait)
+            if limit.metric in (REQUESTS, TOKENS):
+                err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
+            raise err
+        ctx.admission = Admission(self, reservation, tokens, cost, now)
 
     def settle(self, ctx: Any, admission: Admission) -> None:
         """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
@@ -94,7 +110,9 @@ class Governor:
         estimate; one that failed everywhere is refunded."""
         usage = ctx.usage
         if usage is not None and ctx.attempts:
-            served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")  # not a hedge's loser
+            served = ctx.attempts[-1]
+            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
+                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
             price = self._served_price.get(served.deployment)
             tokens = usage.input_tokens + usage.output_tokens
             cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
@@ -104,13 +122,14 @@ class Governor:
         else:
             tokens = cost = 0
         values = (1, tokens, 0, cost)  # a request counts once; its slot in flight is given back
-        self.state.settle(admission.reservation, [values[m] for m in ctx.principal.metrics], self.clock())
+        self.state.settle(admission.reservation, ctx.principal.amounts(values), self.clock())
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self.state.start()
-        if self.keys and self._refresh is None:
+        self.registry.start()
+        if self._refresh is None:  # also without keys yet: the admin API may create some
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_flags())
 
     async def _refresh_flags(self) -> None:
@@ -121,7 +140,7 @@ class Governor:
             except Exception:  # noqa: BLE001 - Redis down: keep the last known set, the heartbeat says so
                 pass
             else:
-                self.keys.revoked = frozenset(f[len(REVOKED):] for f in flags if f.startswith(REVOKED))
+                self.keys.set_flagged(frozenset(f[len(REVOKED):] for f in flags if f.startswith(REVOKED)))
             await asyncio.sleep(FLAGS_REFRESH_S)
 
     async def aclose(self) -> None:
@@ -132,6 +151,7 @@ class Governor:
             except asyncio.CancelledError:
                 pass
             self._refresh = None
+        await self.registry.aclose()
         await self.state.aclose()
 
 

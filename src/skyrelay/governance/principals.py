@@ -7,6 +7,8 @@ residency narrowed by its team's), and every counter its requests touch (its own
 from __future__ import annotations
 
 import hashlib
+import hmac
+import operator
 import time
 from typing import Any
 
@@ -21,7 +23,7 @@ REQUESTS, TOKENS, PARALLEL, USD = 0, 1, 2, 3
 class Limit:
     """One counter a key's requests touch: `counter` is its state name (a budget's gets the period appended)."""
 
-    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period")
+    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period", "text")
 
     def __init__(self, owner: str, counter: str, metric: str, kind: str, limit: float, period: str | None = None):
         self.owner = owner  # "key 'ci-bot'" or "team 'research'": how refusals name it
@@ -30,6 +32,7 @@ class Limit:
         self.kind = kind
         self.limit = limit
         self.period = period
+        self.text = str(int(limit))  # as the rate-limit headers show it
 
 
 class Principal:
@@ -37,7 +40,7 @@ class Principal:
     (`rolls_at`, 0: never): a request builds no counter of its own, only its amounts."""
 
     __slots__ = ("name", "team", "models", "residency", "expires_at", "role", "limits", "metadata", "metrics",
-                 "items", "rolls_at")
+                 "items", "rolls_at", "per_minute", "amounts")
 
     def __init__(self, key: Any, team: Any | None):
         self.name = key.name
@@ -50,6 +53,13 @@ class Principal:
         self.limits = tuple(_limits(f"key '{key.name}'", f"k:{key.name}:", key)
                             + (_limits(f"team '{team.name}'", f"t:{team.name}:", team) if team is not None else []))
         self.metrics = tuple(limit.metric for limit in self.limits)
+        # A request's amounts for its counters, `(1, tokens, 1, cost)` picked by metric, in C (no comprehension).
+        pick = operator.itemgetter(*self.metrics) if self.metrics else None
+        self.amounts = pick if len(self.metrics) > 1 else (lambda values: (pick(values),)) if pick else tuple
+        # For the rate-limit headers: ("requests" | "tokens", indexes of those limits), the units it has limits of.
+        self.per_minute = tuple((unit, indexes) for unit, indexes in (
+            ("requests", tuple(i for i, m in enumerate(self.metrics) if m == REQUESTS)),
+            ("tokens", tuple(i for i, m in enumerate(self.metrics) if m == TOKENS))) if indexes)
         self.items: list[Item] = []
         self.rolls_at = -1.0  # -1: not built yet (on first use); 0: never to rebuild; else when a period ends
 
@@ -90,21 +100,45 @@ def _limits(owner: str, prefix: str, record: Any) -> list[Limit]:
 
 
 class KeyBook:
-    """The declared keys by sha256 digest. `revoked` holds names flagged in the shared state (refreshed off the
-    request path)."""
+    """Every key the gateway accepts, each resolved with one SHA-256 of the presented key and dict lookups:
+    declared keys by that digest, keys made through the admin API (`set_stored`) by its HMAC with the server
+    secret. A lookup by digest compares no secret byte by byte, so its time says nothing about any key.
+    `revoked` holds the names flagged in the shared state or revoked in the store (refreshed off the request
+    path)."""
 
     def __init__(self, keys: dict[str, Any], teams: dict[str, Any]):
-        self._by_digest = {digest: Principal(key, teams.get(key.team)) for digest, key in keys.items()}
+        self._by_digest = {bytes.fromhex(digest): Principal(key, teams.get(key.team))
+                           for digest, key in keys.items()}
+        self._stored: dict[bytes, Principal] = {}
+        self._secret = b""
+        self.flagged: frozenset[str] = frozenset()  # `revoked:<name>` flags of the shared state
+        self._revoked_stored: frozenset[str] = frozenset()
         self.revoked: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self._by_digest)
+        return bool(self._by_digest) or bool(self._stored)
+
+    def set_stored(self, secret: bytes, principals: dict[bytes, Principal], revoked: frozenset[str]) -> None:
+        """The admin API's keys, replaced whole (a request in flight keeps the Principal it resolved)."""
+        self._secret = secret
+        self._stored = principals
+        self._revoked_stored = revoked
+        self.revoked = self.flagged | revoked
+
+    def set_flagged(self, names: frozenset[str]) -> None:
+        self.flagged = names
+        self.revoked = names | self._revoked_stored
 
     def resolve(self, key: str) -> Principal | None:
         """The key's principal; None when no key has this digest. Raises for an expired or revoked key."""
-        principal = self._by_digest.get(hashlib.sha256(key.encode()).hexdigest())
+        digest = hashlib.sha256(key.encode()).digest()
+        principal = self._by_digest.get(digest)
         if principal is None:
-            return None
+            if not self._stored:
+                return None
+            principal = self._stored.get(hmac.digest(self._secret, digest, "sha256"))
+            if principal is None:
+                return None
         if principal.expires_at is not None and time.time() >= principal.expires_at:
             raise errors.AuthenticationFailed(f"API key '{principal.name}' has expired")
         if self.revoked and principal.name in self.revoked:

@@ -50,6 +50,12 @@ class Ledger:
         self.shipper.start()
         return self.recorder
 
+    def reprice(self, config: Any) -> None:
+        """A reloaded configuration's deployments (and their prices) for the records from now on."""
+        self.deployments = {d.name: d for d in config.deployments()}
+        if self.recorder is not None:
+            self.recorder.deployments = self.deployments
+
     def on_close(self, ctx: Any, status: int) -> None:
         self.recorder.request_closed(ctx, status)
 

@@ -84,6 +84,9 @@ class AzureOpenAIProvider(OpenAIProvider):
     def embeddings_path(self) -> str:
         return self._embeddings_path
 
+    def responses_path(self) -> str:
+        return "/openai/v1/responses"  # the v1 API, whatever api-version chat uses: the body's model names the deployment
+
     def request_headers(self) -> list[tuple[str, str]]:
         if self._token_file is None:
             return self.headers

@@ -44,6 +44,8 @@ class Provider:
     honoured_extras: frozenset[str] | None = None
     # Serves an Anthropic client's request from its own body (ChatRequest.anthropic), not the canonical fields.
     speaks_anthropic = False
+    # Serves a Responses API request from its own body (ChatRequest.responses), not the canonical fields.
+    speaks_responses = False
     # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).
     observe_limits: Any = None
     traced = False  # set when tracing is configured: each call then carries its attempt's traceparent

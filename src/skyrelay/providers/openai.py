@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from .. import errors
 from ..canonical import (
     ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingRequest, EmbeddingResponse, ToolCall, ToolCallDelta, Usage,
 )
+from . import openai_responses
 from .base import OpenedStream, Provider, as_int, load_json
 from .content import without_cache_control
 from .sse import SSEChunks
@@ -56,6 +59,8 @@ class OpenAIProvider(Provider):
     def __init__(self, deployment: Any):
         super().__init__(deployment)
         self.headers = self.build_headers()
+        # Serves /v1/responses from its own Responses API (the client's body forwarded), or translated to chat
+        self.speaks_responses = deployment.options.get("responses", "native") == "native"
 
     def build_headers(self) -> list[tuple[str, str]]:
         headers = [("content-type", "application/json"), ("accept", "application/json")]
@@ -72,16 +77,27 @@ class OpenAIProvider(Provider):
     def embeddings_path(self) -> str:
         return "/embeddings"
 
+    def responses_path(self) -> str:
+        return "/responses"
+
     def request_headers(self) -> list[tuple[str, str]]:
         return self.headers
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
+        if req.responses is not None and self.speaks_responses:
+            body = openai_responses.native_body(req.responses, self.deployment.model, False, self.name)
+            raw, data = await self.post_json_read_raw(self.responses_path(), self.request_headers(), body)
+            return openai_responses.whole_response(raw, data, self.name)
         body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.chat_body(req))
         resp = parse_response(data, self.name)
         resp.raw_body = body
         return resp
 
     async def open_stream(self, req: ChatRequest) -> OpenedStream:
+        if req.responses is not None and self.speaks_responses:
+            body = openai_responses.native_body(req.responses, self.deployment.model, True, self.name)
+            resp = await self.post_json(self.responses_path(), self.request_headers(), body)
+            return resp, SSEChunks(openai_responses.ResponsesEvents(self.name))
         resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
         return resp, SSEChunks(self.stream_events(self.name))
 
@@ -99,6 +115,16 @@ class OpenAIProvider(Provider):
             model=str(data.get("model") or self.deployment.model), data=data["data"],
             usage=Usage(input_tokens=as_int(usage.get("prompt_tokens"))), raw=data,
         )
+
+    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
+        """OpenAI's own 4xx keeps its `param` and `code`: clients branch on them (context_length_exceeded...)."""
+        err = super().error_from_response(status, headers, body)
+        if type(err) is errors.UpstreamClientError:
+            detail = _error_detail(body)
+            for name in ("param", "code"):
+                if isinstance(detail.get(name), str):
+                    setattr(err, name, detail[name])
+        return err
 
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
         if req.raw is not None:
@@ -126,6 +152,15 @@ class OpenAIProvider(Provider):
             else:  # a server that refuses the field altogether
                 body.pop("stream_options", None)
         return body
+
+
+def _error_detail(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    detail = data.get("error") if isinstance(data, dict) else None
+    return detail if isinstance(detail, dict) else {}
 
 
 def parse_response(data: Any, deployment: str) -> ChatResponse:

@@ -52,19 +52,26 @@ class ShareBook:
 
     def over_cap(self, group: str, policy, now: float) -> set[str]:
         """The vendors whose share of the group's window is above the policy's max_share (empty: none)."""
-        vendors = self._groups.get(group)
-        if not vendors:
+        amounts = self.amounts(group, policy, now)
+        if not amounts:
             return _NONE
-        by_cost = policy.measure == "cost"
-        amounts = {}
-        for vendor, log in vendors.items():
-            log.expire(now, policy.window_s)
-            amounts[vendor] = log.tokens if by_cost else log.requests
         total = sum(amounts.values())
         if total <= 0:
             return _NONE
         limit = policy.max_share * total
         return {vendor for vendor, amount in amounts.items() if amount > limit}
+
+    def amounts(self, group: str, policy, now: float) -> dict[str, float]:
+        """What each vendor carried of the group's window, in the policy's measure (requests, or estimated USD)."""
+        vendors = self._groups.get(group)
+        if not vendors:
+            return {}
+        by_cost = policy.measure == "cost"
+        amounts = {}
+        for vendor, log in vendors.items():
+            log.expire(now, policy.window_s)
+            amounts[vendor] = log.tokens if by_cost else log.requests
+        return amounts
 
     def seconds_until_share(self, group: str, vendor: str, now: float, policy) -> float:
         """When the vendor's oldest counted request leaves the window (a Retry-After hint for a refusal)."""

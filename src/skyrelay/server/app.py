@@ -16,8 +16,11 @@ import orjson
 
 from .. import errors
 from ..context import RequestContext, new_request_id
+from ..db import parse_url
+from ..db.responses import ResponseStore
 from ..dispatch import Dispatcher, Outcome
 from ..governance import Governor
+from ..governance.headers import rate_limit_headers
 from ..health_checks import HealthChecker
 from ..ledger.core import build_ledger
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
@@ -46,11 +49,14 @@ class Route:
     # The body must be JSON: any other Content-Type is refused (415), so that a browser's cross-site "simple"
     # POST (text/plain, a form), which needs no CORS preflight, never reaches a handler.
     json_body: bool = False
+    other_methods: tuple[str, ...] = ()  # methods served beside `method` (the handler tells them apart)
 
 
 class Gateway:
-    def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None):
+    def __init__(self, config: Any, *, dispatcher: Dispatcher | None = None, config_path: str | None = None):
         self.config = config
+        self.config_path = config_path  # the file SIGHUP and POST /admin/reload read again (server/reload.py)
+        self.adapt_config: Callable[[Any], Any] | None = None  # applied to a reloaded config (a worker's share)
         self.dispatcher = dispatcher or Dispatcher.from_config(config)
         self._master_key = config.server.master_key
         self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.estimate)
@@ -61,21 +67,28 @@ class Gateway:
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
         self.server: HttpServer | None = None
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
-        self.telemetry = Telemetry(config, self.dispatcher)
+        self.telemetry = Telemetry(config, self.dispatcher, self.governor.state)
         self.dispatcher.on_close = self.telemetry.on_close
         self.ledger = build_ledger(config, self.dispatcher.clock)  # None with ledger.enabled: false
         self._tracer = self.telemetry.tracer
+        self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
         self._register_routes()
 
     def _register_routes(self) -> None:
         # Imported here: the route modules import this one for Route and the response helpers.
-        from . import anthropic_routes, health_routes, metrics_routes, openai_routes, openapi_routes
+        from . import (admin_routes, admin_stats_routes, anthropic_routes, health_routes, metrics_routes, openai_routes,
+                       openapi_routes, reload_routes, responses_routes, ui_routes)
 
         openai_routes.register(self)
+        responses_routes.register(self)
         anthropic_routes.register(self)
         health_routes.register(self)
         openapi_routes.register(self)
         metrics_routes.register(self)
+        admin_routes.register(self)
+        admin_stats_routes.register(self)
+        ui_routes.register(self)
+        reload_routes.register(self)
 
     def add_route(self, path: str, route: Route) -> None:
         self.routes[path] = route
@@ -100,6 +113,7 @@ class Gateway:
         connect = getattr(self.governor.state, "connect", None)
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
+        await self.governor.registry.load()  # the keys made through the admin API, before the first request
         self.server = await start_server(
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
@@ -108,16 +122,19 @@ class Gateway:
         self.health_checker.start()
         self.governor.start()
         self.telemetry.start()
+        self.responses_store.start()
         return self.server
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish for up to `grace` seconds, then close everything."""
         if self.server is not None:
-            await self.server.close()
+            await self.server.close(grace)
             self.server = None
         await self.health_checker.close()
         await self.governor.aclose()
         await self.dispatcher.aclose()
         self.telemetry.close()
+        self.responses_store.close()
         if self.ledger is not None:
             self.ledger.close()
 
@@ -181,7 +198,7 @@ class Gateway:
                 raise errors.PayloadTooLarge(
                     f"the request body is larger than the {self.config.server.max_body_bytes} bytes this gateway "
                     "accepts")
-            if request.method != route.method:
+            if request.method != route.method and request.method not in route.other_methods:
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
             if route.json_body and not is_json(request.headers.get("content-type")):
                 raise _not_json(request.headers.get("content-type"))
@@ -199,20 +216,26 @@ class Gateway:
         key (None: no limits), or a declared key (its Principal). With neither configured, anything goes."""
         if self._master_key is None and not self._keys:
             return None
-        auth = headers.get("authorization")
-        if auth is not None and auth[:7].lower() == "bearer ":
-            key = auth[7:].strip()
-        else:
-            key = headers.get("x-api-key") or headers.get("api-key")
-        if not key:
-            raise errors.AuthenticationFailed(
-                "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
+        key = presented_key(headers)
         if self._master_key is not None and self._master_key.matches(key):
             return None
         principal = self._keys.resolve(key)
         if principal is None:
             raise errors.AuthenticationFailed("invalid API key")
         return principal
+
+
+def presented_key(headers: dict[str, str]) -> str:
+    """The key a client sent: an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`."""
+    auth = headers.get("authorization")
+    if auth is not None and auth[:7].lower() == "bearer ":
+        key = auth[7:].strip()
+    else:
+        key = headers.get("x-api-key") or headers.get("api-key")
+    if not key:
+        raise errors.AuthenticationFailed(
+            "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
+    return key
 
 
 def _reply_error(route: Route, err: errors.GatewayError) -> Response:
@@ -228,6 +251,8 @@ def error_response(err: errors.GatewayError, render: ErrorRenderer) -> Response:
         headers.append(("retry-after", str(max(1, round(retry_after)))))
     if err.route is not None:
         headers.append(("x-skyrelay-route", err.route))
+    if err.headers:
+        headers += err.headers
     # An InternalError was logged with its traceback already; an HttpRefused is the client's (a 5xx by protocol only).
     if err.status >= 500 and not isinstance(err, (errors.InternalError, errors.HttpRefused)):
         log.warning("request failed: %s", err.message)
@@ -260,6 +285,8 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
     ]
     if outcome.dropped:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
+    if outcome.context.admission is not None:  # a key with limits: x-ratelimit-* (anthropic-ratelimit-*)
+        headers += rate_limit_headers(outcome.context)
     if outcome.context.cost_usd is not None:  # a whole answer's (a stream's is known at its end: docs/ledger.md)
         headers.append(("x-skyrelay-cost-usd", usd(outcome.context.cost_usd)))
     if outcome.context.debug_route:

@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text, behind the master key unless `metrics.public: true`."""
+"""GET /metrics: Prometheus text, for the master key or an admin key unless `metrics.public: true`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ..net.server import Request, Response
 from ..protocols import openai as protocol
 from ..telemetry import CONTENT_TYPE
+from .admin_stats_routes import require_admin
 from .app import Route
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ def register(gateway: "Gateway") -> None:
     telemetry = gateway.telemetry
 
     async def metrics(request: Request) -> Response:
+        if not settings.public:
+            require_admin(request)
         body = telemetry.exposition()
         if gateway.ledger is not None:
             body += gateway.ledger.exposition().encode()

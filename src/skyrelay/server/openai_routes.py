@@ -9,7 +9,6 @@ from .. import errors
 from ..canonical import ChatChunk, ChatRequest
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import openai as protocol
-from ..protocols import responses
 from . import anthropic_models
 from ..context import RequestContext
 from .app import JSON, SSE_HEADERS, Route, context_for, outcome_headers, usd
@@ -31,40 +30,18 @@ def register(gateway: "Gateway") -> None:
         resp, outcome = await dispatcher.chat(req, context_for(request))
         return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
 
-    async def create_response(request: Request) -> Response | StreamResponse:
-        req, data, dropped = responses.parse_responses(request.body)
-        if req.stream:
-            stream, outcome = await dispatcher.chat_stream(req, context_for(request))
-            if dropped:
-                outcome.dropped += dropped
-            return StreamResponse(200, responses.render_stream(stream, data, req.model),
-                                  SSE_HEADERS + outcome_headers(outcome), release=stream.aclose)
-        resp, outcome = await dispatcher.chat(req, context_for(request))
-        if dropped:
-            outcome.dropped += dropped
-        return Response(200, responses.render_response(resp, data), [JSON, *outcome_headers(outcome)])
-
     async def embeddings(request: Request) -> Response:
         req = protocol.parse_embeddings(request.body)
         resp, outcome = await dispatcher.embed(req, context_for(request))
         return Response(200, protocol.render_embeddings(resp), [JSON, *outcome_headers(outcome)])
 
-    models_body = protocol.render_models(list(gateway.config.model_groups), gateway.started_at)
-    bodies_by_allowed: dict[frozenset, bytes] = {}  # a key sees only the model groups it may use
+    catalog = _Catalog(gateway)
 
     async def models(request: Request) -> Response:
         allowed = request.principal.models if request.principal is not None else None
         if "anthropic-version" in request.headers:  # an anthropic SDK: its own page shape
             return anthropic_models.listing(request, gateway, allowed)
-        if allowed is None:
-            return Response(200, models_body, [JSON])
-        body = bodies_by_allowed.get(allowed)
-        if body is None:
-            names = [name for name in gateway.config.model_groups if name in allowed]
-            body = bodies_by_allowed[allowed] = protocol.render_models(names, gateway.started_at)
-        return Response(200, body, [JSON])
-
-    model_bodies = {name: protocol.render_model(name, gateway.started_at) for name in gateway.config.model_groups}
+        return Response(200, catalog.listing(allowed), [JSON])
 
     def model(prefix: str):
         async def retrieve(request: Request) -> Response:
@@ -72,7 +49,7 @@ def register(gateway: "Gateway") -> None:
             name = unquote(request.path[len(prefix):])
             if "anthropic-version" in request.headers:
                 return anthropic_models.retrieve(name, gateway)
-            body = model_bodies.get(name)
+            body = catalog.entry(name)
             if body is None:
                 raise errors.NotFound(f"The model '{name}' does not exist", param="model")
             return Response(200, body, [JSON])
@@ -81,11 +58,43 @@ def register(gateway: "Gateway") -> None:
     for prefix in ("/v1", ""):  # some clients are configured with the host only, without /v1
         gateway.add_route(f"{prefix}/chat/completions",
                           Route("POST", chat_completions, protocol.render_error, json_body=True))
-        gateway.add_route(f"{prefix}/responses",
-                          Route("POST", create_response, responses.render_error, json_body=True))
         gateway.add_route(f"{prefix}/embeddings", Route("POST", embeddings, protocol.render_error, json_body=True))
         gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error))
         gateway.add_prefix_route(f"{prefix}/models/", Route("GET", model(f"{prefix}/models/"), protocol.render_error))
+
+
+class _Catalog:
+    """The model list and entries, rendered once per configuration (again after a reload); a key sees only the
+    model groups it may use."""
+
+    __slots__ = ("_gateway", "_groups", "_all", "_by_allowed", "_entries")
+
+    def __init__(self, gateway: "Gateway"):
+        self._gateway = gateway
+        self._groups = None
+
+    def _current(self) -> None:
+        groups = self._gateway.config.model_groups
+        if groups is not self._groups:
+            started = self._gateway.started_at
+            self._all = protocol.render_models(list(groups), started)
+            self._by_allowed: dict[frozenset, bytes] = {}
+            self._entries = {name: protocol.render_model(name, started) for name in groups}
+            self._groups = groups
+
+    def listing(self, allowed: frozenset | None) -> bytes:
+        self._current()
+        if allowed is None:
+            return self._all
+        body = self._by_allowed.get(allowed)
+        if body is None:
+            names = [name for name in self._groups if name in allowed]
+            body = self._by_allowed[allowed] = protocol.render_models(names, self._gateway.started_at)
+        return body
+
+    def entry(self, name: str) -> bytes | None:
+        self._current()
+        return self._entries.get(name)
 
 
 async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest,

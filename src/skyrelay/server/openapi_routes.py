@@ -5,6 +5,7 @@ rendered to JSON once, when the routes are registered."""
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,13 @@ def load_document() -> dict[str, Any]:
     return yaml.safe_load(resources.files(__package__).joinpath("openapi.yaml").read_text(encoding="utf-8"))
 
 
+@functools.cache  # parsed once per process (a few hundred ms of YAML), however many gateways it starts
+def document_json() -> bytes:
+    return orjson.dumps(load_document())
+
+
 def register(gateway: "Gateway") -> None:
-    body = orjson.dumps(load_document())
+    body = document_json()
 
     async def openapi(request: Request) -> Response:
         return Response(200, body, [JSON])

@@ -28,13 +28,15 @@ class Item:
     """One counter: its name, its limit, its kind (and a PERIOD's end, 0 for one that never ends). Items do not
     change per request (the amounts do), so a caller builds them once and passes them on every reserve."""
 
-    __slots__ = ("name", "limit", "kind", "reset_at")
+    __slots__ = ("name", "limit", "kind", "reset_at", "cell", "home")
 
     def __init__(self, name: str, limit: float, kind: str, reset_at: float = 0.0):
         self.name = name
         self.limit = limit
         self.kind = kind
         self.reset_at = reset_at
+        self.cell = None  # the memory backend's counter object, looked up once (`home`: the backend it is in)
+        self.home = None
 
     def __repr__(self) -> str:
         return f"Item({self.name!r}, limit={self.limit}, kind={self.kind!r})"
@@ -43,14 +45,18 @@ class Item:
 class Reservation:
     """What a successful `reserve` took (`amounts`, aligned with `items`), for `settle` to take back. `marks` is
     backend-specific (the memory backend's log entries, Redis's bucket); `local` is True when a Redis backend
-    served it from its local fallback."""
+    served it from its local fallback. `levels` are the counters' totals with this reservation in, and `oldest`
+    each window's oldest counted second (0 for other kinds): what the rate-limit headers report (None from the
+    memory backend, whose counters the headers read directly: `Item.cell`)."""
 
-    __slots__ = ("items", "amounts", "marks", "local", "settled")
+    __slots__ = ("items", "amounts", "marks", "local", "settled", "levels", "oldest")
 
-    def __init__(self, items, amounts, marks, local: bool = False):
+    def __init__(self, items, amounts, marks, local: bool = False, levels=None, oldest=None):
         self.items = items
         self.amounts = amounts
         self.marks = marks
         self.local = local
         self.settled = False
+        self.levels = levels
+        self.oldest = oldest
 

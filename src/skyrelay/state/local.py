@@ -75,7 +75,7 @@ class StateServer:
                 return [message[0], 0, wait, refused]
             token = next(self._tokens)
             self._held[token] = reservation
-            return [message[0], token, 0.0, -1]
+            return [message[0], token, 0.0, -1, *state.figures(reservation)]  # + what the headers report
         if op == "s":
             reservation = self._held.pop(message[2], None)
             if reservation is not None:
@@ -116,12 +116,13 @@ class SocketState:
         if self.shared:
             rows = [[i.name, i.limit, i.kind, i.reset_at, a] for i, a in zip(items, amounts)]
             try:
-                token, wait, refused = await self._call("r", now, rows)
+                answer = await self._call("r", now, rows)
             except ConnectionError:
                 pass
             else:
+                token, wait, refused = answer[0], answer[1], answer[2]
                 if token:
-                    return Reservation(items, amounts, token), 0.0, -1
+                    return Reservation(items, amounts, token, levels=answer[3], oldest=answer[4]), 0.0, -1
                 return None, wait, refused
         return self._reserve_locally(items, amounts, now)
 

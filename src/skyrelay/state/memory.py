@@ -1,4 +1,4 @@
-"""The one-process backend: plain dicts, exact because one event loop runs every reserve to its end unbroken."""
+"""The one-process backend: plain objects, exact because one event loop runs every reserve to its end unbroken."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
 
 
 class _Window:
-    """A sliding minute: one [second, amount] entry per reservation, in order, and their running total."""
+    """A sliding minute: one [second, amount] entry per second with reservations, in order, and their total."""
 
     __slots__ = ("entries", "total")
 
@@ -32,14 +32,30 @@ class _Window:
         return float(WINDOW_S)
 
 
+class _Level:
+    """A PERIOD or GAUGE counter: a total with no time in it."""
+
+    __slots__ = ("total",)
+
+    def __init__(self):
+        self.total = 0.0
+
+
 class MemoryState:
     backend = "memory"
     shared = True  # nothing to lose touch with
 
     def __init__(self):
-        self._windows: dict[str, _Window] = {}
-        self._levels: dict[str, float] = {}  # PERIOD and GAUGE counters
+        self._cells: dict[str, _Window | _Level] = {}  # by counter name
         self._flags: set[str] = set()
+
+    def _cell(self, item: Item) -> _Window | _Level:
+        """The item's counter here, remembered on the item: a request's reserve then looks up nothing."""
+        cell = self._cells.get(item.name)
+        if cell is None:
+            cell = self._cells[item.name] = _Window() if item.kind == WINDOW else _Level()
+        item.cell, item.home = cell, self
+        return cell
 
     async def reserve(self, items: list[Item], amounts: list[float], now: float
                       ) -> tuple[Reservation | None, float, int]:
@@ -47,40 +63,62 @@ class MemoryState:
 
     def reserve_now(self, items: list[Item], amounts: list[float], now: float
                     ) -> tuple[Reservation | None, float, int]:
-        """`reserve` without the coroutine (what the Redis backend's local fallback calls)."""
+        """`reserve` without the coroutine (what the Redis backend's local fallback calls). One pass that adds as
+        it checks (a refusal is rare: it takes back what it added, then finds the counter that waits longest)."""
         second = int(now)
         horizon = second - WINDOW_S
-        windows, levels = self._windows, self._levels
-        refused = None
-        for item, amount in zip(items, amounts):
-            if item.kind == WINDOW:
-                window = windows.get(item.name)
-                if window is None:
-                    continue  # empty: room for anything
-                entries = window.entries
-                if entries and entries[0][0] <= horizon:
-                    window.expire(second)
-                if window.total and window.total + amount > item.limit:
-                    refused = _longest(refused, item, window.wait_for(window.total + amount - item.limit, now))
-            elif levels.get(item.name, 0.0) + amount > item.limit:
-                refused = _longest(refused, item, max(0.0, item.reset_at - now) if item.kind == PERIOD
-                                   else GAUGE_RETRY_S)
-        if refused is not None:
-            return None, refused[1], items.index(refused[0])
         marks = []
         for item, amount in zip(items, amounts):
+            cell = item.cell if item.home is self else self._cell(item)
+            total = cell.total
             if item.kind == WINDOW:
-                window = windows.get(item.name)
-                if window is None:
-                    window = windows[item.name] = _Window()
-                entry = [second, amount]
-                window.entries.append(entry)
-                window.total += amount
+                entries = cell.entries
+                if entries and entries[0][0] <= horizon:
+                    cell.expire(second)
+                    total = cell.total
+                if total and total + amount > item.limit:  # an empty window has room for anything
+                    return self._refuse(items, amounts, marks, now)
+                if entries and entries[-1][0] == second:  # one entry per second: a busy key's window stays short
+                    entry = entries[-1]
+                    entry[1] += amount
+                else:
+                    entry = [second, amount]
+                    entries.append(entry)
                 marks.append(entry)
             else:
-                levels[item.name] = levels.get(item.name, 0.0) + amount
+                if total + amount > item.limit:
+                    return self._refuse(items, amounts, marks, now)
                 marks.append(None)
+            cell.total = total + amount
+        # No levels: the rate-limit headers read the counters themselves (`item.cell`), microseconds later.
         return Reservation(items, amounts, marks), 0.0, -1
+
+    @staticmethod
+    def figures(reservation: Reservation) -> tuple[list[float], list[float]]:
+        """What a reservation's headers report, read off its counters (for a caller in another process)."""
+        levels, oldest = [], []
+        for item in reservation.items:
+            cell = item.cell
+            levels.append(cell.total)
+            oldest.append(cell.entries[0][0] if item.kind == WINDOW and cell.entries else 0)
+        return levels, oldest
+
+    def _refuse(self, items: list[Item], amounts: list[float], marks: list, now: float) -> tuple[None, float, int]:
+        """Take back the amounts added before the refusing counter, then name the counter that waits longest."""
+        for item, amount, entry in zip(items, amounts, marks):
+            if entry is not None:
+                entry[1] -= amount
+            item.cell.total -= amount
+        refused = None
+        for item, amount in zip(items, amounts):
+            cell = item.cell if item.home is self else self._cell(item)
+            if item.kind == WINDOW:
+                if cell.total and cell.total + amount > item.limit:
+                    refused = _longest(refused, item, cell.wait_for(cell.total + amount - item.limit, now))
+            elif cell.total + amount > item.limit:
+                refused = _longest(refused, item, max(0.0, item.reset_at - now) if item.kind == PERIOD
+                                   else GAUGE_RETRY_S)
+        return None, refused[1], items.index(refused[0])
 
     def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
         """Replace each reserved amount by the real one; a reservation settles once (later calls do nothing)."""
@@ -88,27 +126,26 @@ class MemoryState:
             return
         reservation.settled = True
         horizon = int(now) - WINDOW_S
-        levels = self._levels
         for item, entry, reserved, amount in zip(reservation.items, reservation.marks, reservation.amounts, amounts):
             delta = amount - reserved
             if not delta:
                 continue
+            cell = item.cell if item.home is self else self._cell(item)
             if entry is not None:
                 if entry[0] > horizon:  # still in the window (an expired one left the total already)
                     entry[1] += delta
-                    self._windows[item.name].total += delta
+                    cell.total += delta
             else:
-                level = levels.get(item.name, 0.0) + delta
-                levels[item.name] = level if level > 0 or item.kind == PERIOD else 0.0
+                level = cell.total + delta
+                cell.total = level if level > 0 or item.kind == PERIOD else 0.0
 
     async def total(self, name: str, kind: str, now: float) -> float:
+        cell = self._cells.get(name)
+        if cell is None:
+            return 0.0
         if kind == WINDOW:
-            window = self._windows.get(name)
-            if window is None:
-                return 0.0
-            window.expire(int(now))
-            return window.total
-        return self._levels.get(name, 0.0)
+            cell.expire(int(now))
+        return cell.total
 
     async def set_flag(self, name: str) -> None:
         self._flags.add(name)

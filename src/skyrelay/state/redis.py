@@ -27,7 +27,9 @@ log = logging.getLogger("skyrelay.state")
 
 HEARTBEAT_S = 1.0  # how often a replica says it is alive, and retries Redis while it is down
 REPLICA_TTL_S = 5.0  # a replica not heard from for this long no longer counts in the local share
-TIMEOUT_S = 0.5  # a Redis call slower than this counts as Redis being down (the request falls back, not waits)
+POOL_SIZE = 32  # connections to Redis per replica; more concurrent calls queue for one
+POOL_WAIT_S = 5.0  # waiting for a free connection is this replica's congestion, not Redis being down
+TIMEOUT_S = 1.0  # a Redis call slower than this counts as Redis being down (the request falls back, not waits)
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -39,8 +41,12 @@ class RedisState:
         self.replica_id = replica_id or f"{os.getpid()}-{os.urandom(4).hex()}"
         # No retries: a request falls back to local limits at the first failure instead of waiting out backoffs;
         # the heartbeat is the retry.
-        self._redis = aioredis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S,
-                                        retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+        # A bounded pool that makes a burst wait its turn for a connection (a reserve holds one for a round trip):
+        # redis-py's default pool refuses the 101st concurrent call, which would read as Redis being down.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_connect_timeout=TIMEOUT_S,
+            socket_timeout=TIMEOUT_S, retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+        self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose closes it
         self._reserve = self._redis.register_script(redis_scripts.RESERVE)
         self._settle = self._redis.register_script(redis_scripts.SETTLE)
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
@@ -62,12 +68,14 @@ class RedisState:
             for item, amount in zip(items, amounts):
                 args += (repr(float(amount)), repr(float(item.limit)), item.kind, repr(float(item.reset_at)))
             try:
-                ok, value, refused = await self._reserve(keys=[prefix + item.name for item in items], args=args)
+                answer = await self._reserve(keys=[prefix + item.name for item in items], args=args)
             except _DOWN as exc:
                 self._went_down(exc)
             else:
+                ok, value, refused = answer[0], answer[1], answer[2]
                 if int(ok):
-                    return Reservation(items, amounts, int(value)), 0.0, -1
+                    return Reservation(items, amounts, int(value), levels=[float(v) for v in answer[3::2]],
+                                       oldest=[float(v) for v in answer[4::2]]), 0.0, -1
                 return None, max(0.0, float(value)), int(refused) - 1
         return self._reserve_locally(items, amounts, now)
 
@@ -148,7 +156,8 @@ class RedisState:
         if self.shared:
             self.shared = False
             log.warning("redis unreachable (%s): serving on local limits, this replica's 1/%d share of each",
-                        type(exc).__name__, self.replicas)
+                        type(exc).__name__, self.replicas,
+                        extra={"event": "redis_fallback", "error": type(exc).__name__, "replicas": self.replicas})
 
     async def check(self) -> None:
         """One heartbeat: count the replicas alive, or (while down) see whether Redis is back and reconcile."""
@@ -168,7 +177,8 @@ class RedisState:
         self.replicas = max(1, int(count))
         if not self.shared:
             self.shared = True
-            log.warning("redis reachable again: limits and budgets are shared across replicas again")
+            log.warning("redis reachable again: limits and budgets are shared across replicas again",
+                        extra={"event": "redis_recovered", "replicas": self.replicas})
 
     async def _reconcile(self) -> None:
         if not self._pending:

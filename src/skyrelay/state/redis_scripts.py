@@ -2,13 +2,15 @@
 costs one round trip. Numbers travel as strings (a Lua number returned to Redis is truncated to an integer)."""
 
 # KEYS: the counters. ARGV: now, then per counter: amount, limit, kind (w|p|g), reset_at.
-# Returns {1, bucket, 0} when every counter had room (and all were added to), else {0, seconds until room, the
-# 1-based index of the counter that waits longest}.
+# Returns {1, bucket, 0, then per counter: its total with this amount in, its oldest counted second (0 but for
+# windows)} when every counter had room (and all were added to), else {0, seconds until room, the 1-based index
+# of the counter that waits longest}.
 RESERVE = """
 local now = tonumber(ARGV[1])
 local second = math.floor(now)
 local horizon = second - 60
 local wait, refused = -1, 0
+local totals, oldest = {}, {}
 for i, key in ipairs(KEYS) do
   local base = 2 + (i - 1) * 4
   local amount, limit, kind = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), ARGV[base + 2]
@@ -19,6 +21,9 @@ for i, key in ipairs(KEYS) do
       local s, v = tonumber(h[j]), tonumber(h[j + 1])
       if s <= horizon then redis.call('HDEL', key, h[j]) else total = total + v; live[#live + 1] = {s, v} end
     end
+    local first = second
+    for _, e in ipairs(live) do if e[1] < first then first = e[1] end end
+    totals[i], oldest[i] = total + amount, first
     if total > 0 and total + amount > limit then
       table.sort(live, function(a, b) return a[1] < b[1] end)
       local need, freed, w = total + amount - limit, 0, 60
@@ -30,6 +35,7 @@ for i, key in ipairs(KEYS) do
     end
   else
     local level = tonumber(redis.call('GET', key) or '0')
+    totals[i], oldest[i] = level + amount, 0
     if level + amount > limit then
       local w = 1
       if kind == 'p' then w = math.max(0, tonumber(ARGV[base + 3]) - now) end
@@ -54,7 +60,9 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
-return {1, tostring(second), 0}
+local out = {1, tostring(second), 0}
+for i = 1, #KEYS do out[#out + 1] = tostring(totals[i]); out[#out + 1] = tostring(oldest[i]) end
+return out
 """
 
 # KEYS: the counters. ARGV: the reservation's bucket (second), then per counter: delta, kind.

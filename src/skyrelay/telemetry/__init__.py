@@ -1,34 +1,52 @@
-"""What the gateway tells its operators: Prometheus metrics, access logs, event logs and traces.
+"""What the gateway tells its operators: Prometheus metrics, the dashboard's figures, access logs, event logs and
+traces.
 
 One hook, hung on every request context's close (exactly once per request, however it ended), feeds them all;
 the HTTP layer reports the requests that never reached a model group. Metrics and the access log each cost
 nothing when off; event lines cost one check per request that went well; traces (tracing.py) are imported only
-when `telemetry.otlp` is configured.
+when `telemetry.otlp` is configured. A one-second ticker, off the request path, samples the counters into the
+dashboard's hour (activity.py) and looks for the events no single request tells (events.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Any, Callable
 
 from .. import errors
+from . import stats
 from .access_log import AccessLog
+from .activity import Activity
 from .events import EventLog
 from .exposition import CONTENT_TYPE, render
-from .metrics import CLIENT_CLOSED, Metrics, prices_of
+from .metrics import CLIENT_CLOSED, Metrics, prices_of, request_cost
+
+log = logging.getLogger("skyrelay.telemetry")
+WATCH_INTERVAL = 1.0  # seconds between looks for the events no single request tells
 
 __all__ = ["Telemetry", "CONTENT_TYPE"]
 
 
 class Telemetry:
-    def __init__(self, config: Any, dispatcher: Any):
+    def __init__(self, config: Any, dispatcher: Any, state: Any = None):
+        self.config = config
         self.dispatcher = dispatcher
         self.deployments = config.deployments()
-        self.metrics = Metrics(prices_of(self.deployments)) if config.metrics.enabled else None
+        self.prices = prices_of(self.deployments)
+        self.metrics = Metrics(self.prices) if config.metrics.enabled else None
+        self.activity = Activity(self.deployments, dispatcher.clock())
         access = config.logging
         self.access_log = AccessLog(access.file) if access.access else None
         self.events = EventLog(dispatcher.health)
         self._clock = dispatcher.clock
+        self._watcher: asyncio.TimerHandle | None = None
+        # What other parts of the gateway publish through /admin/stats (name -> a function returning its JSON
+        # section: the ledger's "commitments", "spend" and "ledger") and through /metrics (functions returning
+        # (name, help, type, label names, {label values: value}) families, read at scrape time).
+        self.stats_sources: dict[str, Callable[[], Any]] = {}
+        self.gauge_sources: list[Callable[[], list]] = []
+        self.state = state  # the limits' state (skyrelay.state): whether Redis is shared or fallen back to local
         self.tracer = None
         if config.otlp is not None:
             from .tracing import Tracer
@@ -37,11 +55,34 @@ class Telemetry:
             for provider in dispatcher.providers.values():
                 provider.traced = True
 
+    def reconfigure(self, config: Any, source: str, added: list[str], removed: list[str]) -> None:
+        """A reloaded configuration is in force: count and price by it from now on, and say so in the log."""
+        self.config = config
+        self.deployments = config.deployments()
+        self.prices = prices_of(self.deployments)
+        if self.metrics is not None:
+            self.metrics.prices = self.prices
+        self.activity.reconfigure(self.deployments)
+        self.events.config_reloaded(source, added, removed)
+
     def start(self) -> None:
         if self.access_log is not None:
             self.access_log.start()
+        self._watcher = asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
+
+    def _watch(self) -> None:
+        try:
+            now = self._clock()
+            self.activity.sample(self.metrics, now)
+            self.events.watch(self.dispatcher, self.config.model_groups, self.activity, now)
+        except Exception:  # a bug here must not stop the ticker, nor reach a request
+            log.exception("telemetry: the one-second look at the counters failed")
+        self._watcher = asyncio.get_running_loop().call_later(WATCH_INTERVAL, self._watch)
 
     def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         if self.access_log is not None:
             self.access_log.close()
         if self.tracer is not None:
@@ -51,10 +92,11 @@ class Telemetry:
         """The request context's close hook: every request that reached a model group passes here once."""
         end = self._clock()
         status = status_of(ctx.error)
-        if self.metrics is not None:
-            self.metrics.observe(ctx, status, end)
+        cost = self.metrics.observe(ctx, status, end) if self.metrics is not None else None
+        if status != 200 or len(ctx.attempts) != 1:  # something went wrong on the way: the recent errors
+            self.activity.note_errors(ctx, status)
         if self.access_log is not None:
-            self.access_log.request(ctx, status, end)
+            self.access_log.request(ctx, status, end, request_cost(ctx, self.prices) if cost is None else cost)
         self.events.observe(ctx)
         if self.tracer is not None:
             self.tracer.record(ctx, status, end)
@@ -68,7 +110,15 @@ class Telemetry:
 
     def exposition(self) -> bytes:
         self.events.sweep()  # a breaker an active health check closed is told at the latest here
-        return render(self.metrics, self.dispatcher, self.deployments)
+        return render(self.metrics, self.dispatcher, self.deployments, self)
+
+    def stats(self) -> dict:
+        """The /admin/stats document (stats.py)."""
+        self.events.sweep()
+        self.activity.sample(self.metrics, self._clock())
+        return stats.build(self.activity, self.metrics, self.dispatcher, self.config, self.events.ejections,
+                           self.state.status() if self.state is not None else None,
+                           self.stats_sources)
 
 
 def status_of(error: BaseException | None) -> int:

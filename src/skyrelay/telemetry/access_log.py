@@ -49,11 +49,13 @@ class AccessLog:
         if self._out.fileno() != sys.stderr.fileno():
             self._out.close()
 
-    def request(self, ctx: Any, status: int, end: float) -> None:
-        """The line of a request that reached a model group; `end` on the dispatcher's clock, as ctx's times."""
+    def request(self, ctx: Any, status: int, end: float, cost: float) -> None:
+        """The line of a request that reached a model group; `end` on the dispatcher's clock, as ctx's times;
+        `cost` in USD at the configured prices."""
         served = last = None
         for attempt in ctx.attempts:
-            last = attempt
+            if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
+                last = attempt
             if attempt.status == "ok":
                 served = attempt
         usage = ctx.usage
@@ -63,11 +65,14 @@ class AccessLog:
             "method": "POST",  # every route that dispatches to a model group is a POST
             "path": ctx.path,
             "status": status,
+            "key": ctx.key_name,  # the key's name in the configuration, never the key
+            "team": ctx.team,
             "model_group": ctx.group,
             "deployment": served.deployment if served is not None else None,
             "vendor": served.vendor if served is not None else None,
             "attempts": len(ctx.attempts),
             "tried": [a.deployment for a in ctx.attempts] if len(ctx.attempts) > 1 else None,
+            "hedged": ctx.hedged,
             "result": _result(ctx, last),
             "error": type(ctx.error).__name__ if ctx.error is not None else (
                 last.error_kind if last is not None and last.status == "failed" else None),
@@ -76,6 +81,7 @@ class AccessLog:
             "input_tokens": usage.input_tokens if usage is not None else None,
             "output_tokens": usage.output_tokens if usage is not None else None,
             "cached_tokens": usage.cached_tokens if usage is not None else None,
+            "cost_usd": round(cost, 8) if cost else None,  # None: no answer, or no price configured
         }
         self._write(record)
 

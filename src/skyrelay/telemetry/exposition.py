@@ -11,7 +11,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "open", "half_open")
 
 
-def render(metrics: Metrics, dispatcher: Any, deployments: list[Any]) -> bytes:
+def render(metrics: Metrics, dispatcher: Any, deployments: list[Any], telemetry: Any) -> bytes:
     out: list[str] = []
     groups, routes = metrics.groups, metrics.routes
     requests = {(g, cls): n for g, stats in groups.items() for cls, n in zip(STATUS_CLASSES, stats.by_class) if n}
@@ -25,6 +25,10 @@ def render(metrics: Metrics, dispatcher: Any, deployments: list[Any]) -> bytes:
              {(g, d, r.vendor, result): n for (g, d), r in routes.items() for result, n in r.results.items()})
     _counter(out, "skyrelay_attempt_errors_total", "Attempts that ended in an error, by the error's class.",
              ("deployment", "error"), metrics.attempt_errors)
+    _counter(out, "skyrelay_hedged_requests_total", "Requests that sent a hedge attempt, and those the hedge answered.",
+             ("model_group", "winner"), {(g, w): n for g, stats in groups.items()
+                                         for w, n in (("hedge", stats.hedge_wins),
+                                                      ("first", stats.hedged - stats.hedge_wins)) if stats.hedged})
     _counter(out, "skyrelay_failovers_total", "Requests served by a deployment after an earlier attempt failed.",
              ("model_group", "deployment"), {key: r.failovers for key, r in routes.items() if r.failovers})
     tokens = {(*key, kind): n for key, r in routes.items()
@@ -39,7 +43,26 @@ def render(metrics: Metrics, dispatcher: Any, deployments: list[Any]) -> bytes:
                 ("model_group",), {(g,): stats.ttft for g, stats in groups.items() if any(stats.ttft.counts)})
     _histograms(out, "skyrelay_attempt_duration_seconds", "Successful attempts at a deployment, per model group.",
                 ("model_group", "deployment"), {key: r.latency for key, r in routes.items() if any(r.latency.counts)})
+    if metrics.teams:
+        _counter(out, "skyrelay_team_requests_total", "Requests of keys that belong to a team, by how they ended.",
+                 ("team", "model_group", "code_class"),
+                 {(t, g, cls): n for (t, g), stats in metrics.teams.items()
+                  for cls, n in zip(STATUS_CLASSES, stats.by_class) if n})
+        _counter(out, "skyrelay_team_cost_usd_total", "Spend of keys that belong to a team, at the configured prices.",
+                 ("team", "model_group"), {key: sum(stats.cost.values()) for key, stats in metrics.teams.items()})
     _routing_state(out, dispatcher, deployments)
+    _counter(out, "skyrelay_deployment_ejections_total", "Times the deployment's breaker opened (left rotation).",
+             ("deployment",), {(name,): telemetry.events.ejections.get(name, 0) for name in
+                               (d.name for d in deployments)})
+    _concentration(out, dispatcher, telemetry.config.model_groups)
+    if telemetry.state is not None:
+        status = telemetry.state.status()
+        _gauge(out, "skyrelay_state_shared", "1 while limits and budgets are shared through the state backend; 0 "
+               "while Redis is unreachable and this replica enforces its own share.", ("backend",),
+               {(status.get("backend", "memory"),): int(bool(status.get("shared", True)))})
+    for source in telemetry.gauge_sources:  # families other parts of the gateway (the ledger) publish
+        for name, help_text, kind, labels, values in source():
+            _family(out, name, help_text, kind, labels, values)
     out.append("")
     return "\n".join(out).encode()
 
@@ -87,6 +110,40 @@ def _routing_state(out: list[str], dispatcher: Any, deployments: list[Any]) -> N
            ("deployment", "quota"), limits)
     _gauge(out, "skyrelay_deployment_quota_used", "What the limit counts now (the last minute, or in flight).",
            ("deployment", "quota"), used)
+    headroom: dict[tuple, float] = {}
+    for (name, _), limit in limits.items():
+        left = max(0.0, 1 - used[(name, _)] / limit) if limit else 0.0
+        headroom[(name,)] = min(headroom.get((name,), 1.0), left)
+    _gauge(out, "skyrelay_deployment_quota_headroom",
+           "The share of its tightest configured limit still free now (1: all, 0: none).", ("deployment",), headroom)
+
+
+def _concentration(out: list[str], dispatcher: Any, groups: dict) -> None:
+    """Each vendor's share of a capped group's window against the cap, and the cap's edge (served or refused)."""
+    now = dispatcher.clock()
+    shares, caps, breaches, refusals = {}, {}, {}, {}
+    book = dispatcher.shares
+    for name, group in groups.items():
+        policy = group.concentration
+        if policy is None:
+            continue
+        caps[(name,)] = policy.max_share
+        amounts = book.amounts(name, policy, now)
+        total = sum(amounts.values())
+        for vendor in sorted({d.vendor for d in group.deployments} | set(amounts)):
+            shares[(name, vendor)] = amounts.get(vendor, 0) / total if total else 0.0
+        breaches[(name,)] = book.breaches.get(name, 0)
+        refusals[(name,)] = book.refusals.get(name, 0)
+    if not caps:
+        return
+    _gauge(out, "skyrelay_vendor_share", "The vendor's share of the model group's concentration window (requests "
+           "or estimated cost, as the cap measures).", ("model_group", "vendor"), shares)
+    _gauge(out, "skyrelay_vendor_share_cap", "The model group's concentration cap (max_share).", ("model_group",),
+           caps)
+    _counter(out, "skyrelay_concentration_breaches_total", "Attempts served by a vendor over its cap because no "
+             "other could serve (on_breach: serve).", ("model_group",), breaches)
+    _counter(out, "skyrelay_concentration_refusals_total", "Requests refused for the cap (on_breach: refuse).",
+             ("model_group",), refusals)
 
 
 def _counter(out: list[str], name: str, help_text: str, labels: tuple[str, ...], values: dict) -> None:
@@ -102,7 +159,7 @@ def _family(out: list[str], name: str, help_text: str, kind: str, labels: tuple[
     out.append(f"# TYPE {name} {kind}")
     for key, value in sorted(values.items()):
         key = key if isinstance(key, tuple) else (key,)
-        out.append(f"{name}{{{_labels(labels, key)}}} {_number(value)}")
+        out.append(f"{name}{{{_labels(labels, key)}}} {_number(value)}" if labels else f"{name} {_number(value)}")
 
 
 def _histograms(out: list[str], name: str, help_text: str, labels: tuple[str, ...],

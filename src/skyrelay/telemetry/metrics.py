@@ -36,10 +36,12 @@ class Histogram:
 class GroupStats:
     """One model group's requests: counted by status class, timed end to end and (streams) to first output."""
 
-    __slots__ = ("by_class", "latency", "ttft")
+    __slots__ = ("by_class", "latency", "ttft", "hedged", "hedge_wins")
 
     def __init__(self):
         self.by_class = [0] * len(STATUS_CLASSES)
+        self.hedged = 0  # requests that sent a hedge attempt
+        self.hedge_wins = 0  # of those, answered by the hedge
         self.latency = Histogram(LATENCY_BUCKETS)
         self.ttft = Histogram(TTFT_BUCKETS)
 
@@ -59,6 +61,14 @@ class RouteStats:
         self.latency = Histogram(LATENCY_BUCKETS)  # of its successful attempts
 
 
+class TeamStats:
+    __slots__ = ("by_class", "cost")
+
+    def __init__(self):
+        self.by_class = [0] * len(STATUS_CLASSES)
+        self.cost: dict[str, float] = {}  # vendor -> USD
+
+
 class Metrics:
     """What happened to every request that reached a model group, and to those answered before one."""
 
@@ -68,8 +78,12 @@ class Metrics:
         self.routes: dict[tuple[str, str], RouteStats] = {}  # (group, deployment)
         self.attempt_errors: dict[tuple[str, str], int] = {}  # (deployment, error class)
         self.unrouted: dict[tuple[str, str], int] = {}  # (route, status class): answered before any model group
+        # Per (team, model group): requests by status class and their cost. Only requests whose key belongs to a
+        # team (a declared one: the label is bounded by the configuration) are counted here.
+        self.teams: dict[tuple[str, str], TeamStats] = {}
 
-    def observe(self, ctx: Any, status: int, end: float) -> None:
+    def observe(self, ctx: Any, status: int, end: float) -> float:
+        """Count the request; returns its cost at the configured prices (USD), which the others reuse."""
         group = ctx.group
         stats = self.groups.get(group)
         if stats is None:
@@ -78,7 +92,12 @@ class Metrics:
         stats.latency.observe(end - ctx.arrival)
         if ctx.first_output is not None:
             stats.ttft.observe(ctx.first_output - ctx.arrival)
+        if ctx.hedged:
+            stats.hedged += 1
+            stats.hedge_wins += any(a.hedged and a.status == "ok" for a in ctx.attempts)
         failed = False
+        cost = 0.0
+        vendor = None  # of the attempt that served it
         routes = self.routes
         for attempt in ctx.attempts:
             key = (group, attempt.deployment)
@@ -100,11 +119,23 @@ class Metrics:
                     route.cached += usage.cached_tokens
                     price = self.prices.get(attempt.deployment)
                     if price is not None:
-                        route.cost += cost_of(usage, price)
+                        spent = cost_of(usage, price)
+                        route.cost += spent
+                        cost += spent
+                        vendor = attempt.vendor
             elif attempt.error_kind is not None:
                 failed = failed or result == "failed"
                 key = (attempt.deployment, attempt.error_kind)
                 self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
+        if ctx.team is not None:
+            key = (ctx.team, group)
+            team = self.teams.get(key)
+            if team is None:
+                team = self.teams[key] = TeamStats()
+            team.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
+            if vendor is not None:
+                team.cost[vendor] = team.cost.get(vendor, 0.0) + cost
+        return cost
 
     def observe_unrouted(self, route: str, status: int) -> None:
         key = (route, STATUS_CLASSES[status // 100 - 1] if 100 <= status < 600 else "5xx")
@@ -116,6 +147,32 @@ def cost_of(usage: Any, price: tuple[float, float, float]) -> float:
     per_input, per_cached, per_output = price
     cached = usage.cached_tokens
     return (usage.input_tokens - cached) * per_input + cached * per_cached + usage.output_tokens * per_output
+
+
+def spend(metrics: Metrics) -> dict[tuple[str | None, str, str], float]:
+    """USD since start per (team, model group, vendor); None: requests of no team (the master key, keys without
+    one), what the deployments' cost leaves after the teams' share."""
+    out: dict[tuple[str | None, str, str], float] = {}
+    for (group, _), route in metrics.routes.items():
+        if route.cost:
+            key = (None, group, route.vendor)
+            out[key] = out.get(key, 0.0) + route.cost
+    for (team, group), stats in metrics.teams.items():
+        for vendor, usd in stats.cost.items():
+            out[(team, group, vendor)] = out.get((team, group, vendor), 0.0) + usd
+            out[(None, group, vendor)] -= usd
+    return {key: usd for key, usd in out.items() if usd > 1e-12}
+
+
+def request_cost(ctx: Any, prices: dict[str, tuple[float, float, float]]) -> float:
+    """USD of the attempt that served the request (0 when none did or it has no price): Metrics.observe's figure,
+    for when metrics are off."""
+    for attempt in ctx.attempts:
+        if attempt.status == "ok" and attempt.usage is not None:
+            price = prices.get(attempt.deployment)
+            if price is not None:
+                return cost_of(attempt.usage, price)
+    return 0.0
 
 
 def prices_of(deployments: list[Any]) -> dict[str, tuple[float, float, float]]:

@@ -162,6 +162,8 @@ class Tracer:
                  "skyrelay.attempt.result": attempt.status or "abandoned"}
         if attempt.region:
             attrs["cloud.region"] = attempt.region
+        if attempt.hedged:
+            attrs["skyrelay.attempt.hedged"] = True
         usage = attempt.usage
         if usage is not None:
             attrs["gen_ai.response.model"] = model

@@ -55,11 +55,11 @@ def test_settings_map_onto_the_canonical_request():
         "name": "out", "schema": {"type": "object"}, "strict": True}}
     assert req.extra == {"parallel_tool_calls": False, "prompt_cache_key": "k", "user": "u1",
                          "metadata": {"a": "b"}, "reasoning_effort": "low"}
-    assert dropped == ("reasoning.summary", "store")
+    assert dropped == ("reasoning.summary",)  # stored by the gateway: store is honoured
 
 
 @pytest.mark.parametrize("body, param", [
-    ({"previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"previous_response_id": 1}, "previous_response_id"),
     ({"conversation": "conv_1"}, "conversation"),
     ({"background": True}, "background"),
     ({"tools": [{"type": "file_search"}]}, "tools[0].type"),

@@ -1,6 +1,9 @@
 """`protocol: azure` — Azure OpenAI's data-plane inference API, as https://RESOURCE.openai.azure.com serves it.
 
-Routes: POST /openai/deployments/{deployment}/chat/completions?api-version=... and .../embeddings.
+Routes: POST /openai/deployments/{deployment}/chat/completions?api-version=... and .../embeddings; the Responses
+API (responses.py) at /openai/v1/responses (the v1 API: no api-version, or `preview`) and at
+/openai/responses?api-version=2025-03-01-preview or later, the deployment named by the body's `model`, with
+GET / DELETE .../responses/{id} and GET .../responses/{id}/input_items.
 Auth: `api-key: KEY`, or `authorization: Bearer TOKEN` (Entra ID; any token is accepted when the cloud has a key,
 since the emulator cannot check Entra signatures). Bodies are OpenAI's plus Azure's content-filter annotations
 (`prompt_filter_results`, per-choice `content_filter_results`, a choice-less first stream chunk). Azure's own
@@ -18,7 +21,8 @@ from skyrelay.net.server import Request, Response, StreamResponse
 from ..config import CloudSpec
 from . import openai_wire as wire
 from .base import Call, CallContext
-from .openai import OpenAIProtocol, _client_host, body_call, retry_headers, status_error
+from .openai import OpenAIProtocol, _client_host, body_call, responses_call, retry_headers, status_error
+from .responses import route as responses_route
 
 # Data-plane inference versions Azure has published (GA and preview); a cloud may narrow or extend the list.
 KNOWN_API_VERSIONS = (
@@ -29,6 +33,9 @@ KNOWN_API_VERSIONS = (
     "2025-01-01-preview", "2025-02-01-preview", "2025-03-01-preview", "2025-04-01-preview",
 )
 _PREFIX = "/openai/deployments/"
+_V1_PREFIX = "/openai/v1"
+_V1_VERSIONS = ("preview", "latest")  # what the v1 API accepts as api-version, when one is sent at all
+_RESPONSES_SINCE = "2025-03-01-preview"  # the first dated api-version with the Responses API
 _OPERATIONS = {"chat/completions": "chat", "embeddings": "embeddings"}
 _STATUS_ERRORS = {  # Azure's own codes and wording for each status, when a fault gives no message
     400: ("BadRequest", "The request is invalid."),
@@ -69,6 +76,9 @@ class AzureProtocol:
         return f"http://{_client_host(host)}:{port}"  # the "azure_endpoint": clients add /openai/deployments/...
 
     def inspect(self, request: Request) -> Call:
+        responses = _responses_route(request.path)
+        if responses is not None:
+            return responses_call(request, responses)
         route = _route(request)
         if route is None or request.method != "POST":
             return Call("other")
@@ -96,6 +106,8 @@ class AzureProtocol:
 
     async def serve(self, request: Request, call: Call, ctx: CallContext) -> Response | StreamResponse:
         try:
+            if call.operation.startswith("responses"):
+                return await self.serve_responses(request, call, ctx)
             route = _route(request)
             if route is None or request.method != "POST":
                 raise AzureError(404, "404", "Resource not found")
@@ -112,6 +124,27 @@ class AzureProtocol:
             return await self.openai.embeddings(call.payload, ctx, model_name=model, headers=_azure_headers())
         except (AzureError, wire.ApiError) as error:
             return self.render(error)
+
+    async def serve_responses(self, request: Request, call: Call, ctx: CallContext) -> Response | StreamResponse:
+        self.authenticate(request)
+        versions = parse_qs(request.query).get("api-version")
+        if request.path.startswith(_V1_PREFIX):
+            if versions and versions[0] not in _V1_VERSIONS:
+                raise AzureError(400, "BadRequest", "API version not supported")
+        else:
+            if not versions:
+                raise AzureError(404, "404", "Resource not found")
+            if versions[0] not in self.api_versions or versions[0] < _RESPONSES_SINCE:
+                raise AzureError(400, "BadRequest", "API version not supported")
+        model = None
+        if call.operation == "responses" and isinstance(call.payload, dict):
+            deployment = call.payload.get("model")
+            if not isinstance(deployment, str):
+                raise wire.ApiError(400, "Missing required parameter: 'model'.", param="model",
+                                    code="missing_required_parameter")
+            model = self.model_of(deployment)
+            ctx.deployment = deployment
+        return await self.openai.serve_responses(request, call, ctx, _azure_headers(), model_name=model)
 
     def authenticate(self, request: Request) -> None:
         if self.spec.api_key is None:
@@ -161,6 +194,10 @@ def _route(request: Request) -> tuple[str, str] | None:
     if not deployment or operation is None:
         return None
     return unquote(deployment), operation
+
+
+def _responses_route(path: str) -> tuple[str, str | None] | None:
+    return responses_route(path, _V1_PREFIX) or responses_route(path, "/openai")
 
 
 def _azure_headers() -> list[tuple[str, str]]:

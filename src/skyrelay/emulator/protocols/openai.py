@@ -1,6 +1,8 @@
 """`protocol: openai` — the OpenAI REST API under /v1, as api.openai.com serves it.
 
-Routes: POST /v1/chat/completions (JSON or SSE), POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}.
+Routes: POST /v1/chat/completions (JSON or SSE), POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}; the
+Responses API (responses.py): POST /v1/responses (JSON or SSE), GET and DELETE /v1/responses/{id},
+GET /v1/responses/{id}/input_items.
 Auth: `authorization: Bearer KEY` when the cloud has an api_key. Errors: {"error": {message, type, param, code}}.
 """
 
@@ -17,6 +19,7 @@ from ..config import CloudSpec
 from ..embeddings import as_base64, as_floats, embed
 from ..generate import estimate_tokens
 from . import openai_wire as wire
+from . import responses
 from .base import Call, CallContext
 from .openai_validate import chat_request, check_dimensions, check_output_limit, embedding_request, parse_body
 
@@ -56,6 +59,7 @@ class OpenAIProtocol:
     def __init__(self, spec: CloudSpec):
         self.spec = spec
         self.models = set(spec.models)
+        self.responses = responses.ResponsesApi(f"{spec.name}\x00{spec.seed}")
 
     def base_url(self, host: str, port: int) -> str:
         return f"http://{_client_host(host)}:{port}/v1"
@@ -68,7 +72,7 @@ class OpenAIProtocol:
             return body_call("chat" if path.endswith("completions") else "embeddings", request.body)
         if request.method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return Call("models")
-        return Call("other")
+        return responses_call(request, responses.route(path, "/v1"))
 
     # --- answers --------------------------------------------------------------------------------------------------
 
@@ -87,9 +91,23 @@ class OpenAIProtocol:
                 return await self.embeddings(call.payload, ctx)
             if call.operation == "models":
                 return self.models_answer(request.path.rstrip("/"))
+            if call.operation.startswith("responses"):
+                return await self.serve_responses(request, call, ctx, self.success_headers(ctx))
             raise wire.ApiError(404, f"Invalid URL ({request.method} {request.path})")
         except wire.ApiError as error:
             return self.render_error(error)
+
+    async def serve_responses(self, request: Request, call: Call, ctx: CallContext, headers: list[tuple[str, str]],
+                              model_name: str | None = None) -> Response | StreamResponse:
+        api = self.responses
+        response_id = call.payload if call.operation != "responses" else None
+        if call.operation == "responses":
+            if model_name is None and isinstance(call.payload, dict) and isinstance(call.payload.get("model"), str):
+                self.check_model(call.payload["model"])
+            return await api.create(call.payload, ctx, headers, model_name)
+        if call.operation == "responses.input_items":
+            return api.input_items(response_id, headers)
+        return api.delete(response_id, headers) if request.method == "DELETE" else api.retrieve(response_id, headers)
 
     def authenticate(self, request: Request) -> None:
         if self.spec.api_key is None:
@@ -168,11 +186,22 @@ def _client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def responses_call(request: Request, route: tuple[str, str | None] | None) -> Call:
+    """A Responses API call: a create with its parsed body, or a retrieve / delete / list with the response id."""
+    if route is None:
+        return Call("other")
+    operation, response_id = route
+    if operation == "responses":
+        return body_call("responses", request.body) if request.method == "POST" else Call("other")
+    allowed = ("GET", "DELETE") if operation == "responses.get" else ("GET",)
+    return Call(operation, False, response_id) if request.method in allowed else Call("other")
+
+
 def body_call(operation: str, body: bytes) -> Call:
     """A chat or embeddings call with its parsed body (or the parse error, answered later in OpenAI's shape)."""
     try:
         payload: Any = parse_body(body)
     except wire.ApiError as exc:
         payload = exc
-    stream = operation == "chat" and isinstance(payload, dict) and payload.get("stream") is True
+    stream = operation != "embeddings" and isinstance(payload, dict) and payload.get("stream") is True
     return Call(operation, stream, payload)

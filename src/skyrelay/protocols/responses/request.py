@@ -1,11 +1,13 @@
-"""A Responses API request (`POST /v1/responses`) -> the canonical ChatRequest.
+"""A Responses API request (`POST /v1/responses`) -> a ChatRequest carrying the client's body (`responses`); its
+canonical fields are filled from that body only when a deployment without a Responses API of its own serves it.
 
 The Responses vocabulary is translated once, here, into the chat shapes every provider already speaks: `input`
 items become messages (`function_call` items the assistant's tool calls, `function_call_output` items tool
-messages), the flat tool shape becomes the nested one, `text.format` becomes `response_format`. What needs stored
-state (`previous_response_id`, `conversation`, item references) or a cloud-side tool (`web_search`, ...) is refused
-with a 400 naming it; what cannot change the answer (`store: true`, reasoning items from an earlier turn) is left
-out and named in `x-skyrelay-dropped-params`.
+messages), the flat tool shape becomes the nested one, `text.format` becomes `response_format`. A stored
+conversation (`previous_response_id`, resolved by the gateway's store) goes in front of the input. What needs
+state this gateway does not keep (`conversation`, item references) or a cloud-side tool (`web_search`, ...) is
+refused with a 400 naming it; what cannot change the answer (reasoning items from an earlier turn) is left out and
+named in `x-skyrelay-dropped-params`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from ... import errors
-from ...canonical import ChatRequest
+from ...canonical import ChatRequest, ResponsesNative
 from ..fields import NUMBER, is_kind, load_body, type_name
 
 # Request fields that need state this gateway does not keep, or run work in the background: refused.
 _STATEFUL = {
-    "previous_response_id": "previous_response_id needs stored responses, which this gateway does not keep; "
-                            "send the whole conversation in 'input' (with store: false)",
     "conversation": "conversations need stored state, which this gateway does not keep; send the whole "
                     "conversation in 'input'",
     "background": "background responses are not supported by this gateway",
@@ -32,7 +32,7 @@ _EXTRA = {"parallel_tool_calls": "parallel_tool_calls", "prompt_cache_key": "pro
 _KNOWN = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "max_output_tokens", "text", "reasoning",
     "temperature", "top_p", "store", "stream", "stream_options", "include", "truncation", "top_logprobs",
-    "max_tool_calls", "prompt_cache_retention", "client_metadata", *_STATEFUL, *_EXTRA,
+    "max_tool_calls", "prompt_cache_retention", "client_metadata", "previous_response_id", *_STATEFUL, *_EXTRA,
 })
 # A namespaced tool (a `namespace` tool group's member) reaches the clouds, which have no namespaces, as one
 # function named `<namespace>__<name>`; answers split the name back (response.py).
@@ -44,10 +44,35 @@ _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 _TOOL_CHOICES = frozenset({"auto", "none", "required"})
 
 
+def read_responses(body: bytes) -> ChatRequest:
+    """The request with only what routing needs read (model, stream, the output cap); the body rides along."""
+    data = load_body(body)
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        raise errors.InvalidRequest("missing required parameter: 'model'", param="model")
+    max_tokens = _optional(data, "max_output_tokens", int)
+    if max_tokens is not None and max_tokens < 1:
+        raise errors.InvalidRequest("max_output_tokens must be at least 1", param="max_output_tokens")
+    _optional(data, "previous_response_id", str)
+    _optional(data, "store", bool)
+    req = ChatRequest(model=model, messages=[], stream=_optional(data, "stream", bool) or False, include_usage=True,
+                      max_tokens=max_tokens)
+    req.responses = ResponsesNative(data, convert=convert)
+    return req
+
+
 def parse_responses(body: bytes) -> tuple[ChatRequest, dict[str, Any], tuple[str, ...]]:
     """The canonical request, the parsed body (echoed in the answer) and the fields left out at this protocol's
     level (named in x-skyrelay-dropped-params beside what the serving cloud left out)."""
-    data = load_body(body)
+    req = read_responses(body)
+    req.responses.canonical(req)
+    return req, req.responses.body, req.responses.dropped
+
+
+def convert(req: ChatRequest) -> None:
+    """Fill the canonical fields of a request read by `read_responses` from its body."""
+    native = req.responses
+    data = native.body
     for key, value in data.items():
         if value is None:
             continue
@@ -55,18 +80,12 @@ def parse_responses(body: bytes) -> tuple[ChatRequest, dict[str, Any], tuple[str
             raise errors.InvalidRequest(_STATEFUL[key], param=key)
         if key not in _KNOWN:
             raise errors.InvalidRequest(f"Unknown parameter: '{key}'", param=key, code="unknown_parameter")
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise errors.InvalidRequest("missing required parameter: 'model'", param="model")
     dropped: list[str] = []
     messages = []
     instructions = _optional(data, "instructions", str)
     if instructions:
         messages.append({"role": "system", "content": instructions})
-    messages += _input_messages(data.get("input"), dropped)
-    max_tokens = _optional(data, "max_output_tokens", int)
-    if max_tokens is not None and max_tokens < 1:
-        raise errors.InvalidRequest("max_output_tokens must be at least 1", param="max_output_tokens")
+    messages += _input_messages(native.full_input(), dropped)
     extra = {name: data[key] for key, name in _EXTRA.items() if data.get(key) is not None}
     reasoning = _optional(data, "reasoning", dict)
     if reasoning:
@@ -81,18 +100,17 @@ def parse_responses(body: bytes) -> tuple[ChatRequest, dict[str, Any], tuple[str
         response_format = _response_format(text.get("format"))
         if text.get("verbosity") is not None:
             extra["verbosity"] = text["verbosity"]
-    if _optional(data, "store", bool):
-        dropped.append("store")  # answered, not stored: there is nothing to fetch later
     if data.get("client_metadata") is not None:
         dropped.append("client_metadata")  # the client's own telemetry ids, for OpenAI's logs: not the answer's
     _check_leftovers(data, dropped)
-    tools = _tools(data.get("tools"))
-    return ChatRequest(
-        model=model, messages=messages, stream=_optional(data, "stream", bool) or False, include_usage=True,
-        max_tokens=max_tokens, temperature=_optional(data, "temperature", NUMBER),
-        top_p=_optional(data, "top_p", NUMBER), tools=tools, tool_choice=_tool_choice(data.get("tool_choice")),
-        response_format=response_format, extra=extra,
-    ), data, tuple(dropped)
+    req.messages = messages
+    req.temperature = _optional(data, "temperature", NUMBER)
+    req.top_p = _optional(data, "top_p", NUMBER)
+    req.tools = _tools(data.get("tools"))
+    req.tool_choice = _tool_choice(data.get("tool_choice"))
+    req.response_format = response_format
+    req.extra = extra
+    native.dropped = tuple(dropped)
 
 
 def _check_leftovers(data: dict, dropped: list[str]) -> None:

@@ -33,8 +33,9 @@ def base(data: dict[str, Any], response_id: str, model: str, created_at: int, st
         "completed_at": None, "error": None, "incomplete_details": None,
         "instructions": data.get("instructions"), "max_output_tokens": data.get("max_output_tokens"),
         "model": model, "output": [], "parallel_tool_calls": data.get("parallel_tool_calls") is not False,
-        "previous_response_id": None, "reasoning": data.get("reasoning") or {"effort": None, "summary": None},
-        "store": False, "temperature": data.get("temperature"), "text": data.get("text") or _EMPTY_TEXT_FORMAT,
+        "previous_response_id": data.get("previous_response_id"),
+        "reasoning": data.get("reasoning") or {"effort": None, "summary": None},
+        "store": data.get("store") is not False, "temperature": data.get("temperature"), "text": data.get("text") or _EMPTY_TEXT_FORMAT,
         "tool_choice": data.get("tool_choice") or "auto", "tools": [_echo_tool(t) for t in data.get("tools") or ()],
         "top_p": data.get("top_p"), "truncation": data.get("truncation") or "disabled",
         "metadata": data.get("metadata") or {},
@@ -81,13 +82,18 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, data: dict[
 def render_usage(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
         "output_tokens": usage.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
     }
 
 
 def render_response(resp: ChatResponse, data: dict[str, Any]) -> bytes:
+    return orjson.dumps(response_object(resp, data))
+
+
+def response_object(resp: ChatResponse, data: dict[str, Any]) -> dict[str, Any]:
+    """The Response for a canonical answer (what the store keeps, and the client gets as JSON)."""
     response_id = new_id()
     body = base(data, response_id, data["model"], resp.created or int(time.time()), "completed")
     choice = resp.choices[0] if resp.choices else None
@@ -101,7 +107,7 @@ def render_response(resp: ChatResponse, data: dict[str, Any]) -> bytes:
         for i, call in enumerate(choice.tool_calls):
             output.append(call_item(f"fc_{response_id}_{i}", call.id, call.name, call.arguments, data))
     body["usage"] = render_usage(resp.usage)
-    return orjson.dumps(finish(body, choice.finish_reason if choice else None))
+    return finish(body, choice.finish_reason if choice else None)
 
 
 def render_error(err: errors.GatewayError) -> bytes:

@@ -8,7 +8,8 @@
     response.output_item.done, then response.completed (or response.incomplete) with usage.
 
 A failure after the stream started ends it with `response.failed` carrying the error, never a silent cut. Every
-event carries its `sequence_number`.
+event carries its `sequence_number`. A stream that passed through from a deployment's own Responses API is
+forwarded event for event (`render_any_stream`); a failure there ends it with an `error` event.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class _Events:
         self.seq = 0
         self.body = body
 
+    def delta(self, head: bytes, text: str) -> bytes:
+        """A text delta, the commonest event, written from its fixed head without building a dict."""
+        seq = self.seq
+        self.seq = seq + 1
+        return b"".join((head, orjson.dumps(text), b',"logprobs":[],"sequence_number":', str(seq).encode(), b"}\n\n"))
+
     def frame(self, kind: str, payload: dict[str, Any]) -> bytes:
         payload["type"] = kind
         payload["sequence_number"] = self.seq
@@ -39,7 +46,57 @@ class _Events:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str) -> AsyncIterator[bytes]:
+async def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
+                            on_done: Any = None) -> AsyncIterator[bytes]:
+    """The client's events, whichever way the request went: the deployment's own events as they came, or
+    rendered from canonical chunks. `on_done(response)` gets the finished Response (to store it)."""
+    iterator = stream.__aiter__()
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except errors.GatewayError as err:
+        yield _error_event(err, 0)
+        return
+    if first is not None and first.responses is not None:
+        async for frame in _pass_through(first, iterator, on_done):
+            yield frame
+        return
+    async for frame in render_stream(_chain(first, iterator), data, model, on_done):
+        yield frame
+
+
+async def _chain(first: ChatChunk | None, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    if first is not None:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def _pass_through(first: ChatChunk, rest: AsyncIterator[ChatChunk], on_done: Any) -> AsyncIterator[bytes]:
+    sent = first.responses.count(b"\n\n")  # events sent: each ends its one-line JSON with a blank line
+    if first.responses_data is not None and on_done is not None:
+        on_done(first.responses_data)
+    yield first.responses
+    try:
+        async for chunk in rest:
+            if chunk.responses_data is not None and on_done is not None:
+                on_done(chunk.responses_data)
+            if chunk.responses:
+                sent += chunk.responses.count(b"\n\n")
+                yield chunk.responses
+    except errors.GatewayError as err:
+        yield _error_event(err, sent)  # OpenAI numbers events from 0: the next number is how many were sent
+
+
+def _error_event(err: errors.GatewayError, sequence_number: int) -> bytes:
+    payload = {"type": "error", "code": "rate_limit_exceeded" if err.status == 429 else "server_error",
+               "message": err.message, "param": None, "sequence_number": sequence_number}
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
+                        on_done: Any = None) -> AsyncIterator[bytes]:
     response_id = new_id()
     body = base(data, response_id, model, int(time.time()), "in_progress")
     events = _Events(body)
@@ -64,10 +121,9 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
                     yield events.frame("response.content_part.added", {
                         "item_id": item["id"], "output_index": len(output), "content_index": 0,
                         "part": text_part("")})
+                    delta_head = _delta_head(f"msg_{response_id}", len(output))
                 text.append(chunk.content)
-                yield events.frame("response.output_text.delta", {
-                    "item_id": f"msg_{response_id}", "output_index": len(output), "content_index": 0,
-                    "delta": chunk.content, "logprobs": []})
+                yield events.delta(delta_head, chunk.content)
             for delta in chunk.tool_calls or ():
                 if text is not None:  # text comes before the calls: its item ends where they begin
                     for event in _close_message(events, output, response_id, "".join(text)):
@@ -101,8 +157,15 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
     if usage is not None:
         body["usage"] = render_usage(usage)
     finish(body, finish_reason)
+    if on_done is not None:
+        on_done(body)
     kind = "response.completed" if body["status"] == "completed" else "response.incomplete"
     yield events.frame(kind, {"response": body})
+
+
+def _delta_head(item_id: str, index: int) -> bytes:
+    return (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":'
+            + orjson.dumps(item_id) + b',"output_index":' + str(index).encode() + b',"content_index":0,"delta":')
 
 
 def _close_message(events: _Events, output: list, response_id: str, text: str):

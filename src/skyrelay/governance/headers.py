@@ -1,0 +1,94 @@
+"""The rate-limit headers every governed answer carries, as OpenAI and Anthropic send them, so client code that
+reads them keeps working: for requests and for tokens, the tightest of the key's and its team's per-minute
+limits. Computed from what the reservation returned (each counter's total with this request in, and the oldest
+second its window still counts), or on one process from the counters themselves: no extra state call.
+
+`reset` is when the remaining count next grows (the oldest counted second leaves the minute): OpenAI's as a
+duration ("1s", "1m0s"), Anthropic's as an RFC 3339 time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+from ..state import WINDOW_S
+from .principals import REQUESTS
+
+
+def rate_limit_headers(ctx) -> list[tuple[str, str]]:
+    """The headers for a request whose key reserved its counters (empty for one without per-minute limits)."""
+    principal, reservation = ctx.principal, ctx.admission.reservation
+    per_minute = principal.per_minute
+    if not per_minute or reservation.local:  # counted at this replica's share while Redis is away: no true figure
+        return []
+    levels, oldest, items = reservation.levels, reservation.oldest, reservation.items
+    limits, now = principal.limits, ctx.admission.now
+    anthropic = ctx.path.endswith("/messages")
+    out: list[tuple[str, str]] = []
+    for unit, indexes in per_minute:
+        best = None
+        for index in indexes:
+            if levels is None:  # the memory backend: its counters themselves, microseconds after the reserve
+                cell = items[index].cell
+                if cell is None:  # not a memory counter after all: nothing true to show
+                    return []
+                level, first = cell.total, (cell.entries[0][0] if cell.entries else now)
+            else:
+                level, first = levels[index], oldest[index]
+            room = limits[index].limit - level
+            if best is None or room < best_room:
+                best, best_room, best_first = index, room, first
+        reset_s = best_first + WINDOW_S - now
+        if anthropic:
+            out += _headers(unit, limits[best].limit, best_room, reset_s, now, True)
+            continue
+        names = _OPENAI[unit]  # inline: every governed OpenAI answer comes this way
+        whole = int(reset_s + 0.5)
+        out += ((names[0], limits[best].text), (names[1], str(int(best_room)) if best_room > 0 else "0"),
+                (names[2], _WHOLE_SECONDS[whole] if 1 <= reset_s and whole <= WINDOW_S else _duration(reset_s)))
+    return out
+
+
+def refusal_headers(ctx, metric: str, limit: float, wait: float) -> list[tuple[str, str]]:
+    """A refused request's headers: none left of the refusing limit, until its Retry-After."""
+    unit = "requests" if metric == REQUESTS else "tokens"
+    return _headers(unit, limit, 0, wait, time.time(), _is_anthropic(ctx))
+
+
+def _is_anthropic(ctx) -> bool:
+    path = ctx.path
+    return path is not None and path.endswith("/messages")
+
+
+_OPENAI = {unit: (f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}", f"x-ratelimit-reset-{unit}")
+           for unit in ("requests", "tokens")}
+_ANTHROPIC = {unit: (f"anthropic-ratelimit-{unit}-limit", f"anthropic-ratelimit-{unit}-remaining",
+                     f"anthropic-ratelimit-{unit}-reset") for unit in ("requests", "tokens")}
+
+
+def _headers(unit: str, limit: float, remaining: float, reset_s: float, now: float,
+             anthropic: bool) -> list[tuple[str, str]]:
+    names = _ANTHROPIC[unit] if anthropic else _OPENAI[unit]
+    reset_s = reset_s if reset_s > 0 else 0.0
+    if anthropic:
+        reset = datetime.datetime.fromtimestamp(now + reset_s, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        reset = _duration(reset_s)
+    return [(names[0], str(int(limit))), (names[1], str(int(remaining)) if remaining > 0 else "0"),
+            (names[2], reset)]
+
+
+def _spelt(seconds: int) -> str:
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m{seconds % 60}s"
+
+
+_WHOLE_SECONDS = [_spelt(n) for n in range(WINDOW_S + 1)]  # what nearly every answer says, spelt once
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's spelling: "20ms", "1s", "6m0s"."""
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    whole = int(seconds + 0.5)
+    return _WHOLE_SECONDS[whole] if whole <= WINDOW_S else _spelt(whole)

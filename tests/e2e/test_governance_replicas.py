@@ -1,0 +1,239 @@
+"""Three replicas on one Redis count every limit and budget once: a key's rpm, a team's rpm shared by two keys, a
+$1.00 budget under concurrent load; and a Redis of the test's own stopped mid-run and started again. The replicas
+are `skyrelay serve` processes: only Redis joins them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from skyrelay.governance import periods
+from skyrelay.state import PERIOD
+
+from skyrelay.emulator import CloudSpec, start_cloud
+
+from .harness import HELLO, UPSTREAM_KEY, openai_deployment
+from .test_examples import skyrelay, stop, wait_for_line
+from tests.support.redis_service import REDIS_URL, delete_prefix, fresh_prefix, redis_reachable
+
+PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 2000.0}  # ~$0.125 estimated per request of 50 output tokens
+
+
+def one_cloud(clouds):
+    return {"chat": {"deployments": [openai_deployment(name, cloud, price=PRICE) for name, cloud in clouds.items()]}}
+
+
+@pytest.fixture
+def replicas(make_stack, bg):
+    """Gateways in this process on one Redis (for the outage test: the replica's own process is not the point)."""
+    prefixes = []
+
+    def make(count: int, sections: dict, redis_url: str = REDIS_URL):
+        prefix = fresh_prefix()
+        prefixes.append(prefix)
+        state = {"state": {"backend": "redis", "url": redis_url, "prefix": prefix}}
+        return [make_stack(cloud_specs=[{"name": "cloud", "ttft_ms": 1}], groups=one_cloud,
+                           sections={**sections, **state}) for _ in range(count)]
+
+    yield make
+    for prefix in prefixes:
+        bg.run(delete_prefix(prefix))
+
+
+GATEWAY = """server: {{host: 127.0.0.1, port: 0, master_key: sk-master}}
+state: {{backend: redis, url: "{redis}", prefix: "{prefix}"}}
+model_groups:
+  chat:
+    deployments:
+      - {{kind: openai, base_url: "{cloud}", api_key: {upstream}, model: gpt-4o-mini, timeouts: {{connect: 5}},
+         price: {{input_per_mtok: 1000, output_per_mtok: 2000}}}}
+teams:
+  pair: {{rpm: 100}}
+keys:
+  - {{name: busy, key: sk-busy, rpm: 100}}
+  - {{name: a, key: sk-pair-a, team: pair}}
+  - {{name: b, key: sk-pair-b, team: pair}}
+  - {{name: payer, key: sk-payer, budget: {{usd: 1.0, period: day}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def three_replicas(bg, tmp_path_factory):
+    """Three `skyrelay serve` processes on one Redis in front of one emulated cloud; their base URLs."""
+    if not redis_reachable():
+        pytest.skip("Redis is not running at 127.0.0.1:6379 (.ci/services starts it)")
+    cloud = bg.run(start_cloud(CloudSpec(name="up", protocol="openai", api_key=UPSTREAM_KEY, ttft_ms=1, port=0)))
+    prefix = fresh_prefix()
+    config = tmp_path_factory.mktemp("replicas") / "gateway.yaml"
+    config.write_text(GATEWAY.format(redis=REDIS_URL, prefix=prefix, cloud=cloud.base_url, upstream=UPSTREAM_KEY))
+    procs = [skyrelay("serve", "--config", str(config)) for _ in range(3)]
+    try:
+        urls = [re.search(r"http://[\d.]+:\d+", wait_for_line(proc, r"listening on")).group(0) for proc in procs]
+        yield urls, prefix
+    finally:
+        codes = [stop(proc) for proc in procs]
+        bg.run(cloud.stop())
+        bg.run(delete_prefix(prefix))
+    assert codes == [0, 0, 0]
+
+
+async def _storm(urls: list[str], keys: list[str], total: int, max_tokens: int = 5) -> tuple[int, list]:
+    """`total` concurrent requests spread over the replicas (and keys); how many succeeded, and the refusals."""
+    clients = [openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=30)
+               for url in urls for key in keys]
+
+    async def one(n: int):
+        try:
+            await clients[n % len(clients)].chat.completions.create(model="chat", messages=HELLO,
+                                                                    max_tokens=max_tokens)
+            return None
+        except openai.RateLimitError as exc:
+            return exc
+
+    outcomes = await asyncio.gather(*(one(n) for n in range(total)))
+    for client in clients:
+        await client.close()
+    refusals = [o for o in outcomes if o is not None]
+    return total - len(refusals), refusals
+
+
+def test_three_replicas_share_a_keys_rpm_of_100(three_replicas):
+    urls, _ = three_replicas
+    served, refused = asyncio.run(_storm(urls, ["sk-busy"], 300))
+    assert 100 <= served <= 103, served
+    assert all(e.code == "rate_limit_exceeded" and int(e.response.headers["retry-after"]) >= 1 for e in refused)
+    assert all("key 'busy'" in e.message for e in refused)
+
+
+def test_three_replicas_share_a_team_rpm_over_two_keys(three_replicas):
+    urls, _ = three_replicas
+    served, refused = asyncio.run(_storm(urls, ["sk-pair-a", "sk-pair-b"], 300))
+    assert 100 <= served <= 103, served
+    assert all("team 'pair'" in e.message and e.response.headers.get("retry-after") for e in refused)
+
+
+def test_a_budget_under_concurrent_load_on_three_replicas_is_overspent_by_at_most_a_request_per_replica(
+        three_replicas, bg):
+    urls, prefix = three_replicas
+    served, refused = asyncio.run(_storm(urls, ["sk-payer"], 60, max_tokens=50))
+    assert served and refused and all(e.code == "insufficient_quota" for e in refused)
+    period_id, _ = periods.current("day", time.time())
+    time.sleep(0.5)  # settles run as tasks after each answer
+    spent = bg.run(_read(f"{prefix}k:payer:usd:{period_id}"))
+    one_request = 125_000  # micro-dollars: the estimate of one request, above what one really costs
+    assert spent <= 1_000_000 + 3 * one_request, spent
+    assert served >= 8  # the budget was used, not refused early (each request costs less than its estimate)
+
+
+async def _read(key: str) -> float:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        return float(await client.get(key) or 0)
+    finally:
+        await client.aclose()
+
+
+# --- a Redis of the test's own, stopped and started again -------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnRedis:
+    """redis-server on a free port in a temporary directory, nothing kept on disk; never the shared one."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.dir = tempfile.mkdtemp(prefix="skyrelay-redis-")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_redis():
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (.ci/services installs it)")
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def test_redis_stopped_mid_run_requests_flow_on_local_limits_and_shared_ones_resume(replicas, own_redis):
+    (stack,) = replicas(1, {"keys": [{"name": "bot", "key": "sk-bot", "rpm": 6,
+                                      "budget": {"usd": 100, "period": "day"}}]}, redis_url=own_redis.url)
+    bot = stack.openai(api_key="sk-bot")
+    costs = []  # micro-dollars: $/Mtok is micro-$ per token
+
+    def ask() -> str:
+        try:
+            usage = bot.chat.completions.create(model="chat", messages=HELLO, max_tokens=5).usage
+            costs.append(usage.prompt_tokens * PRICE["input_per_mtok"] + usage.completion_tokens * 2000.0)
+            return "ok"
+        except openai.RateLimitError:
+            return "429"
+
+    def shared() -> bool:
+        return httpx.get(f"{stack.origin}/health/ready", timeout=10).json()["state"]["shared"]
+
+    assert [ask(), ask()] == ["ok", "ok"]  # counted in Redis
+    own_redis.stop()
+    assert [ask() for _ in range(7)] == ["ok"] * 6 + ["429"]  # the lone replica's share of 6, counted here
+    assert shared() is False
+    own_redis.start()  # an empty Redis: nothing was kept
+    deadline = time.monotonic() + 5
+    while not shared() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert shared() is True
+    assert ask() == "ok"  # counted in Redis again (a fresh window there)
+    period_id, _ = periods.current("day", time.time())
+    deadline = time.monotonic() + 3
+    while True:  # the last request's settle runs as a task after its answer
+        spent = stack.bg.run(stack.gateway.governor.state.total(f"k:bot:usd:{period_id}", PERIOD, time.time()))
+        if spent == pytest.approx(sum(costs[2:])) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    # The budget spent while Redis was away was added to the new Redis once it came back (the first two requests
+    # went with the old one): the six served on local limits and the one after.
+    assert spent == pytest.approx(sum(costs[2:])), (spent, costs)
