@@ -1,6 +1,6 @@
 """PostgreSQL for the tests: a schema or a database of the test's own on the shared server (127.0.0.1:5432,
-database `test`, started by .ci/services), and a private server in a temporary directory for tests that stop and start it (the
-shared one is never stopped)."""
+database `test`, started by .ci/services), and a private server in a temporary directory for tests that stop and
+start it (the shared one is never stopped)."""
 
 from __future__ import annotations
 
