@@ -23,11 +23,18 @@ class Stack:
     def __init__(self, bg: BackgroundLoop, clouds: dict[str, Any], gateway: Gateway, scratch: str | None = None):
         self.bg = bg
         self.scratch = scratch  # the ledger's spool and database, unless the test chose its own
+        # What a test's own configuration file repeats to keep them (a reload).
+        self.scratch_sections = self.scratch_of(scratch) if scratch is not None else {}
         self.clouds = clouds
         self.gateway = gateway
         self.origin = gateway.base_url
         self.base_url = f"{self.origin}/v1"
         self.key = GATEWAY_KEY
+
+    @staticmethod
+    def scratch_of(scratch: str) -> dict:
+        return {"database": {"url": f"sqlite:///{scratch}/ledger.db"},
+                "ledger": {"spool_dir": f"{scratch}/spool", "segment_bytes": 1 << 20}}
 
     def openai(self, **kw):
         import openai
@@ -101,8 +108,7 @@ def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
     scratch = None
     if "database" not in sections and "ledger" not in sections:
         scratch = tempfile.mkdtemp(prefix="skyrelay-ledger-")
-        sections["database"] = {"url": f"sqlite:///{scratch}/ledger.db"}
-        sections["ledger"] = {"spool_dir": f"{scratch}/spool", "segment_bytes": 1 << 20}
+        sections.update(Stack.scratch_of(scratch))
 
     async def start():
         clouds = {}
