@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import governance  # bench/governance.py: the realistic key and team configuration
@@ -107,6 +108,8 @@ def measure(args, workdir: Path) -> list[dict]:
                                         "base_url": f"http://127.0.0.1:{up_port}", "model": "claude-bench",
                                         "price": PRICE}]},
         },
+        "database": {"url": f"sqlite:///{workdir}/ledger.db"},
+        "ledger": {"enabled": args.ledger == "on", "spool_dir": str(workdir / "spool")},
         **({"logging": {"access": True, "file": args.access_log}} if args.access_log else {}),
         **(governance.governed_sections() if args.governed else {}),
     }))
@@ -129,14 +132,16 @@ def measure(args, workdir: Path) -> list[dict]:
             wrk(via, body, 1, args.connections, workdir, key=gateway_key)  # warm up pools, caches and branch predictors
             for conns in (args.connections, 1):
                 d = wrk(direct, body, args.seconds, conns, workdir)
-                cpu0 = cpu_seconds(gateway.pid)
+                cpu0, ship0 = cpu_seconds(gateway.pid), shipper_seconds(gw_port)
                 g = wrk(via, body, args.seconds, conns, workdir, key=gateway_key)
-                cpu = cpu_seconds(gateway.pid) - cpu0
+                time.sleep(0.5)  # the shipper's last batch of this run
+                cpu, ship = cpu_seconds(gateway.pid) - cpu0, shipper_seconds(gw_port) - ship0
                 fcpu0 = cpu_seconds(floor.pid)
                 f = wrk(floor_url, body, args.seconds, conns, workdir)
                 fcpu = cpu_seconds(floor.pid) - fcpu0
                 rows.append({"workload": label, "connections": conns, "direct": d, "gateway": g, "floor": f,
                              "cpu_us_per_request": cpu / max(g["requests"], 1) * 1e6,
+                             "shipper_cpu_us_per_request": ship / max(g["requests"], 1) * 1e6,
                              "floor_cpu_us_per_request": fcpu / max(f["requests"], 1) * 1e6})
         return rows
     finally:
@@ -145,18 +150,26 @@ def measure(args, workdir: Path) -> list[dict]:
             proc.wait(5)
 
 
+def shipper_seconds(port: int) -> float:
+    """CPU time the ledger's shipper thread has used (it reports it in /health/ready); 0 with the ledger off."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as reply:
+        ledger = json.loads(reply.read()).get("ledger")
+    return ledger["shipper_cpu_seconds"] if ledger else 0.0
+
+
 def report(rows: list[dict]) -> str:
     lines = [
         "| workload | conns | direct req/s | gateway req/s | ratio | direct p50 | gateway p50 | added p50 | gateway p99 "
-        "| gateway CPU/req | floor CPU/req | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gateway CPU/req | of which shipper | floor CPU/req | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d, g = r["direct"], r["gateway"]
         lines.append(
             f"| {r['workload']} | {r['connections']} | {d['rps']:,.0f} | {g['rps']:,.0f} | {g['rps'] / d['rps']:.2f} "
             f"| {d['p50_ms']:.3f} ms | {g['p50_ms']:.3f} ms | {g['p50_ms'] - d['p50_ms']:.3f} ms | {g['p99_ms']:.3f} ms "
-            f"| {r['cpu_us_per_request']:.0f} us | {r['floor_cpu_us_per_request']:.0f} us | {g['errors']} |"
+            f"| {r['cpu_us_per_request']:.1f} us | {r['shipper_cpu_us_per_request']:.1f} us "
+            f"| {r['floor_cpu_us_per_request']:.1f} us | {g['errors']} |"
         )
     return "\n".join(lines)
 
@@ -170,6 +183,8 @@ def main() -> int:
     parser.add_argument("--governed", action="store_true",
                         help="call with one of 300 declared keys (key and team limits, a budget: bench/governance.py)")
     parser.add_argument("--only", help="run only the workloads whose label contains this (e.g. messages)")
+    parser.add_argument("--ledger", choices=("on", "off"), default="on",
+                        help="the gateway's ledger (spool + shipper to SQLite in a temporary directory)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed (Debian package 'wrk')", file=sys.stderr)

@@ -13,6 +13,7 @@ from typing import Awaitable, Callable
 import uvloop
 
 from . import cli_ledger
+from .ledger.core import LedgerUnavailable
 from .net.server import CannotListen
 from .runtime import tune_gc
 
@@ -189,6 +190,9 @@ def run(command: Callable[[asyncio.Event], Awaitable[int]]) -> int:
         return uvloop.run(runner())
     except CannotListen as exc:  # a port in use is the operator's to fix: one line, not a traceback
         print(f"skyrelay: {exc.strerror}", file=sys.stderr)
+        return 1
+    except LedgerUnavailable as exc:
+        print(f"skyrelay: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -27,7 +27,7 @@ class Attempt:
     `hedged`: this attempt is the hedge, sent while an earlier one was still waiting for output."""
 
     __slots__ = ("deployment", "vendor", "region", "start", "end", "status", "error_kind", "usage",
-                 "reserved_tokens", "first_token", "hedged")
+                 "reserved_tokens", "first_token", "hedged", "ledger")
 
     def __init__(self, deployment: Any, start: float, reserved_tokens: int, hedged: bool = False):
         self.deployment = deployment.name
@@ -41,6 +41,7 @@ class Attempt:
         self.reserved_tokens = reserved_tokens  # the quota estimate held for this attempt until it ends
         self.first_token: float | None = None  # when a stream's first output arrived (its head was read)
         self.hedged = hedged
+        self.ledger: tuple | None = None  # its tokens and costs, once the ledger has written its record
 
     def finish(self, end: float, status: str, error: BaseException | None = None) -> None:
         self.end = end
@@ -63,7 +64,7 @@ class RequestContext:
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
                  "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key", "residency", "principal",
                  "key_name", "team", "allowed_models", "key_residency", "admission", "path", "first_output", "error",
-                 "hedged")
+                 "hedged", "streamed", "cost_usd")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
                  debug_route: bool = False, residency: frozenset[str] | None = None, principal: Any = None,
@@ -95,6 +96,8 @@ class RequestContext:
         self.first_output: float | None = None  # a stream's: when its first real output was in hand (TTFT)
         self.error: BaseException | None = None  # what ended it, when it failed before an answer
         self.hedged = False  # a hedge attempt was sent (whichever attempt won)
+        self.streamed = False
+        self.cost_usd: float | None = None  # the billed cost, once the ledger has recorded the request
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""

@@ -90,6 +90,7 @@ class Dispatcher:
         self.shares = shares or ShareBook()  # vendor shares per group; .breaches and .refusals count the cap's edge
         self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies, self.shares)
         self.governor: Any = None  # skyrelay.governance.Governor: set by the gateway for requests with a key
+        self.ledger: Any = None  # skyrelay.ledger.record.Recorder: set by the gateway when the ledger is on
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
@@ -181,6 +182,7 @@ class Dispatcher:
         ctx.group = group.name
         ctx.max_output = max_output
         ctx.prompt = prompt
+        ctx.streamed = hold
         if ctx.on_close is None:
             ctx.on_close = self.on_close
         outcome = Outcome(group.name, ctx)
@@ -247,6 +249,8 @@ class Dispatcher:
         share = self._count_share(deployment, decision, ctx, now) if self._capped else None
         self.health.on_attempt(deployment.name, now)
         self.outstanding[deployment.name] += 1
+        if self.ledger is not None:  # written ahead: the spool has the attempt before the cloud does
+            self.ledger.attempt_opened(ctx, attempt, deployment.tier)
         return attempt, entry, share
 
     def attempt_won(self, deployment: Any, attempt: Attempt, entry: list | None, result: Any, outcome: Outcome,

@@ -4,6 +4,8 @@ in the tests talk to them over real sockets, exactly as users' code would."""
 from __future__ import annotations
 
 import random
+import shutil
+import tempfile
 from typing import Any, Callable
 
 from skyrelay.config import parse_config
@@ -18,13 +20,21 @@ UPSTREAM_KEY = "sk-test-upstream"
 class Stack:
     """Emulated clouds + a gateway in front of them."""
 
-    def __init__(self, bg: BackgroundLoop, clouds: dict[str, Any], gateway: Gateway):
+    def __init__(self, bg: BackgroundLoop, clouds: dict[str, Any], gateway: Gateway, scratch: str | None = None):
         self.bg = bg
+        self.scratch = scratch  # the ledger's spool and database, unless the test chose its own
+        # What a test's own configuration file repeats to keep them (a reload).
+        self.scratch_sections = self.scratch_of(scratch) if scratch is not None else {}
         self.clouds = clouds
         self.gateway = gateway
         self.origin = gateway.base_url
         self.base_url = f"{self.origin}/v1"
         self.key = GATEWAY_KEY
+
+    @staticmethod
+    def scratch_of(scratch: str) -> dict:
+        return {"database": {"url": f"sqlite:///{scratch}/ledger.db"},
+                "ledger": {"spool_dir": f"{scratch}/spool", "segment_bytes": 1 << 20}}
 
     def openai(self, **kw):
         import openai
@@ -58,6 +68,8 @@ class Stack:
                 await cloud.stop()
 
         self.bg.run(shutdown())
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -92,6 +104,11 @@ def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
                 sections: dict | None = None) -> Stack:
     """`sections`: more top-level configuration (state:, teams:, keys:)."""
     cloud_specs = cloud_specs or [{"name": "cloud-a"}, {"name": "cloud-b"}]
+    sections = dict(sections or {})
+    scratch = None
+    if "database" not in sections and "ledger" not in sections:
+        scratch = tempfile.mkdtemp(prefix="skyrelay-ledger-")
+        sections.update(Stack.scratch_of(scratch))
 
     async def start():
         clouds = {}
@@ -110,4 +127,4 @@ def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
         return clouds, gateway
 
     clouds, gateway = bg.run(start())
-    return Stack(bg, clouds, gateway)
+    return Stack(bg, clouds, gateway, scratch)

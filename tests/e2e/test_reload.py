@@ -184,7 +184,7 @@ def test_admin_reload_applies_a_valid_file_keeps_routing_state_and_refuses_a_bro
     health_before = d.health.snapshot()["cloud-b"]
     path = tmp_path / "gateway.yaml"
     server = {"host": "127.0.0.1", "port": 0, "master_key": GATEWAY_KEY}
-    path.write_text(yaml.safe_dump({"server": server, "model_groups": {
+    path.write_text(yaml.safe_dump({"server": server, **s.scratch_sections, "model_groups": {
         "chat": {"deployments": [openai_deployment("cloud-b", s.clouds["cloud-b"])]}}}))
     s.gateway.config_path = str(path)
     admin = httpx.Client(base_url=s.origin, headers={"authorization": f"Bearer {GATEWAY_KEY}"}, timeout=10)
@@ -208,7 +208,8 @@ def test_admin_reload_applies_a_valid_file_keeps_routing_state_and_refuses_a_bro
     assert list(s.gateway.config.model_groups) == ["chat"] and d.providers["cloud-b"] is kept_provider
 
     health_before = d.health.snapshot()["cloud-b"]  # after the requests just served
-    path.write_text(yaml.safe_dump({"server": {**server, "max_body_bytes": 1000}, "model_groups": {
+    path.write_text(yaml.safe_dump({"server": {**server, "max_body_bytes": 1000}, **s.scratch_sections,
+                                    "model_groups": {
         "chat": {"deployments": [openai_deployment("cloud-b", s.clouds["cloud-b"], weight=2)]}}}))
     changed = admin.post("/admin/reload").json()
     assert changed["changed"] == ["cloud-b"] and changed["restart_needed"] == ["server"]

@@ -56,3 +56,19 @@ def test_commitment_mistakes_are_named():
     assert_problem(problems, "commitments[1].start", "expected a date")
     assert_problem(problems, "commitments[2].deployments[0]", "paid to 'openai'")
     assert_problem(problems, "commitments[2].amount_usd", ">= 0")
+
+
+def test_the_ledger_section_is_read_and_its_mistakes_named():
+    data = base()
+    data["ledger"] = {"spool_dir": "/var/lib/skyrelay/spool", "fsync_interval_ms": 50, "max_spool_bytes": 1 << 24,
+                      "segment_bytes": 1 << 20, "enabled": True}
+    ledger = parse_config(data).ledger
+    assert (ledger.spool_dir, ledger.fsync_interval_ms, ledger.max_spool_bytes, ledger.segment_bytes) == (
+        "/var/lib/skyrelay/spool", 50, 1 << 24, 1 << 20)
+    assert parse_config(base()).ledger.enabled and parse_config(base()).ledger.fsync_interval_ms == 200
+    data["ledger"] = {"fsync_interval_ms": 0, "segment_bytes": 10, "spool": "x", "enabled": "yes please"}
+    problems = problems_of(data)
+    assert_problem(problems, "ledger.fsync_interval_ms", "")
+    assert_problem(problems, "ledger.segment_bytes", "")
+    assert_problem(problems, "ledger.spool", "unknown")
+    assert_problem(problems, "ledger.enabled", "")

@@ -247,6 +247,17 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """The write-ahead spool in front of the ledger's table (see docs/ledger.md, "Guarantees")."""
+
+    enabled: bool = True
+    spool_dir: str = "./.skyrelay/spool"  # relative to the working directory, like the default database
+    fsync_interval_ms: int = 200  # a power loss loses at most this much of the latest records
+    max_spool_bytes: int = 1 << 30  # above it /health/ready says so; records are still kept, never dropped
+    segment_bytes: int = 8 << 20  # each spool file's (preallocated) size
+
+
+@dataclass(frozen=True, slots=True)
 class Commitment:
     """A contract with a vendor. `reserved`: capacity paid by the hour (`cost_per_hour`) whatever the traffic, for
     `deployments`. `spend`: `amount_usd` drawn down by billed usage of `deployments` (every deployment of the vendor
@@ -352,6 +363,7 @@ class Config:
     logging: LoggingConfig = LoggingConfig()
     otlp: OtlpConfig | None = None  # telemetry.otlp; None: no tracing, and no tracing code on the request path
     database: DatabaseConfig = DatabaseConfig()
+    ledger: LedgerConfig = LedgerConfig()
     commitments: tuple[Commitment, ...] = ()
 
     def deployments(self) -> list[Deployment]:

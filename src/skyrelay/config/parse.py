@@ -10,6 +10,7 @@ from . import fields
 from .deployments import read_deployment
 from .governance import read_keys, read_state, read_teams
 from .health import read_health
+from .ledger import read_ledger
 from .money import read_commitments, read_database
 from .policies import read_concentration, read_hedge, read_residency, read_routing
 from .telemetry import read_logging, read_metrics, read_telemetry
@@ -21,7 +22,7 @@ from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DE
                     ServerConfig)
 
 TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing", "state", "teams", "keys", "metrics", "logging",
-                  "telemetry", "database", "commitments")
+                  "telemetry", "database", "commitments", "ledger")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout",
                "key_secret", "drain_timeout_s")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
@@ -52,11 +53,12 @@ def build(data: Any, env: Mapping[str, str]) -> tuple[Config | None, list[Proble
     teams = read_teams(ctx, data.get("teams"), declared)
     keys = read_keys(ctx, data.get("keys"), declared, teams, server.master_key)
     database = read_database(ctx, data.get("database"))
+    ledger = read_ledger(ctx, data.get("ledger"))
     vendors = {d.name: d.vendor for group, _ in groups.values() for d in group.deployments}
     commitments = read_commitments(ctx, data.get("commitments"), vendors)
     if ctx.problems:
         return None, ctx.problems
-    return Config(database=database, commitments=commitments, server=server, model_groups={name: group for name, (group, _) in groups.items()},
+    return Config(database=database, ledger=ledger, commitments=commitments, server=server, model_groups={name: group for name, (group, _) in groups.items()},
                   health=health, routing=routing, state=state, teams=teams, keys=keys, metrics=metrics,
                   logging=logging, otlp=otlp), []
 

@@ -22,11 +22,12 @@ from ..dispatch import Dispatcher, Outcome
 from ..governance import Governor
 from ..governance.headers import rate_limit_headers
 from ..health_checks import HealthChecker
+from ..ledger.core import build_ledger
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
 from ..routing.policies import parse_residency
 from ..state import build_state
-from ..telemetry import Telemetry
+from ..telemetry import Telemetry, status_of
 
 log = logging.getLogger("skyrelay.server")
 
@@ -68,6 +69,7 @@ class Gateway:
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
         self.telemetry = Telemetry(config, self.dispatcher, self.governor.state)
         self.dispatcher.on_close = self.telemetry.on_close
+        self.ledger = build_ledger(config, self.dispatcher.clock)  # None with ledger.enabled: false
         self._tracer = self.telemetry.tracer
         self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
         self._register_routes()
@@ -107,6 +109,8 @@ class Gateway:
     async def start(self, host: str | None = None, port: int | None = None, *,
                     reuse_port: bool = False) -> HttpServer:
         server = self.config.server
+        if self.ledger is not None:  # before listening: no request may be served without its record
+            self._start_ledger()
         connect = getattr(self.governor.state, "connect", None)
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
@@ -132,6 +136,20 @@ class Gateway:
         await self.dispatcher.aclose()
         self.telemetry.close()
         self.responses_store.close()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    def _start_ledger(self) -> None:
+        """Every attempt is written ahead, and every closed request recorded before telemetry hears of it."""
+        dispatcher, ledger, telemetry = self.dispatcher, self.ledger, self.telemetry.on_close
+        dispatcher.ledger = ledger.start()
+        record = dispatcher.ledger.request_closed
+
+        def on_close(ctx: RequestContext) -> None:
+            record(ctx, status_of(ctx.error))
+            telemetry(ctx)
+
+        dispatcher.on_close = on_close
 
     @property
     def providers(self):
@@ -270,9 +288,16 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
     if outcome.context.admission is not None:  # a key with limits: x-ratelimit-* (anthropic-ratelimit-*)
         headers += rate_limit_headers(outcome.context)
+    if outcome.context.cost_usd is not None:  # a whole answer's (a stream's is known at its end: docs/ledger.md)
+        headers.append(("x-skyrelay-cost-usd", usd(outcome.context.cost_usd)))
     if outcome.context.debug_route:
         headers.append(("x-skyrelay-route", outcome.route()))
     return headers
+
+
+def usd(amount: float) -> str:
+    """Dollars in plain decimal (no exponent), to the micro-cent."""
+    return f"{amount:.8f}".rstrip("0").rstrip(".") or "0"
 
 
 def context_for(request: Request) -> RequestContext:

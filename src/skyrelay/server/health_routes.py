@@ -33,9 +33,14 @@ def register(gateway: "Gateway") -> None:
             for group in gateway.config.model_groups.values()
         )
         # `state.shared` false: Redis is unreachable and this replica enforces its share of each limit alone.
-        return json_response({"status": "ready" if ready_now else "degraded", "model_groups": groups,
-                              "state": gateway.governor.state.status(), "pid": os.getpid(),
-                              "tasks": len(asyncio.all_tasks())})  # a leak shows as a count that only grows
+        body = {"status": "ready" if ready_now else "degraded", "model_groups": groups,
+                "state": gateway.governor.state.status(), "pid": os.getpid(),
+                "tasks": len(asyncio.all_tasks())}  # a leak shows as a count that only grows
+        if gateway.ledger is not None:  # the spool past its limit: degraded (requests still flow)
+            body["ledger"] = ledger = gateway.ledger.status()
+            if ledger["over_limit"]:
+                body["status"] = "degraded"
+        return json_response(body)
 
     gateway.add_route("/health/live", Route("GET", live, protocol.render_error, authenticated=False))
     gateway.add_route("/health/ready", Route("GET", ready, protocol.render_error, authenticated=False))

@@ -23,6 +23,9 @@ def register(gateway: "Gateway") -> None:
     async def metrics(request: Request) -> Response:
         if not settings.public:
             require_admin(request)
-        return Response(200, telemetry.exposition(), [("content-type", CONTENT_TYPE)])
+        body = telemetry.exposition()
+        if gateway.ledger is not None:
+            body += gateway.ledger.exposition().encode()
+        return Response(200, body, [("content-type", CONTENT_TYPE)])
 
     gateway.add_route("/metrics", Route("GET", metrics, protocol.render_error, authenticated=not settings.public))

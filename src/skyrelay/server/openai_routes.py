@@ -10,7 +10,8 @@ from ..canonical import ChatChunk, ChatRequest
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import openai as protocol
 from . import anthropic_models
-from .app import JSON, SSE_HEADERS, Route, context_for, outcome_headers
+from ..context import RequestContext
+from .app import JSON, SSE_HEADERS, Route, context_for, outcome_headers, usd
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -24,8 +25,8 @@ def register(gateway: "Gateway") -> None:
         req = protocol.parse_chat(request.body)
         if req.stream:
             stream, outcome = await dispatcher.chat_stream(req, context_for(request))
-            return StreamResponse(200, sse_stream(stream, req), SSE_HEADERS + outcome_headers(outcome),
-                                  release=stream.aclose)
+            return StreamResponse(200, sse_stream(stream, req, outcome.context),
+                                  SSE_HEADERS + outcome_headers(outcome), release=stream.aclose)
         resp, outcome = await dispatcher.chat(req, context_for(request))
         return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
 
@@ -96,9 +97,12 @@ class _Catalog:
         return self._entries.get(name)
 
 
-async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest) -> AsyncIterator[bytes]:
+async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest,
+                     ctx: RequestContext | None = None) -> AsyncIterator[bytes]:
     """Render chunks as SSE; drop the usage chunk the gateway asked for on its own account; end broken streams
-    with an error event rather than a silent cut, so SDKs raise instead of returning half an answer."""
+    with an error event rather than a silent cut, so SDKs raise instead of returning half an answer. A finished
+    stream's billed cost (known once its context closed, at its end) goes in an SSE comment before `[DONE]`:
+    SDKs skip comments, a client that wants it reads it."""
     render = protocol.render_chunk
     want_usage = req.include_usage
     try:
@@ -109,7 +113,9 @@ async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest) -> Asyn
     except errors.GatewayError as err:
         yield protocol.render_stream_error(err)
         return
-    yield protocol.STREAM_DONE
+    cost = ctx.cost_usd if ctx is not None else None
+    yield protocol.STREAM_DONE if cost is None else b": x-skyrelay-cost-usd " + usd(cost).encode() + b"\n\n" + \
+        protocol.STREAM_DONE
 
 
 def _is_usage_only(chunk: ChatChunk) -> bool:

@@ -28,7 +28,7 @@ from ..providers import build_provider
 log = logging.getLogger("skyrelay.reload")
 
 RELOADED = ("model_groups", "routing", "health")
-AT_START = ("server", "state", "teams", "keys", "metrics", "logging", "otlp", "database", "commitments")
+AT_START = ("server", "state", "teams", "keys", "metrics", "logging", "otlp", "database", "commitments", "ledger")
 _locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per gateway: reloads apply one at a time
 
 
@@ -83,6 +83,8 @@ async def apply(gateway: Any, config: Any) -> dict[str, list[str]]:
     dispatcher.health.policy = config.health
     gateway.config = config
     gateway.governor.reprice(config)
+    if gateway.ledger is not None:  # the records of the new deployments, at their prices
+        gateway.ledger.reprice(config)
     removed = [name for name in previous if name not in providers]
     gateway.telemetry.reconfigure(config, gateway.config_path or "admin", added, removed)
     await gateway.health_checker.close()

@@ -1,0 +1,172 @@
+"""The shipper: a thread that reads the spool behind the request path and commits its finished records to the
+database in batches, then deletes the segments it no longer needs.
+
+It first adopts the spools of dead processes (recovery.py), then follows this process's own. Its position in the
+spool moves only after a commit, so a database that is down leaves everything where it was: requests keep
+flowing, the spool grows, and the next successful pass ships the backlog. An attempt still open pins its segment
+until its record is committed (so a process killed now still leaves its open attempt on disk for recovery).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from .record import OPEN, RECORD, decode_lines
+from .recovery import Pricer, Recovery
+from .sinks import Sink
+from .spool import Orphan, Segment, Spool, orphans
+
+log = logging.getLogger("skyrelay.ledger")
+
+SHIP_INTERVAL = 0.2  # seconds between passes: how far behind the request path the database is, at most
+BATCH_BYTES = 1 << 20  # of spool read (and rows committed) per transaction
+ROWS_PER_COMMIT = 5000  # when shipping an adopted spool
+RETRY_MIN, RETRY_MAX = 0.5, 5.0  # seconds between tries while the database is unreachable
+
+
+class Shipper:
+    def __init__(self, spool: Spool, sink: Sink, price: Pricer):
+        self.spool = spool
+        self.sink = sink
+        self.price = price
+        first = spool.segments[0]
+        self._segment, self._offset = first.index, 0  # the next byte to ship
+        self._opens: dict[tuple[str, int], int] = {}  # attempts opened, not finished -> their segment's index
+        self._orphans: list[Orphan] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="skyrelay-ledger-shipper", daemon=True)
+        self.shipped = 0  # records committed, by this process
+        self.recovered = 0  # of which from dead processes' spools
+        self.cpu_seconds = 0.0  # this thread's CPU time: the shipper's cost, apart from the request path's
+        self.database_error: str | None = None  # the error class while the database is unreachable, else None
+        self.clean = False  # after stop: everything shipped and nothing open
+
+    def start(self) -> None:
+        self._orphans = orphans(self.spool.directory, self.spool.owner)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        wait = RETRY_MIN
+        while True:
+            stopping = self._stop.is_set()
+            began = time.thread_time()
+            try:
+                while self._orphans:
+                    self._ship_orphan(self._orphans[0])
+                    self._orphans.pop(0)
+                caught_up = self._ship_own()
+            except Exception as exc:  # noqa: BLE001  (the database, down or refusing: try again later)
+                self._failed(exc)
+                caught_up = False
+            else:
+                if self.database_error is not None:
+                    log.warning("ledger: the database is reachable again; the spool's backlog is shipped")
+                self.database_error = None
+                wait = RETRY_MIN
+            self.cpu_seconds += time.thread_time() - began
+            if stopping:
+                break
+            if self.database_error is not None:
+                self._stop.wait(wait)
+                wait = min(wait * 2, RETRY_MAX)
+            elif caught_up:
+                self._stop.wait(SHIP_INTERVAL)
+        for orphan in self._orphans:  # not shipped: left for the next start
+            orphan.finish(shipped=False)
+        self.clean = self.database_error is None and not self._opens and not self._orphans
+        self.sink.close()
+
+    def _failed(self, exc: Exception) -> None:
+        if self.database_error is None:
+            # The class and the driver's first line only: a connection error names host and port, never a password.
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            log.warning("ledger: cannot write to the database (%s: %s); records stay in the spool and are shipped "
+                        "when it is back", type(exc).__name__, detail)
+        self.database_error = type(exc).__name__
+
+    # --- this process's spool -----------------------------------------------------------------------------------
+
+    def _ship_own(self) -> bool:
+        """One batch; True when nothing more was waiting."""
+        segments = list(self.spool.segments)
+        rows, opened, finished, position, full = self._read(segments)
+        if rows:
+            self.sink.write(rows)
+            self.shipped += len(rows)
+        self._opens.update(opened)
+        for key in finished:
+            self._opens.pop(key, None)
+        self._segment, self._offset = position
+        self._delete_shipped(segments)
+        return not full
+
+    def _read(self, segments: list[Segment]):
+        rows: list[list] = []
+        opened: dict[tuple[str, int], int] = {}
+        finished: list[tuple[str, int]] = []
+        index, offset = self._segment, self._offset
+        budget = BATCH_BYTES
+        for seg in segments:
+            if seg.index < index:
+                continue
+            sealed = seg.sealed  # read before `end`: once sealed, `end` is final
+            end = seg.end
+            data = seg.read(offset, min(end, offset + budget))
+            cut = data.rfind(b"\n") + 1
+            for line in decode_lines(data[:cut]):
+                kind = line[0]
+                if kind == RECORD:
+                    row = line[1:]
+                    rows.append(row)
+                    if row[1]:
+                        key = (row[0], row[1])
+                        if opened.pop(key, None) is None:
+                            finished.append(key)
+                elif kind == OPEN:
+                    opened[(line[1], line[2])] = seg.index
+            offset += cut
+            budget -= cut
+            if offset < end or not sealed:
+                return rows, opened, finished, (seg.index, offset), offset < end
+            index, offset = seg.index + 1, 0
+        return rows, opened, finished, (index, offset), False
+
+    def _delete_shipped(self, segments: list[Segment]) -> None:
+        pinned = set(self._opens.values())
+        for seg in segments:
+            if seg.sealed and seg.index < self._segment and seg.index not in pinned:
+                self.spool.release(seg)
+
+    # --- dead processes' spools ---------------------------------------------------------------------------------
+
+    def _ship_orphan(self, orphan: Orphan) -> None:
+        """All of it, then its files go; a failure half-way ships it all again later (the table keeps one row)."""
+        recovery = Recovery(self.price)
+        count = 0
+        for path in orphan.paths:
+            count += self._write_all(recovery.feed(orphan.read(path)))
+        leftovers = recovery.leftovers()
+        count += self._write_all(leftovers)
+        orphan.finish(shipped=True)
+        self.shipped += count
+        self.recovered += count
+        interrupted = sum(1 for row in leftovers if row[1] > 0)
+        log.warning("ledger: shipped %d records left by a stopped process (spool %s), %d attempts interrupted",
+                    count, orphan.owner, interrupted)
+
+    def _write_all(self, rows: list) -> int:
+        for start in range(0, len(rows), ROWS_PER_COMMIT):
+            self.sink.write(rows[start:start + ROWS_PER_COMMIT])
+        return len(rows)
+
+    def status(self) -> dict[str, Any]:
+        return {"database": "unreachable" if self.database_error else "ok", "shipped": self.shipped,
+                "recovered": self.recovered, "open_attempts": len(self._opens),
+                "shipper_cpu_seconds": round(self.cpu_seconds, 6)}
