@@ -1,4 +1,4 @@
-"""`skyrelay serve | demo | emulate | check-config`."""
+"""`skyrelay serve | demo | emulate | check-config | simulate`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
 
+    simulate = commands.add_parser("simulate", help="run a capacity scenario against simulated clouds")
+    _simulate_arguments(simulate)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "check-config":
@@ -50,10 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         return run(lambda stop: run_demo(args.port, stop))
+    if args.command == "simulate":
+        from .sim.run import main as simulate_main
+
+        return simulate_main(args)
     if args.command == "emulate":
         path = _emulator_file(emulate, args.file, args.config)
         return run(lambda stop: emulate_command(path, stop))
     return 2
+
+
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    from .sim.options import add_arguments  # argparse only: numpy and matplotlib load when a simulation runs
+
+    add_arguments(parser)
 
 
 def _emulator_file(parser: argparse.ArgumentParser, file: str | None, option: str | None) -> str:
