@@ -42,6 +42,8 @@ def build_report(scenario: Scenario, tally: Tally, wall_s: float | None = None) 
             "spilled": float(tally.spilled[k].sum()), "input_tokens": float(tally.input_tokens[k].sum()),
             "output_tokens": float(tally.output_tokens[k].sum()), "list_usd": float(listed[k].sum()),
             "billed_usd": float(billed[k].sum()),
+            "queued_share": float(tally.waited[k] / max(tally.served[k].sum(), 1e-12)),
+            "mean_queue_wait_ms": float(tally.wait_s[k] / max(tally.served[k].sum(), 1e-12) * 1000),
             "requests_per_interval": tally.served[k].tolist(), "billed_per_interval_usd": billed[k].tolist()}
     for vendor in sorted({d.vendor for d in deployments.values()}):
         rows = [k for k, n in enumerate(tally.deployments) if deployments[n].vendor == vendor]

@@ -59,6 +59,8 @@ class Tally:
         self.spilled_input = np.zeros((d, b))
         self.spilled_output = np.zeros((d, b))
         self.busy_s = np.zeros((d, b))  # slot-seconds of serving
+        self.wait_s = np.zeros(d)  # seconds waited in the clouds' queues for a slot
+        self.waited = np.zeros(d)  # requests that waited at all
         self.team_requests = np.zeros((t, d))
         self.team_input = np.zeros((t, d))
         self.team_output = np.zeros((t, d))
@@ -94,6 +96,9 @@ class Tally:
         add(self.spilled_input, input_tokens * spilled)
         add(self.spilled_output, output_tokens * spilled)
         add(self.busy_s, busy * w)
+        wait = np.maximum(np.asarray(latency) - np.asarray(busy), 0.0)
+        self.wait_s += np.bincount(dep, weights=wait * w, minlength=shape[0])
+        self.waited += np.bincount(dep, weights=(wait > 1e-9) * w, minlength=shape[0])
         self.failovers += np.bincount(b, weights=np.asarray(failover, dtype=float) * w, minlength=self.buckets)
         team = np.asarray(team, dtype=np.int64)
         tshape = self.team_requests.shape
