@@ -77,7 +77,7 @@ def run_flow_engine(scenario: Scenario, progress: Callable[[float], None] | None
                     asked_by[key] = asked_by.get(key, 0) + flow
                     caps[d.name] = caps[d.name] - flow
                 demand = demand - sum(taken)
-            refused += demand
+            refused += np.maximum(demand, 0.0)
         _tally(tally, scenario, ts, dt, served, asked_by, refused, deployments, first_tier, ctx, world)
         if progress is not None:
             progress(b / duration)
@@ -229,7 +229,8 @@ def _tally(tally, scenario, ts, dt, served, asked_by, refused, deployments, firs
             load = np.minimum(flow * service / c, 1.0) if c else load
         wait_p, wait_rate = np.zeros_like(flow), np.ones_like(flow)
         saturated_wait = np.zeros_like(flow)
-        if c:
+        # A gateway that keeps no more in flight than the cloud has slots never queues there: a loss system.
+        if c and not (d.max_concurrency is not None and d.max_concurrency <= c):
             offered = flow * service
             wait_p = erlang_c(c, offered)
             wait_rate = np.maximum(c / service - flow, 1e-9)

@@ -118,7 +118,8 @@ def parse_sweep_option(text: str):
     return Sweep(field, parsed)
 
 
-def simulate(scenario: Scenario, engine: str = "auto", quiet: bool = True) -> dict:
+def simulate(scenario: Scenario, engine: str | None = None, quiet: bool = True) -> dict:
+    engine = engine or scenario.engine
     if engine == "auto":
         expected = float(scenario.traffic.rate(np.arange(0.0, scenario.duration_s, 60.0) + 30).mean()
                           * scenario.duration_s)

@@ -24,8 +24,9 @@ from ..config.source import parse_yaml, read_file
 from ..emulator.capacity_config import CAPACITY_KEYS, CapacityConfigError, CapacitySettings, parse_capacity
 from .traffic import Traffic, read_traffic
 
-SCENARIO_KEYS = ("name", "gateway", "start", "duration_s", "seed", "objective", "traffic", "clouds", "events",
-                 "sweep")
+SCENARIO_KEYS = ("name", "gateway", "start", "duration_s", "seed", "engine", "objective", "traffic", "clouds",
+                 "events", "sweep")
+ENGINES = ("auto", "event", "flow")
 TIMING_KEYS = ("ttft_ms", "tokens_per_second", "jitter", "distribution")
 CLOUD_KEYS = (*TIMING_KEYS, *CAPACITY_KEYS)
 DISTRIBUTIONS = ("uniform", "exponential")  # uniform: +-jitter, as the emulator; exponential: M/M/c service
@@ -85,6 +86,7 @@ class Scenario:
     duration_s: float
     seed: int
     sweep: Sweep | None = None
+    engine: str = "auto"  # event | flow | auto (event up to options.EVENT_LIMIT expected requests)
     raw: Mapping = field(default_factory=dict, repr=False)  # the document as read (sweeps edit and re-read it)
     base_dir: Path = Path(".")
 
@@ -116,9 +118,11 @@ def build_scenario(data: Any, base_dir: Path, *, env: Mapping[str, str] = os.env
     seed = fields.number(ctx, data, "", "seed", integer=True, minimum=0, default=1)
     sweep = read_sweep(ctx, data.get("sweep"), "sweep")
     name = fields.text(ctx, data, "", "name", default=Path(source).stem if source else "scenario")
+    engine = fields.choice(ctx, data, "", "engine", ENGINES, default="auto")
     if ctx.problems or config is None:
         raise ConfigError(ctx.problems, source)
-    return Scenario(name, config, traffic, clouds, events, objective, start, duration, seed, sweep, data, base_dir)
+    return Scenario(name, config, traffic, clouds, events, objective, start, duration, seed, sweep, engine, data,
+                    base_dir)
 
 
 def _gateway(ctx: Context, value: Any, base_dir: Path, env: Mapping[str, str]) -> Config | None:
