@@ -71,19 +71,29 @@ def with_overrides(raw: dict, events: list[str], duration: float | None) -> dict
         if duration <= 0:
             raise ConfigError([Problem("--duration", "must be > 0")])
         raw["duration_s"] = min(duration, float(raw.get("duration_s") or 86400.0))
-        for event in raw.get("events") or []:  # events past the shortened run would be refused as outside it
-            if isinstance(event, dict):
-                for key in ("at", "until"):
-                    _clip_time(event, key, raw["duration_s"])
+        # what starts after the shortened run is left out; what ends after it is cut at its end
+        raw["events"] = _within(raw.get("events"), raw["duration_s"])
+        if isinstance(raw.get("traffic"), dict) and raw["traffic"].get("bursts") is not None:
+            raw["traffic"] = {**raw["traffic"], "bursts": _within(raw["traffic"]["bursts"], raw["duration_s"])}
     return raw
 
 
-def _clip_time(event: dict, key: str, duration: float) -> None:
+def _within(items, duration: float):
     from .scenario import parse_time
 
-    seconds = parse_time(event.get(key))
-    if seconds is not None and seconds > duration:
-        event[key] = duration
+    if not isinstance(items, list):
+        return items
+    kept = []
+    for entry in items:
+        if isinstance(entry, dict):
+            start = parse_time(entry.get("at"))
+            if start is not None and start >= duration:
+                continue
+            end = parse_time(entry.get("until"))
+            if end is not None and end > duration:
+                entry = {**entry, "until": duration}
+        kept.append(entry)
+    return kept
 
 
 def parse_event_option(text: str) -> dict:
