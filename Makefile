@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-compare clean
 
 demo: $(VENV)/.installed
 	$(BIN)/skyrelay demo
@@ -13,6 +13,13 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/gateway_overhead.py
+
+# skyrelay beside nginx (and LiteLLM with ARGS=--with-litellm) in one run; installs nginx and wrk when missing.
+bench-compare: $(VENV)/.installed-test
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk || \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk)
+	$(BIN)/python bench/compare.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -19,10 +19,10 @@ SSE = [("content-type", "text/event-stream")]
 
 
 async def main(upstream_port: int, port: int) -> None:
-    upstream = HttpClient(f"http://127.0.0.1:{upstream_port}/v1")
+    upstream = HttpClient(f"http://127.0.0.1:{upstream_port}")
 
-    async def handler(request):
-        resp = await upstream.send("POST", "/chat/completions", JSON, request.body)
+    async def handler(request):  # the same path upstream: /v1/chat/completions, or compare.py's /stream/...
+        resp = await upstream.send("POST", request.path, JSON, request.body)
         if resp.headers.get("content-type", "").startswith("text/event-stream"):
             async def relay():
                 try:

@@ -53,13 +53,13 @@ def pinned(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() >= 2 else []
 
 
-def wrk(url: str, body: dict, seconds: float, connections: int, workdir: Path) -> dict:
+def wrk(url: str, body: dict, seconds: float, connections: int, workdir: Path, key: str = KEY) -> dict:
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = [[{json.dumps(body)}]]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {KEY}"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
     )
     out = subprocess.run(
         [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="override server.port")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="override logging.level")
     serve.add_argument("--log-format", choices=("text", "json"), help="override logging.format")
+    serve.add_argument("--workers", default="1",
+                       help="gateway processes sharing the port (default 1; auto: one per core)")
 
     demo = commands.add_parser("demo", help="run the gateway in front of emulated clouds, in one process")
     demo.add_argument("--port", type=int, default=None,
@@ -47,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return check.run(args.file)
     if args.command == "serve":
+        from .workers import supervise, worker_count
+
+        try:
+            workers = worker_count(args.workers)
+        except ValueError:
+            serve.error(f"--workers: expected a number of at least 1 or auto, got {args.workers!r}")
+        if workers > 1:
+            extra = [flag for name in ("log_level", "log_format") if getattr(args, name)
+                     for flag in (f"--{name.replace('_', '-')}", getattr(args, name))]
+            return run(lambda stop: supervise(args.config, args.host, args.port, workers, stop, extra))
         return run(lambda stop: serve_command(args.config, args.host, args.port, stop, args.log_level,
                                               args.log_format))
     if args.command == "demo":
@@ -90,8 +102,14 @@ async def serve_command(path: str, host: str | None, port: int | None, stop: asy
         print(exc, file=sys.stderr)
         return 1
     configure(log_level or config.logging.level, log_format or config.logging.format)
+    from .workers import exit_with_parent, this_worker, worker_share
+
+    worker = this_worker()
+    if worker is not None:  # one of `--workers N`: its share of each routing quota, on the supervisor's port
+        config = worker_share(config, *worker)
+        asyncio.ensure_future(exit_with_parent(stop))
     gateway = Gateway(config)
-    server = await gateway.start(host, port)
+    server = await gateway.start(host, port, reuse_port=worker is not None)
     tune_gc()
     print(f"skyrelay gateway listening on http://{server.host}:{server.port}/v1", flush=True)
     await stop.wait()

@@ -22,12 +22,14 @@ def new_request_id() -> str:
 
 
 class Attempt:
-    """One try at one deployment. `status` is None while in flight, then "ok", "failed" or "abandoned"."""
+    """One try at one deployment. `status` is None while in flight, then "ok", "failed", "abandoned" (the request
+    ended first), "refused" (never sent) or "cancelled" (lost a hedge race: the other attempt answered first).
+    `hedged`: this attempt is the hedge, sent while an earlier one was still waiting for output."""
 
     __slots__ = ("deployment", "vendor", "region", "start", "end", "status", "error_kind", "usage",
-                 "reserved_tokens", "first_token")
+                 "reserved_tokens", "first_token", "hedged")
 
-    def __init__(self, deployment: Any, start: float, reserved_tokens: int):
+    def __init__(self, deployment: Any, start: float, reserved_tokens: int, hedged: bool = False):
         self.deployment = deployment.name
         self.vendor = deployment.vendor
         self.region = deployment.region
@@ -38,6 +40,7 @@ class Attempt:
         self.usage: Any = None  # canonical Usage the cloud reported, when it did
         self.reserved_tokens = reserved_tokens  # the quota estimate held for this attempt until it ends
         self.first_token: float | None = None  # when a stream's first output arrived (its head was read)
+        self.hedged = hedged
 
     def finish(self, end: float, status: str, error: BaseException | None = None) -> None:
         self.end = end
@@ -59,7 +62,8 @@ class RequestContext:
 
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
                  "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key", "residency", "principal",
-                 "key_name", "team", "allowed_models", "key_residency", "admission", "path", "first_output", "error")
+                 "key_name", "team", "allowed_models", "key_residency", "admission", "path", "first_output", "error",
+                 "hedged")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
                  debug_route: bool = False, residency: frozenset[str] | None = None, principal: Any = None,
@@ -90,6 +94,7 @@ class RequestContext:
         self.path = path  # the route it came in on (/v1/chat/completions, /v1/messages, ...)
         self.first_output: float | None = None  # a stream's: when its first real output was in hand (TTFT)
         self.error: BaseException | None = None  # what ended it, when it failed before an answer
+        self.hedged = False  # a hedge attempt was sent (whichever attempt won)
 
     def close(self) -> bool:
         """End the request's record; True the first time, False (and nothing done) after that."""

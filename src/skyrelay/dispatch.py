@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from . import errors
 from .canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from .context import Attempt, RequestContext
+from .dispatch_hedge import race
 from .dispatch_stream import CommittedStream, stream_head
 from .providers import build_provider
 from .providers.base import Provider
@@ -38,7 +39,8 @@ class Outcome:
     """Which deployment served a request, after how many attempts, what failed on the way, and which best-effort
     request fields that deployment's cloud served it without."""
 
-    __slots__ = ("group", "deployment", "attempts", "failures", "dropped", "context", "reservation", "plan")
+    __slots__ = ("group", "deployment", "attempt", "attempts", "failures", "dropped", "context", "reservation",
+                 "plan")
 
     def __init__(self, group: str, context: RequestContext):
         self.group = group
@@ -46,6 +48,7 @@ class Outcome:
         self.reservation: list | None = None  # a stream's quota entry, settled when the stream ends
         self.plan: Plan | None = None  # the routing decision, kept for x-skyrelay-route
         self.deployment: Any = None
+        self.attempt: Attempt | None = None  # the one that served
         self.attempts = 0
         self.failures: list[tuple[str, errors.GatewayError]] = []
         self.dropped: tuple[str, ...] = ()
@@ -55,7 +58,14 @@ class Outcome:
         parts = [f"{d.name}: {reason}" for d, reason, _ in (self.plan.skipped if self.plan else ())]
         over_cap = {d.name for d in self.plan.over_cap} if self.plan and self.plan.over_cap else ()
         for attempt in self.context.attempts:
-            verdict = "chosen" if attempt.status in ("ok", None) else f"{attempt.status} ({attempt.error_kind})"
+            if attempt.status in ("ok", None):
+                verdict = "chosen"
+            elif attempt.status == "cancelled":
+                verdict = "cancelled (the other attempt answered first)"
+            else:
+                verdict = f"{attempt.status} ({attempt.error_kind})"
+            if attempt.hedged:
+                verdict = f"hedge after {_ms(attempt.start - self.context.arrival)}: {verdict}"
             if attempt.deployment in over_cap:
                 verdict += " (over the concentration cap)"
             parts.append(f"{attempt.deployment}: {verdict}")
@@ -79,7 +89,8 @@ class Dispatcher:
         self.on_close: Callable[[RequestContext], None] | None = None  # every request's context gets it (telemetry)
         self.latencies = latencies or LatencyBook()
         # Timings cost ~1 us a request to record: only when some group's strategy reads them.
-        self.measures_latency = any(g.strategy in LATENCY_AWARE for g in model_groups.values())
+        self.measures_latency = any(g.strategy in LATENCY_AWARE or (g.hedge is not None and g.hedge.after_ms is None)
+                                    for g in model_groups.values())
         self.shares = shares or ShareBook()  # vendor shares per group; .breaches and .refusals count the cap's edge
         self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies, self.shares)
         # The groups with a concentration cap, by name: only their attempts pay for counting vendor shares.
@@ -169,72 +180,28 @@ class Dispatcher:
                 now = self.clock()
             outcome.plan = decision
             refusals: list[errors.UnsupportedFeature] = []
-            quotas = self.quotas
-            for deployment in decision.candidates:
-                if outcome.attempts >= decision.max_attempts:
-                    break
-                name = deployment.name
-                tokens = quotas.estimate(deployment, ctx.body_bytes, ctx.max_output)
-                if outcome.attempts or refusals:  # time passed since the plan (no await before the first attempt)
-                    now = self.clock()
-                    if self.view.unavailable_reason(deployment, now, tokens) is not None:
-                        continue  # went unavailable since the plan was made (the half-open probe taken, quota spent)
-                outcome.attempts += 1
-                attempt = Attempt(deployment, now, tokens)
-                ctx.attempts.append(attempt)
-                ctx.estimated_tokens = tokens
-                entry = quotas.reserve(deployment, now, tokens)
-                share = self._count_share(deployment, decision, ctx, now) if self._capped else None
-                self.health.on_attempt(name, now)
-                self.outstanding[name] += 1
-                try:
-                    result = await call(self.providers[name])
-                except errors.UpstreamError as exc:
-                    self.outstanding[name] -= 1
-                    self.end_attempt(deployment, attempt, entry, "failed", error=exc)
-                    self._record_failure(name, exc)
-                    if not exc.retryable:
-                        raise
-                    outcome.failures.append((name, exc))
-                    continue
-                except errors.UnsupportedFeature as exc:
-                    # Refused before anything was sent: says nothing about the deployment's health, spends no quota.
-                    self._abandon(name)
-                    self.end_attempt(deployment, attempt, entry, "refused", error=exc, sent=False)
-                    if share is not None:
-                        self.shares.refund(deployment.group, deployment.vendor, share)
-                    if group.on_unsupported != "fail_over":
-                        raise
-                    outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
-                    refusals.append(exc)
-                    continue
-                except (errors.GatewayError, asyncio.CancelledError) as exc:
-                    self._abandon(name)
-                    self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
-                    raise
-                except Exception as exc:
-                    # Not an upstream's failure but this request's (a provider's bug on this input): charging it to
-                    # the deployment would let one client open every breaker, and failing over would repeat it.
-                    self._abandon(name)
-                    self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
-                    log.exception("provider for deployment %s failed on this request", name)
-                    raise errors.InternalError() from None
-                if not hold:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
-                    self.outstanding[name] -= 1
-                    end = self.clock()
-                    self.health.on_success(name, end)
-                    self.end_attempt(deployment, attempt, entry, "ok", usage=result.usage, ctx=ctx, end=end)
-                    ctx.usage = result.usage
-                else:
-                    outcome.reservation = entry
-                    ctx.first_output = first = self.clock()  # the stream's head is in: its TTFT
-                    if self.measures_latency:
-                        attempt.first_token = first
-                        self.latencies.observe_first_token(name, first, first - attempt.start)
-                outcome.deployment = deployment
-                if not hold:  # a stream's request ends with the stream (CommittedStream)
-                    ctx.close()
-                return result, outcome
+            if group.hedge is not None:  # attempts that may overlap: dispatch_hedge.py
+                result = await race(self, group, decision, call, ctx, outcome, hold, refusals)
+                if result is not None:
+                    return result, outcome
+            else:
+                quotas = self.quotas
+                for deployment in decision.candidates:
+                    if outcome.attempts >= decision.max_attempts:
+                        break
+                    tokens = quotas.estimate(deployment, ctx.body_bytes, ctx.max_output)
+                    if outcome.attempts or refusals:  # time passed since the plan (no await before the first)
+                        now = self.clock()
+                        if self.view.unavailable_reason(deployment, now, tokens) is not None:
+                            continue  # went unavailable since the plan (the half-open probe taken, quota spent)
+                    attempt, entry, share = self.begin_attempt(deployment, now, tokens, decision, outcome)
+                    try:
+                        result = await call(self.providers[deployment.name])
+                    except BaseException as exc:
+                        self.attempt_failed(deployment, attempt, entry, share, exc, group, outcome, refusals)
+                        continue
+                    self.attempt_won(deployment, attempt, entry, result, outcome, hold)
+                    return result, outcome
             if refusals and not outcome.failures:
                 raise errors.UnsupportedFeature(
                     f"no deployment of model '{group.name}' can serve this request: "
@@ -248,6 +215,82 @@ class Dispatcher:
             ctx.error = exc
             ctx.close()
             raise
+
+    def begin_attempt(self, deployment: Any, now: float, tokens: int, decision: Plan, outcome: Outcome,
+                      hedged: bool = False) -> tuple[Attempt, list | None, list | None]:
+        """Open an attempt's record and take what it holds while in flight: its quota reservation, its vendor
+        share (capped groups), its health probe slot and its outstanding count."""
+        ctx = outcome.context
+        outcome.attempts += 1
+        attempt = Attempt(deployment, now, tokens, hedged)
+        ctx.attempts.append(attempt)
+        ctx.estimated_tokens = tokens
+        entry = self.quotas.reserve(deployment, now, tokens)
+        share = self._count_share(deployment, decision, ctx, now) if self._capped else None
+        self.health.on_attempt(deployment.name, now)
+        self.outstanding[deployment.name] += 1
+        return attempt, entry, share
+
+    def attempt_won(self, deployment: Any, attempt: Attempt, entry: list | None, result: Any, outcome: Outcome,
+                    hold: bool) -> None:
+        """The attempt that serves the request: a whole answer is settled now, a stream when it ends."""
+        ctx = outcome.context
+        name = deployment.name
+        if not hold:
+            self.outstanding[name] -= 1
+            end = self.clock()
+            self.health.on_success(name, end)
+            self.end_attempt(deployment, attempt, entry, "ok", usage=result.usage, ctx=ctx, end=end)
+            ctx.usage = result.usage
+        else:  # a stream keeps its slot, and waits for its verdict, until it ends (CommittedStream)
+            outcome.reservation = entry
+            ctx.first_output = first = self.clock()  # the stream's head is in: its TTFT
+            if self.measures_latency:
+                attempt.first_token = first
+                self.latencies.observe_first_token(name, first, first - attempt.start)
+        ctx.estimated_tokens = attempt.reserved_tokens
+        outcome.deployment = deployment
+        outcome.attempt = attempt
+        if not hold:  # a stream's request ends with the stream (CommittedStream)
+            ctx.close()
+
+    def attempt_failed(self, deployment: Any, attempt: Attempt, entry: list | None, share: list | None,
+                       exc: BaseException, group: Any, outcome: Outcome,
+                       refusals: list[errors.UnsupportedFeature]) -> None:
+        """Close a failed attempt and return when the request may fail over; raise when it may not."""
+        name = deployment.name
+        if isinstance(exc, errors.UpstreamError):
+            self.outstanding[name] -= 1
+            self.end_attempt(deployment, attempt, entry, "failed", error=exc)
+            self._record_failure(name, exc)
+            if not exc.retryable:
+                raise exc
+            outcome.failures.append((name, exc))
+        elif isinstance(exc, errors.UnsupportedFeature):
+            # Refused before anything was sent: says nothing about the deployment's health, spends no quota.
+            self._abandon(name)
+            self.end_attempt(deployment, attempt, entry, "refused", error=exc, sent=False)
+            if share is not None:
+                self.shares.refund(deployment.group, deployment.vendor, share)
+            if group.on_unsupported != "fail_over":
+                raise exc
+            outcome.attempts -= 1  # no upstream call was made: it does not spend the attempt budget
+            refusals.append(exc)
+        elif isinstance(exc, (errors.GatewayError, asyncio.CancelledError)):
+            self._abandon(name)
+            self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
+            raise exc
+        elif isinstance(exc, Exception):
+            # Not an upstream's failure but this request's (a provider's bug on this input): charging it to the
+            # deployment would let one client open every breaker, and failing over would repeat it.
+            self._abandon(name)
+            self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
+            log.error("provider for deployment %s failed on this request", name, exc_info=exc)
+            raise errors.InternalError() from None
+        else:  # KeyboardInterrupt, SystemExit: not this request's to handle
+            self._abandon(name)
+            self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
+            raise exc
 
     def end_attempt(self, deployment: Any, attempt: Attempt, entry: list | None, status: str, *,
                     error: BaseException | None = None, usage: Any = None, sent: bool = True,
@@ -341,6 +384,10 @@ def _as_spoken_by(provider: Provider, req: ChatRequest) -> ChatRequest:
     if native is None or provider.speaks_anthropic:
         return req
     return native.canonical(req)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 def _waits_for_headroom(decision: Plan) -> bool:

@@ -79,7 +79,7 @@ class CommittedStream:
         dispatcher.outstanding[self._name] -= 1
         ctx = outcome.context
         ctx.usage = self._usage
-        dispatcher.end_attempt(outcome.deployment, ctx.attempts[-1], outcome.reservation, status, error=error,
+        dispatcher.end_attempt(outcome.deployment, outcome.attempt, outcome.reservation, status, error=error,
                                usage=self._usage, ctx=ctx)
         ctx.close()
         await self._rest.aclose()

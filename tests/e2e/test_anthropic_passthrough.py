@@ -181,3 +181,41 @@ def test_bedrock_refuses_what_only_anthropic_runs(relay):
         client(relay).beta.messages.create(
             model="bedrock", max_tokens=100, messages=[{"role": "user", "content": "hi"}],
             mcp_servers=[{"type": "url", "url": "https://mcp.example.com", "name": "x"}])
+
+
+# --- token counting ------------------------------------------------------------------------------------------------
+
+
+def test_count_tokens_is_asked_of_the_cloud_that_would_serve(relay):
+    prompt = {"system": SYSTEM, "messages": [turn("count me")], "thinking": THINKING}
+    raw = client(relay).messages.with_raw_response.count_tokens(model="claude", **prompt)
+    assert raw.headers["x-skyrelay-deployment"] == "claude-a"
+    sent = received(relay)
+    assert sent["path"] == "/v1/messages/count_tokens" and sent["body"] == {**prompt, "model": MODEL}
+    anthropic_count = raw.parse().input_tokens
+    raw = client(relay).messages.with_raw_response.count_tokens(model="bedrock", **prompt)
+    assert raw.headers["x-skyrelay-deployment"] == "aws-a"
+    assert received(relay, "aws-a")["path"] == f"/model/{BEDROCK_MODEL.replace(':', '%3A')}/count-tokens"
+    assert raw.parse().input_tokens == anthropic_count > 1000  # the same prompt, counted the same way
+
+
+def test_count_tokens_is_estimated_where_the_cloud_cannot_count(relay):
+    raw = client(relay).messages.with_raw_response.count_tokens(model="gpt", messages=[turn("count me")])
+    assert raw.headers["x-skyrelay-token-count"] == "estimate" and "x-skyrelay-deployment" not in raw.headers
+    assert raw.parse().input_tokens > 0
+
+
+def test_the_emulated_bedrock_counts_for_boto3(relay):
+    import base64
+    import json
+
+    import boto3
+    from botocore.config import Config
+
+    runtime = boto3.client("bedrock-runtime", endpoint_url=relay.clouds["aws-a"].base_url, region_name="us-east-1",
+                           aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+                           config=Config(retries={"total_max_attempts": 1}))
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10, "messages": [turn("count me")]}
+    answer = runtime.count_tokens(modelId=BEDROCK_MODEL, input={"invokeModel": {"body": json.dumps(body)}})
+    assert answer["inputTokens"] > 0
+    assert base64.b64decode(received(relay, "aws-a")["body"]["input"]["invokeModel"]["body"])

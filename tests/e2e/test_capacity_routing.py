@@ -142,3 +142,27 @@ def test_anthropics_rate_limit_headers_move_traffic_too(make_stack):
                    groups=groups)
     assert served(s, 5) == ["claude"] * 2 + ["spill"] * 3  # anthropic-ratelimit-requests-remaining: 0
     assert throttled(s, "claude") == 0
+
+
+def test_a_cloud_that_throttles_without_headers_loses_traffic_after_its_first_429s(make_stack):
+    """Bedrock's ThrottlingException says nothing of what is left or when: skyrelay (told no rpm) learns from the
+    429 itself, cools the deployment down and fails over invisibly, instead of sending every request to it."""
+    from .test_provider_bedrock import bedrock_cloud, bedrock_groups
+
+    def groups(clouds):
+        aws = bedrock_groups()(clouds)["claude"]["deployments"][0]
+        return {"chat": {"deployments": [aws, openai_deployment("spill", clouds["spill"], tier=1)]}}
+    aws_cloud = {**bedrock_cloud()[0], "quota": {"rpm": 3}}
+    s = make_stack(cloud_specs=[aws_cloud, {"name": "spill"}], groups=groups)
+    client = s.openai(max_retries=0)
+    names, routes = [], []
+    for _ in range(15):  # every one answered: no client-visible failure while the spill has headroom
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO,
+                                                               extra_headers={"x-skyrelay-debug": "route"})
+        assert raw.parse().choices[0].message.content
+        names.append(raw.headers["x-skyrelay-deployment"])
+        routes.append(raw.headers["x-skyrelay-route"])
+    assert names[:3] == ["aws-east"] * 3 and names.count("spill") >= 10
+    assert throttled(s, "aws") <= 3  # most requests never met the quota: the cool-down kept them away
+    assert any(route.startswith("aws-east: cooling down; spill: chosen") for route in routes)
+    assert any("aws-east: failed (UpstreamRateLimited); spill: chosen" == route for route in routes)

@@ -168,7 +168,7 @@ CASES = [
     (f"{D0}.region", True, f"{D0}.region", "booleans"),
     (f"{D0}.api_version", "2024-10-21", f"{D0}.api_version", "only allowed for kind azure"),
     (f"{D0}.aws_profile", "p", f"{D0}.aws_profile", "only allowed for kind bedrock"),
-    (f"{D0}.project", "p", f"{D0}.project", "only allowed for kind vertex, but this deployment is kind openai"),
+    (f"{D0}.project", "p", f"{D0}.project", "only allowed for kinds vertex, vertex_anthropic, but this deployment is kind openai"),
     (f"{D0}.anthropic_version", "x", f"{D0}.anthropic_version", "only allowed for kind anthropic"),
     (f"{D0}.api_key", 12345, f"{D0}.api_key", "expected a string, got an integer"),
     (f"{D0}.api_key", "  ", f"{D0}.api_key", "is empty"),

@@ -3,7 +3,7 @@
 import pytest
 
 from skyrelay.config import parse_config
-from skyrelay.config.model import Concentration
+from skyrelay.config.model import Concentration, Hedge
 from tests.unit.test_config import assert_problem, base, edit, problems_of
 
 G = "model_groups.chat"
@@ -60,4 +60,29 @@ def test_the_gateway_wide_concentration_applies_where_a_group_has_none_of_its_ow
     (f"{D0}.vendor", "", f"{D0}.vendor", "is empty"),
 ])
 def test_mistakes_name_their_path(path, value, where, fragment):
+    assert_problem(problems_of(edit(base(), path, value)), where, fragment)
+
+
+S = "model_groups.small"
+
+
+def test_hedge_reaches_the_group_and_is_off_when_absent():
+    assert parse_config(base(), env={}).model_groups["chat"].hedge is None
+    config = parse_config(edit(base(), f"{G}.hedge", {"after_ms": 1500}), env={})
+    assert config.model_groups["chat"].hedge == Hedge(after_ms=1500)
+    config = parse_config(edit(base(), f"{G}.hedge", {"after_percentile": 95}), env={})
+    assert config.model_groups["chat"].hedge == Hedge(after_percentile=95)
+
+
+@pytest.mark.parametrize("path, value, where, fragment", [
+    (f"{G}.hedge", {}, f"{G}.hedge", "exactly one of after_ms or after_percentile"),
+    (f"{G}.hedge", {"after_ms": 100, "after_percentile": 95}, f"{G}.hedge", "not both"),
+    (f"{G}.hedge", {"after_ms": 0}, f"{G}.hedge.after_ms", "> 0"),
+    (f"{G}.hedge", {"after_ms": "fast"}, f"{G}.hedge.after_ms", "expected a number"),
+    (f"{G}.hedge", {"after_percentile": 101}, f"{G}.hedge.after_percentile", "<= 100"),
+    (f"{G}.hedge", {"after": 100}, f"{G}.hedge.after", "did you mean"),
+    (f"{G}.hedge", 1500, f"{G}.hedge", "expected a mapping"),
+    (f"{S}.hedge", {"after_ms": 100}, f"{S}.hedge", "could never be sent"),  # one vendor, no fallbacks
+])
+def test_hedge_mistakes_name_their_path(path, value, where, fragment):
     assert_problem(problems_of(edit(base(), path, value)), where, fragment)

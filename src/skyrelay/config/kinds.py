@@ -10,10 +10,10 @@ from typing import Any
 from . import fields
 from .fields import Context, child
 
-KINDS = ("openai", "azure", "bedrock", "anthropic", "gemini", "vertex")
+KINDS = ("openai", "azure", "bedrock", "anthropic", "gemini", "vertex", "vertex_anthropic")
 
 # Kinds whose endpoint the provider derives (from the region, or the cloud's one global host) when base_url is absent.
-DERIVED_ENDPOINT = frozenset({"anthropic", "bedrock", "gemini", "vertex"})
+DERIVED_ENDPOINT = frozenset({"anthropic", "bedrock", "gemini", "vertex", "vertex_anthropic"})
 
 BASE_URL_HINTS = {
     "openai": "use http://host:port/v1, e.g. https://api.openai.com/v1",
@@ -22,8 +22,10 @@ BASE_URL_HINTS = {
     "bedrock": "use https://bedrock-runtime.<region>.amazonaws.com, or remove it to derive it from region",
     "gemini": "use https://generativelanguage.googleapis.com, or remove it",
     "vertex": "use https://<location>-aiplatform.googleapis.com, or remove it to derive it from location",
+    "vertex_anthropic": "use https://<location>-aiplatform.googleapis.com, or remove it to derive it from location",
 }
 
+_VERTEX = ("vertex", "vertex_anthropic")  # Vertex AI's kinds: Gemini, and Claude on Vertex
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")  # it becomes part of a host name
 
 
@@ -47,12 +49,13 @@ OPTIONS: dict[str, Option] = {
     "aws_session_token": Option(("bedrock",), secret=True),
     "aws_profile": Option(("bedrock",)),
     "anthropic_version": Option(("anthropic",), default="2023-06-01"),
-    "default_max_tokens": Option(("anthropic",), integer=True),  # Anthropic requires max_tokens; default 4096
+    # Anthropic requires max_tokens; the default (4096) for OpenAI clients' requests that set none
+    "default_max_tokens": Option(("anthropic", "vertex_anthropic"), integer=True),
     # false for OpenAI-compatible servers that refuse `stream_options`: streams then carry no usage to record
     "stream_usage": Option(("openai",), boolean=True),
-    "project": Option(("vertex",)),
-    "location": Option(("vertex",)),
-    "credentials_file": Option(("vertex",)),
+    "project": Option(_VERTEX),
+    "location": Option(_VERTEX),
+    "credentials_file": Option(_VERTEX),
 }
 
 
@@ -61,8 +64,8 @@ def read_options(ctx: Context, raw: Mapping, path: str, kind: str | None, region
     options: dict[str, Any] = {}
     for key, option in OPTIONS.items():
         if key in raw and kind is not None and kind not in option.kinds:
-            allowed = ", ".join(option.kinds)
-            ctx.add(child(path, key), f"only allowed for kind {allowed}, but this deployment is kind {kind}",
+            allowed = ("kind " if len(option.kinds) == 1 else "kinds ") + ", ".join(option.kinds)
+            ctx.add(child(path, key), f"only allowed for {allowed}, but this deployment is kind {kind}",
                     "remove it, or change kind")
             continue
         if option.secret:
@@ -120,7 +123,7 @@ def _bedrock(ctx: Context, raw: Mapping, path: str, options: dict, region: str |
 
 def _vertex(ctx: Context, raw: Mapping, path: str, options: dict, region: str | None) -> None:
     if raw.get("project") is None:
-        ctx.add(child(path, "project"), "required for kind vertex", "the Google Cloud project id")
+        ctx.add(child(path, "project"), f"required for kind {raw.get('kind')}", "the Google Cloud project id")
     if "location" not in options:  # a bad region is reported once, by check_region
         options["location"] = region or "us-central1"
         return
@@ -129,7 +132,7 @@ def _vertex(ctx: Context, raw: Mapping, path: str, options: dict, region: str | 
         ctx.add(where, f"not a Google Cloud location: {ctx.show(where, options['location'])}", "e.g. us-central1")
 
 
-_RULES = {"azure": _azure, "bedrock": _bedrock, "vertex": _vertex}
+_RULES = {"azure": _azure, "bedrock": _bedrock, "vertex": _vertex, "vertex_anthropic": _vertex}
 
 
 def check_region(ctx: Context, path: str, kind: str | None, region: str | None) -> None:

@@ -26,7 +26,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_MAX_CONNECTIONS = 100
 # Who is paid for a deployment of each kind, unless its `vendor` says otherwise (the concentration cap counts these).
 VENDOR_OF_KIND = {"azure": "azure", "bedrock": "aws", "gemini": "google", "vertex": "google",
-                  "anthropic": "anthropic", "openai": "openai"}
+                  "vertex_anthropic": "google", "anthropic": "anthropic", "openai": "openai"}
 CONCENTRATION_MEASURES = ("requests", "cost")
 BREACH_POLICIES = ("serve", "refuse")
 
@@ -128,6 +128,15 @@ class LatencyObjective:
 
 
 @dataclass(frozen=True, slots=True)
+class Hedge:
+    """A second attempt, at another vendor's deployment, for a request without output after `after_ms` or after
+    the first deployment's recent `after_percentile` of time to first token (exactly one of the two is set)."""
+
+    after_ms: float | None = None
+    after_percentile: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HealthCheck:
     """Probe the deployment every `interval_s` while its breaker is open or half-open (never while healthy)."""
 
@@ -208,6 +217,7 @@ class ModelGroup:
     # The deployments grouped by ascending tier, for the planner; () when every one is in tier 0 (use deployments).
     tiers: tuple[tuple[Deployment, ...], ...] = ()
     latency_objective: LatencyObjective | None = None  # required by (and only read by) cheapest_within
+    hedge: Hedge | None = None  # None: no hedging
 
     def __hash__(self) -> int:
         return hash(self.name)

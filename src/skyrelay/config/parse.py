@@ -11,7 +11,7 @@ from .deployments import read_deployment
 from .governance import read_keys, read_state, read_teams
 from .health import read_health
 from .money import read_commitments, read_database
-from .policies import read_concentration, read_residency, read_routing
+from .policies import read_concentration, read_hedge, read_residency, read_routing
 from .telemetry import read_logging, read_metrics, read_telemetry
 from .fields import Context, child, item
 from .model import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_HOST, DEFAULT_MAX_ATTEMPTS,
@@ -24,7 +24,7 @@ TOP_LEVEL_KEYS = ("server", "model_groups", "health", "routing", "state", "teams
                   "telemetry", "database", "commitments")
 SERVER_KEYS = ("host", "port", "max_body_bytes", "master_key", "max_connections", "head_timeout", "body_timeout")
 GROUP_KEYS = ("strategy", "max_attempts", "fallbacks", "on_unsupported", "queue_timeout_ms", "latency_objective",
-              "residency", "concentration", "context_fallbacks", "deployments")
+              "residency", "concentration", "context_fallbacks", "hedge", "deployments")
 STRATEGIES = tuple(_STRATEGY_TABLE)  # routing's table is the one list of names
 LATENCY_OBJECTIVE_KEYS = ("ttft_ms", "percentile")
 
@@ -132,7 +132,8 @@ def _model_group(ctx: Context, value: Any, path: str, name: str, routing: Routin
                        latency_objective=latency_objective,
                        residency=read_residency(ctx, raw, path),
                        concentration=read_concentration(ctx, raw, path) or routing.concentration,
-                       context_fallbacks=tuple(target for _, target in context_fallbacks))
+                       context_fallbacks=tuple(target for _, target in context_fallbacks),
+                       hedge=read_hedge(ctx, raw, path, deployments, fallbacks))
     return group, {"fallbacks": fallbacks, "context_fallbacks": context_fallbacks, "deployments": deployment_paths}
 
 

@@ -2,7 +2,7 @@
 
     clouds:
       - name: azure-eastus
-        protocol: openai          # openai | azure | bedrock | anthropic | gemini | vertex
+        protocol: openai          # openai | azure | bedrock | anthropic | gemini | vertex | vertex_anthropic
         port: 9101
         api_key: test-key         # omit to accept any key
         models: [gpt-4o-mini]     # omit to accept any model

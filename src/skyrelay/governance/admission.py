@@ -94,7 +94,8 @@ class Governor:
         estimate; one that failed everywhere is refunded."""
         usage = ctx.usage
         if usage is not None and ctx.attempts:
-            price = self._served_price.get(ctx.attempts[-1].deployment)
+            served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")  # not a hedge's loser
+            price = self._served_price.get(served.deployment)
             tokens = usage.input_tokens + usage.output_tokens
             cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
                                   usage.cache_write_tokens) if price else 0

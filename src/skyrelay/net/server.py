@@ -60,11 +60,13 @@ class HttpServer:
         self.draining = False  # closing: answers say `connection: close`
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def start(self, host: str, port: int) -> "HttpServer":
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> "HttpServer":
+        """`reuse_port`: several processes listen on one port (SO_REUSEPORT) and the kernel spreads connections."""
         loop = asyncio.get_running_loop()
         self.draining = False
         try:
-            self._server = await loop.create_server(lambda: ServerConnection(self), host, port, backlog=2048)
+            self._server = await loop.create_server(lambda: ServerConnection(self), host, port, backlog=2048,
+                                                    reuse_port=reuse_port or None)
         except OSError as exc:
             raise CannotListen(host, port, exc) from None
         sock = self._server.sockets[0].getsockname()
@@ -106,8 +108,8 @@ class HttpServer:
 
 async def start_server(
     handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
-    max_body_bytes: int = 4 * 1024 * 1024, keepalive_timeout: float = 75.0, **options,
+    max_body_bytes: int = 4 * 1024 * 1024, keepalive_timeout: float = 75.0, reuse_port: bool = False, **options,
 ) -> HttpServer:
     """Options: write_timeout, head_timeout, body_timeout, max_connections, error_reply (see HttpServer)."""
     return await HttpServer(handler, max_body_bytes=max_body_bytes, keepalive_timeout=keepalive_timeout,
-                            **options).start(host, port)
+                            **options).start(host, port, reuse_port=reuse_port)

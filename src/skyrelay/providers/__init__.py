@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from .anthropic import AnthropicProvider
+from .anthropic.vertex import VertexAnthropicProvider
 from .azure import AzureOpenAIProvider
 from .base import Provider
-from .bedrock import BedrockProvider
 from .gemini import GeminiProvider, VertexProvider
 from .openai import OpenAIProvider
 
@@ -18,16 +19,28 @@ PROVIDERS: dict[str, type[Provider]] = {
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "vertex": VertexProvider,
-    "bedrock": BedrockProvider,
+    "vertex_anthropic": VertexAnthropicProvider,
 }
+
+# Imported when a deployment of the kind is built: botocore's signer and its imports (urllib3, ...) cost several
+# hundred milliseconds of start-up, which a gateway without Bedrock should not pay.
+LAZY_PROVIDERS: dict[str, tuple[str, str]] = {"bedrock": ("skyrelay.providers.bedrock", "BedrockProvider")}
+
+
+def provider_class(kind: str) -> type[Provider] | None:
+    cls = PROVIDERS.get(kind)
+    if cls is None and kind in LAZY_PROVIDERS:
+        module, name = LAZY_PROVIDERS[kind]
+        cls = PROVIDERS[kind] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def build_provider(deployment: Any) -> Provider:
-    try:
-        cls = PROVIDERS[deployment.kind]
-    except KeyError:
+    cls = provider_class(deployment.kind)
+    if cls is None:
+        available = ", ".join(sorted({*PROVIDERS, *LAZY_PROVIDERS}))
         raise ValueError(
             f"deployment '{deployment.name}': provider kind '{deployment.kind}' is not available in this build; "
-            f"available: {', '.join(PROVIDERS)}"
-        ) from None
+            f"available: {available}"
+        )
     return cls(deployment)

@@ -86,6 +86,11 @@ class Provider:
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
         raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve embeddings", param="model")
 
+    async def count_tokens(self, native: Any) -> int:
+        """The input tokens of an Anthropic client's prompt (ChatRequest.anthropic's AnthropicNative), counted by
+        the cloud; clouds without a counting call raise UnsupportedFeature and the gateway estimates instead."""
+        raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not count tokens")
+
     async def health_probe(self) -> None:
         """The cheapest honest proof that the deployment serves again, for active health checks; raises an
         UpstreamError when it does not. By default a one-token chat: it exercises the model itself (a models list

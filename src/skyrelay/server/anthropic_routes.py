@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, AsyncIterator
 import orjson
 
 from .. import errors
-from ..canonical import ChatChunk
+from ..canonical import ChatChunk, ChatRequest
+from .. import dispatch_tokens
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import anthropic as protocol
 from .app import JSON, SSE_HEADERS, Route, context_for, error_response, outcome_headers
@@ -42,19 +43,26 @@ def register(gateway: "Gateway") -> None:
     async def count_tokens(request: Request) -> Response:
         request_id = protocol.new_request_id()
         try:
-            req = protocol.parse_count_tokens(request.body)
-            dispatcher.group(req.model)  # an unknown model is a 404 here too
-            body = orjson.dumps({"input_tokens": protocol.estimate_input_tokens(req)})
-            return Response(200, body, [JSON, ("request-id", request_id)])
+            headers = request.headers
+            req = protocol.read_count_tokens(request.body, headers.get("anthropic-beta"),
+                                             headers.get("anthropic-version"), "beta=true" in request.query)
+            tokens, counted_by = await dispatch_tokens.count_tokens(dispatcher, req, context_for(request), _estimate)
+            served = ("x-skyrelay-deployment", counted_by) if counted_by else ("x-skyrelay-token-count", "estimate")
+            return Response(200, orjson.dumps({"input_tokens": tokens}), [JSON, ("request-id", request_id), served])
         except errors.GatewayError as err:
             return _error(err, request_id)
 
     for path, handler in (("/v1/messages", messages), ("/v1/messages/count_tokens", count_tokens)):
-        gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=_new_error, json_body=True))
+        gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=error_reply, json_body=True))
 
 
-def _new_error(err: errors.GatewayError) -> Response:
-    """An error raised before a handler made its request id (bad key, wrong method, body too large)."""
+def _estimate(req: ChatRequest) -> int:
+    return protocol.estimate_input_tokens(req.anthropic.canonical(req))
+
+
+def error_reply(err: errors.GatewayError) -> Response:
+    """An error in Anthropic's format under a new request id (one raised before a handler made its own: bad key,
+    wrong method, body too large)."""
     return _error(err, protocol.new_request_id())
 
 

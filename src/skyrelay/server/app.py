@@ -90,12 +90,16 @@ class Gateway:
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
-    async def start(self, host: str | None = None, port: int | None = None) -> HttpServer:
+    async def start(self, host: str | None = None, port: int | None = None, *,
+                    reuse_port: bool = False) -> HttpServer:
         server = self.config.server
+        connect = getattr(self.governor.state, "connect", None)
+        if connect is not None:  # a worker's shared counters: connected before the first request can arrive
+            await connect()
         self.server = await start_server(
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
-            max_connections=server.max_connections, error_reply=self.http_error,
+            max_connections=server.max_connections, error_reply=self.http_error, reuse_port=reuse_port,
         )
         self.health_checker.start()
         self.governor.start()

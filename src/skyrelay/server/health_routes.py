@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import TYPE_CHECKING
 
 from ..net.server import Request, Response
@@ -32,7 +34,8 @@ def register(gateway: "Gateway") -> None:
         )
         # `state.shared` false: Redis is unreachable and this replica enforces its share of each limit alone.
         return json_response({"status": "ready" if ready_now else "degraded", "model_groups": groups,
-                              "state": gateway.governor.state.status()})
+                              "state": gateway.governor.state.status(), "pid": os.getpid(),
+                              "tasks": len(asyncio.all_tasks())})  # a leak shows as a count that only grows
 
     gateway.add_route("/health/live", Route("GET", live, protocol.render_error, authenticated=False))
     gateway.add_route("/health/ready", Route("GET", ready, protocol.render_error, authenticated=False))

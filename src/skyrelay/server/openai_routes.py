@@ -10,6 +10,7 @@ from ..canonical import ChatChunk, ChatRequest
 from ..net.server import Request, Response, StreamResponse
 from ..protocols import openai as protocol
 from ..protocols import responses
+from . import anthropic_models
 from .app import JSON, SSE_HEADERS, Route, context_for, outcome_headers
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ def register(gateway: "Gateway") -> None:
 
     async def models(request: Request) -> Response:
         allowed = request.principal.models if request.principal is not None else None
+        if "anthropic-version" in request.headers:  # an anthropic SDK: its own page shape
+            return anthropic_models.listing(request, gateway, allowed)
         if allowed is None:
             return Response(200, models_body, [JSON])
         body = bodies_by_allowed.get(allowed)
@@ -66,6 +69,8 @@ def register(gateway: "Gateway") -> None:
         async def retrieve(request: Request) -> Response:
             # Decoded once: ids may hold `/` or `:` and clients may percent-encode them.
             name = unquote(request.path[len(prefix):])
+            if "anthropic-version" in request.headers:
+                return anthropic_models.retrieve(name, gateway)
             body = model_bodies.get(name)
             if body is None:
                 raise errors.NotFound(f"The model '{name}' does not exist", param="model")

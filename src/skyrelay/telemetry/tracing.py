@@ -19,7 +19,8 @@ CURRENT: ContextVar["RequestTrace | None"] = ContextVar("skyrelay_trace", defaul
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z")
 # gen_ai.system / gen_ai.provider.name for each deployment kind, as the conventions spell them.
 PROVIDER_NAMES = {"openai": "openai", "azure": "azure.ai.openai", "bedrock": "aws.bedrock",
-                  "anthropic": "anthropic", "gemini": "gcp.gemini", "vertex": "gcp.vertex_ai"}
+                  "anthropic": "anthropic", "gemini": "gcp.gemini", "vertex": "gcp.vertex_ai",
+                  "vertex_anthropic": "gcp.vertex_ai"}
 
 
 class RequestTrace:

@@ -11,6 +11,7 @@ from .base import Call, CallContext, WireProtocol
 from .bedrock import BedrockProtocol
 from .gemini import GeminiProtocol, VertexProtocol
 from .openai import OpenAIProtocol
+from .vertex_anthropic import VertexAnthropicProtocol
 
 PROTOCOLS: dict[str, type] = {
     "openai": OpenAIProtocol,
@@ -19,6 +20,7 @@ PROTOCOLS: dict[str, type] = {
     "anthropic": AnthropicProtocol,
     "gemini": GeminiProtocol,
     "vertex": VertexProtocol,
+    "vertex_anthropic": VertexAnthropicProtocol,
 }
 
 __all__ = ["PROTOCOLS", "Call", "CallContext", "WireProtocol"]

@@ -2,7 +2,7 @@
 
 Routes: POST /model/{modelId}/converse (JSON) and POST /model/{modelId}/converse-stream (binary event stream);
 POST /model/{modelId}/invoke and /invoke-with-response-stream for Claude models (Anthropic's Messages body,
-bedrock_invoke.py);
+bedrock_invoke.py); POST /model/{modelId}/count-tokens (CountTokens, of an InvokeModel body for Claude models);
 the model id arrives percent-encoded (`%3A` for `:`, `%2F` inside ARNs). Auth, when the cloud has any configured:
 SigV4 with the access key in `options` (checked by re-signing with botocore), or a Bedrock API key
 (`authorization: Bearer KEY`, the cloud's `api_key`). Errors are AWS REST-JSON errors; see bedrock_wire.py.
@@ -40,7 +40,8 @@ from .bedrock_validate import converse_input, parse_body
 from .bedrock_wire import BedrockError, validation
 
 _PREFIX = "/model/"
-_OPERATIONS = {"converse": False, "converse-stream": True, **INVOKE_OPERATIONS}  # operation -> streamed
+_COUNT = "count-tokens"
+_OPERATIONS = {"converse": False, "converse-stream": True, _COUNT: False, **INVOKE_OPERATIONS}  # -> streamed
 _OPTIONS = {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "region", "max_output_tokens",
             "stream_errors", "stream_padding", "retry_after_header"}
 _API_KEY_PREFIX = "ABSK"  # what Bedrock API keys start with
@@ -87,7 +88,7 @@ class BedrockProtocol:
         except BedrockError as error:
             payload = error
         self._streaming = route[1]
-        return Call("chat", route[1], payload)
+        return Call("other" if request.path.endswith(_COUNT) else "chat", route[1], payload)
 
     # --- answers --------------------------------------------------------------------------------------------------
 
@@ -116,7 +117,10 @@ class BedrockProtocol:
             if isinstance(call.payload, BedrockError):
                 raise call.payload
             self.check_model(model)
-            if request.path.rstrip("/").rpartition("/")[2] in INVOKE_OPERATIONS:
+            operation = request.path.rstrip("/").rpartition("/")[2]
+            if operation == _COUNT:
+                return self.invoke.count(call.payload, model)
+            if operation in INVOKE_OPERATIONS:
                 return await self.invoke.serve(call.payload, request.body, model, stream, ctx, started, clock)
             inp = converse_input(call.payload, model, self.max_output_tokens)
             if ctx.content_filter == "prompt":

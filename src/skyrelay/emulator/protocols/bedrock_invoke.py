@@ -19,7 +19,7 @@ import orjson
 
 from skyrelay.net.server import Response, StreamResponse
 
-from ..generate import conversation_seed
+from ..generate import conversation_seed, prompt_tokens
 from . import anthropic_wire
 from . import bedrock_eventstream as es
 from . import bedrock_wire as wire
@@ -71,6 +71,27 @@ class ClaudeInvoke:
                     ("x-amzn-bedrock-output-token-count", str(message["usage"]["output_tokens"])),
                     ("x-amzn-bedrock-invocation-latency", str(int((clock() - started) * 1000)))]
         return Response(200, orjson.dumps(message), wire.JSON_HEADERS + headers)
+
+    def count(self, payload: dict[str, Any], model: str) -> Response:
+        """CountTokens: {"input": {"invokeModel": {"body": base64 of an InvokeModel body}}} -> {"inputTokens"}.
+        (Its other input, a Converse request, is not modelled here.)"""
+        inp = payload.get("input")
+        invoke = inp.get("invokeModel") if isinstance(inp, dict) else None
+        if not isinstance(invoke, dict) or not isinstance(invoke.get("body"), str):
+            raise validation("Malformed input request: input.invokeModel.body is required by this emulator")
+        if "claude" not in model:
+            raise validation("Malformed input request: this emulator counts tokens for Claude models only")
+        try:
+            body = orjson.loads(base64.b64decode(invoke["body"], validate=True))
+        except (ValueError, orjson.JSONDecodeError):
+            raise validation("Malformed input request: input.invokeModel.body is not base64 JSON") from None
+        if not isinstance(body, dict):
+            raise validation("Malformed input request: expected a JSON object")
+        try:
+            call = messages_request(self.messages_body(body, model))
+        except AnthropicError as error:
+            raise validation(error.message) from None
+        return Response(200, orjson.dumps({"inputTokens": prompt_tokens(call.inp)}), list(wire.JSON_HEADERS))
 
     def messages_body(self, payload: dict[str, Any], model: str) -> dict[str, Any]:
         """The Messages API body this InvokeModel body stands for (checked for what Bedrock's body may hold)."""

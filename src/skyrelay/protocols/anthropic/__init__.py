@@ -4,7 +4,7 @@ request.py parses (`parse_messages`, `parse_count_tokens`), response.py renders 
 stream.py renders chunk streams as Anthropic events, tokens.py estimates input tokens.
 """
 
-from .request import parse_count_tokens, parse_messages, read_messages
+from .request import parse_count_tokens, parse_messages, read_count_tokens, read_messages
 from .response import (
     error_body, error_type, new_request_id, render_error, render_message, render_stream_error, render_usage,
     stop_reason, tool_input,
@@ -14,6 +14,6 @@ from .tokens import estimate_input_tokens
 
 __all__ = [
     "StreamRenderer", "error_body", "error_type", "estimate_input_tokens", "new_request_id", "parse_count_tokens",
-    "parse_messages", "read_messages", "render_error", "render_message", "render_stream_error", "render_usage", "stop_reason",
+    "parse_messages", "read_count_tokens", "read_messages", "render_error", "render_message", "render_stream_error", "render_usage", "stop_reason",
     "tool_input",
 ]

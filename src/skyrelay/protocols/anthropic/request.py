@@ -88,9 +88,27 @@ def convert(req: ChatRequest) -> None:
 def parse_count_tokens(body: bytes) -> ChatRequest:
     """A `POST /v1/messages/count_tokens` body: the prompt part of a Messages request. Generation parameters
     (max_tokens, stream, ...) are accepted and ignored, so the same arguments work for both calls."""
+    req = read_count_tokens(body)
+    return req.anthropic.canonical(req)
+
+
+def read_count_tokens(body: bytes, beta: str | None = None, version: str | None = None,
+                      beta_query: bool = False) -> ChatRequest:
+    """A count_tokens body kept as sent (`anthropic`), for a cloud that counts; canonical fields on demand (the
+    gateway's own estimate)."""
     data = load_body(body)
+    req = ChatRequest(model=_require(data, "model", str), messages=[])
+    if not _require(data, "messages", list):
+        raise errors.InvalidRequest("messages: at least one message is required", param="messages")
+    req.anthropic = AnthropicNative(data, beta, version, beta_query, convert=_convert_count)
+    return req
+
+
+def _convert_count(req: ChatRequest) -> None:
+    data = req.anthropic.body
     _check_fields(data, _FIELDS)
-    return _parse_common(data)
+    common = _parse_common(data)
+    req.messages, req.tools = common.messages, common.tools
 
 
 def _hints(data: dict, body: bytes) -> tuple[str, ...]:

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 from ... import errors
 from ...canonical import ChatRequest, ChatResponse
-from ..base import OpenedStream, Provider
+from ..base import OpenedStream, Provider, as_int
 from ..sse import SSEChunks
 from .errors import anthropic_error
-from .passthrough import BETA_QUERY, PassThroughEvents, native_body, native_headers, whole_message
+from .passthrough import BETA_QUERY, PassThroughEvents, count_body, native_body, native_headers, whole_message
 from .request import DEFAULT_MAX_TOKENS, HONOURED_EXTRAS, build_request
 from .response import parse_message
 from .stream import StreamDecoder
@@ -19,6 +19,7 @@ from .stream import StreamDecoder
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
 MESSAGES_PATH = "/v1/messages"
+COUNT_PATH = "/v1/messages/count_tokens"
 
 __all__ = ["AnthropicProvider"]
 
@@ -69,6 +70,12 @@ class AnthropicProvider(Provider):
         body["stream"] = True
         resp = await self.post_json(MESSAGES_PATH, self.headers, body)
         return resp, SSEChunks(StreamDecoder(self.name, json_tool))
+
+    async def count_tokens(self, native) -> int:
+        path = COUNT_PATH + BETA_QUERY if native.beta_query else COUNT_PATH
+        data = await self.post_json_read(path, native_headers(self.headers, native),
+                                         count_body(native, self.deployment.model))
+        return as_int(data.get("input_tokens")) if isinstance(data, dict) else 0
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         return anthropic_error(status, headers, body, self.name)

@@ -18,6 +18,9 @@ from .response import finish_reason, parse_usage
 from .stream import StreamDecoder
 
 BETA_QUERY = "?beta=true"
+# Generation settings a Messages body may carry and a count_tokens body does not take: left out of a count.
+_NOT_COUNTED = frozenset({"max_tokens", "stream", "stop_sequences", "temperature", "top_p", "top_k", "metadata",
+                          "service_tier", "container", "diagnostics", "inference_geo"})
 
 
 def native_body(native: AnthropicNative, model: str, stream: bool) -> dict[str, Any]:
@@ -29,6 +32,13 @@ def native_body(native: AnthropicNative, model: str, stream: bool) -> dict[str, 
         body["stream"] = True
     else:
         body.pop("stream", None)
+    return body
+
+
+def count_body(native: AnthropicNative, model: str) -> dict[str, Any]:
+    """The client's count_tokens body (or a Messages body) for this deployment's model, as count_tokens takes it."""
+    body = {key: value for key, value in native.body.items() if key not in _NOT_COUNTED}
+    body["model"] = model
     return body
 
 

@@ -14,10 +14,10 @@ from urllib.parse import quote, urlsplit
 from ... import errors
 from ...canonical import ChatRequest, ChatResponse
 from ..anthropic.passthrough import whole_message
-from ..base import OpenedStream, Provider
+from ..base import OpenedStream, Provider, as_int
 from .auth import make_signer
 from .errors import error_from_http
-from .invoke import InvokeStreamDecoder, dropped, invoke_body, speaks_anthropic
+from .invoke import InvokeStreamDecoder, count_tokens_body, dropped, invoke_body, speaks_anthropic
 from .request import HONOURED_EXTRAS, build_converse_body
 from .response import parse_converse_response
 from .stream import ConverseStreamDecoder
@@ -43,6 +43,7 @@ class BedrockProvider(Provider):
         self.stream_path = model_path + "/converse-stream"
         self.invoke_path = model_path + "/invoke"
         self.invoke_stream_path = model_path + "/invoke-with-response-stream"
+        self.count_path = model_path + "/count-tokens"
         self.speaks_anthropic = speaks_anthropic(deployment.model)
         origin = urlsplit(self.endpoint())
         self.signer = make_signer(deployment, self.http.host_header, f"{origin.scheme}://{self.http.host_header}")
@@ -75,6 +76,12 @@ class BedrockProvider(Provider):
             await resp.aclose()
             raise errors.UpstreamProtocolError(
                 f"deployment '{self.name}' answered {content_type!r} instead of an event stream", deployment=self.name)
+
+    async def count_tokens(self, native) -> int:
+        if not self.speaks_anthropic:  # Converse-shaped counting needs the canonical form: estimated instead
+            return await Provider.count_tokens(self, native)
+        data = await self.post_json_read(self.count_path, _CONTENT_TYPE, count_tokens_body(native, self.name))
+        return as_int(data.get("inputTokens")) if isinstance(data, dict) else 0
 
     def dropped_native(self, native) -> tuple[str, ...]:
         return dropped(native) if self.speaks_anthropic else native.hints

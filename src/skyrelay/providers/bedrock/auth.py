@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -41,6 +40,8 @@ def resolve_credentials(deployment: Any) -> Any | None:
         return Credentials(key_id.reveal(), secret.reveal(), token.reveal() if token else None)
     profile = options.get("aws_profile")
     try:
+        import botocore.session  # noqa: PLC0415  (~0.3 s to import: only a deployment without keys pays it)
+
         session = botocore.session.Session(profile=profile) if profile else botocore.session.Session()
         return session.get_credentials()
     except ProfileNotFound:

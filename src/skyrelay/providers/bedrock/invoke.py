@@ -16,6 +16,7 @@ import base64
 import struct
 from typing import Any
 
+import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ... import errors
@@ -49,6 +50,18 @@ def invoke_body(native: AnthropicNative, deployment: str) -> dict[str, Any]:
     if native.beta:
         out["anthropic_beta"] = [name.strip() for name in native.beta.split(",") if name.strip()]
     return out
+
+
+def count_tokens_body(native: AnthropicNative, deployment: str) -> dict[str, Any]:
+    """CountTokens for InvokeModel: the InvokeModel body, base64 (a blob in Bedrock's JSON). That body requires
+    max_tokens, which a count_tokens request has no reason to carry: the smallest valid value stands in (it counts
+    no input): 1, or one above a thinking budget, which must stay below it."""
+    body = invoke_body(native, deployment)
+    if "max_tokens" not in body:
+        thinking = body.get("thinking")
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        body["max_tokens"] = budget + 1 if type(budget) is int and budget > 0 else 1
+    return {"input": {"invokeModel": {"body": base64.b64encode(orjson.dumps(body)).decode()}}}
 
 
 def dropped(native: AnthropicNative) -> tuple[str, ...]:

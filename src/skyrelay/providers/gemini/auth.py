@@ -97,7 +97,7 @@ def token_source(deployment: Any) -> StaticToken | GoogleCredentialsToken:
         import google.auth.transport.requests  # noqa: F401 - refresh needs it (and the requests package)
     except ImportError:
         raise ValueError(
-            f"deployment '{deployment.name}' (vertex) uses {what}, which needs the google-auth package: "
+            f"deployment '{deployment.name}' ({deployment.kind}) uses {what}, which needs the google-auth package: "
             "pip install 'google-auth[requests]', or give a static token as api_key") from None
     try:
         if path:
@@ -105,6 +105,6 @@ def token_source(deployment: Any) -> StaticToken | GoogleCredentialsToken:
         else:
             credentials, _ = google.auth.default(scopes=SCOPES)
     except (OSError, ValueError, google.auth.exceptions.GoogleAuthError) as exc:
-        raise ValueError(f"deployment '{deployment.name}' (vertex): cannot load {what}: "
+        raise ValueError(f"deployment '{deployment.name}' ({deployment.kind}): cannot load {what}: "
                          f"{type(exc).__name__}: {str(exc)[:200]}") from None
     return GoogleCredentialsToken(credentials, deployment.name)

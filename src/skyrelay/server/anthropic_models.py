@@ -1,0 +1,34 @@
+"""`GET /v1/models` and `GET /v1/models/{id}` for anthropic SDKs (told apart by their anthropic-version header):
+the model groups in Anthropic's shape, errors in Anthropic's format."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import errors
+from ..net.server import Request, Response
+from ..protocols import anthropic as protocol
+from ..protocols.anthropic import models
+from .anthropic_routes import error_reply
+from .app import JSON
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+
+def listing(request: Request, gateway: "Gateway", allowed: frozenset | None) -> Response:
+    names = [name for name in gateway.config.model_groups if allowed is None or name in allowed]
+    try:
+        return _answer(models.render_models(names, gateway.started_at, request.query))
+    except errors.GatewayError as err:
+        return error_reply(err)
+
+
+def retrieve(name: str, gateway: "Gateway") -> Response:
+    if name not in gateway.config.model_groups:
+        return error_reply(errors.NotFound(f"model: {name}", param="model"))
+    return _answer(models.render_model(name, gateway.started_at))
+
+
+def _answer(body: bytes) -> Response:
+    return Response(200, body, [JSON, ("request-id", protocol.new_request_id())])

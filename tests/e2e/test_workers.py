@@ -1,0 +1,125 @@
+"""`skyrelay serve --workers N`: connections spread over the workers, a dead worker is replaced, signals reach
+every worker, and a key's limit is counted once across them (the supervisor holds the counters)."""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import os
+import re
+import signal
+import time
+
+import openai
+import pytest
+
+from skyrelay.emulator import CloudSpec, start_cloud
+from skyrelay.workers import worker_share
+from skyrelay.config import parse_config
+
+from .harness import UPSTREAM_KEY
+from .test_examples import skyrelay, stop, wait_for_line
+
+GATEWAY = """
+server: {{host: 127.0.0.1, port: 0, master_key: sk-master}}
+model_groups:
+  chat:
+    deployments:
+      - {{name: up, kind: openai, model: gpt-4o-mini, base_url: "{cloud}", api_key: {upstream}}}
+keys:
+  - {{name: bot, key: sk-bot, rpm: 12}}
+"""
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture
+def workers(tmp_path, bg):
+    cloud = bg.run(start_cloud(CloudSpec(name="up", protocol="openai", api_key=UPSTREAM_KEY, ttft_ms=1, port=0)))
+    config = tmp_path / "gateway.yaml"
+    config.write_text(GATEWAY.format(cloud=cloud.base_url, upstream=UPSTREAM_KEY))
+    proc = skyrelay("serve", "--config", str(config), "--workers", "2")
+    try:
+        line = wait_for_line(proc, r"listening on .*\(2 workers\)")
+        yield proc, re.search(r"http://[\d.]+:\d+", line).group(0)
+    finally:
+        if proc.poll() is None:
+            assert stop(proc) == 0
+        bg.run(cloud.stop())
+
+
+def worker_pids(url: str, connections: int) -> collections.Counter:
+    """Which worker answers each of `connections` new keep-alive connections (three requests on each)."""
+    host, port = url.removeprefix("http://").split(":")
+    seen = collections.Counter()
+    for _ in range(connections):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        pids = set()
+        for _ in range(3):
+            conn.request("GET", "/health/ready")
+            pids.add(json.loads(conn.getresponse().read())["pid"])
+        conn.close()
+        assert len(pids) == 1  # a keep-alive connection stays with its worker
+        seen[pids.pop()] += 1
+    return seen
+
+
+def children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def test_connections_spread_over_the_workers_and_a_dead_worker_is_replaced(workers):
+    proc, url = workers
+    spread = worker_pids(url, 40)
+    assert len(spread) == 2 and min(spread.values()) >= 8  # SO_REUSEPORT hashes connections over both
+    victim = next(iter(spread))
+    os.kill(victim, signal.SIGKILL)
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-master", max_retries=0, timeout=20)
+    for _ in range(10):  # served meanwhile by the worker left (the kernel skips a closed listener)
+        client.chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
+    deadline = time.monotonic() + 15
+    answering: set[int] = set()
+    while time.monotonic() < deadline and len(answering) < 2:
+        answering = set(worker_pids(url, 10))  # the replacement answers once it listens
+        time.sleep(0.1)
+    assert len(answering) == 2 and victim not in answering
+    assert answering == children(proc.pid)
+
+
+def test_a_keys_limit_is_counted_once_across_the_workers(workers):
+    _, url = workers
+    served = refused = 0
+    for _ in range(30):  # a new connection each time: the requests land on both workers
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-bot", max_retries=0, timeout=20)
+        try:
+            client.chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
+            served += 1
+        except openai.RateLimitError as exc:
+            assert exc.response.headers.get("retry-after")
+            refused += 1
+        client.close()
+    assert (served, refused) == (12, 18)
+
+
+def test_sigterm_to_the_supervisor_stops_every_worker(workers):
+    proc, url = workers
+    pids = children(proc.pid)
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+
+
+def test_each_worker_takes_its_exact_share_of_a_deployments_quota():
+    config = parse_config({"model_groups": {"chat": {"deployments": [
+        {"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m", "rpm": 10, "tpm": 1001,
+         "max_concurrency": 3, "tier": 0},
+        {"name": "b", "kind": "openai", "base_url": "http://127.0.0.1:2/v1", "model": "m", "tier": 1}]}}})
+    shares = [worker_share(config, index, 3).model_groups["chat"] for index in range(3)]
+    assert [g.deployments[0].rpm for g in shares] == [4, 3, 3]
+    assert sum(g.deployments[0].tpm for g in shares) == 1001
+    assert [g.deployments[0].max_concurrency for g in shares] == [1, 1, 1]
+    assert all(g.deployments[1].rpm is None for g in shares)
+    assert all(g.tiers[0][0] is g.deployments[0] for g in shares)  # the planner's tiers hold the cut deployments
