@@ -57,3 +57,21 @@ def test_an_outage_moves_its_traffic_and_both_engines_see_it():
     # After the outage the event engine waits for the breaker's probe (its cool-down doubled while probes failed);
     # the flow engine takes the deployment back at once: the difference docs/simulate.md describes.
     assert event.served[aws, 18:20].sum() < flow.served[aws, 18:20].sum()
+
+
+def test_both_engines_hold_the_vendor_cap():
+    s = scenario(
+        [deployment("aws", weight=4, vendor="aws"), deployment("gcp", weight=1, vendor="google")],
+        {"aws": CLOUD, "gcp": CLOUD}, {"rps": 50, "input_tokens": 300, "output_tokens": 40},
+        duration_s=1800, seed=4)
+    data = dict(s.raw)
+    data["gateway"]["model_groups"]["chat"]["concentration"] = {"max_share": 0.6, "window_s": 120}
+    from pathlib import Path
+
+    from skyrelay.sim.scenario import build_scenario
+
+    capped = build_scenario(data, Path("."), env={})
+    event, flow = run_event_engine(capped), run_flow_engine(capped)
+    assert shares(flow)["aws"] == pytest.approx(0.6, abs=0.01)
+    assert shares(event)["aws"] == pytest.approx(shares(flow)["aws"], abs=0.03)
+    assert shares(run_flow_engine(s))["aws"] == pytest.approx(0.8, abs=0.01)  # without the cap: the weights

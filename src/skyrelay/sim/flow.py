@@ -62,23 +62,29 @@ def run_flow_engine(scenario: Scenario, progress: Callable[[float], None] | None
         served = np.zeros((len(names), len(ts)))
         asked_by: dict[tuple[int, str], np.ndarray] = {}
         refused = np.zeros(len(ts))
+        breaches = np.zeros(len(ts))
         caps = {d.name: _capacity(d, scenario, world, ctx) for d in deployments}
         for group_name, share in traffic.mix:
+            group = world.groups[group_name]
             demand = rate[steps_in] * share
-            levels = _levels(world.groups[group_name], world, a)
-            for level in levels:
+            flows: dict = {}  # deployment -> its flow for this group, in the order the levels were filled
+            for level in _levels(group, world, a):
                 if not demand.any():
                     break
-                taken = _fill(level, demand, caps, world.groups[group_name].strategy)
+                taken = _fill(level, demand, caps, group.strategy)
                 for d, flow in zip(level, taken):
-                    k = index[d.name]
-                    served[k] += flow
-                    key = (k, group_name)
-                    asked_by[key] = asked_by.get(key, 0) + flow
+                    flows[d] = flows.get(d, 0) + flow
                     caps[d.name] = caps[d.name] - flow
                 demand = demand - sum(taken)
+            if group.concentration is not None and flows:
+                demand = demand + _cap_vendors(group, flows, caps, breaches)
+            for d, flow in flows.items():
+                k = index[d.name]
+                served[k] += flow
+                asked_by[(k, group_name)] = asked_by.get((k, group_name), 0) + flow
             refused += np.maximum(demand, 0.0)
         _tally(tally, scenario, ts, dt, served, asked_by, refused, deployments, first_tier, ctx, world)
+        tally.breaches += float((breaches * dt).sum())
         if progress is not None:
             progress(b / duration)
     tally.add_arrivals(t, rate * dt)
@@ -197,6 +203,41 @@ def _fill(level: list, demand: np.ndarray, caps: dict, strategy: str) -> list[np
             out[i] = out[i] + grant
         left = demand - sum(out)
     return out
+
+
+def _cap_vendors(group, flows: dict, caps: dict, breaches: np.ndarray) -> np.ndarray:
+    """Move the flow a vendor carries past the group's max_share to the other vendors' deployments with room (in
+    the order they were filled); what cannot move is served anyway (on_breach: serve, counted in `breaches`) or
+    refused (returned). Shares are of requests (a cost cap is treated as a request cap here)."""
+    policy = group.concentration
+    own = [d for d in flows if d.group == group.name]
+    total = sum(flows[d] for d in own)
+    vendors = {d.vendor for d in own}
+    refused = np.zeros_like(total)
+    for vendor in vendors:
+        mine = [d for d in own if d.vendor == vendor]
+        carried = sum(flows[d] for d in mine)
+        excess = np.maximum(carried - policy.max_share * total, 0.0)
+        if not excess.any():
+            continue
+        moved = np.zeros_like(excess)
+        for other in (d for d in own if d.vendor != vendor):
+            room = np.maximum(np.minimum(np.maximum(caps[other.name], 0.0), excess - moved), 0.0)
+            flows[other] = flows[other] + room
+            caps[other.name] = caps[other.name] - room
+            moved = moved + room
+        kept = excess - moved
+        # take the moved (and, with refuse, the kept) flow off the vendor's deployments in proportion
+        taken = moved + (kept if policy.on_breach == "refuse" else 0.0)
+        for d in mine:
+            part = np.where(carried > 0, flows[d] / np.where(carried > 0, carried, 1), 0) * taken
+            flows[d] = flows[d] - part
+            caps[d.name] = caps[d.name] + part
+        if policy.on_breach == "refuse":
+            refused = refused + kept
+        else:
+            breaches += kept
+    return refused
 
 
 def erlang_c(servers: int, offered: np.ndarray) -> np.ndarray:
