@@ -89,7 +89,7 @@ class EventEngine:
             start = end
             if progress is not None:
                 progress(start / duration)
-        self._drain(changes)
+        self._drain()
         self._flush()
         self.tally.breaches = sum(self.shares.breaches.values())
         return self.tally
@@ -116,7 +116,6 @@ class EventEngine:
         failed_append = self.failed.append
         first_tier = self.first_tier
         max_output = self.scenario.traffic.max_tokens
-        output_cap_default = max_output if max_output is not None else None
         prefix_tokens = self.scenario.traffic.prefixes.tokens if self.scenario.traffic.prefixes else 0
         tally = self.tally
         request = SimRequest()
@@ -134,8 +133,8 @@ class EventEngine:
             group = groups[group_names[groups_ix[i]]]
             prompt = inputs[i]
             output = outputs[i]
-            if output_cap_default is not None and output > output_cap_default:
-                output = output_cap_default
+            if max_output is not None and output > max_output:  # the answer stops at the cap clients send
+                output = max_output
             request.body_bytes = prompt * 4
             prefix = prefixes[i]
             request.prefix_key = None if prefix < 0 else prefix * 2654435761 + 1
@@ -223,7 +222,7 @@ class EventEngine:
             cost = estimated_cost(d, self.quotas.input_tokens(d, request.body_bytes), request.max_output)
         shares.record(d.group, d.vendor, now, cost)
 
-    def _drain(self, changes: list) -> None:
+    def _drain(self) -> None:
         """Let the requests still queued or in flight at the end finish (they arrived within the run)."""
         heap = self.heap
         while heap:

@@ -22,7 +22,6 @@ import numpy as np
 
 from ..routing.health import HealthBook
 from ..routing.planner import plan
-from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
 from ..routing.view import RoutingView
 from .scenario import Scenario
 from .tally import Tally
@@ -108,7 +107,6 @@ class _Sizes:
         if traffic.max_tokens is not None:
             self.output = min(self.output, traffic.max_tokens)
         self.cap = traffic.max_tokens if traffic.max_tokens is not None else self.output
-        self.estimate_cap = traffic.max_tokens if traffic.max_tokens is not None else DEFAULT_OUTPUT_TOKENS
         self.prefixes = traffic.prefixes
 
     def cached(self, cloud) -> float:
@@ -124,7 +122,7 @@ class _Sizes:
         ttft, interval = cloud.ttft_ms / 1000, 1 / cloud.tokens_per_second
         if slow is not None:
             return ttft * (1 + slow.ttft * load) + self.output * interval * (1 + slow.tokens * load)
-        return ttft + self.output * interval + 0 * load
+        return ttft + self.output * interval + np.zeros_like(load)  # the shape of `load`, whatever it is
 
 
 def _levels(group, world: World, now: float) -> list[list]:
