@@ -66,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(lambda stop: run_demo(args.port, stop))
     if args.command == "simulate":
-        from .sim.run import main as simulate_main
-
+        try:
+            from .sim.run import main as simulate_main
+        except ModuleNotFoundError as exc:  # numpy and matplotlib are the `sim` extra, not the gateway's
+            print(f"skyrelay simulate needs {exc.name}: pip install 'skyrelay[sim]'", file=sys.stderr)
+            return 1
         return simulate_main(args)
     if args.command == "emulate":
         path = _emulator_file(emulate, args.file, args.config)
