@@ -75,3 +75,22 @@ def test_both_engines_hold_the_vendor_cap():
     assert shares(flow)["aws"] == pytest.approx(0.6, abs=0.01)
     assert shares(event)["aws"] == pytest.approx(shares(flow)["aws"], abs=0.03)
     assert shares(run_flow_engine(s))["aws"] == pytest.approx(0.8, abs=0.01)  # without the cap: the weights
+
+
+def test_quota_price_and_added_deployment_events():
+    s = scenario(
+        [deployment("a", vendor="aws", price={"input_per_mtok": 1, "output_per_mtok": 1}),
+         deployment("b", vendor="google", price={"input_per_mtok": 1, "output_per_mtok": 1})],
+        {"a": {**CLOUD, "quota": {"rpm": 6000}}, "b": CLOUD}, {"rps": 40, "input_tokens": 1000, "output_tokens": 10},
+        duration_s=1200, seed=2,
+        events=[{"add": "b", "at": 600}, {"quota": {"deployment": "a", "rpm": 600}, "at": 300, "until": 600},
+                {"price": {"deployment": "a", "input_per_mtok": 10}, "at": 900}])
+    for run in (run_event_engine, run_flow_engine):
+        tally = run(s)
+        a, b = tally.deployments.index("a"), tally.deployments.index("b")
+        assert tally.served[b, :12].sum() == 0 and tally.served[b, 12:].sum() > 0  # added at 600 s (50 s intervals)
+        # the cloud's quota cut to 10 rps between 300 and 600 s, with nowhere else to go: most are refused
+        assert tally.served[a, 6:12].sum() < 0.4 * tally.served[a, :6].sum(), run.__name__
+        report = build_report(s, tally)
+        cost = report["deployments"]["a"]["billed_per_interval_usd"]
+        assert sum(cost[18:]) > 4 * sum(cost[12:18])  # ten times the input price from 900 s
