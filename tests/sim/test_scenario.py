@@ -71,3 +71,32 @@ def test_command_line_events_and_sweeps():
     edited = set_field(base(), Path("."), "deployments.a.rpm", 600)
     assert edited["gateway"]["model_groups"]["chat"]["deployments"][0]["rpm"] == 600
     assert set_field(base(), Path("."), "clouds.a.concurrency", 8)["clouds"]["a"]["concurrency"] == 8
+
+
+def test_a_sweep_marks_the_cheapest_point_meeting_the_objective(tmp_path):
+    import json
+
+    from skyrelay.sim.run import parse_sweep_option, run_sweep
+
+    raw = {"gateway": {"model_groups": {"chat": {"deployments": [
+        deployment("reserved", tier=0, max_concurrency=50),
+        deployment("slow-payg", tier=1, price={"input_per_mtok": 5, "output_per_mtok": 20})]}},
+        "commitments": [{"name": "units", "kind": "reserved", "vendor": "openai", "deployments": ["reserved"],
+                         "cost_per_hour": 1, "start": "2026-01-01", "end": "2027-01-01"}]},
+        "duration_s": 600, "engine": "flow", "objective": {"ttft_ms": 1000},
+        "traffic": {"rps": 40, "input_tokens": 500, "output_tokens": 50},
+        "clouds": {"reserved": {"ttft_ms": 200, "tokens_per_second": 100, "concurrency": 50},
+                   "slow-payg": {"ttft_ms": 3000}},
+        "sweep": {"field": "clouds.reserved.concurrency", "values": [0, 10, 30, 60, 90],
+                  "cost_per_hour_each": {"units": 2.0}}}
+    from skyrelay.sim.scenario import build_scenario
+
+    sweep = build_scenario(raw, tmp_path, env={}).sweep
+    assert run_sweep(raw, tmp_path, "s.yaml", sweep, None, tmp_path, True) == 0
+    result = json.loads((tmp_path / "sweep.json").read_text())
+    assert [p["value"] for p in result["skipped"]] == [0]  # concurrency 0 is refused: that point alone is left out
+    met = [p for p in result["points"] if p["met"]]
+    assert met and result["cheapest_meeting_objective"]["total_usd"] == min(p["total_usd"] for p in met)
+    assert not result["points"][0]["met"]  # 10 slots: most of the traffic waits on the slow cloud
+    assert (tmp_path / "frontier.png").exists()
+    assert parse_sweep_option("traffic.rps=10:30:10").values == (10, 20, 30)

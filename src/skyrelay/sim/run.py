@@ -208,11 +208,17 @@ def _set_path(node: dict, parts: list[str], value: float, field: str) -> None:
 def run_sweep(raw: dict, base: Path, source: str, sweep, engine: str, out: Path, quiet: bool) -> int:
     from .plots import write_frontier
 
-    points = []
+    points: list[dict] = []
+    skipped: list[dict] = []
     best = None
     for value in sweep.values:
         edited = set_field(raw, base, sweep.field, value)
-        scenario = build_scenario(edited, base, source=f"{source} ({sweep.field}={value:g})")
+        try:
+            scenario = build_scenario(edited, base, source=f"{source} ({sweep.field}={value:g})")
+        except ConfigError as exc:  # e.g. rpm: 0, which a gateway refuses: that point is left out, not the sweep
+            skipped.append({"value": value, "skipped": str(exc.problems[0])})
+            print(f"  {sweep.field}={value:g}: skipped ({exc.problems[0]})")
+            continue
         if sweep.cost_per_hour_each is not None:
             scenario = _priced(scenario, sweep.cost_per_hour_each, value)
         report = simulate(scenario, engine, quiet)
@@ -226,8 +232,10 @@ def run_sweep(raw: dict, base: Path, source: str, sweep, engine: str, out: Path,
         print(f"  {sweep.field}={value:g}: cost {point['total_usd']:,.0f} USD, p{report['objective']['percentile']:g}"
               f" TTFT {point['objective_ttft_ms']} ms, errors {point['error_rate']:.2%}, "
               f"{'meets' if point['met'] else 'misses'} the objective")
+    if not points:
+        raise ConfigError([Problem("--sweep", f"no value of {sweep.field} gives a valid scenario")])
     out.mkdir(parents=True, exist_ok=True)
-    result = {"field": sweep.field, "points": points, "cheapest_meeting_objective": best,
+    result = {"field": sweep.field, "points": points, "skipped": skipped, "cheapest_meeting_objective": best,
               "objective": report["objective"]}
     (out / "sweep.json").write_text(json.dumps(result, indent=1))
     write_frontier(points, sweep.field, best, report["objective"], out / "frontier.png")
