@@ -21,7 +21,7 @@ SSE = [("content-type", "text/event-stream")]
 async def main(upstream_port: int, port: int) -> None:
     upstream = HttpClient(f"http://127.0.0.1:{upstream_port}")
 
-    async def handler(request):  # the same path upstream: /v1/chat/completions, or compare.py's /stream/...
+    async def handler(request):  # the request's own path upstream (chat, messages, compare.py's /stream/...)
         resp = await upstream.send("POST", request.path, JSON, request.body)
         if resp.headers.get("content-type", "").startswith("text/event-stream"):
             async def relay():

@@ -24,6 +24,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 KEY = "sk-bench"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "Say something about foxes."}]}
+# The same prompt on /v1/messages, to a deployment of kind anthropic: the Anthropic pass-through.
+MESSAGES = {"model": "claude", "max_tokens": 256, "messages": CHAT["messages"]}
+WORKLOADS = (  # (label, path, body)
+    ("chat", "/v1/chat/completions", CHAT),
+    ("chat, 20-chunk stream", "/v1/chat/completions", {**CHAT, "stream": True}),
+    ("messages (Anthropic pass-through)", "/v1/messages", MESSAGES),
+    ("messages, 24-event stream", "/v1/messages", {**MESSAGES, "stream": True}),
+)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -88,9 +96,12 @@ def measure(args, workdir: Path) -> list[dict]:
     config = workdir / "gateway.yaml"
     config.write_text(json.dumps({  # JSON is YAML
         "server": {"host": "127.0.0.1", "port": gw_port, "master_key": KEY},
-        "model_groups": {"chat": {"deployments": [
-            {"name": "static", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1", "model": "gpt-4o-mini"}
-        ]}},
+        "model_groups": {
+            "chat": {"deployments": [{"name": "static", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1",
+                                      "model": "gpt-4o-mini"}]},
+            "claude": {"deployments": [{"name": "static-claude", "kind": "anthropic",
+                                        "base_url": f"http://127.0.0.1:{up_port}", "model": "claude-bench"}]},
+        },
     }))
     skyrelay = [python, "-c", "import sys; from skyrelay.cli import main; sys.exit(main())"]
     gateway = subprocess.Popen([*pinned(0), *skyrelay, "serve", "--config", str(config)],
@@ -101,10 +112,12 @@ def measure(args, workdir: Path) -> list[dict]:
         wait_port(up_port)
         wait_port(gw_port)
         wait_port(floor_port)
-        floor_url = f"http://127.0.0.1:{floor_port}/v1/chat/completions"
-        direct, via = f"http://127.0.0.1:{up_port}/v1/chat/completions", f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         rows = []
-        for label, body in (("chat", CHAT), ("chat, 20-chunk stream", {**CHAT, "stream": True})):
+        for label, path, body in WORKLOADS:
+            if args.only and args.only not in label:
+                continue
+            floor_url = f"http://127.0.0.1:{floor_port}{path}"
+            direct, via = f"http://127.0.0.1:{up_port}{path}", f"http://127.0.0.1:{gw_port}{path}"
             wrk(via, body, 1, args.connections, workdir)  # warm up pools, caches and branch predictors
             for conns in (args.connections, 1):
                 d = wrk(direct, body, args.seconds, conns, workdir)
@@ -145,6 +158,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", help="also write the raw numbers to this file")
+    parser.add_argument("--only", help="run only the workloads whose label contains this (e.g. messages)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is needed (Debian package 'wrk')", file=sys.stderr)

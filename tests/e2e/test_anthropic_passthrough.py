@@ -219,3 +219,20 @@ def test_the_emulated_bedrock_counts_for_boto3(relay):
     answer = runtime.count_tokens(modelId=BEDROCK_MODEL, input={"invokeModel": {"body": json.dumps(body)}})
     assert answer["inputTokens"] > 0
     assert base64.b64decode(received(relay, "aws-a")["body"]["input"]["invokeModel"]["body"])
+
+
+def test_count_tokens_passes_over_a_failing_cloud(make_stack):
+    def two(clouds):
+        base = {"kind": "anthropic", "api_key": UPSTREAM_KEY, "model": MODEL, "timeouts": {"connect": 1, "first_byte": 5, "total": 5}}
+        return {"claude": {"deployments": [{**base, "name": "down", "base_url": clouds["down"].base_url,
+                                            "weight": 1000},
+                                           {**base, "name": "up", "base_url": clouds["up"].base_url, "weight": 1}]}}
+
+    stack = make_stack(cloud_specs=[{"name": "down", "protocol": "anthropic"}, {"name": "up", "protocol": "anthropic"}],
+                       groups=two)
+    stack.set_faults("down", [{"status": 529, "every": 1}])
+    raw = client(stack).messages.with_raw_response.count_tokens(model="claude", messages=[turn("count me")])
+    assert raw.headers["x-skyrelay-deployment"] == "up" and raw.parse().input_tokens > 0
+    stack.set_faults("up", [{"status": 503, "every": 1}])
+    raw = client(stack).messages.with_raw_response.count_tokens(model="claude", messages=[turn("count me")])
+    assert raw.headers["x-skyrelay-token-count"] == "estimate"

@@ -40,3 +40,25 @@ def tool_call_id(msg: dict, i: int) -> str:
         raise errors.InvalidRequest(f"messages[{i}].tool_call_id is required for a tool message",
                                     param=f"messages[{i}].tool_call_id")
     return call_id
+
+
+def without_cache_control(items: list) -> list:
+    """Messages (or tools) without the cache_control breakpoints an Anthropic client's request carries in the
+    canonical form, for a cloud that has no place for them, in the form they have without breakpoints: a system
+    prompt or a tool result as one text, a lone user text as a string. Copies: the request's own stay for a
+    retry on a cloud that caches."""
+    out = []
+    for item in items:
+        if "cache_control" in item:
+            item = {k: v for k, v in item.items() if k != "cache_control"}
+        content = item.get("content")
+        if isinstance(content, list) and any(isinstance(p, dict) and "cache_control" in p for p in content):
+            parts = [{k: v for k, v in p.items() if k != "cache_control"} for p in content]
+            if item.get("role") in ("system", "tool"):
+                item = {**item, "content": "\n".join(p["text"] for p in parts)}
+            elif len(parts) == 1 and parts[0].get("type") == "text":
+                item = {**item, "content": parts[0]["text"]}
+            else:
+                item = {**item, "content": parts}
+        out.append(item)
+    return out

@@ -14,6 +14,7 @@ from ..canonical import (
     ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingRequest, EmbeddingResponse, ToolCall, ToolCallDelta, Usage,
 )
 from .base import OpenedStream, Provider, as_int, load_json
+from .content import without_cache_control
 from .sse import SSEChunks
 
 _OPTIONAL_FIELDS = ("temperature", "top_p", "stop", "tools", "tool_choice", "response_format")
@@ -110,6 +111,11 @@ class OpenAIProvider(Provider):
                 value = getattr(req, name)
                 if value is not None:
                     body[name] = value
+            native = req.anthropic
+            if native is not None and "cache_control" in native.hints:  # Anthropic's breakpoints: no place here
+                body["messages"] = without_cache_control(req.messages)
+                if req.tools:
+                    body["tools"] = without_cache_control(req.tools)
         body["model"] = self.deployment.model
         if req.stream:
             body["stream"] = True

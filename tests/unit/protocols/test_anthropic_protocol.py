@@ -43,9 +43,25 @@ PARSE_CASES = {
         [{"role": "system", "content": "You are a seasoned data scientist."}, {"role": "user", "content": "Hello"}],
     ),
     "system text blocks": (
-        {"system": [{"type": "text", "text": "Be terse."}, {"type": "text", "text": "Answer in French.",
-                                                             "cache_control": {"type": "ephemeral"}}]},
+        {"system": [{"type": "text", "text": "Be terse."}, {"type": "text", "text": "Answer in French."}]},
         [{"role": "system", "content": "Be terse.\nAnswer in French."}, {"role": "user", "content": "Hello"}],
+    ),
+    "cache breakpoints kept on system, user and tool-result parts, and tools": (
+        {"system": [{"type": "text", "text": "Be terse."}, {"type": "text", "text": "Answer in French.",
+                                                             "cache_control": {"type": "ephemeral"}}],
+         "messages": [
+             {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]},
+             {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok",
+                                           "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}]},
+        [{"role": "system", "content": [{"type": "text", "text": "Be terse."},
+                                        {"type": "text", "text": "Answer in French.",
+                                         "cache_control": {"type": "ephemeral"}}]},
+         {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]},
+         {"role": "assistant", "content": None,
+          "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+         {"role": "tool", "tool_call_id": "t1",
+          "content": [{"type": "text", "text": "ok", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}],
     ),
     "multi-turn with prefill": (
         {"messages": [

@@ -63,3 +63,58 @@ def test_only_the_model_is_swapped_and_the_client_headers_go_along():
     assert native.body["model"] == "claude"  # the client's own body is left for a retry elsewhere
     headers = native_headers([("x-api-key", "k"), ("anthropic-version", "2024-01-01")], native)
     assert headers == [("x-api-key", "k"), ("anthropic-version", "2023-06-01"), ("anthropic-beta", "a,b")]
+
+
+# --- PassThroughStream: what the anthropic and vertex_anthropic kinds decode streams with ---------------------------
+
+import pytest  # noqa: E402
+
+from skyrelay import errors  # noqa: E402
+from skyrelay.providers.anthropic.passthrough_stream import PassThroughStream  # noqa: E402
+
+
+@pytest.mark.parametrize("step", [1, 7, 37, 10_000])
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
+def test_the_stream_passes_byte_for_byte_however_it_is_cut(step, line_end):
+    body = sse(THINKING_STREAM).replace(b"\n", line_end)
+    decoder = PassThroughStream("claude-a")
+    out = [c for i in range(0, len(body), step) for c in decoder.feed(body[i:i + step])]
+    out += decoder.finish()
+    forwarded = b"".join(c.anthropic for c in out)
+    assert forwarded == (body if line_end == b"\n" else sse(THINKING_STREAM))  # \r\n: normalised
+    assert next(c for c in out if c.reasoning).reasoning == "Let me see."  # read up to the first output
+    assert [c.finish_reason for c in out if c.finish_reason] == ["stop"]
+    assert out[-1].usage == Usage(input_tokens=3510, output_tokens=30, cached_tokens=2000, cache_write_tokens=1500)
+
+
+def test_after_the_first_output_deltas_go_on_unread_one_chunk_per_read():
+    events = THINKING_STREAM[:4] + [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                             "delta": {"type": "thinking_delta", "thinking": "x"}})
+                                    ] * 5 + THINKING_STREAM[4:]
+    body = sse(events)
+    head = sse(events[:4])
+    decoder = PassThroughStream("claude-a")
+    first = list(decoder.feed(head))
+    rest = list(decoder.feed(body[len(head):])) + decoder.finish()
+    assert first[-1].reasoning == "Let me see."
+    assert not any(c.reasoning for c in rest)  # not parsed
+    assert b"".join(c.anthropic for c in first + rest) == body
+    assert rest[-1].usage.output_tokens == 30
+
+
+def test_an_error_event_after_output_raises_after_what_came_before():
+    error = ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    body = sse(THINKING_STREAM[:5] + [error])
+    decoder = PassThroughStream("claude-a")
+    out = []
+    with pytest.raises(errors.UpstreamUnavailable, match="Overloaded"):
+        for chunk in decoder.feed(body):
+            out.append(chunk)
+    assert b"".join(c.anthropic for c in out) == sse(THINKING_STREAM[:5])
+
+
+def test_a_stream_cut_before_message_stop_is_an_error():
+    decoder = PassThroughStream("claude-a")
+    list(decoder.feed(sse(THINKING_STREAM[:-1])))
+    with pytest.raises(errors.UpstreamUnavailable, match="before message_stop"):
+        decoder.finish()

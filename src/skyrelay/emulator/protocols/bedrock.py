@@ -5,7 +5,8 @@ POST /model/{modelId}/invoke and /invoke-with-response-stream for Claude models 
 bedrock_invoke.py); POST /model/{modelId}/count-tokens (CountTokens, of an InvokeModel body for Claude models);
 the model id arrives percent-encoded (`%3A` for `:`, `%2F` inside ARNs). Auth, when the cloud has any configured:
 SigV4 with the access key in `options` (checked by re-signing with botocore), or a Bedrock API key
-(`authorization: Bearer KEY`, the cloud's `api_key`). Errors are AWS REST-JSON errors; see bedrock_wire.py.
+(`authorization: Bearer KEY`, the cloud's `api_key`). cachePoint blocks are honoured (bedrock_cache.py).
+Errors are AWS REST-JSON errors; see bedrock_wire.py.
 
 Options (CloudSpec.options):
     aws_access_key_id, aws_secret_access_key, aws_session_token, region   SigV4 credentials (region: us-east-1)
@@ -33,6 +34,7 @@ from ..config import CloudSpec, EmulatorConfigError
 from . import bedrock_eventstream as es
 from . import bedrock_wire as wire
 from .base import Call, CallContext
+from .bedrock_cache import cache_points
 from .bedrock_invoke import OPERATIONS as INVOKE_OPERATIONS
 from .bedrock_invoke import ClaudeInvoke
 from .bedrock_sigv4 import AwsCredentials, verify
@@ -125,14 +127,16 @@ class BedrockProtocol:
             inp = converse_input(call.payload, model, self.max_output_tokens)
             if ctx.content_filter == "prompt":
                 raise validation("This request has been blocked by our content filters.")
+            points = cache_points(call.payload) if b'"cachePoint"' in request.body else None
             gen = await ctx.generate(inp)
+            cache = self.invoke.cache.account(points, gen.prompt_tokens, clock()) if points else None
             headers = wire.base_headers(wire.request_id(ctx.request_key))
             if stream:
                 chunks = wire.converse_stream(gen, ctx.pacer, random.Random(ctx.request_key), self.padding,
-                                              started, clock)
+                                              started, clock, cache)
                 return StreamResponse(200, chunks, [("content-type", es.CONTENT_TYPE)] + headers)
             await ctx.pacer.whole(gen.completion_tokens)
-            body = wire.converse_body(gen, int((clock() - started) * 1000))
+            body = wire.converse_body(gen, int((clock() - started) * 1000), cache)
             return Response(200, orjson.dumps(body), wire.JSON_HEADERS + headers)
         except BedrockError as error:
             return wire.error_response(error)

@@ -106,17 +106,22 @@ def stop_reason(choice: ChoiceOut) -> str:
     return STOP_REASONS.get(choice.finish, "end_turn")
 
 
-def usage(gen: Generation) -> dict[str, int]:
+def usage(gen: Generation, cache: dict[str, int] | None = None) -> dict[str, int]:
     """TokenUsage; with a prefix-cache hit, `inputTokens` counts only the uncached rest and the cached part
-    is `cacheReadInputTokens`."""
-    out = {"inputTokens": gen.prompt_tokens - gen.cached_tokens, "outputTokens": gen.completion_tokens,
+    is `cacheReadInputTokens`. `cache` (cachePoint caching, bedrock_cache.py) overrides the automatic prefix
+    cache and adds the tokens written, `cacheWriteInputTokens`."""
+    read = cache["read"] if cache is not None else gen.cached_tokens
+    written = cache["write"] if cache is not None else 0
+    out = {"inputTokens": max(0, gen.prompt_tokens - read - written), "outputTokens": gen.completion_tokens,
            "totalTokens": gen.prompt_tokens + gen.completion_tokens}
-    if gen.cached_tokens:
-        out["cacheReadInputTokens"] = gen.cached_tokens
+    if read:
+        out["cacheReadInputTokens"] = read
+    if written:
+        out["cacheWriteInputTokens"] = written
     return out
 
 
-def converse_body(gen: Generation, latency_ms: int) -> dict[str, Any]:
+def converse_body(gen: Generation, latency_ms: int, cache: dict[str, int] | None = None) -> dict[str, Any]:
     choice = gen.choices[0]
     content: list[dict[str, Any]] = []
     if choice.tokens or not choice.tool_calls:
@@ -125,7 +130,7 @@ def converse_body(gen: Generation, latency_ms: int) -> dict[str, Any]:
         content.append({"toolUse": {"toolUseId": tool_use_id(call.key), "name": call.name,
                                     "input": _tool_input(call.arguments)}})
     return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop_reason(choice),
-            "usage": usage(gen), "metrics": {"latencyMs": latency_ms}}
+            "usage": usage(gen, cache), "metrics": {"latencyMs": latency_ms}}
 
 
 def _tool_input(arguments: str) -> Any:
@@ -137,7 +142,7 @@ def _tool_input(arguments: str) -> Any:
 
 
 async def converse_stream(gen: Generation, pacer: Pacer, rng: random.Random, padding: bool,
-                          started: float, clock) -> AsyncIterator[bytes]:
+                          started: float, clock, cache: dict[str, int] | None = None) -> AsyncIterator[bytes]:
     """ConverseStream's events, one event-stream message per yield, paced like a model."""
 
     def frame(event_type: str, body: dict[str, Any]) -> bytes:
@@ -170,7 +175,7 @@ async def converse_stream(gen: Generation, pacer: Pacer, rng: random.Random, pad
         index += 1
     yield frame("messageStop", {"stopReason": stop_reason(choice)})
     latency = int((clock() - started) * 1000)
-    yield frame("metadata", {"usage": usage(gen), "metrics": {"latencyMs": latency}})
+    yield frame("metadata", {"usage": usage(gen, cache), "metrics": {"latencyMs": latency}})
 
 
 async def failing_stream(error: BedrockError, rng: random.Random, padding: bool) -> AsyncIterator[bytes]:

@@ -136,9 +136,9 @@ def _parse_common(data: dict) -> ChatRequest:
     messages: list[dict[str, Any]] = []
     system = data.get("system")
     if system is not None:
-        text = _text_of(system, "system")
-        if text:
-            messages.append({"role": "system", "content": text})
+        content = _system_content(system)
+        if content:
+            messages.append({"role": "system", "content": content})
     for i, msg in enumerate(raw_messages):
         _convert_message(msg, f"messages[{i}]", messages)
     req = ChatRequest(model=model, messages=messages)
@@ -196,14 +196,14 @@ def _convert_user(content: str | list, where: str, out: list[dict[str, Any]]) ->
         at = f"{where}.content[{j}]"
         kind = _block_type(block, at)
         if kind == "text":
-            parts.append({"type": "text", "text": _block_text(block, at)})
+            parts.append(_cached({"type": "text", "text": _block_text(block, at)}, block))
         elif kind == "image":
-            parts.append(_convert_image(block, at))
+            parts.append(_cached(_convert_image(block, at), block))
         elif kind == "tool_result":
             out.append(_convert_tool_result(block, at))
         else:
             raise _unsupported_block(kind, at)
-    if len(parts) == 1 and parts[0]["type"] == "text":
+    if len(parts) == 1 and parts[0]["type"] == "text" and "cache_control" not in parts[0]:
         out.append({"role": "user", "content": parts[0]["text"]})
     elif parts:
         out.append({"role": "user", "content": parts})
@@ -260,6 +260,8 @@ def _convert_tool_result(block: dict, at: str) -> dict[str, Any]:
                                     param=f"{at}.content")
     if block.get("is_error") is True:
         content = f"Error: {content}" if content else "Error"  # the canonical tool message has no error flag
+    if block.get("cache_control") is not None:  # a breakpoint rides on the result's (one) text part
+        content = [_cached({"type": "text", "text": content}, block)]
     return {"role": "tool", "tool_call_id": call_id, "content": content}
 
 
@@ -310,7 +312,7 @@ def _convert_tool(tool: Any, at: str) -> dict[str, Any]:
     function["parameters"] = _field(tool, "input_schema", dict, at)
     if tool.get("strict") is True:
         function["strict"] = True
-    return {"type": "function", "function": function}
+    return _cached({"type": "function", "function": function}, tool)
 
 
 def _convert_tool_choice(choice: dict, extra: dict[str, Any]) -> str | dict[str, Any]:
@@ -360,6 +362,23 @@ def _convert_output_format(fmt: Any, where: str) -> dict[str, Any]:
 
 
 # --- small checks ----------------------------------------------------------------------------------------------
+
+
+def _system_content(system: Any) -> str | list[dict[str, Any]]:
+    """The system prompt as one text, or as text parts when it carries cache breakpoints (clouds that cache map
+    them; the others take the parts' text)."""
+    text = _text_of(system, "system")
+    if not isinstance(system, list) or not any(isinstance(b, dict) and "cache_control" in b for b in system):
+        return text
+    return [_cached({"type": "text", "text": block["text"]}, block) for block in system if block["text"]]
+
+
+def _cached(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    """`part` with the block's cache_control breakpoint, if it has one: the canonical form keeps Anthropic's."""
+    control = block.get("cache_control")
+    if control is not None:
+        part["cache_control"] = control
+    return part
 
 
 def _text_of(content: Any, where: str) -> str:

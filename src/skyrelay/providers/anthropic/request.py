@@ -232,6 +232,8 @@ def convert_tools(tools: list[dict[str, Any]], where: _Where) -> list[dict[str, 
         }
         if function.get("description"):
             converted["description"] = function["description"]
+        if tool.get("cache_control") is not None:  # a breakpoint on the tool (kept from an Anthropic client)
+            converted["cache_control"] = tool["cache_control"]
         out.append(converted)
     return out
 

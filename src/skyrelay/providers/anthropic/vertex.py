@@ -29,9 +29,10 @@ from ..gemini.auth import token_source
 from ..gemini.failures import error_from_response as google_error
 from ..sse import SSEChunks
 from .errors import anthropic_error
-from .passthrough import PassThroughEvents, count_body, whole_message
+from .passthrough import count_body, whole_message
 from .request import DEFAULT_MAX_TOKENS, HONOURED_EXTRAS, build_request
 from .response import parse_message
+from .passthrough_stream import PassThroughStream
 from .stream import StreamDecoder
 
 VERSION = "vertex-2023-10-16"
@@ -95,7 +96,7 @@ class VertexAnthropicProvider(Provider):
         native = req.anthropic
         if native is not None:
             resp = await self.post_json(self.stream_path, await self._headers(native), self.native_body(native, True))
-            return resp, SSEChunks(PassThroughEvents(self.name))
+            return resp, PassThroughStream(self.name)
         body, json_tool = self.build(req, True)
         resp = await self.post_json(self.stream_path, await self._headers(None), body)
         return resp, SSEChunks(StreamDecoder(self.name, json_tool))

@@ -45,6 +45,7 @@ class BedrockProvider(Provider):
         self.invoke_stream_path = model_path + "/invoke-with-response-stream"
         self.count_path = model_path + "/count-tokens"
         self.speaks_anthropic = speaks_anthropic(deployment.model)
+        self.caches = self.speaks_anthropic or "nova" in deployment.model  # models that take cachePoint blocks
         origin = urlsplit(self.endpoint())
         self.signer = make_signer(deployment, self.http.host_header, f"{origin.scheme}://{self.http.host_header}")
         self.extra_headers = list(deployment.headers.items())
@@ -57,7 +58,7 @@ class BedrockProvider(Provider):
             raw, data = await self.post_json_read_raw(self.invoke_path, _CONTENT_TYPE,
                                                       invoke_body(req.anthropic, self.name))
             return whole_message(raw, data, self.name)
-        resp = await self.post_json(self.converse_path, _CONTENT_TYPE, build_converse_body(req, self.name))
+        resp = await self.post_json(self.converse_path, _CONTENT_TYPE, self.converse_body(req))
         _, data = await self.read_json(resp)
         return parse_converse_response(data, self.deployment.model, _response_id(resp.headers), self.name)
 
@@ -66,9 +67,12 @@ class BedrockProvider(Provider):
             resp = await self.post_json(self.invoke_stream_path, _CONTENT_TYPE, invoke_body(req.anthropic, self.name))
             await self._expect_event_stream(resp)
             return resp, InvokeStreamDecoder(self.name)
-        resp = await self.post_json(self.stream_path, _CONTENT_TYPE, build_converse_body(req, self.name))
+        resp = await self.post_json(self.stream_path, _CONTENT_TYPE, self.converse_body(req))
         await self._expect_event_stream(resp)
         return resp, ConverseStreamDecoder(_response_id(resp.headers), self.deployment.model, self.name)
+
+    def converse_body(self, req: ChatRequest) -> dict:
+        return build_converse_body(req, self.name, self.caches)
 
     async def _expect_event_stream(self, resp) -> None:
         content_type = resp.headers.get("content-type", EVENT_STREAM)
@@ -84,7 +88,10 @@ class BedrockProvider(Provider):
         return as_int(data.get("inputTokens")) if isinstance(data, dict) else 0
 
     def dropped_native(self, native) -> tuple[str, ...]:
-        return dropped(native) if self.speaks_anthropic else native.hints
+        if self.speaks_anthropic:
+            return dropped(native)
+        # Cache breakpoints become cachePoint blocks where the model caches (Nova): mapped, not dropped.
+        return tuple(h for h in native.hints if h != "cache_control") if self.caches else native.hints
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         return error_from_http(status, headers, body, self.name)

@@ -3,7 +3,10 @@
 Bedrock keeps system text apart from the turns, wants strict user/assistant alternation (consecutive turns of one
 role are merged), carries tool results as user content, takes images only as inline bytes (it fetches no URLs),
 and has no `n`, logprobs, penalties or response_format: those are refused, never dropped silently. It has no seed
-either: that one, like every best-effort field (extras.py), is left out and named to the client.
+either: that one, like every best-effort field (extras.py), is left out and named to the client. Prompt-cache
+breakpoints (`cache_control` on a system part, a user part, a tool result or a tool, as Anthropic clients and some
+OpenAI clients mark them) become `cachePoint` blocks after the block they mark, for models that cache on Bedrock
+(`caches`: Claude and Nova); other models are served without them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..extras import may_leave_out
 from ..sampling import sampling_fields
 
 HONOURED_EXTRAS: frozenset[str] = frozenset()  # Converse has a twin for no extra field
+_CACHE_POINT = {"cachePoint": {"type": "default"}}
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
 
@@ -26,10 +30,17 @@ _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
 class _Ctx:
     """Who is asking, for error messages that name the deployment."""
 
-    __slots__ = ("deployment",)
+    __slots__ = ("deployment", "caches")
 
-    def __init__(self, deployment: str):
+    def __init__(self, deployment: str, caches: bool = False):
         self.deployment = deployment
+        self.caches = caches  # the model takes cachePoint blocks
+
+    def cache_point(self, marked: Any) -> list[dict[str, Any]]:
+        """A cachePoint after a block the client marked with cache_control (none where the model cannot cache)."""
+        if self.caches and isinstance(marked, dict) and marked.get("cache_control") is not None:
+            return [_CACHE_POINT]
+        return []
 
     def refuse(self, feature: str, param: str, why: str = "") -> errors.UnsupportedFeature:
         detail = f": {why}" if why else ""
@@ -37,9 +48,9 @@ class _Ctx:
             f"{feature} is not supported by deployment '{self.deployment}' (bedrock){detail}", param=param)
 
 
-def build_converse_body(req: ChatRequest, deployment: str) -> dict[str, Any]:
+def build_converse_body(req: ChatRequest, deployment: str, caches: bool = False) -> dict[str, Any]:
     """The Converse / ConverseStream body for this request (the model id goes in the URL, not here)."""
-    ctx = _Ctx(deployment)
+    ctx = _Ctx(deployment, caches)
     check_unsupported(req, ctx)
     system, messages, has_tool_blocks = convert_messages(req.messages, ctx)
     body: dict[str, Any] = {"messages": messages}
@@ -79,7 +90,7 @@ def convert_messages(messages: list[dict[str, Any]], ctx: _Ctx) -> tuple[list[di
     for i, msg in enumerate(messages):
         role = msg.get("role")
         if role in ("system", "developer"):
-            system += [{"text": text} for text in _texts(msg.get("content"), i, ctx) if text]
+            system += _system_blocks(msg.get("content"), i, ctx)
             continue
         if role == "user":
             blocks = _user_blocks(msg.get("content"), i, ctx)
@@ -87,7 +98,9 @@ def convert_messages(messages: list[dict[str, Any]], ctx: _Ctx) -> tuple[list[di
             blocks = _assistant_blocks(msg, i, ctx)
             has_tool_blocks = has_tool_blocks or any("toolUse" in b for b in blocks)
         elif role == "tool":
-            blocks, role = [_tool_result(msg, i, ctx)], "user"
+            content = msg.get("content")
+            marked = content[-1] if isinstance(content, list) and content else None
+            blocks, role = [_tool_result(msg, i, ctx), *ctx.cache_point(marked)], "user"
             has_tool_blocks = True
         else:
             raise ctx.refuse(f"role '{role}'", f"messages[{i}].role", "use 'tool' messages for tool results")
@@ -100,6 +113,16 @@ def convert_messages(messages: list[dict[str, Any]], ctx: _Ctx) -> tuple[list[di
     if not turns:
         raise errors.InvalidRequest("Bedrock needs at least one user message with content", param="messages")
     return system, turns, has_tool_blocks
+
+
+def _system_blocks(content: Any, i: int, ctx: _Ctx) -> list[dict[str, Any]]:
+    if not isinstance(content, list):
+        return [{"text": text} for text in _texts(content, i, ctx) if text]
+    blocks: list[dict[str, Any]] = []
+    for part, text in zip(content, _texts(content, i, ctx)):
+        if text:
+            blocks += [{"text": text}, *ctx.cache_point(part)]
+    return blocks
 
 
 def _texts(content: Any, i: int, ctx: _Ctx) -> list[str]:
@@ -126,12 +149,14 @@ def _user_blocks(content: Any, i: int, ctx: _Ctx) -> list[dict[str, Any]]:
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            if part.get("text"):
-                blocks.append({"text": part["text"]})
+            if not part.get("text"):
+                continue
+            blocks.append({"text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image_block(part.get("image_url"), f"messages[{i}].content[{j}]", ctx))
         else:
             raise ctx.refuse(f"content part '{kind}'", f"messages[{i}].content[{j}]")
+        blocks += ctx.cache_point(part)
     return blocks
 
 
@@ -211,7 +236,7 @@ def convert_tools(tools: list[dict[str, Any]] | None, tool_choice: Any, has_tool
         }
         if function.get("description"):
             spec["description"] = function["description"]
-        specs.append({"toolSpec": spec})
+        specs += [{"toolSpec": spec}, *ctx.cache_point(tool)]
     config: dict[str, Any] = {"tools": specs}
     choice = _tool_choice(tool_choice, ctx)
     if choice is not None:

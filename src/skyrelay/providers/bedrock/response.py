@@ -35,7 +35,8 @@ def parse_usage(usage: Any) -> Usage:
     cache_read = as_int(usage.get("cacheReadInputTokens"))
     cache_write = as_int(usage.get("cacheWriteInputTokens"))
     return Usage(input_tokens=as_int(usage.get("inputTokens")) + cache_read + cache_write,
-                 output_tokens=as_int(usage.get("outputTokens")), cached_tokens=cache_read)
+                 output_tokens=as_int(usage.get("outputTokens")), cached_tokens=cache_read,
+                 cache_write_tokens=cache_write)
 
 
 def parse_converse_response(data: Any, model: str, response_id: str, deployment: str) -> ChatResponse:

@@ -9,6 +9,7 @@ Streams use `:streamGenerateContent?alt=sse`. A base_url that already ends in an
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from ... import errors
 from ...canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from ..base import OpenedStream, Provider
+from ..content import without_cache_control
 from ..sse import SSEChunks
 from .auth import token_source
 from .embed import build_embed_request, parse_embed_response
@@ -64,12 +66,12 @@ class GeminiProvider(Provider):
     # --- chat ---------------------------------------------------------------------------------------------------
 
     async def chat(self, req: ChatRequest) -> ChatResponse:
-        body = build_request(req, self.name, self.kind, self.model_id)
+        body = build_request(_uncached(req), self.name, self.kind, self.model_id)
         data = await self.post_json_read(self.generate_path, await self.request_headers(), body)
         return parse_response(data, self.name, self.model_id)
 
     async def open_stream(self, req: ChatRequest) -> OpenedStream:
-        body = build_request(req, self.name, self.kind, self.model_id)
+        body = build_request(_uncached(req), self.name, self.kind, self.model_id)
         resp = await self.post_json(self.stream_path, await self.request_headers(), body)
         return resp, SSEChunks(StreamDecoder(self.name, self.model_id))
 
@@ -79,6 +81,17 @@ class GeminiProvider(Provider):
         body = build_embed_request(req, self.model_resource(), f"deployment '{self.name}' ({self.kind})")
         data = await self.post_json_read(self.embed_path, await self.request_headers(), body)
         return parse_embed_response(data, req, self.model_id, self.name)
+
+
+def _uncached(req: ChatRequest) -> ChatRequest:
+    """An Anthropic client's request without its cache breakpoints (Gemini caches by other means): a copy, so a
+    retry on a cloud that caches still has them."""
+    native = req.anthropic
+    if native is None or "cache_control" not in native.hints:
+        return req
+    req = copy.copy(req)
+    req.messages = without_cache_control(req.messages)
+    return req
 
 
 class VertexProvider(GeminiProvider):

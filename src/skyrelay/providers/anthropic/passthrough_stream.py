@@ -1,0 +1,109 @@
+"""An Anthropic SSE stream passed through to an Anthropic client: forwarded as the bytes it came in, read only
+as far as the gateway needs.
+
+The gateway needs a stream's first output (to commit to the deployment), its usage and stop reason, its end and
+its errors: every event up to the first output is read (PassThroughEvents), and after it only message_delta,
+message_stop and error. The rest (content deltas, block starts and stops, pings) is the bulk of a stream and only
+needs forwarding: it is not parsed, and what one upstream read holds of it goes on as one chunk, in the bytes it
+came in. Streams with `\\r` line ends (no Anthropic API sends them) are
+normalised first.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ...canonical import ChatChunk
+from ..sse import SSEDecoder
+from .passthrough import PassThroughEvents
+
+# The events read once the stream has output; the others are forwarded unread.
+_READ_AFTER_OUTPUT = (b"event: message_delta\n", b"event: message_stop\n", b"event: error\n")
+
+
+class PassThroughStream:
+    """The ChunkDecoder of a passed-through Anthropic SSE stream (Anthropic's API, Claude on Vertex AI)."""
+
+    __slots__ = ("events", "buffer", "has_output", "fallback")
+
+    def __init__(self, deployment: str):
+        self.events = PassThroughEvents(deployment)
+        self.buffer = b""
+        self.has_output = False  # a chunk with output went out: the stream is committed, deltas need no reading
+        self.fallback: SSEDecoder | None = None  # for a stream with \r line ends
+
+    def feed(self, data: bytes) -> Iterator[ChatChunk]:
+        if self.events.done:
+            return
+        if self.fallback is not None or b"\r" in data:
+            yield from self._feed_normalised(data)
+            return
+        buffer = self.buffer + data if self.buffer else data
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self.buffer = buffer
+            return
+        self.buffer = buffer[end + 2:]
+        unread = b""  # forwarded deltas not yet handed on
+        start = 0
+        while start <= end:
+            stop = buffer.find(b"\n\n", start)
+            block = buffer[start:stop + 2]
+            start = stop + 2
+            if self.has_output and not block.startswith(_READ_AFTER_OUTPUT):
+                unread += block
+                continue
+            name, payload = _split(block)
+            if unread:  # they came first: they go first
+                yield self._bare(unread)
+                unread = b""
+            for chunk in self.events.decode(name, payload):
+                if not self.has_output and not _is_preamble(chunk):
+                    self.has_output = True
+                yield chunk
+            if self.events.done:
+                return
+        if unread:
+            yield self._bare(unread)
+
+    def _feed_normalised(self, data: bytes) -> Iterator[ChatChunk]:
+        if self.fallback is None:
+            self.fallback, data = SSEDecoder(), self.buffer + data
+            self.buffer = b""
+        for name, payload in self.fallback.feed(data):
+            yield from self.events.decode(name, payload)
+            if self.events.done:
+                return
+
+    def _bare(self, raw: bytes) -> ChatChunk:
+        """A chunk that only carries forwarded bytes (the stream's ids, for whoever looks)."""
+        inner = self.events.inner
+        return ChatChunk(id=inner.id, model=inner.model, created=inner.created, anthropic=raw)
+
+    def finish(self) -> list[ChatChunk]:
+        chunks: list[ChatChunk] = []
+        if self.fallback is not None and not self.events.done:
+            for name, payload in self.fallback.finish():
+                chunks += self.events.decode(name, payload)
+        return chunks + self.events.finish()
+
+
+def _split(block: bytes) -> tuple[str | None, bytes]:
+    """(event name, data) of one `event: NAME\\ndata: JSON\\n\\n` block; other shapes line by line."""
+    if block.startswith(b"event: "):
+        newline = block.find(b"\n")
+        if block.startswith(b"data: ", newline + 1) and block.find(b"\n", newline + 1) == len(block) - 2:
+            return block[7:newline].decode("utf-8", "replace"), block[newline + 7:-2]
+    name, data = None, []
+    for line in block.rstrip(b"\n").split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode("utf-8", "replace")
+    return name, b"\n".join(data)
+
+
+def _is_preamble(chunk: ChatChunk) -> bool:
+    return not (chunk.content or chunk.tool_calls or chunk.reasoning or chunk.finish_reason is not None
+                or chunk.usage is not None)
