@@ -1,5 +1,5 @@
-"""`skyrelay serve | demo | emulate | check-config | keys | teams`, and the ledger's `spend | commitments | export`
-(cli_ledger)."""
+"""`skyrelay serve | demo | emulate | check-config | simulate | keys | teams`, and the ledger's `spend |
+commitments | export` (cli_ledger)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
     add_commands(commands)  # keys, teams: clients of a running gateway's admin API
 
+    simulate = commands.add_parser("simulate", help="run a capacity scenario against simulated clouds")
+    _simulate_arguments(simulate)
+
     args = parser.parse_args(argv)
     if args.command in ("keys", "teams"):
         from .admin_cli import run as run_admin
@@ -76,10 +79,23 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
 
         return run(lambda stop: run_demo(args.port, stop))
+    if args.command == "simulate":
+        try:
+            from .sim.run import main as simulate_main
+        except ModuleNotFoundError as exc:  # numpy and matplotlib are the `sim` extra, not the gateway's
+            print(f"skyrelay simulate needs {exc.name}: pip install 'skyrelay[sim]'", file=sys.stderr)
+            return 1
+        return simulate_main(args)
     if args.command == "emulate":
         path = _emulator_file(emulate, args.file, args.config)
         return run(lambda stop: emulate_command(path, stop))
     return 2
+
+
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    from .sim.options import add_arguments  # argparse only: numpy and matplotlib load when a simulation runs
+
+    add_arguments(parser)
 
 
 def _emulator_file(parser: argparse.ArgumentParser, file: str | None, option: str | None) -> str:

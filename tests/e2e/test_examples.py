@@ -137,3 +137,32 @@ def test_serve_refuses_a_bad_config(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert "model_groups.chat.deployments[0].kind" in out
+
+
+def test_simulator_examples_run_from_a_clean_clone(tmp_path):
+    """Each examples/sim scenario, shortened to its first minutes: the summary, report.json and the plots."""
+    for name, plots in (("peak-day", 4), ("commitments", 4)):
+        out = tmp_path / name
+        run = subprocess.run([sys.executable, "-m", "skyrelay.cli", "simulate", f"examples/sim/{name}.yaml", "--out",
+                              str(out), "--duration", "900", "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert f"scenario {name}" in run.stdout and "vendors:" in run.stdout
+        assert (out / "report.json").exists() and len(list(out.glob("*.png"))) == plots
+    out = tmp_path / "sweep"
+    run = subprocess.run([sys.executable, "-m", "skyrelay.cli", "simulate", "examples/sim/reserved-sweep.yaml",
+                          "--out", str(out), "--duration", "600", "--quiet"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "cheapest meeting the objective" in run.stdout or "no value of" in run.stdout
+    assert (out / "sweep.json").exists() and (out / "frontier.png").exists()
+
+
+def test_simulate_explains_a_bad_scenario(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gateway: {model_groups: {chat: {deployments: [{name: a, kind: openai, "
+                   "base_url: 'http://127.0.0.1:9/v1', model: m}]}}}\ntraffic: {rps: -1}\nclouds: {b: {}}\n")
+    run = subprocess.run([sys.executable, "-m", "skyrelay.cli", "simulate", str(bad), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "traffic.rps" in run.stderr and "clouds.b" in run.stderr
