@@ -180,3 +180,28 @@ def test_an_anthropic_clients_whole_answer_carries_its_cost_too(make_stack, tmp_
     record = by_key(wait_for_rows(url, lambda rows: (rid, 0) in by_key(rows)))[(rid, 0)]
     assert record["output_tokens"] > 0 and record["billed_cost_usd"] > 0
     assert float(raw.headers["x-skyrelay-cost-usd"]) == pytest.approx(record["billed_cost_usd"], abs=1e-8)
+
+
+def test_the_dashboard_and_metrics_show_each_commitments_consumption_from_the_ledger(make_stack, tmp_path):
+    stack = make_stack(groups=tiered, sections={
+        "database": {"url": f"sqlite:///{tmp_path}/ledger.db"},
+        "ledger": {"spool_dir": str(tmp_path / "spool"), "fsync_interval_ms": 50},
+        "commitments": [{"name": "b-spend", "kind": "spend", "vendor": "openai", "deployments": ["cloud-a"],
+                         "amount_usd": 100.0, "start": "2026-01-01", "end": "2030-01-01"}]})
+    client = stack.openai()
+    ids = [client.chat.completions.with_raw_response.create(model="chat", messages=HELLO).headers["x-request-id"]
+           for _ in range(3)]
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    wait_for_rows(url, lambda rows: {r["request_id"] for r in rows} >= set(ids))
+    headers = {"authorization": f"Bearer {stack.key}"}
+    deadline = time.monotonic() + 10
+    while True:  # the first look starts a read off the event loop; a later one shows it
+        stats = httpx.get(f"{stack.origin}/admin/stats", headers=headers).json()["commitments"]
+        if stats["source"] == "ledger" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    (shown,) = stats["commitments"]
+    assert stats["source"] == "ledger" and shown["name"] == "b-spend" and shown["amount_usd"] == 100.0
+    assert shown["consumed_usd"] > 0  # the three answers' billed cost, drawn on the commitment
+    metrics = httpx.get(f"{stack.origin}/metrics", headers=headers).text
+    assert 'skyrelay_commitment_consumed_usd{commitment="b-spend",kind="spend",vendor="openai"}' in metrics

@@ -16,6 +16,7 @@ from ..ledger.store import LedgerStore
 from ..net.server import Request, Response
 from ..protocols import openai as protocol
 from .app import Route, json_response
+from .burn_down_feed import BurnDownFeed
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -61,6 +62,15 @@ def register(gateway: "Gateway") -> None:
             return {"commitments": [b.as_dict() for b in found]}
 
         return json_response(await _off_loop(read))
+
+    if config.commitments and gateway.ledger is not None:  # the dashboard's burn-down and its gauges
+        def read_burn_down() -> list:
+            with store() as ledger:
+                return burn.burn_down(ledger, config.commitments, time.time())
+
+        feed = BurnDownFeed(read_burn_down)
+        gateway.telemetry.stats_sources["commitments"] = feed.for_dashboard
+        gateway.telemetry.gauge_sources.append(feed.gauges)
 
     gateway.add_route("/admin/spend", Route("GET", spend, protocol.render_error))
     gateway.add_route("/admin/commitments", Route("GET", commitments, protocol.render_error))
