@@ -13,20 +13,9 @@ import pytest
 
 from .harness import HELLO, openai_deployment
 from tests.support.ledger_rows import by_key, wait_for_rows
-from tests.support.postgres_service import fresh_schema, needs_pg_binaries, own_postgres, postgres_reachable
+from tests.support.postgres_service import ledger_database_url, needs_pg_binaries, own_postgres  # noqa: F401
 
 PRICE = {"input_per_mtok": 2.5, "output_per_mtok": 10.0, "discount": 0.2}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.db"
-        return
-    if not postgres_reachable():
-        pytest.skip("PostgreSQL is not running at 127.0.0.1:5432 (.ci/services starts it)")
-    with fresh_schema() as url:
-        yield url
 
 
 def tiered(clouds):
@@ -46,8 +35,8 @@ def cloud_calls(stack) -> int:
     return sum(cloud.stats["by_path"].get("POST /v1/chat/completions", 0) for cloud in stack.clouds.values())
 
 
-def test_each_request_and_each_attempt_that_reached_a_cloud_has_one_record(make_stack, tmp_path, database_url):
-    stack = ledger_stack(make_stack, tmp_path, database_url)
+def test_each_request_and_each_attempt_that_reached_a_cloud_has_one_record(make_stack, tmp_path, ledger_database_url):
+    stack = ledger_stack(make_stack, tmp_path, ledger_database_url)
     stack.set_faults("cloud-a", [{"status": 500, "at": [2]}])
     client = stack.openai()
     whole = client.chat.completions.with_raw_response.create(model="chat", messages=HELLO)
@@ -58,7 +47,7 @@ def test_each_request_and_each_attempt_that_reached_a_cloud_has_one_record(make_
         assert "x-skyrelay-cost-usd" not in raw.headers  # unknown when the headers go (docs/ledger.md)
     ids = [whole.headers["x-request-id"], failed_over.headers["x-request-id"], streamed]
 
-    rows = wait_for_rows(database_url, lambda rows: len(rows) >= 7)
+    rows = wait_for_rows(ledger_database_url, lambda rows: len(rows) >= 7)
     records = by_key(rows)
     assert len(rows) == len(records) == 7  # 3 requests, 4 attempts
     assert sum(1 for row in rows if row["attempt"] > 0) == cloud_calls(stack) == 4
@@ -104,15 +93,15 @@ def test_a_finished_chat_stream_ends_with_its_cost_in_an_sse_comment(make_stack,
     assert float(comment.split()[-1]) == pytest.approx(record["billed_cost_usd"], abs=1e-8) and record["streamed"]
 
 
-def test_a_request_no_cloud_could_serve_is_recorded_with_its_status(make_stack, tmp_path, database_url):
-    stack = ledger_stack(make_stack, tmp_path, database_url)
+def test_a_request_no_cloud_could_serve_is_recorded_with_its_status(make_stack, tmp_path, ledger_database_url):
+    stack = ledger_stack(make_stack, tmp_path, ledger_database_url)
     for cloud in ("cloud-a", "cloud-b"):
         stack.set_faults(cloud, [{"status": 503, "rate": 1.0}])
     client = stack.openai()
     with pytest.raises(Exception) as raised:
         client.chat.completions.create(model="chat", messages=HELLO)
     rid = raised.value.response.headers["x-request-id"]
-    rows = wait_for_rows(database_url, lambda rows: (rid, 0) in by_key(rows))
+    rows = wait_for_rows(ledger_database_url, lambda rows: (rid, 0) in by_key(rows))
     records = by_key(rows)
     assert (records[(rid, 0)]["status"], records[(rid, 0)]["http_status"]) == ("failed", 503)
     assert [records[(rid, n)]["status"] for n in (1, 2)] == ["failed", "failed"]

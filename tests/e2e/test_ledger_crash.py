@@ -18,21 +18,10 @@ import pytest
 
 from .test_examples import skyrelay, stop, wait_for_line
 from tests.support.ledger_rows import by_key, ledger_rows
-from tests.support.postgres_service import fresh_schema, postgres_reachable
+from tests.support.postgres_service import ledger_database_url  # noqa: F401  (a fixture)
 
 CONCURRENCY = 8
 HELLO = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.db"
-        return
-    if not postgres_reachable():
-        pytest.skip("PostgreSQL is not running at 127.0.0.1:5432 (.ci/services starts it)")
-    with fresh_schema() as url:
-        yield url
 
 
 def free_port() -> int:
@@ -87,8 +76,8 @@ def load(base_url: str, answered: list[str], stop_now: threading.Event, worker: 
             return  # the gateway is gone
 
 
-def test_kill_9_mid_load_then_restart_loses_no_call_and_counts_none_twice(tmp_path, database_url):
-    emulator_file, gateway_file, cloud_ports, port = write_configs(tmp_path, database_url)
+def test_kill_9_mid_load_then_restart_loses_no_call_and_counts_none_twice(tmp_path, ledger_database_url):
+    emulator_file, gateway_file, cloud_ports, port = write_configs(tmp_path, ledger_database_url)
     emulator = drained_after(skyrelay("emulate", str(emulator_file)), r"http://127\.0\.0\.1:\d+")
     gateway = None
     try:
@@ -116,7 +105,7 @@ def test_kill_9_mid_load_then_restart_loses_no_call_and_counts_none_twice(tmp_pa
         while any(name.startswith(tuple(dead)) for name in os.listdir(spool)) and time.monotonic() < deadline:
             time.sleep(0.1)  # adopted, shipped, then deleted
         assert not any(name.startswith(tuple(dead)) for name in os.listdir(spool))
-        rows = ledger_rows(database_url)
+        rows = ledger_rows(ledger_database_url)
         calls = sum(httpx.get(f"http://127.0.0.1:{p}/_emulator/stats").json()["by_path"].get(
             "POST /v1/chat/completions", 0) for p in cloud_ports)
     finally:

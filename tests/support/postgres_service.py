@@ -120,3 +120,15 @@ def own_postgres() -> Iterator[OwnPostgres]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_database_url(request, tmp_path):
+    """A test's own ledger database, once on SQLite and once on PostgreSQL (a schema of its own)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+        return
+    if not postgres_reachable():
+        pytest.skip(f"PostgreSQL is not running at {PG_HOST}:{PG_PORT} (.ci/services starts it)")
+    with fresh_schema() as url:
+        yield url
