@@ -190,6 +190,12 @@ class ChatChunk:
     responses: bytes | None = None
     responses_data: dict[str, Any] | None = None
 
+    def has_output(self) -> bool:
+        """Real output (text, a tool call, reasoning, a finish, usage), not a preamble: the role announcement, an
+        empty delta, a filter notice. A stream commits to its deployment at its first chunk with output."""
+        return bool(self.content or self.tool_calls or self.reasoning or self.finish_reason is not None
+                    or self.usage is not None)
+
 
 @dataclass(slots=True)
 class EmbeddingRequest:

@@ -100,7 +100,7 @@ async def stream_head(provider: Provider, req: ChatRequest) -> tuple[list[ChatCh
         while True:
             chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, give_up_at - loop.time()))
             head.append(chunk)
-            if not _is_preamble(chunk) or len(head) >= _MAX_PREAMBLE:
+            if chunk.has_output() or len(head) >= _MAX_PREAMBLE:
                 return head, stream
     except StopAsyncIteration:
         if head:  # a stream that ended after only its preamble is still a (short) answer
@@ -117,9 +117,3 @@ async def stream_head(provider: Provider, req: ChatRequest) -> tuple[list[ChatCh
 
 
 _MAX_PREAMBLE = 4  # a cloud that keeps sending empty chunks is committed to after this many
-
-
-def _is_preamble(chunk: ChatChunk) -> bool:
-    """A chunk that carries no output yet: the role announcement, an empty content delta, a filter notice."""
-    return (not chunk.content and not chunk.tool_calls and chunk.finish_reason is None and chunk.usage is None
-            and not chunk.reasoning)

@@ -75,7 +75,7 @@ class PassThroughChunks:
         event = _split(block)
         if event is not None:
             for chunk in self.events.decode(*event):
-                if self.last is None and not _is_preamble(chunk):
+                if self.last is None and chunk.has_output():
                     self.last = chunk
                 yield chunk
 
@@ -130,7 +130,3 @@ def _split(block: bytes) -> tuple[str | None, bytes] | None:
     if block.startswith(b"data: ") and block.find(b"\n") == len(block) - 2:
         return None, block[6:-2]
     return parse_block(block[:-2])
-
-
-def _is_preamble(chunk: ChatChunk) -> bool:
-    return not (chunk.content or chunk.tool_calls or chunk.finish_reason is not None or chunk.usage is not None)

@@ -58,7 +58,7 @@ class PassThroughStream:
                 yield self._bare(unread)
                 unread = b""
             for chunk in self.events.decode(name, payload):
-                if not self.has_output and not _is_preamble(chunk):
+                if not self.has_output and chunk.has_output():
                     self.has_output = True
                 yield chunk
             if self.events.done:
@@ -102,8 +102,3 @@ def _split(block: bytes) -> tuple[str | None, bytes]:
         elif line.startswith(b"event:"):
             name = line[6:].strip().decode("utf-8", "replace")
     return name, b"\n".join(data)
-
-
-def _is_preamble(chunk: ChatChunk) -> bool:
-    return not (chunk.content or chunk.tool_calls or chunk.reasoning or chunk.finish_reason is not None
-                or chunk.usage is not None)
