@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ class Database:
             if self.target != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(self.target)), exist_ok=True)
             conn = sqlite3.connect(self.target, timeout=30.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             return conn
         import psycopg  # noqa: PLC0415  (only a PostgreSQL deployment pays for the import)
@@ -52,6 +53,19 @@ class Database:
     def sql(self, text: str) -> str:
         """SQL written with `?` placeholders, in this dialect's style."""
         return text if self.dialect == "sqlite" else text.replace("?", "%s")
+
+
+def _wal(conn: sqlite3.Connection, tries: int = 50) -> None:
+    """Switch a SQLite file to WAL. The switch needs the file to itself and SQLite may refuse it at once (busy)
+    rather than wait, when several connections open a new file together (the shipper, a report): so retry."""
+    for attempt in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.02)
 
 
 def parse_url(url: str) -> Database | None:
