@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..canonical import ChatChunk
-from .sse import EventDecoder, SSEDecoder, parse_block
+from .sse import EventDecoder, NormalisedFallback, SSEDecoder, parse_block
 
 # Where the first event to read usually is: an error, the end, a choice-less chunk of Azure's (empty id), and the
 # keys read unless null, as they are spelled when not null.
@@ -32,7 +32,7 @@ def forwards_unread(events: bytes) -> bool:
             and events.count(b'"usage"') == events.count(b'"usage":null'))
 
 
-class PassThroughChunks:
+class PassThroughChunks(NormalisedFallback):
     """The ChunkDecoder of a passed-through OpenAI (or Azure) chat-completions stream."""
 
     __slots__ = ("events", "buffer", "last", "fallback")
@@ -79,26 +79,10 @@ class PassThroughChunks:
                     self.last = chunk
                 yield chunk
 
-    def _feed_normalised(self, data: bytes) -> Iterator[ChatChunk]:
-        if self.fallback is None:
-            self.fallback, data = SSEDecoder(), self.buffer + data
-            self.buffer = b""
-        for name, payload in self.fallback.feed(data):
-            yield from self.events.decode(name, payload)
-            if self.events.done:
-                return
-
     def _bare(self, raw: bytes) -> ChatChunk:
         """A chunk that only carries forwarded events (the stream's ids, for whoever looks)."""
         last = self.last
         return ChatChunk(id=last.id, model=last.model, created=last.created, sse=raw)
-
-    def finish(self) -> list[ChatChunk]:
-        chunks: list[ChatChunk] = []
-        if self.fallback is not None and not self.events.done:
-            for name, payload in self.fallback.finish():
-                chunks += self.events.decode(name, payload)
-        return chunks + list(self.events.finish())
 
 
 def _unread_length(events: bytes) -> int:

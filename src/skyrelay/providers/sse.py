@@ -77,6 +77,30 @@ class EventDecoder(Protocol):
     def finish(self) -> Iterable[ChatChunk]: ...
 
 
+class NormalisedFallback:
+    """What the pass-through stream decoders (OpenAI's, Anthropic's) share: a stream their byte scanner cannot take
+    (`\r` line ends) is handed, from that read on, to a full SSEDecoder, and its events to `events`. The class
+    using it has `events` (an EventDecoder), `buffer` (bytes not yet scanned) and `fallback` slots."""
+
+    __slots__ = ()
+
+    def _feed_normalised(self, data: bytes) -> Iterator[ChatChunk]:
+        if self.fallback is None:
+            self.fallback, data = SSEDecoder(), self.buffer + data
+            self.buffer = b""
+        for name, payload in self.fallback.feed(data):
+            yield from self.events.decode(name, payload)
+            if self.events.done:
+                return
+
+    def finish(self) -> list[ChatChunk]:
+        chunks: list[ChatChunk] = []
+        if self.fallback is not None and not self.events.done:
+            for name, payload in self.fallback.finish():
+                chunks += self.events.decode(name, payload)
+        return chunks + list(self.events.finish())
+
+
 class SSEChunks:
     """The chunks of an SSE body: raw bytes are split into events, which an event decoder reads.
 

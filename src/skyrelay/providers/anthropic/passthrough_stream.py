@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import Iterator
 
 from ...canonical import ChatChunk
-from ..sse import SSEDecoder
+from ..sse import NormalisedFallback, SSEDecoder
 from .passthrough import PassThroughEvents
 
 # The events read once the stream has output; the others are forwarded unread.
 _READ_AFTER_OUTPUT = (b"event: message_delta\n", b"event: message_stop\n", b"event: error\n")
 
 
-class PassThroughStream:
+class PassThroughStream(NormalisedFallback):
     """The ChunkDecoder of a passed-through Anthropic SSE stream (Anthropic's API, Claude on Vertex AI)."""
 
     __slots__ = ("events", "buffer", "has_output", "fallback")
@@ -66,26 +66,10 @@ class PassThroughStream:
         if unread:
             yield self._bare(unread)
 
-    def _feed_normalised(self, data: bytes) -> Iterator[ChatChunk]:
-        if self.fallback is None:
-            self.fallback, data = SSEDecoder(), self.buffer + data
-            self.buffer = b""
-        for name, payload in self.fallback.feed(data):
-            yield from self.events.decode(name, payload)
-            if self.events.done:
-                return
-
     def _bare(self, raw: bytes) -> ChatChunk:
         """A chunk that only carries forwarded bytes (the stream's ids, for whoever looks)."""
         inner = self.events.inner
         return ChatChunk(id=inner.id, model=inner.model, created=inner.created, anthropic=raw)
-
-    def finish(self) -> list[ChatChunk]:
-        chunks: list[ChatChunk] = []
-        if self.fallback is not None and not self.events.done:
-            for name, payload in self.fallback.finish():
-                chunks += self.events.decode(name, payload)
-        return chunks + self.events.finish()
 
 
 def _split(block: bytes) -> tuple[str | None, bytes]:
