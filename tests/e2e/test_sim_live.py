@@ -6,6 +6,7 @@ and the p50 latency must agree within 10%."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from pathlib import Path
@@ -97,15 +98,17 @@ def test_simulator_agrees_with_the_gateway_in_front_of_the_emulator(tmp_path: Pa
     times = Arrivals(scenario).draw(0.0, DURATION_S)[0]  # the same arrivals the simulator drew (same seed)
 
     (tmp_path / "emulator.yaml").write_text(yaml.safe_dump(emulator_config(ports)))
-    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(gateway_config(ports)))
+    gateway = {**gateway_config(ports), "database": {"url": f"sqlite:///{tmp_path}/ledger.db"},  # its own ledger
+               "ledger": {"spool_dir": str(tmp_path / "spool")}}
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(gateway))
     emulator = skyrelay("emulate", "--config", str(tmp_path / "emulator.yaml"))
     gateway = None
     try:
         for _ in CLOUDS:
             wait_for_line(emulator, r"http://127\.0\.0\.1:\d+")
         gateway = skyrelay("serve", "--config", str(tmp_path / "gateway.yaml"), "--port", "0")
-        line = wait_for_line(gateway, r"listening on")
-        base_url = line.split("listening on ")[1].strip()
+        line = wait_for_line(gateway, r"listening on http://[\d.]+:\d+/v1")
+        base_url = re.search(r"http://[\d.]+:\d+/v1", line).group(0)  # the log may share the line (stderr)
         answers = asyncio.run(replay(base_url, times))
     finally:
         if gateway is not None:
