@@ -15,6 +15,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatResponse, Usage
+from . import reasoning
 from .request import NAMESPACE_SEPARATOR
 
 # finish_reason -> (status, incomplete_details)
@@ -99,6 +100,10 @@ def response_object(resp: ChatResponse, data: dict[str, Any]) -> dict[str, Any]:
     choice = resp.choices[0] if resp.choices else None
     output = body["output"]
     if choice is not None:
+        if choice.thinking_blocks:  # the thoughts come first, as the cloud produced them
+            shown = reasoning.Shown(data)
+            for i, block in enumerate(choice.thinking_blocks):
+                output.append(reasoning.item(f"rs_{response_id}_{i}", [block], shown))
         if choice.content:
             output.append(message_item(f"msg_{response_id}", choice.content))
         elif choice.refusal:
