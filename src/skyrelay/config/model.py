@@ -241,6 +241,7 @@ class DatabaseConfig:
     """`url`: sqlite:///path (the default, embedded) or postgresql://...; may hold a password, never printed."""
 
     url: str = "sqlite:///./.skyrelay/skyrelay.db"
+    responses_retention_days: float = 30.0  # stored Responses (store: true) are deleted this long after creation
 
     def __repr__(self) -> str:
         return "DatabaseConfig(...)"

@@ -71,7 +71,8 @@ class Gateway:
         self.dispatcher.on_close = self.telemetry.on_close
         self.ledger = build_ledger(config, self.dispatcher.clock)  # None with ledger.enabled: false
         self._tracer = self.telemetry.tracer
-        self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
+        self.responses_store = ResponseStore(  # stored Responses (store: true)
+            parse_url(config.database.url), config.database.responses_retention_days * 86400)
         self._register_routes()
 
     def _register_routes(self) -> None:
