@@ -275,10 +275,13 @@ def _function_tool(tool: Any, where: str, prefix: str) -> dict[str, Any]:
     if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
         raise errors.InvalidRequest(f"{where} must be an object with a string 'type'", param=where)
     if tool["type"] != "function":
-        # A tool the cloud runs itself (web_search, file_search, code_interpreter, mcp, ...): no deployment
-        # behind the canonical core has it, and answering without it would change the answer.
-        raise errors.UnsupportedFeature(f"{where}: the built-in tool '{tool['type']}' is not supported by "
-                                        f"this gateway; only function tools are", param=f"{where}.type")
+        # A tool the cloud runs itself (web_search, file_search, code_interpreter, mcp, ...): only a deployment
+        # with its own Responses API runs it (the request fails over to one); answering without it would change
+        # the answer.
+        raise errors.UnsupportedFeature(f"{where}: the built-in tool '{tool['type']}' runs only on a deployment "
+                                        f"with its own Responses API (kind openai or azure); the clouds behind "
+                                        f"this gateway's translation take function tools only",
+                                        param=f"{where}.type")
     name = tool.get("name")
     if not isinstance(name, str):
         raise errors.InvalidRequest(f"{where}.name must be a string", param=f"{where}.name")
