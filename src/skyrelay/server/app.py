@@ -202,7 +202,7 @@ class Gateway:
                     "accepts")
             if request.method != route.method and request.method not in route.other_methods:
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
-            if route.json_body and not is_json(request.headers.get("content-type")):
+            if route.json_body and request.method == route.method and not is_json(request.headers.get("content-type")):
                 raise _not_json(request.headers.get("content-type"))
             if route.authenticated:
                 request.principal = self.authenticate(request.headers)

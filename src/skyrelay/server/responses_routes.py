@@ -29,6 +29,9 @@ def register(gateway: "Gateway") -> None:
     store: ResponseStore = gateway.responses_store
 
     async def create(request: Request) -> Response | StreamResponse:
+        if request.method != "POST":  # GET: a WebSocket handshake (Codex's first try)
+            raise errors.WebSocketUnsupported("WebSocket connections are not served by this gateway; "
+                                              "send POST /v1/responses")
         req = protocol.read_responses(request.body)
         native = req.responses
         previous = native.body.get("previous_response_id")
@@ -71,7 +74,8 @@ def register(gateway: "Gateway") -> None:
         return Response(200, orjson.dumps(record.body), [JSON])
 
     for prefix in ("/v1", ""):
-        gateway.add_route(f"{prefix}/responses", Route("POST", create, protocol.render_error, json_body=True))
+        gateway.add_route(f"{prefix}/responses", Route("POST", create, protocol.render_error, json_body=True,
+                                                       other_methods=("GET",)))
         gateway.add_prefix_route(f"{prefix}/responses/",
                                  Route("GET", stored, protocol.render_error, other_methods=("DELETE",)))
 
