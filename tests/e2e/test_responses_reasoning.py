@@ -1,5 +1,5 @@
 """Reasoning on the translated Responses path: `reasoning: {effort, summary}` becomes Claude's extended thinking on
-Anthropic's API and on Bedrock (InvokeModel), the thoughts come back as a `reasoning` item (summary when asked,
+Anthropic's API, on Vertex AI and on Bedrock (InvokeModel), the thoughts come back as a `reasoning` item (summary when asked,
 the signed thinking sealed in `encrypted_content` when included or `store: false`), streamed with the reasoning
 summary events; a later turn that hands the item back reaches the emulated cloud as a thinking block whose
 signature the cloud verifies. Every answer and every event is checked against OpenAI's Responses schemas."""
@@ -20,12 +20,16 @@ CLOUDS = [
     {"name": "aws", "protocol": "bedrock", "api_key": None,
      "options": {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET, "region": "us-east-1"}},
     {"name": "openai", "protocol": "openai"},
+    {"name": "vertex", "protocol": "vertex_anthropic", "models": ["claude-sonnet-4-5@20250929"],
+     "options": {"project": "proj-1", "location": "us-east5"}},
 ]
 REASONING = {"effort": "low", "summary": "auto"}
 SEALED = ["reasoning.encrypted_content"]
 # group -> (cloud, the path a thinking request reaches there)
 PATHS = {"anthropic": ("anthropic", "/v1/messages"),
-         "bedrock": ("aws", "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/invoke")}
+         "bedrock": ("aws", "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/invoke"),
+         "vertex": ("vertex", "/v1/projects/proj-1/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5")}
+CLAUDES = list(PATHS)
 
 
 def groups(clouds) -> dict:
@@ -37,6 +41,9 @@ def groups(clouds) -> dict:
                                      "region": "us-east-1", "model": "us.anthropic.claude-sonnet-4-20250514-v1:0",
                                      "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET,
                                      "timeouts": TIMEOUTS}]},
+        "vertex": {"deployments": [{"name": "claude-vertex", "kind": "vertex_anthropic", "api_key": UPSTREAM_KEY,
+                                    "base_url": clouds["vertex"].base_url, "model": "claude-sonnet-4-5@20250929",
+                                    "project": "proj-1", "location": "us-east5", "timeouts": TIMEOUTS}]},
         "chat": {"deployments": [{"name": "vllm", "kind": "openai", "base_url": clouds["openai"].base_url,
                                   "model": "gpt-4o-mini", "api_key": UPSTREAM_KEY, "timeouts": TIMEOUTS,
                                   "responses": "translate"}]},
@@ -57,7 +64,7 @@ def sent(stack, group: str) -> dict:
     return seen["body"]
 
 
-@pytest.mark.parametrize("group", ["anthropic", "bedrock"])
+@pytest.mark.parametrize("group", CLAUDES)
 def test_effort_becomes_thinking_and_the_thoughts_a_reasoning_item(stack, group):
     client = stack.openai()
     raw = client.responses.with_raw_response.create(model=group, input="Think, then answer.", reasoning=REASONING,
@@ -78,7 +85,7 @@ def test_effort_becomes_thinking_and_the_thoughts_a_reasoning_item(stack, group)
     assert plain.output[0].encrypted_content is None  # stored, and nothing included: nothing sealed
 
 
-@pytest.mark.parametrize("group", ["anthropic", "bedrock"])
+@pytest.mark.parametrize("group", CLAUDES)
 def test_the_reasoning_item_handed_back_reaches_the_cloud_as_its_signed_thinking(stack, group):
     """Codex's way: store false, the output items (reasoning included) sent back in the next turn's input."""
     client = stack.openai()
@@ -114,7 +121,7 @@ def test_an_altered_thought_is_refused_by_the_cloud(stack):
     assert raw.status_code == 400 and "signature" in raw.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("group", ["anthropic", "bedrock"])
+@pytest.mark.parametrize("group", CLAUDES)
 def test_the_stream_carries_the_reasoning_summary_events(stack, group):
     events = validated_stream(stack, {"model": group, "input": "Think, then answer.", "reasoning": REASONING,
                                       "include": SEALED})
@@ -135,7 +142,7 @@ def test_the_stream_carries_the_reasoning_summary_events(stack, group):
     assert [i["type"] for i in final["output"]] == ["reasoning", "message"]
 
 
-@pytest.mark.parametrize("group", ["anthropic", "bedrock"])
+@pytest.mark.parametrize("group", CLAUDES)
 def test_sdk_stream_and_async_client_round_trip(stack, group):
     async def run():
         client = stack.async_openai()
