@@ -14,7 +14,8 @@ import threading
 import time
 from typing import Any
 
-from .record import OPEN, RECORD, decode_lines
+from .lines import decode_lines
+from .record import OPEN, RECORD
 from .recovery import Pricer, Recovery
 from .sinks import Sink
 from .spool import Orphan, Segment, Spool, orphans
@@ -35,6 +36,7 @@ class Shipper:
         first = spool.segments[0]
         self._segment, self._offset = first.index, 0  # the next byte to ship
         self._opens: dict[tuple[str, int], int] = {}  # attempts opened, not finished -> their segment's index
+        self._open_lines: dict[tuple[str, int], list] = {}  # and their "o" lines, which "k" lines join (lines.py)
         self._orphans: list[Orphan] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="skyrelay-ledger-shipper", daemon=True)
@@ -103,6 +105,7 @@ class Shipper:
         self._opens.update(opened)
         for key in finished:
             self._opens.pop(key, None)
+            self._open_lines.pop(key, None)
         self._segment, self._offset = position
         self._delete_shipped(segments)
         return not full
@@ -120,15 +123,15 @@ class Shipper:
             end = seg.end
             data = seg.read(offset, min(end, offset + budget))
             cut = data.rfind(b"\n") + 1
-            for line in decode_lines(data[:cut]):
+            for line in decode_lines(data[:cut], self._open_lines):
                 kind = line[0]
                 if kind == RECORD:
                     row = line[1:]
                     rows.append(row)
-                    if row[1]:
+                    if row[1]:  # an attempt: it no longer pins its segment, its "o" line is no longer joined
                         key = (row[0], row[1])
-                        if opened.pop(key, None) is None:
-                            finished.append(key)
+                        opened.pop(key, None)
+                        finished.append(key)
                 elif kind == OPEN:
                     opened[(line[1], line[2])] = seg.index
             offset += cut

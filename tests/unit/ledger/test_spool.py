@@ -8,7 +8,8 @@ import os
 import orjson
 
 from skyrelay.db import parse_url
-from skyrelay.ledger.record import decode_lines, header
+from skyrelay.ledger.lines import decode_lines
+from skyrelay.ledger.record import header
 from skyrelay.ledger.schema import COLUMN_NAMES
 from skyrelay.ledger.shipper import Shipper
 from skyrelay.ledger.sinks import Sink

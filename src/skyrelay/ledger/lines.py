@@ -1,0 +1,100 @@
+"""The spool's lines read back (their format: record.py): rows in schema.COLUMN_NAMES order, whatever the line kind
+that carried them, for the shipper and for the recovery of a dead process's spool.
+
+What the request path left out to stay cheap is derived here, off it: latencies from the times, and both records
+of a one-attempt request ("k") from that line joined with its attempt's "o" line, which the same process wrote
+before it. The reader passes `opens` ((request id, attempt) -> "o" line) and keeps it across calls; decode_lines
+adds every "o" line it reads. A "k" line whose "o" line is not there was committed already: an "o" line's segment
+is deleted only once the attempt's record is committed, so only an adopted spool can show one (its process died
+between the commit and deleting the later segment), and its rows are in the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import orjson
+
+from .record import HEADER, ONE, ONE_FIELDS, OPEN, RECORD, REFUSED
+from .schema import COLUMN_NAMES
+
+log = logging.getLogger("skyrelay.ledger")
+
+OpenLines = dict  # (request id, attempt) -> the "o" line
+
+# Positions in an "o" line (record.py).
+O_RID, O_NUMBER, O_STARTED, O_KEY, O_TEAM, O_GROUP, O_VENDOR, O_DEPLOYMENT, O_REGION, O_TIER = range(1, 11)
+O_EST_IN, O_EST_OUT, O_STREAMED = 11, 12, 13
+
+(_K_STARTED, _K_ENDED, _K_ATTEMPT_ENDED, _K_FIRST_OUTPUT, _K_HTTP, _K_SERVED, _K_STATUS, _K_ERROR,
+ _K_ATTEMPT_STATUS, _K_ATTEMPT_ERROR) = range(2, 12)
+_K_MONEY = slice(12, 12 + 9)  # input, cached, cache write, output tokens, estimated, list, billed, effective, commitment
+
+
+def decode_lines(data: bytes, opens: OpenLines | None = None) -> Iterator[list]:
+    """The spool lines in `data`, decoded: "o" lines as they are, every record as ["r", <its columns>]. Each
+    segment's header line sets the columns its "r" lines carry. The zero bytes of a segment's unwritten tail (or of
+    pages a power loss never wrote) are skipped, and so is any torn line."""
+    if opens is None:
+        opens = {}
+    columns = COLUMN_NAMES
+    for raw in data.split(b"\n"):
+        raw = raw.strip(b"\0")
+        if not raw:
+            continue
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            log.warning("skipped a torn line in the ledger spool (%d bytes)", len(raw))
+            continue
+        kind = line[0]
+        if kind == OPEN:
+            opens[(line[O_RID], line[O_NUMBER])] = line
+            yield line
+        elif kind == ONE:
+            opened = opens.get((line[1], 1))
+            if opened is not None:
+                yield from one_attempt(line, opened)
+        elif kind == RECORD:
+            yield line if columns is COLUMN_NAMES else [RECORD, *_remap(line[1:], columns)]
+        elif kind == REFUSED:
+            yield refused(line)
+        elif kind == HEADER:
+            columns = tuple(line[3])
+            if columns == COLUMN_NAMES:
+                columns = COLUMN_NAMES  # the same object: the fast path above tests identity
+        else:
+            log.warning("skipped a ledger spool line of an unknown kind %r", str(kind)[:20])
+
+
+def one_attempt(line: list, opened: list) -> tuple[list, list]:
+    """The attempt's record and its request's, from a "k" line and the attempt's "o" line (the attempt first, as
+    when they are written apart: a reader closes the attempt, then the request)."""
+    rid, started, ended, attempt_ended, first = line[1], line[_K_STARTED], line[_K_ENDED], line[_K_ATTEMPT_ENDED], \
+        line[_K_FIRST_OUTPUT]
+    money = line[_K_MONEY]
+    key, team, group, streamed = opened[O_KEY], opened[O_TEAM], opened[O_GROUP], opened[O_STREAMED]
+    cloud = opened[O_VENDOR:O_TIER + 1]  # vendor, deployment, region, tier
+    attempt_started = opened[O_STARTED]
+    request = [RECORD, rid, 0, started, ended, key, team, group,
+               *(cloud if line[_K_SERVED] else (None, None, None, None)),
+               line[_K_STATUS], line[_K_ERROR], line[_K_HTTP], *money, (ended - started) * 1000,
+               (first - started) * 1000 if first is not None else None, streamed, 0]
+    attempt = [RECORD, rid, 1, attempt_started, attempt_ended, key, team, group, *cloud,
+               line[_K_ATTEMPT_STATUS], line[_K_ATTEMPT_ERROR], None, *money, (attempt_ended - attempt_started) * 1000,
+               (first - attempt_started) * 1000 if first is not None else None, streamed, 0]
+    return attempt, request
+
+
+def refused(line: list) -> list:
+    """The record of a request refused before any model group: no cloud, no tokens, no cost."""
+    _, rid, at, key, team, error_kind, status = line
+    return [RECORD, rid, 0, at, at, key, team, None, None, None, None, None, "refused" if status < 500 else "failed",
+            error_kind, status, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, None, None, None, 0, 0]
+
+
+def _remap(values: list, columns: tuple) -> list:
+    """A record written under another column list, in this version's (a column it lacks takes its default)."""
+    by_name = dict(zip(columns, values))
+    return [by_name.get(name, 0) for name in COLUMN_NAMES]
