@@ -3,7 +3,7 @@ that carried them, for the shipper and for the recovery of a dead process's spoo
 
 What the request path left out to stay cheap is derived here, off it: latencies from the times, and both records
 of a one-attempt request ("k") from that line joined with its attempt's "o" line, which the same process wrote
-before it. The reader passes `opens` ((request id, attempt) -> "o" line) and keeps it across calls; decode_lines
+before it. The reader passes `opens` ((request id, attempt) -> "o" line) and keeps it across calls; read_lines
 adds every "o" line it reads. A "k" line whose "o" line is not there was committed already: an "o" line's segment
 is deleted only once the attempt's record is committed, so only an adopted spool can show one (its process died
 between the commit and deleting the later segment), and its rows are in the table.
@@ -12,8 +12,6 @@ between the commit and deleting the later segment), and its rows are in the tabl
 from __future__ import annotations
 
 import logging
-from typing import Iterator
-
 import orjson
 
 from .record import HEADER, ONE, ONE_FIELDS, OPEN, RECORD, REFUSED
@@ -30,45 +28,50 @@ O_EST_IN, O_EST_OUT, O_STREAMED = 11, 12, 13
 (_K_STARTED, _K_ENDED, _K_ATTEMPT_ENDED, _K_FIRST_OUTPUT, _K_HTTP, _K_SERVED, _K_STATUS, _K_ERROR,
  _K_ATTEMPT_STATUS, _K_ATTEMPT_ERROR) = range(2, 12)
 _K_MONEY = slice(12, 12 + 9)  # input, cached, cache write, output tokens, estimated, list, billed, effective, commitment
+_NO_CLOUD = (None, None, None, None)
+_loads = orjson.loads
 
 
-def decode_lines(data: bytes, opens: OpenLines | None = None) -> Iterator[list]:
-    """The spool lines in `data`, decoded: "o" lines as they are, every record as ["r", <its columns>]. Each
-    segment's header line sets the columns its "r" lines carry. The zero bytes of a segment's unwritten tail (or of
-    pages a power loss never wrote) are skipped, and so is any torn line."""
-    if opens is None:
-        opens = {}
+def read_lines(data: bytes, opens: OpenLines) -> tuple[list[list], list[list]]:
+    """The records in `data` as rows (schema.COLUMN_NAMES order, whatever line carried them), and the "o" lines it
+    holds (added to `opens` too). Each segment's header line sets the columns its "r" lines carry. The zero bytes
+    of a segment's unwritten tail (or of pages a power loss never wrote) are skipped, and so is any torn line.
+    Lists, not a generator: the shipper reads every line of the spool, so each step counts."""
+    rows: list[list] = []
+    opened: list[list] = []
     columns = COLUMN_NAMES
     for raw in data.split(b"\n"):
         raw = raw.strip(b"\0")
         if not raw:
             continue
         try:
-            line = orjson.loads(raw)
+            line = _loads(raw)
         except orjson.JSONDecodeError:
             log.warning("skipped a torn line in the ledger spool (%d bytes)", len(raw))
             continue
         kind = line[0]
-        if kind == OPEN:
+        if kind == ONE:
+            attempt = opens.get((line[1], 1))
+            if attempt is not None:
+                rows += one_attempt(line, attempt)
+        elif kind == OPEN:
             opens[(line[O_RID], line[O_NUMBER])] = line
-            yield line
-        elif kind == ONE:
-            opened = opens.get((line[1], 1))
-            if opened is not None:
-                yield from one_attempt(line, opened)
+            opened.append(line)
         elif kind == RECORD:
-            yield line if columns is COLUMN_NAMES else [RECORD, *_remap(line[1:], columns)]
+            del line[0]  # the row, in place
+            rows.append(line if columns is COLUMN_NAMES else _remap(line, columns))
         elif kind == REFUSED:
-            yield refused(line)
+            rows.append(refused(line))
         elif kind == HEADER:
             columns = tuple(line[3])
             if columns == COLUMN_NAMES:
                 columns = COLUMN_NAMES  # the same object: the fast path above tests identity
         else:
             log.warning("skipped a ledger spool line of an unknown kind %r", str(kind)[:20])
+    return rows, opened
 
 
-def one_attempt(line: list, opened: list) -> tuple[list, list]:
+def one_attempt(line: list, opened: list) -> tuple[tuple, tuple]:
     """The attempt's record and its request's, from a "k" line and the attempt's "o" line (the attempt first, as
     when they are written apart: a reader closes the attempt, then the request)."""
     rid, started, ended, attempt_ended, first = line[1], line[_K_STARTED], line[_K_ENDED], line[_K_ATTEMPT_ENDED], \
@@ -77,21 +80,20 @@ def one_attempt(line: list, opened: list) -> tuple[list, list]:
     key, team, group, streamed = opened[O_KEY], opened[O_TEAM], opened[O_GROUP], opened[O_STREAMED]
     cloud = opened[O_VENDOR:O_TIER + 1]  # vendor, deployment, region, tier
     attempt_started = opened[O_STARTED]
-    request = [RECORD, rid, 0, started, ended, key, team, group,
-               *(cloud if line[_K_SERVED] else (None, None, None, None)),
+    attempt = (rid, 1, attempt_started, attempt_ended, key, team, group, *cloud, line[_K_ATTEMPT_STATUS],
+               line[_K_ATTEMPT_ERROR], None, *money, (attempt_ended - attempt_started) * 1000,
+               (first - attempt_started) * 1000 if first is not None else None, streamed, 0)
+    request = (rid, 0, started, ended, key, team, group, *(cloud if line[_K_SERVED] else _NO_CLOUD),
                line[_K_STATUS], line[_K_ERROR], line[_K_HTTP], *money, (ended - started) * 1000,
-               (first - started) * 1000 if first is not None else None, streamed, 0]
-    attempt = [RECORD, rid, 1, attempt_started, attempt_ended, key, team, group, *cloud,
-               line[_K_ATTEMPT_STATUS], line[_K_ATTEMPT_ERROR], None, *money, (attempt_ended - attempt_started) * 1000,
-               (first - attempt_started) * 1000 if first is not None else None, streamed, 0]
+               (first - started) * 1000 if first is not None else None, streamed, 0)
     return attempt, request
 
 
-def refused(line: list) -> list:
+def refused(line: list) -> tuple:
     """The record of a request refused before any model group: no cloud, no tokens, no cost."""
     _, rid, at, key, team, error_kind, status = line
-    return [RECORD, rid, 0, at, at, key, team, None, None, None, None, None, "refused" if status < 500 else "failed",
-            error_kind, status, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, None, None, None, 0, 0]
+    return (rid, 0, at, at, key, team, None, None, None, None, None, "refused" if status < 500 else "failed",
+            error_kind, status, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, None, None, None, 0, 0)
 
 
 def _remap(values: list, columns: tuple) -> list:

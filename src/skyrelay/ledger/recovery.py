@@ -9,8 +9,7 @@ from typing import Any, Callable
 
 from ..canonical import Usage
 from .lines import (O_DEPLOYMENT, O_EST_IN, O_EST_OUT, O_GROUP, O_KEY, O_NUMBER, O_REGION, O_RID, O_STARTED,
-                    O_STREAMED, O_TEAM, O_TIER, O_VENDOR, decode_lines)
-from .record import OPEN, RECORD
+                    O_STREAMED, O_TEAM, O_TIER, O_VENDOR, read_lines)
 
 # Positions in a record (schema.COLUMN_NAMES, after the leading "r").
 _R_STARTED, _R_ENDED = 2, 3
@@ -32,23 +31,19 @@ class Recovery:
         self.attempts: dict[str, list[list]] = {}  # attempt rows of requests whose own record was not seen yet
         self.last_seen = 0.0  # the latest time the dead process wrote: when it was last known alive
 
-    def feed(self, data: bytes) -> list[list]:
-        finished = []
-        for line in decode_lines(data, self.opens):  # which adds the "o" lines to self.opens
-            kind = line[0]
-            if kind == OPEN:
-                self.last_seen = max(self.last_seen, line[O_STARTED])
-            elif kind == RECORD:
-                row = line[1:]
-                finished.append(row)
-                rid, number = row[0], row[1]
-                self.last_seen = max(self.last_seen, row[_R_ENDED] or row[_R_STARTED])
-                if number == 0:
-                    self.attempts.pop(rid, None)
-                else:
-                    self.opens.pop((rid, number), None)
-                    self.attempts.setdefault(rid, []).append(row)
-        return finished
+    def feed(self, data: bytes) -> list:
+        rows, opened = read_lines(data, self.opens)  # which adds the "o" lines to self.opens
+        for line in opened:
+            self.last_seen = max(self.last_seen, line[O_STARTED])
+        for row in rows:
+            rid, number = row[0], row[1]
+            self.last_seen = max(self.last_seen, row[_R_ENDED] or row[_R_STARTED])
+            if number == 0:
+                self.attempts.pop(rid, None)
+            else:
+                self.opens.pop((rid, number), None)
+                self.attempts.setdefault(rid, []).append(row)
+        return rows
 
     def leftovers(self) -> list[list]:
         """The open attempts as `interrupted`, and a record for each request they belonged to. A request whose own

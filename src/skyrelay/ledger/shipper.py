@@ -14,8 +14,7 @@ import threading
 import time
 from typing import Any
 
-from .lines import decode_lines
-from .record import OPEN, RECORD
+from .lines import read_lines
 from .recovery import Pricer, Recovery
 from .sinks import Sink
 from .spool import Orphan, Segment, Spool, orphans
@@ -111,7 +110,7 @@ class Shipper:
         return not full
 
     def _read(self, segments: list[Segment]):
-        rows: list[list] = []
+        rows: list = []
         opened: dict[tuple[str, int], int] = {}
         finished: list[tuple[str, int]] = []
         index, offset = self._segment, self._offset
@@ -123,17 +122,15 @@ class Shipper:
             end = seg.end
             data = seg.read(offset, min(end, offset + budget))
             cut = data.rfind(b"\n") + 1
-            for line in decode_lines(data[:cut], self._open_lines):
-                kind = line[0]
-                if kind == RECORD:
-                    row = line[1:]
-                    rows.append(row)
-                    if row[1]:  # an attempt: it no longer pins its segment, its "o" line is no longer joined
-                        key = (row[0], row[1])
-                        opened.pop(key, None)
-                        finished.append(key)
-                elif kind == OPEN:
-                    opened[(line[1], line[2])] = seg.index
+            found, opens = read_lines(data[:cut], self._open_lines)
+            for line in opens:
+                opened[(line[1], line[2])] = seg.index
+            for row in found:
+                if row[1]:  # an attempt: it no longer pins its segment, its "o" line is no longer joined
+                    key = (row[0], row[1])
+                    opened.pop(key, None)
+                    finished.append(key)
+            rows += found
             offset += cut
             budget -= cut
             if offset < end or not sealed:

@@ -8,7 +8,7 @@ import os
 import orjson
 
 from skyrelay.db import parse_url
-from skyrelay.ledger.lines import decode_lines
+from skyrelay.ledger.lines import read_lines
 from skyrelay.ledger.record import header
 from skyrelay.ledger.schema import COLUMN_NAMES
 from skyrelay.ledger.shipper import Shipper
@@ -119,7 +119,7 @@ def test_a_record_shipped_again_leaves_the_stored_row_alone(tmp_path):
 
 def test_torn_lines_and_unwritten_pages_are_skipped():
     data = header("x") + record("a", 0) + b"\0" * 4096 + b'["r", "torn' + b"\n" + record("b", 0) + b"\0" * 100
-    assert [line[1] for line in decode_lines(data)] == ["a", "b"]
+    assert [row[0] for row in read_lines(data, {})[0]] == ["a", "b"]
 
 
 def test_postgresql_takes_a_batch_that_holds_a_key_twice_once(tmp_path):
