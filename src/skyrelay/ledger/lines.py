@@ -62,6 +62,8 @@ def read_lines(data: bytes, opens: OpenLines) -> tuple[list[list], list[list]]:
             rows.append(line if columns is COLUMN_NAMES else _remap(line, columns))
         elif kind == REFUSED:
             rows.append(refused(line))
+        elif kind == _V1_ONE:
+            rows += _v1_one(line, columns)
         elif kind == HEADER:
             columns = tuple(line[3])
             if columns == COLUMN_NAMES:
@@ -96,7 +98,24 @@ def refused(line: list) -> tuple:
             error_kind, status, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, None, None, None, 0, 0)
 
 
+# Version 1's one-attempt line, still read (a spool left by a process of that version, adopted after an upgrade):
+# ["q", <the request's columns>, <its attempt's own values, _V1_OWN>].
+_V1_ONE = "q"
+_V1_OWN = ("started_at", "ended_at", "status", "error_kind", "latency_ms", "ttft_ms", "hedged", "vendor",
+           "deployment", "region", "tier")
+
+
+def _v1_one(line: list, columns: tuple) -> tuple[list, list]:
+    width = len(columns) + 1
+    request = dict(zip(columns, line[1:width]))
+    attempt = {**request, "attempt": 1, "http_status": None, **dict(zip(_V1_OWN, line[width:]))}
+    return _ordered(attempt), _ordered(request)
+
+
 def _remap(values: list, columns: tuple) -> list:
     """A record written under another column list, in this version's (a column it lacks takes its default)."""
-    by_name = dict(zip(columns, values))
+    return _ordered(dict(zip(columns, values)))
+
+
+def _ordered(by_name: dict) -> list:
     return [by_name.get(name, 0) for name in COLUMN_NAMES]

@@ -138,3 +138,13 @@ def test_postgresql_takes_a_batch_that_holds_a_key_twice_once(tmp_path):
         rows = by_key(ledger_rows(url))
         sink.close()
         assert len(rows) == 2 and rows[("r", 1)]["status"] == "ok"
+
+
+def test_a_version_1_one_attempt_line_is_still_read_as_its_two_records():
+    request = orjson.loads(record("q1", 0))[1:]
+    request[COLUMN_NAMES.index("http_status")] = 200
+    own = [1.1, 1.9, "ok", None, 800.0, None, 0, "openai", "d", "eu", 0]
+    data = orjson.dumps(["h", 1, "old", COLUMN_NAMES]) + b"\n" + orjson.dumps(["q", *request, *own]) + b"\n"
+    rows = [dict(zip(COLUMN_NAMES, row)) for row in read_lines(data, {})[0]]
+    assert [(row["attempt"], row["http_status"], row["started_at"], row["region"]) for row in rows] == [
+        (1, None, 1.1, "eu"), (0, 200, 1.0, None)]
