@@ -37,7 +37,7 @@ class Telemetry:
         self.metrics = Metrics(self.pricing) if config.metrics.enabled else None
         self.activity = Activity(self.deployments, dispatcher.clock())
         access = config.logging
-        self.access_log = AccessLog(access.file) if access.access else None
+        self.access_log = AccessLog(access.file, dispatcher.clock) if access.access else None
         self.events = EventLog(dispatcher.health)
         self._clock = dispatcher.clock
         self._watcher: asyncio.TimerHandle | None = None
