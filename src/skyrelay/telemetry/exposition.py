@@ -163,7 +163,7 @@ def _family(out: list[str], name: str, help_text: str, kind: str, labels: tuple[
     out.append(f"# TYPE {name} {kind}")
     for key, value in sorted(values.items()):
         key = key if isinstance(key, tuple) else (key,)
-        out.append(f"{name}{{{_labels(labels, key)}}} {_number(value)}" if labels else f"{name} {_number(value)}")
+        out.append(f"{name}{{{_labels(labels, key)}}} {number(value)}" if labels else f"{name} {number(value)}")
 
 
 def _histograms(out: list[str], name: str, help_text: str, labels: tuple[str, ...],
@@ -175,8 +175,8 @@ def _histograms(out: list[str], name: str, help_text: str, labels: tuple[str, ..
         total = 0
         for bound, count in zip((*hist.bounds, float("inf")), hist.counts):
             total += count
-            out.append(f'{name}_bucket{{{own},le="{_number(bound)}"}} {total}')
-        out.append(f"{name}_sum{{{own}}} {_number(hist.sum)}")
+            out.append(f'{name}_bucket{{{own},le="{number(bound)}"}} {total}')
+        out.append(f"{name}_sum{{{own}}} {number(hist.sum)}")
         out.append(f"{name}_count{{{own}}} {total}")
 
 
@@ -188,9 +188,12 @@ def _escape(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
+def number(value: float) -> str:
+    """A sample value as Prometheus text writes it: integers without a point, +Inf, NaN."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
     if isinstance(value, int) or value == int(value):
         return str(int(value))
     return repr(float(value))
