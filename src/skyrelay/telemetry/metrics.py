@@ -170,13 +170,15 @@ class Metrics:
                 failed = failed or result == "failed"
                 key = (attempt.deployment, attempt.error_kind)
                 self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
-            money = price(attempt)  # what the ledger records for it: an answer, or a stream cut after it began
+            money = attempt.ledger  # what the ledger recorded for it: an answer, or a stream cut after it began
+            if money is None:
+                money = price(attempt)  # the ledger off: priced here, the same way
             if money is not None and money[5]:
                 billed = money[6]
                 route.list_cost += money[5]
                 route.cost += billed
                 cost += billed
-                if team is not None:
+                if team is not None and billed:
                     team.cost[attempt.vendor] = team.cost.get(attempt.vendor, 0.0) + billed
         return cost
 
@@ -196,5 +198,5 @@ def spend(metrics: Metrics) -> dict[tuple[str | None, str, str], float]:
     for (team, group), stats in metrics.teams.items():
         for vendor, usd in stats.cost.items():
             out[(team, group, vendor)] = out.get((team, group, vendor), 0.0) + usd
-            out[(None, group, vendor)] -= usd
+            out[(None, group, vendor)] = out.get((None, group, vendor), 0.0) - usd
     return {key: usd for key, usd in out.items() if usd > 1e-12}
