@@ -6,10 +6,18 @@ a context with one answered attempt (the common case) and one that failed over (
 the ledger as its recorder does before telemetry hears of a request (the ledger is on by default); the access log
 writes to /dev/null through its real buffer, and its timing includes encoding and writing the lines (its batched
 flush, amortised per request).
+
+Timings are noisy on a shared machine; instruction counts are not. `--calls N --case CASE` runs one case N times
+and prints nothing, for callgrind: the instructions per request are (total at N - total at 0) / N.
+  for n in 0 10240; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+      .venv/bin/python bench/telemetry_hook.py --case both --calls $n 2>&1 | grep Collected; done
+CASE: events | metrics | both (metrics and the access log), `-fo` for the failed-over context, `-path` for the
+request path alone (the access log's waiting lines dropped instead of encoded and written).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import timeit
@@ -63,8 +71,32 @@ def per_call(telemetry: Telemetry, ctx: RequestContext) -> float:
     return min(timeit.repeat(run, number=1, repeat=5)) / N * 1e6
 
 
+def calls(case: str, count: int) -> None:
+    """`count` closes of one case's context, in the access log's batches (for instruction counts)."""
+    metrics, access = {"events": (False, False), "metrics": (True, False), "both": (True, True)}[case.split("-")[0]]
+    cfg = config(metrics, access)
+    telemetry = Telemetry(cfg, Dispatcher.from_config(cfg))
+    ctx = closed_context(cfg, "-fo" in case)
+    hook, log = telemetry.on_close, telemetry.access_log
+    flush = log.flush if log is not None else (lambda: None)
+    if case.endswith("-path"):
+        def flush() -> None:
+            log._rows = []
+    for _ in range(count // BATCH_LINES):
+        for _ in range(BATCH_LINES):
+            hook(ctx)
+        flush()
+    telemetry.close()
+
+
 async def main() -> None:
     logging.getLogger("skyrelay.events").setLevel(logging.WARNING)  # the failover line is not what is measured
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--case")
+    parser.add_argument("--calls", type=int)
+    args = parser.parse_args()
+    if args.case is not None:
+        return calls(args.case, args.calls or 0)
     rows = []
     for label, metrics, access in (("events only (metrics, access log off)", False, False),
                                    ("metrics on", True, False), ("metrics + access log on", True, True)):
