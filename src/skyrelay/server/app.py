@@ -75,6 +75,7 @@ class Gateway:
         self.ledger = build_ledger(config, self.dispatcher.clock)  # None with ledger.enabled: false
         self._record_refusal: Callable[..., None] | None = None  # the ledger's, once started
         self._tracer = self.telemetry.tracer
+        self.metrics_peers: Any = None  # telemetry.peers.Peers, set for one of `serve --workers N`
         self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
         self._register_routes()
 
@@ -127,6 +128,10 @@ class Gateway:
         self.health_checker.start()
         self.governor.start()
         self.telemetry.start()
+        if self.metrics_peers is not None and self.config.metrics.enabled:
+            from .metrics_routes import own_exposition
+
+            await self.metrics_peers.start(lambda: own_exposition(self))
         self.responses_store.start()
         return self.server
 
@@ -135,6 +140,8 @@ class Gateway:
         if self.server is not None:
             await self.server.close(grace)
             self.server = None
+        if self.metrics_peers is not None:
+            await self.metrics_peers.close()
         await self.health_checker.close()
         await self.governor.aclose()
         await self.dispatcher.aclose()
