@@ -75,7 +75,7 @@ def register(gateway: "Gateway") -> None:
 
     for prefix in ("/v1", ""):
         gateway.add_route(f"{prefix}/responses", Route("POST", create, protocol.render_error, json_body=True,
-                                                       other_methods=("GET",)))
+                                                       recorded=True, other_methods=("GET",)))
         gateway.add_prefix_route(f"{prefix}/responses/",
                                  Route("GET", stored, protocol.render_error, other_methods=("DELETE",)))
 
