@@ -83,6 +83,9 @@ class ResponsesNative:
     # and the stored conversation, which every other deployment gets in front of the input instead.
     previous_deployment: str | None = None
     history: list[dict[str, Any]] | None = None
+    # The sealed thinking of reasoning items the client was not shown (no `include`), by item id: a stored
+    # response's conversation keeps it, so a `previous_response_id` turn hands the thoughts back all the same.
+    kept: dict[str, str] | None = None
 
     def full_input(self) -> Any:
         """The input behind the stored conversation, as one list of items (the input as sent without one)."""

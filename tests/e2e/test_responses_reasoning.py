@@ -171,3 +171,25 @@ def test_sealed_thoughts_are_dropped_and_named_where_the_cloud_cannot_take_them(
     assert raw.headers["x-skyrelay-dropped-params"] == "reasoning.summary, input.reasoning"
     assert all(m.get("role") != "assistant" or "thinking" not in str(m)
                for m in stack.clouds["openai"].recent_requests[-1]["body"]["messages"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stored_turn_continued_by_id_hands_its_thoughts_back(stack, stream):
+    """store: true without include: the client sees no encrypted_content, the stored conversation keeps it, so
+    the next turn (previous_response_id) reaches Claude with the signed thinking before the tool call."""
+    client = stack.openai()
+    ask = "What is the weather in Lisbon?"
+    if stream:
+        with client.responses.stream(model="anthropic", input=ask, tools=[WEATHER], reasoning=REASONING) as events:
+            first = events.get_final_response()
+    else:
+        first = client.responses.create(model="anthropic", input=ask, tools=[WEATHER], reasoning=REASONING)
+    assert first.output[0].type == "reasoning" and first.output[0].encrypted_content is None
+    call = next(item for item in first.output if item.type == "function_call")
+    raw = client.responses.with_raw_response.create(
+        model="anthropic", previous_response_id=first.id, tools=[WEATHER], reasoning=REASONING,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "21 C"}])
+    assert raw.http_response.status_code == 200 and "x-skyrelay-dropped-params" not in raw.headers
+    assistant = next(m for m in sent(stack, "anthropic")["messages"] if m["role"] == "assistant")
+    assert assistant["content"][0]["type"] == "thinking" and assistant["content"][0]["signature"]
+    assert client.responses.retrieve(first.id).output[0].encrypted_content is None  # stored as answered

@@ -43,16 +43,19 @@ def register(gateway: "Gateway") -> None:
             native.history = stored.conversation
             native.previous_deployment = stored.deployment if stored.native else None
         keep = _keeper(store, dispatcher, req) if native.body.get("store") is not False else None
+        if keep is not None:
+            native.kept = {}
         if req.stream:
             stream, outcome = await dispatcher.chat_stream(req, context_for(request))
             on_done = (lambda body: keep(body, outcome)) if keep is not None else None
-            return StreamResponse(200, protocol.render_any_stream(stream, native.body, req.model, on_done),
+            events = protocol.render_any_stream(stream, native.body, req.model, on_done, native.kept)
+            return StreamResponse(200, events,
                                   SSE_HEADERS + outcome_headers(outcome), release=stream.aclose)
         resp, outcome = await dispatcher.chat(req, context_for(request))
         if resp.responses is not None:
             body, data = resp.responses, resp.responses_data
         else:
-            data = protocol.response_object(resp, native.body)
+            data = protocol.response_object(resp, native.body, native.kept)
             body = orjson.dumps(data)
         if keep is not None:
             keep(data, outcome)
@@ -91,7 +94,11 @@ def _keeper(store: ResponseStore, dispatcher: Any, req: ChatRequest):
         if not isinstance(body, dict) or not isinstance(body.get("id"), str):
             return
         name = outcome.deployment.name
-        conversation = [*(native.history or ()), *inputs, *(body.get("output") or ())]
+        output = body.get("output") or ()
+        if native.kept:  # the thoughts the client was not shown, kept for the turn that continues this one
+            output = [{**item, "encrypted_content": native.kept[item["id"]]} if item.get("id") in native.kept
+                      else item for item in output]
+        conversation = [*(native.history or ()), *inputs, *output]
         store.put(StoredResponse(body["id"], outcome.group, name, dispatcher.providers[name].speaks_responses,
                                  body, inputs, conversation))
 

@@ -55,9 +55,10 @@ class Shown:
     """What the request asked to see of the reasoning: a summary (`reasoning.summary`), the sealed blocks
     (`include` or `store: false`)."""
 
-    __slots__ = ("summary", "sealed")
+    __slots__ = ("summary", "sealed", "kept")
 
-    def __init__(self, data: dict[str, Any]):
+    def __init__(self, data: dict[str, Any], kept: dict[str, str] | None = None):
+        self.kept = kept  # where the seals not shown go (ResponsesNative.kept), when the response is stored
         reasoning = data.get("reasoning")
         self.summary = isinstance(reasoning, dict) and (
             reasoning.get("summary") is not None or reasoning.get("generate_summary") is not None)
@@ -73,6 +74,8 @@ def item(item_id: str, blocks: list[dict[str, Any]], shown: Shown, text: str | N
                            "summary": [summary_part(text)] if shown.summary and text else []}
     if shown.sealed:
         out["encrypted_content"] = seal(blocks) if blocks else None
+    elif shown.kept is not None and blocks:
+        shown.kept[item_id] = seal(blocks)
     return out
 
 

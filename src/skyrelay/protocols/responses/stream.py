@@ -50,7 +50,7 @@ class _Events:
 
 
 async def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
-                            on_done: Any = None) -> AsyncIterator[bytes]:
+                            on_done: Any = None, kept: dict[str, str] | None = None) -> AsyncIterator[bytes]:
     """The client's events, whichever way the request went: the deployment's own events as they came, or
     rendered from canonical chunks. `on_done(response)` gets the finished Response (to store it)."""
     iterator = stream.__aiter__()
@@ -65,7 +65,7 @@ async def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, An
         async for frame in _pass_through(first, iterator, on_done):
             yield frame
         return
-    async for frame in render_stream(_chain(first, iterator), data, model, on_done):
+    async for frame in render_stream(_chain(first, iterator), data, model, on_done, kept):
         yield frame
 
 
@@ -99,7 +99,7 @@ def _error_event(err: errors.GatewayError, sequence_number: int) -> bytes:
 
 
 async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
-                        on_done: Any = None) -> AsyncIterator[bytes]:
+                        on_done: Any = None, kept: dict[str, str] | None = None) -> AsyncIterator[bytes]:
     response_id = new_id()
     body = base(data, response_id, model, int(time.time()), "in_progress")
     events = _Events(body)
@@ -110,7 +110,7 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
     message_id = f"msg_{response_id}"
     calls: dict[int, dict[str, Any]] = {}  # the open function_call items, by the cloud's tool-call index
     thought: _Thought | None = None  # the open reasoning item
-    shown = reasoning.Shown(data)
+    shown = reasoning.Shown(data, kept)
     finish_reason = None
     usage = None
     try:
