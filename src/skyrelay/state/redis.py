@@ -50,6 +50,7 @@ class RedisState:
         self._reserve = self._redis.register_script(redis_scripts.RESERVE)
         self._settle = self._redis.register_script(redis_scripts.SETTLE)
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
+        self._snapshot = self._redis.register_script(redis_scripts.SNAPSHOT)
         self._local = MemoryState()
         self.shared = True  # False while Redis is unreachable
         self.replicas = 1  # alive replicas last counted: the local fallback's divisor
@@ -149,6 +150,44 @@ class RedisState:
 
     async def flags(self) -> set[str]:
         return {name.decode() for name in await self._redis.smembers(self.prefix + "flags")}
+
+    # --- the routing snapshot and the breakers (off the request path) -------------------------------------------
+
+    async def snapshot(self, counters: list[tuple[str, int, int]], breakers: str, now: float
+                       ) -> tuple[list[float], list[float], dict[str, str]] | None:
+        """Each counter's total and oldest counted second (`counters`: name, bucket seconds, buckets per window),
+        and the `breakers` hash, in one script call; None while Redis is unreachable."""
+        prefix = self.prefix
+        args: list = [repr(now)]
+        for _, bucket, buckets in counters:
+            args += (bucket, buckets)
+        try:
+            answer = await self._snapshot(keys=[prefix + name for name, _, _ in counters] + [prefix + breakers],
+                                          args=args)
+        except _DOWN as exc:
+            self._went_down(exc)
+            return None
+        count = 2 * len(counters)
+        flat = [value.decode() for value in answer[count:]]
+        return ([float(v) for v in answer[0:count:2]], [float(v) for v in answer[1:count:2]],
+                dict(zip(flat[0::2], flat[1::2])))
+
+    async def set_field(self, name: str, field: str, value: str | None, ttl_s: float = 0) -> bool:
+        """Set (None: delete) one field of a small shared hash (the breakers), the hash kept for `ttl_s` after its
+        last write; False when Redis is unreachable."""
+        key = self.prefix + name
+        try:
+            if value is None:
+                await self._redis.hdel(key, field)
+                return True
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, field, value)
+                pipe.expire(key, max(1, int(ttl_s)))
+                await pipe.execute()
+        except _DOWN as exc:
+            self._went_down(exc)
+            return False
+        return True
 
     # --- outage and recovery -----------------------------------------------------------------------------------
 
