@@ -71,7 +71,8 @@ def register(gateway: "Gateway") -> None:
         return Response(200, orjson.dumps(record.body), [JSON])
 
     for prefix in ("/v1", ""):
-        gateway.add_route(f"{prefix}/responses", Route("POST", create, protocol.render_error, json_body=True))
+        gateway.add_route(f"{prefix}/responses",
+                          Route("POST", create, protocol.render_error, json_body=True, recorded=True))
         gateway.add_prefix_route(f"{prefix}/responses/",
                                  Route("GET", stored, protocol.render_error, other_methods=("DELETE",)))
 
