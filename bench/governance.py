@@ -58,6 +58,8 @@ async def per_request(gateway: Gateway, key: str, n: int) -> float:
         ctx.max_output = 64
         if principal is not None:
             await governor.admit(ctx, group)
+            if getattr(governor, "defers", False):  # Redis: the first attempt reserves (here: the key's alone)
+                await governor.reserve_deferred(ctx)
             if ctx.admission is not None:  # what the answer's x-ratelimit-* headers cost
                 rate_limit_headers(ctx)
         ctx.attempts.append(Attempt(deployment, 0.0, 0))

@@ -5,6 +5,10 @@ its estimated tokens (the routing quotas' estimate: input from the body's size, 
 output cap), 1 slot in flight, and its estimated cost at the dearest price among the group's deployments. When
 the request ends its reservation is settled with what it really used, priced at the deployment that served it.
 Concurrent requests therefore each hold their estimate while in flight and cannot all slip under a limit.
+
+With routing quotas shared over Redis (`defers`), `admit` reserves nothing: the request's first attempt reserves
+the key's counters together with its deployment's quota in one script call (dispatch_shared.py), so a request
+costs one round trip; `refuse` turns a refusal of the key's part into its error.
 """
 
 from __future__ import annotations
@@ -40,17 +44,22 @@ class KeyRateLimited(errors.RateLimited):
 class Admission:
     """A request's hold on its key's counters, settled once when its context closes."""
 
-    __slots__ = ("governor", "reservation", "tokens", "cost", "now")
+    __slots__ = ("governor", "reservation", "tokens", "cost", "now", "items", "amounts", "values")
 
-    def __init__(self, governor: "Governor", reservation: Reservation, tokens: int, cost: int, now: float):
+    def __init__(self, governor: "Governor", reservation: Reservation | None, tokens: int, cost: int, now: float,
+                 items: list[Item], amounts, values: tuple):
         self.governor = governor
-        self.reservation = reservation
+        self.reservation = reservation  # None until reserved (deferred to the first attempt, `defers`)
         self.tokens = tokens
         self.cost = cost
         self.now = now  # when it was reserved
+        self.items = items
+        self.amounts = amounts
+        self.values = values
 
     def settle(self, ctx: Any) -> None:
-        self.governor.settle(ctx, self)
+        if self.reservation is not None:
+            self.governor.settle(ctx, self)
 
 
 class Governor:
@@ -64,6 +73,7 @@ class Governor:
         self._refresh: asyncio.Task | None = None
         self.registry = Registry(config, self.keys, state)
         self._reserve_now = state.reserve_now if isinstance(state, MemoryState) else None
+        self.defers = False  # True: the first attempt reserves the key's counters with its deployment's quota
 
     def reprice(self, config: Any) -> None:
         """The prices budgets are reserved and settled at: from the model groups (again after a reload)."""
@@ -92,17 +102,37 @@ class Governor:
         items = principal.items
         values = (1, tokens, 1, cost)
         amounts = principal.amounts(values)
+        if self.defers:
+            ctx.admission = Admission(self, None, tokens, cost, now, items, amounts, values)
+            return
         if self._reserve_now is not None:  # the memory backend: no coroutine to create and await
             reservation, wait, refused = self._reserve_now(items, amounts, now)
         else:
             reservation, wait, refused = await self.state.reserve(items, amounts, now)
         if reservation is None:
-            limit = principal.limits[refused]
-            err = _refusal(limit, items[refused], values[metrics[refused]], wait)
-            if limit.metric in (REQUESTS, TOKENS):
-                err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
-            raise err
-        ctx.admission = Admission(self, reservation, tokens, cost, now)
+            self.refuse(ctx, items, values, refused, wait)
+        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
+
+    async def reserve_deferred(self, ctx: Any) -> None:
+        """A deferred admission that no attempt reserved (no deployment could be tried): reserved alone, so the
+        key's limits still count the request and still refuse it first."""
+        admission = ctx.admission
+        if admission is None or admission.reservation is not None:
+            return
+        reservation, wait, refused = await self.state.reserve(admission.items, admission.amounts, self.clock())
+        if reservation is None:
+            self.refuse(ctx, admission.items, admission.values, refused, wait)
+        admission.reservation = reservation
+
+    @staticmethod
+    def refuse(ctx: Any, items: list[Item], values: tuple, refused: int, wait: float) -> None:
+        """Raise the refusal of the key's (or its team's) counter `refused`."""
+        principal = ctx.principal
+        limit = principal.limits[refused]
+        err = _refusal(limit, items[refused], values[principal.metrics[refused]], wait)
+        if limit.metric in (REQUESTS, TOKENS):
+            err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
+        raise err
 
     def settle(self, ctx: Any, admission: Admission) -> None:
         """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a

@@ -20,7 +20,8 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     """The headers for a request whose key reserved its counters (empty for one without per-minute limits)."""
     principal, reservation = ctx.principal, ctx.admission.reservation
     per_minute = principal.per_minute
-    if not per_minute or reservation.local:  # counted at this replica's share while Redis is away: no true figure
+    # Counted at this replica's share while Redis is away: no true figure. None: never reserved (no attempt made).
+    if not per_minute or reservation is None or reservation.local:
         return []
     levels, oldest, items = reservation.levels, reservation.oldest, reservation.items
     limits, now = principal.limits, ctx.admission.now
