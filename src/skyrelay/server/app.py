@@ -16,6 +16,7 @@ import orjson
 
 from .. import errors
 from ..context import RequestContext, new_request_id
+from ..config.model import ConfigError
 from ..db import parse_url
 from ..db.responses import ResponseStore
 from ..dispatch import Dispatcher, Outcome
@@ -115,6 +116,10 @@ class Gateway:
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
         await self.governor.registry.load()  # the keys made through the admin API, before the first request
+        clashes = self.governor.registry.clash_problems()
+        if clashes:  # a declared key named as a stored one: they would count as one
+            await self.close()
+            raise ConfigError(clashes, self.config_path)
         self.server = await start_server(
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
