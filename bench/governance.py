@@ -60,7 +60,9 @@ async def per_request(gateway: Gateway, key: str, n: int) -> float:
         ctx = RequestContext("req", body_bytes=200, principal=principal)
         ctx.max_output = 64
         if principal is not None:
-            await governor.admit(ctx, group)
+            pending = governor.admit(ctx, group)
+            if pending is not None:
+                await pending
             if ctx.admission is not None:  # what the answer's x-ratelimit-* headers cost
                 rate_limit_headers(ctx)
         ctx.attempts.append(Attempt(deployment, 0.0, 0))

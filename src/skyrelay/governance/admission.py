@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .. import errors
 from ..pricing import cost_micro_usd, dearest
@@ -50,7 +50,25 @@ class Admission:
         self.now = now  # when it was reserved
 
     def settle(self, ctx: Any) -> None:
-        self.governor.settle(ctx, self)
+        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
+        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
+        estimate; one that failed everywhere is refunded."""
+        governor = self.governor
+        usage = ctx.usage
+        if usage is not None and ctx.attempts:
+            served = ctx.attempts[-1]
+            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
+                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
+            price = governor._served_price.get(served.deployment)
+            tokens = usage.input_tokens + usage.output_tokens
+            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                                  usage.cache_write_tokens) if price else 0
+        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
+            tokens, cost = self.tokens, self.cost
+        else:
+            tokens = cost = 0
+        # A request counts once; its slot in flight is given back.
+        governor.state.settle(self.reservation, ctx.principal.amounts((1, tokens, 0, cost)), governor.clock())
 
 
 class Governor:
@@ -72,57 +90,48 @@ class Governor:
 
     # --- the request path --------------------------------------------------------------------------------------
 
-    async def admit(self, ctx: Any, group: Any) -> None:
-        """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes."""
+    def admit(self, ctx: Any, group: Any) -> Awaitable[None] | None:
+        """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes. On the memory
+        backend this is done on return (no coroutine to make and await on every request); on the others it
+        returns what to await."""
         principal: Principal = ctx.principal
         if principal.models is not None and group.name not in principal.models:
             raise errors.PermissionDenied(
                 f"API key '{principal.name}' may not use model '{group.name}'; it may use: "
                 f"{', '.join(sorted(principal.models)) or 'none'}", param="model", code="model_not_allowed")
-        metrics = principal.metrics
-        if not metrics:
-            return
-        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, ctx.max_output)
+        if not principal.metrics:
+            return None
+        max_output = ctx.max_output
+        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, max_output)
         input_price, output_price = self._prices[group.name]
-        output = DEFAULT_OUTPUT_TOKENS if ctx.max_output is None else ctx.max_output
+        output = DEFAULT_OUTPUT_TOKENS if max_output is None else max_output
         cost = math.ceil((tokens - output) * input_price + output * output_price)  # $/Mtok is micro-$ per token
         now = self.clock()
         if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
             principal.roll(now)
-        items = principal.items
         values = (1, tokens, 1, cost)
-        amounts = principal.amounts(values)
-        if self._reserve_now is not None:  # the memory backend: no coroutine to create and await
-            reservation, wait, refused = self._reserve_now(items, amounts, now)
-        else:
-            reservation, wait, refused = await self.state.reserve(items, amounts, now)
+        if self._reserve_now is None:
+            return self._reserve(ctx, principal, values, tokens, cost, now)
+        reservation, wait, refused = self._reserve_now(principal.items, principal.amounts(values), now)
         if reservation is None:
-            limit = principal.limits[refused]
-            err = _refusal(limit, items[refused], values[metrics[refused]], wait)
-            if limit.metric in (REQUESTS, TOKENS):
-                err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
-            raise err
+            raise self._refused(ctx, principal, refused, values, wait)
+        ctx.admission = Admission(self, reservation, tokens, cost, now)
+        return None
+
+    async def _reserve(self, ctx: Any, principal: Principal, values: tuple, tokens: int, cost: int,
+                       now: float) -> None:
+        reservation, wait, refused = await self.state.reserve(principal.items, principal.amounts(values), now)
+        if reservation is None:
+            raise self._refused(ctx, principal, refused, values, wait)
         ctx.admission = Admission(self, reservation, tokens, cost, now)
 
-    def settle(self, ctx: Any, admission: Admission) -> None:
-        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
-        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
-        estimate; one that failed everywhere is refunded."""
-        usage = ctx.usage
-        if usage is not None and ctx.attempts:
-            served = ctx.attempts[-1]
-            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
-                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
-            price = self._served_price.get(served.deployment)
-            tokens = usage.input_tokens + usage.output_tokens
-            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-                                  usage.cache_write_tokens) if price else 0
-        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
-            tokens, cost = admission.tokens, admission.cost
-        else:
-            tokens = cost = 0
-        values = (1, tokens, 0, cost)  # a request counts once; its slot in flight is given back
-        self.state.settle(admission.reservation, ctx.principal.amounts(values), self.clock())
+    @staticmethod
+    def _refused(ctx: Any, principal: Principal, refused: int, values: tuple, wait: float) -> errors.RateLimited:
+        limit = principal.limits[refused]
+        err = _refusal(limit, principal.items[refused], values[principal.metrics[refused]], wait)
+        if limit.metric in (REQUESTS, TOKENS):
+            err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
+        return err
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
