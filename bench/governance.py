@@ -2,6 +2,9 @@
 models, rate limits and budget reserved and settled. Not a test.
 
 Run: PYTHONPATH=src .venv/bin/python bench/governance.py [--redis redis://127.0.0.1:6379/0]
+Instructions per request (deterministic, for a loaded machine), master key then declared key:
+  .venv/bin/python bench/instructions.py -- .venv/bin/python bench/governance.py --count {n} --key master
+  .venv/bin/python bench/instructions.py -- .venv/bin/python bench/governance.py --count {n} --key declared
 The configuration is realistic: 300 keys in 10 teams; the calling key has rpm, tpm, max_parallel and a daily
 budget, its team an rpm and a monthly budget (6 counters). The figure is microseconds of CPU per request on the
 memory backend, beside the same path with the master key (no limits); with --redis, wall time per request
@@ -57,8 +60,10 @@ async def per_request(gateway: Gateway, key: str, n: int) -> float:
         ctx = RequestContext("req", body_bytes=200, principal=principal)
         ctx.max_output = 64
         if principal is not None:
-            await governor.admit(ctx, group)
-            if getattr(governor, "defers", False):  # Redis: the first attempt reserves (here: the key's alone)
+            pending = governor.admit(ctx, group)
+            if pending is not None:
+                await pending
+            if governor.defers:  # Redis: the first attempt reserves (here: the key's counters alone)
                 await governor.reserve_deferred(ctx)
             if ctx.admission is not None:  # what the answer's x-ratelimit-* headers cost
                 rate_limit_headers(ctx)
@@ -71,6 +76,15 @@ async def per_request(gateway: Gateway, key: str, n: int) -> float:
     if governor.state.backend == "memory":  # nothing waits: CPU time is the figure
         return (time.process_time() - cpu) / n
     return (time.perf_counter() - start) / n, (time.process_time() - cpu) / n
+
+
+async def counted(count: int, which: str) -> None:
+    """Exactly `count` requests with one key, after a warm-up: for bench/instructions.py."""
+    gateway = Gateway(parse_config(config({"backend": "memory"}), env={}))
+    key = "sk-master" if which == "master" else CALLING_KEY
+    await per_request(gateway, key, 500)
+    if count:
+        await per_request(gateway, key, count)
 
 
 async def main(redis_url: str | None) -> None:
@@ -98,4 +112,7 @@ async def main(redis_url: str | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis", help="a Redis URL: time the Redis backend instead of memory")
-    asyncio.run(main(parser.parse_args().redis))
+    parser.add_argument("--count", type=int, help="run exactly this many requests once (bench/instructions.py)")
+    parser.add_argument("--key", choices=("master", "declared"), default="declared")
+    args = parser.parse_args()
+    asyncio.run(main(args.redis) if args.count is None else counted(args.count, args.key))

@@ -196,7 +196,9 @@ class Dispatcher:
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
             if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
-                await self.governor.admit(ctx, group)
+                pending = self.governor.admit(ctx, group)
+                if pending is not None:  # a shared state to ask (the memory backend reserves on the spot)
+                    await pending
             decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
             now = ctx.arrival
             if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):

@@ -16,6 +16,7 @@ import orjson
 
 from .. import errors
 from ..context import RequestContext, new_request_id
+from ..config.model import ConfigError
 from ..db import parse_url
 from ..db.responses import ResponseStore
 from ..dispatch import Dispatcher, Outcome
@@ -127,6 +128,10 @@ class Gateway:
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
         await self.governor.registry.load()  # the keys made through the admin API, before the first request
+        clashes = self.governor.registry.clash_problems()
+        if clashes:  # a declared key named as a stored one: they would count as one
+            await self.close()
+            raise ConfigError(clashes, self.config_path)
         if self.dispatcher.shared is not None:  # the other replicas' counts and breakers, before the first request
             await self.dispatcher.shared.refresh()
         self.server = await start_server(
