@@ -1,0 +1,89 @@
+"""`bench/compare.py --workers-scaling`: the realistic config under `serve --workers 1` and `--workers 2`, unpinned
+(every core), same run: requests/s and its scaling, CPU per request of all the gateway's processes together, peak
+RSS per worker, and how the keep-alive connections are spread over the workers.
+
+Two spreads are counted from /proc, never from the workers' own account: wrk's keep-alive connections per worker,
+sampled halfway through the 32-connection run (a worker taking every keep-alive connection while the others idle
+is a known failure of other Python gateways), and which worker answers each of a few hundred new connections.
+On a 2-core machine wrk and the upstream share the cores with the workers, so the scaling is bounded well below 2x.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import sys
+import threading
+from pathlib import Path
+
+from compare_probes import Proc, established_per_pid
+from gateway_overhead import wrk
+
+NEW_CONNECTIONS = 300
+
+
+def measure_workers(config_for, args, workdir: Path, body: dict, key: str) -> dict:
+    """`config_for(count)`: (the configuration file, its port) of the gateway with `count` workers, with a ledger
+    and logs of its own."""
+    results = {}
+    for count in (1, 2):
+        config, port = config_for(count)
+        argv = [sys.executable, "-m", "skyrelay.cli", "serve", "--config", str(config), "--port", str(port),
+                "--workers", str(count)]
+        proc = Proc(argv, port, None)
+        try:
+            results[count] = _measure(proc, count, args, workdir, body, key)
+        finally:
+            proc.stop()
+    results["scaling"] = results[2]["rps"] / results[1]["rps"] if results[1]["rps"] else None
+    return results
+
+
+def _measure(proc: Proc, count: int, args, workdir: Path, body: dict, key: str) -> dict:
+    url = f"http://127.0.0.1:{proc.port}/v1/chat/completions"
+    workers = proc.children() if count > 1 else [proc.popen.pid]
+    wrk(url, body, 1, args.connections, workdir, key=key, core=None)  # warm up
+    sampled: dict = {}
+    sampler = threading.Timer(args.seconds / 2, lambda: sampled.update(established_per_pid(proc.port, workers)))
+    before = proc.cpu()
+    sampler.start()
+    result = wrk(url, body, args.seconds, args.connections, workdir, key=key, core=None)
+    sampler.join()
+    spent = proc.cpu() - before
+    return {**result, "ready_s": proc.ready_s,
+            "cpu_us_per_request": spent / max(result["requests"], 1) * 1e6,
+            "peak_rss_mb_per_worker": [round(proc.peak_rss_mb(pid), 1) for pid in workers],
+            "keepalive_connections_per_worker": [sampled.get(pid, 0) for pid in workers],
+            "new_connections_per_worker": _answering(proc.port, workers)}
+
+
+def _answering(port: int, workers: list[int]) -> list[int]:
+    """Which worker (by its pid in /health/ready) answers each of NEW_CONNECTIONS new connections."""
+    seen = collections.Counter()
+    for _ in range(NEW_CONNECTIONS):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/health/ready")
+        seen[json.loads(conn.getresponse().read())["pid"]] += 1
+        conn.close()
+    return [seen.get(pid, 0) for pid in workers]
+
+
+def report(results: dict, connections: int) -> str:
+    lines = [f"| --workers | req/s @{connections} | p50 @{connections} | p99 @{connections} | CPU/req (all processes) "
+             "| peak RSS per worker | wrk's keep-alive connections per worker | new connections per worker "
+             "| ready | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for count in (1, 2):
+        row = results[count]
+        lines.append(f"| {count} | {row['rps']:,.0f} | {row['p50_ms']:.3f} ms | {row['p99_ms']:.3f} ms "
+                     f"| {row['cpu_us_per_request']:.0f} us | {_join(row['peak_rss_mb_per_worker'], ' MB')} "
+                     f"| {_join(row['keepalive_connections_per_worker'])} | {_join(row['new_connections_per_worker'])} "
+                     f"| {row['ready_s']:.2f} s | {row['errors']} |")
+    if results.get("scaling"):
+        lines.append(f"\n--workers 2 / --workers 1, requests/s: {results['scaling']:.2f}x")
+    return "\n".join(lines)
+
+
+def _join(values: list, unit: str = "") -> str:
+    return " / ".join(f"{v:g}{unit}" for v in values)
