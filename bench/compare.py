@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from compare_litellm import LITELLM_VERSION, start_litellm  # noqa: E402
-from compare_probes import Proc, first_byte_ms  # noqa: E402
+from compare_probes import Proc, first_answer_s, first_byte_ms  # noqa: E402
 from compare_report import report  # noqa: E402
 from compare_upstreams import anthropic_answers, bedrock_answers, nginx_proxy_conf, nginx_upstream_conf  # noqa: E402
 from compare_workers import measure_workers, report as workers_report  # noqa: E402
@@ -121,8 +121,8 @@ def measure_one(proc: Proc | None, port: int, work: Workload, args, workdir: Pat
     path = "/v1/chat/completions" if via_gateway else work.path
     url = f"http://127.0.0.1:{port}{path}"
     body = work.body()
+    row: dict = {"chunks": work.chunks, "base": work.base, "first_answer_s": first_answer_s(port, path, body, key)}
     wrk(url, body, 1, args.connections, workdir, key=key)  # warm pools and caches
-    row: dict = {"chunks": work.chunks, "base": work.base}
     for conns in (args.connections, 1):
         before = proc.cpu() if proc else 0.0
         result = wrk(url, body, args.seconds, conns, workdir, key=key)
@@ -197,10 +197,11 @@ def run(args, workdir: Path) -> dict:
                 results["scenarios"][label] = _with_meta(rows, proc)
                 proc.stop()
         if args.workers_scaling:
-            def config_for(count: int) -> tuple[Path, int]:
+            def config_for(name: str, count: int) -> tuple[Path, int]:
                 port = free_port()
-                return gateway(f"workers-{count}", port, True), port
-            results["workers"] = measure_workers(config_for, args, workdir, PLAIN[0].body(), CALLER)
+                return gateway(f"{name}-{count}-workers", port, name == "realistic"), port
+            results["workers"] = measure_workers(config_for, args, workdir, PLAIN[0].body(),
+                                                 {"minimal": KEY, "realistic": CALLER})
     finally:
         for proc in reversed(started):
             proc.stop()

@@ -18,7 +18,10 @@ TUNING = {"httptools": "0.9.0", "opentelemetry-sdk": "1.45.2"}  # the SDK's vers
 
 
 def _pip(*args: str) -> None:
-    subprocess.run([str(VENV / "bin" / "pip"), *args], check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run([str(VENV / "bin" / "pip"), *args], capture_output=True, text=True)
+    if done.returncode:  # its output only when it failed (a pip configuration's warnings would crowd the table)
+        sys.stderr.write(done.stdout + done.stderr)
+        raise RuntimeError(f"pip {' '.join(args)} failed in {VENV}")
 
 
 def ensure_installed(tuned: bool) -> Path:

@@ -68,6 +68,24 @@ FIRST_BYTE_REQUESTS = 400  # sequential requests on one keep-alive connection, a
 FIRST_BYTE_SECONDS = 4.0  # at most, for the warm-up and again for the measurement (a slow proxy gets fewer)
 
 
+def first_answer_s(port: int, path: str, body: dict, key: str) -> float:
+    """Seconds the first request takes, alone: a proxy that imports its providers on first use (LiteLLM) answers it
+    late, and a load of 32 such first requests at once would leave wrk's measurement empty. Also the check that
+    the route answers 200 before it is measured."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    started = time.monotonic()
+    try:
+        conn.request("POST", path, json.dumps(body).encode(),
+                     {"content-type": "application/json", "authorization": f"Bearer {key}"})
+        answer = conn.getresponse()
+        text = answer.read()
+    finally:
+        conn.close()
+    if answer.status != 200:
+        raise RuntimeError(f"{path} on :{port} answered {answer.status}: {text[:300]!r}")
+    return time.monotonic() - started
+
+
 def first_byte_ms(port: int, path: str, body: dict, key: str) -> dict:
     """Median and p90 milliseconds from sending a request to the first byte of its answer's body (a server may send
     a stream's head before its first chunk: the body's first byte is what a client waits for), the rest read to
