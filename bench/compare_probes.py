@@ -41,6 +41,18 @@ class Proc:
     def cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids() if Path(f"/proc/{pid}").exists())
 
+    def settle(self, most_s: float = 3.0) -> None:
+        """Wait until the process is idle (under 2 ms of CPU in 200 ms), at most `most_s`: what wrk left in flight
+        when it stopped, and a ledger's batch behind it, are served before the next measurement starts."""
+        deadline = time.monotonic() + most_s
+        last = self.cpu()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.cpu()
+            if now - last < 0.002:
+                return
+            last = now
+
     def peak_rss_mb(self, pid: int | None = None) -> float:
         """Peak RSS of one process, or of the process and its children together."""
         total = 0
@@ -123,6 +135,11 @@ def _first_bytes(conn, path: str, payload: bytes, headers: dict, requests: int) 
 
 def established_per_pid(port: int, pids: list[int]) -> dict[int, int]:
     """How many established TCP connections to local `port` each process holds (server side only)."""
+    return sockets_per_pid(port, pids, "01")
+
+
+def sockets_per_pid(port: int, pids: list[int], state: str) -> dict[int, int]:
+    """How many TCP sockets on local `port` in `state` ("01" established, "0A" listening) each process holds."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -131,8 +148,7 @@ def established_per_pid(port: int, pids: list[int]) -> dict[int, int]:
             continue
         for line in lines:
             fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
                 inodes.add(fields[9])
     counts = {}
     for pid in pids:

@@ -137,3 +137,24 @@ def _targets(scenarios: dict, ratios: dict, connections: int) -> list[str]:
         check("realistic peak RSS", realistic.get("peak_rss_mb"), 60, " MB"),
         check("realistic time to ready", realistic.get("ready_s"), 0.5, " s"),
     ]
+
+
+def from_json(results: dict) -> dict:
+    """Results read back from compare.py's JSON (whose keys are strings: connection counts become ints again)."""
+    def ints(value):
+        if isinstance(value, dict):
+            return {int(k) if isinstance(k, str) and k.isdigit() else k: ints(v) for k, v in value.items()}
+        return value
+    return ints(results)
+
+
+if __name__ == "__main__":  # the table again from a saved run: python bench/compare_report.py out.json
+    import json
+    import sys
+
+    from compare_workers import report as workers_report
+
+    saved = from_json(json.loads(open(sys.argv[1]).read()))
+    print(report(saved, saved["meta"]["connections"])[0])
+    if "workers" in saved:
+        print("\n" + workers_report(saved["workers"], saved["meta"]["connections"]))

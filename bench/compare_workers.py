@@ -17,9 +17,10 @@ import http.client
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
-from compare_probes import Proc, established_per_pid
+from compare_probes import Proc, established_per_pid, sockets_per_pid
 from gateway_overhead import cpu_seconds, wrk
 
 NEW_CONNECTIONS = 300
@@ -46,14 +47,16 @@ def measure_workers(config_for, args, workdir: Path, body: dict, keys: dict[str,
 
 def _measure(proc: Proc, count: int, args, workdir: Path, body: dict, key: str) -> dict:
     url = f"http://127.0.0.1:{proc.port}/v1/chat/completions"
-    workers = proc.children() if count > 1 else [proc.popen.pid]
+    workers = _all_listening(proc, count) if count > 1 else [proc.popen.pid]
     wrk(url, body, 1, args.connections, workdir, key=key, core=None)  # warm up
     sampled: dict = {}
     sampler = threading.Timer(args.seconds / 2, lambda: sampled.update(established_per_pid(proc.port, workers)))
+    proc.settle()
     before, supervisor_before = proc.cpu(), cpu_seconds(proc.popen.pid)
     sampler.start()
     result = wrk(url, body, args.seconds, args.connections, workdir, key=key, core=None)
     sampler.join()
+    proc.settle()
     spent, supervisor = proc.cpu() - before, cpu_seconds(proc.popen.pid) - supervisor_before
     per_request = 1e6 / max(result["requests"], 1)
     return {**result, "ready_s": proc.ready_s, "cpu_us_per_request": spent * per_request,
@@ -61,6 +64,19 @@ def _measure(proc: Proc, count: int, args, workdir: Path, body: dict, key: str) 
             "peak_rss_mb_per_worker": [round(proc.peak_rss_mb(pid), 1) for pid in workers],
             "keepalive_connections_per_worker": [sampled.get(pid, 0) for pid in workers],
             "new_connections_per_worker": _answering(proc.port, workers)}
+
+
+def _all_listening(proc: Proc, count: int, timeout: float = 60.0) -> list[int]:
+    """The workers' pids once every one of them listens: the port opens with the first, and wrk's connections made
+    before the second listens would all land on the first (a spread the kernel did not choose)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = proc.children()
+        listening = sockets_per_pid(proc.port, workers, "0A")
+        if len(workers) == count and all(listening.values()):
+            return workers
+        time.sleep(0.1)
+    raise RuntimeError(f"not all {count} workers listen on {proc.port} after {timeout:.0f} s")
 
 
 def _answering(port: int, workers: list[int]) -> list[int]:

@@ -78,7 +78,7 @@ def wrk(url: str, body: dict, seconds: float, connections: int, workdir: Path, k
     )
     out = subprocess.run(
         [*(pinned(core) if core is not None else []), "wrk", "-t1", f"-c{connections}",
-         f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+         f"-d{max(1, round(seconds))}s", "--timeout", "20s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
