@@ -22,8 +22,12 @@ ENV = {
 }
 
 
-def skyrelay(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "skyrelay.cli", *args], cwd=ROOT, text=True,
+def skyrelay(*args: str, env: dict | None = None, cwd: Path | None = None, **kw) -> subprocess.Popen:
+    """The CLI as a child process. `serve --config FILE` runs in FILE's directory (a test's tmp_path), so that its
+    default database and spool (./.skyrelay/) belong to that test, not to the checkout shared by every test."""
+    if cwd is None:
+        cwd = Path(args[args.index("--config") + 1]).parent if args[0] == "serve" and "--config" in args else ROOT
+    return subprocess.Popen([sys.executable, "-m", "skyrelay.cli", *args], cwd=cwd, text=True,
                             env={**os.environ, **ENV, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, **kw)
 

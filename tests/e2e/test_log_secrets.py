@@ -16,7 +16,7 @@ import pytest
 
 from skyrelay.emulator import CloudSpec, start_cloud
 
-from .test_examples import ROOT, wait_for_line
+from .test_examples import wait_for_line
 
 SECRETS = {
     "SKYRELAY_MASTER_KEY": "sk-master-2f9c1e",
@@ -63,7 +63,7 @@ def test_no_secret_and_no_prompt_in_any_log_line(bg, clouds, tmp_path):
     config.write_text(CONFIG % {name: cloud.base_url for name, cloud in clouds.items()})
     bg.call(clouds["flaky"].set_faults, [{"status": 429, "rate": 0.3}, {"status": 500, "rate": 0.3}])
     proc = subprocess.Popen([sys.executable, "-m", "skyrelay.cli", "serve", "--config", str(config),
-                             "--log-format", "json", "--log-level", "debug"], cwd=ROOT, text=True,
+                             "--log-format", "json", "--log-level", "debug"], cwd=tmp_path, text=True,
                             env={**os.environ, **SECRETS}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = wait_for_line(proc, r"listening on").split()[-1]

@@ -20,7 +20,6 @@ import pytest
 from skyrelay.emulator import CloudSpec, start_cloud
 
 from .harness import GATEWAY_KEY, HELLO, UPSTREAM_KEY, openai_deployment
-from .test_examples import ROOT
 
 
 def gateway_yaml(clouds: dict, names: list[str], *, drain: float | None = None) -> str:
@@ -41,7 +40,7 @@ class Serve:
         self.config.write_text(text)
         self.log = tmp_path / "serve.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "skyrelay.cli", "serve", "--config", str(self.config),
-                                      *args], cwd=ROOT, env=dict(os.environ), stdout=self.log.open("w"),
+                                      *args], cwd=tmp_path, env=dict(os.environ), stdout=self.log.open("w"),
                                      stderr=subprocess.STDOUT, text=True)
         self.base_url = self.wait_for(r"listening on (http://[\d.]+:\d+/v1)").group(1)
 

@@ -11,6 +11,7 @@ import hmac
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
+from ..db import DEFAULT_URL
 from ..routing.health import BreakerPolicy
 
 DEFAULT_HOST = "127.0.0.1"
@@ -240,7 +241,7 @@ class ServerConfig:
 class DatabaseConfig:
     """`url`: sqlite:///path (the default, embedded) or postgresql://...; may hold a password, never printed."""
 
-    url: str = "sqlite:///./.skyrelay/skyrelay.db"
+    url: str = DEFAULT_URL
 
     def __repr__(self) -> str:
         return "DatabaseConfig(...)"

@@ -34,6 +34,16 @@ LIMITS = ("requests", "tokens", "input_tokens", "output_tokens")
 _RPM_WINDOW_DEFAULTS = {"azure": 1.0}  # Azure enforces RPM over 1-10 s periods, not over the minute
 
 
+def limit_bucket(quota, limit: int, is_requests: bool, kind: str, now: float) -> "Bucket":
+    """The bucket enforcing one of a quota's limits: per window_s, except requests, which a cloud may enforce over
+    a shorter period (Azure), holding the same rate. Shared by the emulator and the simulator's clouds."""
+    period, capacity = quota.window_s, float(limit)
+    if is_requests:
+        period = quota.rpm_window_s or min(_RPM_WINDOW_DEFAULTS.get(kind, period), period)
+        capacity = max(limit * period / quota.window_s, 1.0)
+    return Bucket(capacity, period, now)
+
+
 class Bucket:
     """`used` drains at `capacity` per `window_s`: a token bucket when admission asks whether a charge fits,
     a leaky bucket when it asks whether the level is still at or below capacity."""
@@ -164,12 +174,7 @@ class Lane:
             for name, limit in zip(LIMITS, (quota.rpm, quota.tpm, quota.itpm, quota.otpm), strict=True):
                 if limit is None:
                     continue
-                period = quota.window_s
-                capacity: float = limit
-                if name == "requests":
-                    period = quota.rpm_window_s or min(_RPM_WINDOW_DEFAULTS.get(protocol, period), period)
-                    capacity = max(limit * period / quota.window_s, 1.0)
-                self.buckets[name] = Bucket(capacity, period, now)
+                self.buckets[name] = limit_bucket(quota, limit, name == "requests", protocol, now)
                 self.limits[name] = limit
         provisioned = settings.provisioned
         self.provisioned = Bucket(provisioned.tpm, provisioned.window_s, now) if provisioned else None

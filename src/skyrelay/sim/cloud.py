@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..emulator.capacity import _RPM_WINDOW_DEFAULTS, Bucket
+from ..emulator.capacity import Bucket, limit_bucket
 from .scenario import CloudModel
 
 # Kinds whose 429 carries a Retry-After the gateway cools down for (the others throttle: 1 s, doubling).
@@ -60,11 +60,7 @@ class SimCloud:
         for index, limit in enumerate((quota.rpm, quota.tpm, quota.itpm, quota.otpm)):
             if limit is None:
                 continue
-            period, capacity = quota.window_s, float(limit)
-            if index == 0:
-                period = quota.rpm_window_s or min(_RPM_WINDOW_DEFAULTS.get(self.kind, period), period)
-                capacity = max(limit * period / quota.window_s, 1.0)
-            self.buckets.append((Bucket(capacity, period, now), index))
+            self.buckets.append((limit_bucket(quota, limit, index == 0, self.kind, now), index))
 
     def cached_tokens(self, prefix: int, prefix_tokens: int, prompt: int, now: float) -> int:
         """Tokens of the prompt served from the prompt cache (a shared prefix seen within ttl_s)."""
