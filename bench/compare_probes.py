@@ -24,9 +24,22 @@ class Proc:
         self.started = time.monotonic()
         prefix = pinned(core) if core is not None else []
         self.popen = subprocess.Popen([*prefix, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-        wait_port(port, 90)
-        self.ready_s = time.monotonic() - self.started
         self.port = port
+        self._wait_listening(90)
+        self.ready_s = time.monotonic() - self.started
+
+    def _wait_listening(self, timeout: float) -> None:
+        """Until this process (or a child) listens on the port: on a shared machine another program may take a
+        port between its choice and our start, and a connection alone would measure that program."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.popen.args} exited with {self.popen.returncode} before listening")
+            if any(sockets_per_pid(self.port, self.pids(), "0A").values()):
+                wait_port(self.port, 5)
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.popen.args} does not listen on {self.port} after {timeout:.0f} s")
 
     def children(self) -> list[int]:
         try:
