@@ -56,13 +56,6 @@ class PermissionDenied(GatewayError):
     type = "permission_error"
 
 
-class Conflict(GatewayError):
-    """The request cannot apply to the gateway as it runs (e.g. a reload of a gateway started without a file)."""
-
-    status = 409
-    type = "invalid_request_error"
-
-
 class NotFound(GatewayError):
     """Unknown model or route."""
 
@@ -86,7 +79,8 @@ class MethodNotAllowed(GatewayError):
 
 
 class Conflict(GatewayError):
-    """Well formed, but the resource's state forbids it (read-only, revoked, still in use): the admin API's 409."""
+    """Well formed, but the resource's state forbids it (read-only, revoked, still in use: the admin API's 409), or
+    the request cannot apply to the gateway as it runs (a reload of a gateway started without a file)."""
 
     status = 409
     type = "invalid_request_error"

@@ -118,3 +118,15 @@ def test_a_stream_cut_before_message_stop_is_an_error():
     list(decoder.feed(sse(THINKING_STREAM[:-1])))
     with pytest.raises(errors.UpstreamUnavailable, match="before message_stop"):
         decoder.finish()
+
+
+def test_sse_comments_before_and_after_the_first_output_are_not_events():
+    """A proxy on the way may send `: keep-alive` comments: they are no event (before the first output they are
+    read and dropped; after it they go on unread, as the bytes they are) and never fail the stream."""
+    comment = b": keep-alive\n\n"
+    body = comment + sse(THINKING_STREAM[:2]) + comment + sse(THINKING_STREAM[2:6]) + comment + sse(THINKING_STREAM[6:])
+    decoder = PassThroughStream("claude-a")
+    out = list(decoder.feed(body)) + decoder.finish()
+    forwarded = b"".join(c.anthropic for c in out)
+    assert forwarded.replace(comment, b"") == sse(THINKING_STREAM)
+    assert out[-1].usage.output_tokens == 30

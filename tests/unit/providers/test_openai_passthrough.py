@@ -123,3 +123,13 @@ def test_a_stream_in_one_read_goes_on_in_one_piece_between_what_is_read():
     # the six words go on unread; the tricky chunk is read (its [DONE]); finish and usage are read
     assert out[2].sse == sse(STREAM[2:8]) and out[3].content == TRICKY
     assert out[4].finish_reason == "stop" and out[5].usage is not None and len(out) == 6
+
+
+def test_sse_comments_are_no_chunks_and_never_fail_the_stream():
+    """`: keep-alive` comments (sent by proxies and some servers) before and after the first output."""
+    comment = b": keep-alive\n\n"
+    body = comment + sse(STREAM[:1]) + comment + sse(STREAM[1:4]) + comment + sse(STREAM[4:]) + DONE
+    for step in (1, 13, 100_000):
+        out = run(body, step)
+        assert client_bytes(out).replace(comment, b"") == sse(STREAM)
+        assert [c.usage for c in out if c.usage] == [Usage(input_tokens=12, output_tokens=5, cached_tokens=4)]

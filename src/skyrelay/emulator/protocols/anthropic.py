@@ -201,14 +201,7 @@ class AnthropicProtocol:
 
     async def messages(self, call: MessagesCall, ctx: CallContext, points: list | None = None
                        ) -> Response | StreamResponse:
-        gen = await ctx.generate(call.inp)
-        cache = self.cache.account(points, gen.prompt_tokens, time.monotonic()) if points else None
-        seed = conversation_seed(ctx.spec.seed, call.inp)
-        if call.json_schema is not None:
-            value = sample_json(call.json_schema, random.Random(seed))
-            gen = replace(gen, choices=[as_json_choice(gen.choices[0], value, call.inp.max_tokens)])
-        meta = wire.MessageMeta(ctx.request_key, seed, call.inp.model, call.thinking, ctx.content_filter == "prompt",
-                                self.signer, cache)
+        gen, meta = await generate_message(call, ctx, points, self.cache, self.signer)
         headers = self.success_headers(ctx)
         if call.stream:
             return StreamResponse(200, wire.message_stream(gen, meta, ctx.pacer), wire.SSE_HEADERS + headers)
@@ -248,3 +241,18 @@ def _client_host(host: str) -> str:
     if host in ("0.0.0.0", "", "::"):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
+
+
+async def generate_message(call, ctx: CallContext, points: list | None, cache: PromptCache, signer: ThinkingSigner
+                           ) -> tuple[Any, wire.MessageMeta]:
+    """The generated answer to a Messages call and what its wire form needs (cache accounting, thinking
+    signatures, a JSON answer for a schema): shared by the Anthropic API and Claude on Vertex."""
+    gen = await ctx.generate(call.inp)
+    cached = cache.account(points, gen.prompt_tokens, time.monotonic()) if points else None
+    seed = conversation_seed(ctx.spec.seed, call.inp)
+    if call.json_schema is not None:
+        value = sample_json(call.json_schema, random.Random(seed))
+        gen = replace(gen, choices=[as_json_choice(gen.choices[0], value, call.inp.max_tokens)])
+    meta = wire.MessageMeta(ctx.request_key, seed, call.inp.model, call.thinking, ctx.content_filter == "prompt",
+                            signer, cached)
+    return gen, meta

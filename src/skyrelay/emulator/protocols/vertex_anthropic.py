@@ -17,10 +17,7 @@ The platform's errors (credentials, permissions, unknown models, quota) are Goog
 
 from __future__ import annotations
 
-import random
 import re
-import time
-from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,16 +26,15 @@ import orjson
 from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
-from ..generate import conversation_seed, prompt_tokens
+from ..generate import prompt_tokens
 from . import anthropic_wire as wire
 from . import gemini_errors
-from .anthropic import status_error
+from .anthropic import generate_message, status_error
 from .anthropic_blocks import AnthropicError, invalid
 from .anthropic_cache import PromptCache, ThinkingSigner, breakpoints
 from .anthropic_validate import messages_request, parse_body
 from .base import Call, CallContext
 from .gemini_errors import GoogleError
-from .json_output import as_json_choice, sample_json
 
 VERSION = "vertex-2023-10-16"
 _ROUTE = re.compile(r"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/([^/:]+)"
@@ -180,14 +176,7 @@ class VertexAnthropicProtocol:
 
     async def messages(self, call, stream: bool, ctx: CallContext, points: list | None
                        ) -> Response | StreamResponse:
-        gen = await ctx.generate(call.inp)
-        cache = self.cache.account(points, gen.prompt_tokens, time.monotonic()) if points else None
-        seed = conversation_seed(ctx.spec.seed, call.inp)
-        if call.json_schema is not None:
-            value = sample_json(call.json_schema, random.Random(seed))
-            gen = replace(gen, choices=[as_json_choice(gen.choices[0], value, call.inp.max_tokens)])
-        meta = wire.MessageMeta(ctx.request_key, seed, call.inp.model, call.thinking, ctx.content_filter == "prompt",
-                                self.signer, cache)
+        gen, meta = await generate_message(call, ctx, points, self.cache, self.signer)
         if stream:
             return StreamResponse(200, wire.message_stream(gen, meta, ctx.pacer), list(wire.SSE_HEADERS))
         await ctx.pacer.whole(gen.completion_tokens)

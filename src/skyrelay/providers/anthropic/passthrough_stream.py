@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ...canonical import ChatChunk
-from ..sse import NormalisedFallback, SSEDecoder
+from ..sse import NormalisedFallback, SSEDecoder, parse_block
 from .passthrough import PassThroughEvents
 
 # The events read once the stream has output; the others are forwarded unread.
@@ -53,7 +53,10 @@ class PassThroughStream(NormalisedFallback):
             if self.has_output and not block.startswith(_READ_AFTER_OUTPUT):
                 unread += block
                 continue
-            name, payload = _split(block)
+            event = _split(block)
+            if event is None:  # comments only (a keep-alive): no event
+                continue
+            name, payload = event
             if unread:  # they came first: they go first
                 yield self._bare(unread)
                 unread = b""
@@ -72,17 +75,11 @@ class PassThroughStream(NormalisedFallback):
         return ChatChunk(id=inner.id, model=inner.model, created=inner.created, anthropic=raw)
 
 
-def _split(block: bytes) -> tuple[str | None, bytes]:
-    """(event name, data) of one `event: NAME\\ndata: JSON\\n\\n` block; other shapes line by line."""
+def _split(block: bytes) -> tuple[str | None, bytes] | None:
+    """(event name, data) of one `event: NAME\\ndata: JSON\\n\\n` block, read in place; other shapes by the full
+    SSE rules (None for a block of comments only)."""
     if block.startswith(b"event: "):
         newline = block.find(b"\n")
         if block.startswith(b"data: ", newline + 1) and block.find(b"\n", newline + 1) == len(block) - 2:
             return block[7:newline].decode("utf-8", "replace"), block[newline + 7:-2]
-    name, data = None, []
-    for line in block.rstrip(b"\n").split(b"\n"):
-        if line.startswith(b"data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(b" ") else value)
-        elif line.startswith(b"event:"):
-            name = line[6:].strip().decode("utf-8", "replace")
-    return name, b"\n".join(data)
+    return parse_block(block.rstrip(b"\n"))
