@@ -1,5 +1,5 @@
 """Micro-benchmark of the ledger: what the request path pays (the attempt's line before the call, the request's
-lines when it closes, into a real spool), beside the telemetry hook in the same run; and what the shipper pays per
+lines when it closes, into a real spool; a refused request's one line), beside the telemetry hook in the same run; and what the shipper pays per
 record to commit a spool to SQLite (and to PostgreSQL when one answers at 127.0.0.1:5432, database `test`).
 Not a test. Run: .venv/bin/python bench/ledger_hook.py
 """
@@ -82,6 +82,8 @@ def hot_path(cfg, workdir: str) -> None:
         hook = per_request(lambda: telemetry.on_close(ctx))
         print(f"request path, {case:12}: ledger {with_ledger - without:.3f} us/request "
               f"(telemetry hook, metrics on, in the same run: {hook:.3f} us)")
+    refused = per_request(lambda: recorder.refused("req_bench00002", None, "AuthenticationFailed", 401))
+    print(f"request path, {'refused':12}: ledger {refused:.3f} us/request (a bad key, an unknown model...)")
     telemetry.close()
     spool.close(shipped=True)
 

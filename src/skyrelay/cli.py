@@ -126,8 +126,11 @@ async def serve_command(path: str, host: str | None, port: int | None, stop: asy
         config = worker_share(config, *worker)
         asyncio.ensure_future(exit_with_parent(stop))
     gateway = Gateway(config, config_path=path)
-    if worker is not None:  # a reloaded file is shared the same way
+    if worker is not None:  # a reloaded file is shared the same way; /metrics adds up every worker's counters
+        from .telemetry.peers import Peers
+
         gateway.adapt_config = lambda reloaded: worker_share(reloaded, *worker)
+        gateway.metrics_peers = Peers.from_env(*worker)
     server = await gateway.start(host, port, reuse_port=worker is not None)
     tune_gc()
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_sighup, gateway, path)

@@ -163,9 +163,13 @@ class Dispatcher:
         provider = self.providers.get(outcome.deployment.name)
         if provider is None:  # removed by a reload while the request was in flight
             return
-        if req.responses is not None:  # served from its own body, or from the canonical form (with what it left out)
-            outcome.dropped = () if provider.speaks_responses else req.responses.dropped + provider.dropped_extras(
-                req.extra)
+        native = req.responses
+        if native is not None:  # served from its own body, or from the canonical form (with what it left out)
+            if provider.speaks_responses:
+                outcome.dropped = ()
+            else:
+                dropped = native.dropped if provider.speaks_anthropic else native.dropped + native.anthropic_only
+                outcome.dropped = tuple(dict.fromkeys(dropped + provider.dropped_extras(req.extra)))
             return
         dropped = provider.dropped_extras(req.extra)
         if req.anthropic is not None:

@@ -22,6 +22,7 @@ import time
 
 from .state import WORKERS_ENV
 from .state.local import SOCKET_ENV, StateServer
+from .telemetry.peers import PEERS_ENV
 
 log = logging.getLogger("skyrelay.workers")
 WORKER_ENV = "SKYRELAY_WORKER"  # "index/count", set for each worker
@@ -78,11 +79,13 @@ def worker_share(config, index: int, count: int):
 
 
 class Supervisor:
-    def __init__(self, argv: list[str], count: int, host: str, port: int, state_socket: str | None):
+    def __init__(self, argv: list[str], count: int, host: str, port: int, state_socket: str | None,
+                 peers_dir: str):
         self.argv = argv  # the worker's command line (`serve` without --workers, with the port fixed)
         self.count = count
         self.host, self.port = host, port
         self.state_socket = state_socket
+        self.peers_dir = peers_dir  # private to this supervisor: the workers' /metrics sockets (telemetry/peers.py)
         self.procs: list[asyncio.subprocess.Process | None] = [None] * count
         self.stopping = False
         self.restarts = 0
@@ -101,7 +104,8 @@ class Supervisor:
         return 0
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
-        env = {**os.environ, WORKER_ENV: f"{index}/{self.count}", WORKERS_ENV: str(self.count)}
+        env = {**os.environ, WORKER_ENV: f"{index}/{self.count}", WORKERS_ENV: str(self.count),
+               PEERS_ENV: self.peers_dir}
         if self.state_socket:
             env[SOCKET_ENV] = self.state_socket
         return await asyncio.create_subprocess_exec(*self.argv, env=env, stdout=asyncio.subprocess.PIPE)
@@ -177,7 +181,7 @@ async def supervise(path: str, host: str | None, port: int | None, count: int, s
         argv = [sys.executable, "-m", "skyrelay.cli", "serve", "--config", path, "--host", host, "--port", str(port),
                 *extra]
         try:
-            return await Supervisor(argv, count, host, port, state_socket).run(stop)
+            return await Supervisor(argv, count, host, port, state_socket, tmp).run(stop)
         finally:
             if state_server is not None:
                 await state_server.close()

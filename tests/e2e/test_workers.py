@@ -1,5 +1,6 @@
 """`skyrelay serve --workers N`: connections spread over the workers, a dead worker is replaced, signals reach
-every worker, and a key's limit is counted once across them (the supervisor holds the counters)."""
+every worker, a key's limit is counted once across them (the supervisor holds the counters), and /metrics adds up
+every worker's counters whichever worker is scraped."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 
+import httpx2 as httpx
 import openai
 import pytest
 
@@ -19,6 +23,7 @@ from skyrelay.workers import worker_share
 from skyrelay.config import parse_config
 
 from .harness import UPSTREAM_KEY
+from .test_telemetry import samples
 from .test_examples import skyrelay, stop, wait_for_line
 
 GATEWAY = """
@@ -123,3 +128,23 @@ def test_each_worker_takes_its_exact_share_of_a_deployments_quota():
     assert [g.deployments[0].max_concurrency for g in shares] == [1, 1, 1]
     assert all(g.deployments[1].rpm is None for g in shares)
     assert all(g.tiers[0][0] is g.deployments[0] for g in shares)  # the planner's tiers hold the cut deployments
+
+
+def test_metrics_add_up_every_workers_counters_whichever_answers(workers):
+    _, url = workers
+    for _ in range(20):  # a new connection each time: the requests land on both workers
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-master", max_retries=0, timeout=20)
+        client.chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
+        client.close()
+    promtool = shutil.which("promtool")
+    for _ in range(10):  # each scrape on a new connection: either worker answers, and asks the other
+        body = httpx.get(f"{url}/metrics", headers={"authorization": "Bearer sk-master"}, timeout=10).content
+        got = samples(body.decode())
+        assert got['skyrelay_requests_total{model_group="chat",code_class="2xx"}'] == 20
+        assert got['skyrelay_attempts_total{model_group="chat",deployment="up",vendor="openai",result="ok"}'] == 20
+        assert got['skyrelay_request_duration_seconds_count{model_group="chat"}'] == 20
+        assert got["skyrelay_workers_reporting"] == 2 and got["skyrelay_workers"] == 2
+        assert {got[f'skyrelay_deployment_in_flight{{deployment="up",worker="{w}"}}'] for w in "01"} == {0}
+        if promtool is not None:
+            check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+            assert check.returncode == 0, (check.stdout + check.stderr).decode()

@@ -77,21 +77,25 @@ def record_costs(deployment: Any, usage: Any, when: datetime.datetime | float,
                  commitments: tuple = ()) -> tuple[float, float, float, str | None]:
     """(list_usd, billed_usd, effective_usd, commitment name) of `usage` served by `deployment` at `when` (a UTC
     datetime, or epoch seconds). Effective is 0 under a reserved commitment until the amortisation fills it."""
+    return usage_money(deployment, usage, when, commitments)[5:]
+
+
+def usage_money(deployment: Any, usage: Any, when: datetime.datetime | float, commitments: tuple = (),
+                estimated: int = 0) -> tuple:
+    """A ledger record's money columns: (input, cached, cache write, output tokens, `estimated`, then
+    record_costs's four). Amounts are kept to DIGITS decimal places (int(usd * 1e10 + 0.5) / 1e10: binary noise
+    never moves a half cent; exact below 1e5 USD, far above a record, and several times cheaper than round()).
+    The request path prices every attempt here, so it is written flat: no helper calls but the list price."""
+    tokens_in, cached, written, out = usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens, \
+        usage.output_tokens
     price = deployment.price
-    listed = _kept(list_cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-                                       usage.cache_write_tokens) / 1e6)
+    listed = int(list_cost_micro_usd(price, tokens_in, out, cached, written) / 1e6 * _SCALE + 0.5) / _SCALE
     billed = listed * (1.0 - price.discount)
     if commitments:
-        at = when if isinstance(when, (int, float)) else when.timestamp()
-        cover = active_cover(commitments, deployment.name, at)
+        cover = active_cover(commitments, deployment.name,
+                             when if isinstance(when, (int, float)) else when.timestamp())
         if cover is not None:
-            billed = _kept(billed * cover.factor)
-            return listed, billed, billed, cover.name
-    billed = _kept(billed)
-    return listed, billed, billed, None
-
-
-def _kept(usd: float) -> float:
-    """`usd` (never negative) to DIGITS decimal places, so that binary noise cannot move a half cent; exact below
-    1e5 USD (a record is far below), and several times cheaper than round(usd, DIGITS)."""
-    return int(usd * _SCALE + 0.5) / _SCALE
+            billed = int(billed * cover.factor * _SCALE + 0.5) / _SCALE
+            return tokens_in, cached, written, out, estimated, listed, billed, billed, cover.name
+    billed = int(billed * _SCALE + 0.5) / _SCALE
+    return tokens_in, cached, written, out, estimated, listed, billed, billed, None

@@ -1,20 +1,23 @@
 """What the request path writes to the spool: one line when an attempt opens (before the cloud is called), and at
 the request's end one line per attempt not yet written and one for the request itself.
 
-Lines are JSON arrays, positional to stay cheap (orjson encodes a tuple faster than a dict):
+Lines are JSON arrays, positional to stay cheap (orjson encodes a tuple faster than a dict), and carry only what
+the reader cannot derive (latencies are differences of the times; a one-attempt request's line leaves out all its
+attempt's "o" line said):
   ["o", request_id, attempt, started_at, key_name, team, model_group, vendor, deployment, region, tier,
    estimated_input, estimated_output, streamed]                      an attempt opened, before the call
   ["r", <the columns of schema.COLUMN_NAMES, in order>]               a finished record, ready to ship
-  ["q", <the request's columns>, <its one attempt's own: started_at, ended_at, status, error_kind, latency_ms,
-   ttft_ms, hedged, vendor, deployment, region, tier>]                  both records of a one-attempt request
-and each segment starts with ["h", SPOOL_VERSION, owner, [column names]] so a later version can read it.
+  ["k", request_id, <_ONE's fields>]                                  both records of a one-attempt request, with
+                                                                      its attempt's "o" line (written before it)
+  ["x", request_id, at, key_name, team, error_kind, http_status]      a request refused before any model group
+and each segment starts with ["h", SPOOL_VERSION, owner, [column names]] so a later version can read it
+(lines.py reads them back).
 An attempt that ends before the request does (a failure, then another try) is written when the next attempt opens,
 in the same append and before that next call: the same synchronous step as its end, with no await in between.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 from typing import Any, Callable
 
@@ -22,17 +25,20 @@ import orjson
 
 from ..canonical import Usage
 from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
-from .money import record_costs
+from .money import usage_money
 from .schema import COLUMN_NAMES
 
 log = logging.getLogger("skyrelay.ledger")
 
-SPOOL_VERSION = 1
-OPEN, RECORD, HEADER, ALONE = "o", "r", "h", "q"
+SPOOL_VERSION = 2
+OPEN, RECORD, HEADER, ONE, REFUSED = "o", "r", "h", "k", "x"
+# The fields of a "k" line after its request id: the reader's map of it (lines.py).
+ONE_FIELDS = ("started_at", "ended_at", "attempt_ended_at", "first_output_at", "http_status", "served", "status",
+              "error_kind", "attempt_status", "attempt_error_kind", "input_tokens", "cached_tokens",
+              "cache_write_tokens", "output_tokens", "estimated", "list_cost_usd", "billed_cost_usd",
+              "effective_cost_usd", "commitment")
 _dumps = orjson.dumps
 _NL = orjson.OPT_APPEND_NEWLINE
-_UTC = datetime.timezone.utc
-_FREE = (0.0, 0.0, 0.0, None)
 _NO_MONEY = (0, 0, 0, 0, 0, 0.0, 0.0, 0.0, None)  # tokens (input, cached, cache write, output), estimated, costs
 
 
@@ -70,38 +76,47 @@ class Recorder:
         """The request ended (`status`: what the client got): its attempts not yet written, and its own record."""
         end = self.clock()
         attempts = ctx.attempts
-        if len(attempts) == 1 and attempts[0].status is not None:
-            self.append(self._alone(ctx, attempts[0], status, end))
+        if len(attempts) == 1 and attempts[0].status is not None and not ctx.hedged:
+            self.append(self._one(ctx, attempts[0], status, end))
             return
         data = self._ended(ctx, attempts)
         self.append(data + self._request(ctx, status, end))
 
-    def _alone(self, ctx: Any, attempt: Any, status: int, end: float) -> bytes:
-        """The common case, one attempt: one line carries both records (decode_lines makes two of it): the
-        request's columns, then the attempt's own values (_OWN). Written out in full rather than built from the
-        attempt's row: this runs once per request."""
+    def refused(self, request_id: str, principal: Any, error_kind: str | None, status: int) -> None:
+        """A request answered before it reached a model group (a bad key, an unknown model, a malformed body): its
+        one record, refused, with no tokens. A short line: a flood of refusals grows the spool far slower than the
+        traffic a gateway serves."""
+        key = team = None
+        if principal is not None:
+            key, team = principal.name, principal.team
+        self.append(_dumps((REFUSED, request_id, self.clock() + self.offset, key, team, error_kind, status),
+                           option=_NL))
+
+    def _one(self, ctx: Any, attempt: Any, status: int, end: float) -> bytes:
+        """The common case, one attempt: one line carries both records, and only what its "o" line did not say
+        (lines.py joins them). The request's cost is the attempt's."""
         offset = self.offset
         first_output = ctx.first_output
-        money = attempt.ledger = self._money(ctx, attempt, first_output is not None)
-        start, finish = attempt.start, attempt.end
-        name = attempt.deployment
-        deployment = self.deployments.get(name)
-        tier = deployment.tier if deployment is not None else None
-        served = attempt.status == "ok" or first_output is not None
-        if ctx.error is None and attempt.status == "ok":
-            state, error = "ok", None
+        usage = attempt.usage
+        if usage is not None:  # _money's first case, without its call: this runs on nearly every request
+            money = money_of(self.deployments.get(attempt.deployment), usage, attempt.end + offset,
+                             self.commitments, 0)
         else:
-            state = request_status(ctx, attempt if served else None, attempt.status != "refused")
-            error = request_error(ctx, attempt if served else None)
+            money = self._money(ctx, attempt, first_output is not None)
+        attempt.ledger = money
         ctx.cost_usd = money[6]
-        return _dumps((
-            ALONE, ctx.request_id, 0, ctx.arrival + offset, end + offset, ctx.key_name, ctx.team, ctx.group,
-            attempt.vendor if served else None, name if served else None, attempt.region if served else None,
-            tier if served else None, state, error, status, *money, (end - ctx.arrival) * 1000,
-            (first_output - ctx.arrival) * 1000 if first_output is not None else None, +ctx.streamed, +ctx.hedged,
-            start + offset, finish + offset, attempt.status, attempt.error_kind, (finish - start) * 1000,
-            (first_output - start) * 1000 if first_output is not None else None, +attempt.hedged,
-            attempt.vendor, name, attempt.region, tier), option=_NL)
+        attempt_status = attempt.status
+        if ctx.error is None and attempt_status == "ok":
+            return _dumps((ONE, ctx.request_id, ctx.arrival + offset, end + offset, attempt.end + offset,
+                           first_output + offset if first_output is not None else None, status, 1, "ok", None,
+                           "ok", None, *money), option=_NL)
+        served = attempt_status == "ok" or first_output is not None
+        reached = attempt_status != "refused"
+        return _dumps((ONE, ctx.request_id, ctx.arrival + offset, end + offset, attempt.end + offset,
+                       first_output + offset if first_output is not None else None, status, +served,
+                       request_status(ctx, attempt if served else None, reached),
+                       request_error(ctx, attempt if served else None), attempt_status, attempt.error_kind, *money),
+                      option=_NL)
 
     def _ended(self, ctx: Any, attempts: list) -> bytes:
         data = b""
@@ -111,20 +126,17 @@ class Recorder:
         return data
 
     def _attempt(self, ctx: Any, number: int, attempt: Any) -> bytes:
-        return _dumps(self._attempt_row(ctx, number, attempt), option=_NL)
-
-    def _attempt_row(self, ctx: Any, number: int, attempt: Any) -> list:
-        """The attempt's line as a list: "r", then its columns (schema.COLUMN_NAMES)."""
+        """The attempt's line: "r", then its columns (schema.COLUMN_NAMES)."""
         offset = self.offset
         committed = ctx.first_output is not None and attempt is ctx.attempts[-1]  # the stream the client got
         money = attempt.ledger = self._money(ctx, attempt, committed)
         end = attempt.end
         start = attempt.start
-        deployment = self.deployments.get(attempt.deployment)
-        return [RECORD, ctx.request_id, number, start + offset, end + offset, ctx.key_name, ctx.team, ctx.group,
-                attempt.vendor, attempt.deployment, attempt.region, deployment.tier if deployment else None,
-                attempt.status, attempt.error_kind, None, *money, (end - start) * 1000,
-                (ctx.first_output - start) * 1000 if committed else None, +ctx.streamed, +attempt.hedged]
+        return _dumps((RECORD, ctx.request_id, number, start + offset, end + offset, ctx.key_name, ctx.team,
+                       ctx.group, attempt.vendor, attempt.deployment, attempt.region, self._tier(attempt.deployment),
+                       attempt.status, attempt.error_kind, None, *money, (end - start) * 1000,
+                       (ctx.first_output - start) * 1000 if committed else None, +ctx.streamed, +attempt.hedged),
+                      option=_NL)
 
     def _money(self, ctx: Any, attempt: Any, committed: bool) -> tuple:
         """Tokens and costs of one attempt: what the cloud reported, else (when it answered, or may have, and
@@ -186,30 +198,15 @@ class Recorder:
 
 
 def money_of(deployment: Any, usage: Any, when: float, commitments: tuple, estimated: int) -> tuple:
-    """(input, cached, cache write, output tokens, estimated, list, billed, effective, commitment) of a usage."""
-    costs = _FREE
-    if deployment is not None:  # else gone from the configuration since (a recovered record): tokens, no price
+    """(input, cached, cache write, output tokens, estimated, list, billed, effective, commitment) of a usage at
+    `when` (epoch seconds). A deployment gone from the configuration since (a recovered record): tokens, no price."""
+    if deployment is not None:
         try:
-            last = _last_second
-            moment = last[1] if last[0] == int(when) else _datetime(when)
-            costs = record_costs(deployment, usage, moment, commitments)
+            return usage_money(deployment, usage, when, commitments, estimated)
         except Exception:  # a pricing bug must not fail the request: the tokens are kept, the costs are zero
             log.exception("cannot price a ledger record of deployment %s", deployment.name)
     return (usage.input_tokens, usage.cached_tokens, usage.cache_write_tokens, usage.output_tokens, estimated,
-            *costs)
-
-
-_last_second = (0, datetime.datetime.fromtimestamp(0, _UTC))
-
-
-def _datetime(when: float) -> datetime.datetime:
-    """`when` to the second, as a UTC datetime: made once a second (prices change by the hour at most)."""
-    global _last_second
-    second = int(when)
-    last = _last_second
-    if last[0] != second:
-        last = _last_second = (second, datetime.datetime.fromtimestamp(second, _UTC))
-    return last[1]
+            0.0, 0.0, 0.0, None)
 
 
 def request_status(ctx: Any, served: Any, reached: bool) -> str:
@@ -227,64 +224,3 @@ def request_error(ctx: Any, served: Any) -> str | None:
     if served is not None and served.status != "ok":
         return served.error_kind
     return None
-
-
-def decode_lines(data: bytes, columns: tuple = COLUMN_NAMES):
-    """The spool lines in `data`, decoded; each segment's header line sets the columns its records carry. The
-    zero bytes of a segment's unwritten tail (or of pages a power loss never wrote) are skipped, and so is any
-    torn line."""
-    for raw in data.split(b"\n"):
-        raw = raw.strip(b"\0")
-        if not raw:
-            continue
-        try:
-            line = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            log.warning("skipped a torn line in the ledger spool (%d bytes)", len(raw))
-            continue
-        kind = line[0]
-        if kind == HEADER:
-            columns = tuple(line[3])
-            if columns == COLUMN_NAMES:
-                columns = COLUMN_NAMES  # the same object: the fast paths below test identity
-            continue
-        if kind == ALONE:
-            width = len(columns) + 1
-            attempt = _one_attempt(line[1:width], line[width:], columns)
-            line[0] = RECORD
-            del line[width:]
-            if columns is not COLUMN_NAMES:
-                line = [RECORD, *_remap(line[1:], columns)]
-            yield [RECORD, *_remap(attempt, columns)] if columns is not COLUMN_NAMES else [RECORD, *attempt]
-        elif kind == RECORD and columns is not COLUMN_NAMES:
-            line = [RECORD, *_remap(line[1:], columns)]
-        yield line
-
-
-_OWN = ("started_at", "ended_at", "status", "error_kind", "latency_ms", "ttft_ms", "hedged", "vendor", "deployment",
-        "region", "tier")
-
-
-def _one_attempt(request: list, own: list, columns: tuple) -> list:
-    """The attempt record folded into a "q" line: the request's, with the attempt's own values."""
-    places = _PLACES if columns is COLUMN_NAMES else _places(columns)
-    attempt = request[:]
-    attempt[places[0]] = 1
-    attempt[places[1]] = None  # http_status: the request's
-    for place, value in zip(places[2:], own):
-        attempt[place] = value
-    return attempt
-
-
-def _places(columns: tuple) -> tuple[int, ...]:
-    position = {name: index for index, name in enumerate(columns)}
-    return tuple(position[name] for name in ("attempt", "http_status", *_OWN))
-
-
-_PLACES = _places(COLUMN_NAMES)
-
-
-def _remap(values: list, columns: tuple) -> list:
-    """A record written under another column list, in this version's (a column it lacks takes its default)."""
-    by_name = dict(zip(columns, values))
-    return [by_name.get(name, 0) for name in COLUMN_NAMES]

@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..canonical import Usage
-from .record import OPEN, RECORD, decode_lines
+from .lines import (O_DEPLOYMENT, O_EST_IN, O_EST_OUT, O_GROUP, O_KEY, O_NUMBER, O_REGION, O_RID, O_STARTED,
+                    O_STREAMED, O_TEAM, O_TIER, O_VENDOR, read_lines)
 
-# Positions in an open line (record.py) and in a record (schema.COLUMN_NAMES, after the leading "r").
-_O_RID, _O_NUMBER, _O_STARTED, _O_KEY, _O_TEAM, _O_GROUP, _O_VENDOR, _O_DEPLOYMENT, _O_REGION, _O_TIER = range(1, 11)
-_O_EST_IN, _O_EST_OUT, _O_STREAMED = 11, 12, 13
+# Positions in a record (schema.COLUMN_NAMES, after the leading "r").
 _R_STARTED, _R_ENDED = 2, 3
 _R_TOKENS = slice(14, 22)  # input, cached, cache write, output, estimated, list, billed, effective
 _R_HEDGED = 26
@@ -32,24 +31,19 @@ class Recovery:
         self.attempts: dict[str, list[list]] = {}  # attempt rows of requests whose own record was not seen yet
         self.last_seen = 0.0  # the latest time the dead process wrote: when it was last known alive
 
-    def feed(self, data: bytes) -> list[list]:
-        finished = []
-        for line in decode_lines(data):
-            kind = line[0]
-            if kind == OPEN:
-                self.opens[(line[_O_RID], line[_O_NUMBER])] = line
-                self.last_seen = max(self.last_seen, line[_O_STARTED])
-            elif kind == RECORD:
-                row = line[1:]
-                finished.append(row)
-                rid, number = row[0], row[1]
-                self.last_seen = max(self.last_seen, row[_R_ENDED] or row[_R_STARTED])
-                if number == 0:
-                    self.attempts.pop(rid, None)
-                else:
-                    self.opens.pop((rid, number), None)
-                    self.attempts.setdefault(rid, []).append(row)
-        return finished
+    def feed(self, data: bytes) -> list:
+        rows, opened = read_lines(data, self.opens)  # which adds the "o" lines to self.opens
+        for line in opened:
+            self.last_seen = max(self.last_seen, line[O_STARTED])
+        for row in rows:
+            rid, number = row[0], row[1]
+            self.last_seen = max(self.last_seen, row[_R_ENDED] or row[_R_STARTED])
+            if number == 0:
+                self.attempts.pop(rid, None)
+            else:
+                self.opens.pop((rid, number), None)
+                self.attempts.setdefault(rid, []).append(row)
+        return rows
 
     def leftovers(self) -> list[list]:
         """The open attempts as `interrupted`, and a record for each request they belonged to. A request whose own
@@ -61,12 +55,12 @@ class Recovery:
         return interrupted + [_request(self.attempts.get(rid, []) + rows) for rid, rows in by_request.items()]
 
     def _interrupted(self, line: list) -> list:
-        usage = Usage(max(0, line[_O_EST_IN]), max(0, line[_O_EST_OUT]))
-        money = self.price(line[_O_DEPLOYMENT], usage, line[_O_STARTED], 1)
-        ended = max(self.last_seen, line[_O_STARTED])
-        return [line[_O_RID], line[_O_NUMBER], line[_O_STARTED], ended, line[_O_KEY], line[_O_TEAM],
-                line[_O_GROUP], line[_O_VENDOR], line[_O_DEPLOYMENT], line[_O_REGION], line[_O_TIER],
-                "interrupted", None, None, *money, None, None, line[_O_STREAMED], 0]
+        usage = Usage(max(0, line[O_EST_IN]), max(0, line[O_EST_OUT]))
+        money = self.price(line[O_DEPLOYMENT], usage, line[O_STARTED], 1)
+        ended = max(self.last_seen, line[O_STARTED])
+        return [line[O_RID], line[O_NUMBER], line[O_STARTED], ended, line[O_KEY], line[O_TEAM],
+                line[O_GROUP], line[O_VENDOR], line[O_DEPLOYMENT], line[O_REGION], line[O_TIER],
+                "interrupted", None, None, *money, None, None, line[O_STREAMED], 0]
 
 
 def _request(attempts: list[list]) -> list:

@@ -45,3 +45,19 @@ def create_table_sql(dialect: str, table: str = TABLE) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns},\n  PRIMARY KEY (request_id, attempt)\n)",
         f"CREATE INDEX IF NOT EXISTS {table}_started ON {table} (started_at)",
     ]
+
+
+def ensure_table(conn, dialect: str, table: str = TABLE) -> None:
+    """Create the table and its index when missing, and commit. PostgreSQL's CREATE ... IF NOT EXISTS is not safe
+    against itself: two sessions creating the same table at once can fail on the catalog's unique index (several
+    workers or replicas starting together). A transaction-level advisory lock on the table's name serialises the
+    creators; the second one then finds the table there."""
+    cur = conn.cursor()
+    try:
+        if dialect == "postgresql":
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("skyrelay.ledger." + table,))
+        for statement in create_table_sql(dialect, table):
+            cur.execute(statement)
+    finally:
+        cur.close()
+    conn.commit()

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from .record import OPEN, RECORD, decode_lines
+from .lines import read_lines
 from .recovery import Pricer, Recovery
 from .sinks import Sink
 from .spool import Orphan, Segment, Spool, orphans
@@ -35,6 +35,7 @@ class Shipper:
         first = spool.segments[0]
         self._segment, self._offset = first.index, 0  # the next byte to ship
         self._opens: dict[tuple[str, int], int] = {}  # attempts opened, not finished -> their segment's index
+        self._open_lines: dict[tuple[str, int], list] = {}  # and their "o" lines, which "k" lines join (lines.py)
         self._orphans: list[Orphan] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="skyrelay-ledger-shipper", daemon=True)
@@ -103,12 +104,13 @@ class Shipper:
         self._opens.update(opened)
         for key in finished:
             self._opens.pop(key, None)
+            self._open_lines.pop(key, None)
         self._segment, self._offset = position
         self._delete_shipped(segments)
         return not full
 
     def _read(self, segments: list[Segment]):
-        rows: list[list] = []
+        rows: list = []
         opened: dict[tuple[str, int], int] = {}
         finished: list[tuple[str, int]] = []
         index, offset = self._segment, self._offset
@@ -120,17 +122,15 @@ class Shipper:
             end = seg.end
             data = seg.read(offset, min(end, offset + budget))
             cut = data.rfind(b"\n") + 1
-            for line in decode_lines(data[:cut]):
-                kind = line[0]
-                if kind == RECORD:
-                    row = line[1:]
-                    rows.append(row)
-                    if row[1]:
-                        key = (row[0], row[1])
-                        if opened.pop(key, None) is None:
-                            finished.append(key)
-                elif kind == OPEN:
-                    opened[(line[1], line[2])] = seg.index
+            found, opens = read_lines(data[:cut], self._open_lines)
+            for line in opens:
+                opened[(line[1], line[2])] = seg.index
+            for row in found:
+                if row[1]:  # an attempt: it no longer pins its segment, its "o" line is no longer joined
+                    key = (row[0], row[1])
+                    opened.pop(key, None)
+                    finished.append(key)
+            rows += found
             offset += cut
             budget -= cut
             if offset < end or not sealed:

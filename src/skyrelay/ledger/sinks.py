@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from ..db import Database
-from .schema import COLUMN_NAMES, TABLE, create_table_sql
+from .schema import COLUMN_NAMES, TABLE, ensure_table
 
 log = logging.getLogger("skyrelay.ledger")
 
@@ -69,9 +69,7 @@ class Sink:
         if self._conn is None:
             conn = self.database.connect()
             try:
-                for statement in create_table_sql(self.database.dialect, self.table):
-                    conn.execute(statement)
-                conn.commit()
+                ensure_table(conn, self.database.dialect, self.table)
             except BaseException:
                 conn.close()
                 raise

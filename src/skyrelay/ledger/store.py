@@ -10,7 +10,7 @@ from contextlib import closing
 from typing import Any
 
 from ..db import Database, parse_url
-from .schema import TABLE, create_table_sql
+from .schema import TABLE, ensure_table
 
 HOUR = 3600.0
 
@@ -48,14 +48,11 @@ class LedgerStore:
         return db.connect()
 
     def ensure_table(self) -> None:
-        """Reports may run before the gateway ever shipped a record: an empty table, not an error. PostgreSQL's
-        CREATE TABLE IF NOT EXISTS can still fail when the shipper creates the table at the same moment: then the
-        table is there, which is all that was asked."""
+        """Reports may run before the gateway ever shipped a record: an empty table, not an error (made under the
+        same lock as the shipper's, schema.ensure_table). A reader that may not create tables still reads one
+        that is there."""
         try:
-            with closing(self._conn.cursor()) as cur:
-                for statement in create_table_sql(self.db.dialect, self.table):
-                    cur.execute(statement)
-            self._conn.commit()
+            ensure_table(self._conn, self.db.dialect, self.table)
         except Exception:
             self._conn.rollback()
             if not self._table_exists():

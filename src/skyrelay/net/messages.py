@@ -15,7 +15,7 @@ REASONS = {
 
 class Request:
     __slots__ = ("method", "path", "query", "headers", "body", "body_too_large", "client", "http10", "id",
-                 "principal", "context")
+                 "principal", "context", "error")
 
     def __init__(self, method: str, path: str, query: str, headers: dict[str, str], client: str):
         self.method = method
@@ -29,6 +29,7 @@ class Request:
         self.id = ""  # the request id the application gives it (skyrelay: the x-request-id it answers with)
         self.principal = None  # who the application authenticated it as (skyrelay: the key's Principal)
         self.context: Any = None  # the application's record of it, once it has one (skyrelay: RequestContext)
+        self.error: Any = None  # the error the application answered it with, if any (skyrelay: a GatewayError)
 
 
 class Response:

@@ -38,6 +38,7 @@ def register(gateway: "Gateway") -> None:
             body = resp.anthropic if resp.anthropic is not None else protocol.render_message(resp, req.model)
             return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome)])
         except errors.GatewayError as err:
+            request.error = err  # what the ledger records of a request refused before any model group
             return _error(err, request_id)
 
     async def count_tokens(request: Request) -> Response:
@@ -53,7 +54,8 @@ def register(gateway: "Gateway") -> None:
             return _error(err, request_id)
 
     for path, handler in (("/v1/messages", messages), ("/v1/messages/count_tokens", count_tokens)):
-        gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=error_reply, json_body=True))
+        gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=error_reply, json_body=True,
+                                      recorded=handler is messages))  # a count is no request (dispatch_tokens.py)
 
 
 def _estimate(req: ChatRequest) -> int:

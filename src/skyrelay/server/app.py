@@ -50,6 +50,9 @@ class Route:
     # POST (text/plain, a form), which needs no CORS preflight, never reaches a handler.
     json_body: bool = False
     other_methods: tuple[str, ...] = ()  # methods served beside `method` (the handler tells them apart)
+    # A client's request for a model (chat, embeddings, responses, messages): the ledger has one record of it
+    # however it ends, refused before any model group included.
+    recorded: bool = False
 
 
 class Gateway:
@@ -70,8 +73,11 @@ class Gateway:
         self.telemetry = Telemetry(config, self.dispatcher, self.governor.state)
         self.dispatcher.on_close = self.telemetry.on_close
         self.ledger = build_ledger(config, self.dispatcher.clock)  # None with ledger.enabled: false
+        self._record_refusal: Callable[..., None] | None = None  # the ledger's, once started
         self._tracer = self.telemetry.tracer
-        self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
+        self.metrics_peers: Any = None  # telemetry.peers.Peers, set for one of `serve --workers N`
+        self.responses_store = ResponseStore(  # stored Responses (store: true)
+            parse_url(config.database.url), config.database.responses_retention_days * 86400)
         self._register_routes()
 
     def _register_routes(self) -> None:
@@ -123,6 +129,10 @@ class Gateway:
         self.health_checker.start()
         self.governor.start()
         self.telemetry.start()
+        if self.metrics_peers is not None and self.config.metrics.enabled:
+            from .metrics_routes import own_exposition
+
+            await self.metrics_peers.start(lambda: own_exposition(self))
         self.responses_store.start()
         return self.server
 
@@ -131,6 +141,8 @@ class Gateway:
         if self.server is not None:
             await self.server.close(grace)
             self.server = None
+        if self.metrics_peers is not None:
+            await self.metrics_peers.close()
         await self.health_checker.close()
         await self.governor.aclose()
         await self.dispatcher.aclose()
@@ -150,6 +162,7 @@ class Gateway:
             telemetry(ctx)
 
         dispatcher.on_close = on_close
+        self._record_refusal = dispatcher.ledger.refused
 
     @property
     def providers(self):
@@ -171,12 +184,23 @@ class Gateway:
         resp.headers.append(("x-request-id", request.id))
         ctx = request.context
         if ctx is None or ctx.group is None:  # never reached a model group: its context's close will not tell
-            self.telemetry.on_unrouted(request, resp.status, request.path if request.path in self.routes else "other")
+            route = self.routes.get(request.path)
+            self.telemetry.on_unrouted(request, resp.status, request.path if route is not None else "other")
+            # (a model request refused; not another method on its path, as Codex's WebSocket handshake)
+            if (route is not None and route.recorded and request.method == route.method
+                    and self._record_refusal is not None):
+                error = request.error
+                self._record_refusal(request.id, request.principal, type(error).__name__ if error is not None else None,
+                                     resp.status)
         return resp
 
-    def _named(self, resp: Response) -> Response:
-        """A refusal of the HTTP layer, which has no Request (and so no id yet): named all the same."""
-        resp.headers.append(("x-request-id", new_request_id()))
+    def _named(self, resp: Response, route: Route | None = None) -> Response:
+        """A refusal of the HTTP layer, which has no Request (and so no id yet): named all the same, and recorded
+        when it was a request for a model."""
+        request_id = new_request_id()
+        resp.headers.append(("x-request-id", request_id))
+        if route is not None and route.recorded and self._record_refusal is not None:
+            self._record_refusal(request_id, None, errors.HttpRefused.__name__, resp.status)
         return resp
 
     def http_error(self, status: int, message: str, path: str | None) -> Response:
@@ -185,9 +209,9 @@ class Gateway:
         route = self.routes.get(path) if path is not None else None
         err = errors.HttpRefused(status, message)
         if route is not None and route.error_reply is not None:
-            return self._named(route.error_reply(err))
+            return self._named(route.error_reply(err), route)
         render = route.render_error if route is not None else openai_protocol.render_error
-        return self._named(error_response(err, render))
+        return self._named(error_response(err, render), route)
 
     async def _route(self, request: Request) -> Response | StreamResponse:
         route = self.routes.get(request.path) or self._prefix_route(request.path)
@@ -201,16 +225,18 @@ class Gateway:
                     "accepts")
             if request.method != route.method and request.method not in route.other_methods:
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
-            if route.json_body and not is_json(request.headers.get("content-type")):
+            if route.json_body and request.method == route.method and not is_json(request.headers.get("content-type")):
                 raise _not_json(request.headers.get("content-type"))
             if route.authenticated:
                 request.principal = self.authenticate(request.headers)
             return await route.handler(request)
         except errors.GatewayError as err:
+            request.error = err
             return _reply_error(route, err)
         except Exception:  # a bug on this request: answered in the route's own format, not the server's bare 500
             log.exception("unhandled error in handler for %s %s", request.method, request.path)
-            return _reply_error(route, errors.InternalError())
+            request.error = err = errors.InternalError()
+            return _reply_error(route, err)
 
     def authenticate(self, headers: dict[str, str]):
         """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`: the master

@@ -1,4 +1,5 @@
-"""GET /metrics: Prometheus text, for the master key or an admin key unless `metrics.public: true`."""
+"""GET /metrics: Prometheus text, for the master key or an admin key unless `metrics.public: true`; under
+`serve --workers N`, every worker's counters merged (telemetry/peers.py)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,25 @@ if TYPE_CHECKING:
     from .app import Gateway
 
 
+def own_exposition(gateway: "Gateway") -> bytes:
+    """This process's families: the telemetry's, then the ledger's."""
+    body = gateway.telemetry.exposition()
+    if gateway.ledger is not None:
+        body += gateway.ledger.exposition().encode()
+    return body
+
+
 def register(gateway: "Gateway") -> None:
     settings = gateway.config.metrics
     if not settings.enabled:
         return
-    telemetry = gateway.telemetry
 
     async def metrics(request: Request) -> Response:
         if not settings.public:
             require_admin(request)
-        body = telemetry.exposition()
-        if gateway.ledger is not None:
-            body += gateway.ledger.exposition().encode()
+        body = own_exposition(gateway)
+        if gateway.metrics_peers is not None:  # one of several workers: the whole gateway's counters
+            body = await gateway.metrics_peers.gather(body)
         return Response(200, body, [("content-type", CONTENT_TYPE)])
 
     gateway.add_route("/metrics", Route("GET", metrics, protocol.render_error, authenticated=not settings.public))

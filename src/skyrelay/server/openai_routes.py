@@ -57,8 +57,9 @@ def register(gateway: "Gateway") -> None:
 
     for prefix in ("/v1", ""):  # some clients are configured with the host only, without /v1
         gateway.add_route(f"{prefix}/chat/completions",
-                          Route("POST", chat_completions, protocol.render_error, json_body=True))
-        gateway.add_route(f"{prefix}/embeddings", Route("POST", embeddings, protocol.render_error, json_body=True))
+                          Route("POST", chat_completions, protocol.render_error, json_body=True, recorded=True))
+        gateway.add_route(f"{prefix}/embeddings",
+                          Route("POST", embeddings, protocol.render_error, json_body=True, recorded=True))
         gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error))
         gateway.add_prefix_route(f"{prefix}/models/", Route("GET", model(f"{prefix}/models/"), protocol.render_error))
 

@@ -20,7 +20,7 @@ from .access_log import AccessLog
 from .activity import Activity
 from .events import EventLog
 from .exposition import CONTENT_TYPE, render
-from .metrics import CLIENT_CLOSED, Metrics, prices_of, request_cost
+from .metrics import CLIENT_CLOSED, Metrics, Pricing
 
 log = logging.getLogger("skyrelay.telemetry")
 WATCH_INTERVAL = 1.0  # seconds between looks for the events no single request tells
@@ -33,11 +33,11 @@ class Telemetry:
         self.config = config
         self.dispatcher = dispatcher
         self.deployments = config.deployments()
-        self.prices = prices_of(self.deployments)
-        self.metrics = Metrics(self.prices) if config.metrics.enabled else None
+        self.pricing = Pricing(self.deployments, config.commitments)  # the ledger's figures (metrics.Pricing)
+        self.metrics = Metrics(self.pricing) if config.metrics.enabled else None
         self.activity = Activity(self.deployments, dispatcher.clock())
         access = config.logging
-        self.access_log = AccessLog(access.file) if access.access else None
+        self.access_log = AccessLog(access.file, dispatcher.clock) if access.access else None
         self.events = EventLog(dispatcher.health)
         self._clock = dispatcher.clock
         self._watcher: asyncio.TimerHandle | None = None
@@ -59,9 +59,9 @@ class Telemetry:
         """A reloaded configuration is in force: count and price by it from now on, and say so in the log."""
         self.config = config
         self.deployments = config.deployments()
-        self.prices = prices_of(self.deployments)
+        self.pricing = Pricing(self.deployments, config.commitments)
         if self.metrics is not None:
-            self.metrics.prices = self.prices
+            self.metrics.pricing = self.pricing
         self.activity.reconfigure(self.deployments)
         self.events.config_reloaded(source, added, removed)
 
@@ -96,7 +96,7 @@ class Telemetry:
         if status != 200 or len(ctx.attempts) != 1:  # something went wrong on the way: the recent errors
             self.activity.note_errors(ctx, status)
         if self.access_log is not None:
-            self.access_log.request(ctx, status, end, request_cost(ctx, self.prices) if cost is None else cost)
+            self.access_log.request(ctx, status, end, self.pricing.request_cost(ctx) if cost is None else cost)
         self.events.observe(ctx)
         if self.tracer is not None:
             self.tracer.record(ctx, status, end)

@@ -35,8 +35,12 @@ def render(metrics: Metrics, dispatcher: Any, deployments: list[Any], telemetry:
               for kind, n in (("input", r.input), ("output", r.output), ("cached", r.cached)) if n}
     _counter(out, "skyrelay_tokens_total", "Tokens the clouds reported (cached: the part of input from a cache).",
              ("model_group", "deployment", "type"), tokens)
-    _counter(out, "skyrelay_cost_usd_total", "Spend at the configured prices, in US dollars.",
-             ("model_group", "deployment"), {key: r.cost for key, r in routes.items() if key[1] in metrics.prices})
+    priced = metrics.pricing.priced
+    _counter(out, "skyrelay_cost_usd_total", "Billed spend in US dollars, as the ledger records it (discounts and "
+             "commitments applied).", ("model_group", "deployment"),
+             {key: r.cost for key, r in routes.items() if key[1] in priced})
+    _counter(out, "skyrelay_list_cost_usd_total", "The same usage at the deployments' list prices, in US dollars.",
+             ("model_group", "deployment"), {key: r.list_cost for key, r in routes.items() if key[1] in priced})
     _histograms(out, "skyrelay_request_duration_seconds", "From dispatch to the request's end (a stream's last byte).",
                 ("model_group",), {(g,): stats.latency for g, stats in groups.items()})
     _histograms(out, "skyrelay_time_to_first_token_seconds", "A stream's time from dispatch to its first output.",
@@ -48,7 +52,7 @@ def render(metrics: Metrics, dispatcher: Any, deployments: list[Any], telemetry:
                  ("team", "model_group", "code_class"),
                  {(t, g, cls): n for (t, g), stats in metrics.teams.items()
                   for cls, n in zip(STATUS_CLASSES, stats.by_class) if n})
-        _counter(out, "skyrelay_team_cost_usd_total", "Spend of keys that belong to a team, at the configured prices.",
+        _counter(out, "skyrelay_team_cost_usd_total", "Billed spend of keys that belong to a team, in US dollars.",
                  ("team", "model_group"), {key: sum(stats.cost.values()) for key, stats in metrics.teams.items()})
     _routing_state(out, dispatcher, deployments)
     _counter(out, "skyrelay_deployment_ejections_total", "Times the deployment's breaker opened (left rotation).",
@@ -159,7 +163,7 @@ def _family(out: list[str], name: str, help_text: str, kind: str, labels: tuple[
     out.append(f"# TYPE {name} {kind}")
     for key, value in sorted(values.items()):
         key = key if isinstance(key, tuple) else (key,)
-        out.append(f"{name}{{{_labels(labels, key)}}} {_number(value)}" if labels else f"{name} {_number(value)}")
+        out.append(f"{name}{{{_labels(labels, key)}}} {number(value)}" if labels else f"{name} {number(value)}")
 
 
 def _histograms(out: list[str], name: str, help_text: str, labels: tuple[str, ...],
@@ -171,8 +175,8 @@ def _histograms(out: list[str], name: str, help_text: str, labels: tuple[str, ..
         total = 0
         for bound, count in zip((*hist.bounds, float("inf")), hist.counts):
             total += count
-            out.append(f'{name}_bucket{{{own},le="{_number(bound)}"}} {total}')
-        out.append(f"{name}_sum{{{own}}} {_number(hist.sum)}")
+            out.append(f'{name}_bucket{{{own},le="{number(bound)}"}} {total}')
+        out.append(f"{name}_sum{{{own}}} {number(hist.sum)}")
         out.append(f"{name}_count{{{own}}} {total}")
 
 
@@ -184,9 +188,12 @@ def _escape(value: Any) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
+def number(value: float) -> str:
+    """A sample value as Prometheus text writes it: integers without a point, +Inf, NaN."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
     if isinstance(value, int) or value == int(value):
         return str(int(value))
     return repr(float(value))

@@ -8,8 +8,11 @@ class or an error's class name: never a key, a user or a request id.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from typing import Any
+
+from ..ledger.record import money_of
 
 # Seconds. LLM answers span milliseconds (embeddings, cached) to minutes (long generations).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -50,14 +53,15 @@ class RouteStats:
     """One deployment's attempts for one model group, their tokens and cost: one object, so that a request
     pays one dict lookup per attempt and attribute increments after it."""
 
-    __slots__ = ("vendor", "results", "failovers", "input", "output", "cached", "cost", "latency")
+    __slots__ = ("vendor", "results", "failovers", "input", "output", "cached", "cost", "list_cost", "latency")
 
     def __init__(self, vendor: str):
         self.vendor = vendor
         self.results: dict[str, int] = {}  # ok | failed | refused | abandoned -> attempts
         self.failovers = 0  # requests it served after an earlier attempt failed
         self.input = self.output = self.cached = 0
-        self.cost = 0.0
+        self.cost = 0.0  # billed USD, the ledger's figure
+        self.list_cost = 0.0  # the same usage at list price
         self.latency = Histogram(LATENCY_BUCKETS)  # of its successful attempts
 
 
@@ -66,14 +70,51 @@ class TeamStats:
 
     def __init__(self):
         self.by_class = [0] * len(STATUS_CLASSES)
-        self.cost: dict[str, float] = {}  # vendor -> USD
+        self.cost: dict[str, float] = {}  # vendor -> billed USD
+
+
+class Pricing:
+    """The ledger's money for the counters: one pricing (ledger.money.record_costs), never a copy of it here.
+
+    With the ledger on, its recorder has priced every attempt before telemetry hears of the request
+    (`attempt.ledger`: list, billed and effective cost, the same tuple it spools), so the counters only read it.
+    With the ledger off, an answered attempt's reported usage is priced by the same function (record.money_of)."""
+
+    __slots__ = ("deployments", "commitments", "priced")
+
+    def __init__(self, deployments: list[Any], commitments: tuple = ()):
+        self.deployments = {d.name: d for d in deployments}
+        self.commitments = commitments
+        self.priced = {d.name for d in deployments  # the deployments the cost families list
+                       if d.price.input_per_mtok or d.price.output_per_mtok or d.price.cached_input_per_mtok}
+
+    def money(self, attempt: Any) -> tuple | None:
+        """(input, cached, cache write, output tokens, estimated, list, billed, effective, commitment) of an
+        attempt as the ledger records it; None when it cost nothing (no answer, or the ledger off and no usage)."""
+        money = attempt.ledger
+        if money is None and attempt.status == "ok" and attempt.usage is not None:
+            deployment = self.deployments.get(attempt.deployment)
+            if deployment is not None:
+                money = money_of(deployment, attempt.usage, time.time(), self.commitments, 0)
+        return money
+
+    def request_cost(self, ctx: Any) -> float:
+        """The request's billed USD: the ledger's (ctx.cost_usd) when it recorded it, else priced the same way."""
+        if ctx.cost_usd is not None:
+            return ctx.cost_usd
+        total = 0.0
+        for attempt in ctx.attempts:
+            money = self.money(attempt)
+            if money is not None:
+                total += money[6]
+        return total
 
 
 class Metrics:
     """What happened to every request that reached a model group, and to those answered before one."""
 
-    def __init__(self, prices: dict[str, tuple[float, float, float]]):
-        self.prices = prices  # deployment -> (input, cached input, output) USD per token, only where priced
+    def __init__(self, pricing: Pricing):
+        self.pricing = pricing
         self.groups: dict[str, GroupStats] = {}
         self.routes: dict[tuple[str, str], RouteStats] = {}  # (group, deployment)
         self.attempt_errors: dict[tuple[str, str], int] = {}  # (deployment, error class)
@@ -83,22 +124,30 @@ class Metrics:
         self.teams: dict[tuple[str, str], TeamStats] = {}
 
     def observe(self, ctx: Any, status: int, end: float) -> float:
-        """Count the request; returns its cost at the configured prices (USD), which the others reuse."""
+        """Count the request; returns its billed cost (USD, the ledger's figure), which the access log reuses."""
         group = ctx.group
         stats = self.groups.get(group)
         if stats is None:
             stats = self.groups[group] = GroupStats()
-        stats.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
+        code_class = status // 100 - 1 if 100 <= status < 600 else 4
+        stats.by_class[code_class] += 1
         stats.latency.observe(end - ctx.arrival)
         if ctx.first_output is not None:
             stats.ttft.observe(ctx.first_output - ctx.arrival)
         if ctx.hedged:
             stats.hedged += 1
             stats.hedge_wins += any(a.hedged and a.status == "ok" for a in ctx.attempts)
+        team = None
+        if ctx.team is not None:
+            key = (ctx.team, group)
+            team = self.teams.get(key)
+            if team is None:
+                team = self.teams[key] = TeamStats()
+            team.by_class[code_class] += 1
         failed = False
         cost = 0.0
-        vendor = None  # of the attempt that served it
         routes = self.routes
+        price = self.pricing.money
         for attempt in ctx.attempts:
             key = (group, attempt.deployment)
             route = routes.get(key)
@@ -117,24 +166,20 @@ class Metrics:
                     route.input += usage.input_tokens
                     route.output += usage.output_tokens
                     route.cached += usage.cached_tokens
-                    price = self.prices.get(attempt.deployment)
-                    if price is not None:
-                        spent = cost_of(usage, price)
-                        route.cost += spent
-                        cost += spent
-                        vendor = attempt.vendor
             elif attempt.error_kind is not None:
                 failed = failed or result == "failed"
                 key = (attempt.deployment, attempt.error_kind)
                 self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
-        if ctx.team is not None:
-            key = (ctx.team, group)
-            team = self.teams.get(key)
-            if team is None:
-                team = self.teams[key] = TeamStats()
-            team.by_class[status // 100 - 1 if 100 <= status < 600 else 4] += 1
-            if vendor is not None:
-                team.cost[vendor] = team.cost.get(vendor, 0.0) + cost
+            money = attempt.ledger  # what the ledger recorded for it: an answer, or a stream cut after it began
+            if money is None:
+                money = price(attempt)  # the ledger off: priced here, the same way
+            if money is not None and money[5]:
+                billed = money[6]
+                route.list_cost += money[5]
+                route.cost += billed
+                cost += billed
+                if team is not None and billed:
+                    team.cost[attempt.vendor] = team.cost.get(attempt.vendor, 0.0) + billed
         return cost
 
     def observe_unrouted(self, route: str, status: int) -> None:
@@ -142,16 +187,9 @@ class Metrics:
         self.unrouted[key] = self.unrouted.get(key, 0) + 1
 
 
-def cost_of(usage: Any, price: tuple[float, float, float]) -> float:
-    """USD for one answer's usage; cached input tokens are part of input_tokens, at their own price."""
-    per_input, per_cached, per_output = price
-    cached = usage.cached_tokens
-    return (usage.input_tokens - cached) * per_input + cached * per_cached + usage.output_tokens * per_output
-
-
 def spend(metrics: Metrics) -> dict[tuple[str | None, str, str], float]:
-    """USD since start per (team, model group, vendor); None: requests of no team (the master key, keys without
-    one), what the deployments' cost leaves after the teams' share."""
+    """Billed USD since start per (team, model group, vendor); None: requests of no team (the master key, keys
+    without one), what the deployments' cost leaves after the teams' share."""
     out: dict[tuple[str | None, str, str], float] = {}
     for (group, _), route in metrics.routes.items():
         if route.cost:
@@ -160,27 +198,5 @@ def spend(metrics: Metrics) -> dict[tuple[str | None, str, str], float]:
     for (team, group), stats in metrics.teams.items():
         for vendor, usd in stats.cost.items():
             out[(team, group, vendor)] = out.get((team, group, vendor), 0.0) + usd
-            out[(None, group, vendor)] -= usd
+            out[(None, group, vendor)] = out.get((None, group, vendor), 0.0) - usd
     return {key: usd for key, usd in out.items() if usd > 1e-12}
-
-
-def request_cost(ctx: Any, prices: dict[str, tuple[float, float, float]]) -> float:
-    """USD of the attempt that served the request (0 when none did or it has no price): Metrics.observe's figure,
-    for when metrics are off."""
-    for attempt in ctx.attempts:
-        if attempt.status == "ok" and attempt.usage is not None:
-            price = prices.get(attempt.deployment)
-            if price is not None:
-                return cost_of(attempt.usage, price)
-    return 0.0
-
-
-def prices_of(deployments: list[Any]) -> dict[str, tuple[float, float, float]]:
-    """Per-token prices of the deployments that have one configured (USD per million tokens in the YAML)."""
-    prices = {}
-    for d in deployments:
-        p = d.price
-        if p.input_per_mtok or p.output_per_mtok or p.cached_input_per_mtok:
-            cached = p.cached_input_per_mtok if p.cached_input_per_mtok is not None else p.input_per_mtok
-            prices[d.name] = (p.input_per_mtok / 1e6, cached / 1e6, p.output_per_mtok / 1e6)
-    return prices

@@ -134,7 +134,7 @@ def _group(group: Any, dispatcher: Any, activity: Activity, shares: range, now: 
 
 
 def _spend(metrics: Metrics | None, since: float) -> dict:
-    """team -> model group -> vendor, in US dollars at the configured prices, since this process started."""
+    """team -> model group -> vendor, billed US dollars (the ledger's figures), since this process started."""
     teams: dict[str, dict] = {}
     for (team, group, vendor), usd in (spend(metrics) if metrics is not None else {}).items():
         t = teams.setdefault(team or NO_TEAM, {"team": team or NO_TEAM, "usd": 0.0, "model_groups": {}})

@@ -8,7 +8,8 @@ import os
 import orjson
 
 from skyrelay.db import parse_url
-from skyrelay.ledger.record import decode_lines, header
+from skyrelay.ledger.lines import read_lines
+from skyrelay.ledger.record import header
 from skyrelay.ledger.schema import COLUMN_NAMES
 from skyrelay.ledger.shipper import Shipper
 from skyrelay.ledger.sinks import Sink
@@ -118,7 +119,7 @@ def test_a_record_shipped_again_leaves_the_stored_row_alone(tmp_path):
 
 def test_torn_lines_and_unwritten_pages_are_skipped():
     data = header("x") + record("a", 0) + b"\0" * 4096 + b'["r", "torn' + b"\n" + record("b", 0) + b"\0" * 100
-    assert [line[1] for line in decode_lines(data)] == ["a", "b"]
+    assert [row[0] for row in read_lines(data, {})[0]] == ["a", "b"]
 
 
 def test_postgresql_takes_a_batch_that_holds_a_key_twice_once(tmp_path):
@@ -137,3 +138,13 @@ def test_postgresql_takes_a_batch_that_holds_a_key_twice_once(tmp_path):
         rows = by_key(ledger_rows(url))
         sink.close()
         assert len(rows) == 2 and rows[("r", 1)]["status"] == "ok"
+
+
+def test_a_version_1_one_attempt_line_is_still_read_as_its_two_records():
+    request = orjson.loads(record("q1", 0))[1:]
+    request[COLUMN_NAMES.index("http_status")] = 200
+    own = [1.1, 1.9, "ok", None, 800.0, None, 0, "openai", "d", "eu", 0]
+    data = orjson.dumps(["h", 1, "old", COLUMN_NAMES]) + b"\n" + orjson.dumps(["q", *request, *own]) + b"\n"
+    rows = [dict(zip(COLUMN_NAMES, row)) for row in read_lines(data, {})[0]]
+    assert [(row["attempt"], row["http_status"], row["started_at"], row["region"]) for row in rows] == [
+        (1, None, 1.1, "eu"), (0, 200, 1.0, None)]

@@ -9,7 +9,7 @@ from skyrelay.canonical import Usage
 from skyrelay.config import parse_config
 from skyrelay.context import Attempt, RequestContext
 from skyrelay.telemetry.activity import BUCKET_S, BUCKETS, Activity
-from skyrelay.telemetry.metrics import Metrics, prices_of, spend
+from skyrelay.telemetry.metrics import Metrics, Pricing, spend
 
 CONFIG = {"model_groups": {"chat": {"deployments": [
     {"name": n, "kind": "openai", "model": "m", "base_url": "http://127.0.0.1:9",
@@ -34,7 +34,7 @@ def closed(deployments, end: float, *, fail_first: bool = False, hedge_wins: boo
 
 def test_the_ring_samples_the_counters_per_bucket_and_forgets_what_is_an_hour_old():
     deployments = parse_config(CONFIG, env={}).deployments()
-    metrics = Metrics(prices_of(deployments))
+    metrics = Metrics(Pricing(deployments))
     activity = Activity(deployments, now=0.0)
     for end in (1.0, 2.0, 15.0):
         ctx = closed(deployments, end, fail_first=True)
@@ -61,7 +61,7 @@ def test_the_ring_samples_the_counters_per_bucket_and_forgets_what_is_an_hour_ol
 
 def test_spend_splits_the_deployments_cost_between_teams_and_the_rest():
     deployments = parse_config(CONFIG, env={}).deployments()
-    metrics = Metrics(prices_of(deployments))
+    metrics = Metrics(Pricing(deployments))
     teamed = closed(deployments, 1.0)
     teamed.team = "research"
     metrics.observe(teamed, 200, 1.0)
@@ -74,7 +74,7 @@ def test_spend_splits_the_deployments_cost_between_teams_and_the_rest():
 def test_hedged_requests_are_counted_by_who_answered():
     config = parse_config(CONFIG, env={})
     deployments = config.deployments()
-    metrics = Metrics(prices_of(deployments))
+    metrics = Metrics(Pricing(deployments))
     metrics.observe(closed(deployments, 1.0, hedge_wins=True), 200, 1.0)
     slow = closed(deployments, 2.0)
     slow.hedged = True
@@ -82,3 +82,27 @@ def test_hedged_requests_are_counted_by_who_answered():
     metrics.observe(closed(deployments, 3.0), 200, 3.0)
     assert (metrics.groups["chat"].hedged, metrics.groups["chat"].hedge_wins) == (2, 1)
     assert metrics.routes[("chat", "a")].results == {"cancelled": 1}
+
+
+def test_without_the_ledger_the_counters_price_by_the_ledgers_own_function():
+    from skyrelay.ledger.money import record_costs
+
+    config = parse_config({**CONFIG, "model_groups": {"chat": {"deployments": [
+        {**CONFIG["model_groups"]["chat"]["deployments"][0], "price": {"input_per_mtok": 1, "output_per_mtok": 2,
+                                                                      "discount": 0.25}},
+        CONFIG["model_groups"]["chat"]["deployments"][1]]}},
+        "commitments": [{"name": "c", "kind": "spend", "vendor": "openai", "deployments": ["a"],
+                         "amount_usd": 100, "discount": 0.1, "start": "2026-01-01", "end": "2099-01-01"}]}, env={})
+    deployments = config.deployments()
+    metrics = Metrics(Pricing(deployments, config.commitments))
+    ctx = RequestContext(arrival=0.5)
+    ctx.group = "chat"
+    served = Attempt(deployments[0], 0.5, 10)
+    served.finish(1.0, "ok")
+    served.usage = ctx.usage = Usage(1000, 500, 0)
+    ctx.attempts.append(served)
+    listed, billed, _, name = record_costs(deployments[0], served.usage, 1.8e9, config.commitments)
+    assert metrics.observe(ctx, 200, 1.0) == pytest.approx(billed) and name == "c"
+    route = metrics.routes[("chat", "a")]
+    assert (route.cost, route.list_cost) == (pytest.approx(billed), pytest.approx(listed))
+    assert billed == pytest.approx(listed * 0.75 * 0.9)

@@ -121,5 +121,5 @@ def test_a_reload_reprices_adds_rings_and_says_so(world, caplog):
     grown = {"model_groups": {**CONFIG["model_groups"], "new": {"deployments": [
         deployment("fresh", price={"input_per_mtok": 1, "output_per_mtok": 1})]}}}
     telemetry.reconfigure(parse_config(grown, env={}), "gateway.yaml", ["fresh"], [])
-    assert "fresh" in telemetry.activity.rings and "fresh" in telemetry.prices
+    assert "fresh" in telemetry.activity.rings and "fresh" in telemetry.pricing.priced
     assert [name for name, _ in events(caplog)] == ["config_reloaded"]
