@@ -47,7 +47,7 @@ def start_litellm(port: int, upstream_port: int, workdir: Path, tuned: bool, pro
         "    litellm_params: {model: openai/gpt-4o-mini, api_base: 'http://127.0.0.1:%d/stream/v1', api_key: up}\n"
         "general_settings: {master_key: sk-bench}\n"
         "litellm_settings: {telemetry: false, turn_off_message_logging: true}\n" % (upstream_port, upstream_port))
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "LITELLM_TELEMETRY": "False", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-           "NO_DOCS": "True", "DISABLE_ADMIN_UI": "True"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # skyrelay's sources are none of its business
+    env.update(LITELLM_TELEMETRY="False", LITELLM_LOCAL_MODEL_COST_MAP="True", NO_DOCS="True", DISABLE_ADMIN_UI="True")
     return proc_type([str(binary), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
                       "--num_workers", "1"], port, 0, env=env, cwd=workdir)

@@ -1,7 +1,8 @@
 """The upstreams `bench/compare.py` puts behind every proxy: a static nginx (OpenAI completion and 20-chunk stream,
 as files are served: the cheapest upstream there is) and a Python one for what nginx cannot serve statically: a
 trickling OpenAI stream (each chunk sent alone, a few ms apart, for per-chunk CPU), Anthropic's Messages SSE and
-Bedrock's Converse event stream (for the translated routes), each also trickled under the `/trickle/` prefix. Run as a script, the Python upstream listens."""
+Bedrock's Converse event stream (for the translated routes), each also trickled under the `/trickle/` prefix. Run
+as a script, the Python upstream listens."""
 
 from __future__ import annotations
 
