@@ -2,6 +2,9 @@
 models, rate limits and budget reserved and settled. Not a test.
 
 Run: PYTHONPATH=src .venv/bin/python bench/governance.py [--redis redis://127.0.0.1:6379/0 | --local]
+Instructions per request (deterministic, for a loaded machine), master key then declared key:
+  .venv/bin/python bench/instructions.py -- .venv/bin/python bench/governance.py --count {n} --key master
+  .venv/bin/python bench/instructions.py -- .venv/bin/python bench/governance.py --count {n} --key declared
 The configuration is realistic: 300 keys in 10 teams; the calling key has rpm, tpm, max_parallel and a daily
 budget, its team an rpm and a monthly budget (6 counters). The figure is microseconds of CPU per request on the
 memory backend, beside the same path with the master key (no limits); with --redis, wall time per request
@@ -64,7 +67,11 @@ async def per_request(gateway: Gateway, key: str, n: int, timed_wall: bool = Fal
         ctx = RequestContext("req", body_bytes=200, principal=principal)
         ctx.max_output = 64
         if principal is not None:
-            await governor.admit(ctx, group)
+            pending = governor.admit(ctx, group)
+            if pending is not None:
+                await pending
+            if governor.defers:  # Redis: the first attempt reserves (here: the key's counters alone)
+                await governor.reserve_deferred(ctx)
             if ctx.admission is not None:  # what the answer's x-ratelimit-* headers cost
                 rate_limit_headers(ctx)
         ctx.attempts.append(Attempt(deployment, 0.0, 0))
@@ -127,6 +134,15 @@ async def local(n: int) -> None:
             server.wait(5)
 
 
+async def counted(count: int, which: str) -> None:
+    """Exactly `count` requests with one key, after a warm-up: for bench/instructions.py."""
+    gateway = Gateway(parse_config(config({"backend": "memory"}), env={}))
+    key = "sk-master" if which == "master" else CALLING_KEY
+    await per_request(gateway, key, 500)
+    if count:
+        await per_request(gateway, key, count)
+
+
 async def main(redis_url: str | None) -> None:
     state = {"backend": "memory"} if redis_url is None else {"backend": "redis", "url": redis_url,
                                                              "prefix": "skyrelay-bench:"}
@@ -154,10 +170,12 @@ if __name__ == "__main__":
     parser.add_argument("--redis", help="a Redis URL: time the Redis backend instead of memory")
     parser.add_argument("--local", action="store_true",
                         help="time the counters in a state process of their own, as `serve --workers N` keeps them")
-    parsed = parser.parse_args()
-    if parsed.local:
+    parser.add_argument("--count", type=int, help="run exactly this many requests once (bench/instructions.py)")
+    parser.add_argument("--key", choices=("master", "declared"), default="declared")
+    args = parser.parse_args()
+    if args.local:
         import uvloop
 
         uvloop.run(local(5_000))  # both ends under uvloop, as `serve --workers N` runs them
     else:
-        asyncio.run(main(parsed.redis))
+        asyncio.run(main(args.redis) if args.count is None else counted(args.count, args.key))
