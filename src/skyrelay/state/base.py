@@ -32,7 +32,7 @@ class Item:
     """One counter: its name, its limit, its kind (and a PERIOD's end, 0 for one that never ends). Items do not
     change per request (the amounts do), so a caller builds them once and passes them on every reserve."""
 
-    __slots__ = ("name", "limit", "kind", "reset_at", "cell", "home")
+    __slots__ = ("name", "limit", "kind", "reset_at", "cell", "home", "wire")
 
     def __init__(self, name: str, limit: float, kind: str, reset_at: float = 0.0):
         self.name = name
@@ -41,6 +41,7 @@ class Item:
         self.reset_at = reset_at
         self.cell = None  # the memory backend's counter object, looked up once (`home`: the backend it is in)
         self.home = None
+        self.wire = None  # (connection, id): its small-integer name on a worker's link to the supervisor (local.py)
 
     def __repr__(self) -> str:
         return f"Item({self.name!r}, limit={self.limit}, kind={self.kind!r})"

@@ -1,5 +1,5 @@
-"""The state backends, one set of cases run on both: the memory backend and Redis (skipped when Redis is not
-running). Limits are never passed, all or nothing, settle replaces, concurrent reserves stay within a limit."""
+"""The state backends, one set of cases run on each: the memory backend, the supervisor's state process as a
+worker of `serve --workers N` reaches it (state/local.py), and Redis (skipped when Redis is not running). Limits are never passed, all or nothing, settle replaces, concurrent reserves stay within a limit."""
 
 from __future__ import annotations
 
@@ -9,16 +9,27 @@ import logging
 import pytest
 
 from skyrelay.state import GAUGE, PERIOD, WINDOW, Item, MemoryState
+from skyrelay.state.local import SocketState, StateServer
 from skyrelay.state.redis import RedisState
 from tests.support.redis_service import (REDIS_URL, RedisRelay, delete_prefix, needs_redis, fresh_prefix)
 
 NOW = 1_800_000_000.0  # a fixed wall clock: windows and periods move only when a test moves it
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
-async def state(request):
+@pytest.fixture(params=["memory", "local", pytest.param("redis", marks=needs_redis)])
+async def state(request, tmp_path):
     if request.param == "memory":
         yield MemoryState()
+        return
+    if request.param == "local":
+        server = StateServer(str(tmp_path / "state.sock"))
+        await server.start()
+        worker = SocketState(server.path, workers=2)
+        assert await worker.connect()
+        worker.start()
+        yield worker
+        await worker.aclose()
+        await server.close()
         return
     prefix = fresh_prefix()
     backend = RedisState(REDIS_URL, prefix)
