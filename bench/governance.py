@@ -10,8 +10,8 @@ budget, its team an rpm and a monthly budget (6 counters). The figure is microse
 memory backend, beside the same path with the master key (no limits); with --redis, wall time per request
 (one round trip each way: the reserve on the request path, the settle in a task after it); with --local, the
 counters in a state process of their own as `serve --workers N` keeps them in its supervisor (state/local.py):
-CPU per request of this process and of the state process, and wall time. The rate-limit headers the answer
-carries are computed too.
+CPU per request of this process and of the state process, and wall time, one request at a time or, with
+--concurrency C, C in flight at once. The rate-limit headers the answer carries are computed too.
 """
 
 from __future__ import annotations
@@ -101,7 +101,18 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def local(n: int) -> None:
+async def concurrently(gateway: Gateway, n: int, concurrency: int) -> tuple[float, float]:
+    """`per_request` in `concurrency` loops at once (requests in flight together, as under load): wall, CPU."""
+    if concurrency == 1:
+        return await per_request(gateway, CALLING_KEY, n, timed_wall=True)
+    start, cpu = time.perf_counter(), time.process_time()
+    each = n // concurrency
+    await asyncio.gather(*(per_request(gateway, CALLING_KEY, each, timed_wall=True) for _ in range(concurrency)))
+    done = each * concurrency
+    return (time.perf_counter() - start) / done, (time.process_time() - cpu) / done
+
+
+async def local(n: int, concurrency: int) -> None:
     """The supervisor's counters, in a process of their own, as a worker of `serve --workers 2` uses them."""
     from skyrelay.state.local import SOCKET_ENV
 
@@ -114,19 +125,19 @@ async def local(n: int) -> None:
             gateway = Gateway(parse_config(config({"backend": "memory"}), env={}))
             await gateway.governor.state.connect()
             gateway.governor.state.start()  # its reader of answers (Gateway.start does both when serving)
-            await per_request(gateway, CALLING_KEY, n)  # warm up
+            await concurrently(gateway, n, concurrency)  # warm up
             best = None
             for _ in range(3):
                 before = process_cpu_s(server.pid)
-                wall, cpu = await per_request(gateway, CALLING_KEY, n, timed_wall=True)
+                wall, cpu = await concurrently(gateway, n, concurrency)
                 await asyncio.sleep(0.2)  # the settles written without an answer are served
                 theirs = (process_cpu_s(server.pid) - before) / n
                 if best is None or cpu + theirs < best[1] + best[2]:
                     best = (wall, cpu, theirs)
             wall, cpu, theirs = best
             print(f"local state process: declared key with 6 counters {cpu * 1e6:.1f} us/request CPU in the worker, "
-                  f"{theirs * 1e6:.1f} us in the state process, {wall * 1e6:.0f} us wall (one request at a time; "
-                  f"best of 3 rounds of {n}; the state process's CPU is counted in clock ticks)")
+                  f"{theirs * 1e6:.1f} us in the state process, {wall * 1e6:.0f} us wall ({concurrency} request(s) "
+                  f"at a time; best of 3 rounds of {n}; the state process's CPU is counted in clock ticks)")
             await gateway.governor.aclose()
             await gateway.dispatcher.aclose()
         finally:
@@ -170,12 +181,14 @@ if __name__ == "__main__":
     parser.add_argument("--redis", help="a Redis URL: time the Redis backend instead of memory")
     parser.add_argument("--local", action="store_true",
                         help="time the counters in a state process of their own, as `serve --workers N` keeps them")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="with --local: this many requests in flight at once (their round trips share writes)")
     parser.add_argument("--count", type=int, help="run exactly this many requests once (bench/instructions.py)")
     parser.add_argument("--key", choices=("master", "declared"), default="declared")
     args = parser.parse_args()
     if args.local:
         import uvloop
 
-        uvloop.run(local(5_000))  # both ends under uvloop, as `serve --workers N` runs them
+        uvloop.run(local(5_000, args.concurrency))  # both ends under uvloop, as `serve --workers N` runs them
     else:
         asyncio.run(main(args.redis) if args.count is None else counted(args.count, args.key))

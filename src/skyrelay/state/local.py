@@ -112,6 +112,7 @@ class _Peer(asyncio.Protocol):
         except (orjson.JSONDecodeError, IndexError, TypeError, ValueError):
             log.warning("state process: a malformed message from a worker; closing its connection")
             self.transport.close()
+            return
         if answers:  # what one read asked, answered in one write
             self.transport.write(b"".join(answers))
 
@@ -162,7 +163,7 @@ class _Peer(asyncio.Protocol):
         """The worker is gone, and its requests with it: they are no longer in flight (gauges back to zero);
         what else they reserved stays counted, as a request that ended without a report."""
         held, self.held = self.held, {}
-        now = _wall()
+        now = time.time()
         for reservation in held.values():
             amounts = [0 if item.kind == GAUGE else amount
                        for item, amount in zip(reservation.items, reservation.amounts)]
@@ -176,10 +177,6 @@ async def _done(work) -> int:
 
 async def _sorted(work) -> list[str]:
     return sorted(await work)
-
-
-def _wall() -> float:
-    return time.time()
 
 
 class SocketState:
@@ -317,7 +314,7 @@ class _Link(asyncio.Protocol):
 
     def flush(self) -> None:
         out, self.out = self.out, []
-        if out and not self.closed.done():
+        if out and not self.transport.is_closing():
             self.transport.write(b"".join(out))
 
     def reserve(self, items: list[Item], amounts: list[float], now: float) -> asyncio.Future:
@@ -350,7 +347,7 @@ class _Link(asyncio.Protocol):
                 if future is not None and not future.done():
                     future.set_result(answer)
                 elif reserve and answer[1]:  # its request was cancelled while waiting: give back what it took
-                    self.send(orjson.dumps(["s", answer[1], None, _wall()], option=_LINE))
+                    self.send(orjson.dumps(["s", answer[1], None, time.time()], option=_LINE))
         except (orjson.JSONDecodeError, IndexError, TypeError):
             self.transport.close()
 
