@@ -135,9 +135,9 @@ class OpenAIProvider(Provider):
         return self.deployment.options.get("stream_usage", True)
 
     def request_body(self, req: ChatRequest) -> bytes | dict[str, Any]:
-        """The chat body to send: a large body from an OpenAI client as its own bytes with `model` swapped when
-        nothing else changes (no decode-and-encode of the whole body), else `chat_body`."""
-        if req.raw_body is not None and len(req.raw_body) >= SWAP_MIN_BYTES:
+        """The chat body to send: an OpenAI client's own bytes with `model` swapped when nothing else changes (no
+        decode-and-encode of the whole body), else `chat_body`."""
+        if req.raw_body is not None:
             body = passthrough_body(req, self.deployment.model, self.asks_stream_usage)
             if body is not None:
                 return body
@@ -171,34 +171,28 @@ class OpenAIProvider(Provider):
         return body
 
 
-# Below this size orjson re-encodes a body faster than Python can swap bytes in it (measured, docs/performance.md:
-# 1.6 against 6 us at 1.2 KB, 3.3 against 4.3 us at 8.6 KB; 36 against 11 us at 68 KB, 166 against 52 us at 270 KB).
-SWAP_MIN_BYTES = 16 * 1024
 _MODEL_KEY = b'"model"'
+_STREAM_OPTIONS_KEY = b'"stream_options"'
 _ASK_USAGE = b',"stream_options":{"include_usage":true}}'
-_CONTAINERS = (dict, list)
 
 
 def passthrough_body(req: ChatRequest, model: str, ask_usage: bool) -> bytes | None:
     """The client's body with its `model` value replaced by `model`, byte for byte otherwise; None when that is
-    not sure to be what `chat_body` would send. The top-level `"model"` key is found by a byte search that never
-    reads the messages: from the start when only plain values come before it in the body, else from the end when
-    only plain values come after it (only an object or array can hold another `"model"` key); what is found must
-    be a key (after `{` or `,`, before `:`), not a value or the end of a string. A body with containers on both
-    sides of it takes chat_body's way. A stream also needs `stream_options.include_usage` (the ledger reads the usage): kept when the client
-    asked for it, added when the body has no `stream_options` at all, else left to chat_body."""
-    raw, body = req.raw, req.raw_body
-    if "stream_options" in raw and (not ask_usage or (req.stream and not req.include_usage)):
-        return None  # dropped, or merged with the client's: chat_body's rules
-    at = _model_key(raw, body)
-    if at < 0:
+    not sure to be what `chat_body` would send. `"model"` is found by a byte search, which is sound: a quote
+    inside a JSON string is escaped, so it only matches a key, and exactly one match is the top-level key (the
+    body has one). A stream also needs `stream_options.include_usage` (the ledger reads the usage): kept when the
+    client asked for it, added when the body has no `stream_options` at all, else left to chat_body."""
+    body = req.raw_body
+    if body.count(_MODEL_KEY) != 1:
         return None
-    before = at - 1
-    while before > 0 and body[before] in b" \t\r\n":
-        before -= 1
-    if before < 0 or body[before] not in b"{,":  # the end of a string (`"x\\"model"`), not a key
-        return None
-    at += len(_MODEL_KEY)
+    if not ask_usage:
+        if _STREAM_OPTIONS_KEY in body:  # dropped (or kept) by chat_body's rules
+            return None
+    elif req.stream and not req.include_usage:
+        if _STREAM_OPTIONS_KEY in body:
+            return None
+        body = body[:body.rstrip().rfind(b"}")] + _ASK_USAGE
+    at = body.find(_MODEL_KEY) + len(_MODEL_KEY)
     size = len(body)
     while at < size and body[at] in b" \t\r\n":
         at += 1
@@ -210,29 +204,7 @@ def passthrough_body(req: ChatRequest, model: str, ask_usage: bool) -> bytes | N
     sent = orjson.dumps(req.model)
     if not body.startswith(sent, at):  # written with escapes orjson would not use: left to chat_body
         return None
-    swapped = body[:at] + orjson.dumps(model) + body[at + len(sent):]
-    if ask_usage and req.stream and not req.include_usage:
-        swapped = swapped[:swapped.rfind(b"}")] + _ASK_USAGE  # the body's last brace closes it
-    return swapped
-
-
-def _model_key(raw: dict, body: bytes) -> int:
-    """Where the top-level `"model"` key is in the body, or -1 when a search cannot be sure of it."""
-    before = after = False  # an object or array before / after it in the body, which could hold another
-    seen = False
-    for key, value in raw.items():
-        if key == "model":
-            seen = True
-        elif type(value) in _CONTAINERS:
-            if seen:
-                after = True
-            else:
-                before = True
-    if not before:
-        return body.find(_MODEL_KEY)
-    if not after:
-        return body.rfind(_MODEL_KEY)
-    return -1
+    return body[:at] + orjson.dumps(model) + body[at + len(sent):]
 
 
 def _error_detail(body: bytes) -> dict[str, Any]:
