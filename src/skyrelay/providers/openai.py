@@ -89,7 +89,7 @@ class OpenAIProvider(Provider):
             body = openai_responses.native_body(req.responses, self.deployment.model, False, self.name)
             raw, data = await self.post_json_read_raw(self.responses_path(), self.request_headers(), body)
             return openai_responses.whole_response(raw, data, self.name)
-        body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.request_body(req))
+        body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.chat_body(req))
         resp = parse_response(data, self.name)
         resp.raw_body = body
         return resp
@@ -99,7 +99,7 @@ class OpenAIProvider(Provider):
             body = openai_responses.native_body(req.responses, self.deployment.model, True, self.name)
             resp = await self.post_json(self.responses_path(), self.request_headers(), body)
             return resp, SSEChunks(openai_responses.ResponsesEvents(self.name))
-        resp = await self.post_json(self.chat_path(), self.request_headers(), self.request_body(req))
+        resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
         if req.raw is not None:  # the client speaks OpenAI too: the stream goes on as it came, barely read
             return resp, PassThroughChunks(self.stream_events(self.name))
         return resp, SSEChunks(self.stream_events(self.name))
@@ -129,20 +129,6 @@ class OpenAIProvider(Provider):
                     setattr(err, name, detail[name])
         return err
 
-    @property
-    def asks_stream_usage(self) -> bool:
-        """Whether streams are sent with `stream_options.include_usage` (some servers refuse the field)."""
-        return self.deployment.options.get("stream_usage", True)
-
-    def request_body(self, req: ChatRequest) -> bytes | dict[str, Any]:
-        """The chat body to send: an OpenAI client's own bytes with `model` swapped when nothing else changes (no
-        decode-and-encode of the whole body), else `chat_body`."""
-        if req.raw_body is not None:
-            body = passthrough_body(req, self.deployment.model, self.asks_stream_usage)
-            if body is not None:
-                return body
-        return self.chat_body(req)
-
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
         if req.raw is not None:
             body = dict(req.raw)
@@ -162,49 +148,13 @@ class OpenAIProvider(Provider):
         body["model"] = self.deployment.model
         if req.stream:
             body["stream"] = True
-            if self.asks_stream_usage:
+            if self.deployment.options.get("stream_usage", True):
                 # Always ask for usage, whatever the client asked: the ledger needs it. The OpenAI protocol drops
                 # the usage chunk again when the client did not ask for it.
                 body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
             else:  # a server that refuses the field altogether
                 body.pop("stream_options", None)
         return body
-
-
-_MODEL_KEY = b'"model"'
-_STREAM_OPTIONS_KEY = b'"stream_options"'
-_ASK_USAGE = b',"stream_options":{"include_usage":true}}'
-
-
-def passthrough_body(req: ChatRequest, model: str, ask_usage: bool) -> bytes | None:
-    """The client's body with its `model` value replaced by `model`, byte for byte otherwise; None when that is
-    not sure to be what `chat_body` would send. `"model"` is found by a byte search, which is sound: a quote
-    inside a JSON string is escaped, so it only matches a key, and exactly one match is the top-level key (the
-    body has one). A stream also needs `stream_options.include_usage` (the ledger reads the usage): kept when the
-    client asked for it, added when the body has no `stream_options` at all, else left to chat_body."""
-    body = req.raw_body
-    if body.count(_MODEL_KEY) != 1:
-        return None
-    if not ask_usage:
-        if _STREAM_OPTIONS_KEY in body:  # dropped (or kept) by chat_body's rules
-            return None
-    elif req.stream and not req.include_usage:
-        if _STREAM_OPTIONS_KEY in body:
-            return None
-        body = body[:body.rstrip().rfind(b"}")] + _ASK_USAGE
-    at = body.find(_MODEL_KEY) + len(_MODEL_KEY)
-    size = len(body)
-    while at < size and body[at] in b" \t\r\n":
-        at += 1
-    if at >= size or body[at] != 58:  # ":"
-        return None
-    at += 1
-    while at < size and body[at] in b" \t\r\n":
-        at += 1
-    sent = orjson.dumps(req.model)
-    if not body.startswith(sent, at):  # written with escapes orjson would not use: left to chat_body
-        return None
-    return body[:at] + orjson.dumps(model) + body[at + len(sent):]
 
 
 def _error_detail(body: bytes) -> dict[str, Any]:
