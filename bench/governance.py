@@ -63,6 +63,8 @@ async def per_request(gateway: Gateway, key: str, n: int) -> float:
             pending = governor.admit(ctx, group)
             if pending is not None:
                 await pending
+            if governor.defers:  # Redis: the first attempt reserves (here: the key's counters alone)
+                await governor.reserve_deferred(ctx)
             if ctx.admission is not None:  # what the answer's x-ratelimit-* headers cost
                 rate_limit_headers(ctx)
         ctx.attempts.append(Attempt(deployment, 0.0, 0))

@@ -5,6 +5,10 @@ its estimated tokens (the routing quotas' estimate: input from the body's size, 
 output cap), 1 slot in flight, and its estimated cost at the dearest price among the group's deployments. When
 the request ends its reservation is settled with what it really used, priced at the deployment that served it.
 Concurrent requests therefore each hold their estimate while in flight and cannot all slip under a limit.
+
+With routing quotas shared over Redis (`defers`), `admit` reserves nothing: the request's first attempt reserves
+the key's counters together with its deployment's quota in one script call (dispatch_shared.py), so a request
+costs one round trip; `refuse` turns a refusal of the key's part into its error.
 """
 
 from __future__ import annotations
@@ -40,19 +44,25 @@ class KeyRateLimited(errors.RateLimited):
 class Admission:
     """A request's hold on its key's counters, settled once when its context closes."""
 
-    __slots__ = ("governor", "reservation", "tokens", "cost", "now")
+    __slots__ = ("governor", "reservation", "tokens", "cost", "now", "items", "amounts", "values")
 
-    def __init__(self, governor: "Governor", reservation: Reservation, tokens: int, cost: int, now: float):
+    def __init__(self, governor: "Governor", reservation: Reservation | None, tokens: int, cost: int, now: float,
+                 items: list[Item], amounts, values: tuple):
         self.governor = governor
-        self.reservation = reservation
+        self.reservation = reservation  # None until reserved (deferred to the first attempt, `defers`)
         self.tokens = tokens
         self.cost = cost
         self.now = now  # when it was reserved
+        self.items = items
+        self.amounts = amounts
+        self.values = values
 
     def settle(self, ctx: Any) -> None:
         """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
         usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
-        estimate; one that failed everywhere is refunded."""
+        estimate; one that failed everywhere is refunded. A deferred admission no attempt reserved holds nothing."""
+        if self.reservation is None:
+            return
         governor = self.governor
         usage = ctx.usage
         if usage is not None and ctx.attempts:
@@ -82,6 +92,7 @@ class Governor:
         self._refresh: asyncio.Task | None = None
         self.registry = Registry(config, self.keys, state)
         self._reserve_now = state.reserve_now if isinstance(state, MemoryState) else None
+        self.defers = False  # True: the first attempt reserves the key's counters with its deployment's quota
 
     def reprice(self, config: Any) -> None:
         """The prices budgets are reserved and settled at: from the model groups (again after a reload)."""
@@ -93,7 +104,7 @@ class Governor:
     def admit(self, ctx: Any, group: Any) -> Awaitable[None] | None:
         """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes. On the memory
         backend this is done on return (no coroutine to make and await on every request); on the others it
-        returns what to await."""
+        returns what to await. With `defers`, the first attempt reserves (with its deployment's quota)."""
         principal: Principal = ctx.principal
         if principal.models is not None and group.name not in principal.models:
             raise errors.PermissionDenied(
@@ -109,29 +120,47 @@ class Governor:
         now = self.clock()
         if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
             principal.roll(now)
+        items = principal.items
         values = (1, tokens, 1, cost)
+        amounts = principal.amounts(values)
+        if self.defers:
+            ctx.admission = Admission(self, None, tokens, cost, now, items, amounts, values)
+            return None
         if self._reserve_now is None:
-            return self._reserve(ctx, principal, values, tokens, cost, now)
-        reservation, wait, refused = self._reserve_now(principal.items, principal.amounts(values), now)
+            return self._reserve(ctx, items, amounts, values, tokens, cost, now)
+        reservation, wait, refused = self._reserve_now(items, amounts, now)
         if reservation is None:
-            raise self._refused(ctx, principal, refused, values, wait)
-        ctx.admission = Admission(self, reservation, tokens, cost, now)
+            self.refuse(ctx, items, values, refused, wait)
+        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
         return None
 
-    async def _reserve(self, ctx: Any, principal: Principal, values: tuple, tokens: int, cost: int,
+    async def _reserve(self, ctx: Any, items: list[Item], amounts, values: tuple, tokens: int, cost: int,
                        now: float) -> None:
-        reservation, wait, refused = await self.state.reserve(principal.items, principal.amounts(values), now)
+        reservation, wait, refused = await self.state.reserve(items, amounts, now)
         if reservation is None:
-            raise self._refused(ctx, principal, refused, values, wait)
-        ctx.admission = Admission(self, reservation, tokens, cost, now)
+            self.refuse(ctx, items, values, refused, wait)
+        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
+
+    async def reserve_deferred(self, ctx: Any) -> None:
+        """A deferred admission that no attempt reserved (no deployment could be tried): reserved alone, so the
+        key's limits still count the request and still refuse it first."""
+        admission = ctx.admission
+        if admission is None or admission.reservation is not None:
+            return
+        reservation, wait, refused = await self.state.reserve(admission.items, admission.amounts, self.clock())
+        if reservation is None:
+            self.refuse(ctx, admission.items, admission.values, refused, wait)
+        admission.reservation = reservation
 
     @staticmethod
-    def _refused(ctx: Any, principal: Principal, refused: int, values: tuple, wait: float) -> errors.RateLimited:
+    def refuse(ctx: Any, items: list[Item], values: tuple, refused: int, wait: float) -> None:
+        """Raise the refusal of the key's (or its team's) counter `refused`."""
+        principal = ctx.principal
         limit = principal.limits[refused]
-        err = _refusal(limit, principal.items[refused], values[principal.metrics[refused]], wait)
+        err = _refusal(limit, items[refused], values[principal.metrics[refused]], wait)
         if limit.metric in (REQUESTS, TOKENS):
             err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
-        return err
+        raise err
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 

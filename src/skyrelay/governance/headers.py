@@ -24,7 +24,9 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
         return []
     admission = ctx.admission
     reservation = admission.reservation
-    if reservation.local:  # counted at this replica's share while Redis is away: no true figure
+    # None: never reserved (no attempt made); local: counted at this replica's share while Redis is away, no
+    # true figure.
+    if reservation is None or reservation.local:
         return []
     levels, items, limits, now = reservation.levels, reservation.items, principal.limits, admission.now
     anthropic = ctx.path.endswith("/messages")

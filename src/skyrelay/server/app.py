@@ -20,6 +20,7 @@ from ..config.model import ConfigError
 from ..db import parse_url
 from ..db.responses import ResponseStore
 from ..dispatch import Dispatcher, Outcome
+from ..dispatch_shared import SharedRouting, shared_books
 from ..governance import Governor
 from ..governance.headers import rate_limit_headers
 from ..health_checks import HealthChecker
@@ -27,6 +28,7 @@ from ..ledger.core import build_ledger
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
 from ..routing.policies import parse_residency
+from ..routing.shared import SharedQuotaBook
 from ..state import build_state
 from ..telemetry import Telemetry, status_of
 
@@ -61,10 +63,14 @@ class Gateway:
         self.config = config
         self.config_path = config_path  # the file SIGHUP and POST /admin/reload read again (server/reload.py)
         self.adapt_config: Callable[[Any], Any] | None = None  # applied to a reloaded config (a worker's share)
-        self.dispatcher = dispatcher or Dispatcher.from_config(config)
+        replicas_share = config.state.backend == "redis"  # routing quotas, shares and breakers too
+        self.dispatcher = dispatcher or Dispatcher.from_config(config, **(shared_books() if replicas_share else {}))
         self._master_key = config.server.master_key
         self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.estimate)
         self.dispatcher.governor = self.governor
+        if replicas_share and isinstance(self.dispatcher.quotas, SharedQuotaBook):
+            self.dispatcher.shared = SharedRouting(self.governor.state, self.dispatcher, self.governor)
+            self.governor.defers = True  # the first attempt reserves the key's counters with its deployment's
         self._keys = self.governor.keys
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
@@ -126,6 +132,8 @@ class Gateway:
         if clashes:  # a declared key named as a stored one: they would count as one
             await self.close()
             raise ConfigError(clashes, self.config_path)
+        if self.dispatcher.shared is not None:  # the other replicas' counts and breakers, before the first request
+            await self.dispatcher.shared.refresh()
         self.server = await start_server(
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
@@ -133,6 +141,8 @@ class Gateway:
         )
         self.health_checker.start()
         self.governor.start()
+        if self.dispatcher.shared is not None:
+            self.dispatcher.shared.start()
         self.telemetry.start()
         if self.metrics_peers is not None and self.config.metrics.enabled:
             from .metrics_routes import own_exposition
@@ -149,6 +159,8 @@ class Gateway:
         if self.metrics_peers is not None:
             await self.metrics_peers.close()
         await self.health_checker.close()
+        if self.dispatcher.shared is not None:  # its settles and breaker writes, before the state closes
+            await self.dispatcher.shared.aclose()
         await self.governor.aclose()
         await self.dispatcher.aclose()
         self.telemetry.close()
