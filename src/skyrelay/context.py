@@ -27,7 +27,7 @@ class Attempt:
     `hedged`: this attempt is the hedge, sent while an earlier one was still waiting for output."""
 
     __slots__ = ("deployment", "vendor", "region", "start", "end", "status", "error_kind", "usage",
-                 "reserved_tokens", "first_token", "hedged", "ledger")
+                 "reserved_tokens", "first_token", "hedged", "ledger", "held")
 
     def __init__(self, deployment: Any, start: float, reserved_tokens: int, hedged: bool = False):
         self.deployment = deployment.name
@@ -42,6 +42,7 @@ class Attempt:
         self.first_token: float | None = None  # when a stream's first output arrived (its head was read)
         self.hedged = hedged
         self.ledger: tuple | None = None  # its tokens and costs, once the ledger has written its record
+        self.held: Any = None  # its deployment's shared quota reservation (state.backend: redis), if any
 
     def finish(self, end: float, status: str, error: BaseException | None = None) -> None:
         self.end = end

@@ -22,6 +22,7 @@ from .canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingRes
 from .context import Attempt, RequestContext
 from .dispatch_errors import exhausted_error, residency_words
 from .dispatch_hedge import race
+from .dispatch_shared import REFUSED
 from .dispatch_stream import CommittedStream, stream_head
 from .providers import build_provider
 from .providers.base import Provider
@@ -91,6 +92,7 @@ class Dispatcher:
         self.view = RoutingView(self.health, self.outstanding, self.quotas, self.latencies, self.shares)
         self.governor: Any = None  # skyrelay.governance.Governor: set by the gateway for requests with a key
         self.ledger: Any = None  # skyrelay.ledger.record.Recorder: set by the gateway when the ledger is on
+        self.shared: Any = None  # dispatch_shared.SharedRouting: set by the gateway when replicas share Redis
         self._waiting = 0  # requests waiting for quota headroom (queue_timeout_ms)
         self._headroom = asyncio.Event()  # set when an attempt ends while some request waits
         self._queues: dict[str, asyncio.Lock] = {}
@@ -110,6 +112,8 @@ class Dispatcher:
                                     for g in model_groups.values())
         # The groups with a concentration cap, by name: only their attempts pay for counting vendor shares.
         self._capped = {name: g.concentration for name, g in model_groups.items() if g.concentration is not None}
+        if self.shared is not None:
+            self.shared.configure(model_groups)
 
     @classmethod
     def from_config(cls, config: Any, **kw) -> "Dispatcher":
@@ -192,7 +196,9 @@ class Dispatcher:
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
             if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
-                await self.governor.admit(ctx, group)
+                pending = self.governor.admit(ctx, group)
+                if pending is not None:  # a shared state to ask (the memory backend reserves on the spot)
+                    await pending
             decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
             now = ctx.arrival
             if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):
@@ -200,7 +206,10 @@ class Dispatcher:
                 now = self.clock()
             outcome.plan = decision
             refusals: list[errors.UnsupportedFeature] = []
+            shared = self.shared
             if group.hedge is not None:  # attempts that may overlap: dispatch_hedge.py
+                if shared is not None:  # the key's counters first: hedged attempts count their quota afterwards
+                    await self.governor.reserve_deferred(ctx)
                 result = await race(self, group, decision, call, ctx, outcome, hold, refusals)
                 if result is not None:
                     return result, outcome
@@ -218,7 +227,15 @@ class Dispatcher:
                     provider = providers.get(deployment.name)
                     if provider is None:
                         continue  # removed by a reload since the plan was made
-                    attempt, entry, share = self.begin_attempt(deployment, now, tokens, decision, outcome)
+                    held = None
+                    if shared is not None:  # one round trip: this deployment's shared quota (and the key's)
+                        held = await shared.reserve(deployment, tokens, ctx)
+                        if held is REFUSED:  # another replica took the last of it since the snapshot
+                            decision.skipped.append((deployment, QUOTA, self.quotas.seconds_until_headroom(
+                                deployment, self.clock(), tokens)))
+                            continue
+                        now = self.clock()
+                    attempt, entry, share = self.begin_attempt(deployment, now, tokens, decision, outcome, held=held)
                     try:
                         result = await call(provider)
                     except BaseException as exc:
@@ -226,6 +243,8 @@ class Dispatcher:
                         continue
                     self.attempt_won(deployment, attempt, entry, result, outcome, hold)
                     return result, outcome
+            if shared is not None and ctx.admission is not None:  # no attempt reserved the key's counters
+                await self.governor.reserve_deferred(ctx)
             if refusals and not outcome.failures:
                 raise errors.UnsupportedFeature(
                     f"no deployment of model '{group.name}' can serve this request: "
@@ -241,12 +260,14 @@ class Dispatcher:
             raise
 
     def begin_attempt(self, deployment: Any, now: float, tokens: int, decision: Plan, outcome: Outcome,
-                      hedged: bool = False) -> tuple[Attempt, list | None, list | None]:
-        """Open an attempt's record and take what it holds while in flight: its quota reservation, its vendor
-        share (capped groups), its health probe slot and its outstanding count."""
+                      hedged: bool = False, held: Any = None) -> tuple[Attempt, list | None, list | None]:
+        """Open an attempt's record and take what it holds while in flight: its quota reservation (`held`: its
+        shared part, already reserved), its vendor share (capped groups), its health probe slot and its
+        outstanding count."""
         ctx = outcome.context
         outcome.attempts += 1
         attempt = Attempt(deployment, now, tokens, hedged)
+        attempt.held = held
         ctx.attempts.append(attempt)
         ctx.estimated_tokens = tokens
         entry = self.quotas.reserve(deployment, now, tokens)
@@ -327,13 +348,17 @@ class Dispatcher:
         attempt.finish(self.clock() if end is None else end, status, error)
         if status == "ok" and self.measures_latency:
             self._observe_latency(attempt, usage)
+        used = None
         if usage is not None and ctx is not None:
             attempt.usage = usage
             output = ctx.max_output if ctx.max_output is not None else usage.output_tokens
-            self.quotas.settle(deployment, entry, sent=True, used_tokens=usage.input_tokens + output,
+            used = usage.input_tokens + output
+            self.quotas.settle(deployment, entry, sent=True, used_tokens=used,
                                input_tokens=usage.input_tokens, body_bytes=ctx.body_bytes)
         else:
             self.quotas.settle(deployment, entry, sent=sent)
+        if attempt.held is not None:
+            self.shared.settle(attempt.held, sent, used)
         if self._waiting:
             self._headroom.set()
 

@@ -109,6 +109,8 @@ def _start(dispatcher: Dispatcher, pending: list, decision: Any, call: Callable,
             continue
         attempt, entry, share = dispatcher.begin_attempt(deployment, now, tokens, decision, outcome,
                                                          hedged=other_than is not None)
+        if dispatcher.shared is not None:  # replicas on Redis: counted in the shared quota as it goes
+            dispatcher.shared.count_later(deployment, tokens, ctx, attempt)
         task = asyncio.ensure_future(_call(call, provider))
         started = running[task] = _Running(deployment, attempt, entry, share)
         return started

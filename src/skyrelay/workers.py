@@ -62,15 +62,17 @@ async def exit_with_parent(stop: asyncio.Event) -> None:
 
 def worker_share(config, index: int, count: int):
     """The configuration with each deployment's rpm, tpm and max_concurrency cut to worker `index`'s share: the
-    integer part for everyone, one more for the first `remainder` workers, so the shares add up to the quota."""
+    integer part for everyone, one more for the first `remainder` workers, so the shares add up to the quota.
+    On Redis the workers share rpm and tpm like any replicas (dispatch_shared.py): only max_concurrency is cut."""
     def share(limit: int | None) -> int | None:
         if limit is None:
             return None
         return max(1, limit // count + (1 if index < limit % count else 0))
 
+    split = share if config.state.backend == "memory" else (lambda limit: limit)
     groups = {}
     for name, group in config.model_groups.items():
-        cut = {d.name: dataclasses.replace(d, rpm=share(d.rpm), tpm=share(d.tpm),
+        cut = {d.name: dataclasses.replace(d, rpm=split(d.rpm), tpm=split(d.tpm),
                                            max_concurrency=share(d.max_concurrency)) for d in group.deployments}
         groups[name] = dataclasses.replace(
             group, deployments=tuple(cut[d.name] for d in group.deployments),

@@ -1,7 +1,10 @@
+import shutil
+
 import pytest
 
 from .harness import BackgroundLoop, start_stack
 from .hostile import Poster, start_hostile_stack
+from .replicas import OwnRedis
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +46,14 @@ def hostile(bg):
     yield stack, poster
     poster.close()
     stack.close()
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of the test's own, on a free port, to stop and start again (never the shared one)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (.ci/services installs it)")
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.cleanup()

@@ -5,11 +5,6 @@ are `skyrelay serve` processes: only Redis joins them."""
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 
 import httpx2 as httpx
@@ -22,7 +17,7 @@ from skyrelay.state import PERIOD
 from skyrelay.emulator import CloudSpec, start_cloud
 
 from .harness import HELLO, UPSTREAM_KEY, openai_deployment
-from .test_examples import skyrelay, stop, wait_for_line
+from .replicas import serve_replicas, storm
 from tests.support.redis_service import REDIS_URL, delete_prefix, fresh_prefix, redis_reachable
 
 PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 2000.0}  # ~$0.125 estimated per request of 50 output tokens
@@ -75,40 +70,17 @@ def three_replicas(bg, tmp_path_factory):
     prefix = fresh_prefix()
     config = tmp_path_factory.mktemp("replicas") / "gateway.yaml"
     config.write_text(GATEWAY.format(redis=REDIS_URL, prefix=prefix, cloud=cloud.base_url, upstream=UPSTREAM_KEY))
-    procs = [skyrelay("serve", "--config", str(config)) for _ in range(3)]
     try:
-        urls = [re.search(r"http://[\d.]+:\d+", wait_for_line(proc, r"listening on")).group(0) for proc in procs]
-        yield urls, prefix
+        with serve_replicas(config, 3) as urls:
+            yield urls, prefix
     finally:
-        codes = [stop(proc) for proc in procs]
         bg.run(cloud.stop())
         bg.run(delete_prefix(prefix))
-    assert codes == [0, 0, 0]
-
-
-async def _storm(urls: list[str], keys: list[str], total: int, max_tokens: int = 5) -> tuple[int, list]:
-    """`total` concurrent requests spread over the replicas (and keys); how many succeeded, and the refusals."""
-    clients = [openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=30)
-               for url in urls for key in keys]
-
-    async def one(n: int):
-        try:
-            await clients[n % len(clients)].chat.completions.create(model="chat", messages=HELLO,
-                                                                    max_tokens=max_tokens)
-            return None
-        except openai.RateLimitError as exc:
-            return exc
-
-    outcomes = await asyncio.gather(*(one(n) for n in range(total)))
-    for client in clients:
-        await client.close()
-    refusals = [o for o in outcomes if o is not None]
-    return total - len(refusals), refusals
 
 
 def test_three_replicas_share_a_keys_rpm_of_100(three_replicas):
     urls, _ = three_replicas
-    served, refused = asyncio.run(_storm(urls, ["sk-busy"], 300))
+    served, refused = asyncio.run(storm(urls, ["sk-busy"], 300))
     assert 100 <= served <= 103, served
     assert all(e.code == "rate_limit_exceeded" and int(e.response.headers["retry-after"]) >= 1 for e in refused)
     assert all("key 'busy'" in e.message for e in refused)
@@ -116,7 +88,7 @@ def test_three_replicas_share_a_keys_rpm_of_100(three_replicas):
 
 def test_three_replicas_share_a_team_rpm_over_two_keys(three_replicas):
     urls, _ = three_replicas
-    served, refused = asyncio.run(_storm(urls, ["sk-pair-a", "sk-pair-b"], 300))
+    served, refused = asyncio.run(storm(urls, ["sk-pair-a", "sk-pair-b"], 300))
     assert 100 <= served <= 103, served
     assert all("team 'pair'" in e.message and e.response.headers.get("retry-after") for e in refused)
 
@@ -124,7 +96,7 @@ def test_three_replicas_share_a_team_rpm_over_two_keys(three_replicas):
 def test_a_budget_under_concurrent_load_on_three_replicas_is_overspent_by_at_most_a_request_per_replica(
         three_replicas, bg):
     urls, prefix = three_replicas
-    served, refused = asyncio.run(_storm(urls, ["sk-payer"], 60, max_tokens=50))
+    served, refused = asyncio.run(storm(urls, ["sk-payer"], 60, max_tokens=50))
     assert served and refused and all(e.code == "insufficient_quota" for e in refused)
     period_id, _ = periods.current("day", time.time())
     time.sleep(0.5)  # settles run as tasks after each answer
@@ -145,59 +117,6 @@ async def _read(key: str) -> float:
 
 
 # --- a Redis of the test's own, stopped and started again -------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnRedis:
-    """redis-server on a free port in a temporary directory, nothing kept on disk; never the shared one."""
-
-    def __init__(self):
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="skyrelay-redis-")
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def own_redis():
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (.ci/services installs it)")
-    server = OwnRedis()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def test_redis_stopped_mid_run_requests_flow_on_local_limits_and_shared_ones_resume(replicas, own_redis):

@@ -130,6 +130,15 @@ def test_each_worker_takes_its_exact_share_of_a_deployments_quota():
     assert all(g.tiers[0][0] is g.deployments[0] for g in shares)  # the planner's tiers hold the cut deployments
 
 
+def test_on_redis_workers_share_a_deployments_rpm_and_tpm_and_split_only_its_max_concurrency():
+    config = parse_config({"state": {"backend": "redis", "url": "redis://127.0.0.1:6379/0"},
+                           "model_groups": {"chat": {"deployments": [
+        {"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m", "rpm": 10, "tpm": 1001,
+         "max_concurrency": 3}]}}})
+    shares = [worker_share(config, index, 3).model_groups["chat"].deployments[0] for index in range(3)]
+    assert [(d.rpm, d.tpm, d.max_concurrency) for d in shares] == [(10, 1001, 1)] * 3  # Redis counts rpm/tpm once
+
+
 def test_metrics_add_up_every_workers_counters_whichever_answers(workers):
     _, url = workers
     for _ in range(20):  # a new connection each time: the requests land on both workers

@@ -5,6 +5,10 @@ its estimated tokens (the routing quotas' estimate: input from the body's size, 
 output cap), 1 slot in flight, and its estimated cost at the dearest price among the group's deployments. When
 the request ends its reservation is settled with what it really used, priced at the deployment that served it.
 Concurrent requests therefore each hold their estimate while in flight and cannot all slip under a limit.
+
+With routing quotas shared over Redis (`defers`), `admit` reserves nothing: the request's first attempt reserves
+the key's counters together with its deployment's quota in one script call (dispatch_shared.py), so a request
+costs one round trip; `refuse` turns a refusal of the key's part into its error.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .. import errors
 from ..pricing import cost_micro_usd, dearest
@@ -40,17 +44,41 @@ class KeyRateLimited(errors.RateLimited):
 class Admission:
     """A request's hold on its key's counters, settled once when its context closes."""
 
-    __slots__ = ("governor", "reservation", "tokens", "cost", "now")
+    __slots__ = ("governor", "reservation", "tokens", "cost", "now", "items", "amounts", "values")
 
-    def __init__(self, governor: "Governor", reservation: Reservation, tokens: int, cost: int, now: float):
+    def __init__(self, governor: "Governor", reservation: Reservation | None, tokens: int, cost: int, now: float,
+                 items: list[Item], amounts, values: tuple):
         self.governor = governor
-        self.reservation = reservation
+        self.reservation = reservation  # None until reserved (deferred to the first attempt, `defers`)
         self.tokens = tokens
         self.cost = cost
         self.now = now  # when it was reserved
+        self.items = items
+        self.amounts = amounts
+        self.values = values
 
     def settle(self, ctx: Any) -> None:
-        self.governor.settle(ctx, self)
+        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
+        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
+        estimate; one that failed everywhere is refunded. A deferred admission no attempt reserved holds nothing."""
+        if self.reservation is None:
+            return
+        governor = self.governor
+        usage = ctx.usage
+        if usage is not None and ctx.attempts:
+            served = ctx.attempts[-1]
+            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
+                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
+            price = governor._served_price.get(served.deployment)
+            tokens = usage.input_tokens + usage.output_tokens
+            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                                  usage.cache_write_tokens) if price else 0
+        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
+            tokens, cost = self.tokens, self.cost
+        else:
+            tokens = cost = 0
+        # A request counts once; its slot in flight is given back.
+        governor.state.settle(self.reservation, ctx.principal.amounts((1, tokens, 0, cost)), governor.clock())
 
 
 class Governor:
@@ -64,6 +92,7 @@ class Governor:
         self._refresh: asyncio.Task | None = None
         self.registry = Registry(config, self.keys, state)
         self._reserve_now = state.reserve_now if isinstance(state, MemoryState) else None
+        self.defers = False  # True: the first attempt reserves the key's counters with its deployment's quota
 
     def reprice(self, config: Any) -> None:
         """The prices budgets are reserved and settled at: from the model groups (again after a reload)."""
@@ -72,19 +101,21 @@ class Governor:
 
     # --- the request path --------------------------------------------------------------------------------------
 
-    async def admit(self, ctx: Any, group: Any) -> None:
-        """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes."""
+    def admit(self, ctx: Any, group: Any) -> Awaitable[None] | None:
+        """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes. On the memory
+        backend this is done on return (no coroutine to make and await on every request); on the others it
+        returns what to await. With `defers`, the first attempt reserves (with its deployment's quota)."""
         principal: Principal = ctx.principal
         if principal.models is not None and group.name not in principal.models:
             raise errors.PermissionDenied(
                 f"API key '{principal.name}' may not use model '{group.name}'; it may use: "
                 f"{', '.join(sorted(principal.models)) or 'none'}", param="model", code="model_not_allowed")
-        metrics = principal.metrics
-        if not metrics:
-            return
-        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, ctx.max_output)
+        if not principal.metrics:
+            return None
+        max_output = ctx.max_output
+        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, max_output)
         input_price, output_price = self._prices[group.name]
-        output = DEFAULT_OUTPUT_TOKENS if ctx.max_output is None else ctx.max_output
+        output = DEFAULT_OUTPUT_TOKENS if max_output is None else max_output
         cost = math.ceil((tokens - output) * input_price + output * output_price)  # $/Mtok is micro-$ per token
         now = self.clock()
         if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
@@ -92,37 +123,44 @@ class Governor:
         items = principal.items
         values = (1, tokens, 1, cost)
         amounts = principal.amounts(values)
-        if self._reserve_now is not None:  # the memory backend: no coroutine to create and await
-            reservation, wait, refused = self._reserve_now(items, amounts, now)
-        else:
-            reservation, wait, refused = await self.state.reserve(items, amounts, now)
+        if self.defers:
+            ctx.admission = Admission(self, None, tokens, cost, now, items, amounts, values)
+            return None
+        if self._reserve_now is None:
+            return self._reserve(ctx, items, amounts, values, tokens, cost, now)
+        reservation, wait, refused = self._reserve_now(items, amounts, now)
         if reservation is None:
-            limit = principal.limits[refused]
-            err = _refusal(limit, items[refused], values[metrics[refused]], wait)
-            if limit.metric in (REQUESTS, TOKENS):
-                err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
-            raise err
-        ctx.admission = Admission(self, reservation, tokens, cost, now)
+            self.refuse(ctx, items, values, refused, wait)
+        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
+        return None
 
-    def settle(self, ctx: Any, admission: Admission) -> None:
-        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
-        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
-        estimate; one that failed everywhere is refunded."""
-        usage = ctx.usage
-        if usage is not None and ctx.attempts:
-            served = ctx.attempts[-1]
-            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
-                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
-            price = self._served_price.get(served.deployment)
-            tokens = usage.input_tokens + usage.output_tokens
-            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-                                  usage.cache_write_tokens) if price else 0
-        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
-            tokens, cost = admission.tokens, admission.cost
-        else:
-            tokens = cost = 0
-        values = (1, tokens, 0, cost)  # a request counts once; its slot in flight is given back
-        self.state.settle(admission.reservation, ctx.principal.amounts(values), self.clock())
+    async def _reserve(self, ctx: Any, items: list[Item], amounts, values: tuple, tokens: int, cost: int,
+                       now: float) -> None:
+        reservation, wait, refused = await self.state.reserve(items, amounts, now)
+        if reservation is None:
+            self.refuse(ctx, items, values, refused, wait)
+        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
+
+    async def reserve_deferred(self, ctx: Any) -> None:
+        """A deferred admission that no attempt reserved (no deployment could be tried): reserved alone, so the
+        key's limits still count the request and still refuse it first."""
+        admission = ctx.admission
+        if admission is None or admission.reservation is not None:
+            return
+        reservation, wait, refused = await self.state.reserve(admission.items, admission.amounts, self.clock())
+        if reservation is None:
+            self.refuse(ctx, admission.items, admission.values, refused, wait)
+        admission.reservation = reservation
+
+    @staticmethod
+    def refuse(ctx: Any, items: list[Item], values: tuple, refused: int, wait: float) -> None:
+        """Raise the refusal of the key's (or its team's) counter `refused`."""
+        principal = ctx.principal
+        limit = principal.limits[refused]
+        err = _refusal(limit, items[refused], values[principal.metrics[refused]], wait)
+        if limit.metric in (REQUESTS, TOKENS):
+            err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
+        raise err
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 

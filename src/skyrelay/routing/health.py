@@ -33,11 +33,16 @@ arriving then: the cool-down already accounts for both).
 
 A stream's verdict is how it ends, not how it starts: the dispatcher reports its success or failure at its end,
 and a stream the client abandoned says nothing either way (`on_abandoned`).
+
+Many replicas: `on_change` hears every breaker transition made here (opened, re-opened by a failed probe,
+closed), for the replicas to share (dispatch_shared.py publishes it); `adopt` and `release` apply another
+replica's transitions, without calling `on_change` back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 _NEVER = float("-inf")  # any clock works, even one that starts below zero
 THROTTLE_COOLDOWN = 1.0  # seconds of the first cool-down for a 429 without Retry-After
@@ -158,11 +163,13 @@ class _Record:
 class HealthBook:
     """In-process breaker state for every deployment, keyed by deployment name."""
 
-    __slots__ = ("policy", "_records")
+    __slots__ = ("policy", "_records", "on_change")
 
     def __init__(self, policy: BreakerPolicy = BreakerPolicy()):
         self.policy = policy
         self._records: dict[str, _Record] = {}
+        # (name, open_until, cooldown) after this book opened or closed a breaker (cooldown 0: closed); rare
+        self.on_change: Callable[[str, float, float], None] | None = None
 
     # --- questions (the planner asks these on every request) -----------------------------------------------------
 
@@ -229,6 +236,7 @@ class HealthBook:
             return
         if rec.backoff:  # the half-open probe answered
             self._close(rec, now)
+            self._changed(name, rec)
             return
         rec.failures = 0
         rec.throttle = 0.0
@@ -242,6 +250,7 @@ class HealthBook:
         rec = self._records.get(name)
         if rec is not None and rec.backoff:
             self._close(rec, now)
+            self._changed(name, rec)
 
     def on_failure(
         self, name: str, now: float, *, retry_after: float | None = None, throttled: bool = False,
@@ -267,6 +276,7 @@ class HealthBook:
                 rec.backoff = min(rec.backoff * 2, policy.max_cooldown)
                 rec.open_until = now + rec.backoff
                 rec.probe_since = None
+                self._changed(name, rec)
             # else: a request sent before the breaker opened; the breaker already acted on its kind.
             return
         rec.failures += 1
@@ -277,6 +287,33 @@ class HealthBook:
             rec.window.record(now, failed=True)
         if rec.failures >= policy.failure_threshold or (rule is not None and rec.window.trips(rule)):
             self._trip(rec, now)
+            self._changed(name, rec)
+
+    def _changed(self, name: str, rec: _Record) -> None:
+        if self.on_change is not None:
+            self.on_change(name, rec.open_until, rec.backoff)
+
+    # --- another replica's verdicts (dispatch_shared.py) ----------------------------------------------------------
+
+    def adopt(self, name: str, open_until: float, cooldown: float) -> None:
+        """Another replica opened the deployment's breaker until `open_until` (this book's clock): open here too,
+        unless it already is, at least as long. Half-open once it elapses, probed as if it had opened here."""
+        rec = self._records.get(name)
+        if rec is None:
+            rec = self._records[name] = _Record()
+        elif rec.backoff and rec.open_until >= open_until:
+            return
+        rec.backoff = max(cooldown, 1e-9)  # > 0: tripped
+        rec.open_until = open_until
+        rec.probe_since = None
+        rec.failures = 0
+        rec.window = None
+
+    def release(self, name: str, now: float) -> None:
+        """Another replica closed the deployment's breaker (its probe, or a health check, answered)."""
+        rec = self._records.get(name)
+        if rec is not None and rec.backoff:
+            self._close(rec, now)
 
     def _trip(self, rec: _Record, now: float) -> None:
         policy = self.policy

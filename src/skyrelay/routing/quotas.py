@@ -86,7 +86,11 @@ class QuotaBook:
             return QUOTA
         if deployment.rpm is None and deployment.tpm is None:
             return None
-        log = self._logs.get(name)
+        return self._over_limits(deployment, now, tokens)
+
+    def _over_limits(self, deployment, now: float, tokens: int) -> str | None:
+        """QUOTA when one more attempt of `tokens` would pass the deployment's rpm or tpm (one with either)."""
+        log = self._logs.get(deployment.name)
         if log is None:
             return None
         log.expire(now)
@@ -103,6 +107,11 @@ class QuotaBook:
         if signal is not None:
             waits += [until - now for remaining, until in (signal.requests, signal.tokens)
                       if remaining is not None and remaining <= 0 and now < until]
+        self._add_waits(deployment, now, tokens, waits)
+        return max(waits)
+
+    def _add_waits(self, deployment, now: float, tokens: int, waits: list) -> None:
+        """The seconds until the deployment's own counts leave room for `tokens` more, added to `waits`."""
         log = self._logs.get(deployment.name)
         if log is not None:
             log.expire(now)
@@ -111,7 +120,6 @@ class QuotaBook:
                 waits.append(_when_freed(entries, now, 2, log.requests - deployment.rpm + 1))
             if deployment.tpm is not None and log.tokens and log.tokens + tokens > deployment.tpm:
                 waits.append(_when_freed(entries, now, 1, log.tokens + tokens - deployment.tpm))
-        return max(waits)
 
     # --- attempts -------------------------------------------------------------------------------------------------
 

@@ -16,9 +16,11 @@ import orjson
 
 from .. import errors
 from ..context import RequestContext, new_request_id
+from ..config.model import ConfigError
 from ..db import parse_url
 from ..db.responses import ResponseStore
 from ..dispatch import Dispatcher, Outcome
+from ..dispatch_shared import SharedRouting, shared_books
 from ..governance import Governor
 from ..governance.headers import rate_limit_headers
 from ..health_checks import HealthChecker
@@ -26,6 +28,7 @@ from ..ledger.core import build_ledger
 from ..net.server import HttpServer, Request, Response, StreamResponse, start_server
 from ..protocols import openai as openai_protocol
 from ..routing.policies import parse_residency
+from ..routing.shared import SharedQuotaBook
 from ..state import build_state
 from ..telemetry import Telemetry, status_of
 
@@ -45,7 +48,7 @@ class Route:
     authenticated: bool = True
     # A protocol whose errors carry more than a body (Anthropic's request-id header) answers them itself, also for
     # errors raised before its handler runs (authentication, method, body size) and the HTTP layer's own.
-    error_reply: Callable[[errors.GatewayError], Response] | None = None
+    error_reply: Callable[[errors.GatewayError, str | None], Response] | None = None  # (error, request id)
     # The body must be JSON: any other Content-Type is refused (415), so that a browser's cross-site "simple"
     # POST (text/plain, a form), which needs no CORS preflight, never reaches a handler.
     json_body: bool = False
@@ -60,10 +63,14 @@ class Gateway:
         self.config = config
         self.config_path = config_path  # the file SIGHUP and POST /admin/reload read again (server/reload.py)
         self.adapt_config: Callable[[Any], Any] | None = None  # applied to a reloaded config (a worker's share)
-        self.dispatcher = dispatcher or Dispatcher.from_config(config)
+        replicas_share = config.state.backend == "redis"  # routing quotas, shares and breakers too
+        self.dispatcher = dispatcher or Dispatcher.from_config(config, **(shared_books() if replicas_share else {}))
         self._master_key = config.server.master_key
         self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.estimate)
         self.dispatcher.governor = self.governor
+        if replicas_share and isinstance(self.dispatcher.quotas, SharedQuotaBook):
+            self.dispatcher.shared = SharedRouting(self.governor.state, self.dispatcher, self.governor)
+            self.governor.defers = True  # the first attempt reserves the key's counters with its deployment's
         self._keys = self.governor.keys
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
@@ -121,6 +128,12 @@ class Gateway:
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
         await self.governor.registry.load()  # the keys made through the admin API, before the first request
+        clashes = self.governor.registry.clash_problems()
+        if clashes:  # a declared key named as a stored one: they would count as one
+            await self.close()
+            raise ConfigError(clashes, self.config_path)
+        if self.dispatcher.shared is not None:  # the other replicas' counts and breakers, before the first request
+            await self.dispatcher.shared.refresh()
         self.server = await start_server(
             self.handle, host if host is not None else server.host, port if port is not None else server.port,
             max_body_bytes=server.max_body_bytes, head_timeout=server.head_timeout, body_timeout=server.body_timeout,
@@ -128,6 +141,8 @@ class Gateway:
         )
         self.health_checker.start()
         self.governor.start()
+        if self.dispatcher.shared is not None:
+            self.dispatcher.shared.start()
         self.telemetry.start()
         if self.metrics_peers is not None and self.config.metrics.enabled:
             from .metrics_routes import own_exposition
@@ -144,6 +159,8 @@ class Gateway:
         if self.metrics_peers is not None:
             await self.metrics_peers.close()
         await self.health_checker.close()
+        if self.dispatcher.shared is not None:  # its settles and breaker writes, before the state closes
+            await self.dispatcher.shared.aclose()
         await self.governor.aclose()
         await self.dispatcher.aclose()
         self.telemetry.close()
@@ -194,10 +211,9 @@ class Gateway:
                                      resp.status)
         return resp
 
-    def _named(self, resp: Response, route: Route | None = None) -> Response:
-        """A refusal of the HTTP layer, which has no Request (and so no id yet): named all the same, and recorded
-        when it was a request for a model."""
-        request_id = new_request_id()
+    def _named(self, resp: Response, request_id: str, route: Route | None = None) -> Response:
+        """A refusal of the HTTP layer, which has no Request: named all the same, and recorded when it was a
+        request for a model."""
         resp.headers.append(("x-request-id", request_id))
         if route is not None and route.recorded and self._record_refusal is not None:
             self._record_refusal(request_id, None, errors.HttpRefused.__name__, resp.status)
@@ -208,10 +224,11 @@ class Gateway:
         request was for; OpenAI's when the path is unknown (not read yet) or not a route."""
         route = self.routes.get(path) if path is not None else None
         err = errors.HttpRefused(status, message)
+        request_id = new_request_id()
         if route is not None and route.error_reply is not None:
-            return self._named(route.error_reply(err), route)
+            return self._named(route.error_reply(err, request_id), request_id, route)
         render = route.render_error if route is not None else openai_protocol.render_error
-        return self._named(error_response(err, render), route)
+        return self._named(error_response(err, render), request_id, route)
 
     async def _route(self, request: Request) -> Response | StreamResponse:
         route = self.routes.get(request.path) or self._prefix_route(request.path)
@@ -232,11 +249,11 @@ class Gateway:
             return await route.handler(request)
         except errors.GatewayError as err:
             request.error = err
-            return _reply_error(route, err)
+            return _reply_error(route, err, request.id)
         except Exception:  # a bug on this request: answered in the route's own format, not the server's bare 500
             log.exception("unhandled error in handler for %s %s", request.method, request.path)
             request.error = err = errors.InternalError()
-            return _reply_error(route, err)
+            return _reply_error(route, err, request.id)
 
     def authenticate(self, headers: dict[str, str]):
         """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`: the master
@@ -265,9 +282,9 @@ def presented_key(headers: dict[str, str]) -> str:
     return key
 
 
-def _reply_error(route: Route, err: errors.GatewayError) -> Response:
+def _reply_error(route: Route, err: errors.GatewayError, request_id: str) -> Response:
     if route.error_reply is not None:
-        return route.error_reply(err)
+        return route.error_reply(err, request_id)
     return error_response(err, route.render_error)
 
 

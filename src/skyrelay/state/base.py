@@ -11,6 +11,9 @@ refund is a settle with zeros). Three kinds of counter:
 - PERIOD: a total until `reset_at` (epoch seconds); the counter's name carries the period, so a new period
   starts from zero. Budgets.
 - GAUGE: a level with no time in it: requests in flight (max_parallel); settled to zero when each ends.
+- TALLY: a count with no limit over a window of its own (`reset_at` carries its bucket length in seconds, the
+  limit is infinite): what the replicas sent each vendor of a capped group (the concentration cap). It never
+  refuses; the routing snapshot reads its totals.
 
 Times are wall-clock epoch seconds (replicas sharing one Redis must agree on them: keep their clocks in sync).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 WINDOW = "w"
 PERIOD = "p"
 GAUGE = "g"
+TALLY = "n"
 WINDOW_S = 60  # seconds: rpm and tpm are per minute
 GAUGE_RETRY_S = 1.0  # a Retry-After for a full gauge: a slot frees when some request ends, time alone says nothing
 
@@ -60,3 +64,17 @@ class Reservation:
         self.levels = levels
         self.oldest = oldest
 
+
+
+def split(reservation: Reservation, count: int) -> tuple[Reservation, Reservation]:
+    """One reservation of several owners' counters as two: the first `count` items, and the rest (a key's counters
+    and a deployment's, reserved in one call, are settled by each owner on its own)."""
+    def cut(values, part: slice):
+        return values[part] if isinstance(values, list) else values  # Redis marks: one bucket for every item
+
+    parts = []
+    for part in (slice(None, count), slice(count, None)):
+        piece = Reservation(reservation.items[part], reservation.amounts[part], cut(reservation.marks, part),
+                            reservation.local, cut(reservation.levels, part), cut(reservation.oldest, part))
+        parts.append(piece)
+    return parts[0], parts[1]

@@ -50,12 +50,14 @@ class RedisState:
         self._reserve = self._redis.register_script(redis_scripts.RESERVE)
         self._settle = self._redis.register_script(redis_scripts.SETTLE)
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
+        self._snapshot = self._redis.register_script(redis_scripts.SNAPSHOT)
         self._local = MemoryState()
         self.shared = True  # False while Redis is unreachable
         self.replicas = 1  # alive replicas last counted: the local fallback's divisor
         self._pending: dict[str, float] = {}  # PERIOD spend settled while down, to add to Redis when it is back
         self._flushes = 0
         self._tasks: set[asyncio.Task] = set()
+        self._batch: dict[int, tuple[list, list, list]] | None = None  # settles waiting for this turn's call
         self._heartbeat: asyncio.Task | None = None
 
     # --- the request path --------------------------------------------------------------------------------------
@@ -94,7 +96,9 @@ class RedisState:
         return reservation, 0.0, -1
 
     def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
-        """Off the request path: a Redis settle runs as a task (`aclose` waits for the ones still running)."""
+        """Off the request path: the settles made in one turn of the event loop go to Redis together, one script
+        call per bucket (a request's key and deployment counters, reserved together, settle together), in a task
+        (`aclose` waits for the ones still running)."""
         if reservation.settled:
             return
         if reservation.local:
@@ -102,28 +106,40 @@ class RedisState:
             self._owe(reservation.items, amounts)
             return
         reservation.settled = True
-        task = asyncio.get_running_loop().create_task(self._settle_shared(reservation, amounts))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _settle_shared(self, reservation: Reservation, amounts: list[float]) -> None:
-        items = reservation.items
-        args: list = [str(reservation.marks)]
-        keys = []
-        for item, reserved, amount in zip(items, reservation.amounts, amounts):
+        batch = None
+        for item, reserved, amount in zip(reservation.items, reservation.amounts, amounts):
             delta = amount - reserved
-            if delta:
-                keys.append(self.prefix + item.name)
-                args += (repr(float(delta)), item.kind)
-        if not keys:
-            return
-        try:
-            await self._settle(keys=keys, args=args)
-        except _DOWN as exc:
-            self._went_down(exc)
-            for item, reserved, amount in zip(items, reservation.amounts, amounts):  # the budget part is owed
-                if item.kind == PERIOD and amount != reserved:
-                    self._pending[item.name] = self._pending.get(item.name, 0.0) + amount - reserved
+            if not delta:
+                continue
+            if batch is None:
+                batch = self._batch_for(reservation.marks)
+            batch[0].append(self.prefix + item.name)
+            batch[1].extend((repr(float(delta)), item.kind))
+            if item.kind == PERIOD:  # owed to Redis if this settle cannot reach it
+                batch[2].append((item.name, delta))
+
+    def _batch_for(self, bucket: int) -> tuple[list, list, list]:
+        """This turn's settles of reservations made in `bucket`: (keys, args, budget deltas)."""
+        if self._batch is None:
+            self._batch = {}
+            task = asyncio.get_running_loop().create_task(self._settle_batch())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        batch = self._batch.get(bucket)
+        if batch is None:
+            batch = self._batch[bucket] = ([], [str(bucket)], [])
+        return batch
+
+    async def _settle_batch(self) -> None:
+        await asyncio.sleep(0)  # the rest of this turn's settles join the batch first
+        batches, self._batch = self._batch, None
+        for keys, args, owed in batches.values():
+            try:
+                await self._settle(keys=keys, args=args)
+            except _DOWN as exc:
+                self._went_down(exc)
+                for name, delta in owed:  # the budget part is owed
+                    self._pending[name] = self._pending.get(name, 0.0) + delta
 
     def _owe(self, items: list[Item], amounts: list[float]) -> None:
         for item, amount in zip(items, amounts):
@@ -149,6 +165,44 @@ class RedisState:
 
     async def flags(self) -> set[str]:
         return {name.decode() for name in await self._redis.smembers(self.prefix + "flags")}
+
+    # --- the routing snapshot and the breakers (off the request path) -------------------------------------------
+
+    async def snapshot(self, counters: list[tuple[str, int, int]], breakers: str, now: float
+                       ) -> tuple[list[float], list[float], dict[str, str]] | None:
+        """Each counter's total and oldest counted second (`counters`: name, bucket seconds, buckets per window),
+        and the `breakers` hash, in one script call; None while Redis is unreachable."""
+        prefix = self.prefix
+        args: list = [repr(now)]
+        for _, bucket, buckets in counters:
+            args += (bucket, buckets)
+        try:
+            answer = await self._snapshot(keys=[prefix + name for name, _, _ in counters] + [prefix + breakers],
+                                          args=args)
+        except _DOWN as exc:
+            self._went_down(exc)
+            return None
+        count = 2 * len(counters)
+        flat = [value.decode() for value in answer[count:]]
+        return ([float(v) for v in answer[0:count:2]], [float(v) for v in answer[1:count:2]],
+                dict(zip(flat[0::2], flat[1::2])))
+
+    async def set_field(self, name: str, field: str, value: str | None, ttl_s: float = 0) -> bool:
+        """Set (None: delete) one field of a small shared hash (the breakers), the hash kept for `ttl_s` after its
+        last write; False when Redis is unreachable."""
+        key = self.prefix + name
+        try:
+            if value is None:
+                await self._redis.hdel(key, field)
+                return True
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, field, value)
+                pipe.expire(key, max(1, int(ttl_s)))
+                await pipe.execute()
+        except _DOWN as exc:
+            self._went_down(exc)
+            return False
+        return True
 
     # --- outage and recovery -----------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The Lua scripts of the Redis backend: each operation is one script call, so it is atomic across replicas and
 costs one round trip. Numbers travel as strings (a Lua number returned to Redis is truncated to an integer)."""
 
-# KEYS: the counters. ARGV: now, then per counter: amount, limit, kind (w|p|g), reset_at.
+# KEYS: the counters. ARGV: now, then per counter: amount, limit, kind (w|p|g|n), reset_at (a tally's bucket length).
 # Returns {1, bucket, 0, then per counter: its total with this amount in, its oldest counted second (0 but for
 # windows)} when every counter had room (and all were added to), else {0, seconds until room, the 1-based index
 # of the counter that waits longest}.
@@ -14,7 +14,9 @@ local totals, oldest = {}, {}
 for i, key in ipairs(KEYS) do
   local base = 2 + (i - 1) * 4
   local amount, limit, kind = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), ARGV[base + 2]
-  if kind == 'w' then
+  if kind == 'n' then
+    totals[i], oldest[i] = amount, 0  -- a tally: counted, never refused
+  elseif kind == 'w' then
     local h = redis.call('HGETALL', key)
     local total, live = 0, {}
     for j = 1, #h, 2 do
@@ -47,7 +49,11 @@ if wait >= 0 then return {0, tostring(wait), refused} end
 for i, key in ipairs(KEYS) do
   local base = 2 + (i - 1) * 4
   local amount, kind = ARGV[base], ARGV[base + 2]
-  if kind == 'w' then
+  if kind == 'n' then
+    local b = tonumber(ARGV[base + 3])  -- a tally's bucket length, in seconds
+    redis.call('HINCRBYFLOAT', key, math.floor(second / b), amount)
+    redis.call('EXPIRE', key, math.ceil(b * 61))
+  elseif kind == 'w' then
     redis.call('HINCRBYFLOAT', key, second, amount)
     redis.call('EXPIRE', key, 120)
   else
@@ -87,4 +93,33 @@ FLUSH = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then return 0 end
 for i = 2, #KEYS do redis.call('INCRBYFLOAT', KEYS[i], ARGV[i]) end
 return 1
+"""
+
+# The routing snapshot, read off the request path. KEYS: window and tally counters, then the breakers' hash.
+# ARGV: now, then per counter: bucket length in seconds, buckets in its window (a window: 1, 60).
+# Returns per counter its total and the start of its oldest counted bucket (0 when empty), then the breakers'
+# hash as field, value pairs. Buckets that left their window are deleted as they are seen.
+SNAPSHOT = """
+local second = math.floor(tonumber(ARGV[1]))
+local out = {}
+for i = 1, #KEYS - 1 do
+  local b, n = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local horizon = math.floor(second / b) - n
+  local h = redis.call('HGETALL', KEYS[i])
+  local total, first = 0, nil
+  for j = 1, #h, 2 do
+    local f = tonumber(h[j])
+    if f <= horizon then
+      redis.call('HDEL', KEYS[i], h[j])
+    else
+      total = total + tonumber(h[j + 1])
+      if first == nil or f < first then first = f end
+    end
+  end
+  out[#out + 1] = tostring(total)
+  out[#out + 1] = tostring(first and first * b or 0)
+end
+local breakers = redis.call('HGETALL', KEYS[#KEYS])
+for j = 1, #breakers do out[#out + 1] = breakers[j] end
+return out
 """
