@@ -56,8 +56,6 @@ class ChatRequest:
     extra: dict[str, Any] = field(default_factory=dict)
     # The original OpenAI request body, when the client spoke OpenAI: the fast path forwards it as is.
     raw: dict[str, Any] | None = None
-    # ... and its bytes: an OpenAI-compatible deployment is sent them with only `model` swapped, not re-encoded.
-    raw_body: bytes | None = None
     # The client's Anthropic Messages request, when it spoke Anthropic: Anthropic-family clouds forward it, and the
     # canonical fields above are filled from it only when another cloud serves (AnthropicNative.canonical).
     anthropic: "AnthropicNative | None" = None

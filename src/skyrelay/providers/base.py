@@ -114,18 +114,13 @@ class Provider:
     # --- helpers for subclasses ---------------------------------------------------------------------------------
 
     async def post_json(self, path: str, headers: list[tuple[str, str]], payload: Any) -> http.Response:
-        """POST a JSON body (a value, or bytes encoded already); return the response head (body unread) after
-        mapping failures to typed errors."""
-        if type(payload) is bytes:
-            body = payload
-        else:
-            try:
-                body = orjson.dumps(payload)
-            except orjson.JSONEncodeError as exc:
-                # The client's values, which this cloud's body cannot carry (nested too deeply once wrapped, most
-                # likely): the request's fault, refused before anything is sent.
-                raise errors.InvalidRequest(
-                    f"the request cannot be encoded for deployment '{self.name}': {exc}") from None
+        """POST a JSON body; return the response head (body unread) after mapping failures to typed errors."""
+        try:
+            body = orjson.dumps(payload)
+        except orjson.JSONEncodeError as exc:
+            # The client's values, which this cloud's body cannot carry (nested too deeply once wrapped, most
+            # likely): the request's fault, refused before anything is sent.
+            raise errors.InvalidRequest(f"the request cannot be encoded for deployment '{self.name}': {exc}") from None
         headers = self.sign(path, body, headers)
         if self.traced:  # the attempt's span, named to the cloud (added after signing: no cloud signs it)
             traceparent = upstream_traceparent(self.name)
