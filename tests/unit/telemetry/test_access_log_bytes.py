@@ -4,6 +4,7 @@ these pin what it must produce, byte for byte, as orjson would encode the docume
 from __future__ import annotations
 
 import asyncio
+import random
 from types import SimpleNamespace
 
 import orjson
@@ -67,3 +68,20 @@ def test_lines_are_byte_for_byte_what_orjson_makes_of_the_documented_record():
 def test_every_line_is_orjsons_own_encoding_of_what_it_holds():
     for line in encode(ROWS * 2, OFFSET).splitlines():
         assert orjson.dumps(orjson.loads(line)) == line
+
+
+def test_numbers_keep_their_rounding_and_orjsons_notation():
+    rng = random.Random(10)
+    for _ in range(20_000):
+        cost = rng.random() * 10 ** rng.uniform(-9, 4)
+        latency = rng.random() * 10 ** rng.uniform(-6, 4)
+        end = rng.random() * 10 ** rng.uniform(0, 7)
+        rows = [routed([attempt("east", "ok")], cost=cost, first_output=9.69 + latency / 2)]
+        rows[0] = (9.69 + latency,) + rows[0][1:]
+        rows.append((end, "req_u", "GET", "/v1/models", 401))
+        routed_line, unrouted_line = (orjson.loads(line) for line in encode(rows, OFFSET).splitlines())
+        assert orjson.dumps(routed_line) == encode(rows[:1], OFFSET)[:-1]
+        assert routed_line["cost_usd"] == int(cost * 1e8 + 0.5) / 1e8
+        assert routed_line["latency_ms"] == int(latency * 100_000) / 100
+        assert routed_line["ttft_ms"] == int(((9.69 + latency / 2) - 9.69) * 100_000) / 100
+        assert unrouted_line["time"] == int((end + OFFSET) * 1000) / 1000
