@@ -117,7 +117,6 @@ def _keep(name: Any, text: str, cache: dict = _JSON) -> str:
 
 
 def _id(request_id: str) -> str:
-    # Ours (req_ and hex) are identifiers: nothing in them to escape. A client's own is encoded, never cached.
     return f'"{request_id}"' if request_id.isidentifier() else _DUMPS(request_id).decode()
 
 
@@ -135,7 +134,9 @@ def _routed(row: tuple, offset: float) -> str:
         tokens = (f',"input_tokens":{usage.input_tokens},"output_tokens":{usage.output_tokens}'
                   f',"cached_tokens":{usage.cached_tokens},"cost_usd":')
     ttft = "null" if first_output is None else _DUMPS(int((first_output - arrival) * 100_000) / 100).decode()
-    return (f'{{"time":{_DUMPS(int((end + offset) * 1000) / 1000).decode()},"request_id":{_id(request_id)}{head}'
+    # Our ids (req_ and hex) are identifiers, with nothing to escape; a client's own is encoded, never cached.
+    rid = f'"{request_id}"' if request_id.isidentifier() else _DUMPS(request_id).decode()
+    return (f'{{"time":{_DUMPS(int((end + offset) * 1000) / 1000).decode()},"request_id":{rid}{head}'
             f'{outcome}{_DUMPS(int((end - arrival) * 100_000) / 100).decode()},"ttft_ms":{ttft}{tokens}'
             f'{_DUMPS(int(cost * 1e8 + 0.5) / 1e8).decode() if cost else "null"}}}\n')  # cost >= 0; null: unbilled
 
