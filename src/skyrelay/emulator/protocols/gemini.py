@@ -32,7 +32,9 @@ from .gemini_embed import EMBED_METHODS, embed_request, embeddings_body
 from .gemini_errors import GoogleError
 from .gemini_request import GenerateCall, generate_request, parse_body
 from .json_output import as_enum_choice, as_json_choice, sample_json
+from ..text import prose_tokens
 
+_THOUGHT_PIECES = 12  # the length of a thought summary, in prose pieces (same conversation, same thoughts)
 _METHODS = "generateContent|streamGenerateContent|countTokens"
 _GEMINI_ROUTE = re.compile(rf"^/(v1|v1beta|v1alpha)/models/([^/:]+):({_METHODS}|embedContent|batchEmbedContents)$")
 _VERTEX_ROUTE = re.compile(rf"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/"
@@ -176,10 +178,12 @@ class GeminiProtocol:
     async def generate(self, parsed: GenerateCall, route: Route, ctx: CallContext, *, stream: bool,
                        sse: bool) -> Response | StreamResponse:
         gen = await ctx.generate(parsed.inp)
-        gen = _structured(gen, parsed, conversation_seed(ctx.spec.seed, parsed.inp))
+        seed = conversation_seed(ctx.spec.seed, parsed.inp)
+        gen = _structured(gen, parsed, seed)
         text = _text_tokens(parsed)
+        thoughts = prose_tokens(random.Random(seed), _THOUGHT_PIECES) if parsed.thoughts else None
         meta = wire.ReplyMeta(ctx.request_key, route.model, self.vertex, text, gen.prompt_tokens - text,
-                              prompt_filtered=ctx.content_filter == "prompt")
+                              prompt_filtered=ctx.content_filter == "prompt", thoughts=thoughts)
         headers = [("server-timing", f"gfet4t7; dur={int(ctx.pacer.ttft * 1000)}")]
         if stream:
             events = wire.stream_events(gen, meta, ctx.pacer, self.tokens_per_event, sse)
