@@ -35,6 +35,7 @@ from .json_output import as_enum_choice, as_json_choice, sample_json
 from ..text import prose_tokens
 
 _THOUGHT_PIECES = 12  # the length of a thought summary, in prose pieces (same conversation, same thoughts)
+_THOUGHT_SALT = 0x7468  # thoughts drawn apart from the answer, which the same seed draws
 _METHODS = "generateContent|streamGenerateContent|countTokens"
 _GEMINI_ROUTE = re.compile(rf"^/(v1|v1beta|v1alpha)/models/([^/:]+):({_METHODS}|embedContent|batchEmbedContents)$")
 _VERTEX_ROUTE = re.compile(rf"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/"
@@ -181,7 +182,7 @@ class GeminiProtocol:
         seed = conversation_seed(ctx.spec.seed, parsed.inp)
         gen = _structured(gen, parsed, seed)
         text = _text_tokens(parsed)
-        thoughts = prose_tokens(random.Random(seed), _THOUGHT_PIECES) if parsed.thoughts else None
+        thoughts = prose_tokens(random.Random(seed ^ _THOUGHT_SALT), _THOUGHT_PIECES) if parsed.thoughts else None
         meta = wire.ReplyMeta(ctx.request_key, route.model, self.vertex, text, gen.prompt_tokens - text,
                               prompt_filtered=ctx.content_filter == "prompt", thoughts=thoughts)
         headers = [("server-timing", f"gfet4t7; dur={int(ctx.pacer.ttft * 1000)}")]
