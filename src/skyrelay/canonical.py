@@ -11,6 +11,9 @@ Canonical message dicts:
    "tool_calls": [{"id": str, "type": "function", "function": {"name": str, "arguments": str(JSON)}}],  # assistant
    "tool_call_id": str}                                                                                  # tool
 Canonical tools: [{"type": "function", "function": {"name", "description", "parameters"}}]
+Canonical thinking blocks (a reasoning model's signed thoughts, in Anthropic's shapes, the only cloud family whose
+thoughts can be handed back): {"type": "thinking", "thinking": str, "signature": str}
+                            | {"type": "redacted_thinking", "data": str}
 Canonical tool_choice: "auto" | "none" | "required" | {"type": "function", "function": {"name": str}}
 Finish reasons: "stop" | "length" | "tool_calls" | "content_filter"
 """
@@ -59,6 +62,9 @@ class ChatRequest:
     # The client's Responses API request (POST /v1/responses): deployments that speak it forward it, the others get
     # the canonical fields above, filled from it on first need (ResponsesNative.canonical).
     responses: "ResponsesNative | None" = None
+    # The thinking blocks of earlier assistant turns, by the index of their message in `messages`: kept beside the
+    # messages (which stay OpenAI-shaped for the clouds that forward them), handed back by Anthropic-family clouds.
+    thinking: dict[int, list[dict[str, Any]]] | None = None
 
 
 @dataclass(slots=True)
@@ -70,10 +76,16 @@ class ResponsesNative:
     converted: bool = False
     refusal: Exception | None = None
     dropped: tuple[str, ...] = ()  # what the canonical form served the request without (x-skyrelay-dropped-params)
+    # What only an Anthropic-family cloud honours (thinking handed back, a summary of its visible thoughts): named
+    # as dropped when another cloud serves.
+    anthropic_only: tuple[str, ...] = ()
     # previous_response_id resolved by the gateway's store: the deployment that produced it (forwarded as is there)
     # and the stored conversation, which every other deployment gets in front of the input instead.
     previous_deployment: str | None = None
     history: list[dict[str, Any]] | None = None
+    # The sealed thinking of reasoning items the client was not shown (no `include`), by item id: a stored
+    # response's conversation keeps it, so a `previous_response_id` turn hands the thoughts back all the same.
+    kept: dict[str, str] | None = None
 
     def full_input(self) -> Any:
         """The input behind the stored conversation, as one list of items (the input as sent without one)."""
@@ -138,6 +150,7 @@ class Choice:
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"
     refusal: str | None = None
+    thinking_blocks: list[dict[str, Any]] | None = None  # the model's thoughts, where its cloud shows them
 
 
 @dataclass(slots=True)
@@ -180,7 +193,8 @@ class ChatChunk:
     usage: Usage | None = None  # set on the (choice-less) usage chunk only
     # The upstream's OpenAI chunk JSON, when it already is one: forwarded byte for byte.
     raw: bytes | None = None
-    reasoning: str | None = None  # a fragment of the model's thinking (Anthropic pass-through streams only)
+    reasoning: str | None = None  # a fragment of the model's thinking (clouds that show it)
+    thinking_block: dict[str, Any] | None = None  # a thinking block just finished, with its signature
     # The upstream's Anthropic events this chunk stands for, when an Anthropic request passed through.
     anthropic: bytes | None = None
     # Several of the upstream's OpenAI SSE events, whole and unread, when an OpenAI request passed through.
@@ -194,7 +208,7 @@ class ChatChunk:
         """Real output (text, a tool call, reasoning, a finish, usage), not a preamble: the role announcement, an
         empty delta, a filter notice. A stream commits to its deployment at its first chunk with output."""
         return bool(self.content or self.tool_calls or self.reasoning or self.finish_reason is not None
-                    or self.usage is not None)
+                    or self.usage is not None or self.thinking_block is not None)
 
 
 @dataclass(slots=True)

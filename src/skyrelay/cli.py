@@ -131,7 +131,11 @@ async def serve_command(path: str, host: str | None, port: int | None, stop: asy
 
         gateway.adapt_config = lambda reloaded: worker_share(reloaded, *worker)
         gateway.metrics_peers = Peers.from_env(*worker)
-    server = await gateway.start(host, port, reuse_port=worker is not None)
+    try:
+        server = await gateway.start(host, port, reuse_port=worker is not None)
+    except ConfigError as exc:  # found once the database was read (a declared key named as a stored one)
+        print(exc, file=sys.stderr)
+        return 1
     tune_gc()
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_sighup, gateway, path)
     print(f"skyrelay gateway listening on http://{server.host}:{server.port}/v1", flush=True)

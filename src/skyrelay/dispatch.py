@@ -167,9 +167,13 @@ class Dispatcher:
         provider = self.providers.get(outcome.deployment.name)
         if provider is None:  # removed by a reload while the request was in flight
             return
-        if req.responses is not None:  # served from its own body, or from the canonical form (with what it left out)
-            outcome.dropped = () if provider.speaks_responses else req.responses.dropped + provider.dropped_extras(
-                req.extra)
+        native = req.responses
+        if native is not None:  # served from its own body, or from the canonical form (with what it left out)
+            if provider.speaks_responses:
+                outcome.dropped = ()
+            else:
+                dropped = native.dropped if provider.speaks_anthropic else native.dropped + native.anthropic_only
+                outcome.dropped = tuple(dict.fromkeys(dropped + provider.dropped_extras(req.extra)))
             return
         dropped = provider.dropped_extras(req.extra)
         if req.anthropic is not None:
@@ -192,7 +196,9 @@ class Dispatcher:
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
             if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
-                await self.governor.admit(ctx, group)
+                pending = self.governor.admit(ctx, group)
+                if pending is not None:  # a shared state to ask (the memory backend reserves on the spot)
+                    await pending
             decision = plan(group, self.groups, self.view, ctx.arrival, self.rng, ctx)
             now = ctx.arrival
             if not decision.candidates and group.queue_timeout_ms and _waits_for_headroom(decision):

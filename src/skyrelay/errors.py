@@ -97,6 +97,15 @@ class StoreUnavailable(GatewayError):
                          code="store_unavailable")
 
 
+class WebSocketUnsupported(GatewayError):
+    """A WebSocket handshake on a route served over HTTP only (Codex CLI tries its Responses WebSocket first):
+    426, the status on which such clients fall back to HTTP at once rather than retry the handshake."""
+
+    status = 426
+    type = "invalid_request_error"
+    code = "websocket_unsupported"
+
+
 class PayloadTooLarge(GatewayError):
     """The request body is over the configured limit."""
 

@@ -15,6 +15,9 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from skyrelay.config import ConfigError, parse_config
+from skyrelay.server import Gateway
+
 from .harness import GATEWAY_KEY, HELLO
 from .test_cli import run_cli
 from tests.support.postgres_service import fresh_database, needs_postgres
@@ -161,6 +164,34 @@ def test_keys_and_teams_survive_a_restart_and_revoked_ones_stay_refused(make_sta
         assert shown["team"] == "web" and shown["revoked_at"] is None
         still_used = client.delete("/admin/teams/web")
         assert still_used.status_code == 409 and still_used.json()["error"]["code"] == "team_in_use"
+
+
+def test_a_declared_key_named_as_a_stored_one_is_refused_at_start_and_never_shares_its_counters(make_stack, bg,
+                                                                                               tmp_path):
+    sections = {"database": {"url": f"sqlite:///{tmp_path}/skyrelay.db"}}
+    plain = make_stack(sections=sections)  # declares no key: it may make one named "twin"
+    create_key(plain, name="twin", rpm=5)
+    declared = {**sections, "keys": [{"name": "twin", "key": "sk-declared-twin"}]}
+
+    async def start():
+        gateway = Gateway(parse_config({"server": {"host": "127.0.0.1", "port": 0, "master_key": GATEWAY_KEY},
+                                        "model_groups": {"chat": {"deployments": [
+                                            {"name": "d", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
+                                             "model": "m"}]}}, **declared}, env={}))
+        await gateway.start()
+        await gateway.close()
+
+    with pytest.raises(ConfigError) as refused:  # a new file naming a stored key: the gateway does not serve
+        bg.run(start())
+    assert "twin" in str(refused.value) and "rename the declared key" in str(refused.value)
+    # Made after a replica with the declared key started (by one that does not declare it): not accepted there.
+    plain.close()
+    first = make_stack(sections={**sections, "database": {"url": f"sqlite:///{tmp_path}/other.db"}})
+    with_declared = make_stack(sections={**declared, "database": {"url": f"sqlite:///{tmp_path}/other.db"}})
+    made = create_key(first, name="twin")
+    assert _within(1.5, lambda: with_declared.gateway.governor.registry.clashes == ["twin"])
+    assert _works(with_declared, "sk-declared-twin")
+    assert not _works(with_declared, made["key"]) and _works(first, made["key"])
 
 
 def test_an_api_keys_limits_apply_and_every_answer_carries_rate_limit_headers(admin_stack):

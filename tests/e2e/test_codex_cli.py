@@ -7,8 +7,10 @@ the cloud that produced it (which verifies it).
 
 Codex CLI is an npm package with a native binary (~400 MB), pinned in tests/agents/package.json
 (`npm ci --prefix tests/agents`, which .ci/run does); `SKYRELAY_CODEX` may name another `codex`, and without one
-the test is skipped. Its web search is turned off (`web_search=disabled`): no cloud behind the canonical core has
-that built-in tool (it would be a 400 there), and analytics and update checks are off: traffic stays on 127.0.0.1."""
+the test is skipped. It is pointed at the gateway as the README says: its own `openai` provider, `CODEX_API_KEY` and
+the `openai_base_url` config key. Its web search is turned off for the Anthropic deployment (no cloud behind the
+canonical core has that built-in tool: a 400 there), and analytics and update checks are off: traffic stays on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -47,13 +49,13 @@ def stack(bg):
 
 
 def codex(stack, tmp_path, model: str, *extra: str, prompt: str = "Use the shell tool to run the command: ls"):
-    provider = (f'model_providers.skyrelay={{name="skyrelay", base_url="{stack.base_url}", '
-                f'env_key="SKYRELAY_API_KEY", wire_api="responses"}}')
+    """Codex as the README points it at the gateway: its own `openai` provider, the key in CODEX_API_KEY, the
+    address in the `openai_base_url` config key."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "CODEX_HOME": str(tmp_path),
-           "SKYRELAY_API_KEY": stack.key, "NO_COLOR": "1"}
+           "CODEX_API_KEY": stack.key, "NO_COLOR": "1"}
     return subprocess.run(
-        [CODEX, "exec", "--skip-git-repo-check", "-s", "read-only", "-m", model, "-c", "model_provider=skyrelay",
-         "-c", provider, "-c", "web_search=disabled", "-c", "analytics.enabled=false",
+        [CODEX, "exec", "--skip-git-repo-check", "-s", "read-only", "-m", model,
+         "-c", f'openai_base_url="{stack.base_url}"', "-c", "analytics.enabled=false",
          "-c", "check_for_update_on_startup=false", *extra, prompt],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
@@ -80,7 +82,7 @@ def test_codex_on_an_openai_deployment_round_trips_its_tool_call_and_reasoning(s
 
 def test_codex_on_an_anthropic_deployment_finishes_its_turn(stack, tmp_path):
     before = len(stack.clouds["anthropic"].recent_requests)
-    done = codex(stack, tmp_path, "claude-via-skyrelay")
+    done = codex(stack, tmp_path, "claude-via-skyrelay", "-c", "web_search=disabled")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() and "ERROR: {" not in done.stderr
     requests = seen(stack, "anthropic", before)
@@ -89,3 +91,19 @@ def test_codex_on_an_anthropic_deployment_finishes_its_turn(stack, tmp_path):
     blocks = [b.get("type") for m in last["messages"] if isinstance(m["content"], list) for b in m["content"]]
     assert "tool_use" in blocks and "tool_result" in blocks
     assert last["system"]  # Codex's developer instructions, as Anthropic's system prompt
+
+
+
+
+def test_codex_falls_back_to_http_at_once_and_its_web_search_runs_on_openai(stack, tmp_path):
+    """Codex's `openai` provider opens a Responses WebSocket first: answered 426, it posts at once (no reconnect
+    loop). Its web search (on by default) reaches the OpenAI deployment, whose emulated cloud runs it; on a group
+    without such a deployment it is refused (a 400 naming the tool), so the Anthropic test turns it off."""
+    before = len(stack.clouds["openai"].recent_requests)
+    done = codex(stack, tmp_path, "gpt-via-skyrelay")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() and "Reconnecting" not in done.stderr
+    requests = seen(stack, "openai", before)
+    assert any(t["type"] == "web_search" for t in requests[0]["body"]["tools"])
+    refused = codex(stack, tmp_path, "claude-via-skyrelay")
+    assert refused.returncode != 0 and "web_search" in refused.stderr + refused.stdout

@@ -161,9 +161,9 @@ def test_the_context_carries_the_keys_name_team_models_and_residency(governed):
     dispatcher = governed.gateway.dispatcher
     original = dispatcher.governor.admit
 
-    async def spy(ctx, group):
+    def spy(ctx, group):  # admit returns what to await, or None when it reserved on the spot (memory)
         seen.append((ctx.key_name, ctx.team, ctx.allowed_models, ctx.key_residency))
-        await original(ctx, group)
+        return original(ctx, group)
 
     dispatcher.governor.admit = spy
     try:

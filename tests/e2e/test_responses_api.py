@@ -266,3 +266,13 @@ def test_a_namespaced_tool_group_is_called_by_namespace_and_name(clouds, kind):
                {"type": "function_call_output", "call_id": call["call_id"], "output": "started"}]
     again = post(clouds, {"model": kind, "input": history, "tools": [AGENTS]})
     assert again.status_code == 200, again.text
+
+
+def test_a_websocket_handshake_is_answered_426_for_an_http_fallback(clouds):
+    """Codex CLI's own provider tries a Responses WebSocket first; 426 makes it fall back to POST at once."""
+    raw = httpx.get(f"{clouds.base_url}/responses", timeout=10, headers={
+        "authorization": f"Bearer {clouds.key}", "connection": "Upgrade", "upgrade": "websocket",
+        "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert raw.status_code == 426
+    validate("ErrorResponse", raw.json())
+    assert raw.json()["error"]["code"] == "websocket_unsupported"

@@ -33,8 +33,18 @@ def test_database_and_commitments_are_read():
 
 
 def test_database_defaults_to_embedded_sqlite():
-    database = parse_url(parse_config(base()).database.url)
+    config = parse_config(base()).database
+    database = parse_url(config.url)
     assert database.dialect == "sqlite" and database.target.endswith("skyrelay.db")
+    assert config.responses_retention_days == 30  # as long as OpenAI keeps them
+
+
+def test_the_responses_retention_is_read_and_checked():
+    data = base()
+    data["database"] = {"responses_retention_days": 0.5}
+    assert parse_config(data).database.responses_retention_days == 0.5
+    data["database"] = {"responses_retention_days": 0}
+    assert_problem(problems_of(data), "database.responses_retention_days", "must be > 0")
 
 
 def test_commitment_mistakes_are_named():

@@ -242,6 +242,7 @@ class DatabaseConfig:
     """`url`: sqlite:///path (the default, embedded) or postgresql://...; may hold a password, never printed."""
 
     url: str = DEFAULT_URL
+    responses_retention_days: float = 30.0  # stored Responses (store: true) are deleted this long after creation
 
     def __repr__(self) -> str:
         return "DatabaseConfig(...)"

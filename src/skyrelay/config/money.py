@@ -12,7 +12,7 @@ from . import fields
 from .fields import Context, child, item
 from .model import Commitment, DatabaseConfig
 
-DATABASE_KEYS = ("url",)
+DATABASE_KEYS = ("url", "responses_retention_days")
 COMMITMENT_KEYS = ("name", "kind", "vendor", "deployments", "cost_per_hour", "amount_usd", "discount", "start", "end")
 COMMITMENT_KINDS = ("reserved", "spend")
 
@@ -27,7 +27,9 @@ def read_database(ctx: Context, value: Any) -> DatabaseConfig:
         ctx.add("database.url", "expected sqlite:///path or postgresql://user@host/db",
                 'e.g. "sqlite:///./.skyrelay/skyrelay.db"')
         return DatabaseConfig()
-    return DatabaseConfig(url=url)
+    retention = fields.number(ctx, raw, "database", "responses_retention_days", default=30.0, above=0,
+                              maximum=36500)
+    return DatabaseConfig(url=url, responses_retention_days=retention)
 
 
 def read_commitments(ctx: Context, value: Any, deployments: dict[str, str]) -> tuple[Commitment, ...]:

@@ -7,6 +7,10 @@ configured). The request path never waits for it: a finished response is kept in
 runs in a worker thread. Each row keeps the Response as answered, the request's own input items, the whole
 conversation a follow-up continues (earlier turns, input, output), and the deployment that produced it, so a
 follow-up forwarded to that deployment's own Responses API can keep the id.
+
+Responses expire after the retention (`database.responses_retention_days`, 30 as at OpenAI): an expired one is
+not found at once, and the writer thread deletes expired rows in bounded batches between writes, so a large
+backlog never holds the database (or the writes queued behind it) for long.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +37,14 @@ _INSERT = ("INSERT INTO skyrelay_responses (id, model_group, deployment, native,
            "conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT = "SELECT model_group, deployment, native, body, input, conversation FROM skyrelay_responses WHERE id = ?"
 _DELETE = "DELETE FROM skyrelay_responses WHERE id = ?"
+_INDEX = "CREATE INDEX IF NOT EXISTS skyrelay_responses_created ON skyrelay_responses (created_at)"
+_EXPIRE = ("DELETE FROM skyrelay_responses WHERE id IN (SELECT id FROM skyrelay_responses WHERE created_at < ? "
+           "LIMIT ?)")
 _CACHED = 256  # recent responses kept in memory (a conversation may be large: few are kept)
 _BATCH = 64
+_EXPIRE_BATCH = 500  # rows deleted per sweep; a full batch sweeps again at once, after the writes waiting
+_SWEEP_EVERY_S = 60.0  # at most; a short retention sweeps more often (a tenth of it)
+DEFAULT_RETENTION_S = 30 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +57,16 @@ class StoredResponse:
     input: list[dict[str, Any]]  # the request's own input items
     conversation: list[dict[str, Any]]  # what a follow-up continues: earlier turns, input, output
 
+    @property
+    def created_at(self) -> int:
+        return int(self.body.get("created_at") or 0)
+
 
 class ResponseStore:
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, retention_s: float = DEFAULT_RETENTION_S):
         self.database = database
+        self.retention_s = retention_s
+        self.sweep_every_s = min(_SWEEP_EVERY_S, max(retention_s / 10, 0.1))
         self._cache: OrderedDict[str, StoredResponse | None] = OrderedDict()  # None: deleted
         self._writes: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -83,10 +100,16 @@ class ResponseStore:
         self._writes.put(("delete", response_id))
 
     async def get(self, response_id: str) -> StoredResponse | None:
+        """The stored response, or None: never stored, deleted, or expired (whether or not swept yet)."""
         if response_id in self._cache:
             self._cache.move_to_end(response_id)
-            return self._cache[response_id]
-        return await asyncio.to_thread(self._read, response_id)
+            record = self._cache[response_id]
+        else:
+            record = await asyncio.to_thread(self._read, response_id)
+        return record if record is not None and not self._expired(record.created_at) else None
+
+    def _expired(self, created_at: int) -> bool:
+        return created_at < time.time() - self.retention_s
 
     def _remember(self, response_id: str, record: StoredResponse | None) -> None:
         self._cache[response_id] = record
@@ -99,6 +122,7 @@ class ResponseStore:
     def _connect(self):
         conn = self.database.connect()
         conn.execute(_CREATE)
+        conn.execute(_INDEX)
         conn.commit()
         return conn
 
@@ -116,8 +140,17 @@ class ResponseStore:
 
     def _write_loop(self) -> None:
         conn = None
+        next_sweep = time.monotonic() + self.sweep_every_s
         while True:
-            work = [self._writes.get()]
+            try:
+                work = [self._writes.get(timeout=max(next_sweep - time.monotonic(), 0))]
+            except queue.Empty:
+                work = []
+            if time.monotonic() >= next_sweep:
+                conn, full = self._sweep(conn)
+                next_sweep = time.monotonic() + (0 if full else self.sweep_every_s)
+                if not work:
+                    continue
             while len(work) < _BATCH:
                 try:
                     work.append(self._writes.get_nowait())
@@ -139,6 +172,20 @@ class ResponseStore:
                 if conn is not None:
                     conn.close()
                 return
+
+    def _sweep(self, conn) -> tuple[Any, bool]:
+        """Delete one batch of expired rows; (the connection, whether the batch was full: more may be waiting)."""
+        try:
+            if conn is None:
+                conn = self._connect()
+            cursor = conn.execute(self.database.sql(_EXPIRE), (int(time.time() - self.retention_s), _EXPIRE_BATCH))
+            conn.commit()
+            return conn, cursor.rowcount >= _EXPIRE_BATCH
+        except Exception:  # the database is down: expired rows wait for the next sweep (reads hide them anyway)
+            log.warning("could not delete expired responses", exc_info=True)
+            if conn is not None:
+                conn.close()
+            return None, False
 
     def _write(self, conn, work: list[tuple[str, Any]]) -> None:
         if not work:

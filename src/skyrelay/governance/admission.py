@@ -17,7 +17,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .. import errors
 from ..pricing import cost_micro_usd, dearest
@@ -58,8 +58,27 @@ class Admission:
         self.values = values
 
     def settle(self, ctx: Any) -> None:
-        if self.reservation is not None:
-            self.governor.settle(ctx, self)
+        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
+        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
+        estimate; one that failed everywhere is refunded. A deferred admission no attempt reserved holds nothing."""
+        if self.reservation is None:
+            return
+        governor = self.governor
+        usage = ctx.usage
+        if usage is not None and ctx.attempts:
+            served = ctx.attempts[-1]
+            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
+                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
+            price = governor._served_price.get(served.deployment)
+            tokens = usage.input_tokens + usage.output_tokens
+            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                                  usage.cache_write_tokens) if price else 0
+        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
+            tokens, cost = self.tokens, self.cost
+        else:
+            tokens = cost = 0
+        # A request counts once; its slot in flight is given back.
+        governor.state.settle(self.reservation, ctx.principal.amounts((1, tokens, 0, cost)), governor.clock())
 
 
 class Governor:
@@ -82,19 +101,21 @@ class Governor:
 
     # --- the request path --------------------------------------------------------------------------------------
 
-    async def admit(self, ctx: Any, group: Any) -> None:
-        """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes."""
+    def admit(self, ctx: Any, group: Any) -> Awaitable[None] | None:
+        """Refuse (403, 429) or reserve; the reservation hangs on the context until it closes. On the memory
+        backend this is done on return (no coroutine to make and await on every request); on the others it
+        returns what to await. With `defers`, the first attempt reserves (with its deployment's quota)."""
         principal: Principal = ctx.principal
         if principal.models is not None and group.name not in principal.models:
             raise errors.PermissionDenied(
                 f"API key '{principal.name}' may not use model '{group.name}'; it may use: "
                 f"{', '.join(sorted(principal.models)) or 'none'}", param="model", code="model_not_allowed")
-        metrics = principal.metrics
-        if not metrics:
-            return
-        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, ctx.max_output)
+        if not principal.metrics:
+            return None
+        max_output = ctx.max_output
+        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, max_output)
         input_price, output_price = self._prices[group.name]
-        output = DEFAULT_OUTPUT_TOKENS if ctx.max_output is None else ctx.max_output
+        output = DEFAULT_OUTPUT_TOKENS if max_output is None else max_output
         cost = math.ceil((tokens - output) * input_price + output * output_price)  # $/Mtok is micro-$ per token
         now = self.clock()
         if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
@@ -104,11 +125,18 @@ class Governor:
         amounts = principal.amounts(values)
         if self.defers:
             ctx.admission = Admission(self, None, tokens, cost, now, items, amounts, values)
-            return
-        if self._reserve_now is not None:  # the memory backend: no coroutine to create and await
-            reservation, wait, refused = self._reserve_now(items, amounts, now)
-        else:
-            reservation, wait, refused = await self.state.reserve(items, amounts, now)
+            return None
+        if self._reserve_now is None:
+            return self._reserve(ctx, items, amounts, values, tokens, cost, now)
+        reservation, wait, refused = self._reserve_now(items, amounts, now)
+        if reservation is None:
+            self.refuse(ctx, items, values, refused, wait)
+        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
+        return None
+
+    async def _reserve(self, ctx: Any, items: list[Item], amounts, values: tuple, tokens: int, cost: int,
+                       now: float) -> None:
+        reservation, wait, refused = await self.state.reserve(items, amounts, now)
         if reservation is None:
             self.refuse(ctx, items, values, refused, wait)
         ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
@@ -133,26 +161,6 @@ class Governor:
         if limit.metric in (REQUESTS, TOKENS):
             err.headers = refusal_headers(ctx, limit.metric, limit.limit, wait)
         raise err
-
-    def settle(self, ctx: Any, admission: Admission) -> None:
-        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
-        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
-        estimate; one that failed everywhere is refunded."""
-        usage = ctx.usage
-        if usage is not None and ctx.attempts:
-            served = ctx.attempts[-1]
-            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
-                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
-            price = self._served_price.get(served.deployment)
-            tokens = usage.input_tokens + usage.output_tokens
-            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-                                  usage.cache_write_tokens) if price else 0
-        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
-            tokens, cost = admission.tokens, admission.cost
-        else:
-            tokens = cost = 0
-        values = (1, tokens, 0, cost)  # a request counts once; its slot in flight is given back
-        self.state.settle(admission.reservation, ctx.principal.amounts(values), self.clock())
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 

@@ -18,36 +18,48 @@ from .principals import REQUESTS
 
 def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     """The headers for a request whose key reserved its counters (empty for one without per-minute limits)."""
-    principal, reservation = ctx.principal, ctx.admission.reservation
+    principal = ctx.principal
     per_minute = principal.per_minute
-    # Counted at this replica's share while Redis is away: no true figure. None: never reserved (no attempt made).
-    if not per_minute or reservation is None or reservation.local:
+    if not per_minute:
         return []
-    levels, oldest, items = reservation.levels, reservation.oldest, reservation.items
-    limits, now = principal.limits, ctx.admission.now
+    admission = ctx.admission
+    reservation = admission.reservation
+    # None: never reserved (no attempt made); local: counted at this replica's share while Redis is away, no
+    # true figure.
+    if reservation is None or reservation.local:
+        return []
+    levels, items, limits, now = reservation.levels, reservation.items, principal.limits, admission.now
     anthropic = ctx.path.endswith("/messages")
     out: list[tuple[str, str]] = []
     for unit, indexes in per_minute:
-        best = None
+        best_room = None
         for index in indexes:
             if levels is None:  # the memory backend: its counters themselves, microseconds after the reserve
                 cell = items[index].cell
                 if cell is None:  # not a memory counter after all: nothing true to show
                     return []
-                level, first = cell.total, (cell.entries[0][0] if cell.entries else now)
+                room = limits[index].limit - cell.total
             else:
-                level, first = levels[index], oldest[index]
-            room = limits[index].limit - level
-            if best is None or room < best_room:
-                best, best_room, best_first = index, room, first
-        reset_s = best_first + WINDOW_S - now
+                room = limits[index].limit - levels[index]
+            if best_room is None or room < best_room:
+                best, best_room = index, room
+        if levels is None:
+            entries = items[best].cell.entries
+            first = entries[0][0] if entries else now
+        else:
+            first = reservation.oldest[best]
+        reset_s = first + WINDOW_S - now
+        limit = limits[best]
         if anthropic:
-            out += _headers(unit, limits[best].limit, best_room, reset_s, now, True)
+            out += _headers(unit, limit.limit, best_room, reset_s, now, True)
             continue
-        names = _OPENAI[unit]  # inline: every governed OpenAI answer comes this way
+        # Inline, with the constant headers made once: every governed OpenAI answer comes this way.
         whole = int(reset_s + 0.5)
-        out += ((names[0], limits[best].text), (names[1], str(int(best_room)) if best_room > 0 else "0"),
-                (names[2], _WHOLE_SECONDS[whole] if 1 <= reset_s and whole <= WINDOW_S else _duration(reset_s)))
+        header = limit.header
+        if header is None:  # made once per limit
+            header = limit.header = (_OPENAI[unit][0], limit.text)
+        out += (header, (_REMAINING[unit], str(int(best_room)) if best_room > 0 else "0"),
+                _RESET[unit][whole] if 1 <= reset_s and whole <= WINDOW_S else (_OPENAI[unit][2], _duration(reset_s)))
     return out
 
 
@@ -85,6 +97,8 @@ def _spelt(seconds: int) -> str:
 
 
 _WHOLE_SECONDS = [_spelt(n) for n in range(WINDOW_S + 1)]  # what nearly every answer says, spelt once
+_REMAINING = {unit: names[1] for unit, names in _OPENAI.items()}
+_RESET = {unit: [(names[2], spelt) for spelt in _WHOLE_SECONDS] for unit, names in _OPENAI.items()}
 
 
 def _duration(seconds: float) -> str:

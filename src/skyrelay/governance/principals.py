@@ -23,7 +23,7 @@ REQUESTS, TOKENS, PARALLEL, USD = 0, 1, 2, 3
 class Limit:
     """One counter a key's requests touch: `counter` is its state name (a budget's gets the period appended)."""
 
-    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period", "text")
+    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period", "text", "header")
 
     def __init__(self, owner: str, counter: str, metric: str, kind: str, limit: float, period: str | None = None):
         self.owner = owner  # "key 'ci-bot'" or "team 'research'": how refusals name it
@@ -33,6 +33,7 @@ class Limit:
         self.limit = limit
         self.period = period
         self.text = str(int(limit))  # as the rate-limit headers show it
+        self.header: tuple[str, str] | None = None  # its x-ratelimit-limit-* header, made by headers.py once
 
 
 class Principal:

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from .. import errors
+from ..config.model import Problem
 from ..db import parse_url
 from . import records
 from .principals import KeyBook, Principal
@@ -50,6 +51,9 @@ class Registry:
         self._teams: list[Row] = []
         self._keys: list[Row] = []
         self._lock = asyncio.Lock()  # one admin write (validate, write, reload) at a time in this replica
+        # Stored keys whose name a key of the configuration file also has: they would share its counters (named
+        # by key), so they are left out of the key book, and a starting gateway refuses to serve (`clashes`).
+        self.clashes: list[str] = []
         self._poll: asyncio.Task | None = None
         self.healthy = True
 
@@ -111,13 +115,29 @@ class Registry:
         teams = dict(self.config.teams)
         for row in self._teams:
             teams[row["name"]] = records.team_record(row["name"], row["spec"])
-        stored, revoked = {}, set()
+        stored, revoked, clashes = {}, set(), []
+        declared = {key.name for key in self.config.keys.values()}
         for row in self._keys:
+            if row["name"] in declared:
+                clashes.append(row["name"])
+                continue
             key = records.key_record(row["name"], row["digest"], row["spec"])
             stored[bytes.fromhex(row["digest"])] = Principal(key, teams.get(key.team))
             if row["revoked_at"] is not None:
                 revoked.add(row["name"])
         self.keys.set_stored(self._secret, stored, frozenset(revoked))
+        if clashes != self.clashes:
+            for name in clashes:
+                log.error("the key '%s' is declared in the configuration file and was also made through the "
+                          "admin API: the stored one is not accepted (they would share counters); rename the "
+                          "declared key", name)
+            self.clashes = clashes
+
+    def clash_problems(self) -> list[Problem]:
+        """The clashes as configuration problems: a gateway starting with them refuses to serve."""
+        return [Problem("keys", f"the key name '{name}' is already used by a key made through the admin API "
+                                "(stored in the database): the two would share rate limits and budgets",
+                        hint="rename the declared key") for name in self.clashes]
 
     # --- keys --------------------------------------------------------------------------------------------------
 

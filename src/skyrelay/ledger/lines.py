@@ -12,6 +12,7 @@ between the commit and deleting the later segment), and its rows are in the tabl
 from __future__ import annotations
 
 import logging
+
 import orjson
 
 from .record import HEADER, ONE, ONE_FIELDS, OPEN, RECORD, REFUSED
@@ -25,9 +26,11 @@ OpenLines = dict  # (request id, attempt) -> the "o" line
 O_RID, O_NUMBER, O_STARTED, O_KEY, O_TEAM, O_GROUP, O_VENDOR, O_DEPLOYMENT, O_REGION, O_TIER = range(1, 11)
 O_EST_IN, O_EST_OUT, O_STREAMED = 11, 12, 13
 
+# Positions in a "k" line: after its kind and request id, record.ONE_FIELDS.
+_K = {name: place for place, name in enumerate(ONE_FIELDS, 2)}
 (_K_STARTED, _K_ENDED, _K_ATTEMPT_ENDED, _K_FIRST_OUTPUT, _K_HTTP, _K_SERVED, _K_STATUS, _K_ERROR,
- _K_ATTEMPT_STATUS, _K_ATTEMPT_ERROR) = range(2, 12)
-_K_MONEY = slice(12, 12 + 9)  # input, cached, cache write, output tokens, estimated, list, billed, effective, commitment
+ _K_ATTEMPT_STATUS, _K_ATTEMPT_ERROR) = (_K[name] for name in ONE_FIELDS[:10])
+_K_MONEY = slice(_K["input_tokens"], _K["commitment"] + 1)  # the 9 money columns, in schema order
 _NO_CLOUD = (None, None, None, None)
 _loads = orjson.loads
 

@@ -47,6 +47,9 @@ class HttpClient:
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.base_path = parts.path.rstrip("/")
         self.host_header = parts.netloc.rsplit("@", 1)[-1]
+        # Per (method, path): the headers list a head was last made with, and that head encoded up to its length.
+        # A provider passes the same list on every request, so its head is formatted and encoded once.
+        self._heads: dict[tuple[str, str], tuple[list[tuple[str, str]], bytes]] = {}
         self.ssl = (ssl_context or ssl_module.create_default_context()) if parts.scheme == "https" else None
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
@@ -190,9 +193,13 @@ class HttpClient:
         return resp
 
     def _head(self, method: str, path: str, headers: list[tuple[str, str]], length: int) -> bytes:
-        lines = [f"{method} {self.base_path}{path} HTTP/1.1", f"host: {self.host_header}", f"content-length: {length}"]
-        lines += [f"{k}: {v}" for k, v in headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        made = self._heads.get((method, path))
+        if made is None or made[0] is not headers:  # lists are never changed once sent: the same one, the same head
+            lines = [f"{method} {self.base_path}{path} HTTP/1.1", f"host: {self.host_header}"]
+            lines += [f"{k}: {v}" for k, v in headers]
+            head = ("\r\n".join(lines) + "\r\ncontent-length: ").encode("latin-1")
+            made = self._heads[(method, path)] = (headers, head)
+        return b"%b%d\r\n\r\n" % (made[1], length)
 
     async def _exchange(self, conn: PooledConnection, payload: bytes, first_byte: float | None, total: float | None):
         loop = asyncio.get_running_loop()

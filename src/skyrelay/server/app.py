@@ -16,6 +16,7 @@ import orjson
 
 from .. import errors
 from ..context import RequestContext, new_request_id
+from ..config.model import ConfigError
 from ..db import parse_url
 from ..db.responses import ResponseStore
 from ..dispatch import Dispatcher, Outcome
@@ -47,7 +48,7 @@ class Route:
     authenticated: bool = True
     # A protocol whose errors carry more than a body (Anthropic's request-id header) answers them itself, also for
     # errors raised before its handler runs (authentication, method, body size) and the HTTP layer's own.
-    error_reply: Callable[[errors.GatewayError], Response] | None = None
+    error_reply: Callable[[errors.GatewayError, str | None], Response] | None = None  # (error, request id)
     # The body must be JSON: any other Content-Type is refused (415), so that a browser's cross-site "simple"
     # POST (text/plain, a form), which needs no CORS preflight, never reaches a handler.
     json_body: bool = False
@@ -82,7 +83,8 @@ class Gateway:
         self._record_refusal: Callable[..., None] | None = None  # the ledger's, once started
         self._tracer = self.telemetry.tracer
         self.metrics_peers: Any = None  # telemetry.peers.Peers, set for one of `serve --workers N`
-        self.responses_store = ResponseStore(parse_url(config.database.url))  # stored Responses (store: true)
+        self.responses_store = ResponseStore(  # stored Responses (store: true)
+            parse_url(config.database.url), config.database.responses_retention_days * 86400)
         self._register_routes()
 
     def _register_routes(self) -> None:
@@ -126,6 +128,10 @@ class Gateway:
         if connect is not None:  # a worker's shared counters: connected before the first request can arrive
             await connect()
         await self.governor.registry.load()  # the keys made through the admin API, before the first request
+        clashes = self.governor.registry.clash_problems()
+        if clashes:  # a declared key named as a stored one: they would count as one
+            await self.close()
+            raise ConfigError(clashes, self.config_path)
         if self.dispatcher.shared is not None:  # the other replicas' counts and breakers, before the first request
             await self.dispatcher.shared.refresh()
         self.server = await start_server(
@@ -197,16 +203,17 @@ class Gateway:
         if ctx is None or ctx.group is None:  # never reached a model group: its context's close will not tell
             route = self.routes.get(request.path)
             self.telemetry.on_unrouted(request, resp.status, request.path if route is not None else "other")
-            if route is not None and route.recorded and self._record_refusal is not None:
+            # (a model request refused; not another method on its path, as Codex's WebSocket handshake)
+            if (route is not None and route.recorded and request.method == route.method
+                    and self._record_refusal is not None):
                 error = request.error
                 self._record_refusal(request.id, request.principal, type(error).__name__ if error is not None else None,
                                      resp.status)
         return resp
 
-    def _named(self, resp: Response, route: Route | None = None) -> Response:
-        """A refusal of the HTTP layer, which has no Request (and so no id yet): named all the same, and recorded
-        when it was a request for a model."""
-        request_id = new_request_id()
+    def _named(self, resp: Response, request_id: str, route: Route | None = None) -> Response:
+        """A refusal of the HTTP layer, which has no Request: named all the same, and recorded when it was a
+        request for a model."""
         resp.headers.append(("x-request-id", request_id))
         if route is not None and route.recorded and self._record_refusal is not None:
             self._record_refusal(request_id, None, errors.HttpRefused.__name__, resp.status)
@@ -217,10 +224,11 @@ class Gateway:
         request was for; OpenAI's when the path is unknown (not read yet) or not a route."""
         route = self.routes.get(path) if path is not None else None
         err = errors.HttpRefused(status, message)
+        request_id = new_request_id()
         if route is not None and route.error_reply is not None:
-            return self._named(route.error_reply(err), route)
+            return self._named(route.error_reply(err, request_id), request_id, route)
         render = route.render_error if route is not None else openai_protocol.render_error
-        return self._named(error_response(err, render), route)
+        return self._named(error_response(err, render), request_id, route)
 
     async def _route(self, request: Request) -> Response | StreamResponse:
         route = self.routes.get(request.path) or self._prefix_route(request.path)
@@ -234,18 +242,18 @@ class Gateway:
                     "accepts")
             if request.method != route.method and request.method not in route.other_methods:
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
-            if route.json_body and not is_json(request.headers.get("content-type")):
+            if route.json_body and request.method == route.method and not is_json(request.headers.get("content-type")):
                 raise _not_json(request.headers.get("content-type"))
             if route.authenticated:
                 request.principal = self.authenticate(request.headers)
             return await route.handler(request)
         except errors.GatewayError as err:
             request.error = err
-            return _reply_error(route, err)
+            return _reply_error(route, err, request.id)
         except Exception:  # a bug on this request: answered in the route's own format, not the server's bare 500
             log.exception("unhandled error in handler for %s %s", request.method, request.path)
             request.error = err = errors.InternalError()
-            return _reply_error(route, err)
+            return _reply_error(route, err, request.id)
 
     def authenticate(self, headers: dict[str, str]):
         """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`: the master
@@ -274,9 +282,9 @@ def presented_key(headers: dict[str, str]) -> str:
     return key
 
 
-def _reply_error(route: Route, err: errors.GatewayError) -> Response:
+def _reply_error(route: Route, err: errors.GatewayError, request_id: str) -> Response:
     if route.error_reply is not None:
-        return route.error_reply(err)
+        return route.error_reply(err, request_id)
     return error_response(err, route.render_error)
 
 

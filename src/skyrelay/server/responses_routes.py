@@ -29,6 +29,9 @@ def register(gateway: "Gateway") -> None:
     store: ResponseStore = gateway.responses_store
 
     async def create(request: Request) -> Response | StreamResponse:
+        if request.method != "POST":  # GET: a WebSocket handshake (Codex's first try)
+            raise errors.WebSocketUnsupported("WebSocket connections are not served by this gateway; "
+                                              "send POST /v1/responses")
         req = protocol.read_responses(request.body)
         native = req.responses
         previous = native.body.get("previous_response_id")
@@ -40,16 +43,19 @@ def register(gateway: "Gateway") -> None:
             native.history = stored.conversation
             native.previous_deployment = stored.deployment if stored.native else None
         keep = _keeper(store, dispatcher, req) if native.body.get("store") is not False else None
+        if keep is not None:
+            native.kept = {}
         if req.stream:
             stream, outcome = await dispatcher.chat_stream(req, context_for(request))
             on_done = (lambda body: keep(body, outcome)) if keep is not None else None
-            return StreamResponse(200, protocol.render_any_stream(stream, native.body, req.model, on_done),
+            events = protocol.render_any_stream(stream, native.body, req.model, on_done, native.kept)
+            return StreamResponse(200, events,
                                   SSE_HEADERS + outcome_headers(outcome), release=stream.aclose)
         resp, outcome = await dispatcher.chat(req, context_for(request))
         if resp.responses is not None:
             body, data = resp.responses, resp.responses_data
         else:
-            data = protocol.response_object(resp, native.body)
+            data = protocol.response_object(resp, native.body, native.kept)
             body = orjson.dumps(data)
         if keep is not None:
             keep(data, outcome)
@@ -71,8 +77,8 @@ def register(gateway: "Gateway") -> None:
         return Response(200, orjson.dumps(record.body), [JSON])
 
     for prefix in ("/v1", ""):
-        gateway.add_route(f"{prefix}/responses",
-                          Route("POST", create, protocol.render_error, json_body=True, recorded=True))
+        gateway.add_route(f"{prefix}/responses", Route("POST", create, protocol.render_error, json_body=True,
+                                                       recorded=True, other_methods=("GET",)))
         gateway.add_prefix_route(f"{prefix}/responses/",
                                  Route("GET", stored, protocol.render_error, other_methods=("DELETE",)))
 
@@ -88,7 +94,11 @@ def _keeper(store: ResponseStore, dispatcher: Any, req: ChatRequest):
         if not isinstance(body, dict) or not isinstance(body.get("id"), str):
             return
         name = outcome.deployment.name
-        conversation = [*(native.history or ()), *inputs, *(body.get("output") or ())]
+        output = body.get("output") or ()
+        if native.kept:  # the thoughts the client was not shown, kept for the turn that continues this one
+            output = [{**item, "encrypted_content": native.kept[item["id"]]} if item.get("id") in native.kept
+                      else item for item in output]
+        conversation = [*(native.history or ()), *inputs, *output]
         store.put(StoredResponse(body["id"], outcome.group, name, dispatcher.providers[name].speaks_responses,
                                  body, inputs, conversation))
 

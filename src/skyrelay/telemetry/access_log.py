@@ -2,8 +2,7 @@
 
 The request path only appends a tuple of what it already holds (the context's values, its attempts list, its
 usage); naming the fields, encoding the lines and writing them happen in a batch: every FLUSH_INTERVAL seconds,
-as soon as BATCH_LINES are waiting, and at shutdown (close). Lines keep the order the requests ended in. A line's
-fields that repeat from request to request (route, key, deployment, outcome) are encoded once and reused.
+as soon as BATCH_LINES are waiting, and at shutdown (close). Lines keep the order the requests ended in.
 A tuple holds no context, request body or exception (only the error's class), so a prompt is never kept for it.
 
 A line says who asked what of which deployment and how it went: never a key, a header, a prompt or a completion,
@@ -24,6 +23,9 @@ FLUSH_INTERVAL = 1.0  # seconds: `tail -f` sees a line within this
 BATCH_LINES = 512  # lines waiting that start a flush at the next turn of the loop, whatever the interval
 BUFFER_BYTES = 64 * 1024
 _DUMPS = orjson.dumps
+# A record's first key: `},{"time":` marks the boundary between two records of one encoded list and nothing else
+# (a quote inside a JSON string is always escaped, and no field holds an object), so a batch is one dumps call.
+_BOUNDARY, _NEWLINE = b'},{"time":', b'}\n{"time":'
 _RESULTS = {"ok": "ok", "failed": "broken", "abandoned": "abandoned"}
 
 
@@ -89,63 +91,61 @@ class AccessLog:
 
 def encode(rows: list[tuple], offset: float) -> bytes:
     """The lines of `rows` (AccessLog's tuples), `offset` turning their clock into Unix seconds."""
-    return ("\n".join([_routed(row, offset) if len(row) > 5 else _unrouted(row, offset) for row in rows])
-            + "\n").encode()
+    records = [_routed(row, offset) if len(row) > 5 else _unrouted(row, offset) for row in rows]
+    return _DUMPS(records)[1:-1].replace(_BOUNDARY, _NEWLINE) + b"\n"
 
 
-# The part of a line from "method" to "error" repeats for a route, key, deployment and outcome: encoded once (by
-# orjson, which escapes what a name may hold) and reused. Its parts are bounded by the configuration, so the cache
-# is too; emptied past _MIDDLES_MAX entries anyway, should a path ever vary.
-_MIDDLES: dict[tuple, str] = {}
-_MIDDLES_MAX = 4096
-
-
-def _routed(row: tuple, offset: float) -> str:
+def _routed(row: tuple, offset: float) -> dict:
     end, request_id, path, status, key, team, group, attempts, hedged, error, arrival, first_output, usage, cost = row
-    served = last = None
-    for attempt in attempts:
-        if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
-            last = attempt
-        if attempt.status == "ok":
-            served = attempt
+    if len(attempts) == 1:  # the common case, without the loop
+        last = attempts[0]
+        state = last.status
+        served = last if state == "ok" else None
+        if state == "cancelled":
+            last = None
+        tried = None
+    else:
+        served = last = None
+        for attempt in attempts:
+            if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
+                last = attempt
+            if attempt.status == "ok":
+                served = attempt
+        tried = [a.deployment for a in attempts]
     if error is not None:
         result = "abandoned" if issubclass(error, asyncio.CancelledError) else "error"
         error = error.__name__
+    elif last is None:
+        result = "error"
     else:
-        result = _RESULTS.get(last.status, "error") if last is not None else "error"
-        error = last.error_kind if last is not None and last.status == "failed" else None
-    fixed = (path, status, key, team, group, served.deployment if served is not None else None,
-             served.vendor if served is not None else None, len(attempts),
-             tuple([a.deployment for a in attempts]) if len(attempts) > 1 else None, hedged, result, error)
-    middle = _MIDDLES.get(fixed)
-    if middle is None:
-        middle = _middle(fixed)
-    if usage is not None:
-        tokens = f"{usage.input_tokens},\"output_tokens\":{usage.output_tokens},\"cached_tokens\":{usage.cached_tokens}"
-    else:
-        tokens = 'null,"output_tokens":null,"cached_tokens":null'
-    # Floats by repr: the shortest form that reads back the same, valid JSON for the finite values these are.
-    ttft = repr(int((first_output - arrival) * 100_000) / 100) if first_output is not None else "null"
-    return (f'{{"time":{int((end + offset) * 1000) / 1000!r},"request_id":{_DUMPS(request_id).decode()},{middle},'
-            f'"latency_ms":{int((end - arrival) * 100_000) / 100!r},"ttft_ms":{ttft},"input_tokens":{tokens},'
-            f'"cost_usd":{repr(int(cost * 1e8 + 0.5) / 1e8) if cost else "null"}}}')  # cost >= 0: no round()
-
-
-def _middle(fixed: tuple) -> str:
-    path, status, key, team, group, deployment, vendor, attempts, tried, hedged, result, error = fixed
-    if len(_MIDDLES) >= _MIDDLES_MAX:
-        _MIDDLES.clear()
-    middle = _MIDDLES[fixed] = _DUMPS({
+        result = _RESULTS.get(last.status, "error")
+        error = last.error_kind if last.status == "failed" else None
+    return {
+        "time": int((end + offset) * 1000) / 1000,  # int() then /: a third of round()'s cost
+        "request_id": request_id,
         "method": "POST",  # every route that dispatches to a model group is a POST
-        "path": path, "status": status,
+        "path": path,
+        "status": status,
         "key": key,  # the key's name in the configuration, never the key
-        "team": team, "model_group": group, "deployment": deployment, "vendor": vendor, "attempts": attempts,
-        "tried": tried, "hedged": hedged, "result": result, "error": error,
-    }).decode()[1:-1]
-    return middle
+        "team": team,
+        "model_group": group,
+        "deployment": served.deployment if served is not None else None,
+        "vendor": served.vendor if served is not None else None,
+        "attempts": len(attempts),
+        "tried": tried,
+        "hedged": hedged,
+        "result": result,
+        "error": error,
+        "latency_ms": int((end - arrival) * 100_000) / 100,
+        "ttft_ms": int((first_output - arrival) * 100_000) / 100 if first_output is not None else None,
+        "input_tokens": usage.input_tokens if usage is not None else None,
+        "output_tokens": usage.output_tokens if usage is not None else None,
+        "cached_tokens": usage.cached_tokens if usage is not None else None,
+        "cost_usd": int(cost * 1e8 + 0.5) / 1e8 if cost else None,  # cost >= 0; None: nothing billed
+    }
 
 
-def _unrouted(row: tuple, offset: float) -> str:
+def _unrouted(row: tuple, offset: float) -> dict:
     when, request_id, method, path, status = row
-    return _DUMPS({"time": int((when + offset) * 1000) / 1000, "request_id": request_id, "method": method,
-                   "path": path, "status": status, "model_group": None, "attempts": 0}).decode()
+    return {"time": int((when + offset) * 1000) / 1000, "request_id": request_id, "method": method, "path": path,
+            "status": status, "model_group": None, "attempts": 0}

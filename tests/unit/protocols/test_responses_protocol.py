@@ -55,7 +55,8 @@ def test_settings_map_onto_the_canonical_request():
         "name": "out", "schema": {"type": "object"}, "strict": True}}
     assert req.extra == {"parallel_tool_calls": False, "prompt_cache_key": "k", "user": "u1",
                          "metadata": {"a": "b"}, "reasoning_effort": "low"}
-    assert dropped == ("reasoning.summary",)  # stored by the gateway: store is honoured
+    assert dropped == ()  # stored by the gateway: store is honoured
+    assert req.responses.anthropic_only == ("reasoning.summary",)  # shown where the cloud shows its thoughts
 
 
 @pytest.mark.parametrize("body, param", [

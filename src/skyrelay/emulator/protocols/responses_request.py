@@ -33,7 +33,10 @@ _TYPED = {  # name -> (JSON type, minimum, maximum); each may also be null
 }
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _TEXT_PARTS = {"input_text": "text", "output_text": "text", "refusal": "refusal", "summary_text": "text"}
-# Built-in tools OpenAI runs itself: accepted, never called by this fake model.
+# Web search, OpenAI's built-in tool: this fake model searches once for the user's latest message (a
+# `web_search_call` item before its answer) when offered it and not told `tool_choice: none`.
+WEB_SEARCH_TOOLS = {"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"}
+# Built-in tools OpenAI runs itself: accepted; of those, only web search is ever called by this fake model.
 _HOSTED_TOOLS = {"web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11",
                  "file_search", "code_interpreter", "image_generation", "mcp", "computer_use_preview", "local_shell",
                  "shell", "apply_patch", "custom", "tool_search"}
@@ -52,7 +55,7 @@ class ResponsesCall:
     """A validated request: the neutral input plus what only the Responses rendering needs."""
 
     __slots__ = ("inp", "body", "items", "stream", "store", "reasoning", "summary", "schema", "json_mode",
-                 "namespaces")
+                 "namespaces", "search", "sources")
 
     def __init__(self, inp: ChatInput, body: dict[str, Any], items: list[dict[str, Any]]):
         self.inp = inp
@@ -66,6 +69,8 @@ class ResponsesCall:
         self.schema: Any = None  # text.format json_schema's schema
         self.json_mode = False
         self.namespaces: dict[str, str] = {}  # flat function name -> its namespace
+        self.search: str | None = None  # the web search query, when the model searches before answering
+        self.sources = "web_search_call.action.sources" in (body.get("include") or ())
 
 
 def responses_request(data: dict[str, Any], history: list[dict[str, Any]], check_reasoning,
@@ -106,8 +111,24 @@ def responses_request(data: dict[str, Any], history: list[dict[str, Any]], check
                     max_tokens=data.get("max_output_tokens"))
     call = ResponsesCall(inp, data, items)
     call.namespaces = namespaces
+    call.search = _search_query(data, items)
     _text_format(call, data.get("text"))
     return call
+
+
+def _search_query(data: dict[str, Any], items: list[dict[str, Any]]) -> str | None:
+    """The user's latest text, when web search is offered and the latest turn is the user's (a question, not a
+    tool's output the model now reads)."""
+    tools = data.get("tools") or ()
+    if data.get("tool_choice") == "none" or not any(t.get("type") in WEB_SEARCH_TOOLS for t in tools):
+        return None
+    last = items[-1] if items else None
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return None
+    content = last.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return (content or "")[:200] or None
 
 
 def _check_reasoning_param(reasoning: Any) -> None:

@@ -4,6 +4,8 @@ streamed event sequence, from OpenAI's public reference (Response, ResponseStrea
     response.created, response.in_progress,
     reasoning item (when the request asks to reason): output_item.added, [reasoning_summary_part.added,
         reasoning_summary_text.delta..., reasoning_summary_text.done, reasoning_summary_part.done], output_item.done
+    web_search_call item (when it searches): output_item.added, web_search_call.in_progress,
+        web_search_call.searching, web_search_call.completed, output_item.done
     message item: output_item.added, content_part.added, output_text.delta..., output_text.done,
         content_part.done, output_item.done
     each function_call item: output_item.added, function_call_arguments.delta..., function_call_arguments.done,
@@ -91,6 +93,8 @@ def output_items(choice: ChoiceOut, meta: ReplyMeta, call: ResponsesCall) -> lis
     items = []
     if call.reasoning:
         items.append(reasoning_item(meta, "".join(meta.reasoning), call.summary))
+    if call.search is not None:
+        items.append(search_item(meta, call))
     if choice.tokens or not choice.tool_calls:
         items.append(message_item(meta, choice.text, "completed"))
     for i, tool_call in enumerate(choice.tool_calls):
@@ -101,6 +105,13 @@ def output_items(choice: ChoiceOut, meta: ReplyMeta, call: ResponsesCall) -> lis
 def reasoning_item(meta: ReplyMeta, summary: str, with_summary: bool) -> dict[str, Any]:
     parts = [{"type": "summary_text", "text": summary}] if with_summary else []
     return {"id": f"rs_{meta.key}", "type": "reasoning", "summary": parts, "encrypted_content": meta.sealed}
+
+
+def search_item(meta: ReplyMeta, call: ResponsesCall, status: str = "completed") -> dict[str, Any]:
+    action: dict[str, Any] = {"type": "search", "query": call.search, "queries": [call.search]}
+    if call.sources:
+        action["sources"] = [{"type": "url", "url": f"https://example.com/search/{meta.key[:12]}"}]
+    return {"id": f"ws_{meta.key}", "type": "web_search_call", "status": status, "action": action}
 
 
 def message_item(meta: ReplyMeta, text: str | None, status: str) -> dict[str, Any]:
@@ -166,6 +177,8 @@ async def stream(gen: Generation, meta: ReplyMeta, call: ResponsesCall, pacer: P
         if kind == "reasoning":
             pieces = meta.reasoning if call.summary else []
             events = _reasoning_events(event, item, index, pieces)
+        elif kind == "web_search_call":
+            events = _search_events(event, item, index)
         elif kind == "message":
             events = _message_events(event, item, index, choice.tokens)
         else:
@@ -193,6 +206,16 @@ def _reasoning_events(event, item, index, pieces):
             yield event("response.reasoning_summary_text.delta", **where, delta=piece), True
         yield event("response.reasoning_summary_text.done", **where, text=text), False
         yield event("response.reasoning_summary_part.done", **where, part={"type": "summary_text", "text": text}), False
+    yield event("response.output_item.done", output_index=index, item=item), False
+
+
+def _search_events(event, item, index):
+    where = {"output_index": index, "item_id": item["id"]}
+    yield event("response.output_item.added", output_index=index,
+                item={**item, "status": "in_progress", "action": {"type": "search"}}), False
+    yield event("response.web_search_call.in_progress", **where), False
+    yield event("response.web_search_call.searching", **where), True
+    yield event("response.web_search_call.completed", **where), False
     yield event("response.output_item.done", output_index=index, item=item), False
 
 

@@ -6,8 +6,10 @@ items become messages (`function_call` items the assistant's tool calls, `functi
 messages), the flat tool shape becomes the nested one, `text.format` becomes `response_format`. A stored
 conversation (`previous_response_id`, resolved by the gateway's store) goes in front of the input. What needs
 state this gateway does not keep (`conversation`, item references) or a cloud-side tool (`web_search`, ...) is
-refused with a 400 naming it; what cannot change the answer (reasoning items from an earlier turn) is left out and
-named in `x-skyrelay-dropped-params`.
+refused with a 400 naming it. Reasoning items the gateway sealed (reasoning.py) become the thinking blocks of the
+assistant turn they precede (`ChatRequest.thinking`), which Anthropic-family clouds hand back with their
+signatures; any other reasoning item cannot be handed to the cloud and cannot change the answer: left out and named
+in `x-skyrelay-dropped-params`, as are the sealed ones when a cloud of another family serves.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from ... import errors
 from ...canonical import ChatRequest, ResponsesNative
 from ..fields import NUMBER, is_kind, load_body, type_name
+from .reasoning import ENCRYPTED_INCLUDE, unseal
 
 # Request fields that need state this gateway does not keep, or run work in the background: refused.
 _STATEFUL = {
@@ -37,8 +40,8 @@ _KNOWN = frozenset({
 # A namespaced tool (a `namespace` tool group's member) reaches the clouds, which have no namespaces, as one
 # function named `<namespace>__<name>`; answers split the name back (response.py).
 NAMESPACE_SEPARATOR = "__"
-# `include` values this gateway can satisfy (there is nothing to include: no reasoning item is ever returned).
-_HARMLESS_INCLUDES = frozenset({"reasoning.encrypted_content"})
+# `include` values this gateway can satisfy.
+_HARMLESS_INCLUDES = frozenset({ENCRYPTED_INCLUDE})
 _MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 _TOOL_CHOICES = frozenset({"auto", "none", "required"})
@@ -81,11 +84,15 @@ def convert(req: ChatRequest) -> None:
         if key not in _KNOWN:
             raise errors.InvalidRequest(f"Unknown parameter: '{key}'", param=key, code="unknown_parameter")
     dropped: list[str] = []
+    anthropic_only: list[str] = []
+    thinking: dict[int, list[dict[str, Any]]] = {}
     messages = []
     instructions = _optional(data, "instructions", str)
     if instructions:
         messages.append({"role": "system", "content": instructions})
-    messages += _input_messages(native.full_input(), dropped)
+    offset = len(messages)
+    for index, blocks in _input_messages(native.full_input(), dropped, messages).items():
+        thinking[index + offset] = blocks
     extra = {name: data[key] for key, name in _EXTRA.items() if data.get(key) is not None}
     reasoning = _optional(data, "reasoning", dict)
     if reasoning:
@@ -93,7 +100,7 @@ def convert(req: ChatRequest) -> None:
         if effort is not None:
             extra["reasoning_effort"] = effort
         if reasoning.get("summary") is not None or reasoning.get("generate_summary") is not None:
-            dropped.append("reasoning.summary")  # a summary of the reasoning, never the answer itself
+            anthropic_only.append("reasoning.summary")  # a summary of the reasoning, never the answer itself
     response_format = None
     text = _optional(data, "text", dict)
     if text:
@@ -110,7 +117,11 @@ def convert(req: ChatRequest) -> None:
     req.tool_choice = _tool_choice(data.get("tool_choice"))
     req.response_format = response_format
     req.extra = extra
+    req.thinking = thinking or None
+    if thinking:
+        anthropic_only.append("input.reasoning")
     native.dropped = tuple(dropped)
+    native.anthropic_only = tuple(anthropic_only)
 
 
 def _check_leftovers(data: dict, dropped: list[str]) -> None:
@@ -125,14 +136,19 @@ def _check_leftovers(data: dict, dropped: list[str]) -> None:
                                         param="top_logprobs")
 
 
-def _input_messages(value: Any, dropped: list[str]) -> list[dict[str, Any]]:
+def _input_messages(value: Any, dropped: list[str], out: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The input items as canonical messages, appended to `out`; returns the thinking blocks of the assistant
+    messages among them, by index in this input's messages."""
     if value is None:
         raise errors.InvalidRequest("missing required parameter: 'input'", param="input")
     if isinstance(value, str):
-        return [{"role": "user", "content": value}]
+        out.append({"role": "user", "content": value})
+        return {}
     if not isinstance(value, list) or not value:
         raise errors.InvalidRequest("'input' must be a string or a non-empty array of input items", param="input")
     messages: list[dict[str, Any]] = []
+    thinking: dict[int, list[dict[str, Any]]] = {}
+    pending: list[dict[str, Any]] = []  # sealed thinking waiting for the assistant turn it belongs to
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise errors.InvalidRequest(f"input[{i}] must be an object", param=f"input[{i}]")
@@ -156,19 +172,26 @@ def _input_messages(value: Any, dropped: list[str]) -> list[dict[str, Any]]:
             messages.append({"role": "tool", "tool_call_id": _field(item, "call_id", i),
                              "content": _tool_output(item.get("output"), i)})
         elif kind == "reasoning":
-            # The canonical core has no reasoning vocabulary yet: a reasoning item (and its encrypted_content)
-            # cannot be handed back to the cloud that produced it. The answer stands without it.
-            if "input.reasoning" not in dropped:
-                dropped.append("input.reasoning")
+            blocks = unseal(item.get("encrypted_content"))
+            if blocks is not None:
+                pending += blocks
+            elif "input.reasoning" not in dropped:
+                dropped.append("input.reasoning")  # not ours to hand back (another cloud's, or no content)
         elif kind == "item_reference":
             raise errors.InvalidRequest("item references need stored responses, which this gateway does not keep; "
                                         "send the items themselves", param=f"input[{i}]")
         else:
             raise errors.UnsupportedFeature(f"input[{i}]: input items of type '{kind}' are not supported by this "
                                             f"gateway", param=f"input[{i}].type")
+        if pending and kind != "reasoning" and messages[-1]["role"] == "assistant":
+            thinking.setdefault(len(messages) - 1, []).extend(pending)
+            pending = []
     if not messages:
         raise errors.InvalidRequest("'input' holds no message to answer", param="input")
-    return messages
+    if pending and "input.reasoning" not in dropped:
+        dropped.append("input.reasoning")  # thoughts no assistant turn followed: nothing to hand them back with
+    out += messages
+    return thinking
 
 
 def _message(item: dict, i: int) -> dict[str, Any]:
@@ -252,10 +275,13 @@ def _function_tool(tool: Any, where: str, prefix: str) -> dict[str, Any]:
     if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
         raise errors.InvalidRequest(f"{where} must be an object with a string 'type'", param=where)
     if tool["type"] != "function":
-        # A tool the cloud runs itself (web_search, file_search, code_interpreter, mcp, ...): no deployment
-        # behind the canonical core has it, and answering without it would change the answer.
-        raise errors.UnsupportedFeature(f"{where}: the built-in tool '{tool['type']}' is not supported by "
-                                        f"this gateway; only function tools are", param=f"{where}.type")
+        # A tool the cloud runs itself (web_search, file_search, code_interpreter, mcp, ...): only a deployment
+        # with its own Responses API runs it (the request fails over to one); answering without it would change
+        # the answer.
+        raise errors.UnsupportedFeature(f"{where}: the built-in tool '{tool['type']}' runs only on a deployment "
+                                        f"with its own Responses API (kind openai or azure); the clouds behind "
+                                        f"this gateway's translation take function tools only",
+                                        param=f"{where}.type")
     name = tool.get("name")
     if not isinstance(name, str):
         raise errors.InvalidRequest(f"{where}.name must be a string", param=f"{where}.name")

@@ -15,6 +15,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatResponse, Usage
+from . import reasoning
 from .request import NAMESPACE_SEPARATOR
 
 # finish_reason -> (status, incomplete_details)
@@ -92,13 +93,18 @@ def render_response(resp: ChatResponse, data: dict[str, Any]) -> bytes:
     return orjson.dumps(response_object(resp, data))
 
 
-def response_object(resp: ChatResponse, data: dict[str, Any]) -> dict[str, Any]:
-    """The Response for a canonical answer (what the store keeps, and the client gets as JSON)."""
+def response_object(resp: ChatResponse, data: dict[str, Any], kept: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Response for a canonical answer (what the store keeps, and the client gets as JSON); `kept` receives
+    the seals of reasoning items the client was not shown (reasoning.Shown)."""
     response_id = new_id()
     body = base(data, response_id, data["model"], resp.created or int(time.time()), "completed")
     choice = resp.choices[0] if resp.choices else None
     output = body["output"]
     if choice is not None:
+        if choice.thinking_blocks:  # the thoughts come first, as the cloud produced them
+            shown = reasoning.Shown(data, kept)
+            for i, block in enumerate(choice.thinking_blocks):
+                output.append(reasoning.item(f"rs_{response_id}_{i}", [block], shown))
         if choice.content:
             output.append(message_item(f"msg_{response_id}", choice.content))
         elif choice.refusal:

@@ -2,6 +2,8 @@
 
     response.created, response.in_progress,
     per output item: response.output_item.added,
+      reasoning: response.reasoning_summary_part.added, response.reasoning_summary_text.delta...,
+             response.reasoning_summary_text.done, response.reasoning_summary_part.done (when a summary was asked)
       text:  response.content_part.added, response.output_text.delta..., response.output_text.done,
              response.content_part.done
       tools: response.function_call_arguments.delta..., response.function_call_arguments.done
@@ -21,6 +23,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatChunk
+from . import reasoning
 from .response import base, call_item, finish, message_item, new_id, render_usage, text_part
 
 
@@ -47,7 +50,7 @@ class _Events:
 
 
 async def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
-                            on_done: Any = None) -> AsyncIterator[bytes]:
+                            on_done: Any = None, kept: dict[str, str] | None = None) -> AsyncIterator[bytes]:
     """The client's events, whichever way the request went: the deployment's own events as they came, or
     rendered from canonical chunks. `on_done(response)` gets the finished Response (to store it)."""
     iterator = stream.__aiter__()
@@ -62,7 +65,7 @@ async def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, An
         async for frame in _pass_through(first, iterator, on_done):
             yield frame
         return
-    async for frame in render_stream(_chain(first, iterator), data, model, on_done):
+    async for frame in render_stream(_chain(first, iterator), data, model, on_done, kept):
         yield frame
 
 
@@ -96,7 +99,7 @@ def _error_event(err: errors.GatewayError, sequence_number: int) -> bytes:
 
 
 async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
-                        on_done: Any = None) -> AsyncIterator[bytes]:
+                        on_done: Any = None, kept: dict[str, str] | None = None) -> AsyncIterator[bytes]:
     response_id = new_id()
     body = base(data, response_id, model, int(time.time()), "in_progress")
     events = _Events(body)
@@ -104,7 +107,10 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
     yield events.frame("response.created", {"response": body})
     yield events.frame("response.in_progress", {"response": body})
     text: list[str] | None = None  # the open message item's text so far
+    message_id = f"msg_{response_id}"
     calls: dict[int, dict[str, Any]] = {}  # the open function_call items, by the cloud's tool-call index
+    thought: _Thought | None = None  # the open reasoning item
+    shown = reasoning.Shown(data, kept)
     finish_reason = None
     usage = None
     try:
@@ -113,20 +119,46 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
                 usage = chunk.usage
             if chunk.finish_reason is not None:
                 finish_reason = chunk.finish_reason
+            if chunk.reasoning or chunk.thinking_block is not None:
+                if text is not None:  # thinking between two texts: the first text's item ends here
+                    for event in _close_message(events, output, message_id, "".join(text)):
+                        yield event
+                    text, message_id = None, f"msg_{response_id}_{len(output) + 1}"
+                for event in _close_calls(events, output, calls):
+                    yield event
+                if thought is None:
+                    thought = _Thought(f"rs_{response_id}_{len(output)}", len(output))
+                    yield events.frame("response.output_item.added", {"output_index": thought.index, "item": {
+                        "id": thought.id, "type": "reasoning", "summary": [], "encrypted_content": None}})
+                if chunk.reasoning:
+                    for event in thought.add(events, chunk.reasoning, shown):
+                        yield event
+                if chunk.thinking_block is not None:
+                    for event in thought.close(events, output, shown, chunk.thinking_block):
+                        yield event
+                    thought = None
             if chunk.content:
+                if thought is not None:
+                    for event in thought.close(events, output, shown, None):
+                        yield event
+                    thought = None
                 if text is None:
                     text = []
-                    item = message_item(f"msg_{response_id}", None, "in_progress")
+                    item = message_item(message_id, None, "in_progress")
                     yield events.frame("response.output_item.added", {"output_index": len(output), "item": item})
                     yield events.frame("response.content_part.added", {
                         "item_id": item["id"], "output_index": len(output), "content_index": 0,
                         "part": text_part("")})
-                    delta_head = _delta_head(f"msg_{response_id}", len(output))
+                    delta_head = _delta_head(message_id, len(output))
                 text.append(chunk.content)
                 yield events.delta(delta_head, chunk.content)
             for delta in chunk.tool_calls or ():
+                if thought is not None:
+                    for event in thought.close(events, output, shown, None):
+                        yield event
+                    thought = None
                 if text is not None:  # text comes before the calls: its item ends where they begin
-                    for event in _close_message(events, output, response_id, "".join(text)):
+                    for event in _close_message(events, output, message_id, "".join(text)):
                         yield event
                     text = None
                 call = calls.get(delta.index)
@@ -149,8 +181,11 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
                          "message": err.message}
         yield events.frame("response.failed", {"response": body})
         return
+    if thought is not None:
+        for event in thought.close(events, output, shown, None):
+            yield event
     if text is not None:
-        for event in _close_message(events, output, response_id, "".join(text)):
+        for event in _close_message(events, output, message_id, "".join(text)):
             yield event
     for event in _close_calls(events, output, calls):
         yield event
@@ -168,9 +203,8 @@ def _delta_head(item_id: str, index: int) -> bytes:
             + orjson.dumps(item_id) + b',"output_index":' + str(index).encode() + b',"content_index":0,"delta":')
 
 
-def _close_message(events: _Events, output: list, response_id: str, text: str):
+def _close_message(events: _Events, output: list, item_id: str, text: str):
     index = len(output)
-    item_id = f"msg_{response_id}"
     yield events.frame("response.output_text.done", {
         "item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []})
     yield events.frame("response.content_part.done", {
@@ -178,6 +212,39 @@ def _close_message(events: _Events, output: list, response_id: str, text: str):
     item = message_item(item_id, text)
     output.append(item)
     yield events.frame("response.output_item.done", {"output_index": index, "item": item})
+
+
+class _Thought:
+    """An open reasoning item: its thoughts so far, streamed as its summary when the client asked for one."""
+
+    __slots__ = ("id", "index", "text", "summarised")
+
+    def __init__(self, item_id: str, index: int):
+        self.id = item_id
+        self.index = index
+        self.text: list[str] = []
+        self.summarised = False  # the summary part has been announced
+
+    def add(self, events: _Events, fragment: str, shown: reasoning.Shown):
+        self.text.append(fragment)
+        if not shown.summary:
+            return
+        where = {"item_id": self.id, "output_index": self.index, "summary_index": 0}
+        if not self.summarised:
+            self.summarised = True
+            yield events.frame("response.reasoning_summary_part.added", {**where, "part": reasoning.summary_part("")})
+        yield events.frame("response.reasoning_summary_text.delta", {**where, "delta": fragment})
+
+    def close(self, events: _Events, output: list, shown: reasoning.Shown, block: dict[str, Any] | None):
+        """End the item; `block`: the finished thinking block (signature included), None when the cloud sent none."""
+        text = "".join(self.text)
+        if self.summarised:
+            where = {"item_id": self.id, "output_index": self.index, "summary_index": 0}
+            yield events.frame("response.reasoning_summary_text.done", {**where, "text": text})
+            yield events.frame("response.reasoning_summary_part.done", {**where, "part": reasoning.summary_part(text)})
+        item = reasoning.item(self.id, [block] if block is not None else [], shown, text)
+        output.append(item)
+        yield events.frame("response.output_item.done", {"output_index": self.index, "item": item})
 
 
 def _close_calls(events: _Events, output: list, calls: dict[int, dict[str, Any]]):

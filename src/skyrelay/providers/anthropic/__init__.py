@@ -84,7 +84,7 @@ class AnthropicProvider(Provider):
         body, json_tool = self.build(req)
         body["stream"] = True
         resp = await self.post_json(MESSAGES_PATH, self.headers, body)
-        return resp, SSEChunks(StreamDecoder(self.name, json_tool))
+        return resp, SSEChunks(StreamDecoder(self.name, json_tool, reasoning=True))
 
     async def count_tokens(self, native) -> int:
         path = COUNT_PATH + BETA_QUERY if native.beta_query else COUNT_PATH

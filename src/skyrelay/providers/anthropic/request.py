@@ -25,7 +25,11 @@ JSON_TOOL_DEFAULT = "json_response"
 # Anthropic-native fields a client may send through (e.g. the openai SDK's extra_body): forwarded as they are.
 # `user` and `parallel_tool_calls` are mapped (below); other extra fields are left out or refused as extras.py says.
 _PASSED_THROUGH = frozenset({"top_k", "thinking"})
-_MAPPED = frozenset({"user", "parallel_tool_calls"})
+_MAPPED = frozenset({"user", "parallel_tool_calls", "reasoning_effort"})
+# OpenAI's reasoning effort -> a thinking budget (tokens), the inverse of the Anthropic protocol's reading of a
+# budget as an effort (under 4096 low, under 16384 medium, above high). "none" asks for no thinking.
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
+_MIN_BUDGET = 1024  # Anthropic's floor for budget_tokens
 HONOURED_EXTRAS = _PASSED_THROUGH | _MAPPED
 _TOOL_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -35,12 +39,13 @@ def build_request(req: ChatRequest, deployment: str, model: str, *,
     """The Messages API body, and the name of the forced tool that carries a JSON answer (None when not used)."""
     where = _Where(deployment)
     body: dict[str, Any] = {"model": model, "max_tokens": req.max_tokens or default_max_tokens}
-    system, messages = convert_messages(req.messages, where)
+    system, messages = convert_messages(req.messages, where, req.thinking)
     if system:
         body["system"] = system
     body["messages"] = messages
     body.update(sampling_fields(req, max_tokens=None, top_p="top_p", stop="stop_sequences"))
     _apply_extra(body, req.extra, where)
+    _apply_effort(body, req, where)
     tools = convert_tools(req.tools, where) if req.tools else []
     tool_choice = convert_tool_choice(req.tool_choice, bool(tools), where)
     json_tool = None
@@ -60,6 +65,20 @@ def build_request(req: ChatRequest, deployment: str, model: str, *,
     return body, json_tool
 
 
+def hosted_request(req: ChatRequest, deployment: str, model: str, version: str, *, stream: bool,
+                   default_max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[dict[str, Any], str | None]:
+    """The Messages body for a cloud that hosts Claude and names the model in its URL (Vertex AI's rawPredict,
+    Bedrock's InvokeModel): no `model`, the cloud's `anthropic_version`, `stream` only when asked."""
+    body, json_tool = build_request(req, deployment, model, default_max_tokens=default_max_tokens)
+    del body["model"]
+    body["anthropic_version"] = version
+    if stream:
+        body["stream"] = True
+    else:
+        body.pop("stream", None)
+    return body, json_tool
+
+
 class _Where:
     """Names the deployment in every refusal, so the client knows which upstream could not do what."""
 
@@ -76,8 +95,10 @@ class _Where:
 # --- messages ------------------------------------------------------------------------------------------------------
 
 
-def convert_messages(messages: list[dict[str, Any]], where: _Where) -> tuple[Any, list[dict[str, Any]]]:
-    """(system, turns): system/developer texts hoisted to the top, the rest as alternating turns."""
+def convert_messages(messages: list[dict[str, Any]], where: _Where,
+                     thinking: dict[int, list[dict[str, Any]]] | None = None) -> tuple[Any, list[dict[str, Any]]]:
+    """(system, turns): system/developer texts hoisted to the top, the rest as alternating turns; an assistant
+    turn opens with its thinking blocks (`thinking`, by message index), signatures intact."""
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for i, msg in enumerate(messages):
@@ -89,6 +110,8 @@ def convert_messages(messages: list[dict[str, Any]], where: _Where) -> tuple[Any
             blocks = _content_blocks(msg.get("content"), i, where)
         elif role == "assistant":
             blocks = _assistant_blocks(msg, i, where)
+            if thinking and i in thinking:
+                blocks = [*thinking[i], *blocks]
         elif role == "tool":
             role, blocks = "user", [_tool_result(msg, i, where)]
         else:
@@ -291,3 +314,23 @@ def _apply_extra(body: dict[str, Any], extra: dict[str, Any], where: _Where) -> 
     user = extra.get("user")
     if isinstance(user, str) and user:
         body["metadata"] = {"user_id": user}
+
+
+def _apply_effort(body: dict[str, Any], req: ChatRequest, where: _Where) -> None:
+    """reasoning_effort as extended thinking (unless the client sent Anthropic's own `thinking`). Anthropic's
+    max_tokens counts the thinking too, as OpenAI's output cap counts reasoning: a budget that does not fit under
+    the client's cap is shrunk to fit, and a cap too small for the smallest budget is refused."""
+    effort = req.extra.get("reasoning_effort")
+    if effort is None or effort == "none" or "thinking" in req.extra:
+        return
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        raise where.unsupported(f"reasoning_effort {effort!r}", "reasoning_effort")
+    if req.max_tokens is None:
+        body["max_tokens"] += budget  # the default cap is for the answer; the thinking comes on top
+    elif req.max_tokens <= budget:
+        budget = req.max_tokens - 1
+        if budget < _MIN_BUDGET:
+            raise where.unsupported(f"reasoning with an output cap of {req.max_tokens} tokens", "max_tokens",
+                                    f"its thinking budget is at least {_MIN_BUDGET} tokens, below the cap")
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}

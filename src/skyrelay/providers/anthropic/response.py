@@ -25,6 +25,17 @@ def finish_reason(stop_reason: Any, json_tool: str | None = None) -> str:
     return _FINISH_REASONS.get(stop_reason, "stop")
 
 
+THINKING_KINDS = frozenset({"thinking", "redacted_thinking"})
+
+
+def thinking_block(block: dict[str, Any]) -> dict[str, Any]:
+    """A thinking block as the canonical answer keeps it: what a later turn must hand back, nothing more."""
+    if block.get("type") == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": str(block.get("data") or "")}
+    return {"type": "thinking", "thinking": str(block.get("thinking") or ""),
+            "signature": str(block.get("signature") or "")}
+
+
 def parse_usage(usage: Any) -> Usage:
     """Anthropic counts cache reads and writes apart from input_tokens; canonical input includes both."""
     if not isinstance(usage, dict):
@@ -41,6 +52,7 @@ def parse_message(data: Any, deployment: str, json_tool: str | None = None) -> C
                                            deployment=deployment)
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thinking: list[dict[str, Any]] = []
     for block in data["content"]:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
@@ -52,8 +64,11 @@ def parse_message(data: Any, deployment: str, json_tool: str | None = None) -> C
             else:
                 calls.append(ToolCall(id=str(block.get("id", "")), name=str(block.get("name", "")),
                                       arguments=arguments))
-        # thinking, redacted_thinking and server-tool blocks have no place in the canonical answer
+        elif kind in THINKING_KINDS:
+            thinking.append(thinking_block(block))
+        # server-tool blocks have no place in the canonical answer
     content = "".join(texts) if texts or not calls else None
-    choice = Choice(content=content, tool_calls=calls, finish_reason=finish_reason(data.get("stop_reason"), json_tool))
+    choice = Choice(content=content, tool_calls=calls, finish_reason=finish_reason(data.get("stop_reason"), json_tool),
+                    thinking_blocks=thinking or None)
     return ChatResponse(id=str(data.get("id", "")), model=str(data.get("model", "")), created=int(time.time()),
                         choices=[choice], usage=parse_usage(data.get("usage")))

@@ -14,21 +14,24 @@ from typing import Any
 from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
 from ..base import load_json
-from .response import finish_reason, parse_usage
+from .response import THINKING_KINDS, finish_reason, parse_usage, thinking_block
 
-_TEXT, _TOOL, _JSON_ANSWER = 1, 2, 3  # what a content block's deltas become
+_TEXT, _TOOL, _JSON_ANSWER, _THINKING = 1, 2, 3, 4  # what a content block's deltas become
 
 
 class StreamDecoder:
     """The state of one Anthropic stream: which block is what, usage so far, whether it ended properly."""
 
     __slots__ = ("deployment", "json_tool", "id", "model", "created", "counts", "blocks", "tool_count", "done",
-                 "reasoning")
+                 "reasoning", "thoughts")
 
     def __init__(self, deployment: str, json_tool: str | None = None, reasoning: bool = False):
         self.deployment = deployment
         self.json_tool = json_tool
-        self.reasoning = reasoning  # thinking deltas become reasoning chunks (they are output a stream commits to)
+        # Thinking deltas become reasoning chunks (output a stream commits to), each finished block (signature
+        # included) a thinking_block chunk.
+        self.reasoning = reasoning
+        self.thoughts: dict[int, dict[str, Any]] = {}  # open thinking blocks by content block index
         self.id = ""
         self.model = ""
         self.created = int(time.time())
@@ -77,7 +80,17 @@ class StreamDecoder:
             self.blocks[index] = (_TOOL, call)
             delta = ToolCallDelta(index=call, id=str(block.get("id", "")), name=str(block.get("name", "")))
             return [self._chunk(tool_calls=[delta])]
-        return []  # thinking and server-tool blocks have no canonical form
+        if kind in THINKING_KINDS and self.reasoning:
+            if kind == "redacted_thinking":  # whole at its start: it has no deltas
+                return [self._chunk(thinking_block=thinking_block(block))]
+            self.blocks[index] = (_THINKING, 0)
+            self.thoughts[index] = {"type": "thinking", "thinking": block.get("thinking") or "",
+                                    "signature": block.get("signature") or ""}
+        return []  # server-tool blocks have no canonical form
+
+    def _block_stop(self, data: dict) -> list[ChatChunk]:
+        thought = self.thoughts.pop(data.get("index", 0), None)
+        return [self._chunk(thinking_block=thinking_block(thought))] if thought is not None else []
 
     def _block_delta(self, data: dict) -> list[ChatChunk]:
         kind, call = self.blocks.get(data.get("index", 0), (None, 0))
@@ -88,7 +101,15 @@ class StreamDecoder:
             return [self._chunk(content=text)] if text else []
         if dtype == "thinking_delta" and self.reasoning:
             thinking = delta.get("thinking")
+            thought = self.thoughts.get(data.get("index", 0))
+            if thought is not None and thinking:
+                thought["thinking"] += thinking
             return [self._chunk(reasoning=thinking)] if thinking else []
+        if dtype == "signature_delta":
+            thought = self.thoughts.get(data.get("index", 0))
+            if thought is not None:
+                thought["signature"] += delta.get("signature") or ""
+            return []
         if dtype == "input_json_delta":
             fragment = delta.get("partial_json")
             if not fragment:
@@ -130,7 +151,7 @@ _HANDLERS = {
     "message_start": StreamDecoder._message_start,
     "content_block_start": StreamDecoder._block_start,
     "content_block_delta": StreamDecoder._block_delta,
-    "content_block_stop": StreamDecoder._ignore,
+    "content_block_stop": StreamDecoder._block_stop,
     "message_delta": StreamDecoder._message_delta,
     "message_stop": StreamDecoder._message_stop,
     "ping": StreamDecoder._ignore,

@@ -30,7 +30,7 @@ from ..gemini.failures import error_from_response as google_error
 from ..sse import SSEChunks
 from .errors import anthropic_error
 from .passthrough import count_body, whole_message
-from .request import DEFAULT_MAX_TOKENS, HONOURED_EXTRAS, build_request
+from .request import DEFAULT_MAX_TOKENS, HONOURED_EXTRAS, hosted_request
 from .response import parse_message
 from .passthrough_stream import PassThroughStream
 from .stream import StreamDecoder
@@ -99,18 +99,11 @@ class VertexAnthropicProvider(Provider):
             return resp, PassThroughStream(self.name)
         body, json_tool = self.build(req, True)
         resp = await self.post_json(self.stream_path, await self._headers(None), body)
-        return resp, SSEChunks(StreamDecoder(self.name, json_tool))
+        return resp, SSEChunks(StreamDecoder(self.name, json_tool, reasoning=True))
 
     def build(self, req: ChatRequest, stream: bool) -> tuple[dict[str, Any], str | None]:
-        body, json_tool = build_request(req, self.name, self.deployment.model,
-                                        default_max_tokens=self.default_max_tokens)
-        del body["model"]
-        body["anthropic_version"] = VERSION
-        if stream:
-            body["stream"] = True
-        else:
-            body.pop("stream", None)
-        return body, json_tool
+        return hosted_request(req, self.name, self.deployment.model, VERSION, stream=stream,
+                              default_max_tokens=self.default_max_tokens)
 
     def native_body(self, native: AnthropicNative, stream: bool) -> dict[str, Any]:
         self._refuse(native.body)

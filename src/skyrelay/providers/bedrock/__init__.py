@@ -14,10 +14,13 @@ from urllib.parse import quote, urlsplit
 from ... import errors
 from ...canonical import ChatRequest, ChatResponse
 from ..anthropic.passthrough import whole_message
+from ..anthropic.request import hosted_request
+from ..anthropic.response import parse_message
+from ..anthropic.stream import StreamDecoder
 from ..base import OpenedStream, Provider, as_int
 from .auth import make_signer
 from .errors import error_from_http
-from .invoke import InvokeStreamDecoder, count_tokens_body, dropped, invoke_body, speaks_anthropic
+from .invoke import VERSION, InvokeStreamDecoder, count_tokens_body, dropped, invoke_body, speaks_anthropic
 from .request import HONOURED_EXTRAS, build_converse_body
 from .response import parse_converse_response
 from .stream import ConverseStreamDecoder
@@ -58,6 +61,10 @@ class BedrockProvider(Provider):
             raw, data = await self.post_json_read_raw(self.invoke_path, _CONTENT_TYPE,
                                                       invoke_body(req.anthropic, self.name))
             return whole_message(raw, data, self.name)
+        if self.thinks(req):
+            body, json_tool = hosted_request(req, self.name, self.deployment.model, VERSION, stream=False)
+            return parse_message(await self.post_json_read(self.invoke_path, _CONTENT_TYPE, body), self.name,
+                                 json_tool)
         resp = await self.post_json(self.converse_path, _CONTENT_TYPE, self.converse_body(req))
         _, data = await self.read_json(resp)
         return parse_converse_response(data, self.deployment.model, _response_id(resp.headers), self.name)
@@ -67,9 +74,19 @@ class BedrockProvider(Provider):
             resp = await self.post_json(self.invoke_stream_path, _CONTENT_TYPE, invoke_body(req.anthropic, self.name))
             await self._expect_event_stream(resp)
             return resp, InvokeStreamDecoder(self.name)
+        if self.thinks(req):
+            body, json_tool = hosted_request(req, self.name, self.deployment.model, VERSION, stream=False)
+            resp = await self.post_json(self.invoke_stream_path, _CONTENT_TYPE, body)
+            await self._expect_event_stream(resp)
+            return resp, InvokeStreamDecoder(self.name, StreamDecoder(self.name, json_tool, reasoning=True))
         resp = await self.post_json(self.stream_path, _CONTENT_TYPE, self.converse_body(req))
         await self._expect_event_stream(resp)
         return resp, ConverseStreamDecoder(_response_id(resp.headers), self.deployment.model, self.name)
+
+    def thinks(self, req: ChatRequest) -> bool:
+        """Claude asked to reason, or handed its earlier signed thoughts: sent through InvokeModel with Anthropic's
+        body, where thinking and its signatures are Anthropic's own (Converse would have to map both)."""
+        return self.speaks_anthropic and (bool(req.thinking) or req.extra.get("reasoning_effort") not in (None, "none"))
 
     def converse_body(self, req: ChatRequest) -> dict:
         return build_converse_body(req, self.name, self.caches)

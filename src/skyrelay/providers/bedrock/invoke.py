@@ -69,13 +69,14 @@ def dropped(native: AnthropicNative) -> tuple[str, ...]:
 
 
 class InvokeStreamDecoder:
-    """InvokeModelWithResponseStream's event stream -> the Anthropic events inside it -> pass-through chunks."""
+    """InvokeModelWithResponseStream's event stream -> the Anthropic events inside it -> chunks: pass-through
+    chunks for an Anthropic client, or canonical ones (`events`: the Anthropic stream decoder) for any other."""
 
     __slots__ = ("_buffer", "events", "deployment")
 
-    def __init__(self, deployment: str):
+    def __init__(self, deployment: str, events: Any = None):
         self._buffer = EventStreamBuffer()
-        self.events = PassThroughEvents(deployment)
+        self.events = events if events is not None else PassThroughEvents(deployment)
         self.deployment = deployment
 
     def feed(self, data: bytes) -> list[ChatChunk]:
