@@ -25,6 +25,7 @@ from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
 from ..generate import Generation, conversation_seed, prompt_tokens
+from ..text import prose_tokens
 from . import gemini_errors as errors
 from . import gemini_wire as wire
 from .base import Call, CallContext
@@ -32,7 +33,6 @@ from .gemini_embed import EMBED_METHODS, embed_request, embeddings_body
 from .gemini_errors import GoogleError
 from .gemini_request import GenerateCall, generate_request, parse_body
 from .json_output import as_enum_choice, as_json_choice, sample_json
-from ..text import prose_tokens
 
 _THOUGHT_PIECES = 12  # the length of a thought summary, in prose pieces (same conversation, same thoughts)
 _THOUGHT_SALT = 0x7468  # thoughts drawn apart from the answer, which the same seed draws
