@@ -3,31 +3,39 @@
 Scenarios, each in the same run: direct to the static upstream; nginx `proxy_pass` (the floor of any hop); the floor
 proxy on skyrelay's own HTTP stack; skyrelay with a minimal config; skyrelay with a realistic one (hundreds of keys,
 key and team limits, a budget, quotas and tiers, metrics and the access log on, the ledger when the build has it);
-skyrelay on translated routes (OpenAI in, Anthropic and Bedrock out); with --with-litellm, LiteLLM's proxy from PyPI
-in its own venv, as installed and tuned. Proxies are pinned to core 0, upstreams and wrk to core 1. Loopback only,
-bounded: a few seconds per measurement. Usage: python bench/compare.py [--seconds 3] [--json out.json]
+skyrelay on translated routes (OpenAI in, Anthropic and Bedrock out, whole, streamed and trickled); with
+--with-litellm, LiteLLM's proxy from PyPI in its own venv, as installed and tuned; with --workers-scaling, the
+realistic config under `serve --workers 1` and `--workers 2` on every core, with the connections' spread over the
+workers. Proxies are pinned to core 0, upstreams, wrk and the first-byte probe to core 1. Loopback only, bounded: a few
+seconds per measurement. Usage: python bench/compare.py [--seconds 3] [--json out.json] [--with-litellm]
+[--workers-scaling]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from compare_litellm import LITELLM_VERSION, start_litellm  # noqa: E402
-from compare_upstreams import nginx_proxy_conf, nginx_upstream_conf  # noqa: E402
-from gateway_overhead import CHAT, KEY, cpu_seconds, free_port, pinned, wait_port, wrk  # noqa: E402
+from compare_probes import Proc, first_answer_s, first_byte_ms  # noqa: E402
+from compare_report import report  # noqa: E402
+from compare_upstreams import anthropic_answers, bedrock_answers, nginx_proxy_conf, nginx_upstream_conf  # noqa: E402
+from compare_workers import measure_workers, report as workers_report  # noqa: E402
+from gateway_overhead import CHAT, KEY, free_port, wrk  # noqa: E402
+from static_upstream import STREAM  # noqa: E402
 
-CHUNKS = 20  # data events per stream (role preamble, 18 words, finish), as in static_upstream.STREAM
-# The CPU/chunk column: (CPU per streamed request - CPU per whole request of the same route) / CHUNKS.
 REALISTIC_KEYS = 300
+# LiteLLM serves ~100 req/s on a quiet core: 32 requests in flight take ~0.3 s each, and more on a loaded machine,
+# so a 2 s measurement holds too few answers to time. It is measured this long at least.
+LITELLM_SECONDS = 10
 CALLER = "sk-bench-key-7"
 
 
@@ -41,12 +49,15 @@ def gateway_config(port: int, nginx: int, python_up: int, realistic: bool, workd
         "chat": [openai("static", f"http://127.0.0.1:{nginx}/v1", **quota, **price)],
         "chat-stream": [openai("static-stream", f"http://127.0.0.1:{nginx}/stream/v1", **quota, **price)],
         "chat-trickle": [openai("trickle", f"http://127.0.0.1:{python_up}/trickle/v1", **quota, **price)],
-        "claude": [{"name": "anthropic", "kind": "anthropic", "model": "claude-bench", "api_key": "up",
-                    "base_url": f"http://127.0.0.1:{python_up}/anthropic", **quota, **price}],
-        "nova": [{"name": "bedrock", "kind": "bedrock", "model": "amazon.nova-lite-v1:0", "region": "us-east-1",
-                  "base_url": f"http://127.0.0.1:{python_up}/bedrock", "aws_access_key_id": "AKIDBENCH",
-                  "aws_secret_access_key": "bench-secret", **quota, **price}],
     }
+    for prefix, tag in (("", ""), ("/trickle", "-trickle")):  # Anthropic and Bedrock out, streamed and trickled
+        groups["claude" + tag] = [{"name": "anthropic" + tag, "kind": "anthropic", "model": "claude-bench",
+                                   "api_key": "up", "base_url": f"http://127.0.0.1:{python_up}{prefix}/anthropic",
+                                   **quota, **price}]
+        groups["nova" + tag] = [{"name": "bedrock" + tag, "kind": "bedrock", "model": "amazon.nova-lite-v1:0",
+                                 "region": "us-east-1", "base_url": f"http://127.0.0.1:{python_up}{prefix}/bedrock",
+                                 "aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret",
+                                 **quota, **price}]
     if realistic:  # a spill tier behind each: the planner walks tiers on every request
         for name, deployments in groups.items():
             spare = dict(deployments[0], name=deployments[0]["name"] + "-spill", tier=1)
@@ -79,94 +90,79 @@ def _ledger_section(workdir: Path) -> dict | None:
     return candidate
 
 
-class Proc:
-    """A started process with what the table reports about it: CPU, peak RSS, time to ready."""
+@dataclass(frozen=True)
+class Workload:
+    label: str
+    model: str  # the gateway's model group (a gateway routes by model, a plain proxy by path)
+    path: str = "/v1/chat/completions"  # the plain proxies' path
+    chunks: int = 0  # a stream's upstream events
+    base: str = "chat"  # the whole answer on the same route: CPU/chunk is (CPU of this - CPU of base) / chunks
 
-    def __init__(self, argv: list[str], port: int, core: int, **kw):
-        self.started = time.monotonic()
-        self.popen = subprocess.Popen([*pinned(core), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      **kw)
-        wait_port(port, 60)
-        self.ready_s = time.monotonic() - self.started
-        self.port = port
-
-    def pids(self) -> list[int]:
-        """The process and its children (LiteLLM and nginx masters fork workers)."""
-        found = [self.popen.pid]
-        for pid in list(found):
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            found += [int(c) for c in children]
-        return found
-
-    def cpu(self) -> float:
-        return sum(cpu_seconds(pid) for pid in self.pids() if Path(f"/proc/{pid}").exists())
-
-    def peak_rss_mb(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        return total / 1024
-
-    def stop(self) -> None:
-        self.popen.terminate()
-        try:
-            self.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
+    def body(self) -> dict:
+        return {**CHAT, "model": self.model, **({"stream": True} if self.chunks else {})}
 
 
-def workloads(via_gateway: bool) -> list[tuple[str, str, dict]]:
-    """(label, path, body): a gateway picks the upstream by model group, plain proxies by path."""
-    def path(p):
-        return "/v1/chat/completions" if via_gateway else p
-    return [
-        ("chat", path("/v1/chat/completions"), CHAT),
-        ("stream (20 chunks)", path("/stream/v1/chat/completions"),
-         {**CHAT, "model": "chat-stream", "stream": True}),
-        ("trickled stream", path("/trickle/v1/chat/completions"),
-         {**CHAT, "model": "chat-trickle", "stream": True}),
-    ]
+STREAMED = "stream (20 chunks)"  # the static stream: its time to first byte is probed too
+TRICKLED = "trickled stream"
+PLAIN = [Workload("chat", "chat"),
+         Workload(STREAMED, "chat-stream", "/stream/v1/chat/completions", len(STREAM)),
+         Workload(TRICKLED, "chat-trickle", "/trickle/v1/chat/completions", len(STREAM))]
 
 
-TRANSLATED = [("OpenAI in, Anthropic out", {**CHAT, "model": "claude"}),
-              ("OpenAI in, Anthropic out, stream", {**CHAT, "model": "claude", "stream": True}),
-              ("OpenAI in, Bedrock out", {**CHAT, "model": "nova"}),
-              ("OpenAI in, Bedrock out, stream", {**CHAT, "model": "nova", "stream": True})]
+def _translated(name: str, model: str, events: int) -> list[Workload]:
+    whole = f"OpenAI in, {name} out"
+    return [Workload(whole, model, base=whole), Workload(f"{whole}, stream", model, chunks=events, base=whole),
+            Workload(f"{whole}, {TRICKLED}", f"{model}-trickle", chunks=events, base=whole)]
 
 
-def measure_one(proc: Proc | None, url: str, body: dict, args, workdir: Path, key: str = KEY) -> dict:
+TRANSLATED = [*_translated("Anthropic", "claude", len(anthropic_answers()[1])),
+              *_translated("Bedrock", "nova", len(bedrock_answers()[1]))]
+
+
+def measure_one(proc: Proc | None, port: int, work: Workload, args, workdir: Path, via_gateway: bool,
+                key: str = KEY, seconds: float | None = None) -> dict:
+    path = "/v1/chat/completions" if via_gateway else work.path
+    url = f"http://127.0.0.1:{port}{path}"
+    body = work.body()
+    row: dict = {"chunks": work.chunks, "base": work.base, "first_answer_s": first_answer_s(port, path, body, key)}
     wrk(url, body, 1, args.connections, workdir, key=key)  # warm pools and caches
-    row = {}
     for conns in (args.connections, 1):
+        if proc:
+            proc.settle()
         before = proc.cpu() if proc else 0.0
-        result = wrk(url, body, args.seconds, conns, workdir, key=key)
+        result = wrk(url, body, seconds or args.seconds, conns, workdir, key=key)
+        if proc:  # the answers wrk left in flight, and the ledger's last batch, are the run's too
+            proc.settle()
         spent = (proc.cpu() - before) if proc else 0.0
         row[conns] = {**result, "cpu_us_per_request": spent / max(result["requests"], 1) * 1e6}
+    if work.label == STREAMED:
+        row["first_byte"] = first_byte_ms(port, path, body, key)
     return row
 
 
 def run(args, workdir: Path) -> dict:
     python = sys.executable
     ports = {name: free_port() for name in ("nginx_up", "python_up", "nginx_proxy", "nginx_trickle", "floor",
-                                            "floor_trickle", "minimal", "realistic", "litellm", "litellm_tuned")}
+                                            "floor_trickle", "minimal", "realistic")}
     (workdir / "up.conf").write_text(nginx_upstream_conf(ports["nginx_up"], workdir))
     (workdir / "proxy.conf").write_text(nginx_proxy_conf(ports["nginx_proxy"], ports["nginx_up"], workdir,
-                                                                  ports["nginx_trickle"], ports["python_up"]))
+                                                         ports["nginx_trickle"], ports["python_up"]))
     started: list[Proc] = []
-    results: dict = {"scenarios": {}, "meta": {"seconds": args.seconds, "connections": args.connections}}
+    results: dict = {"scenarios": {}, "meta": {"seconds": args.seconds, "connections": args.connections,
+                                               "cores": os.cpu_count(), "litellm_version": LITELLM_VERSION}}
 
     def start(argv, port, core=0, **kw) -> Proc:
         proc = Proc(argv, port, core, **kw)
         started.append(proc)
         return proc
+
+    def gateway(name: str, port: int, realistic: bool) -> Path:
+        """A gateway's configuration file, in a directory of its own (the defaults' ./.skyrelay land there)."""
+        home = workdir / name
+        home.mkdir(exist_ok=True)
+        config = gateway_config(port, ports["nginx_up"], ports["python_up"], realistic, home)
+        (home / "gateway.json").write_text(json.dumps(config))
+        return home / "gateway.json"
 
     try:
         start(["nginx", "-c", str(workdir / "up.conf"), "-p", str(workdir)], ports["nginx_up"], core=1)
@@ -178,41 +174,42 @@ def run(args, workdir: Path) -> dict:
                                str(ports["floor_trickle"])], ports["floor_trickle"])
         gateways = {}
         for name in ("minimal", "realistic"):
-            config = workdir / f"{name}.json"
-            config.write_text(json.dumps(gateway_config(ports[name], ports["nginx_up"], ports["python_up"],
-                                                        name == "realistic", workdir)))
-            gateways[name] = start([python, "-m", "skyrelay.cli", "serve", "--config", str(config)], ports[name])
+            config = gateway(name, ports[name], name == "realistic")
+            gateways[name] = start([python, "-m", "skyrelay.cli", "serve", "--config", str(config)], ports[name],
+                                   cwd=config.parent)
         # (process measured, its port to nginx's static answers, its port to the Python upstream's trickle)
         plain = {"direct": (None, ports["nginx_up"], ports["python_up"]),
                  "nginx proxy_pass": (nginx_proxy, ports["nginx_proxy"], ports["nginx_trickle"]),
                  "floor proxy (skyrelay's HTTP stack)": (floor, ports["floor"], ports["floor_trickle"])}
         for scenario, (proc, port, trickle_port) in plain.items():
             rows = {}
-            for label, path, body in workloads(False):
-                trickled = label == "trickled stream"  # nginx cannot trickle: the Python upstream does
+            for work in PLAIN:
+                trickled = work.label == TRICKLED  # nginx cannot trickle: the Python upstream does
                 measured = floor_trickle if trickled and proc is floor else proc
-                target = trickle_port if trickled else port
-                rows[label] = measure_one(measured, f"http://127.0.0.1:{target}{path}", body, args, workdir)
+                rows[work.label] = measure_one(measured, trickle_port if trickled else port, work, args, workdir,
+                                               via_gateway=False)
             results["scenarios"][scenario] = _with_meta(rows, proc)
         for name, proc in gateways.items():
             key = CALLER if name == "realistic" else KEY
-            rows = {label: measure_one(proc, f"http://127.0.0.1:{proc.port}{path}", body, args, workdir, key=key)
-                    for label, path, body in workloads(True)}
-            if name == "minimal":
-                for label, body in TRANSLATED:
-                    rows[label] = measure_one(proc, f"http://127.0.0.1:{proc.port}/v1/chat/completions", body,
-                                              args, workdir)
+            rows = {work.label: measure_one(proc, proc.port, work, args, workdir, True, key=key)
+                    for work in PLAIN + (TRANSLATED if name == "minimal" else [])}
             results["scenarios"][f"skyrelay, {name} config"] = _with_meta(rows, proc)
         if args.with_litellm:
             for tuned in (False, True):
-                port = ports["litellm_tuned" if tuned else "litellm"]
+                port = free_port()  # chosen now: minutes after the others, on a machine others share
                 proc = start_litellm(port, ports["nginx_up"], workdir, tuned, Proc)
                 started.append(proc)
                 label = f"LiteLLM {LITELLM_VERSION}{' (tuned)' if tuned else ''}"
-                rows = {"chat": measure_one(proc, f"http://127.0.0.1:{port}/v1/chat/completions", CHAT, args,
-                                            workdir)}
+                rows = {work.label: measure_one(proc, port, work, args, workdir, True,
+                                                seconds=max(args.seconds, LITELLM_SECONDS)) for work in PLAIN[:2]}
                 results["scenarios"][label] = _with_meta(rows, proc)
                 proc.stop()
+        if args.workers_scaling:
+            def config_for(name: str, count: int) -> tuple[Path, int]:
+                port = free_port()
+                return gateway(f"{name}-{count}-workers", port, name == "realistic"), port
+            results["workers"] = measure_workers(config_for, args, workdir, PLAIN[0].body(),
+                                                 {"minimal": KEY, "realistic": CALLER})
     finally:
         for proc in reversed(started):
             proc.stop()
@@ -224,43 +221,15 @@ def _with_meta(rows: dict, proc: Proc | None) -> dict:
             "ready_s": proc.ready_s if proc else None}
 
 
-def report(results: dict, connections: int) -> str:
-    scenarios = results["scenarios"]
-    nginx = scenarios.get("nginx proxy_pass", {}).get("rows", {}).get("chat", {}).get(connections)
-    sky = scenarios.get("skyrelay, realistic config", {}).get("rows", {}).get("chat", {}).get(connections)
-    lines = [f"| scenario | workload | req/s @{connections} | p50 @1 | p99 @1 | p50 @{connections} | p99 @{connections} "
-             "| CPU/req | CPU/chunk | vs nginx | peak RSS | ready |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for scenario, data in scenarios.items():
-        whole = data["rows"].get("chat", {}).get(connections, {}).get("cpu_us_per_request", 0.0)
-        for label, row in data["rows"].items():
-            many, one = row[connections], row[1]
-            cpu = many["cpu_us_per_request"]
-            # Per chunk: what a stream costs beyond a whole answer, over its chunks (the request's own share out).
-            base = whole if "Anthropic" not in label and "Bedrock" not in label else \
-                data["rows"].get(label.removesuffix(", stream"), {}).get(connections, {}).get("cpu_us_per_request", 0)
-            per_chunk = f"{max(cpu - base, 0) / CHUNKS:.1f} us" if "stream" in label and cpu else ""
-            ratio = f"{cpu / nginx['cpu_us_per_request']:.1f}x" if nginx and cpu and nginx["cpu_us_per_request"] \
-                and label == "chat" else ""
-            rss = f"{data['peak_rss_mb']:.0f} MB" if data["peak_rss_mb"] else ""
-            ready = f"{data['ready_s']:.2f} s" if data["ready_s"] else ""
-            lines.append(f"| {scenario} | {label} | {many['rps']:,.0f} | {one['p50_ms']:.3f} ms | {one['p99_ms']:.3f} ms "
-                         f"| {many['p50_ms']:.3f} ms | {many['p99_ms']:.3f} ms | {cpu:.0f} us | {per_chunk} | {ratio} "
-                         f"| {rss} | {ready} |")
-    for scenario, data in scenarios.items():
-        if scenario.startswith("LiteLLM") and sky:
-            theirs = data["rows"]["chat"][connections]["cpu_us_per_request"]
-            lines.append(f"\n{scenario} / skyrelay realistic, CPU per request: {theirs / sky['cpu_us_per_request']:.0f}x")
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--with-litellm", action="store_true",
                         help=f"also LiteLLM's proxy {LITELLM_VERSION}, installed in its own venv on first use")
-    parser.add_argument("--json", help="also write the raw numbers to this file")
+    parser.add_argument("--workers-scaling", action="store_true",
+                        help="also the realistic config under --workers 1 and 2, every core, connection spread")
+    parser.add_argument("--json", help="also write the raw numbers (and the ratios) to this file")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
@@ -268,7 +237,10 @@ def main() -> int:
             return 2
     with tempfile.TemporaryDirectory() as tmp:
         results = run(args, Path(tmp))
-    print(report(results, args.connections))
+    text, results["ratios"] = report(results, args.connections)
+    print(text)
+    if "workers" in results:
+        print("\n" + workers_report(results["workers"], args.connections))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -1,7 +1,8 @@
 """The upstreams `bench/compare.py` puts behind every proxy: a static nginx (OpenAI completion and 20-chunk stream,
 as files are served: the cheapest upstream there is) and a Python one for what nginx cannot serve statically: a
 trickling OpenAI stream (each chunk sent alone, a few ms apart, for per-chunk CPU), Anthropic's Messages SSE and
-Bedrock's Converse event stream (for the translated routes). Run as a script, the Python upstream listens."""
+Bedrock's Converse event stream (for the translated routes), each also trickled under the `/trickle/` prefix. Run
+as a script, the Python upstream listens."""
 
 from __future__ import annotations
 
@@ -72,11 +73,7 @@ def _temp_paths(workdir: Path, tag: str) -> str:
                     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
 
 
-def _openai_chunks() -> list[bytes]:
-    return STREAM
-
-
-def _anthropic() -> tuple[bytes, list[bytes]]:
+def anthropic_answers() -> tuple[bytes, list[bytes]]:
     text = (WORDS * 7).strip()
     whole = orjson.dumps({"id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
                           "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
@@ -101,7 +98,7 @@ def _anthropic() -> tuple[bytes, list[bytes]]:
     return whole, chunks
 
 
-def _bedrock() -> tuple[bytes, list[bytes]]:
+def bedrock_answers() -> tuple[bytes, list[bytes]]:
     from skyrelay.emulator.protocols.bedrock_eventstream import event
 
     text = (WORDS * 7).strip()
@@ -122,8 +119,8 @@ def _bedrock() -> tuple[bytes, list[bytes]]:
 async def serve(port: int) -> None:
     from skyrelay.net.server import Response, StreamResponse, start_server
 
-    anthropic_whole, anthropic_stream = _anthropic()
-    bedrock_whole, bedrock_stream = _bedrock()
+    anthropic_whole, anthropic_stream = anthropic_answers()
+    bedrock_whole, bedrock_stream = bedrock_answers()
 
     def streamed(chunks: list[bytes], headers, gap: float = 0.0) -> StreamResponse:
         async def body():
@@ -136,15 +133,14 @@ async def serve(port: int) -> None:
     async def handler(request):
         path = request.path
         wants_stream = b'"stream":true' in request.body.replace(b" ", b"")
-        if path.startswith("/trickle/"):
-            return streamed(_openai_chunks(), SSE, TRICKLE_GAP_S) if wants_stream else Response(200, COMPLETION, JSON)
+        gap = TRICKLE_GAP_S if path.startswith("/trickle/") else 0.0  # each chunk its own upstream write
         if path.endswith("/v1/messages"):
-            return streamed(anthropic_stream, SSE) if wants_stream else Response(200, anthropic_whole, JSON)
+            return streamed(anthropic_stream, SSE, gap) if wants_stream else Response(200, anthropic_whole, JSON)
         if path.endswith("/converse-stream"):
-            return streamed(bedrock_stream, EVENTS)
+            return streamed(bedrock_stream, EVENTS, gap)
         if path.endswith("/converse"):
             return Response(200, bedrock_whole, JSON)
-        return streamed(_openai_chunks(), SSE) if wants_stream else Response(200, COMPLETION, JSON)
+        return streamed(STREAM, SSE, gap) if wants_stream else Response(200, COMPLETION, JSON)
 
     server = await start_server(handler, "127.0.0.1", port)
     print(f"upstream ready on {server.port}", flush=True)

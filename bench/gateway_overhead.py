@@ -66,7 +66,9 @@ def pinned(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() >= 2 else []
 
 
-def wrk(url: str, body: dict, seconds: float, connections: int, workdir: Path, key: str = KEY) -> dict:
+def wrk(url: str, body: dict, seconds: float, connections: int, workdir: Path, key: str = KEY,
+        core: int | None = 1) -> dict:
+    """`core`: where wrk runs (None: anywhere)."""
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -75,16 +77,18 @@ def wrk(url: str, body: dict, seconds: float, connections: int, workdir: Path, k
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
     )
     out = subprocess.run(
-        [*pinned(1), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        [*(pinned(core) if core is not None else []), "wrk", "-t1", f"-c{connections}",
+         f"-d{max(1, round(seconds))}s", "--timeout", "20s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    broken = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
-        "errors": int(errors.group(1)) if errors else 0,
+        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, broken.groups())) if broken else 0),
     }
 
 

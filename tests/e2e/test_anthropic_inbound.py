@@ -45,6 +45,7 @@ def test_create_sync(stack):
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
     assert raw.headers["request-id"].startswith("req_")
+    assert raw.headers["request-id"] == raw.headers["x-request-id"]  # one id: the ledger's record carries it
     assert raw.headers["x-skyrelay-model-group"] == "chat"
 
 
@@ -146,7 +147,7 @@ def test_missing_max_tokens_is_400(stack):
         client(stack).messages.create(model="chat", messages=HELLO, max_tokens=anthropic.NOT_GIVEN)
     assert exc.value.status_code == 400
     assert exc.value.body["error"] == {"type": "invalid_request_error", "message": "max_tokens: Field required"}
-    assert exc.value.request_id == exc.value.body["request_id"]
+    assert exc.value.request_id == exc.value.body["request_id"] == exc.value.response.headers["x-request-id"]
 
 
 def test_unsupported_block_is_400(stack):
@@ -161,6 +162,7 @@ def test_bad_key_is_authentication_error(stack):
     assert exc.value.body["error"]["type"] == "authentication_error"
     # Raised before the route's handler runs, it still carries Anthropic's request id, header and body alike.
     assert exc.value.request_id and exc.value.request_id == exc.value.body["request_id"]
+    assert exc.value.request_id == exc.value.response.headers["x-request-id"]
 
 
 def test_unknown_model_is_not_found(stack):

@@ -57,7 +57,7 @@ def parse_chat(body: bytes) -> ChatRequest:
         temperature=_optional(data, "temperature", NUMBER), top_p=_optional(data, "top_p", NUMBER), stop=stop,
         tools=tools, tool_choice=tool_choice,
         response_format=_optional(data, "response_format", dict),
-        extra={k: v for k, v in data.items() if k not in _CHAT_FIELDS}, raw=data, raw_body=body,
+        extra={k: v for k, v in data.items() if k not in _CHAT_FIELDS}, raw=data,
     )
 
 

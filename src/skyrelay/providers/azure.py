@@ -60,10 +60,6 @@ class AzureOpenAIProvider(OpenAIProvider):
         self._embeddings_path = f"{prefix}/embeddings{query}"
         self._stream_usage = self.api_version >= _STREAM_USAGE_SINCE
 
-    @property
-    def asks_stream_usage(self) -> bool:
-        return self._stream_usage and super().asks_stream_usage
-
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
         body = super().chat_body(req)
         if not self._stream_usage:

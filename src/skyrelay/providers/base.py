@@ -44,6 +44,7 @@ class Provider:
     honoured_extras: frozenset[str] | None = None
     # Serves an Anthropic client's request from its own body (ChatRequest.anthropic), not the canonical fields.
     speaks_anthropic = False
+    shows_thoughts = False  # a summary of the model's thoughts when asked (ChatRequest.show_thoughts), not its blocks
     # Serves a Responses API request from its own body (ChatRequest.responses), not the canonical fields.
     speaks_responses = False
     # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).
@@ -114,18 +115,13 @@ class Provider:
     # --- helpers for subclasses ---------------------------------------------------------------------------------
 
     async def post_json(self, path: str, headers: list[tuple[str, str]], payload: Any) -> http.Response:
-        """POST a JSON body (a value, or bytes encoded already); return the response head (body unread) after
-        mapping failures to typed errors."""
-        if type(payload) is bytes:
-            body = payload
-        else:
-            try:
-                body = orjson.dumps(payload)
-            except orjson.JSONEncodeError as exc:
-                # The client's values, which this cloud's body cannot carry (nested too deeply once wrapped, most
-                # likely): the request's fault, refused before anything is sent.
-                raise errors.InvalidRequest(
-                    f"the request cannot be encoded for deployment '{self.name}': {exc}") from None
+        """POST a JSON body; return the response head (body unread) after mapping failures to typed errors."""
+        try:
+            body = orjson.dumps(payload)
+        except orjson.JSONEncodeError as exc:
+            # The client's values, which this cloud's body cannot carry (nested too deeply once wrapped, most
+            # likely): the request's fault, refused before anything is sent.
+            raise errors.InvalidRequest(f"the request cannot be encoded for deployment '{self.name}': {exc}") from None
         headers = self.sign(path, body, headers)
         if self.traced:  # the attempt's span, named to the cloud (added after signing: no cloud signs it)
             traceparent = upstream_traceparent(self.name)

@@ -89,7 +89,7 @@ class OpenAIProvider(Provider):
             body = openai_responses.native_body(req.responses, self.deployment.model, False, self.name)
             raw, data = await self.post_json_read_raw(self.responses_path(), self.request_headers(), body)
             return openai_responses.whole_response(raw, data, self.name)
-        body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.request_body(req))
+        body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.chat_body(req))
         resp = parse_response(data, self.name)
         resp.raw_body = body
         return resp
@@ -99,7 +99,7 @@ class OpenAIProvider(Provider):
             body = openai_responses.native_body(req.responses, self.deployment.model, True, self.name)
             resp = await self.post_json(self.responses_path(), self.request_headers(), body)
             return resp, SSEChunks(openai_responses.ResponsesEvents(self.name))
-        resp = await self.post_json(self.chat_path(), self.request_headers(), self.request_body(req))
+        resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
         if req.raw is not None:  # the client speaks OpenAI too: the stream goes on as it came, barely read
             return resp, PassThroughChunks(self.stream_events(self.name))
         return resp, SSEChunks(self.stream_events(self.name))
@@ -129,20 +129,6 @@ class OpenAIProvider(Provider):
                     setattr(err, name, detail[name])
         return err
 
-    @property
-    def asks_stream_usage(self) -> bool:
-        """Whether streams are sent with `stream_options.include_usage` (some servers refuse the field)."""
-        return self.deployment.options.get("stream_usage", True)
-
-    def request_body(self, req: ChatRequest) -> bytes | dict[str, Any]:
-        """The chat body to send: a large body from an OpenAI client as its own bytes with `model` swapped when
-        nothing else changes (no decode-and-encode of the whole body), else `chat_body`."""
-        if req.raw_body is not None and len(req.raw_body) >= SWAP_MIN_BYTES:
-            body = passthrough_body(req, self.deployment.model, self.asks_stream_usage)
-            if body is not None:
-                return body
-        return self.chat_body(req)
-
     def chat_body(self, req: ChatRequest) -> dict[str, Any]:
         if req.raw is not None:
             body = dict(req.raw)
@@ -162,77 +148,13 @@ class OpenAIProvider(Provider):
         body["model"] = self.deployment.model
         if req.stream:
             body["stream"] = True
-            if self.asks_stream_usage:
+            if self.deployment.options.get("stream_usage", True):
                 # Always ask for usage, whatever the client asked: the ledger needs it. The OpenAI protocol drops
                 # the usage chunk again when the client did not ask for it.
                 body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
             else:  # a server that refuses the field altogether
                 body.pop("stream_options", None)
         return body
-
-
-# Below this size orjson re-encodes a body faster than Python can swap bytes in it (measured, docs/performance.md:
-# 1.6 against 6 us at 1.2 KB, 3.3 against 4.3 us at 8.6 KB; 36 against 11 us at 68 KB, 166 against 52 us at 270 KB).
-SWAP_MIN_BYTES = 16 * 1024
-_MODEL_KEY = b'"model"'
-_ASK_USAGE = b',"stream_options":{"include_usage":true}}'
-_CONTAINERS = (dict, list)
-
-
-def passthrough_body(req: ChatRequest, model: str, ask_usage: bool) -> bytes | None:
-    """The client's body with its `model` value replaced by `model`, byte for byte otherwise; None when that is
-    not sure to be what `chat_body` would send. The top-level `"model"` key is found by a byte search that never
-    reads the messages: from the start when only plain values come before it in the body, else from the end when
-    only plain values come after it (only an object or array can hold another `"model"` key); what is found must
-    be a key (after `{` or `,`, before `:`), not a value or the end of a string. A body with containers on both
-    sides of it takes chat_body's way. A stream also needs `stream_options.include_usage` (the ledger reads the usage): kept when the client
-    asked for it, added when the body has no `stream_options` at all, else left to chat_body."""
-    raw, body = req.raw, req.raw_body
-    if "stream_options" in raw and (not ask_usage or (req.stream and not req.include_usage)):
-        return None  # dropped, or merged with the client's: chat_body's rules
-    at = _model_key(raw, body)
-    if at < 0:
-        return None
-    before = at - 1
-    while before > 0 and body[before] in b" \t\r\n":
-        before -= 1
-    if before < 0 or body[before] not in b"{,":  # the end of a string (`"x\\"model"`), not a key
-        return None
-    at += len(_MODEL_KEY)
-    size = len(body)
-    while at < size and body[at] in b" \t\r\n":
-        at += 1
-    if at >= size or body[at] != 58:  # ":"
-        return None
-    at += 1
-    while at < size and body[at] in b" \t\r\n":
-        at += 1
-    sent = orjson.dumps(req.model)
-    if not body.startswith(sent, at):  # written with escapes orjson would not use: left to chat_body
-        return None
-    swapped = body[:at] + orjson.dumps(model) + body[at + len(sent):]
-    if ask_usage and req.stream and not req.include_usage:
-        swapped = swapped[:swapped.rfind(b"}")] + _ASK_USAGE  # the body's last brace closes it
-    return swapped
-
-
-def _model_key(raw: dict, body: bytes) -> int:
-    """Where the top-level `"model"` key is in the body, or -1 when a search cannot be sure of it."""
-    before = after = False  # an object or array before / after it in the body, which could hold another
-    seen = False
-    for key, value in raw.items():
-        if key == "model":
-            seen = True
-        elif type(value) in _CONTAINERS:
-            if seen:
-                after = True
-            else:
-                before = True
-    if not before:
-        return body.find(_MODEL_KEY)
-    if not after:
-        return body.rfind(_MODEL_KEY)
-    return -1
 
 
 def _error_detail(body: bytes) -> dict[str, Any]:

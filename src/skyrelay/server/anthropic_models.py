@@ -21,12 +21,12 @@ def listing(request: Request, gateway: "Gateway", allowed: frozenset | None) -> 
     try:
         return _answer(models.render_models(names, gateway.started_at, request.query))
     except errors.GatewayError as err:
-        return error_reply(err)
+        return error_reply(err, request.id)
 
 
-def retrieve(name: str, gateway: "Gateway") -> Response:
+def retrieve(name: str, gateway: "Gateway", request_id: str) -> Response:
     if name not in gateway.config.model_groups:
-        return error_reply(errors.NotFound(f"model: {name}", param="model"))
+        return error_reply(errors.NotFound(f"model: {name}", param="model"), request_id)
     return _answer(models.render_model(name, gateway.started_at))
 
 

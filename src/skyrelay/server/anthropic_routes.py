@@ -25,7 +25,7 @@ def register(gateway: "Gateway") -> None:
     dispatcher = gateway.dispatcher
 
     async def messages(request: Request) -> Response | StreamResponse:
-        request_id = protocol.new_request_id()
+        request_id = request.id  # Anthropic's request-id is the x-request-id every answer has: one id
         try:
             headers = request.headers
             req = protocol.read_messages(request.body, headers.get("anthropic-beta"),
@@ -42,7 +42,7 @@ def register(gateway: "Gateway") -> None:
             return _error(err, request_id)
 
     async def count_tokens(request: Request) -> Response:
-        request_id = protocol.new_request_id()
+        request_id = request.id
         try:
             headers = request.headers
             req = protocol.read_count_tokens(request.body, headers.get("anthropic-beta"),
@@ -62,10 +62,10 @@ def _estimate(req: ChatRequest) -> int:
     return protocol.estimate_input_tokens(req.anthropic.canonical(req))
 
 
-def error_reply(err: errors.GatewayError) -> Response:
-    """An error in Anthropic's format under a new request id (one raised before a handler made its own: bad key,
-    wrong method, body too large)."""
-    return _error(err, protocol.new_request_id())
+def error_reply(err: errors.GatewayError, request_id: str | None = None) -> Response:
+    """An error in Anthropic's format (one raised before a handler: bad key, wrong method, body too large) under
+    the request's id (the x-request-id the gateway answers with), or a new one."""
+    return _error(err, request_id or protocol.new_request_id())
 
 
 def _error(err: errors.GatewayError, request_id: str) -> Response:

@@ -48,7 +48,7 @@ class Route:
     authenticated: bool = True
     # A protocol whose errors carry more than a body (Anthropic's request-id header) answers them itself, also for
     # errors raised before its handler runs (authentication, method, body size) and the HTTP layer's own.
-    error_reply: Callable[[errors.GatewayError], Response] | None = None
+    error_reply: Callable[[errors.GatewayError, str | None], Response] | None = None  # (error, request id)
     # The body must be JSON: any other Content-Type is refused (415), so that a browser's cross-site "simple"
     # POST (text/plain, a form), which needs no CORS preflight, never reaches a handler.
     json_body: bool = False
@@ -211,10 +211,9 @@ class Gateway:
                                      resp.status)
         return resp
 
-    def _named(self, resp: Response, route: Route | None = None) -> Response:
-        """A refusal of the HTTP layer, which has no Request (and so no id yet): named all the same, and recorded
-        when it was a request for a model."""
-        request_id = new_request_id()
+    def _named(self, resp: Response, request_id: str, route: Route | None = None) -> Response:
+        """A refusal of the HTTP layer, which has no Request: named all the same, and recorded when it was a
+        request for a model."""
         resp.headers.append(("x-request-id", request_id))
         if route is not None and route.recorded and self._record_refusal is not None:
             self._record_refusal(request_id, None, errors.HttpRefused.__name__, resp.status)
@@ -225,10 +224,11 @@ class Gateway:
         request was for; OpenAI's when the path is unknown (not read yet) or not a route."""
         route = self.routes.get(path) if path is not None else None
         err = errors.HttpRefused(status, message)
+        request_id = new_request_id()
         if route is not None and route.error_reply is not None:
-            return self._named(route.error_reply(err), route)
+            return self._named(route.error_reply(err, request_id), request_id, route)
         render = route.render_error if route is not None else openai_protocol.render_error
-        return self._named(error_response(err, render), route)
+        return self._named(error_response(err, render), request_id, route)
 
     async def _route(self, request: Request) -> Response | StreamResponse:
         route = self.routes.get(request.path) or self._prefix_route(request.path)
@@ -249,11 +249,11 @@ class Gateway:
             return await route.handler(request)
         except errors.GatewayError as err:
             request.error = err
-            return _reply_error(route, err)
+            return _reply_error(route, err, request.id)
         except Exception:  # a bug on this request: answered in the route's own format, not the server's bare 500
             log.exception("unhandled error in handler for %s %s", request.method, request.path)
             request.error = err = errors.InternalError()
-            return _reply_error(route, err)
+            return _reply_error(route, err, request.id)
 
     def authenticate(self, headers: dict[str, str]):
         """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`: the master
@@ -282,9 +282,9 @@ def presented_key(headers: dict[str, str]) -> str:
     return key
 
 
-def _reply_error(route: Route, err: errors.GatewayError) -> Response:
+def _reply_error(route: Route, err: errors.GatewayError, request_id: str) -> Response:
     if route.error_reply is not None:
-        return route.error_reply(err)
+        return route.error_reply(err, request_id)
     return error_response(err, route.render_error)
 
 

@@ -48,7 +48,7 @@ def register(gateway: "Gateway") -> None:
             # Decoded once: ids may hold `/` or `:` and clients may percent-encode them.
             name = unquote(request.path[len(prefix):])
             if "anthropic-version" in request.headers:
-                return anthropic_models.retrieve(name, gateway)
+                return anthropic_models.retrieve(name, gateway, request.id)
             body = catalog.entry(name)
             if body is None:
                 raise errors.NotFound(f"The model '{name}' does not exist", param="model")
