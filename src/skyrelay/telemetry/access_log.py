@@ -64,8 +64,13 @@ class AccessLog:
         rows = self._rows
         if rows:
             self._rows = []
+            offset = time.time() - self._clock()
             try:
-                self._out.write(encode(rows, time.time() - self._clock()))
+                data = encode(rows, offset)
+            except (TypeError, ValueError):  # a name JSON cannot hold (a lone surrogate): lose its line, not all
+                data = b"".join(_each_line(rows, offset))
+            try:
+                self._out.write(data)
             except (OSError, ValueError):  # a full disk or a closed stderr must not take the gateway down
                 pass
         try:
@@ -103,6 +108,15 @@ class AccessLog:
 def encode(rows: list[tuple], offset: float) -> bytes:
     """The lines of `rows` (AccessLog's tuples), `offset` turning their clock into Unix seconds."""
     return "".join([_routed(row, offset) if len(row) > 5 else _unrouted(row, offset) for row in rows]).encode()
+
+
+def _each_line(rows: list[tuple], offset: float):
+    """The lines of `rows` one by one, leaving out any that cannot be encoded."""
+    for row in rows:
+        try:
+            yield encode([row], offset)
+        except (TypeError, ValueError):
+            continue
 
 
 def _string(value: Any) -> str:
