@@ -14,6 +14,7 @@ Canonical tools: [{"type": "function", "function": {"name", "description", "para
 Canonical thinking blocks (a reasoning model's signed thoughts, in Anthropic's shapes, the only cloud family whose
 thoughts can be handed back): {"type": "thinking", "thinking": str, "signature": str}
                             | {"type": "redacted_thinking", "data": str}
+                            | {"type": "thought", "thinking": str}  (a summary only, never handed back: Gemini's)
 Canonical tool_choice: "auto" | "none" | "required" | {"type": "function", "function": {"name": str}}
 Finish reasons: "stop" | "length" | "tool_calls" | "content_filter"
 """
@@ -32,6 +33,7 @@ class Usage:
     output_tokens: int = 0
     cached_tokens: int = 0  # part of input_tokens served from the provider's prompt cache (a cache read)
     cache_write_tokens: int = 0  # part of input_tokens written to the provider's prompt cache (priced apart)
+    reasoning_tokens: int = 0  # part of output_tokens the model spent thinking, where its cloud counts them apart
 
     @property
     def total_tokens(self) -> int:
@@ -65,6 +67,9 @@ class ChatRequest:
     # The thinking blocks of earlier assistant turns, by the index of their message in `messages`: kept beside the
     # messages (which stay OpenAI-shaped for the clouds that forward them), handed back by Anthropic-family clouds.
     thinking: dict[int, list[dict[str, Any]]] | None = None
+    # The client asked to see a summary of the model's thoughts (Responses `reasoning.summary`): clouds that show
+    # them only when asked (Gemini's includeThoughts) ask for them.
+    show_thoughts: bool = False
 
 
 @dataclass(slots=True)

@@ -172,7 +172,8 @@ class Dispatcher:
             if provider.speaks_responses:
                 outcome.dropped = ()
             else:
-                dropped = native.dropped if provider.speaks_anthropic else native.dropped + native.anthropic_only
+                dropped = native.dropped if provider.speaks_anthropic else native.dropped + _not_shown(
+                    native.anthropic_only, provider)
                 outcome.dropped = tuple(dict.fromkeys(dropped + provider.dropped_extras(req.extra)))
             return
         dropped = provider.dropped_extras(req.extra)
@@ -195,7 +196,7 @@ class Dispatcher:
             ctx.on_close = self.on_close
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
-            if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
+            if ctx.principal is not None:  # a declared key: models, limits, budgets (Redis: its first attempt reserves)
                 pending = self.governor.admit(ctx, group)
                 if pending is not None:  # a shared state to ask (the memory backend reserves on the spot)
                     await pending
@@ -452,3 +453,10 @@ def _waits_for_headroom(decision: Plan) -> bool:
 
 
 _AT_CAPACITY = (QUOTA, CONCURRENCY)
+
+
+def _not_shown(anthropic_only: tuple[str, ...], provider: Provider) -> tuple[str, ...]:
+    """What only the Anthropic family honours, less the thought summary a cloud that shows its thoughts gives."""
+    if provider.shows_thoughts:
+        return tuple(name for name in anthropic_only if name != "reasoning.summary")
+    return anthropic_only

@@ -44,6 +44,7 @@ class Provider:
     honoured_extras: frozenset[str] | None = None
     # Serves an Anthropic client's request from its own body (ChatRequest.anthropic), not the canonical fields.
     speaks_anthropic = False
+    shows_thoughts = False  # a summary of the model's thoughts when asked (ChatRequest.show_thoughts), not its blocks
     # Serves a Responses API request from its own body (ChatRequest.responses), not the canonical fields.
     speaks_responses = False
     # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).

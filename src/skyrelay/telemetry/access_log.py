@@ -23,9 +23,20 @@ FLUSH_INTERVAL = 1.0  # seconds: `tail -f` sees a line within this
 BATCH_LINES = 512  # lines waiting that start a flush at the next turn of the loop, whatever the interval
 BUFFER_BYTES = 64 * 1024
 _DUMPS = orjson.dumps
-# A record's first key: `},{"time":` marks the boundary between two records of one encoded list and nothing else
-# (a quote inside a JSON string is always escaped, and no field holds an object), so a batch is one dumps call.
-_BOUNDARY, _NEWLINE = b'},{"time":', b'}\n{"time":'
+# A line is written from pre-encoded fragments, in the documented key order, to the bytes orjson would make of the
+# record's dict (tests/unit/telemetry/test_access_log_bytes.py pins them): building a 21-key dict per line for
+# orjson cost a quarter more. Names from the configuration (keys, teams, model groups, deployments,
+# vendors, routes' paths, error classes) repeat on every line, so their JSON is cached; a name first seen once the
+# cache is full is encoded every time, which is only slower. An unrouted line's path and method are the client's
+# own: looked up, never kept.
+_JSON: dict = {None: "null", "GET": '"GET"', "POST": '"POST"'}
+_WHERE: dict = {}  # (deployment, vendor): their fragment alone; in _JSON with the one-answer outcome after it
+_JSON_LIMIT = 4096
+# Floats are rounded as they always were (int() then /: a third of round()'s cost) and written by orjson, a fifth
+# of what repr() or decimal formatting in Python costs, in orjson's own notation (5e-6, 0.0000624).
+_ONE_ANSWER = ',"attempts":1,"tried":null,"hedged":false,"result":"ok","error":null,"latency_ms":'
+_NO_DEPLOYMENT = ',"deployment":null,"vendor":null'
+_NO_USAGE = ',"input_tokens":null,"output_tokens":null,"cached_tokens":null,"cost_usd":'
 _RESULTS = {"ok": "ok", "failed": "broken", "abandoned": "abandoned"}
 
 
@@ -53,8 +64,13 @@ class AccessLog:
         rows = self._rows
         if rows:
             self._rows = []
+            offset = time.time() - self._clock()
             try:
-                self._out.write(encode(rows, time.time() - self._clock()))
+                data = encode(rows, offset)
+            except (TypeError, ValueError):  # a name JSON cannot hold (a lone surrogate): lose its line, not all
+                data = b"".join(_each_line(rows, offset))
+            try:
+                self._out.write(data)
             except (OSError, ValueError):  # a full disk or a closed stderr must not take the gateway down
                 pass
         try:
@@ -91,27 +107,78 @@ class AccessLog:
 
 def encode(rows: list[tuple], offset: float) -> bytes:
     """The lines of `rows` (AccessLog's tuples), `offset` turning their clock into Unix seconds."""
-    records = [_routed(row, offset) if len(row) > 5 else _unrouted(row, offset) for row in rows]
-    return _DUMPS(records)[1:-1].replace(_BOUNDARY, _NEWLINE) + b"\n"
+    return "".join([_routed(row, offset) if len(row) > 5 else _unrouted(row, offset) for row in rows]).encode()
 
 
-def _routed(row: tuple, offset: float) -> dict:
+def _each_line(rows: list[tuple], offset: float):
+    """The lines of `rows` one by one, leaving out any that cannot be encoded."""
+    for row in rows:
+        try:
+            yield encode([row], offset)
+        except (TypeError, ValueError):
+            continue
+
+
+def _string(value: Any) -> str:
+    """The JSON of a name."""
+    return _JSON.get(value) or _keep(value, _DUMPS(value).decode())
+
+
+def _keep(name: Any, text: str, cache: dict = _JSON) -> str:
+    """`text`, cached as the JSON of `name` (a string, or a tuple of them for a fragment) while there is room."""
+    if len(cache) < _JSON_LIMIT:
+        cache[name] = text
+    return text
+
+
+def _id(request_id: str) -> str:  # _routed has it inline: a call less on every line
+    return f'"{request_id}"' if request_id.isidentifier() else _DUMPS(request_id).decode()
+
+
+def _routed(row: tuple, offset: float) -> str:
     end, request_id, path, status, key, team, group, attempts, hedged, error, arrival, first_output, usage, cost = row
-    if len(attempts) == 1:  # the common case, without the loop
-        last = attempts[0]
-        state = last.status
-        served = last if state == "ok" else None
-        if state == "cancelled":
-            last = None
-        tried = None
+    head = _JSON.get(who := (path, status, key, team, group)) or _head(who)
+    if error is None and not hedged and len(attempts) == 1 and (served := attempts[0]).status == "ok":
+        # the common case, one attempt answered: its fragment to "latency_ms" is cached with its deployment
+        outcome = _JSON.get(where := (served.deployment, served.vendor)) or _answered(where)
     else:
-        served = last = None
-        for attempt in attempts:
-            if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
-                last = attempt
-            if attempt.status == "ok":
-                served = attempt
-        tried = [a.deployment for a in attempts]
+        outcome = _outcome(attempts, hedged, error)
+    if usage is None:
+        tokens = _NO_USAGE
+    else:
+        tokens = (f',"input_tokens":{usage.input_tokens},"output_tokens":{usage.output_tokens}'
+                  f',"cached_tokens":{usage.cached_tokens},"cost_usd":')
+    ttft = "null" if first_output is None else _DUMPS(int((first_output - arrival) * 100_000) / 100).decode()
+    # Our ids (req_ and hex) are identifiers, with nothing to escape; a client's own is encoded, never cached.
+    rid = f'"{request_id}"' if request_id.isidentifier() else _DUMPS(request_id).decode()
+    return (f'{{"time":{_DUMPS(int((end + offset) * 1000) / 1000).decode()},"request_id":{rid}{head}'
+            f'{outcome}{_DUMPS(int((end - arrival) * 100_000) / 100).decode()},"ttft_ms":{ttft}{tokens}'
+            f'{_DUMPS(int(cost * 1e8 + 0.5) / 1e8).decode() if cost else "null"}}}\n')  # cost >= 0; null: unbilled
+
+
+def _head(who: tuple) -> str:
+    """The fragment from "method" to "model_group" of a line that reached a model group."""
+    path, status, key, team, group = who
+    return _keep(who, f',"method":"POST","path":{_string(path)},"status":{status},"key":{_string(key)}'
+                      f',"team":{_string(team)},"model_group":{_string(group)}')
+
+
+def _where(deployment: str | None, vendor: str | None) -> str:
+    return f',"deployment":{_string(deployment)},"vendor":{_string(vendor)}'
+
+
+def _answered(where: tuple) -> str:
+    return _keep(where, _where(*where) + _ONE_ANSWER)
+
+
+def _outcome(attempts: list, hedged: bool, error: type | None) -> str:
+    """The line's fragment from "deployment" to "latency_ms" but for one answered attempt."""
+    served = last = None
+    for attempt in attempts:
+        if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
+            last = attempt
+        if attempt.status == "ok":
+            served = attempt
     if error is not None:
         result = "abandoned" if issubclass(error, asyncio.CancelledError) else "error"
         error = error.__name__
@@ -120,32 +187,20 @@ def _routed(row: tuple, offset: float) -> dict:
     else:
         result = _RESULTS.get(last.status, "error")
         error = last.error_kind if last.status == "failed" else None
-    return {
-        "time": int((end + offset) * 1000) / 1000,  # int() then /: a third of round()'s cost
-        "request_id": request_id,
-        "method": "POST",  # every route that dispatches to a model group is a POST
-        "path": path,
-        "status": status,
-        "key": key,  # the key's name in the configuration, never the key
-        "team": team,
-        "model_group": group,
-        "deployment": served.deployment if served is not None else None,
-        "vendor": served.vendor if served is not None else None,
-        "attempts": len(attempts),
-        "tried": tried,
-        "hedged": hedged,
-        "result": result,
-        "error": error,
-        "latency_ms": int((end - arrival) * 100_000) / 100,
-        "ttft_ms": int((first_output - arrival) * 100_000) / 100 if first_output is not None else None,
-        "input_tokens": usage.input_tokens if usage is not None else None,
-        "output_tokens": usage.output_tokens if usage is not None else None,
-        "cached_tokens": usage.cached_tokens if usage is not None else None,
-        "cost_usd": int(cost * 1e8 + 0.5) / 1e8 if cost else None,  # cost >= 0; None: nothing billed
-    }
+    tried = "null"
+    if len(attempts) > 1:
+        name = _JSON.get
+        tried = f'[{",".join([name(a.deployment) or _string(a.deployment) for a in attempts])}]'
+    where = _NO_DEPLOYMENT if served is None else (_WHERE.get(pair := (served.deployment, served.vendor))
+                                                   or _keep(pair, _where(*pair), _WHERE))
+    return (f'{where},"attempts":{len(attempts)},"tried":{tried},"hedged":{"true" if hedged else "false"}'
+            f',"result":"{result}","error":{_JSON.get(error) or _string(error)},"latency_ms":')
 
 
-def _unrouted(row: tuple, offset: float) -> dict:
+def _unrouted(row: tuple, offset: float) -> str:
     when, request_id, method, path, status = row
-    return {"time": int((when + offset) * 1000) / 1000, "request_id": request_id, "method": method, "path": path,
-            "status": status, "model_group": None, "attempts": 0}
+    name = _JSON.get
+    return (f'{{"time":{_DUMPS(int((when + offset) * 1000) / 1000).decode()},"request_id":{_id(request_id)}'
+            f',"method":{name(method) or _DUMPS(method).decode()},"path":{name(path) or _DUMPS(path).decode()}'
+            f',"status":{status}'
+            ',"model_group":null,"attempts":0}\n')

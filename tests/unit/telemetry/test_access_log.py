@@ -80,3 +80,15 @@ def test_a_full_batch_is_written_at_the_loops_next_turn(tmp_path, monkeypatch):
         assert len(lines(path)) == 5
 
     asyncio.run(run())
+
+
+def test_a_line_json_cannot_hold_loses_itself_not_its_batch(tmp_path):
+    path = tmp_path / "access.jsonl"
+    log = AccessLog(str(path), clock=lambda: 20.0)
+    log.request(answered(0), 200, 10.5, 0.0)
+    bad = answered(1)
+    bad.key_name = "bad\ud800name"  # a lone surrogate: no UTF-8 for it
+    log.request(bad, 200, 10.5, 0.0)
+    log.request(answered(2), 200, 10.5, 0.0)
+    log.close()
+    assert [line["request_id"] for line in lines(path)] == ["req_0", "req_2"]

@@ -25,6 +25,7 @@ from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
 from ..generate import Generation, conversation_seed, prompt_tokens
+from ..text import prose_tokens
 from . import gemini_errors as errors
 from . import gemini_wire as wire
 from .base import Call, CallContext
@@ -33,6 +34,8 @@ from .gemini_errors import GoogleError
 from .gemini_request import GenerateCall, generate_request, parse_body
 from .json_output import as_enum_choice, as_json_choice, sample_json
 
+_THOUGHT_PIECES = 12  # the length of a thought summary, in prose pieces (same conversation, same thoughts)
+_THOUGHT_SALT = 0x7468  # thoughts drawn apart from the answer, which the same seed draws
 _METHODS = "generateContent|streamGenerateContent|countTokens"
 _GEMINI_ROUTE = re.compile(rf"^/(v1|v1beta|v1alpha)/models/([^/:]+):({_METHODS}|embedContent|batchEmbedContents)$")
 _VERTEX_ROUTE = re.compile(rf"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/"
@@ -176,10 +179,12 @@ class GeminiProtocol:
     async def generate(self, parsed: GenerateCall, route: Route, ctx: CallContext, *, stream: bool,
                        sse: bool) -> Response | StreamResponse:
         gen = await ctx.generate(parsed.inp)
-        gen = _structured(gen, parsed, conversation_seed(ctx.spec.seed, parsed.inp))
+        seed = conversation_seed(ctx.spec.seed, parsed.inp)
+        gen = _structured(gen, parsed, seed)
         text = _text_tokens(parsed)
+        thoughts = prose_tokens(random.Random(seed ^ _THOUGHT_SALT), _THOUGHT_PIECES) if parsed.thoughts else None
         meta = wire.ReplyMeta(ctx.request_key, route.model, self.vertex, text, gen.prompt_tokens - text,
-                              prompt_filtered=ctx.content_filter == "prompt")
+                              prompt_filtered=ctx.content_filter == "prompt", thoughts=thoughts)
         headers = [("server-timing", f"gfet4t7; dur={int(ctx.pacer.ttft * 1000)}")]
         if stream:
             events = wire.stream_events(gen, meta, ctx.pacer, self.tokens_per_event, sse)

@@ -28,10 +28,12 @@ _MODES = {"MODE_UNSPECIFIED": "auto", "AUTO": "auto", "VALIDATED": "auto", "ANY"
 class GenerateCall:
     """A validated request: the neutral input plus what only the Gemini rendering needs."""
 
-    __slots__ = ("inp", "mime_type", "schema", "images")
+    __slots__ = ("inp", "mime_type", "schema", "images", "thoughts")
 
-    def __init__(self, inp: ChatInput, mime_type: str, schema: dict[str, Any] | None, images: int):
+    def __init__(self, inp: ChatInput, mime_type: str, schema: dict[str, Any] | None, images: int,
+                 thoughts: bool = False):
         self.inp = inp
+        self.thoughts = thoughts  # thinkingConfig.includeThoughts with thinking on: a thought summary part first
         self.mime_type = mime_type  # text/plain | application/json | text/x.enum
         self.schema = schema  # JSON Schema of the reply (converted from responseSchema when needed)
         self.images = images  # media parts in the prompt, for promptTokensDetails
@@ -94,7 +96,15 @@ def generate_request(data: dict[str, Any], model: str, package: str, *, count_on
     inp = ChatInput(model=model, messages=messages, tools=tools, tool_choice=choice, forced_tool=forced,
                     max_tokens=_int(field(config, "maxOutputTokens")), stop=list(field(config, "stopSequences") or []),
                     n=_int(field(config, "candidateCount")) or 1)
-    return GenerateCall(inp, mime_type, schema, images)
+    return GenerateCall(inp, mime_type, schema, images, _shows_thoughts(field(config, "thinkingConfig")))
+
+
+def _shows_thoughts(thinking: Any) -> bool:
+    """Thought summaries come back when asked for (`includeThoughts`) and the model thinks: a budget of 0 turns
+    thinking off (the emulated models all think by default, as Gemini 2.5 and later do)."""
+    if not isinstance(thinking, dict) or not field(thinking, "includeThoughts"):
+        return False
+    return _int(field(thinking, "thinkingBudget")) != 0
 
 
 def _int(value: Any) -> int | None:

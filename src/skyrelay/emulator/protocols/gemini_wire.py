@@ -22,6 +22,7 @@ from ..timing import Pacer
 SSE_HEADERS = [("content-type", "text/event-stream"), ("x-content-type-options", "nosniff"),
                ("server", "scaffolding on HTTPServer2")]
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY"}
+_THOUGHT_TOKENS_PER_PIECE = 4  # a summary is shorter than the thinking it sums up, which is billed whole
 _CATEGORIES = ("HARM_CATEGORY_HATE_SPEECH", "HARM_CATEGORY_DANGEROUS_CONTENT", "HARM_CATEGORY_HARASSMENT",
                "HARM_CATEGORY_SEXUALLY_EXPLICIT")
 
@@ -29,10 +30,10 @@ _CATEGORIES = ("HARM_CATEGORY_HATE_SPEECH", "HARM_CATEGORY_DANGEROUS_CONTENT", "
 class ReplyMeta:
     """What every body and event of one reply shares."""
 
-    __slots__ = ("response_id", "model", "vertex", "create_time", "prompt_details", "prompt_filtered")
+    __slots__ = ("response_id", "model", "vertex", "create_time", "prompt_details", "prompt_filtered", "thoughts")
 
     def __init__(self, request_key: int, model: str, vertex: bool, text_tokens: int, media_tokens: int,
-                 prompt_filtered: bool = False):
+                 prompt_filtered: bool = False, thoughts: list[str] | None = None):
         raw = random.Random(request_key).getrandbits(168).to_bytes(21, "big")
         self.response_id = base64.urlsafe_b64encode(raw).decode().rstrip("=")
         self.model = model
@@ -43,6 +44,11 @@ class ReplyMeta:
         if media_tokens:
             self.prompt_details.append({"modality": "IMAGE", "tokenCount": media_tokens})
         self.prompt_filtered = prompt_filtered  # blocked before any output: promptFeedback, no candidates
+        self.thoughts = thoughts  # the thought summary's pieces (includeThoughts), shown before each answer
+
+
+def thought_tokens(meta: ReplyMeta) -> int:
+    return len(meta.thoughts) * _THOUGHT_TOKENS_PER_PIECE if meta.thoughts else 0
 
 
 def _envelope(meta: ReplyMeta, body: dict[str, Any]) -> dict[str, Any]:
@@ -54,13 +60,17 @@ def _envelope(meta: ReplyMeta, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def usage(meta: ReplyMeta, prompt: int, candidates: int | None, cached: int = 0) -> dict[str, Any]:
-    """`promptTokenCount` includes the cached part, which `cachedContentTokenCount` reports."""
+    """`promptTokenCount` includes the cached part, which `cachedContentTokenCount` reports; thinking is counted
+    apart from the answer (`thoughtsTokenCount`), in the total."""
     out: dict[str, Any] = {"promptTokenCount": prompt}
     if cached:
         out["cachedContentTokenCount"] = cached
+    thoughts = thought_tokens(meta) if candidates is not None else 0
     if candidates is not None:
         out["candidatesTokenCount"] = candidates
-    out["totalTokenCount"] = prompt + (candidates or 0)
+    if thoughts:
+        out["thoughtsTokenCount"] = thoughts
+    out["totalTokenCount"] = prompt + (candidates or 0) + thoughts
     out["promptTokensDetails"] = meta.prompt_details
     if meta.vertex:
         out["trafficType"] = "ON_DEMAND"
@@ -86,6 +96,10 @@ def _parts(choice: ChoiceOut, tokens: list[str], calls: bool) -> list[dict[str, 
     return parts
 
 
+def _thought_parts(meta: ReplyMeta) -> list[dict[str, Any]]:
+    return [{"text": "".join(meta.thoughts), "thought": True}] if meta.thoughts else []
+
+
 def _candidate(choice: ChoiceOut, parts: list[dict[str, Any]], final: bool) -> dict[str, Any]:
     content: dict[str, Any] = {"parts": parts, "role": "model"} if parts else {"role": "model"}
     out: dict[str, Any] = {"content": content}
@@ -105,7 +119,8 @@ def _blocked(gen: Generation, meta: ReplyMeta) -> dict[str, Any]:
 def response_body(gen: Generation, meta: ReplyMeta) -> dict[str, Any]:
     if meta.prompt_filtered:
         return _blocked(gen, meta)
-    candidates = [_candidate(c, _parts(c, c.tokens, True), True) for c in gen.choices]
+    thought = _thought_parts(meta)
+    candidates = [_candidate(c, thought + _parts(c, c.tokens, True), True) for c in gen.choices]
     return _envelope(meta, {"candidates": candidates,
                             "usageMetadata": usage(meta, gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens)})
 
@@ -138,7 +153,7 @@ def _events(gen: Generation, meta: ReplyMeta, size: int) -> list[tuple[dict[str,
     """Each event's body and the number of tokens it carries; choices advance side by side."""
     groups = [_groups(c, size) for c in gen.choices]
     steps = max(len(g) for g in groups)
-    events = []
+    events = _thought_events(gen, meta, size)
     for step in range(steps):
         candidates = []
         tokens = 0
@@ -153,4 +168,18 @@ def _events(gen: Generation, meta: ReplyMeta, size: int) -> list[tuple[dict[str,
         elif not meta.vertex:
             body["usageMetadata"] = usage(meta, gen.prompt_tokens, None, gen.cached_tokens)
         events.append((_envelope(meta, body), tokens))
+    return events
+
+
+def _thought_events(gen: Generation, meta: ReplyMeta, size: int) -> list[tuple[dict[str, Any], int]]:
+    """The thought summary streams first, in its own events, before any of the answer."""
+    pieces = meta.thoughts or []
+    events = []
+    for i in range(0, len(pieces), size):
+        part = {"text": "".join(pieces[i:i + size]), "thought": True}
+        body: dict[str, Any] = {"candidates": [{"content": {"parts": [part], "role": "model"}, "index": c.index}
+                                               for c in gen.choices]}
+        if not meta.vertex:
+            body["usageMetadata"] = usage(meta, gen.prompt_tokens, None, gen.cached_tokens)
+        events.append((_envelope(meta, body), min(size, len(pieces) - i)))
     return events

@@ -100,6 +100,7 @@ def convert(req: ChatRequest) -> None:
         if effort is not None:
             extra["reasoning_effort"] = effort
         if reasoning.get("summary") is not None or reasoning.get("generate_summary") is not None:
+            req.show_thoughts = True
             anthropic_only.append("reasoning.summary")  # a summary of the reasoning, never the answer itself
     response_format = None
     text = _optional(data, "text", dict)

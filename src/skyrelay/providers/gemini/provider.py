@@ -33,6 +33,7 @@ _VERSIONED = re.compile(r"/v\d+(?:alpha|beta)?\d*\Z")
 class GeminiProvider(Provider):
     kind = "gemini"
     honoured_extras = HONOURED_EXTRAS
+    shows_thoughts = True
     default_version = "/v1beta"
 
     def __init__(self, deployment: Any):

@@ -231,6 +231,8 @@ def generation_config(req: ChatRequest, where: str, model: str) -> dict[str, Any
     if req.response_format:
         _response_format(req.response_format, config, where)
     _extras(req.extra, config, where, model)
+    if req.show_thoughts and config.get("thinkingConfig", {}).get("thinkingBudget") != 0:
+        config.setdefault("thinkingConfig", {})["includeThoughts"] = True  # a summary; the thoughts stay Google's
     return config
 
 

@@ -40,26 +40,33 @@ def parse_response(data: Any, deployment: str, model: str) -> ChatResponse:
 def parse_candidate(candidate: Any, position: int) -> Choice:
     if not isinstance(candidate, dict):
         candidate = {}
-    text, calls = read_parts(candidate)
+    text, calls, thoughts = read_parts(candidate)
     index = candidate.get("index")
     return Choice(
         index=index if isinstance(index, int) else position,
         content=text if text or not calls else None,
         tool_calls=[ToolCall(id=call_id, name=name, arguments=arguments) for call_id, name, arguments in calls],
         finish_reason=finish_reason(candidate.get("finishReason"), bool(calls)) or "stop",
+        thinking_blocks=[{"type": "thought", "thinking": thoughts}] if thoughts else None,
     )
 
 
-def read_parts(candidate: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]]:
-    """The candidate's visible text (thought summaries left out) and its function calls as (id, name, JSON)."""
+def read_parts(candidate: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]], str]:
+    """The candidate's visible text, its function calls as (id, name, JSON), and its thought summary (parts
+    marked `thought`, sent only when includeThoughts asked)."""
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[tuple[str, str, str]] = []
     for part in parts if isinstance(parts, list) else ():
-        if not isinstance(part, dict) or part.get("thought"):
+        if not isinstance(part, dict):
             continue
         text = part.get("text")
+        if part.get("thought"):
+            if isinstance(text, str):
+                thoughts.append(text)
+            continue
         if isinstance(text, str):
             texts.append(text)
         call = part.get("functionCall")
@@ -67,7 +74,7 @@ def read_parts(candidate: dict[str, Any]) -> tuple[str, list[tuple[str, str, str
             args = call.get("args")
             calls.append((new_call_id(part.get("thoughtSignature")), str(call.get("name") or ""),
                           orjson.dumps(args if isinstance(args, dict) else {}).decode()))
-    return "".join(texts), calls
+    return "".join(texts), calls, "".join(thoughts)
 
 
 def finish_reason(reason: Any, has_calls: bool) -> str | None:
@@ -88,13 +95,15 @@ def prompt_blocked(data: dict[str, Any]) -> bool:
 
 
 def parse_usage(meta: Any) -> Usage:
-    """Thinking tokens are billed as output; tool-use prompt tokens as input."""
+    """Thinking tokens are billed as output (and counted apart); tool-use prompt tokens as input."""
     if not isinstance(meta, dict):
         return Usage()
+    thoughts = as_int(meta.get("thoughtsTokenCount"))
     return Usage(
         input_tokens=as_int(meta.get("promptTokenCount")) + as_int(meta.get("toolUsePromptTokenCount")),
-        output_tokens=as_int(meta.get("candidatesTokenCount")) + as_int(meta.get("thoughtsTokenCount")),
+        output_tokens=as_int(meta.get("candidatesTokenCount")) + thoughts,
         cached_tokens=as_int(meta.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
     )
 
 

@@ -84,7 +84,9 @@ class StreamDecoder:
         index = candidate.get("index")
         index = index if isinstance(index, int) else position
         state = self._start(index, out)
-        text, calls = read_parts(candidate)
+        text, calls, thoughts = read_parts(candidate)
+        if thoughts:
+            out.append(self._chunk(index=index, reasoning=thoughts))
         if text:
             out.append(self._chunk(index=index, content=text))
         if calls:
