@@ -1,7 +1,7 @@
 """The rate-limit headers every governed answer carries, as OpenAI and Anthropic send them, so client code that
 reads them keeps working: for requests and for tokens, the tightest of the key's and its team's per-minute
 limits. Computed from what the reservation returned (each counter's total with this request in, and the oldest
-second its window still counts), or on one process from the counters themselves: no extra state call.
+second its window still counts), or on one process from the counters themselves (the reservation's plan of cells): no extra state call.
 
 `reset` is when the remaining count next grows (the oldest counted second leaves the minute): OpenAI's as a
 duration ("1s", "1m0s"), Anthropic's as an RFC 3339 time.
@@ -28,25 +28,29 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     # true figure.
     if reservation is None or reservation.local:
         return []
-    levels, items, limits, now = reservation.levels, reservation.items, principal.limits, admission.now
+    now = admission.now
     anthropic = ctx.path.endswith("/messages")
+    limits = principal.limits
+    plan = reservation.plan
+    levels = reservation.levels
+    if plan is None and levels is None:  # not a memory counter after all: nothing true to show
+        return []
     out: list[tuple[str, str]] = []
     for unit, indexes in per_minute:
         best_room = None
-        for index in indexes:
-            if levels is None:  # the memory backend: its counters themselves, microseconds after the reserve
-                cell = items[index].cell
-                if cell is None:  # not a memory counter after all: nothing true to show
-                    return []
-                room = limits[index].limit - cell.total
-            else:
-                room = limits[index].limit - levels[index]
-            if best_room is None or room < best_room:
-                best, best_room = index, room
-        if levels is None:
-            entries = items[best].cell.entries
+        if plan is not None:  # the memory backend: its counters themselves, microseconds after the reserve
+            for index in indexes:
+                cell, limit, _ = plan[index]
+                room = limit - cell.total
+                if best_room is None or room < best_room:
+                    best, best_room = index, room
+            entries = plan[best][0].entries
             first = entries[0][0] if entries else now
         else:
+            for index in indexes:
+                room = limits[index].limit - levels[index]
+                if best_room is None or room < best_room:
+                    best, best_room = index, room
             first = reservation.oldest[best]
         reset_s = first + WINDOW_S - now
         limit = limits[best]
