@@ -42,7 +42,7 @@ class Principal:
     (`rolls_at`, 0: never): a request builds no counter of its own, only its amounts."""
 
     __slots__ = ("name", "team", "models", "residency", "expires_at", "role", "limits", "metadata", "metrics",
-                 "items", "rolls_at", "per_minute", "amounts", "plan")
+                 "items", "rolls_at", "per_minute", "amounts", "plan", "shown")
 
     def __init__(self, key: Any, team: Any | None):
         self.name = key.name
@@ -64,6 +64,7 @@ class Principal:
             ("tokens", tuple(i for i, m in enumerate(self.metrics) if m == TOKENS))) if indexes)
         self.items: list[Item] = []
         self.plan: tuple | None = None  # the memory backend's cells of `items` (MemoryState.plan), made on first use
+        self.shown: tuple | None = None  # (plan, the rate-limit headers' constants for it): headers.py
         self.rolls_at = -1.0  # -1: not built yet (on first use); 0: never to rebuild; else when a period ends
 
     def roll(self, now: float) -> None:
