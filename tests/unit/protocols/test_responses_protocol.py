@@ -89,3 +89,32 @@ def test_the_answer_is_a_response_with_message_and_function_call_items():
     assert body["output"][1]["call_id"] == "call_1" and body["output"][1]["arguments"] == '{"city":"Lisbon"}'
     assert body["usage"]["input_tokens_details"]["cached_tokens"] == 3 and body["usage"]["total_tokens"] == 14
     assert body["tools"] == [{"type": "function", "name": "get_weather", "strict": None, "parameters": None}]
+
+
+def test_sealed_reasoning_items_become_the_thinking_of_the_assistant_turn_they_precede():
+    from skyrelay.protocols.responses.reasoning import seal
+    thought = {"type": "thinking", "thinking": "hmm", "signature": "c2ln"}
+    items = [{"role": "user", "content": "weather?"},
+             {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": seal([thought])},
+             {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+             {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+             {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "gAAAA-openai"}]
+    req, _, dropped = parse(instructions="Be brief.", input=items)
+    assert req.thinking == {2: [thought]}  # after the system message and the user's
+    assert req.messages[2]["tool_calls"][0]["id"] == "c1"
+    assert dropped == ("input.reasoning",)  # OpenAI's own encrypted_content: not ours to hand back
+    assert req.responses.anthropic_only == ("input.reasoning",)
+
+
+def test_a_reasoning_item_becomes_an_output_item_sealed_when_asked():
+    thought = {"type": "thinking", "thinking": "hmm", "signature": "c2ln"}
+    answer = ChatResponse(id="x", model="m", created=1, usage=Usage(1, 1), choices=[
+        Choice(content="hi", thinking_blocks=[thought])])
+    _, data, _ = parse(reasoning={"effort": "low", "summary": "auto"}, store=False)
+    output = orjson.loads(render_response(answer, data))["output"]
+    assert [i["type"] for i in output] == ["reasoning", "message"]
+    assert output[0]["summary"] == [{"type": "summary_text", "text": "hmm"}]
+    assert output[0]["encrypted_content"].startswith("sky1.")
+    _, data, _ = parse(reasoning={"effort": "low"})
+    reasoning = orjson.loads(render_response(answer, data))["output"][0]
+    assert reasoning["summary"] == [] and reasoning["encrypted_content"] is None

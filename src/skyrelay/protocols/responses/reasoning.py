@@ -72,9 +72,8 @@ def item(item_id: str, blocks: list[dict[str, Any]], shown: Shown, text: str | N
         text = "".join(b.get("thinking", "") for b in blocks)
     out: dict[str, Any] = {"id": item_id, "type": "reasoning",
                            "summary": [summary_part(text)] if shown.summary and text else []}
-    if shown.sealed:
-        out["encrypted_content"] = seal(blocks) if blocks else None
-    elif shown.kept is not None and blocks:
+    out["encrypted_content"] = seal(blocks) if shown.sealed and blocks else None
+    if not shown.sealed and shown.kept is not None and blocks:
         shown.kept[item_id] = seal(blocks)
     return out
 
