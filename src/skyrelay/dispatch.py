@@ -195,7 +195,7 @@ class Dispatcher:
             ctx.on_close = self.on_close
         outcome = Outcome(group.name, ctx)
         try:  # one coroutine for the whole loop: the request path pays for every frame
-            if ctx.principal is not None:  # a declared key: its models, limits and budgets, reserved up front
+            if ctx.principal is not None:  # a declared key: models, limits, budgets (Redis: its first attempt reserves)
                 pending = self.governor.admit(ctx, group)
                 if pending is not None:  # a shared state to ask (the memory backend reserves on the spot)
                     await pending

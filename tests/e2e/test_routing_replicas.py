@@ -94,7 +94,9 @@ def test_a_deployments_tpm_holds_across_three_replicas_within_an_estimate_per_re
     assert served == 150 and not refused
     tok = requests_to(clouds["tok"])
     per_request = _prompt_tokens(three[0]) + MAX_TOKENS  # what the quota counts: input plus the output cap
-    assert tok >= TPM // per_request - 3 and tok * per_request <= TPM + 3 * per_request, (tok, per_request)
+    # Never past the tpm by more than an estimate per replica; and used, not refused early (how much of it depends
+    # on how many estimates, larger than the usage they settle to, were held at once).
+    assert TPM // per_request // 2 <= tok and tok * per_request <= TPM + 3 * per_request, (tok, per_request)
 
 
 def _prompt_tokens(url: str) -> int:

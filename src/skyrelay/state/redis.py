@@ -218,6 +218,8 @@ class RedisState:
         now = time.time()
         replicas = self.prefix + "replicas"
         try:
+            if not self.shared:  # the pool's idle connections may be to a Redis that went away: reconnect them all
+                await self._redis.connection_pool.disconnect()
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(replicas, {self.replica_id: now})
                 pipe.zremrangebyscore(replicas, "-inf", now - REPLICA_TTL_S)
