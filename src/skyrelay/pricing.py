@@ -33,7 +33,10 @@ def cost_micro_usd(price, input_tokens: int, output_tokens: int, cached_tokens: 
                    cache_write_tokens: int = 0) -> int:
     """The billed cost in whole micro-dollars, rounded up: what budgets reserve and settle (integers add up exactly,
     in memory and in Redis)."""
-    listed = list_cost_micro_usd(price, input_tokens, output_tokens, cached_tokens, cache_write_tokens)
+    if cached_tokens or cache_write_tokens:
+        listed = list_cost_micro_usd(price, input_tokens, output_tokens, cached_tokens, cache_write_tokens)
+    else:  # the usual usage, without the call (every governed request settles through here)
+        listed = input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok
     return math.ceil(billed_micro_usd(price, listed) - 1e-9)
 
 

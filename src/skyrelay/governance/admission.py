@@ -91,7 +91,7 @@ class Governor:
         self.reprice(config)
         self._refresh: asyncio.Task | None = None
         self.registry = Registry(config, self.keys, state)
-        self._reserve_now = state.reserve_now if isinstance(state, MemoryState) else None
+        self._memory = state if isinstance(state, MemoryState) else None
         self.defers = False  # True: the first attempt reserves the key's counters with its deployment's quota
 
     def reprice(self, config: Any) -> None:
@@ -126,9 +126,13 @@ class Governor:
         if self.defers:
             ctx.admission = Admission(self, None, tokens, cost, now, items, amounts, values)
             return None
-        if self._reserve_now is None:
+        memory = self._memory
+        if memory is None:
             return self._reserve(ctx, items, amounts, values, tokens, cost, now)
-        reservation, wait, refused = self._reserve_now(items, amounts, now)
+        plan = principal.plan
+        if plan is None:  # the key's cells, resolved once (again when a budget's period rolls)
+            plan = principal.plan = memory.plan(items)
+        reservation, wait, refused = memory.reserve_planned(plan, items, amounts, now)
         if reservation is None:
             self.refuse(ctx, items, values, refused, wait)
         ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)

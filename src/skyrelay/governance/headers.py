@@ -1,7 +1,8 @@
 """The rate-limit headers every governed answer carries, as OpenAI and Anthropic send them, so client code that
 reads them keeps working: for requests and for tokens, the tightest of the key's and its team's per-minute
 limits. Computed from what the reservation returned (each counter's total with this request in, and the oldest
-second its window still counts), or on one process from the counters themselves: no extra state call.
+second its window still counts), or on one
+process from the counters themselves (the reservation's plan of cells): no extra state call.
 
 `reset` is when the remaining count next grows (the oldest counted second leaves the minute): OpenAI's as a
 duration ("1s", "1m0s"), Anthropic's as an RFC 3339 time.
@@ -28,25 +29,31 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     # true figure.
     if reservation is None or reservation.local:
         return []
-    levels, items, limits, now = reservation.levels, reservation.items, principal.limits, admission.now
+    now = admission.now
     anthropic = ctx.path.endswith("/messages")
+    plan = reservation.plan
+    if plan is not None and not anthropic:  # nearly every governed answer: one process, an OpenAI route
+        return _openai_from_cells(principal, plan, now)
+    limits = principal.limits
+    levels = reservation.levels
+    if plan is None and levels is None:  # not a memory counter after all: nothing true to show
+        return []
     out: list[tuple[str, str]] = []
     for unit, indexes in per_minute:
         best_room = None
-        for index in indexes:
-            if levels is None:  # the memory backend: its counters themselves, microseconds after the reserve
-                cell = items[index].cell
-                if cell is None:  # not a memory counter after all: nothing true to show
-                    return []
-                room = limits[index].limit - cell.total
-            else:
-                room = limits[index].limit - levels[index]
-            if best_room is None or room < best_room:
-                best, best_room = index, room
-        if levels is None:
-            entries = items[best].cell.entries
+        if plan is not None:  # the memory backend: its counters themselves, microseconds after the reserve
+            for index in indexes:
+                cell, limit, _ = plan[index]
+                room = limit - cell.total
+                if best_room is None or room < best_room:
+                    best, best_room = index, room
+            entries = plan[best][0].entries
             first = entries[0][0] if entries else now
         else:
+            for index in indexes:
+                room = limits[index].limit - levels[index]
+                if best_room is None or room < best_room:
+                    best, best_room = index, room
             first = reservation.oldest[best]
         reset_s = first + WINDOW_S - now
         limit = limits[best]
@@ -61,6 +68,34 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
         out += (header, (_REMAINING[unit], str(int(best_room)) if best_room > 0 else "0"),
                 _RESET[unit][whole] if 1 <= reset_s and whole <= WINDOW_S else (_OPENAI[unit][2], _duration(reset_s)))
     return out
+
+
+def _openai_from_cells(principal, plan: tuple, now: float) -> list[tuple[str, str]]:
+    """OpenAI's headers read off the memory backend's counters (`plan`: MemoryState.plan), with every constant
+    header tuple made once per plan (`principal.shown`): what is left per request is the tightest room and its
+    reset."""
+    shown = principal.shown
+    if shown is None or shown[0] is not plan:
+        shown = principal.shown = (plan, _constants(principal, plan))
+    out: list[tuple[str, str]] = []
+    for candidates, remaining, resets, reset_name in shown[1]:
+        best_room = None
+        for cell, limit, header in candidates:
+            room = limit - cell.total
+            if best_room is None or room < best_room:
+                best_cell, best_room, best_header = cell, room, header
+        entries = best_cell.entries
+        reset_s = (entries[0][0] if entries else now) + WINDOW_S - now
+        whole = int(reset_s + 0.5)
+        out += (best_header, (remaining, str(int(best_room)) if best_room > 0 else "0"),
+                resets[whole] if 1 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
+    return out
+
+
+def _constants(principal, plan: tuple) -> tuple:
+    """Per unit: its counters' (cell, limit, limit header) candidates, and the remaining and reset header names."""
+    return tuple((tuple((plan[i][0], plan[i][1], (_OPENAI[unit][0], principal.limits[i].text)) for i in indexes),
+                  _REMAINING[unit], _RESET[unit], _OPENAI[unit][2]) for unit, indexes in principal.per_minute)
 
 
 def refusal_headers(ctx, metric: str, limit: float, wait: float) -> list[tuple[str, str]]:

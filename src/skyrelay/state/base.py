@@ -52,11 +52,11 @@ class Reservation:
     backend-specific (the memory backend's log entries, Redis's bucket); `local` is True when a Redis backend
     served it from its local fallback. `levels` are the counters' totals with this reservation in, and `oldest`
     each window's oldest counted second (0 for other kinds): what the rate-limit headers report (None from the
-    memory backend, whose counters the headers read directly: `Item.cell`)."""
+    memory backend, whose counters the headers read directly: `plan`, its `(cell, limit, kind)` per item)."""
 
-    __slots__ = ("items", "amounts", "marks", "local", "settled", "levels", "oldest")
+    __slots__ = ("items", "amounts", "marks", "local", "settled", "levels", "oldest", "plan")
 
-    def __init__(self, items, amounts, marks, local: bool = False, levels=None, oldest=None):
+    def __init__(self, items, amounts, marks, local: bool = False, levels=None, oldest=None, plan=None):
         self.items = items
         self.amounts = amounts
         self.marks = marks
@@ -64,6 +64,7 @@ class Reservation:
         self.settled = False
         self.levels = levels
         self.oldest = oldest
+        self.plan = plan
 
 
 
@@ -76,6 +77,7 @@ def split(reservation: Reservation, count: int) -> tuple[Reservation, Reservatio
     parts = []
     for part in (slice(None, count), slice(count, None)):
         piece = Reservation(reservation.items[part], reservation.amounts[part], cut(reservation.marks, part),
-                            reservation.local, cut(reservation.levels, part), cut(reservation.oldest, part))
+                            reservation.local, cut(reservation.levels, part), cut(reservation.oldest, part),
+                            reservation.plan and reservation.plan[part])
         parts.append(piece)
     return parts[0], parts[1]

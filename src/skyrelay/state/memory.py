@@ -61,22 +61,31 @@ class MemoryState:
                       ) -> tuple[Reservation | None, float, int]:
         return self.reserve_now(items, amounts, now)
 
+    def plan(self, items: list[Item]) -> tuple:
+        """The items' counters here, resolved once: `(cell, limit, kind)` per item. A caller that reserves the same
+        items on every request (a key's) keeps it, and its reserves and settles then look nothing up."""
+        return tuple((item.cell if item.home is self else self._cell(item), item.limit, item.kind) for item in items)
+
     def reserve_now(self, items: list[Item], amounts: list[float], now: float
                     ) -> tuple[Reservation | None, float, int]:
-        """`reserve` without the coroutine (what the Redis backend's local fallback calls). One pass that adds as
-        it checks (a refusal is rare: it takes back what it added, then finds the counter that waits longest)."""
+        """`reserve` without the coroutine (what the Redis backend's local fallback calls)."""
+        return self.reserve_planned(self.plan(items), items, amounts, now)
+
+    def reserve_planned(self, plan: tuple, items: list[Item], amounts, now: float
+                        ) -> tuple[Reservation | None, float, int]:
+        """`reserve_now` with the items' `plan` in hand. One pass that adds as it checks (a refusal is rare: it
+        takes back what it added, then finds the counter that waits longest)."""
         second = int(now)
         horizon = second - WINDOW_S
         marks = []
-        for item, amount in zip(items, amounts):
-            cell = item.cell if item.home is self else self._cell(item)
+        for (cell, limit, kind), amount in zip(plan, amounts):
             total = cell.total
-            if item.kind == WINDOW:
+            if kind == WINDOW:
                 entries = cell.entries
                 if entries and entries[0][0] <= horizon:
                     cell.expire(second)
                     total = cell.total
-                if total and total + amount > item.limit:  # an empty window has room for anything
+                if total and total + amount > limit:  # an empty window has room for anything
                     return self._refuse(items, amounts, marks, now)
                 if entries and entries[-1][0] == second:  # one entry per second: a busy key's window stays short
                     entry = entries[-1]
@@ -86,12 +95,12 @@ class MemoryState:
                     entries.append(entry)
                 marks.append(entry)
             else:
-                if total + amount > item.limit:
+                if total + amount > limit:
                     return self._refuse(items, amounts, marks, now)
                 marks.append(None)
             cell.total = total + amount
-        # No levels: the rate-limit headers read the counters themselves (`item.cell`), microseconds later.
-        return Reservation(items, amounts, marks), 0.0, -1
+        # No levels: the rate-limit headers read the counters themselves (the plan's cells), microseconds later.
+        return Reservation(items, amounts, marks, plan=plan), 0.0, -1
 
     @staticmethod
     def figures(reservation: Reservation) -> tuple[list[float], list[float]]:
@@ -126,18 +135,18 @@ class MemoryState:
             return
         reservation.settled = True
         horizon = int(now) - WINDOW_S
-        for item, entry, reserved, amount in zip(reservation.items, reservation.marks, reservation.amounts, amounts):
+        plan = reservation.plan or self.plan(reservation.items)
+        for (cell, _, kind), entry, reserved, amount in zip(plan, reservation.marks, reservation.amounts, amounts):
             delta = amount - reserved
             if not delta:
                 continue
-            cell = item.cell if item.home is self else self._cell(item)
             if entry is not None:
                 if entry[0] > horizon:  # still in the window (an expired one left the total already)
                     entry[1] += delta
                     cell.total += delta
             else:
                 level = cell.total + delta
-                cell.total = level if level > 0 or item.kind == PERIOD else 0.0
+                cell.total = level if level > 0 or kind == PERIOD else 0.0
 
     async def total(self, name: str, kind: str, now: float) -> float:
         cell = self._cells.get(name)

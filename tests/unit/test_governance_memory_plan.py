@@ -1,0 +1,96 @@
+"""Governance's memory-backend shortcuts keep the behaviour of the generic path: a presented key resolved once still
+meets revocation and expiry, a new set of stored keys is resolved afresh, the headers read off the plan's cells are
+those the levels would give, and a budget period that rolls gets new cells."""
+
+from __future__ import annotations
+
+import pytest
+
+from skyrelay import errors
+from skyrelay.config import parse_config
+from skyrelay.context import RequestContext
+from skyrelay.governance import Governor
+from skyrelay.governance.headers import rate_limit_headers
+from skyrelay.state import MemoryState, Reservation
+
+NOW = 1_800_000_030.0
+KEY = "sk-plan-test-0001"
+
+
+def governor(clock=lambda: NOW, **key) -> Governor:
+    config = parse_config({
+        "model_groups": {"chat": {"deployments": [{"name": "d", "kind": "openai", "model": "m",
+                                                   "base_url": "http://127.0.0.1:1/v1",
+                                                   "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}}]}},
+        "teams": {"t": {"rpm": 50, "tpm": 100_000}},
+        "keys": [{"name": "k", "team": "t", "key": KEY, "rpm": 5, "tpm": 1_000_000,
+                  "budget": {"usd": 10, "period": "day"}, **key}]}, env={})
+
+    def estimate(deployment, body_bytes, max_output):
+        return body_bytes // 4 + (max_output or 0)
+
+    gov = Governor(config, MemoryState(), estimate, clock=clock)
+    gov.group = config.model_groups["chat"]
+    return gov
+
+
+def admitted(gov: Governor, path: str = "/v1/chat/completions") -> RequestContext:
+    ctx = RequestContext("r", body_bytes=400, principal=gov.keys.resolve(KEY), path=path)
+    ctx.max_output = 100
+    assert gov.admit(ctx, gov.group) is None  # the memory backend reserves on the spot
+    return ctx
+
+
+def test_a_resolved_key_is_remembered_yet_revocation_still_refuses_it():
+    gov = governor()
+    first = gov.keys.resolve(KEY)
+    assert gov.keys.resolve(KEY) is first
+    gov.keys.set_flagged(frozenset({"k"}))
+    with pytest.raises(errors.AuthenticationFailed, match="revoked"):
+        gov.keys.resolve(KEY)
+    assert gov.keys.resolve("sk-unknown") is None
+
+
+def test_a_remembered_key_that_expires_is_refused():
+    gov = governor(expires_at="2020-01-01T00:00:00Z")
+    for _ in range(2):  # the second time from the remembered Principal
+        with pytest.raises(errors.AuthenticationFailed, match="expired"):
+            gov.keys.resolve(KEY)
+
+
+def test_new_stored_keys_are_resolved_afresh():
+    gov = governor()
+    gov.keys.resolve(KEY)
+    gov.keys.set_stored(b"secret", {}, frozenset())
+    assert KEY not in gov.keys._seen  # a revised stored key must not keep its old Principal
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_headers_from_the_plan_are_those_of_the_levels(path):
+    gov = governor()
+    for _ in range(3):
+        ctx = admitted(gov, path)
+        fast = rate_limit_headers(ctx)
+        reservation = ctx.admission.reservation
+        levels, oldest = MemoryState.figures(reservation)
+        ctx.admission.reservation = Reservation(reservation.items, reservation.amounts, reservation.marks,
+                                                levels=levels, oldest=oldest)
+        assert fast == rate_limit_headers(ctx)  # what another process's figures would show
+        names = [name for name, _ in fast]
+        assert len(names) == 6 and len(set(names)) == 6
+    assert dict(fast)[names[0]] == "5"  # the key's rpm of 5 is tighter than the team's 50
+
+
+def test_a_budget_period_that_rolls_gets_new_cells():
+    now = [NOW]
+    gov = governor(clock=lambda: now[0])
+    ctx = admitted(gov)
+    principal = ctx.principal
+    plan = principal.plan
+    ctx.close()
+    now[0] = NOW + 86_400  # the next day: a new budget counter
+    admitted(gov)
+    assert principal.plan is not plan
+    budget = [i for i, limit in enumerate(principal.limits) if limit.metric == 3][0]
+    assert principal.plan[budget][0] is not plan[budget][0]
+    assert principal.plan[0][0] is plan[0][0]  # the rpm window is the same counter
