@@ -12,6 +12,7 @@ from tests.support.openai_schema import validate
 
 from .harness import UPSTREAM_KEY, start_stack
 from .test_responses_api import TIMEOUTS, post, validated_stream
+from .test_responses_reasoning import streamed_reasoning_item
 
 MODEL = "gemini-2.5-flash"
 CLOUDS = [{"name": "google", "protocol": "gemini", "models": [MODEL]}]
@@ -63,16 +64,8 @@ def test_no_summary_asked_no_thoughts_asked(stack):
 
 def test_the_stream_carries_the_reasoning_summary_events(stack):
     events = validated_stream(stack, {"model": "gemini", "input": "Think, then answer.", "reasoning": REASONING})
-    kinds = [e["type"] for e in events]
-    start = kinds.index("response.output_item.added")
-    assert events[start]["item"]["type"] == "reasoning" and events[start]["output_index"] == 0
-    assert kinds[start + 1] == "response.reasoning_summary_part.added"
-    deltas = [e["delta"] for e in events if e["type"] == "response.reasoning_summary_text.delta"]
-    done = next(e for e in events if e["type"] == "response.reasoning_summary_text.done")
-    assert deltas and done["text"] == "".join(deltas)
-    item = next(e for e in events if e["type"] == "response.output_item.done")["item"]
-    assert item["type"] == "reasoning" and item["encrypted_content"] is None
-    assert item["summary"] == [{"type": "summary_text", "text": done["text"]}]
+    item = streamed_reasoning_item(events)
+    assert item["encrypted_content"] is None  # Gemini takes no thoughts back
     final = events[-1]["response"]
     assert [i["type"] for i in final["output"]] == ["reasoning", "message"]
     assert final["usage"]["output_tokens_details"]["reasoning_tokens"] > 0

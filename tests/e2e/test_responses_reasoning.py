@@ -125,17 +125,8 @@ def test_an_altered_thought_is_refused_by_the_cloud(stack):
 def test_the_stream_carries_the_reasoning_summary_events(stack, group):
     events = validated_stream(stack, {"model": group, "input": "Think, then answer.", "reasoning": REASONING,
                                       "include": SEALED})
-    kinds = [e["type"] for e in events]
-    start = kinds.index("response.output_item.added")
-    assert events[start]["item"]["type"] == "reasoning" and events[start]["output_index"] == 0
-    assert kinds[start + 1] == "response.reasoning_summary_part.added"
-    deltas = [e["delta"] for e in events if e["type"] == "response.reasoning_summary_text.delta"]
-    done = next(e for e in events if e["type"] == "response.reasoning_summary_text.done")
-    assert deltas and done["text"] == "".join(deltas)
-    assert kinds.index("response.reasoning_summary_part.done") < kinds.index("response.output_item.done")
-    item = next(e for e in events if e["type"] == "response.output_item.done")["item"]
-    assert item["type"] == "reasoning" and item["encrypted_content"].startswith("sky1.")
-    assert item["summary"] == [{"type": "summary_text", "text": done["text"]}]
+    item = streamed_reasoning_item(events)
+    assert item["encrypted_content"].startswith("sky1.")
     message = [e for e in events if e["type"] == "response.output_item.added"][1]
     assert message["item"]["type"] == "message" and message["output_index"] == 1
     final = events[-1]["response"]
@@ -193,3 +184,20 @@ def test_a_stored_turn_continued_by_id_hands_its_thoughts_back(stack, stream):
     assistant = next(m for m in sent(stack, "anthropic")["messages"] if m["role"] == "assistant")
     assert assistant["content"][0]["type"] == "thinking" and assistant["content"][0]["signature"]
     assert client.responses.retrieve(first.id).output[0].encrypted_content is None  # stored as answered
+
+
+def streamed_reasoning_item(events: list[dict]) -> dict:
+    """The reasoning item a stream opened first (output 0), checked event by event: its summary part added, the
+    summary's deltas adding up to its done text, the part done before the item; the item as done."""
+    kinds = [e["type"] for e in events]
+    start = kinds.index("response.output_item.added")
+    assert events[start]["item"]["type"] == "reasoning" and events[start]["output_index"] == 0
+    assert kinds[start + 1] == "response.reasoning_summary_part.added"
+    deltas = [e["delta"] for e in events if e["type"] == "response.reasoning_summary_text.delta"]
+    done = next(e for e in events if e["type"] == "response.reasoning_summary_text.done")
+    assert deltas and done["text"] == "".join(deltas)
+    assert kinds.index("response.reasoning_summary_part.done") < kinds.index("response.output_item.done")
+    item = next(e for e in events if e["type"] == "response.output_item.done")["item"]
+    assert item["type"] == "reasoning"
+    assert item["summary"] == [{"type": "summary_text", "text": done["text"]}]
+    return item
