@@ -196,6 +196,13 @@ async def _until(stop: asyncio.Event, work: Awaitable) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _say(message: str) -> None:
+    """One line to stderr in one write: the ledger's thread may log at the same moment, and print() writes the
+    line and its newline apart."""
+    sys.stderr.write(f"skyrelay: {message}\n")
+    sys.stderr.flush()
+
+
 def run(command: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     """Run a command under uvloop until it returns or Ctrl-C / SIGTERM asks it to stop cleanly."""
 
@@ -212,10 +219,10 @@ def run(command: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     try:
         return uvloop.run(runner())
     except CannotListen as exc:  # a port in use is the operator's to fix: one line, not a traceback
-        print(f"skyrelay: {exc.strerror}", file=sys.stderr)
+        _say(exc.strerror)
         return 1
     except LedgerUnavailable as exc:
-        print(f"skyrelay: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -158,8 +158,10 @@ class Shipper:
         self.shipped += count
         self.recovered += count
         interrupted = sum(1 for row in leftovers if row[1] > 0)
-        log.warning("ledger: shipped %d records left by a stopped process (spool %s), %d attempts interrupted",
-                    count, orphan.owner, interrupted)
+        # An empty spool of a cleanly stopped process is routine; records recovered are worth a warning.
+        (log.warning if count else log.info)(
+            "ledger: shipped %d records left by a stopped process (spool %s), %d attempts interrupted",
+            count, orphan.owner, interrupted)
 
     def _write_all(self, rows: list) -> int:
         for start in range(0, len(rows), ROWS_PER_COMMIT):
