@@ -33,6 +33,22 @@ _HEAD = 2  # the rest of a head whose first byte came: 408 after the head timeou
 _BODY = 3  # more of a body: 408 when none came for the body timeout
 
 
+_TARGETS: dict[bytes, tuple[str, str]] = {}  # request target -> (path, query): clients send the same few
+_MAX_TARGETS = 1024  # distinct targets remembered; past it the table starts again (a scan must not grow it)
+
+
+def _split_target(url: bytes) -> tuple[str, str]:
+    """The path and query of a request target, parsed once per distinct target (raises the parser's error)."""
+    split = _TARGETS.get(url)
+    if split is None:
+        parsed = httptools.parse_url(url)
+        split = (parsed.path.decode("latin-1"), parsed.query.decode("latin-1") if parsed.query else "")
+        if len(_TARGETS) >= _MAX_TARGETS:
+            _TARGETS.clear()
+        _TARGETS[url] = split
+    return split
+
+
 class ServerConnection(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "parser", "url", "headers", "request", "queue", "task", "paused",
@@ -155,8 +171,7 @@ class ServerConnection(asyncio.Protocol):
             values.append(value)
 
     def on_headers_complete(self):
-        parsed = httptools.parse_url(self.url)
-        path = parsed.path.decode("latin-1")
+        path, query = _split_target(self.url)
         headers = self.headers
         if self.repeated is not None:
             if "host" in self.repeated:
@@ -172,7 +187,6 @@ class ServerConnection(asyncio.Protocol):
         encoding = headers.get("transfer-encoding")
         if encoding is not None and encoding.strip().lower() != "chunked":
             raise refusals.unsupported_encoding(encoding, path)  # gzip, identity, `gzip, chunked`: unreadable
-        query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self.parser.get_method().decode("latin-1")
         self.request = req = Request(method, path, query, headers, self.client)
         req.http10 = version == "1.0"
