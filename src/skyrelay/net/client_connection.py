@@ -190,7 +190,9 @@ class PooledConnection(asyncio.Protocol):
         if ex.buffered > _READ_HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
-        ex.wake()
+        waiter = ex.waiter  # ex.wake(), inlined: a chunked body calls this once per piece
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_message_complete(self):
         ex = self.exchange

@@ -53,7 +53,7 @@ class ServerConnection(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "parser", "url", "headers", "request", "queue", "task", "paused",
         "drain_waiter", "closed", "idle_since", "client", "discarding", "reading_paused", "continue_owed",
-        "final_reply", "head_size", "header_lines", "repeated", "waiting", "since",
+        "final_reply", "head_size", "header_lines", "repeated", "waiting", "since", "busy", "next_request",
     )
 
     def __init__(self, server: "HttpServer"):
@@ -64,7 +64,11 @@ class ServerConnection(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.request: Request | None = None
         self.queue: deque[tuple[Request, bool]] = deque()  # pipelined requests wait their turn
+        # One task serves the connection's requests, made with its first: between requests it waits on
+        # `next_request` (a future costs less than a task per request). `busy`: it has requests to answer.
         self.task: asyncio.Task | None = None
+        self.busy = False
+        self.next_request: asyncio.Future | None = None
         self.paused = False
         self.drain_waiter: asyncio.Future | None = None
         self.closed = False
@@ -196,7 +200,7 @@ class ServerConnection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self.server.max_body_bytes:
             self._too_large(req)
         elif self.headers.get("expect", "").lower() == "100-continue":
-            if self.task is None:
+            if not self.busy:
                 self.transport.write(_CONTINUE)
             else:
                 self.continue_owed = True  # written now, it would land inside an earlier (streaming) answer
@@ -253,36 +257,49 @@ class ServerConnection(asyncio.Protocol):
     def _enqueue(self, req: Request, keep_alive: bool):
         queue = self.queue
         queue.append((req, keep_alive))
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._serve_queue())
+        if not self.busy:
+            self.busy = True
+            if self.task is None:
+                self.task = asyncio.get_running_loop().create_task(self._serve_queue())
+            else:
+                self.next_request.set_result(None)
         elif len(queue) > _MAX_QUEUED and not self.reading_paused:
             self.reading_paused = True  # a client pipelining faster than we answer: no unbounded queue
             self.transport.pause_reading()
 
     async def _serve_queue(self):
+        loop = asyncio.get_running_loop()
         try:
             queue = self.queue
-            while queue and not self.closed:
-                if self.paused:
-                    await self._drain()  # the client is not reading its answers: make no more until it does
-                req, keep_alive = queue.popleft()
-                if self.reading_paused and len(queue) <= _MAX_QUEUED // 2:
-                    self.reading_paused = False
-                    self.transport.resume_reading()
-                if not await self._serve_one(req, keep_alive):
-                    self._close_after_answer()
+            while True:
+                while queue and not self.closed:
+                    if self.paused:
+                        await self._drain()  # the client is not reading its answers: make no more until it does
+                    req, keep_alive = queue.popleft()
+                    if self.reading_paused and len(queue) <= _MAX_QUEUED // 2:
+                        self.reading_paused = False
+                        self.transport.resume_reading()
+                    if not await self._serve_one(req, keep_alive):
+                        self._close_after_answer()
+                        return
+                self.busy = False
+                self.idle_since = loop.time()
+                if self.continue_owed and not self.closed:
+                    self.continue_owed = False
+                    self.since = self.server.clock  # the body's wait starts now
+                    self.transport.write(_CONTINUE)
+                if self.final_reply is not None and not self.closed:
+                    self._send_final_reply()
+                if self.closed:
                     return
-            if self.continue_owed and not self.closed:
-                self.continue_owed = False
-                self.since = self.server.clock  # the body's wait starts now
-                self.transport.write(_CONTINUE)
-            if self.final_reply is not None and not self.closed:
-                self._send_final_reply()
+                self.next_request = loop.create_future()  # set by _enqueue; cancelled with the task (connection_lost)
+                await self.next_request
         except asyncio.CancelledError:
             pass
         finally:
             self.task = None
-            self.idle_since = asyncio.get_running_loop().time()
+            self.busy = False
+            self.idle_since = loop.time()
 
     async def _serve_one(self, req: Request, keep_alive: bool) -> bool:
         """Answer one request; returns whether the connection stays open for the next."""
@@ -365,7 +382,7 @@ class ServerConnection(asyncio.Protocol):
         resp = self.server.error_reply(status, message, path)
         head = response_head(status, resp.headers, f"content-length: {len(resp.body)}", False)
         self.final_reply = head + resp.body
-        if self.task is None:
+        if not self.busy:
             self._send_final_reply()
 
     def _path_so_far(self) -> str | None:
@@ -400,7 +417,7 @@ class ServerConnection(asyncio.Protocol):
             transport.close()
 
     def close_if_idle(self) -> bool:
-        if self.task is None and self.transport is not None:
+        if not self.busy and self.transport is not None:
             self.transport.close()
             return True
         return False
