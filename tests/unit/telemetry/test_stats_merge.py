@@ -9,6 +9,7 @@ from skyrelay.canonical import Usage
 from skyrelay.config import parse_config
 from skyrelay.context import Attempt, RequestContext
 from skyrelay.dispatch import Dispatcher
+from skyrelay.routing.shared import SharedQuotaBook
 from skyrelay.telemetry import Telemetry
 from skyrelay.telemetry.activity import BUCKET_S
 from skyrelay.workers import worker_share
@@ -108,12 +109,15 @@ def test_errors_are_merged_newest_first_and_a_single_worker_is_its_own_document(
 
 
 def test_a_quota_read_from_the_shared_snapshot_is_taken_once_not_added():
-    one, _ = worker(0, 0.0)
-    two, _ = worker(1, 0.0)
-    parts = [one.stats_part(0), two.stats_part(1)]
-    for part in parts:  # as on Redis: every replica's count, against the whole rpm
-        part["deployments"]["a"]["quota"]["requests"] = {"limit": 10, "used": 7, "shared": True}
-    body = one.stats(parts[0], parts[1:], workers=2)
+    config = parse_config({**CONFIG, "state": {"backend": "redis", "url": "redis://127.0.0.1:6379/0"}}, env={})
+    workers = []
+    for index in range(2):  # as on Redis: each worker's book holds every replica's count, against the whole rpm
+        share = worker_share(config, index, 2)
+        quotas = SharedQuotaBook()
+        quotas.load({"a": [7, 0]}, {})
+        workers.append(Telemetry(share, Dispatcher.from_config(share, clock=Clock(0.0), quotas=quotas)))
+    one, two = workers
+    body = one.stats(one.stats_part(0), [over_the_wire(two.stats_part(1))], workers=2)
     assert body["deployments"][0]["quota"]["limits"]["requests"] == {"limit": 10, "used": 7}
     assert body["deployments"][0]["quota"]["headroom"] == 0.3
 
