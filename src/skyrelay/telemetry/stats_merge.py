@@ -8,6 +8,8 @@ the shared (Redis) snapshot is already every replica's: it is taken once, not ad
 
 from __future__ import annotations
 
+from operator import add
+
 from .activity import BUCKET_S, BUCKETS, RECENT_ERRORS
 
 SERIES_FIELDS = ("ok", "failed", "latency_s")
@@ -49,9 +51,9 @@ def _series(parts: list[dict]) -> dict:
             if merged is None:
                 merged = out[name] = {field: [0] * length for field in SERIES_FIELDS}
             for field in SERIES_FIELDS:
-                target = merged[field]
-                for i, value in enumerate(series[field]):
-                    target[offset + i] += value
+                values = series[field]
+                end = offset + len(values)
+                merged[field][offset:end] = map(add, merged[field][offset:end], values)
     return {"start": first + drop * BUCKET_S,
             "deployments": {name: {field: values[drop:] for field, values in series.items()}
                             for name, series in out.items()}}
