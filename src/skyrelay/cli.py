@@ -1,5 +1,5 @@
-"""`skyrelay serve | demo | emulate | check-config | simulate | keys | teams`, and the ledger's `spend |
-commitments | export` (cli_ledger)."""
+"""`skyrelay serve | demo | emulate | check-config | simulate | keys | teams`, the ledger's `spend |
+commitments | export` (cli_ledger) and `agents codex-home` (agents_cli)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 import uvloop
 
-from . import cli_ledger
+from . import agents_cli, cli_ledger
 from .ledger.core import LedgerUnavailable
 from .net.server import CannotListen
 from .runtime import tune_gc
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
     cli_ledger.add_commands(commands)  # spend, commitments, export focus
+    agents_cli.add_commands(commands)  # agents codex-home
 
     from .admin_cli import add_commands
 
