@@ -127,7 +127,7 @@ async def serve_command(path: str, host: str | None, port: int | None, stop: asy
         config = worker_share(config, *worker)
         asyncio.ensure_future(exit_with_parent(stop))
     gateway = Gateway(config, config_path=path)
-    if worker is not None:  # a reloaded file is shared the same way; /metrics adds up every worker's counters
+    if worker is not None:  # a reloaded file is shared the same way; /metrics and /admin/stats add up every worker
         from .telemetry.peers import Peers
 
         gateway.adapt_config = lambda reloaded: worker_share(reloaded, *worker)
