@@ -65,6 +65,8 @@ class OpenAIProvider(Provider):
         self.headers = self.build_headers()
         # Serves /v1/responses from its own Responses API (the client's body forwarded), or translated to chat
         self.speaks_responses = deployment.options.get("responses", "native") == "native"
+        # A reasoning server (vLLM, SGLang) shows its thoughts whether asked or not: a summary asked is honoured
+        self.shows_thoughts = bool(deployment.options.get("shows_reasoning"))
 
     def build_headers(self) -> list[tuple[str, str]]:
         headers = [("content-type", "application/json"), ("accept", "application/json")]
