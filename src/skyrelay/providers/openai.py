@@ -225,12 +225,15 @@ def parse_chunk(payload: bytes, deployment: str, thoughts: bool = False) -> Chat
     c = choices[0]
     delta = c.get("delta") or {}
     calls = delta.get("tool_calls")
-    return ChatChunk(
+    chunk = ChatChunk(
         id=_text(data.get("id")), model=_text(data.get("model")), created=as_int(data.get("created")),
         index=c.get("index", 0), role=delta.get("role"), content=delta.get("content"),
         tool_calls=_tool_call_deltas(calls) if calls else None, finish_reason=c.get("finish_reason"),
-        usage=parse_usage(usage) if usage else None, raw=payload, reasoning=_reasoning(delta) if thoughts else None,
+        usage=parse_usage(usage) if usage else None, raw=payload,
     )
+    if thoughts:
+        chunk.reasoning = _reasoning(delta)
+    return chunk
 
 
 def _tool_call_deltas(calls: list) -> list[ToolCallDelta]:
@@ -250,7 +253,11 @@ def parse_usage(usage: Any) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
+    out = Usage(input_tokens=as_int(usage.get("prompt_tokens")), output_tokens=as_int(usage.get("completion_tokens")),
+                cached_tokens=as_int(details.get("cached_tokens")))
     output_details = usage.get("completion_tokens_details")  # reasoning tokens: part of completion_tokens
-    reasoning = as_int(output_details.get("reasoning_tokens")) if type(output_details) is dict else 0
-    return Usage(input_tokens=as_int(usage.get("prompt_tokens")), output_tokens=as_int(usage.get("completion_tokens")),
-                 cached_tokens=as_int(details.get("cached_tokens")), reasoning_tokens=reasoning)
+    if type(output_details) is dict:
+        reasoning = output_details.get("reasoning_tokens")
+        if type(reasoning) is int and reasoning:  # as_int, inlined, and no store for the usual 0: every answer
+            out.reasoning_tokens = reasoning
+    return out

@@ -110,7 +110,7 @@ async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest,
         async for chunk in stream:
             if chunk.usage is not None and not want_usage and _is_usage_only(chunk):
                 continue
-            if (chunk.reasoning is not None or chunk.thinking_block is not None) and _is_thought_only(chunk):
+            if chunk.sse is None and _is_thought_only(chunk):
                 continue  # chat completions leave the thoughts out: no empty delta in their place
             yield render(chunk)
     except errors.GatewayError as err:
@@ -126,5 +126,7 @@ def _is_usage_only(chunk: ChatChunk) -> bool:
 
 
 def _is_thought_only(chunk: ChatChunk) -> bool:
-    """A chunk of thinking alone (Claude's, Gemini's, Converse's), when the cloud's own chunk is not forwarded."""
-    return chunk.raw is None and chunk.sse is None and _is_usage_only(chunk) and chunk.usage is None
+    """A translated chunk of thinking alone (Claude's, Gemini's, Converse's): the cloud's own chunk is not
+    forwarded, and nothing else is in it."""
+    return ((chunk.reasoning is not None or chunk.thinking_block is not None) and chunk.raw is None
+            and chunk.usage is None and _is_usage_only(chunk))
