@@ -110,8 +110,6 @@ async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest,
         async for chunk in stream:
             if chunk.usage is not None and not want_usage and _is_usage_only(chunk):
                 continue
-            if chunk.sse is None and _is_thought_only(chunk):
-                continue  # chat completions leave the thoughts out: no empty delta in their place
             yield render(chunk)
     except errors.GatewayError as err:
         yield protocol.render_stream_error(err)
@@ -123,10 +121,3 @@ async def sse_stream(stream: AsyncIterator[ChatChunk], req: ChatRequest,
 
 def _is_usage_only(chunk: ChatChunk) -> bool:
     return chunk.role is None and chunk.content is None and not chunk.tool_calls and chunk.finish_reason is None
-
-
-def _is_thought_only(chunk: ChatChunk) -> bool:
-    """A translated chunk of thinking alone (Claude's, Gemini's, Converse's): the cloud's own chunk is not
-    forwarded, and nothing else is in it."""
-    return ((chunk.reasoning is not None or chunk.thinking_block is not None) and chunk.raw is None
-            and chunk.usage is None and _is_usage_only(chunk))

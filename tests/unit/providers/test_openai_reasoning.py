@@ -50,3 +50,12 @@ def test_stream_reasoning_deltas_are_read_only_when_asked(field):
     assert read.reasoning == "Hmm." and read.content is None and read.has_output()
     (unread,) = ChunkEvents("d").decode(None, payload)
     assert unread.reasoning is None and unread.raw == payload
+
+
+def test_chat_stream_renders_nothing_for_a_chunk_of_thoughts_alone():
+    from skyrelay.canonical import ChatChunk
+    from skyrelay.protocols.openai import render_chunk
+    assert render_chunk(ChatChunk(id="c", model="m", created=1, reasoning="Hmm.")) == b""
+    assert render_chunk(ChatChunk(id="c", model="m", created=1, thinking_block={"type": "thinking"})) == b""
+    with_text = render_chunk(ChatChunk(id="c", model="m", created=1, reasoning="Hmm.", content="Hi"))
+    assert orjson.loads(with_text[6:])["choices"][0]["delta"] == {"content": "Hi"}
