@@ -33,7 +33,8 @@ def groups(clouds) -> dict:
                                  "aws_secret_access_key": "secret", "timeouts": TIMEOUTS}]}
     return {"r1": bedrock("aws-r1", R1), "gpt-oss": bedrock("aws-gpt-oss", GPT_OSS),
             "vllm": {"deployments": [{"name": "vllm-r1", "kind": "openai", "base_url": clouds["vllm"].base_url,
-                                      "api_key": UPSTREAM_KEY, "model": VLLM_R1, "responses": "translate", "shows_reasoning": True,
+                                      "api_key": UPSTREAM_KEY, "model": VLLM_R1, "responses": "translate",
+                                      "shows_reasoning": True,
                                       "timeouts": TIMEOUTS}]}}
 
 
@@ -95,7 +96,8 @@ def test_effort_reaches_gpt_oss_and_is_refused_where_it_cannot_be_honoured(stack
 
 @pytest.mark.parametrize("group", ["r1", "vllm"])
 def test_chat_completions_leave_the_thoughts_out_of_the_stream(stack, group):
-    resp = post_to(stack, "/chat/completions", {"model": group, "messages": [{"role": "user", "content": ASK}], "stream": True})
+    resp = post_to(stack, "/chat/completions",
+                   {"model": group, "messages": [{"role": "user", "content": ASK}], "stream": True})
     assert resp.status_code == 200, resp.text
     events = [line[6:] for line in resp.text.split("\n") if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
