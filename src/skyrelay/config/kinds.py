@@ -59,6 +59,9 @@ OPTIONS: dict[str, Option] = {
     # How /v1/responses reaches the deployment: forwarded to its own Responses API, or translated to chat completions
     # (for OpenAI-compatible servers without /v1/responses)
     "responses": Option(("openai", "azure"), default="native", choices=RESPONSES_MODES),
+    # An OpenAI-compatible server that shows its reasoning (vLLM, SGLang with a reasoning parser): a Responses
+    # request's `reasoning.summary` is then honoured (the thoughts as the summary), not named as dropped
+    "shows_reasoning": Option(("openai",), boolean=True),
     "project": Option(_VERTEX),
     "location": Option(_VERTEX),
     "credentials_file": Option(_VERTEX),

@@ -180,11 +180,15 @@ def render_usage(usage: Usage) -> dict[str, Any]:
 
 
 def render_chunk(chunk: ChatChunk) -> bytes:
-    """One SSE event for a chunk (the upstream's own JSON when it has one), or the upstream's passed-through events."""
+    """One SSE event for a chunk (the upstream's own JSON when it has one), or the upstream's passed-through events.
+    Nothing for a chunk of thoughts alone: chat completions leave them out, and an empty delta in their place
+    would say nothing (the server writes no empty chunk)."""
     if chunk.sse is not None:
         return chunk.sse
     if chunk.raw is not None:
         return b"data: " + chunk.raw + b"\n\n"
+    if (chunk.reasoning is not None or chunk.thinking_block is not None) and _says_nothing_else(chunk):
+        return b""
     base = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created, "model": chunk.model}
     if chunk.usage is not None and chunk.finish_reason is None and chunk.content is None and not chunk.tool_calls:
         body = {**base, "choices": [], "usage": render_usage(chunk.usage)}
@@ -199,6 +203,11 @@ def render_chunk(chunk: ChatChunk) -> bytes:
         body = {**base, "choices": [
             {"index": chunk.index, "delta": delta, "logprobs": None, "finish_reason": chunk.finish_reason}]}
     return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def _says_nothing_else(chunk: ChatChunk) -> bool:
+    return (chunk.role is None and chunk.content is None and not chunk.tool_calls and chunk.finish_reason is None
+            and chunk.usage is None)
 
 
 def _render_tool_delta(tc) -> dict[str, Any]:

@@ -25,20 +25,23 @@ _OPTIONAL_FIELDS = ("temperature", "top_p", "stop", "tools", "tool_choice", "res
 
 
 class ChunkEvents:
-    """OpenAI's stream events -> chunks, up to `data: [DONE]`."""
+    """OpenAI's stream events -> chunks, up to `data: [DONE]`. `thoughts`: read the reasoning deltas of
+    OpenAI-compatible reasoning servers (vLLM, SGLang, DeepSeek: `reasoning_content`, newer vLLM `reasoning`) into
+    the chunks, for a client of another protocol; a chat client gets the upstream's chunks as they came."""
 
-    __slots__ = ("deployment", "done", "finished")
+    __slots__ = ("deployment", "done", "finished", "thoughts")
 
-    def __init__(self, deployment: str):
+    def __init__(self, deployment: str, thoughts: bool = False):
         self.deployment = deployment
         self.done = False
         self.finished = False  # a chunk carried a finish_reason: the answer is whole even if [DONE] never comes
+        self.thoughts = thoughts
 
     def decode(self, event: str | None, payload: bytes) -> tuple[ChatChunk, ...]:
         if payload == b"[DONE]":
             self.done = True
             return ()
-        chunk = parse_chunk(payload, self.deployment)
+        chunk = parse_chunk(payload, self.deployment, self.thoughts)
         if chunk.finish_reason is not None:
             self.finished = True
         return (chunk,)
@@ -62,6 +65,8 @@ class OpenAIProvider(Provider):
         self.headers = self.build_headers()
         # Serves /v1/responses from its own Responses API (the client's body forwarded), or translated to chat
         self.speaks_responses = deployment.options.get("responses", "native") == "native"
+        # A reasoning server (vLLM, SGLang) shows its thoughts whether asked or not: a summary asked is honoured
+        self.shows_thoughts = bool(deployment.options.get("shows_reasoning"))
 
     def build_headers(self) -> list[tuple[str, str]]:
         headers = [("content-type", "application/json"), ("accept", "application/json")]
@@ -93,6 +98,8 @@ class OpenAIProvider(Provider):
         # An OpenAI client gets the upstream's bytes as they came: their choices are parsed only if someone reads them.
         resp = parse_response(data, self.name, lazy=req.raw is not None)
         resp.raw_body = body
+        if req.raw is None:  # a client of another protocol: the thoughts of a reasoning server, where it sent some
+            read_thoughts(resp, data)
         return resp
 
     async def open_stream(self, req: ChatRequest) -> OpenedStream:
@@ -103,7 +110,7 @@ class OpenAIProvider(Provider):
         resp = await self.post_json(self.chat_path(), self.request_headers(), self.chat_body(req))
         if req.raw is not None:  # the client speaks OpenAI too: the stream goes on as it came, barely read
             return resp, PassThroughChunks(self.stream_events(self.name))
-        return resp, SSEChunks(self.stream_events(self.name))
+        return resp, SSEChunks(self.stream_events(self.name, thoughts=True))
 
     async def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
         if req.raw is not None:
@@ -213,7 +220,24 @@ def _choices(data: list) -> list[Choice]:
     return choices
 
 
-def parse_chunk(payload: bytes, deployment: str) -> ChatChunk:
+def read_thoughts(resp: ChatResponse, data: dict[str, Any]) -> None:
+    """The reasoning an OpenAI-compatible server shows beside the answer (vLLM, SGLang, DeepSeek:
+    `message.reasoning_content`; newer vLLM: `message.reasoning`), as a canonical thought: shown, never handed
+    back (those servers take no reasoning in the history)."""
+    for choice, raw in zip(resp.choices, data["choices"]):
+        text = _reasoning(raw.get("message") or {})
+        if text:
+            choice.thinking_blocks = [{"type": "thought", "thinking": text}]
+
+
+def _reasoning(fields: dict[str, Any]) -> str | None:
+    text = fields.get("reasoning_content")
+    if text is None:
+        text = fields.get("reasoning")
+    return text if isinstance(text, str) and text else None
+
+
+def parse_chunk(payload: bytes, deployment: str, thoughts: bool = False) -> ChatChunk:
     data = load_json(payload, deployment, "sent a stream event")
     if not isinstance(data, dict):
         raise errors.UpstreamProtocolError(f"deployment '{deployment}' sent a malformed chunk", deployment=deployment)
@@ -229,12 +253,15 @@ def parse_chunk(payload: bytes, deployment: str) -> ChatChunk:
     c = choices[0]
     delta = c.get("delta") or {}
     calls = delta.get("tool_calls")
-    return ChatChunk(
+    chunk = ChatChunk(
         id=_text(data.get("id")), model=_text(data.get("model")), created=as_int(data.get("created")),
         index=c.get("index", 0), role=delta.get("role"), content=delta.get("content"),
         tool_calls=_tool_call_deltas(calls) if calls else None, finish_reason=c.get("finish_reason"),
         usage=parse_usage(usage) if usage else None, raw=payload,
     )
+    if thoughts:
+        chunk.reasoning = _reasoning(delta)
+    return chunk
 
 
 def _tool_call_deltas(calls: list) -> list[ToolCallDelta]:
@@ -254,5 +281,11 @@ def parse_usage(usage: Any) -> Usage:
     if not isinstance(usage, dict):
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
-    return Usage(input_tokens=as_int(usage.get("prompt_tokens")), output_tokens=as_int(usage.get("completion_tokens")),
-                 cached_tokens=as_int(details.get("cached_tokens")))
+    out = Usage(input_tokens=as_int(usage.get("prompt_tokens")), output_tokens=as_int(usage.get("completion_tokens")),
+                cached_tokens=as_int(details.get("cached_tokens")))
+    output_details = usage.get("completion_tokens_details")  # reasoning tokens: part of completion_tokens
+    if type(output_details) is dict:
+        reasoning = output_details.get("reasoning_tokens")
+        if type(reasoning) is int and reasoning:  # as_int, inlined, and no store for the usual 0: every answer
+            out.reasoning_tokens = reasoning
+    return out

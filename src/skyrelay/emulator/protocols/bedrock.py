@@ -5,7 +5,9 @@ POST /model/{modelId}/invoke and /invoke-with-response-stream for Claude models 
 bedrock_invoke.py); POST /model/{modelId}/count-tokens (CountTokens, of an InvokeModel body for Claude models);
 the model id arrives percent-encoded (`%3A` for `:`, `%2F` inside ARNs). Auth, when the cloud has any configured:
 SigV4 with the access key in `options` (checked by re-signing with botocore), or a Bedrock API key
-(`authorization: Bearer KEY`, the cloud's `api_key`). cachePoint blocks are honoured (bedrock_cache.py).
+(`authorization: Bearer KEY`, the cloud's `api_key`). cachePoint blocks are honoured (bedrock_cache.py); the
+models that reason through Converse (DeepSeek-R1, gpt-oss, Nova 2) answer with reasoningContent
+(bedrock_reasoning.py).
 Errors are AWS REST-JSON errors; see bedrock_wire.py.
 
 Options (CloudSpec.options):
@@ -31,7 +33,9 @@ import orjson
 from skyrelay.net.server import Request, Response, StreamResponse
 
 from ..config import CloudSpec, EmulatorConfigError
+from ..generate import conversation_seed
 from . import bedrock_eventstream as es
+from . import bedrock_reasoning
 from . import bedrock_wire as wire
 from .base import Call, CallContext
 from .bedrock_cache import cache_points
@@ -128,15 +132,16 @@ class BedrockProtocol:
             if ctx.content_filter == "prompt":
                 raise validation("This request has been blocked by our content filters.")
             points = cache_points(call.payload) if b'"cachePoint"' in request.body else None
+            reasoning = bedrock_reasoning.for_request(call.payload, model, conversation_seed(self.spec.seed, inp))
             gen = await ctx.generate(inp)
             cache = self.invoke.cache.account(points, gen.prompt_tokens, clock()) if points else None
             headers = wire.base_headers(wire.request_id(ctx.request_key))
             if stream:
                 chunks = wire.converse_stream(gen, ctx.pacer, random.Random(ctx.request_key), self.padding,
-                                              started, clock, cache)
+                                              started, clock, cache, reasoning)
                 return StreamResponse(200, chunks, [("content-type", es.CONTENT_TYPE)] + headers)
-            await ctx.pacer.whole(gen.completion_tokens)
-            body = wire.converse_body(gen, int((clock() - started) * 1000), cache)
+            await ctx.pacer.whole(gen.completion_tokens + (reasoning.tokens if reasoning else 0))
+            body = wire.converse_body(gen, int((clock() - started) * 1000), cache, reasoning)
             return Response(200, orjson.dumps(body), wire.JSON_HEADERS + headers)
         except BedrockError as error:
             return wire.error_response(error)

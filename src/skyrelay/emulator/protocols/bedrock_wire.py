@@ -13,7 +13,7 @@ import random
 import string
 import uuid
 from email.utils import formatdate
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import orjson
 
@@ -22,6 +22,9 @@ from skyrelay.net.server import Response
 from ..generate import ChoiceOut, Generation
 from ..timing import Pacer
 from . import bedrock_eventstream as es
+
+if TYPE_CHECKING:
+    from .bedrock_reasoning import Reasoning
 
 JSON_HEADERS = [("content-type", "application/json")]
 SERVICE_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
@@ -106,14 +109,16 @@ def stop_reason(choice: ChoiceOut) -> str:
     return STOP_REASONS.get(choice.finish, "end_turn")
 
 
-def usage(gen: Generation, cache: dict[str, int] | None = None) -> dict[str, int]:
+def usage(gen: Generation, cache: dict[str, int] | None = None, thinking: int = 0) -> dict[str, int]:
     """TokenUsage; with a prefix-cache hit, `inputTokens` counts only the uncached rest and the cached part
     is `cacheReadInputTokens`. `cache` (cachePoint caching, bedrock_cache.py) overrides the automatic prefix
-    cache and adds the tokens written, `cacheWriteInputTokens`."""
+    cache and adds the tokens written, `cacheWriteInputTokens`. `thinking`: reasoning tokens, which Bedrock
+    counts inside `outputTokens` (TokenUsage has no field of their own)."""
     read = cache["read"] if cache is not None else gen.cached_tokens
     written = cache["write"] if cache is not None else 0
-    out = {"inputTokens": max(0, gen.prompt_tokens - read - written), "outputTokens": gen.completion_tokens,
-           "totalTokens": gen.prompt_tokens + gen.completion_tokens}
+    output = gen.completion_tokens + thinking
+    out = {"inputTokens": max(0, gen.prompt_tokens - read - written), "outputTokens": output,
+           "totalTokens": gen.prompt_tokens + output}
     if read:
         out["cacheReadInputTokens"] = read
     if written:
@@ -121,16 +126,17 @@ def usage(gen: Generation, cache: dict[str, int] | None = None) -> dict[str, int
     return out
 
 
-def converse_body(gen: Generation, latency_ms: int, cache: dict[str, int] | None = None) -> dict[str, Any]:
+def converse_body(gen: Generation, latency_ms: int, cache: dict[str, int] | None = None,
+                  reasoning: Reasoning | None = None) -> dict[str, Any]:
     choice = gen.choices[0]
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = [reasoning.block()] if reasoning is not None else []
     if choice.tokens or not choice.tool_calls:
         content.append({"text": choice.text})
     for call in choice.tool_calls:
         content.append({"toolUse": {"toolUseId": tool_use_id(call.key), "name": call.name,
                                     "input": _tool_input(call.arguments)}})
     return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop_reason(choice),
-            "usage": usage(gen, cache), "metrics": {"latencyMs": latency_ms}}
+            "usage": usage(gen, cache, reasoning.tokens if reasoning else 0), "metrics": {"latencyMs": latency_ms}}
 
 
 def _tool_input(arguments: str) -> Any:
@@ -142,7 +148,8 @@ def _tool_input(arguments: str) -> Any:
 
 
 async def converse_stream(gen: Generation, pacer: Pacer, rng: random.Random, padding: bool,
-                          started: float, clock, cache: dict[str, int] | None = None) -> AsyncIterator[bytes]:
+                          started: float, clock, cache: dict[str, int] | None = None,
+                          reasoning: Reasoning | None = None) -> AsyncIterator[bytes]:
     """ConverseStream's events, one event-stream message per yield, paced like a model."""
 
     def frame(event_type: str, body: dict[str, Any]) -> bytes:
@@ -155,6 +162,17 @@ async def converse_stream(gen: Generation, pacer: Pacer, rng: random.Random, pad
     yield frame("messageStart", {"role": "assistant"})
     step = 0
     index = 0
+    if reasoning is not None:  # the thinking first, as one block of deltas (no contentBlockStart for it)
+        for piece in reasoning.pieces:
+            if step:
+                await pacer.token(step)
+            step += 1
+            yield frame("contentBlockDelta", {"delta": {"reasoningContent": {"text": piece}}, "contentBlockIndex": 0})
+        if reasoning.signature is not None:
+            yield frame("contentBlockDelta", {"delta": {"reasoningContent": {"signature": reasoning.signature}},
+                                              "contentBlockIndex": 0})
+        yield frame("contentBlockStop", {"contentBlockIndex": 0})
+        index += 1
     if choice.tokens or not choice.tool_calls:
         for token in choice.tokens or [""]:
             if step:
@@ -175,7 +193,8 @@ async def converse_stream(gen: Generation, pacer: Pacer, rng: random.Random, pad
         index += 1
     yield frame("messageStop", {"stopReason": stop_reason(choice)})
     latency = int((clock() - started) * 1000)
-    yield frame("metadata", {"usage": usage(gen, cache), "metrics": {"latencyMs": latency}})
+    thinking = reasoning.tokens if reasoning is not None else 0
+    yield frame("metadata", {"usage": usage(gen, cache, thinking), "metrics": {"latencyMs": latency}})
 
 
 async def failing_stream(error: BedrockError, rng: random.Random, padding: bool) -> AsyncIterator[bytes]:

@@ -4,6 +4,14 @@ Routes: POST /v1/chat/completions (JSON or SSE), POST /v1/embeddings, GET /v1/mo
 Responses API (responses.py): POST /v1/responses (JSON or SSE), GET and DELETE /v1/responses/{id},
 GET /v1/responses/{id}/input_items.
 Auth: `authorization: Bearer KEY` when the cloud has an api_key. Errors: {"error": {message, type, param, code}}.
+
+Options (CloudSpec.options), to play an OpenAI-compatible reasoning server (vLLM or SGLang started with a
+reasoning parser, serving DeepSeek-R1, Qwen3, QwQ...):
+    reasoning_models: [ids]   chat completions of these models show their thinking before the answer, in
+                              `choices[].message.<field>` and `choices[].delta.<field>`, counted in
+                              `completion_tokens` (and `completion_tokens_details.reasoning_tokens`)
+    reasoning_field: name     `reasoning_content` (vLLM before 0.10, SGLang, DeepSeek; the default) or `reasoning`
+                              (newer vLLM)
 """
 
 from __future__ import annotations
@@ -15,9 +23,10 @@ import orjson
 
 from skyrelay.net.server import Request, Response, StreamResponse
 
-from ..config import CloudSpec
+from ..config import CloudSpec, EmulatorConfigError
 from ..embeddings import as_base64, as_floats, embed
-from ..generate import estimate_tokens
+from ..generate import conversation_seed, estimate_tokens
+from ..text import prose_tokens
 from . import openai_wire as wire
 from . import responses
 from .base import Call, CallContext
@@ -36,6 +45,10 @@ _STATUS_ERRORS = {  # what OpenAI answers for each status, when a fault gives no
     503: ("The engine is currently overloaded, please try again later.", "server_error", None),
     504: ("Gateway timeout.", "server_error", None),
 }
+
+
+_THOUGHT_PIECES = 12  # a reasoning server's thinking, in prose tokens (same conversation, same thoughts)
+_THOUGHT_SALT = 0x766C  # thoughts drawn apart from the answer, which the same seed draws
 
 
 def status_error(status: int, message: str | None = None) -> wire.ApiError:
@@ -60,6 +73,12 @@ class OpenAIProtocol:
         self.spec = spec
         self.models = set(spec.models)
         self.responses = responses.ResponsesApi(f"{spec.name}\x00{spec.seed}")
+        options = spec.options or {}
+        self.reasoning_models = frozenset(options.get("reasoning_models") or ())
+        self.reasoning_field = options.get("reasoning_field", "reasoning_content")
+        if self.reasoning_field not in ("reasoning_content", "reasoning"):
+            raise EmulatorConfigError(f"{spec.name}.options.reasoning_field: expected 'reasoning_content' or "
+                                      "'reasoning'")
 
     def base_url(self, host: str, port: int) -> str:
         return f"http://{_client_host(host)}:{port}/v1"
@@ -136,12 +155,17 @@ class OpenAIProtocol:
             call.inp.model = model_name  # the reply depends on the deployment's model, not the body's label
         check_output_limit(payload, call.inp.model)
         gen = await ctx.generate(call.inp)
-        meta = wire.ChatMeta(random.Random(ctx.request_key), model_name or call.inp.model, azure=azure)
+        thoughts = None
+        if not azure and call.inp.model in self.reasoning_models:
+            thoughts = prose_tokens(random.Random(conversation_seed(self.spec.seed, call.inp) ^ _THOUGHT_SALT),
+                                    _THOUGHT_PIECES)
+        meta = wire.ChatMeta(random.Random(ctx.request_key), model_name or call.inp.model, azure=azure,
+                             thoughts=thoughts, reasoning_field=self.reasoning_field)
         headers = self.success_headers(ctx) if headers is None else headers
         if call.stream:
             chunks = wire.chat_stream(gen, meta, ctx.pacer, call.include_usage, call.obfuscation)
             return StreamResponse(200, chunks, wire.SSE_HEADERS + headers)
-        await ctx.pacer.whole(gen.longest_choice_tokens)
+        await ctx.pacer.whole(gen.longest_choice_tokens + meta.thought_tokens)
         return Response(200, orjson.dumps(wire.chat_completion(gen, meta)), wire.JSON_HEADERS + headers)
 
     async def embeddings(self, payload: Any, ctx: CallContext, *, model_name: str | None = None,

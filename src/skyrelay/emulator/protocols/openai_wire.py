@@ -56,14 +56,17 @@ def fingerprint(model: str) -> str:
     return "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0
+          ) -> dict[str, Any]:
+    """`reasoning_tokens` are part of `completion_tokens` (OpenAI counts them there, and apart in the details)."""
+    completion_tokens += reasoning_tokens
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0,
+            "reasoning_tokens": reasoning_tokens, "audio_tokens": 0, "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },
     }
@@ -72,15 +75,24 @@ def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) ->
 class ChatMeta:
     """The envelope every body and chunk of one completion shares."""
 
-    __slots__ = ("id", "created", "model", "fingerprint", "azure", "tool_prefix")
+    __slots__ = ("id", "created", "model", "fingerprint", "azure", "tool_prefix", "thoughts", "reasoning_field")
 
-    def __init__(self, rng: random.Random, model: str, azure: bool = False):
+    def __init__(self, rng: random.Random, model: str, azure: bool = False, thoughts: list[str] | None = None,
+                 reasoning_field: str = "reasoning_content"):
         self.id = "chatcmpl-" + random_id(rng, 29)
         self.created = int(time.time())
         self.model = model
         self.fingerprint = fingerprint(model)
         self.azure = azure
         self.tool_prefix = "call_"
+        # A reasoning server's thinking (vLLM / SGLang with a reasoning parser): shown in `reasoning_field` of
+        # each message and delta, before the answer
+        self.thoughts = thoughts
+        self.reasoning_field = reasoning_field
+
+    @property
+    def thought_tokens(self) -> int:
+        return len(self.thoughts) if self.thoughts else 0
 
 
 def _tool_call(meta: ChatMeta, call) -> dict[str, Any]:
@@ -112,6 +124,8 @@ def chat_completion(gen: Generation, meta: ChatMeta) -> dict[str, Any]:
                                    "refusal": None, "annotations": []}
         if c.tool_calls:
             message["tool_calls"] = [_tool_call(meta, call) for call in c.tool_calls]
+        if meta.thoughts:
+            message[meta.reasoning_field] = "".join(meta.thoughts)
         choice: dict[str, Any] = {"index": c.index, "message": message, "logprobs": None,
                                   "finish_reason": c.finish}
         if meta.azure:
@@ -119,7 +133,8 @@ def chat_completion(gen: Generation, meta: ChatMeta) -> dict[str, Any]:
         choices.append(choice)
     body: dict[str, Any] = {
         "id": meta.id, "object": "chat.completion", "created": meta.created, "model": meta.model,
-        "choices": choices, "usage": usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens),
+        "choices": choices,
+        "usage": usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens, meta.thought_tokens * len(choices)),
         "system_fingerprint": meta.fingerprint,
     }
     if meta.azure:
@@ -130,15 +145,17 @@ def chat_completion(gen: Generation, meta: ChatMeta) -> dict[str, Any]:
 
 
 def _deltas(c: ChoiceOut, meta: ChatMeta) -> list[dict[str, Any]]:
-    """The deltas of one choice, in order; the first carries the role."""
+    """The deltas of one choice, in order; the first carries the role, then come the thoughts (if any)."""
+    thoughts = [{meta.reasoning_field: t} for t in meta.thoughts or ()]
     if not c.tool_calls:
-        return [{"role": "assistant", "content": "", "refusal": None}] + [{"content": t} for t in c.tokens]
-    deltas: list[dict[str, Any]] = []
+        return [{"role": "assistant", "content": "", "refusal": None}, *thoughts] + [{"content": t} for t in c.tokens]
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None, "refusal": None}, *thoughts] if thoughts \
+        else []
     for i, call in enumerate(c.tool_calls):
         head = {"index": i, "id": meta.tool_prefix + call.key, "type": "function",
                 "function": {"name": call.name, "arguments": ""}}
-        deltas.append({"role": "assistant", "content": None, "tool_calls": [head], "refusal": None} if i == 0
-                      else {"tool_calls": [head]})
+        deltas.append({"role": "assistant", "content": None, "tool_calls": [head], "refusal": None}
+                      if i == 0 and not thoughts else {"tool_calls": [head]})
         deltas += [{"tool_calls": [{"index": i, "function": {"arguments": f}}]} for f in call.fragments]
     return deltas
 
@@ -182,7 +199,8 @@ async def chat_stream(gen: Generation, meta: ChatMeta, pacer: Pacer, include_usa
         filters = _filter_results("violence") if c.finish == "content_filter" else None
         yield event([choice(c.index, {}, c.finish, filters)])
     if include_usage:
-        yield event([], usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens))
+        yield event([], usage(gen.prompt_tokens, gen.completion_tokens, gen.cached_tokens,
+                              meta.thought_tokens * len(gen.choices)))
     yield _DONE
 
 

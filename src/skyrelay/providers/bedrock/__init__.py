@@ -21,6 +21,7 @@ from ..base import OpenedStream, Provider, as_int
 from .auth import make_signer
 from .errors import error_from_http
 from .invoke import VERSION, InvokeStreamDecoder, count_tokens_body, dropped, invoke_body, speaks_anthropic
+from .reasoning import family as reasoning_family
 from .request import HONOURED_EXTRAS, build_converse_body
 from .response import parse_converse_response
 from .stream import ConverseStreamDecoder
@@ -49,6 +50,9 @@ class BedrockProvider(Provider):
         self.count_path = model_path + "/count-tokens"
         self.speaks_anthropic = speaks_anthropic(deployment.model)
         self.caches = self.speaks_anthropic or "nova" in deployment.model  # models that take cachePoint blocks
+        # Models that reason through Converse (DeepSeek-R1, gpt-oss, Nova 2): their thoughts are shown
+        self.reasons = None if self.speaks_anthropic else reasoning_family(deployment.model)
+        self.shows_thoughts = self.reasons is not None
         origin = urlsplit(self.endpoint())
         self.signer = make_signer(deployment, self.http.host_header, f"{origin.scheme}://{self.http.host_header}")
         self.extra_headers = list(deployment.headers.items())
@@ -89,7 +93,7 @@ class BedrockProvider(Provider):
         return self.speaks_anthropic and (bool(req.thinking) or req.extra.get("reasoning_effort") not in (None, "none"))
 
     def converse_body(self, req: ChatRequest) -> dict:
-        return build_converse_body(req, self.name, self.caches)
+        return build_converse_body(req, self.name, self.caches, self.reasons)
 
     async def _expect_event_stream(self, resp) -> None:
         content_type = resp.headers.get("content-type", EVENT_STREAM)

@@ -6,7 +6,8 @@ and has no `n`, logprobs, penalties or response_format: those are refused, never
 either: that one, like every best-effort field (extras.py), is left out and named to the client. Prompt-cache
 breakpoints (`cache_control` on a system part, a user part, a tool result or a tool, as Anthropic clients and some
 OpenAI clients mark them) become `cachePoint` blocks after the block they mark, for models that cache on Bedrock
-(`caches`: Claude and Nova); other models are served without them.
+(`caches`: Claude and Nova); other models are served without them. `reasoning_effort` reaches the models that
+reason through Converse (`reasons`: reasoning.py) in `additionalModelRequestFields`; every other model refuses it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ...canonical import ChatRequest
 from ..content import image_url, read_data_url, tool_call_id
 from ..extras import may_leave_out
 from ..sampling import sampling_fields
+from .reasoning import request_fields
 
 HONOURED_EXTRAS: frozenset[str] = frozenset()  # Converse has a twin for no extra field
 _CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -30,11 +32,12 @@ _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
 class _Ctx:
     """Who is asking, for error messages that name the deployment."""
 
-    __slots__ = ("deployment", "caches")
+    __slots__ = ("deployment", "caches", "reasons")
 
-    def __init__(self, deployment: str, caches: bool = False):
+    def __init__(self, deployment: str, caches: bool = False, reasons: str | None = None):
         self.deployment = deployment
         self.caches = caches  # the model takes cachePoint blocks
+        self.reasons = reasons  # the model's reasoning family (reasoning.py), when it reasons through Converse
 
     def cache_point(self, marked: Any) -> list[dict[str, Any]]:
         """A cachePoint after a block the client marked with cache_control (none where the model cannot cache)."""
@@ -48,9 +51,10 @@ class _Ctx:
             f"{feature} is not supported by deployment '{self.deployment}' (bedrock){detail}", param=param)
 
 
-def build_converse_body(req: ChatRequest, deployment: str, caches: bool = False) -> dict[str, Any]:
+def build_converse_body(req: ChatRequest, deployment: str, caches: bool = False,
+                        reasons: str | None = None) -> dict[str, Any]:
     """The Converse / ConverseStream body for this request (the model id goes in the URL, not here)."""
-    ctx = _Ctx(deployment, caches)
+    ctx = _Ctx(deployment, caches, reasons)
     check_unsupported(req, ctx)
     system, messages, has_tool_blocks = convert_messages(req.messages, ctx)
     body: dict[str, Any] = {"messages": messages}
@@ -62,7 +66,20 @@ def build_converse_body(req: ChatRequest, deployment: str, caches: bool = False)
     tool_config = convert_tools(req.tools, req.tool_choice, has_tool_blocks, ctx)
     if tool_config is not None:
         body["toolConfig"] = tool_config
+    fields = _reasoning_fields(req, ctx)
+    if fields:
+        body["additionalModelRequestFields"] = fields
     return body
+
+
+def _reasoning_fields(req: ChatRequest, ctx: _Ctx) -> dict[str, Any] | None:
+    effort = req.extra.get("reasoning_effort")
+    if effort is None or ctx.reasons is None:
+        return None
+    try:
+        return request_fields(effort, ctx.reasons)
+    except ValueError as exc:
+        raise ctx.refuse(str(exc), "reasoning_effort") from None
 
 
 def check_unsupported(req: ChatRequest, ctx: _Ctx) -> None:
@@ -71,6 +88,8 @@ def check_unsupported(req: ChatRequest, ctx: _Ctx) -> None:
         raise ctx.refuse(f"response_format '{fmt.get('type')}'", "response_format",
                          "Bedrock Converse has no JSON mode; describe the format in the prompt, or use a tool")
     for name, value in req.extra.items():
+        if name == "reasoning_effort" and ctx.reasons is not None:
+            continue  # mapped to the model's own field (_reasoning_fields)
         if not may_leave_out(name, value):  # Bedrock maps no extra field: all it cannot leave out, it refuses
             raise ctx.refuse(f"'{name}'", name)
 

@@ -10,6 +10,7 @@ import orjson
 from ... import errors
 from ...canonical import ChatResponse, Choice, ToolCall, Usage
 from ..base import as_int
+from .reasoning import thought
 
 # Bedrock stop reasons -> OpenAI finish reasons; anything new or unknown reads as a plain stop.
 FINISH_REASONS = {
@@ -47,6 +48,7 @@ def parse_converse_response(data: Any, model: str, response_id: str, deployment:
                                            deployment=deployment)
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[dict[str, Any]] = []
     for block in message["content"]:
         if not isinstance(block, dict):
             continue
@@ -56,8 +58,12 @@ def parse_converse_response(data: Any, model: str, response_id: str, deployment:
             use = block["toolUse"]
             calls.append(ToolCall(id=str(use.get("toolUseId", "")), name=str(use.get("name", "")),
                                   arguments=orjson.dumps(use.get("input", {})).decode()))
-        # reasoningContent, citations, images: no place in an OpenAI chat completion
+        elif "reasoningContent" in block:  # the thinking of a model that reasons through Converse (reasoning.py)
+            shown = thought(block["reasoningContent"])
+            if shown is not None:
+                thoughts.append(shown)
+        # citations, images: no place in an OpenAI chat completion
     choice = Choice(content="".join(texts) if texts else None, tool_calls=calls,
-                    finish_reason=finish_reason(data.get("stopReason")))
+                    finish_reason=finish_reason(data.get("stopReason")), thinking_blocks=thoughts or None)
     return ChatResponse(id=response_id, model=model, created=int(time.time()), choices=[choice],
                         usage=parse_usage(data.get("usage")))

@@ -21,6 +21,7 @@ from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
 from ..base import load_json
 from .errors import error_from_event
+from .reasoning import delta_text
 from .response import finish_reason, parse_usage
 
 
@@ -103,7 +104,10 @@ class ConverseStreamDecoder:
         if isinstance(use, dict):
             index = self._tool_slot(data.get("contentBlockIndex"))
             return self._chunk(tool_calls=[ToolCallDelta(index=index, arguments=str(use.get("input", "")))])
-        return None  # reasoningContent, citations: not part of an OpenAI chat completion
+        if "reasoningContent" in delta:  # thinking (its signature and redacted parts are kept by nobody)
+            text = delta_text(delta["reasoningContent"])
+            return self._chunk(reasoning=text) if text else None
+        return None  # citations: not part of an OpenAI chat completion
 
     def _message_stop(self, data: dict) -> ChatChunk:
         self.stopped = True
