@@ -92,5 +92,5 @@ def test_a_budget_period_that_rolls_gets_new_cells():
     admitted(gov)
     assert principal.plan is not plan
     budget = [i for i, limit in enumerate(principal.limits) if limit.metric == 3][0]
-    assert principal.plan[budget][0] is not plan[budget][0]
-    assert principal.plan[0][0] is plan[0][0]  # the rpm window is the same counter
+    assert principal.plan.cells[budget] is not plan.cells[budget]
+    assert principal.plan.cells[0] is plan.cells[0]  # the rpm window is the same counter
