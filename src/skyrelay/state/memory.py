@@ -7,6 +7,7 @@ from collections import deque
 
 from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
 
+PLANS_KEPT = 10_000  # lists of items whose plan reserve_now keeps
 NEVER = math.inf  # the `expires` of a window with no entry
 _NO_ENTRY = [None, 0]  # an empty window's `last`: of no second, so a reserve opens an entry (and never adds here)
 
@@ -68,6 +69,7 @@ class MemoryState:
     def __init__(self):
         self._cells: dict[str, _Window | _Level] = {}  # by counter name
         self._flags: set[str] = set()
+        self._plans: dict[tuple, Plan] = {}  # by the items themselves (compared as objects): reserve_now
 
     def _cell(self, item: Item) -> _Window | _Level:
         """The item's counter here, remembered on the item: a request's reserve then looks up nothing."""
@@ -90,8 +92,15 @@ class MemoryState:
 
     def reserve_now(self, items: list[Item], amounts: list[float], now: float
                     ) -> tuple[Reservation | None, float, int]:
-        """`reserve` without the coroutine (what the Redis backend's local fallback and the state process call)."""
-        return self.reserve_planned(self.plan(items), items, amounts, now)
+        """`reserve` without the coroutine (what the Redis backend's local fallback and the state process call).
+        The plans of the lists of items seen are kept (a worker reserves the same few again and again)."""
+        key = tuple(items)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= PLANS_KEPT:  # a fallback's share items are new each time: bound what they leave
+                self._plans.clear()
+            plan = self._plans[key] = self.plan(items)
+        return self.reserve_planned(plan, items, amounts, now)
 
     def reserve_planned(self, plan: "Plan", items: list[Item], values, now: float
                         ) -> tuple[Reservation | None, float, int]:
@@ -217,16 +226,19 @@ class Plan:
     def __init__(self, cells: tuple, items: list[Item], picks: tuple[int, ...], steady: tuple[int, ...]):
         self.cells = cells  # aligned with the items
         self.picks = picks
-        windows = [i for i, item in enumerate(items) if item.kind == WINDOW]
-        levels = [i for i, item in enumerate(items) if item.kind != WINDOW]
-        self.windows = tuple((cells[i], items[i].limit, picks[i]) for i in windows)
-        self.levels = tuple((cells[i], items[i].limit, picks[i]) for i in levels)
-        # Per pick a settle may move: (cell, mark) per counter, the mark a window's index in the reserve's marks,
-        # or _PERIOD_MOVE or _GAUGE_MOVE for a level.
-        mark = {i: n for n, i in enumerate(windows)}
-        mark.update((i, _PERIOD_MOVE if items[i].kind == PERIOD else _GAUGE_MOVE) for i in levels)
-        self.changes = tuple((pick, tuple((cells[i], mark[i]) for i in range(len(items)) if picks[i] == pick))
-                             for pick in dict.fromkeys(picks) if pick not in steady)
+        windows, levels, moves = [], [], {}
+        for item, cell, pick in zip(items, cells, picks):
+            if item.kind == WINDOW:
+                mark = len(windows)  # its entry's index in a reserve's marks
+                windows.append((cell, item.limit, pick))
+            else:
+                mark = _PERIOD_MOVE if item.kind == PERIOD else _GAUGE_MOVE
+                levels.append((cell, item.limit, pick))
+            if pick not in steady:
+                moves.setdefault(pick, []).append((cell, mark))
+        self.windows = windows
+        self.levels = levels
+        self.changes = tuple(moves.items())  # per pick a settle may move: (cell, mark) per counter
 
 
 _PERIOD_MOVE, _GAUGE_MOVE = -1, -2
