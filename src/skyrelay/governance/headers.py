@@ -87,7 +87,7 @@ def _openai_from_cells(principal, plan, now: float) -> list[tuple[str, str]]:
         expires = cell.expires
         reset_s = expires - now if expires != NEVER else float(WINDOW_S)
         whole = int(reset_s + 0.5)
-        out += (header, (remaining, str(int(room)) if room > 0 else "0"),
+        out += (header, (remaining, "%d" % room if room > 0 else "0"),  # as str(int(room)), without two calls
                 resets[whole] if 1 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
     return out
 

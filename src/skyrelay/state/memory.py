@@ -20,7 +20,7 @@ class _Window:
 
     def __init__(self):
         self.entries: deque[list] = deque()
-        self.total = 0.0
+        self.total = 0  # an int while the amounts are (a request's are): int arithmetic is the faster
         self.last = _NO_ENTRY
         self.expires = NEVER
 
@@ -59,7 +59,7 @@ class _Level:
     __slots__ = ("total",)
 
     def __init__(self):
-        self.total = 0.0
+        self.total = 0
 
 
 class MemoryState:
@@ -184,7 +184,7 @@ class MemoryState:
                         cell.total += delta
                 else:  # a level: a gauge stops at zero
                     level = cell.total + delta
-                    cell.total = level if level > 0 or mark == _PERIOD_MOVE else 0.0
+                    cell.total = level if level > 0 or mark == _PERIOD_MOVE else 0
 
     async def total(self, name: str, kind: str, now: float) -> float:
         cell = self._cells.get(name)
