@@ -18,6 +18,7 @@ import orjson
 from skyrelay.canonical import ChatChunk, ChatResponse, Choice, Usage
 from skyrelay.protocols import openai, responses
 from skyrelay.providers.openai_responses import native_body
+from skyrelay.server.openai_routes import sse_stream
 
 SYSTEM = "You are a coding agent. " * 40
 CHAT_BODY = orjson.dumps({
@@ -33,6 +34,7 @@ RESPONSES_BODY = orjson.dumps({
     "tools": [{"type": "function", "name": "shell", "description": "Run a command",
                "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}, "strict": False}],
 })
+CHAT_REQUEST = openai.parse_chat(CHAT_BODY)
 ANSWER = ChatResponse(id="x", model="m", created=1, usage=Usage(120, 30, 0),
                       choices=[Choice(content="The test fails because the fixture is missing. " * 4)])
 CHUNKS = [ChatChunk(id="x", model="m", created=1, role="assistant")] + [
@@ -56,13 +58,13 @@ def responses_whole():
     responses.render_response(ANSWER, data)
 
 
-async def _chat_stream():
-    for chunk in CHUNKS:
-        openai.render_chunk(chunk)
+async def _chat_stream():  # what the chat route runs over the dispatcher's chunks (server/openai_routes.py)
+    async for _ in sse_stream(_chunks(), CHAT_REQUEST):
+        pass
 
 
-async def _responses_stream(data):
-    async for _ in responses.render_stream(_chunks(), data, "chat"):
+async def _responses_stream(data):  # and the Responses route (server/responses_routes.py)
+    async for _ in responses.render_any_stream(_chunks(), data, "chat"):
         pass
 
 

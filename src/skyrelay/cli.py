@@ -1,5 +1,5 @@
-"""`skyrelay serve | demo | emulate | check-config | simulate | keys | teams`, and the ledger's `spend |
-commitments | export` (cli_ledger)."""
+"""`skyrelay serve | demo | emulate | check-config | simulate | keys | teams`, the ledger's `spend |
+commitments | export` (cli_ledger) and `agents codex-home` (agents_cli)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 import uvloop
 
-from . import cli_ledger
+from . import agents_cli, cli_ledger
 from .ledger.core import LedgerUnavailable
 from .net.server import CannotListen
 from .runtime import tune_gc
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a configuration file and explain every mistake")
     check.add_argument("file")
     cli_ledger.add_commands(commands)  # spend, commitments, export focus
+    agents_cli.add_commands(commands)  # agents codex-home
 
     from .admin_cli import add_commands
 
@@ -126,7 +127,7 @@ async def serve_command(path: str, host: str | None, port: int | None, stop: asy
         config = worker_share(config, *worker)
         asyncio.ensure_future(exit_with_parent(stop))
     gateway = Gateway(config, config_path=path)
-    if worker is not None:  # a reloaded file is shared the same way; /metrics adds up every worker's counters
+    if worker is not None:  # a reloaded file is shared the same way; /metrics and /admin/stats add up every worker
         from .telemetry.peers import Peers
 
         gateway.adapt_config = lambda reloaded: worker_share(reloaded, *worker)

@@ -80,6 +80,8 @@ skyrelay demo: the gateway is up at {base}/v1
   model "chat" is served by emulated clouds: {where}
   model "embed" serves embeddings from azure-eastus and gpu-cluster
   the Anthropic SDK works too: anthropic.Anthropic(base_url="{base}", api_key="{DEMO_KEY}")
+  Codex CLI: skyrelay agents codex-home --url {base}/v1 --model chat --force
+    then: CODEX_HOME=~/.skyrelay/codex SKYRELAY_API_KEY={DEMO_KEY} codex
   the dashboard: {base}/ui (sign in with {DEMO_KEY})
 
 Call it with curl:

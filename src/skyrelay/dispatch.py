@@ -30,7 +30,7 @@ from .routing.health import HealthBook
 from .routing.latency import LatencyBook
 from .routing.planner import Plan, plan
 from .routing.policies import CONCENTRATION, ShareBook, estimated_cost
-from .routing.quotas import CONCURRENCY, QUOTA, QuotaBook
+from .routing.quotas import CONCURRENCY, QUOTA, SIGNAL_HEADERS, QuotaBook
 from .routing.strategies import LATENCY_AWARE
 from .routing.view import RoutingView
 
@@ -107,6 +107,7 @@ class Dispatcher:
         for name, provider in providers.items():  # the upstream's rate-limit headers correct the quota counts
             self.outstanding.setdefault(name, 0)
             provider.observe_limits = functools.partial(self._observe_limits, name)
+            provider.limit_headers = SIGNAL_HEADERS  # answers without them are not handed over at all
         # Timings cost ~1 us a request to record: only when some group's strategy (or hedge) reads them.
         self.measures_latency = any(g.strategy in LATENCY_AWARE or (g.hedge is not None and g.hedge.after_ms is None)
                                     for g in model_groups.values())

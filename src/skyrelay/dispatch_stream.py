@@ -93,15 +93,15 @@ async def stream_head(provider: Provider, req: ChatRequest) -> tuple[list[ChatCh
     the next deployment instead of an error a few bytes in."""
     stream = provider.chat_stream(req)
     timeout = provider.deployment.timeouts.first_byte
-    loop = asyncio.get_running_loop()
-    give_up_at = loop.time() + timeout
     head: list[ChatChunk] = []
     try:
-        while True:
-            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, give_up_at - loop.time()))
-            head.append(chunk)
-            if chunk.has_output() or len(head) >= _MAX_PREAMBLE:
-                return head, stream
+        # One deadline for the whole head (asyncio.wait_for per chunk would run each chunk in a task of its own).
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await stream.__anext__()
+                head.append(chunk)
+                if chunk.has_output() or len(head) >= _MAX_PREAMBLE:
+                    return head, stream
     except StopAsyncIteration:
         if head:  # a stream that ended after only its preamble is still a (short) answer
             return head, stream

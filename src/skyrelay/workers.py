@@ -87,7 +87,7 @@ class Supervisor:
         self.count = count
         self.host, self.port = host, port
         self.state_socket = state_socket
-        self.peers_dir = peers_dir  # private to this supervisor: the workers' /metrics sockets (telemetry/peers.py)
+        self.peers_dir = peers_dir  # private to this supervisor: the workers' sockets (telemetry/peers.py)
         self.procs: list[asyncio.subprocess.Process | None] = [None] * count
         self.stopping = False
         self.restarts = 0

@@ -1,4 +1,4 @@
-"""`skyrelay demo` works as printed: its URL, its curl line and its openai snippet."""
+"""`skyrelay demo` works as printed: its URL, its curl line, its openai snippet and its Codex CLI lines."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import httpx2 as httpx
+
+from .test_codex_cli import CODEX, ISOLATED
 
 
 def start_demo() -> tuple[subprocess.Popen, str]:
@@ -52,6 +55,7 @@ def test_demo_instructions_work_as_printed(tmp_path):
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert len(out.stdout.split()) >= 5  # real-looking text came back, streamed
+        codex_lines_work_as_printed(text, base, tmp_path)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -59,3 +63,22 @@ def test_demo_instructions_work_as_printed(tmp_path):
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def codex_lines_work_as_printed(text: str, base: str, tmp_path) -> None:
+    """The two Codex lines, in a shell whose HOME is the test's (the home lands in its ~/.skyrelay/codex); Codex
+    itself runs when it is installed (tests/e2e/test_codex_cli.py)."""
+    setup = re.search(r"Codex CLI: (skyrelay agents codex-home .*)", text).group(1)
+    then = re.search(r"then: (CODEX_HOME=\S+ SKYRELAY_API_KEY=\S+) codex$", text, re.M).group(1)
+    env = {**os.environ, "HOME": str(tmp_path), "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    done = subprocess.run(setup, shell=True, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    config = tomllib.loads((tmp_path / ".skyrelay" / "codex" / "config.toml").read_text())
+    assert config["model_providers"]["skyrelay"]["base_url"] == f"{base}/v1" and config["model"] == "chat"
+    if CODEX:
+        work = tmp_path / "project"
+        subprocess.run(["git", "init", "-q", str(work)], check=True)
+        command = f"{then} {CODEX} exec {' '.join(ISOLATED)} 'say hello'"
+        done = subprocess.run(command, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and done.stdout.strip(), done.stderr[-2000:]

@@ -1,6 +1,6 @@
 """`skyrelay serve --workers N`: connections spread over the workers, a dead worker is replaced, signals reach
-every worker, a key's limit is counted once across them (the supervisor holds the counters), and /metrics adds up
-every worker's counters whichever worker is scraped."""
+every worker, a key's limit is counted once across them (the supervisor holds the counters), and /metrics and
+/admin/stats add up every worker's figures whichever worker is asked."""
 
 from __future__ import annotations
 
@@ -13,14 +13,18 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 import openai
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
 from skyrelay.emulator import CloudSpec, start_cloud
 from skyrelay.workers import worker_share
 from skyrelay.config import parse_config
+from skyrelay.server import openapi_routes
 
 from .harness import UPSTREAM_KEY
 from .test_telemetry import samples
@@ -157,3 +161,41 @@ def test_metrics_add_up_every_workers_counters_whichever_answers(workers):
         if promtool is not None:
             check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
             assert check.returncode == 0, (check.stdout + check.stderr).decode()
+
+
+def stats_by_worker(url: str, connections: int) -> dict[int, list[dict]]:
+    """/admin/stats asked on each of `connections` new connections, by the pid of the worker that answered."""
+    host, port = url.removeprefix("http://").split(":")
+    answers: dict[int, list[dict]] = collections.defaultdict(list)
+    for _ in range(connections):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/health/ready")
+        pid = json.loads(conn.getresponse().read())["pid"]
+        conn.request("GET", "/admin/stats", headers={"authorization": "Bearer sk-master"})  # the same worker
+        resp = conn.getresponse()
+        assert resp.status == 200
+        answers[pid].append(json.loads(resp.read()))
+        conn.close()
+    return answers
+
+
+def test_admin_stats_answers_for_every_worker_whichever_answers(workers):
+    _, url = workers
+    sent = 24
+    for _ in range(sent):  # a new connection each time: the requests land on both workers
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-master", max_retries=0, timeout=20)
+        client.chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
+        client.close()
+    with open(Path(openapi_routes.__file__).with_name("openapi.yaml"), encoding="utf-8") as f:
+        components = yaml.safe_load(f)["components"]
+    schema = Draft202012Validator({"$ref": "#/components/schemas/AdminStats", "components": components})
+    answers = stats_by_worker(url, 16)
+    assert len(answers) == 2  # both workers answered some
+    for body in (body for bodies in answers.values() for body in bodies):
+        assert not list(schema.iter_errors(body)), body
+        assert body["workers"] == {"count": 2, "reporting": 2}
+        assert sum(body["series"]["deployments"]["up"]["ok"]) == sent
+        (up,) = body["deployments"]
+        assert up["share"] == 1.0 and up["in_flight"] == 0
+        assert [w["breaker"] for w in up["health"]["workers"]] == ["closed", "closed"]
+        assert body["model_groups"][0]["tiers"] == [{"tier": 0, "served": sent, "share": 1.0}]

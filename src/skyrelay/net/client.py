@@ -170,10 +170,22 @@ class HttpClient:
     ) -> Response:
         """Send a request and return once the response head arrived; read the body from the Response."""
         head = self._head(method, path, headers, len(body))
+        first_byte = first_byte_timeout or self.first_byte_timeout
+        total = total_timeout or self.total_timeout
         for attempt in (0, 1):
-            conn, reused = await self._acquire()
+            # The usual case, a warm idle connection and nobody queued, is taken without a coroutine of its own.
+            conn = self._reusable() if self._idle and not self._waiters else None
+            reused = True
+            if conn is None:
+                conn, reused = await self._acquire()
             try:
-                return await self._exchange(conn, head + body, first_byte_timeout, total_timeout)
+                ex = self._start_exchange(conn, head + body, first_byte, total)
+                try:
+                    await ex.head_future
+                except BaseException:
+                    conn.finish_exchange(ex)
+                    raise
+                return self._answered(conn, ex, first_byte, total)
             except ConnectionClosed as exc:
                 # Sent again only when the upstream provably never got it (the pooled connection's write failed):
                 # a close after the bytes left may follow real work upstream (a billed generation), so it is
@@ -201,13 +213,13 @@ class HttpClient:
             made = self._heads[(method, path)] = (headers, head)
         return b"%b%d\r\n\r\n" % (made[1], length)
 
-    async def _exchange(self, conn: PooledConnection, payload: bytes, first_byte: float | None, total: float | None):
-        loop = asyncio.get_running_loop()
+    def _start_exchange(self, conn: PooledConnection, payload: bytes, first_byte: float, total: float) -> Exchange:
+        """Send the request on `conn`; the caller awaits the exchange's `head_future`, then calls `_answered`.
+        Plain functions around one await, not a coroutine: the request path pays for every coroutine layer."""
+        loop = conn.loop
         ex = conn.exchange = Exchange(loop)
-        first_byte = first_byte or self.first_byte_timeout
-        total = total or self.total_timeout
         # One timer at a time: first byte, then (only for bodies still arriving) what is left of the total.
-        finish_by = loop.time() + total
+        ex.finish_by = loop.time() + total
         if first_byte < total:
             conn.arm_deadline(first_byte, FirstByteTimeout, NO_FIRST_BYTE, first_byte)
         else:
@@ -220,13 +232,17 @@ class HttpClient:
                 # of this request left. A peer's close arriving later is reported by connection_lost instead.
                 raise ConnectionClosed("upstream closed the connection before the request was sent",
                                        before_response=True, unsent=True)
-            await ex.head_future
         except BaseException:
             conn.finish_exchange(ex)
             raise
+        return ex
+
+    @staticmethod
+    def _answered(conn: PooledConnection, ex: Exchange, first_byte: float, total: float) -> Response:
+        """The head is in: the response, its body watched (stall, total) while it still arrives."""
         if not ex.complete:
-            ex.last_data = loop.time()
-            conn.watch_body(finish_by, first_byte, total)
+            ex.last_data = conn.loop.time()
+            conn.watch_body(ex.finish_by, first_byte, total)
         return Response(ex.status, ex.headers, conn, ex)
 
     async def aclose(self):

@@ -33,13 +33,22 @@ class Response:
         ex = self._exchange
         if self._conn.exchange is not ex:  # released already (read before, or closed): its connection moved on
             return self.body
-        if ex.complete and ex.error is None:  # the usual case: the body came with the head, no stream needed
-            self.body = b"".join(ex.chunks)
-            ex.chunks.clear()
-            self._conn.finish_exchange(ex)
-            return self.body
+        body = self.arrived_body()
+        if body is not None:
+            return body
         chunks = [chunk async for chunk in self.iter_chunks()]
         self.body = b"".join(chunks)
+        return self.body
+
+    def arrived_body(self) -> bytes | None:
+        """The whole body when it came with the head (the usual case: no await needed), the connection then
+        released; None when more is to come, or the exchange failed or was released (read() handles those)."""
+        ex = self._exchange
+        if not ex.complete or ex.error is not None or self._conn.exchange is not ex:
+            return None
+        self.body = b"".join(ex.chunks)
+        ex.chunks.clear()
+        self._conn.finish_exchange(ex)
         return self.body
 
     async def iter_chunks(self):
@@ -74,7 +83,7 @@ class Response:
 
 class Exchange:
     __slots__ = ("status", "headers", "head_future", "chunks", "buffered", "complete", "error", "waiter",
-                 "keep_alive", "received_any", "last_data")
+                 "keep_alive", "received_any", "last_data", "finish_by")
 
     def __init__(self, loop):
         self.status = 0
@@ -88,6 +97,7 @@ class Exchange:
         self.keep_alive = True
         self.received_any = False
         self.last_data = 0.0  # loop time of the last body bytes: the stall watchdog reads it
+        self.finish_by = 0.0  # loop time the whole exchange must end by (its total timeout)
 
     def wake(self):
         if self.waiter is not None and not self.waiter.done():
@@ -180,7 +190,9 @@ class PooledConnection(asyncio.Protocol):
         if ex.buffered > _READ_HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
-        ex.wake()
+        waiter = ex.waiter  # ex.wake(), inlined: a chunked body calls this once per piece
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_message_complete(self):
         ex = self.exchange
@@ -201,7 +213,7 @@ class PooledConnection(asyncio.Protocol):
     def arm_deadline(self, seconds: float, make_error: type[ClientError], template: str, limit: float):
         """Fail the exchange after `seconds`; the error is built only if it fires (most never do)."""
         self._cancel_deadline()
-        self.deadline = asyncio.get_running_loop().call_later(seconds, self._expire, make_error, template, limit)
+        self.deadline = self.loop.call_later(seconds, self._expire, make_error, template, limit)
 
     def watch_body(self, finish_by: float, stall: float, total: float) -> None:
         """While a body arrives: fail it if the upstream goes quiet for `stall` seconds or the total runs out.

@@ -33,11 +33,27 @@ _HEAD = 2  # the rest of a head whose first byte came: 408 after the head timeou
 _BODY = 3  # more of a body: 408 when none came for the body timeout
 
 
+_TARGETS: dict[bytes, tuple[str, str]] = {}  # request target -> (path, query): clients send the same few
+_MAX_TARGETS = 1024  # distinct targets remembered; past it the table starts again (a scan must not grow it)
+
+
+def _split_target(url: bytes) -> tuple[str, str]:
+    """The path and query of a request target, parsed once per distinct target (raises the parser's error)."""
+    split = _TARGETS.get(url)
+    if split is None:
+        parsed = httptools.parse_url(url)
+        split = (parsed.path.decode("latin-1"), parsed.query.decode("latin-1") if parsed.query else "")
+        if len(_TARGETS) >= _MAX_TARGETS:
+            _TARGETS.clear()
+        _TARGETS[url] = split
+    return split
+
+
 class ServerConnection(asyncio.Protocol):
     __slots__ = (
         "server", "transport", "parser", "url", "headers", "request", "queue", "task", "paused",
         "drain_waiter", "closed", "idle_since", "client", "discarding", "reading_paused", "continue_owed",
-        "final_reply", "head_size", "header_lines", "repeated", "waiting", "since",
+        "final_reply", "head_size", "header_lines", "repeated", "waiting", "since", "busy", "next_request",
     )
 
     def __init__(self, server: "HttpServer"):
@@ -48,7 +64,11 @@ class ServerConnection(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.request: Request | None = None
         self.queue: deque[tuple[Request, bool]] = deque()  # pipelined requests wait their turn
+        # One task serves the connection's requests, made with its first: between requests it waits on
+        # `next_request` (a future costs less than a task per request). `busy`: it has requests to answer.
         self.task: asyncio.Task | None = None
+        self.busy = False
+        self.next_request: asyncio.Future | None = None
         self.paused = False
         self.drain_waiter: asyncio.Future | None = None
         self.closed = False
@@ -155,8 +175,7 @@ class ServerConnection(asyncio.Protocol):
             values.append(value)
 
     def on_headers_complete(self):
-        parsed = httptools.parse_url(self.url)
-        path = parsed.path.decode("latin-1")
+        path, query = _split_target(self.url)
         headers = self.headers
         if self.repeated is not None:
             if "host" in self.repeated:
@@ -172,7 +191,6 @@ class ServerConnection(asyncio.Protocol):
         encoding = headers.get("transfer-encoding")
         if encoding is not None and encoding.strip().lower() != "chunked":
             raise refusals.unsupported_encoding(encoding, path)  # gzip, identity, `gzip, chunked`: unreadable
-        query = parsed.query.decode("latin-1") if parsed.query else ""
         method = self.parser.get_method().decode("latin-1")
         self.request = req = Request(method, path, query, headers, self.client)
         req.http10 = version == "1.0"
@@ -182,7 +200,7 @@ class ServerConnection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self.server.max_body_bytes:
             self._too_large(req)
         elif self.headers.get("expect", "").lower() == "100-continue":
-            if self.task is None:
+            if not self.busy:
                 self.transport.write(_CONTINUE)
             else:
                 self.continue_owed = True  # written now, it would land inside an earlier (streaming) answer
@@ -239,36 +257,49 @@ class ServerConnection(asyncio.Protocol):
     def _enqueue(self, req: Request, keep_alive: bool):
         queue = self.queue
         queue.append((req, keep_alive))
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._serve_queue())
+        if not self.busy:
+            self.busy = True
+            if self.task is None:
+                self.task = asyncio.get_running_loop().create_task(self._serve_queue())
+            else:
+                self.next_request.set_result(None)
         elif len(queue) > _MAX_QUEUED and not self.reading_paused:
             self.reading_paused = True  # a client pipelining faster than we answer: no unbounded queue
             self.transport.pause_reading()
 
     async def _serve_queue(self):
+        loop = asyncio.get_running_loop()
         try:
             queue = self.queue
-            while queue and not self.closed:
-                if self.paused:
-                    await self._drain()  # the client is not reading its answers: make no more until it does
-                req, keep_alive = queue.popleft()
-                if self.reading_paused and len(queue) <= _MAX_QUEUED // 2:
-                    self.reading_paused = False
-                    self.transport.resume_reading()
-                if not await self._serve_one(req, keep_alive):
-                    self._close_after_answer()
+            while True:
+                while queue and not self.closed:
+                    if self.paused:
+                        await self._drain()  # the client is not reading its answers: make no more until it does
+                    req, keep_alive = queue.popleft()
+                    if self.reading_paused and len(queue) <= _MAX_QUEUED // 2:
+                        self.reading_paused = False
+                        self.transport.resume_reading()
+                    if not await self._serve_one(req, keep_alive):
+                        self._close_after_answer()
+                        return
+                self.busy = False
+                self.idle_since = loop.time()
+                if self.continue_owed and not self.closed:
+                    self.continue_owed = False
+                    self.since = self.server.clock  # the body's wait starts now
+                    self.transport.write(_CONTINUE)
+                if self.final_reply is not None and not self.closed:
+                    self._send_final_reply()
+                if self.closed:
                     return
-            if self.continue_owed and not self.closed:
-                self.continue_owed = False
-                self.since = self.server.clock  # the body's wait starts now
-                self.transport.write(_CONTINUE)
-            if self.final_reply is not None and not self.closed:
-                self._send_final_reply()
+                self.next_request = loop.create_future()  # set by _enqueue; cancelled with the task (connection_lost)
+                await self.next_request
         except asyncio.CancelledError:
             pass
         finally:
             self.task = None
-            self.idle_since = asyncio.get_running_loop().time()
+            self.busy = False
+            self.idle_since = loop.time()
 
     async def _serve_one(self, req: Request, keep_alive: bool) -> bool:
         """Answer one request; returns whether the connection stays open for the next."""
@@ -351,7 +382,7 @@ class ServerConnection(asyncio.Protocol):
         resp = self.server.error_reply(status, message, path)
         head = response_head(status, resp.headers, f"content-length: {len(resp.body)}", False)
         self.final_reply = head + resp.body
-        if self.task is None:
+        if not self.busy:
             self._send_final_reply()
 
     def _path_so_far(self) -> str | None:
@@ -386,7 +417,7 @@ class ServerConnection(asyncio.Protocol):
             transport.close()
 
     def close_if_idle(self) -> bool:
-        if self.task is None and self.transport is not None:
+        if not self.busy and self.transport is not None:
             self.transport.close()
             return True
         return False

@@ -31,12 +31,13 @@ def parse_chat(body: bytes) -> ChatRequest:
         raise errors.InvalidRequest("'messages' must contain at least one message", param="messages")
     for i, msg in enumerate(messages):
         _check_message(msg, i)
-    stream = _optional(data, "stream", bool) or False
-    stream_options = _optional(data, "stream_options", dict)
+    _check_types(data, _TYPED_FIRST)
+    stream = data.get("stream") or False
+    stream_options = data.get("stream_options")
     include_usage = False
     if stream_options is not None:
         include_usage = _optional(stream_options, "include_usage", bool, "stream_options.include_usage") or False
-    max_tokens = _optional(data, "max_completion_tokens", int)
+    max_tokens = data.get("max_completion_tokens")
     if max_tokens is None:
         max_tokens = _optional(data, "max_tokens", int)
     if max_tokens is not None and max_tokens < 1:
@@ -52,13 +53,27 @@ def parse_chat(body: bytes) -> ChatRequest:
     tools = _optional(data, "tools", list)
     if tools is not None or tool_choice is not None:
         _check_tools(tools, tool_choice)
+    _check_types(data, _TYPED_LAST)
     return ChatRequest(
         model=model, messages=messages, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
-        temperature=_optional(data, "temperature", NUMBER), top_p=_optional(data, "top_p", NUMBER), stop=stop,
-        tools=tools, tool_choice=tool_choice,
-        response_format=_optional(data, "response_format", dict),
+        temperature=data.get("temperature"), top_p=data.get("top_p"), stop=stop, tools=tools, tool_choice=tool_choice,
+        response_format=data.get("response_format"),
         extra={k: v for k, v in data.items() if k not in _CHAT_FIELDS}, raw=data,
     )
+
+
+# The optional fields whose JSON type is checked before they are read, in the order their errors are reported
+# (first these, then max_tokens, stop, tool_choice and tools, then the last ones).
+_TYPED_FIRST = (("stream", bool), ("stream_options", dict), ("max_completion_tokens", int))
+_TYPED_LAST = (("temperature", NUMBER), ("top_p", NUMBER), ("response_format", dict))
+
+
+def _check_types(data: dict, fields: tuple[tuple[str, type | tuple], ...]) -> None:
+    """`_optional`'s check of several fields in one call: most are absent, and the request path pays per call."""
+    for name, kind in fields:
+        value = data.get(name)
+        if value is not None and not is_kind(value, kind):
+            raise errors.InvalidRequest(f"'{name}' must be of type {type_name(kind)}", param=name)
 
 
 def _check_message(msg: Any, i: int) -> None:

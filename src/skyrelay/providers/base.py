@@ -47,8 +47,10 @@ class Provider:
     shows_thoughts = False  # a summary of the model's thoughts when asked (ChatRequest.show_thoughts), not its blocks
     # Serves a Responses API request from its own body (ChatRequest.responses), not the canonical fields.
     speaks_responses = False
-    # Called with every answer's headers (the dispatcher reads the rate-limit ones into its quota counts).
+    # Called with an answer's headers when they hold one of `limit_headers` (the dispatcher sets both: it reads
+    # the rate-limit ones into its quota counts).
     observe_limits: Any = None
+    limit_headers: frozenset[str] = frozenset()
     traced = False  # set when tracing is configured: each call then carries its attempt's traceparent
 
     def __init__(self, deployment: Any):
@@ -127,9 +129,11 @@ class Provider:
             traceparent = upstream_traceparent(self.name)
             if traceparent is not None:
                 headers = [*headers, ("traceparent", traceparent)]
-        with map_transport_errors(self.name):
+        try:  # (not map_transport_errors: a `with` costs three calls on every request, a `try` none)
             resp = await self.http.send("POST", path, headers, body)
-        if self.observe_limits is not None:
+        except http.ClientError as exc:
+            raise transport_error(exc, self.name) from None
+        if self.observe_limits is not None and not self.limit_headers.isdisjoint(resp.headers):
             self.observe_limits(resp.headers)
         if resp.status >= 400:
             raise self.error_from_response(resp.status, resp.headers, await self.read_body(resp))
@@ -144,7 +148,11 @@ class Provider:
 
     async def post_json_read_raw(self, path: str, headers: list[tuple[str, str]], payload: Any) -> tuple[bytes, Any]:
         """POST a JSON body and return the answer both as bytes (to forward as is) and parsed."""
-        return await self.read_json(await self.post_json(path, headers, payload))
+        resp = await self.post_json(path, headers, payload)
+        raw = resp.arrived_body()  # the usual case, read without the coroutines of read_json and read_body
+        if raw is None:
+            raw = await self.read_body(resp)
+        return raw, load_json(raw, self.name, "answered a body")
 
     async def read_json(self, resp: http.Response) -> tuple[bytes, Any]:
         """The whole body of an answer, as bytes and parsed; the response is closed."""
@@ -199,11 +207,15 @@ class map_transport_errors:
     def __exit__(self, kind, exc, tb) -> bool:
         if kind is None or not issubclass(kind, http.ClientError):
             return False
-        name = self.deployment
-        for client_error, gateway_error in _TRANSPORT_ERRORS:
-            if isinstance(exc, client_error):
-                raise gateway_error(f"deployment '{name}': {exc}", deployment=name) from None
-        return False
+        raise transport_error(exc, self.deployment) from None
+
+
+def transport_error(exc: http.ClientError, deployment: str) -> errors.UpstreamError:
+    """The gateway's typed error for a failure of the HTTP client."""
+    for client_error, gateway_error in _TRANSPORT_ERRORS:
+        if isinstance(exc, client_error):
+            return gateway_error(f"deployment '{deployment}': {exc}", deployment=deployment)
+    return errors.UpstreamConnectError(f"deployment '{deployment}': {exc}", deployment=deployment)
 
 
 _TRANSPORT_ERRORS = (

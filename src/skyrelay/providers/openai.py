@@ -90,7 +90,8 @@ class OpenAIProvider(Provider):
             raw, data = await self.post_json_read_raw(self.responses_path(), self.request_headers(), body)
             return openai_responses.whole_response(raw, data, self.name)
         body, data = await self.post_json_read_raw(self.chat_path(), self.request_headers(), self.chat_body(req))
-        resp = parse_response(data, self.name)
+        # An OpenAI client gets the upstream's bytes as they came: their choices are parsed only if someone reads them.
+        resp = parse_response(data, self.name, lazy=req.raw is not None)
         resp.raw_body = body
         return resp
 
@@ -166,11 +167,41 @@ def _error_detail(body: bytes) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {}
 
 
-def parse_response(data: Any, deployment: str) -> ChatResponse:
+def parse_response(data: Any, deployment: str, lazy: bool = False) -> ChatResponse:
+    """The canonical answer. `lazy`: its choices are parsed when first read, for a pass-through, which forwards
+    the upstream's body and itself needs only the usage."""
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise errors.UpstreamProtocolError(f"deployment '{deployment}' answered no choices", deployment=deployment)
+    return (_LazyChoices if lazy else ChatResponse)(
+        id=str(data.get("id", "")), model=str(data.get("model", "")), created=as_int(data.get("created")),
+        choices=None if lazy else _choices(data["choices"]), usage=parse_usage(data.get("usage")), raw=data,
+    )
+
+
+_CHOICES = ChatResponse.__dict__["choices"]  # the dataclass's slot, under the property below
+
+
+class _LazyChoices(ChatResponse):
+    """A ChatResponse whose `choices` are parsed from `raw` on first read (set: as given)."""
+
+    __slots__ = ()
+
+    @property
+    def choices(self) -> list[Choice]:
+        choices = _CHOICES.__get__(self)
+        if choices is None:
+            choices = _choices(self.raw["choices"])
+            _CHOICES.__set__(self, choices)
+        return choices
+
+    @choices.setter
+    def choices(self, value: list[Choice] | None) -> None:
+        _CHOICES.__set__(self, value)
+
+
+def _choices(data: list) -> list[Choice]:
     choices = []
-    for i, c in enumerate(data["choices"]):
+    for i, c in enumerate(data):
         msg = c.get("message") or {}
         calls = [
             ToolCall(id=tc.get("id", ""), name=(tc.get("function") or {}).get("name", ""),
@@ -179,10 +210,7 @@ def parse_response(data: Any, deployment: str) -> ChatResponse:
         ]
         choices.append(Choice(index=c.get("index", i), content=msg.get("content"), tool_calls=calls,
                               finish_reason=c.get("finish_reason") or "stop", refusal=msg.get("refusal")))
-    return ChatResponse(
-        id=str(data.get("id", "")), model=str(data.get("model", "")), created=as_int(data.get("created")),
-        choices=choices, usage=parse_usage(data.get("usage")), raw=data,
-    )
+    return choices
 
 
 def parse_chunk(payload: bytes, deployment: str) -> ChatChunk:

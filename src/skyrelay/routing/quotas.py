@@ -57,6 +57,10 @@ class _Signal:
         self.tokens: tuple = _NO_SIGNAL
 
 
+# The headers without which QuotaBook.observe reads nothing from an answer.
+SIGNAL_HEADERS = frozenset({"x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining"})
+
+
 class QuotaBook:
     __slots__ = ("_logs", "_signals")
 
@@ -165,7 +169,8 @@ class QuotaBook:
             log.bytes_per_token += (ratio - log.bytes_per_token) * 0.2
 
     def observe(self, name: str, now: float, headers, wall: float | None = None) -> None:
-        """Read an upstream answer's rate-limit headers (lower-case names), if it sent any."""
+        """Read an upstream answer's rate-limit headers (lower-case names), if it sent any (SIGNAL_HEADERS says
+        which answers have some: callers may skip the others)."""
         get = headers.get
         requests = get("x-ratelimit-remaining-requests")
         if requests is not None:

@@ -38,6 +38,13 @@ class SharedQuotaBook(QuotaBook):
         self.shared = False
         self._seen = {}
 
+    def shared_usage(self) -> dict[str, tuple[int, int]] | None:
+        """Every replica's (requests, tokens) in each deployment's window, as the planner reads them; None while no
+        snapshot is loaded (then only this replica's own attempts count: `snapshot`)."""
+        if not self.shared:
+            return None
+        return {name: (seen[REQUESTS], seen[TOKENS]) for name, seen in self._seen.items()}
+
     def mark_full(self, deployment, tokens: bool, now: float, wait: float) -> None:
         """The shared counter refused an attempt: the deployment has no room (requests, or `tokens`) here either,
         until the next snapshot says otherwise (or `wait` seconds pass)."""

@@ -82,7 +82,7 @@ class Gateway:
         self.ledger = build_ledger(config, self.dispatcher.clock)  # None with ledger.enabled: false
         self._record_refusal: Callable[..., None] | None = None  # the ledger's, once started
         self._tracer = self.telemetry.tracer
-        self.metrics_peers: Any = None  # telemetry.peers.Peers, set for one of `serve --workers N`
+        self.metrics_peers: Any = None  # telemetry.peers.Peers (/metrics, /admin/stats), for one of `--workers N`
         self.responses_store = ResponseStore(  # stored Responses (store: true)
             parse_url(config.database.url), config.database.responses_retention_days * 86400)
         self._register_routes()
@@ -144,10 +144,10 @@ class Gateway:
         if self.dispatcher.shared is not None:
             self.dispatcher.shared.start()
         self.telemetry.start()
-        if self.metrics_peers is not None and self.config.metrics.enabled:
-            from .metrics_routes import own_exposition
+        if self.metrics_peers is not None:
+            from .metrics_routes import peer_answers
 
-            await self.metrics_peers.start(lambda: own_exposition(self))
+            await self.metrics_peers.start(peer_answers(self))
         self.responses_store.start()
         return self.server
 

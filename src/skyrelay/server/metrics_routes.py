@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import orjson
+
 from ..net.server import Request, Response
 from ..protocols import openai as protocol
 from ..telemetry import CONTENT_TYPE
+from ..telemetry.peers import METRICS, STATS
 from .admin_stats_routes import require_admin
 from .app import Route
 
@@ -21,6 +24,15 @@ def own_exposition(gateway: "Gateway") -> bytes:
     if gateway.ledger is not None:
         body += gateway.ledger.exposition().encode()
     return body
+
+
+def peer_answers(gateway: "Gateway") -> dict:
+    """What the other workers of `serve --workers N` may ask this one for (telemetry/peers.py)."""
+    index = gateway.metrics_peers.index
+    answers = {STATS: lambda: orjson.dumps(gateway.telemetry.stats_part(index))}
+    if gateway.config.metrics.enabled:
+        answers[METRICS] = lambda: own_exposition(gateway)
+    return answers
 
 
 def register(gateway: "Gateway") -> None:

@@ -15,7 +15,7 @@ import logging
 from typing import Any, Callable
 
 from .. import errors
-from . import stats
+from . import stats, stats_merge, stats_part
 from .access_log import AccessLog
 from .activity import Activity
 from .events import EventLog
@@ -112,13 +112,18 @@ class Telemetry:
         self.events.sweep()  # a breaker an active health check closed is told at the latest here
         return render(self.metrics, self.dispatcher, self.deployments, self)
 
-    def stats(self) -> dict:
-        """The /admin/stats document (stats.py)."""
+    def stats_part(self, worker: int = 0) -> dict:
+        """This process's raw figures for /admin/stats (stats_part.py): what another worker asks for."""
         self.events.sweep()
         self.activity.sample(self.metrics, self._clock())
-        return stats.build(self.activity, self.metrics, self.dispatcher, self.config, self.events.ejections,
-                           self.state.status() if self.state is not None else None,
-                           self.stats_sources)
+        return stats_part.collect(self.activity, self.metrics, self.dispatcher, self.config, self.events.ejections,
+                                  self.state.status() if self.state is not None else None, worker)
+
+    def stats(self, own: dict | None = None, others: list[dict] = (), workers: int = 1) -> dict:
+        """The /admin/stats document (stats.py): this process's figures, merged with the other workers' that
+        answered (`workers`: how many the gateway runs)."""
+        part = stats_merge.merge(self.stats_part() if own is None else own, list(others))
+        return stats.build(part, self.config, self.stats_sources, (workers, 1 + len(others)))
 
 
 def status_of(error: BaseException | None) -> int:

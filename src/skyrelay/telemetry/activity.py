@@ -127,9 +127,9 @@ class Activity:
         return ok, failed, latency
 
     def series(self, name: str, slots: range) -> dict[str, list]:
-        """Per bucket, oldest first: attempts served and failed, and the served ones' mean latency in ms."""
+        """Per bucket, oldest first: attempts served and failed, and the served ones' summed seconds (sums, so
+        that several workers' buckets add up; stats.py turns them into means)."""
         ring = self.rings.get(name) or Ring()
         indexes = [number % BUCKETS for number in slots]
         return {"ok": [ring.ok[i] for i in indexes], "failed": [ring.failed[i] for i in indexes],
-                "latency_ms": [round(ring.latency[i] * 1000 / ring.ok[i], 2) if ring.ok[i] else None
-                               for i in indexes]}
+                "latency_s": [ring.latency[i] for i in indexes]}

@@ -1,96 +1,95 @@
 """GET /admin/stats: what the dashboard shows, as one JSON document built when asked (never on the request path).
 
-Traffic comes from the activity ring (activity.py) and spend from the counters (metrics.py); health, quotas,
-vendor shares and in-flight counts are read from the dispatcher's routing state at that moment, as /metrics reads
-them. Sections another part of the gateway
-owns (the ledger's commitment burn-down and spool) come from the sources it registers with Telemetry; until then
-the document says where they will come from. The shape is documented in server/openapi.yaml (AdminStats).
+Each worker's figures are collected raw (stats_part.py: traffic from the activity ring, spend from the counters,
+health, quotas, vendor shares and in-flight counts from the dispatcher's routing state at that moment, as /metrics
+reads them), merged across the workers of `serve --workers N` (stats_merge.py), and turned here into rates, means
+and shares. Sections another part of the gateway owns (the ledger's commitment burn-down and spool) come from the
+sources it registers with Telemetry, read from the answering worker (they come from the shared database); until
+then the document says where they will come from. The shape is documented in server/openapi.yaml (AdminStats).
 """
 
 from __future__ import annotations
 
 import datetime
-import time
 from typing import Any, Callable
 
-from ..routing.quotas import CONCURRENCY
-from .activity import BUCKET_S, BUCKETS, Activity
-from .metrics import Metrics, spend
+from .activity import BUCKET_S
 
-RATE_WINDOW_S = 60.0  # requests/s: over the last minute
-SHARE_WINDOW_S = 300.0  # traffic and tier shares: over the last five minutes
 NO_TEAM = "(no team)"
+BREAKER_RANK = {"closed": 0, "half_open": 1, "open": 2}  # the worst of the workers' breakers is the one shown
 
 
-def build(activity: Activity, metrics: Metrics | None, dispatcher: Any, config: Any, ejections: dict[str, int],
-          state: dict | None, sources: dict[str, Callable[[], Any]]) -> dict:
-    now = dispatcher.clock()
-    wall = time.time()
-    deployments = config.deployments()
-    history, _ = activity.window(now, BUCKET_S * BUCKETS)
-    recent, recent_span = activity.window(now, RATE_WINDOW_S)
-    shares, _ = activity.window(now, SHARE_WINDOW_S)
-    served = {d.name: activity.totals(d.name, shares)[0] for d in deployments}
-    total_served = sum(served.values())
-    records, windows = dispatcher.health.snapshot(), dispatcher.quotas.snapshot(now)
-    rows = [_deployment(d, activity, dispatcher, now, recent, recent_span, served, total_served, ejections,
-                        records.get(d.name, {}), windows.get(d.name, {})) for d in deployments]
+def build(part: dict, config: Any, sources: dict[str, Callable[[], Any]], workers: tuple[int, int]) -> dict:
+    """The document from a (merged) part; `workers`: (how many the gateway runs, how many this answer counts)."""
+    figures = part["deployments"]
+    deployments = [d for d in config.deployments() if d.name in figures]
+    total_served = sum(figures[d.name]["served"] for d in deployments)
+    rows = [_deployment(d, figures[d.name], total_served) for d in deployments]
     extra = {name: source() for name, source in sources.items()}
+    wall = part["time"]
     return {
         "time": round(wall, 3),
-        "uptime_s": round(now - activity.started, 3),
+        "uptime_s": round(part["uptime_s"], 3),
+        "workers": {"count": workers[0], "reporting": workers[1]},
         "series": {
-            "start": round(wall - (now - history.start * BUCKET_S), 3),  # wall time of the oldest bucket's start
+            "start": round(part["series"]["start"], 3),
             "step_s": BUCKET_S,
-            "deployments": {d.name: activity.series(d.name, history) for d in deployments},
+            "deployments": {d.name: _series(part["series"]["deployments"][d.name]) for d in deployments},
         },
         "deployments": rows,
         "vendors": _vendors(rows, total_served),
-        "model_groups": [_group(g, dispatcher, activity, shares, now) for g in config.model_groups.values()],
-        "spend": extra.pop("spend", None) or _spend(metrics, activity.started_wall),
+        "model_groups": [_group(g, figures, part["concentration"].get(g.name))
+                         for g in config.model_groups.values()],
+        "spend": extra.pop("spend", None) or _spend(part["spend"], part["since"]),
         "commitments": extra.pop("commitments", None) or _commitments(config.commitments, wall),
-        "errors": list(reversed(activity.errors)),  # newest first
-        "state": state,
+        "errors": list(reversed(part["errors"])),  # newest first
+        "state": part["state"],
         **extra,
     }
 
 
-def _deployment(d: Any, activity: Activity, dispatcher: Any, now: float, recent: range, span: float,
-                served: dict[str, int], total_served: int, ejections: dict[str, int], record: dict,
-                window: dict) -> dict:
-    health = dispatcher.health
-    ok, failed, latency = activity.totals(d.name, recent)
-    reason = health.unavailable_reason(d.name, now)
+def _series(series: dict) -> dict:
+    return {"ok": series["ok"], "failed": series["failed"],
+            "latency_ms": [round(seconds * 1000 / ok, 2) if ok else None
+                           for ok, seconds in zip(series["ok"], series["latency_s"])]}
+
+
+def _deployment(d: Any, figures: dict, total_served: int) -> dict:
+    ok = figures["ok"]
     return {
         "name": d.name, "model_group": d.group, "kind": d.kind, "vendor": d.vendor, "region": d.region,
         "tier": d.tier,
-        "requests_per_s": round((ok + failed) / span, 3),
-        "errors_per_s": round(failed / span, 3),
-        "latency_ms": round(latency * 1000 / ok, 2) if ok else None,
-        "share": round(served[d.name] / total_served, 4) if total_served else 0.0,
-        "health": {
-            "breaker": health.state(d.name, now),
-            "available": reason is None,
-            "reason": reason,
-            "unavailable_s": round(health.seconds_until_available(d.name, now), 3) if reason else 0.0,
-            "consecutive_failures": record.get("failures", 0),
-            "ejections": ejections.get(d.name, 0),
-        },
-        "in_flight": dispatcher.outstanding.get(d.name, 0),
-        "quota": _quota(d, window, dispatcher.outstanding.get(d.name, 0)),
+        "requests_per_s": round(figures["requests_per_s"], 3),
+        "errors_per_s": round(figures["errors_per_s"], 3),
+        "latency_ms": round(figures["latency_s"] * 1000 / ok, 2) if ok else None,
+        "share": round(figures["served"] / total_served, 4) if total_served else 0.0,
+        "health": _health(figures["health"], figures["ejections"]),
+        "in_flight": figures["in_flight"],
+        "quota": _quota(figures["quota"]),
     }
 
 
-def _quota(d: Any, window: dict, in_flight: int) -> dict:
+def _health(workers: list[dict], ejections: int) -> dict:
+    """The worst worker's breaker (open anywhere shows open); available only where every worker would route to it;
+    each worker's own view under `workers`."""
+    worst = max(workers, key=lambda h: (BREAKER_RANK.get(h["breaker"], 0), not h["available"],
+                                        h["unavailable_s"]))
+    return {
+        "breaker": worst["breaker"],
+        "available": all(h["available"] for h in workers),
+        "reason": worst["reason"],
+        "unavailable_s": max(h["unavailable_s"] for h in workers),
+        "consecutive_failures": max(h["consecutive_failures"] for h in workers),
+        "ejections": ejections,
+        "workers": workers,
+    }
+
+
+def _quota(limits: dict) -> dict:
     """Each configured limit with what it counts now, and the headroom left under the tightest (1: all free)."""
-    limits = {}
-    for kind, limit, used in (("requests", d.rpm, window.get("requests", 0)),
-                              ("tokens", d.tpm, window.get("tokens", 0)),
-                              (CONCURRENCY, d.max_concurrency, in_flight)):
-        if limit is not None:
-            limits[kind] = {"limit": limit, "used": used}
-    headroom = min((max(0.0, 1 - v["used"] / v["limit"]) for v in limits.values()), default=None)
-    return {"limits": limits, "headroom": None if headroom is None else round(headroom, 4)}
+    shown = {kind: {"limit": v["limit"], "used": v["used"]} for kind, v in limits.items()}
+    headroom = min((max(0.0, 1 - v["used"] / v["limit"]) for v in shown.values()), default=None)
+    return {"limits": shown, "headroom": None if headroom is None else round(headroom, 4)}
 
 
 def _vendors(rows: list[dict], total_served: int) -> list[dict]:
@@ -102,8 +101,8 @@ def _vendors(rows: list[dict], total_served: int) -> list[dict]:
     return sorted(vendors.values(), key=lambda v: -v["share"])
 
 
-def _group(group: Any, dispatcher: Any, activity: Activity, shares: range, now: float) -> dict:
-    served = {d.name: activity.totals(d.name, shares)[0] for d in group.deployments}
+def _group(group: Any, figures: dict, concentration: dict | None) -> dict:
+    served = {d.name: figures[d.name]["served"] if d.name in figures else 0 for d in group.deployments}
     total = sum(served.values())
     by_tier: dict[int, int] = {}
     for d in group.deployments:
@@ -118,25 +117,24 @@ def _group(group: Any, dispatcher: Any, activity: Activity, shares: range, now: 
         "concentration": None,
     }
     policy = group.concentration
-    if policy is not None:
-        book = dispatcher.shares
-        amounts = book.amounts(group.name, policy, now)
+    if policy is not None and concentration is not None:
+        amounts = concentration["amounts"]
         carried = sum(amounts.values())
         out["concentration"] = {
             "max_share": policy.max_share, "window_s": policy.window_s, "measure": policy.measure,
             "on_breach": policy.on_breach,
             "vendors": {v: round(a / carried, 4) if carried else 0.0 for v, a in sorted(amounts.items())},
-            "over_cap": sorted(book.over_cap(group.name, policy, now)),
-            "breaches": book.breaches.get(group.name, 0),
-            "refusals": book.refusals.get(group.name, 0),
+            "over_cap": sorted(v for v, a in amounts.items() if carried > 0 and a > policy.max_share * carried),
+            "breaches": concentration["breaches"],
+            "refusals": concentration["refusals"],
         }
     return out
 
 
-def _spend(metrics: Metrics | None, since: float) -> dict:
-    """team -> model group -> vendor, billed US dollars (the ledger's figures), since this process started."""
+def _spend(rows: list[list], since: float) -> dict:
+    """team -> model group -> vendor, billed US dollars (the ledger's figures), since the gateway started."""
     teams: dict[str, dict] = {}
-    for (team, group, vendor), usd in (spend(metrics) if metrics is not None else {}).items():
+    for team, group, vendor, usd in rows:
         t = teams.setdefault(team or NO_TEAM, {"team": team or NO_TEAM, "usd": 0.0, "model_groups": {}})
         g = t["model_groups"].setdefault(group, {"model_group": group, "usd": 0.0, "vendors": {}})
         g["vendors"][vendor] = g["vendors"].get(vendor, 0.0) + usd

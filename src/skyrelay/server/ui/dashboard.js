@@ -114,7 +114,8 @@ $("logout").addEventListener("click", () => signOut());
 
 function render(s) {
   $("status").textContent = "updated " + new Date(s.time * 1000).toLocaleTimeString() + " · up " +
-    Math.round(s.uptime_s) + " s · limits " + (s.state ? s.state.backend + (s.state.shared ? "" : " (local fallback)") : "");
+    Math.round(s.uptime_s) + " s · limits " + (s.state ? s.state.backend + (s.state.shared ? "" : " (local fallback)") : "") +
+    (s.workers.count > 1 ? " · workers " + s.workers.reporting + " of " + s.workers.count : "");
   renderTraffic(s);
   renderShare(s);
   renderHealth(s);
@@ -184,7 +185,10 @@ function renderHealth(s) {
   fill("health", s.deployments.map((d) => {
     const h = d.health;
     const badge = el("span", h.breaker.replace("_", "-"), "badge " + h.breaker);
-    const why = h.available ? "" : h.reason + (h.unavailable_s ? " (" + num(h.unavailable_s, 0) + " s)" : "");
+    const out = h.workers.filter((w) => !w.available).map((w) => w.worker);  // which workers keep it out
+    const on = out.length && out.length < h.workers.length ? ", worker " + out.join(", ") : "";
+    const why = h.available ? "" : h.reason + (h.unavailable_s ? " (" + num(h.unavailable_s, 0) + " s" + on + ")" :
+                                               on ? " (" + on.slice(2) + ")" : "");
     const r = row([d.name, badge, why, h.consecutive_failures, h.ejections,
                    d.latency_ms === null ? "–" : num(d.latency_ms, 0) + " ms", d.in_flight]);
     r.dataset.deployment = d.name;

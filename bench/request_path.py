@@ -1,0 +1,134 @@
+"""The gateway's whole request path in one process, with no sockets: bytes in -> ServerConnection -> Gateway ->
+dispatch -> provider -> pooled client -> a canned upstream answer -> bytes out. Not a test.
+
+Both ends are fake transports: the client's request is fed to the server connection's `data_received`, and the
+upstream connection answers every request it is written with the static upstream's bytes (bench/static_upstream.py)
+on the next loop turn. Everything between is the code `skyrelay serve` runs (under uvloop), so the figure is the
+Python a request costs, without the kernel's share. The configuration is the one of `make bench`'s chat row: one
+OpenAI deployment with a price, the master key, the ledger off, metrics on.
+
+Run:  PYTHONPATH=src .venv/bin/python bench/request_path.py [--stream] [--count 20000]     (us per request)
+Instructions per request (deterministic on a loaded machine):
+  .venv/bin/python bench/instructions.py -- .venv/bin/python bench/request_path.py --count {n} [--stream]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import uvloop
+
+import static_upstream  # bench/static_upstream.py: the same completion and 20-chunk stream the wrk rows get
+from skyrelay.config import parse_config
+from skyrelay.net.client_connection import PooledConnection
+from skyrelay.net.server import HttpServer
+from skyrelay.net.server_connection import ServerConnection
+from skyrelay.server import Gateway
+
+KEY = "sk-bench"
+CONFIG = {
+    "server": {"master_key": KEY},
+    "model_groups": {"chat": {"deployments": [{
+        "name": "static", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini",
+        "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}]}},
+    "ledger": {"enabled": False},
+}
+
+
+def client_request(stream: bool) -> bytes:
+    body = (b'{"model": "chat", "messages": [{"role": "user", "content": "Say something about foxes."}]'
+            + (b', "stream": true}' if stream else b"}"))
+    return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def upstream_answer(stream: bool) -> bytes:
+    if stream:
+        chunks = b"".join(b"%x\r\n%b\r\n" % (len(c), c) for c in static_upstream.STREAM) + b"0\r\n\r\n"
+        return (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" + chunks)
+    body = static_upstream.COMPLETION
+    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+
+
+class FakeTransport(asyncio.Transport):
+    """Enough of a transport for both ends; `on_write` sees every write."""
+
+    def __init__(self, on_write):
+        super().__init__()
+        self.on_write = on_write
+        self.closing = False
+
+    def write(self, data):
+        self.on_write(data)
+
+    def is_closing(self):
+        return self.closing
+
+    def close(self):
+        self.closing = True
+
+    abort = close
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def can_write_eof(self):
+        return False
+
+
+async def run(count: int, stream: bool) -> float:
+    gateway = Gateway(parse_config(CONFIG))
+    provider = gateway.providers["static"]
+    answer = upstream_answer(stream)
+    loop = asyncio.get_running_loop()
+
+    async def connect():  # the pool's one upstream connection, answering on the next loop turn as a socket would
+        conn = PooledConnection(provider.http)
+        conn.connection_made(FakeTransport(lambda data: loop.call_soon(conn.data_received, answer)))
+        return conn
+
+    provider.http._connect = connect
+    server = HttpServer(gateway.handle, max_body_bytes=1 << 20, keepalive_timeout=60, error_reply=gateway.http_error)
+    done: list[asyncio.Future] = []
+    end = b"0\r\n\r\n" if stream else b"\r\n\r\n"  # a stream's last chunk; a whole answer is one write
+
+    def answered(data: bytes):
+        if not data.startswith(b"HTTP/1.1 200") and not done[0].done() and data.startswith(b"HTTP/"):
+            raise SystemExit(f"the gateway answered: {data[:400]!r}")
+        if end in data and not done[0].done():
+            done[0].set_result(None)
+
+    conn = ServerConnection(server)
+    conn.connection_made(FakeTransport(answered))
+    request = client_request(stream)
+    started = 0.0
+    for i in range(count + 200):
+        if i == 200:  # warmed up: the pool's connection made, every cache filled
+            started = time.process_time()
+        done[:] = [loop.create_future()]
+        conn.data_received(request)
+        await done[0]
+    elapsed = time.process_time() - started
+    await gateway.close(0)
+    return elapsed / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--stream", action="store_true", help="a 20-chunk stream instead of a whole answer")
+    args = parser.parse_args()
+    per = uvloop.run(run(args.count, args.stream))
+    print(f"{'stream' if args.stream else 'chat'}: {per * 1e6:.1f} us of CPU per request")
+
+
+if __name__ == "__main__":
+    main()
