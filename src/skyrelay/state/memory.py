@@ -219,7 +219,7 @@ class Plan:
     the index of its amount in the values it is given. A caller that reserves the same items on every request (a
     key's, whose amounts are `(1, tokens, 1, cost)` picked by metric) keeps its plan: its reserves and settles then
     look nothing up and build no list of amounts. `changes` groups the counters by pick, so a settle skips at once
-    every counter whose amount did not move (a request's rpm)."""
+    every counter whose amount did not move, and leaves out the `steady` picks' (a request's rpm) altogether."""
 
     __slots__ = ("cells", "picks", "windows", "levels", "changes")
 
