@@ -92,5 +92,25 @@ def test_a_budget_period_that_rolls_gets_new_cells():
     admitted(gov)
     assert principal.plan is not plan
     budget = [i for i, limit in enumerate(principal.limits) if limit.metric == 3][0]
-    assert principal.plan[budget][0] is not plan[budget][0]
-    assert principal.plan[0][0] is plan[0][0]  # the rpm window is the same counter
+    assert principal.plan.cells[budget] is not plan.cells[budget]
+    assert principal.plan.cells[0] is plan.cells[0]  # the rpm window is the same counter
+
+
+async def test_a_memory_reservation_split_in_two_settles_each_part_on_its_own():
+    """A key's and a deployment's counters reserved in one call (the Redis fallback's memory reserve), then settled
+    by each owner apart: each part's window marks are its own."""
+    from skyrelay.state import GAUGE, PERIOD, WINDOW, Item
+    from skyrelay.state.base import split
+
+    state = MemoryState()
+    items = [Item("k:tpm", 10_000, WINDOW), Item("k:usd", 100, PERIOD, NOW + 100), Item("d:tpm", 1000, WINDOW),
+             Item("d:parallel", 5, GAUGE)]
+    for _ in range(2):  # the second time from the kept plan
+        reservation, _, _ = state.reserve_now(items, [300, 20, 300, 1], NOW)
+        key, deployment = split(reservation, 2)
+        state.settle(deployment, [0, 0], NOW)  # the deployment's part refunded
+        state.settle(key, [120, 5], NOW)
+    assert [await state.total(item.name, item.kind, NOW) for item in items] == [240, 10, 0, 0]
+    refused, _, which = state.reserve_now(items, [1, 91, 1, 1], NOW)
+    assert refused is None and which == 1  # the budget: 10 + 91 > 100, and nothing was kept of the attempt
+    assert [await state.total(item.name, item.kind, NOW) for item in items] == [240, 10, 0, 0]

@@ -31,6 +31,7 @@ from .registry import REVOKED, Registry
 log = logging.getLogger("skyrelay.governance")
 
 FLAGS_REFRESH_S = 1.0  # how soon a revocation written by another replica is seen here
+STEADY = (REQUESTS,)  # what a settle never changes: a request counts once (so its rpm counters are not walked)
 
 
 class KeyRateLimited(errors.RateLimited):
@@ -77,8 +78,10 @@ class Admission:
             tokens, cost = self.tokens, self.cost
         else:
             tokens = cost = 0
-        # A request counts once; its slot in flight is given back.
-        governor.state.settle(self.reservation, ctx.principal.amounts((1, tokens, 0, cost)), governor.clock())
+        # A request counts once; its slot in flight is given back. The memory plan picks the amounts by metric.
+        values = (1, tokens, 0, cost)
+        governor.state.settle(self.reservation, values if governor._memory else ctx.principal.amounts(values),
+                              governor.clock())
 
 
 class Governor:
@@ -122,21 +125,21 @@ class Governor:
             principal.roll(now)
         items = principal.items
         values = (1, tokens, 1, cost)
+        memory = self._memory  # (never with `defers`: that is Redis)
+        if memory is not None:  # the plan picks each counter's amount from `values`: no list of amounts made
+            plan = principal.plan
+            if plan is None:  # the key's cells, resolved once (again when a budget's period rolls)
+                plan = principal.plan = memory.plan(items, principal.metrics, STEADY)
+            reservation, wait, refused = memory.reserve_planned(plan, items, values, now)
+            if reservation is None:
+                self.refuse(ctx, items, values, refused, wait)
+            ctx.admission = Admission(self, reservation, tokens, cost, now, items, None, values)
+            return None
         amounts = principal.amounts(values)
         if self.defers:
             ctx.admission = Admission(self, None, tokens, cost, now, items, amounts, values)
             return None
-        memory = self._memory
-        if memory is None:
-            return self._reserve(ctx, items, amounts, values, tokens, cost, now)
-        plan = principal.plan
-        if plan is None:  # the key's cells, resolved once (again when a budget's period rolls)
-            plan = principal.plan = memory.plan(items)
-        reservation, wait, refused = memory.reserve_planned(plan, items, amounts, now)
-        if reservation is None:
-            self.refuse(ctx, items, values, refused, wait)
-        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
-        return None
+        return self._reserve(ctx, items, amounts, values, tokens, cost, now)
 
     async def _reserve(self, ctx: Any, items: list[Item], amounts, values: tuple, tokens: int, cost: int,
                        now: float) -> None:

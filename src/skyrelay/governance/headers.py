@@ -14,6 +14,7 @@ import datetime
 import time
 
 from ..state import WINDOW_S
+from ..state.memory import NEVER
 from .principals import REQUESTS
 
 
@@ -42,12 +43,12 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     for unit, indexes in per_minute:
         best_room = None
         if plan is not None:  # the memory backend: its counters themselves, microseconds after the reserve
+            cells = plan.cells
             for index in indexes:
-                cell, limit, _ = plan[index]
-                room = limit - cell.total
+                room = limits[index].limit - cells[index].total
                 if best_room is None or room < best_room:
                     best, best_room = index, room
-            entries = plan[best][0].entries
+            entries = cells[best].entries
             first = entries[0][0] if entries else now
         else:
             for index in indexes:
@@ -70,32 +71,36 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     return out
 
 
-def _openai_from_cells(principal, plan: tuple, now: float) -> list[tuple[str, str]]:
+def _openai_from_cells(principal, plan, now: float) -> list[tuple[str, str]]:
     """OpenAI's headers read off the memory backend's counters (`plan`: MemoryState.plan), with every constant
     header tuple made once per plan (`principal.shown`): what is left per request is the tightest room and its
-    reset."""
+    reset (a window's `expires`: when its oldest counted second leaves the minute; infinite when it is empty)."""
     shown = principal.shown
     if shown is None or shown[0] is not plan:
         shown = principal.shown = (plan, _constants(principal, plan))
     out: list[tuple[str, str]] = []
-    for candidates, remaining, resets, reset_name in shown[1]:
-        best_room = None
-        for cell, limit, header in candidates:
-            room = limit - cell.total
-            if best_room is None or room < best_room:
-                best_cell, best_room, best_header = cell, room, header
-        entries = best_cell.entries
-        reset_s = (entries[0][0] if entries else now) + WINDOW_S - now
+    for cell, limit, header, others, remaining, resets, reset_name in shown[1]:
+        room = limit - cell.total
+        for other, other_limit, other_header in others:  # the team's, beside the key's
+            if other_limit - other.total < room:
+                cell, room, header = other, other_limit - other.total, other_header
+        expires = cell.expires
+        reset_s = expires - now if expires != NEVER else float(WINDOW_S)
         whole = int(reset_s + 0.5)
-        out += (best_header, (remaining, str(int(best_room)) if best_room > 0 else "0"),
+        out += (header, (remaining, "%d" % room if room > 0 else "0"),  # as str(int(room)), without two calls
                 resets[whole] if 1 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
     return out
 
 
-def _constants(principal, plan: tuple) -> tuple:
-    """Per unit: its counters' (cell, limit, limit header) candidates, and the remaining and reset header names."""
-    return tuple((tuple((plan[i][0], plan[i][1], (_OPENAI[unit][0], principal.limits[i].text)) for i in indexes),
-                  _REMAINING[unit], _RESET[unit], _OPENAI[unit][2]) for unit, indexes in principal.per_minute)
+def _constants(principal, plan) -> tuple:
+    """Per unit: its first counter's (cell, limit, limit header), the others' (cell, limit, limit header), and the
+    remaining and reset header names."""
+    limits = principal.limits
+    out = []
+    for unit, indexes in principal.per_minute:
+        candidates = [(plan.cells[i], limits[i].limit, (_OPENAI[unit][0], limits[i].text)) for i in indexes]
+        out.append((*candidates[0], tuple(candidates[1:]), _REMAINING[unit], _RESET[unit], _OPENAI[unit][2]))
+    return tuple(out)
 
 
 def refusal_headers(ctx, metric: str, limit: float, wait: float) -> list[tuple[str, str]]:

@@ -48,11 +48,12 @@ class Item:
 
 
 class Reservation:
-    """What a successful `reserve` took (`amounts`, aligned with `items`), for `settle` to take back. `marks` is
-    backend-specific (the memory backend's log entries, Redis's bucket); `local` is True when a Redis backend
-    served it from its local fallback. `levels` are the counters' totals with this reservation in, and `oldest`
-    each window's oldest counted second (0 for other kinds): what the rate-limit headers report (None from the
-    memory backend, whose counters the headers read directly: `plan`, its `(cell, limit, kind)` per item)."""
+    """What a successful `reserve` took (`amounts`, aligned with `items`; with a memory `plan`, the values its
+    picks index), for `settle` to take back. `marks` is backend-specific (the memory backend's log entries,
+    Redis's bucket); `local` is True when a Redis backend served it from its local fallback. `levels` are the
+    counters' totals with this reservation in, and `oldest` each window's oldest counted second (0 for other
+    kinds): what the rate-limit headers report (None from the memory backend, whose counters the headers read
+    directly: `plan.cells`, aligned with the items)."""
 
     __slots__ = ("items", "amounts", "marks", "local", "settled", "levels", "oldest", "plan")
 
@@ -74,10 +75,14 @@ def split(reservation: Reservation, count: int) -> tuple[Reservation, Reservatio
     def cut(values, part: slice):
         return values[part] if isinstance(values, list) else values  # Redis marks: one bucket for every item
 
+    marks = reservation.marks
+    if reservation.plan is not None:  # the memory backend's (a fallback's): one entry per window, in item order
+        windows = sum(1 for item in reservation.items[:count] if item.kind == WINDOW)
+        marks = (marks[:windows], marks[windows:])
     parts = []
-    for part in (slice(None, count), slice(count, None)):
-        piece = Reservation(reservation.items[part], reservation.amounts[part], cut(reservation.marks, part),
-                            reservation.local, cut(reservation.levels, part), cut(reservation.oldest, part),
-                            reservation.plan and reservation.plan[part])
+    for side, part in enumerate((slice(None, count), slice(count, None))):  # a plan is not cut: settle makes one
+        piece = Reservation(reservation.items[part], reservation.amounts[part],
+                            marks[side] if isinstance(marks, tuple) else cut(marks, part),
+                            reservation.local, cut(reservation.levels, part), cut(reservation.oldest, part))
         parts.append(piece)
     return parts[0], parts[1]

@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
 
+PLANS_KEPT = 10_000  # lists of items whose plan reserve_now keeps
+NEVER = math.inf  # the `expires` of a window with no entry
+_NO_ENTRY = [None, 0]  # an empty window's `last`: of no second, so a reserve opens an entry (and never adds here)
+
 
 class _Window:
-    """A sliding minute: one [second, amount] entry per second with reservations, in order, and their total."""
+    """A sliding minute: one [second, amount] entry per second with reservations, in order, and their total.
+    `last` (the newest entry) and `expires` (when the oldest leaves the minute) spare a reserve the deque's ends."""
 
-    __slots__ = ("entries", "total")
+    __slots__ = ("entries", "total", "last", "expires")
 
     def __init__(self):
         self.entries: deque[list] = deque()
-        self.total = 0.0
+        self.total = 0  # an int while the amounts are (a request's are): int arithmetic is the faster
+        self.last = _NO_ENTRY
+        self.expires = NEVER
 
     def expire(self, second: int) -> None:
         entries = self.entries
         horizon = second - WINDOW_S
         while entries and entries[0][0] <= horizon:
             self.total -= entries.popleft()[1]
+        if entries:
+            self.expires = entries[0][0] + WINDOW_S
+        else:
+            self.last, self.expires = _NO_ENTRY, NEVER
+
+    def open(self, second: int) -> list:
+        """A new, empty entry for `second` (the first reservation in it)."""
+        entry = self.last = [second, 0]
+        entries = self.entries
+        entries.append(entry)
+        if len(entries) == 1:
+            self.expires = second + WINDOW_S
+        return entry
 
     def wait_for(self, needed: float, now: float) -> float:
         """Seconds until the oldest entries that free `needed` leave the window."""
@@ -38,7 +59,7 @@ class _Level:
     __slots__ = ("total",)
 
     def __init__(self):
-        self.total = 0.0
+        self.total = 0
 
 
 class MemoryState:
@@ -48,6 +69,7 @@ class MemoryState:
     def __init__(self):
         self._cells: dict[str, _Window | _Level] = {}  # by counter name
         self._flags: set[str] = set()
+        self._plans: dict[tuple, Plan] = {}  # by the items themselves (compared as objects): reserve_now
 
     def _cell(self, item: Item) -> _Window | _Level:
         """The item's counter here, remembered on the item: a request's reserve then looks up nothing."""
@@ -61,46 +83,51 @@ class MemoryState:
                       ) -> tuple[Reservation | None, float, int]:
         return self.reserve_now(items, amounts, now)
 
-    def plan(self, items: list[Item]) -> tuple:
-        """The items' counters here, resolved once: `(cell, limit, kind)` per item. A caller that reserves the same
-        items on every request (a key's) keeps it, and its reserves and settles then look nothing up."""
-        return tuple((item.cell if item.home is self else self._cell(item), item.limit, item.kind) for item in items)
+    def plan(self, items: list[Item], picks: tuple[int, ...] | None = None, steady: tuple[int, ...] = ()) -> "Plan":
+        """The items' counters here, resolved once (see Plan). `picks`: where each item's amount is in the values
+        a reserve and a settle are given (None: the amounts are aligned with the items); `steady`: the picks whose
+        amount a settle never changes (a request's count), whose counters it then does not walk."""
+        return Plan(tuple(item.cell if item.home is self else self._cell(item) for item in items), items,
+                    tuple(range(len(items))) if picks is None else picks, steady)
 
     def reserve_now(self, items: list[Item], amounts: list[float], now: float
                     ) -> tuple[Reservation | None, float, int]:
-        """`reserve` without the coroutine (what the Redis backend's local fallback calls)."""
-        return self.reserve_planned(self.plan(items), items, amounts, now)
+        """`reserve` without the coroutine (what the Redis backend's local fallback and the state process call).
+        The plans of the lists of items seen are kept (a worker reserves the same few again and again)."""
+        key = tuple(items)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= PLANS_KEPT:  # a fallback's share items are new each time: bound what they leave
+                self._plans.clear()
+            plan = self._plans[key] = self.plan(items)
+        return self.reserve_planned(plan, items, amounts, now)
 
-    def reserve_planned(self, plan: tuple, items: list[Item], amounts, now: float
+    def reserve_planned(self, plan: "Plan", items: list[Item], values, now: float
                         ) -> tuple[Reservation | None, float, int]:
-        """`reserve_now` with the items' `plan` in hand. One pass that adds as it checks (a refusal is rare: it
-        takes back what it added, then finds the counter that waits longest)."""
+        """`reserve_now` with the items' `plan` in hand, each amount `values[pick]`. One pass that adds as it
+        checks (a refusal is rare: it takes back what it added, then finds the counter that waits longest)."""
         second = int(now)
-        horizon = second - WINDOW_S
-        marks = []
-        for (cell, limit, kind), amount in zip(plan, amounts):
+        marks = []  # the entry each window added to, aligned with plan.windows
+        for cell, limit, pick in plan.windows:
+            amount = values[pick]
+            if cell.expires <= second:
+                cell.expire(second)
             total = cell.total
-            if kind == WINDOW:
-                entries = cell.entries
-                if entries and entries[0][0] <= horizon:
-                    cell.expire(second)
-                    total = cell.total
-                if total and total + amount > limit:  # an empty window has room for anything
-                    return self._refuse(items, amounts, marks, now)
-                if entries and entries[-1][0] == second:  # one entry per second: a busy key's window stays short
-                    entry = entries[-1]
-                    entry[1] += amount
-                else:
-                    entry = [second, amount]
-                    entries.append(entry)
-                marks.append(entry)
-            else:
-                if total + amount > limit:
-                    return self._refuse(items, amounts, marks, now)
-                marks.append(None)
+            if total and total + amount > limit:  # an empty window has room for anything
+                return self._refuse(plan, items, values, marks, None, now)
+            entry = cell.last
+            if entry[0] != second:  # one entry per second: a busy key's window stays short
+                entry = cell.open(second)
+            entry[1] += amount
             cell.total = total + amount
+            marks.append(entry)
+        for cell, limit, pick in plan.levels:
+            total = cell.total + values[pick]
+            if total > limit:
+                return self._refuse(plan, items, values, marks, cell, now)
+            cell.total = total
         # No levels: the rate-limit headers read the counters themselves (the plan's cells), microseconds later.
-        return Reservation(items, amounts, marks, plan=plan), 0.0, -1
+        return Reservation(items, values, marks, False, None, None, plan), 0.0, -1
 
     @staticmethod
     def figures(reservation: Reservation) -> tuple[list[float], list[float]]:
@@ -112,15 +139,20 @@ class MemoryState:
             oldest.append(cell.entries[0][0] if item.kind == WINDOW and cell.entries else 0)
         return levels, oldest
 
-    def _refuse(self, items: list[Item], amounts: list[float], marks: list, now: float) -> tuple[None, float, int]:
-        """Take back the amounts added before the refusing counter, then name the counter that waits longest."""
-        for item, amount, entry in zip(items, amounts, marks):
-            if entry is not None:
-                entry[1] -= amount
-            item.cell.total -= amount
+    def _refuse(self, plan: "Plan", items: list[Item], values, marks: list, refusing, now: float
+                ) -> tuple[None, float, int]:
+        """Take back the amounts added before the refusing counter (every window's `marks`, then the levels up to
+        the `refusing` one: None when a window refused), then name the counter that waits longest."""
+        for (cell, _, pick), entry in zip(plan.windows, marks):
+            entry[1] -= values[pick]
+            cell.total -= values[pick]
+        for cell, _, pick in plan.levels if refusing is not None else ():
+            if cell is refusing:
+                break
+            cell.total -= values[pick]
         refused = None
-        for item, amount in zip(items, amounts):
-            cell = item.cell if item.home is self else self._cell(item)
+        for item, cell, pick in zip(items, plan.cells, plan.picks):
+            amount = values[pick]
             if item.kind == WINDOW:
                 if cell.total and cell.total + amount > item.limit:
                     refused = _longest(refused, item, cell.wait_for(cell.total + amount - item.limit, now))
@@ -129,24 +161,30 @@ class MemoryState:
                                    else GAUGE_RETRY_S)
         return None, refused[1], items.index(refused[0])
 
-    def settle(self, reservation: Reservation, amounts: list[float], now: float) -> None:
-        """Replace each reserved amount by the real one; a reservation settles once (later calls do nothing)."""
+    def settle(self, reservation: Reservation, values, now: float) -> None:
+        """Replace each reserved amount by the real one (`values`, as the reserve's: picked by the plan, or aligned
+        with the items); a reservation settles once (later calls do nothing). Only the amounts that moved are
+        walked: a request's rpm never does, nor anything of a refund of nothing."""
         if reservation.settled:
             return
         reservation.settled = True
-        horizon = int(now) - WINDOW_S
         plan = reservation.plan or self.plan(reservation.items)
-        for (cell, _, kind), entry, reserved, amount in zip(plan, reservation.marks, reservation.amounts, amounts):
-            delta = amount - reserved
+        reserved = reservation.amounts
+        marks = reservation.marks
+        horizon = int(now) - WINDOW_S
+        for pick, moves in plan.changes:
+            delta = values[pick] - reserved[pick]
             if not delta:
                 continue
-            if entry is not None:
-                if entry[0] > horizon:  # still in the window (an expired one left the total already)
-                    entry[1] += delta
-                    cell.total += delta
-            else:
-                level = cell.total + delta
-                cell.total = level if level > 0 or kind == PERIOD else 0.0
+            for cell, mark in moves:
+                if mark >= 0:  # a window's: its entry (still in the window? an expired one left the total already)
+                    entry = marks[mark]
+                    if entry[0] > horizon:
+                        entry[1] += delta
+                        cell.total += delta
+                else:  # a level: a gauge stops at zero
+                    level = cell.total + delta
+                    cell.total = level if level > 0 or mark == _PERIOD_MOVE else 0
 
     async def total(self, name: str, kind: str, now: float) -> float:
         cell = self._cells.get(name)
@@ -173,6 +211,37 @@ class MemoryState:
 
     def status(self) -> dict:
         return {"backend": "memory", "shared": True}
+
+
+class Plan:
+    """Some items' counters in one MemoryState, resolved once and laid out for the walks a reserve and a settle
+    make: the windows and the other counters apart (no kind tested per counter), each with its limit and `pick`,
+    the index of its amount in the values it is given. A caller that reserves the same items on every request (a
+    key's, whose amounts are `(1, tokens, 1, cost)` picked by metric) keeps its plan: its reserves and settles then
+    look nothing up and build no list of amounts. `changes` groups the counters by pick, so a settle skips at once
+    every counter whose amount did not move, and leaves out the `steady` picks' (a request's rpm) altogether."""
+
+    __slots__ = ("cells", "picks", "windows", "levels", "changes")
+
+    def __init__(self, cells: tuple, items: list[Item], picks: tuple[int, ...], steady: tuple[int, ...]):
+        self.cells = cells  # aligned with the items
+        self.picks = picks
+        windows, levels, moves = [], [], {}
+        for item, cell, pick in zip(items, cells, picks):
+            if item.kind == WINDOW:
+                mark = len(windows)  # its entry's index in a reserve's marks
+                windows.append((cell, item.limit, pick))
+            else:
+                mark = _PERIOD_MOVE if item.kind == PERIOD else _GAUGE_MOVE
+                levels.append((cell, item.limit, pick))
+            if pick not in steady:
+                moves.setdefault(pick, []).append((cell, mark))
+        self.windows = windows
+        self.levels = levels
+        self.changes = tuple(moves.items())  # per pick a settle may move: (cell, mark) per counter
+
+
+_PERIOD_MOVE, _GAUGE_MOVE = -1, -2
 
 
 def _longest(refused: tuple | None, item: Item, wait: float) -> tuple:
