@@ -114,7 +114,8 @@ def _convert_count(req: ChatRequest) -> None:
 def _hints(data: dict, body: bytes) -> tuple[str, ...]:
     """The hints a non-Anthropic cloud serves this request without. cache_control may sit on any block: a
     substring search of the body (C speed) finds it without walking the request."""
-    found = tuple(name for name in data if name in _HINTS)
+    # Most bodies name no top-level hint: a set test in C answers that before any Python-level walk.
+    found = () if _HINTS.isdisjoint(data) else tuple(name for name in data if name in _HINTS)
     if "cache_control" not in found and b'"cache_control"' in body:
         found += ("cache_control",)
     return found
