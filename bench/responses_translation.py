@@ -43,9 +43,32 @@ CHUNKS = [ChatChunk(id="x", model="m", created=1, role="assistant")] + [
     ChatChunk(id="x", model="m", created=1, usage=Usage(120, 20, 0))]
 
 
-async def _chunks():
-    for chunk in CHUNKS:
+async def _decoded(chunks):
+    for chunk in chunks:
         yield chunk
+
+
+class _Committed:
+    """What the dispatcher hands a route (dispatch_stream.CommittedStream): the chunk that committed the stream
+    already in hand, then the provider's decoder, an async generator."""
+
+    def __init__(self):
+        self._head, self._rest = [CHUNKS[0]], _decoded(CHUNKS[1:])
+
+    def __aiter__(self):
+        return self
+
+    def peek(self):
+        return self._head[0] if self._head else None
+
+    async def __anext__(self):
+        if self._head:
+            return self._head.pop(0)
+        return await self._rest.__anext__()
+
+
+def _chunks():
+    return _Committed()
 
 
 def chat_whole():

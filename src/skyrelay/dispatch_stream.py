@@ -40,6 +40,10 @@ class CommittedStream:
     def __aiter__(self) -> "CommittedStream":
         return self
 
+    def peek(self) -> ChatChunk | None:
+        """The next chunk, left in place, when it has arrived already (the head that committed the stream)."""
+        return self._head[0] if self._head else None
+
     async def __anext__(self) -> ChatChunk:
         if self._head:
             chunk = self._head.pop(0)

@@ -49,10 +49,23 @@ class _Events:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-async def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
-                            on_done: Any = None, kept: dict[str, str] | None = None) -> AsyncIterator[bytes]:
+def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
+                      on_done: Any = None, kept: dict[str, str] | None = None) -> AsyncIterator[bytes]:
     """The client's events, whichever way the request went: the deployment's own events as they came, or
-    rendered from canonical chunks. `on_done(response)` gets the finished Response (to store it)."""
+    rendered from canonical chunks. `on_done(response)` gets the finished Response (to store it).
+
+    The dispatcher's stream (dispatch_stream.CommittedStream) shows its first chunk without taking it: a
+    translated stream then goes straight to render_stream, which pulls the dispatcher's stream itself. Every
+    frame crosses one generator instead of three (this one re-yielding, and a chain putting the first chunk back)."""
+    peek = getattr(stream, "peek", None)
+    first = peek() if peek is not None else None
+    if first is not None and first.responses is None:
+        return render_stream(stream, data, model, on_done, kept)
+    return _render_any(stream, data, model, on_done, kept)
+
+
+async def _render_any(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
+                      on_done: Any, kept: dict[str, str] | None) -> AsyncIterator[bytes]:
     iterator = stream.__aiter__()
     try:
         first = await iterator.__anext__()
