@@ -40,13 +40,10 @@ def parse_usage(usage: Any) -> Usage:
     """Anthropic counts cache reads and writes apart from input_tokens; canonical input includes both."""
     if not isinstance(usage, dict):
         return Usage()
-    get = usage.get  # every Anthropic answer passes here: as_int's rule (an int, else 0) inlined, four times
-    cached, written = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
-    cached = cached if type(cached) is int else 0
-    written = written if type(written) is int else 0
-    given, output = get("input_tokens"), get("output_tokens")
-    return Usage(input_tokens=(given if type(given) is int else 0) + cached + written,
-                 output_tokens=output if type(output) is int else 0, cached_tokens=cached, cache_write_tokens=written)
+    cached = as_int(usage.get("cache_read_input_tokens"))
+    written = as_int(usage.get("cache_creation_input_tokens"))
+    return Usage(input_tokens=as_int(usage.get("input_tokens")) + cached + written,
+                 output_tokens=as_int(usage.get("output_tokens")), cached_tokens=cached, cache_write_tokens=written)
 
 
 def parse_message(data: Any, deployment: str, json_tool: str | None = None) -> ChatResponse:
