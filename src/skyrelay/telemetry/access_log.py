@@ -23,20 +23,21 @@ FLUSH_INTERVAL = 1.0  # seconds: `tail -f` sees a line within this
 BATCH_LINES = 512  # lines waiting that start a flush at the next turn of the loop, whatever the interval
 BUFFER_BYTES = 64 * 1024
 _DUMPS = orjson.dumps
-# A line is written from pre-encoded fragments, in the documented key order, to the bytes orjson would make of the
-# record's dict (tests/unit/telemetry/test_access_log_bytes.py pins them): building a 21-key dict per line for
-# orjson cost a quarter more. Names from the configuration (keys, teams, model groups, deployments,
-# vendors, routes' paths, error classes) repeat on every line, so their JSON is cached; a name first seen once the
-# cache is full is encoded every time, which is only slower. An unrouted line's path and method are the client's
-# own: looked up, never kept.
-_JSON: dict = {None: "null", "GET": '"GET"', "POST": '"POST"'}
-_WHERE: dict = {}  # (deployment, vendor): their fragment alone; in _JSON with the one-answer outcome after it
+_FRAGMENT = orjson.Fragment  # JSON written as it is, in place of a value
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
+# orjson writes each line from a 9-key dict (tests/unit/telemetry/test_access_log_bytes.py pins the bytes): the
+# numbers and the request id, which change on every line, around one pre-encoded fragment, written as the value of
+# "method", that holds everything from the method to the error. Names from the configuration (keys, teams, model
+# groups, deployments, vendors, routes' paths, error classes) repeat on every line, so their JSON is cached, and so
+# is the whole fragment of a line answered at its one attempt; a name or a fragment first seen once its cache is
+# full is encoded every time, which is only slower. An unrouted line's path and method are the client's own: never
+# kept. Floats are rounded as they always were (int() then /: a third of round()'s cost), in orjson's notation.
+_JSON: dict = {None: "null"}
+_WHERE: dict = {}  # (deployment, vendor): their fragment
+_ANSWERED: dict = {}  # (path, status, key, team, model group, deployment, vendor) -> a one-answer line's fragment
 _JSON_LIMIT = 4096
-# Floats are rounded as they always were (int() then /: a third of round()'s cost) and written by orjson, a fifth
-# of what repr() or decimal formatting in Python costs, in orjson's own notation (5e-6, 0.0000624).
-_ONE_ANSWER = ',"attempts":1,"tried":null,"hedged":false,"result":"ok","error":null,"latency_ms":'
+_ONE_ANSWER = ',"attempts":1,"tried":null,"hedged":false,"result":"ok","error":null'
 _NO_DEPLOYMENT = ',"deployment":null,"vendor":null'
-_NO_USAGE = ',"input_tokens":null,"output_tokens":null,"cached_tokens":null,"cost_usd":'
 _RESULTS = {"ok": "ok", "failed": "broken", "abandoned": "abandoned"}
 
 
@@ -107,7 +108,30 @@ class AccessLog:
 
 def encode(rows: list[tuple], offset: float) -> bytes:
     """The lines of `rows` (AccessLog's tuples), `offset` turning their clock into Unix seconds."""
-    return "".join([_routed(row, offset) if len(row) > 5 else _unrouted(row, offset) for row in rows]).encode()
+    lines = []
+    add = lines.append
+    answered = _ANSWERED.get
+    for row in rows:
+        if len(row) == 5:
+            add(_unrouted(row, offset))
+            continue
+        (end, request_id, path, status, key, team, group, attempts, hedged, error, arrival, first_output, usage,
+         cost) = row
+        if error is None and not hedged and len(attempts) == 1 and (served := attempts[0]).status == "ok":
+            # the common case, one attempt answered
+            middle = (answered(line := (path, status, key, team, group, served.deployment, served.vendor))
+                      or _answered(line))
+        else:
+            middle = _FRAGMENT(_head(path, status, key, team, group) + _outcome(attempts, hedged, error))
+        add(_DUMPS({"time": int((end + offset) * 1000) / 1000, "request_id": request_id, "method": middle,
+                    "latency_ms": int((end - arrival) * 100_000) / 100,
+                    "ttft_ms": None if first_output is None else int((first_output - arrival) * 100_000) / 100,
+                    "input_tokens": None if usage is None else usage.input_tokens,
+                    "output_tokens": None if usage is None else usage.output_tokens,
+                    "cached_tokens": None if usage is None else usage.cached_tokens,
+                    "cost_usd": int(cost * 1e8 + 0.5) / 1e8 if cost else None},  # cost >= 0; null: unbilled
+                   option=_NEWLINE))
+    return b"".join(lines)
 
 
 def _each_line(rows: list[tuple], offset: float):
@@ -131,48 +155,25 @@ def _keep(name: Any, text: str, cache: dict = _JSON) -> str:
     return text
 
 
-def _id(request_id: str) -> str:  # _routed has it inline: a call less on every line
-    return f'"{request_id}"' if request_id.isidentifier() else _DUMPS(request_id).decode()
-
-
-def _routed(row: tuple, offset: float) -> str:
-    end, request_id, path, status, key, team, group, attempts, hedged, error, arrival, first_output, usage, cost = row
-    head = _JSON.get(who := (path, status, key, team, group)) or _head(who)
-    if error is None and not hedged and len(attempts) == 1 and (served := attempts[0]).status == "ok":
-        # the common case, one attempt answered: its fragment to "latency_ms" is cached with its deployment
-        outcome = _JSON.get(where := (served.deployment, served.vendor)) or _answered(where)
-    else:
-        outcome = _outcome(attempts, hedged, error)
-    if usage is None:
-        tokens = _NO_USAGE
-    else:
-        tokens = (f',"input_tokens":{usage.input_tokens},"output_tokens":{usage.output_tokens}'
-                  f',"cached_tokens":{usage.cached_tokens},"cost_usd":')
-    ttft = "null" if first_output is None else _DUMPS(int((first_output - arrival) * 100_000) / 100).decode()
-    # Our ids (req_ and hex) are identifiers, with nothing to escape; a client's own is encoded, never cached.
-    rid = f'"{request_id}"' if request_id.isidentifier() else _DUMPS(request_id).decode()
-    return (f'{{"time":{_DUMPS(int((end + offset) * 1000) / 1000).decode()},"request_id":{rid}{head}'
-            f'{outcome}{_DUMPS(int((end - arrival) * 100_000) / 100).decode()},"ttft_ms":{ttft}{tokens}'
-            f'{_DUMPS(int(cost * 1e8 + 0.5) / 1e8).decode() if cost else "null"}}}\n')  # cost >= 0; null: unbilled
-
-
-def _head(who: tuple) -> str:
-    """The fragment from "method" to "model_group" of a line that reached a model group."""
-    path, status, key, team, group = who
-    return _keep(who, f',"method":"POST","path":{_string(path)},"status":{status},"key":{_string(key)}'
-                      f',"team":{_string(team)},"model_group":{_string(group)}')
+def _head(path: str, status: int, key: str | None, team: str | None, group: str) -> str:
+    """The fragment from the method to "model_group" of a line that reached a model group."""
+    who = (path, status, key, team, group)
+    return _JSON.get(who) or _keep(who, f'"POST","path":{_string(path)},"status":{status},"key":{_string(key)}'
+                                        f',"team":{_string(team)},"model_group":{_string(group)}')
 
 
 def _where(deployment: str | None, vendor: str | None) -> str:
-    return f',"deployment":{_string(deployment)},"vendor":{_string(vendor)}'
+    pair = (deployment, vendor)
+    return _WHERE.get(pair) or _keep(pair, f',"deployment":{_string(deployment)},"vendor":{_string(vendor)}', _WHERE)
 
 
-def _answered(where: tuple) -> str:
-    return _keep(where, _where(*where) + _ONE_ANSWER)
+def _answered(line: tuple) -> Any:
+    """The fragment from the method to "error" of a line answered at its one attempt."""
+    return _keep(line, _FRAGMENT(_head(*line[:5]) + _where(*line[5:]) + _ONE_ANSWER), _ANSWERED)
 
 
 def _outcome(attempts: list, hedged: bool, error: type | None) -> str:
-    """The line's fragment from "deployment" to "latency_ms" but for one answered attempt."""
+    """The fragment from "deployment" to "error" of a line but one answered at its one attempt."""
     served = last = None
     for attempt in attempts:
         if attempt.status != "cancelled":  # a hedge race's loser: the request's end is the other attempt's
@@ -191,16 +192,12 @@ def _outcome(attempts: list, hedged: bool, error: type | None) -> str:
     if len(attempts) > 1:
         name = _JSON.get
         tried = f'[{",".join([name(a.deployment) or _string(a.deployment) for a in attempts])}]'
-    where = _NO_DEPLOYMENT if served is None else (_WHERE.get(pair := (served.deployment, served.vendor))
-                                                   or _keep(pair, _where(*pair), _WHERE))
+    where = _NO_DEPLOYMENT if served is None else _where(served.deployment, served.vendor)
     return (f'{where},"attempts":{len(attempts)},"tried":{tried},"hedged":{"true" if hedged else "false"}'
-            f',"result":"{result}","error":{_JSON.get(error) or _string(error)},"latency_ms":')
+            f',"result":"{result}","error":{_JSON.get(error) or _string(error)}')
 
 
-def _unrouted(row: tuple, offset: float) -> str:
+def _unrouted(row: tuple, offset: float) -> bytes:
     when, request_id, method, path, status = row
-    name = _JSON.get
-    return (f'{{"time":{_DUMPS(int((when + offset) * 1000) / 1000).decode()},"request_id":{_id(request_id)}'
-            f',"method":{name(method) or _DUMPS(method).decode()},"path":{name(path) or _DUMPS(path).decode()}'
-            f',"status":{status}'
-            ',"model_group":null,"attempts":0}\n')
+    return _DUMPS({"time": int((when + offset) * 1000) / 1000, "request_id": request_id, "method": method,
+                   "path": path, "status": status, "model_group": None, "attempts": 0}, option=_NEWLINE)

@@ -85,3 +85,18 @@ def test_numbers_keep_their_rounding_and_orjsons_notation():
         assert routed_line["latency_ms"] == int(latency * 100_000) / 100
         assert routed_line["ttft_ms"] == int(((9.69 + latency / 2) - 9.69) * 100_000) / 100
         assert unrouted_line["time"] == int((end + OFFSET) * 1000) / 1000
+
+
+def test_lines_are_the_same_bytes_with_their_fragments_cached_or_not(monkeypatch):
+    from skyrelay.telemetry import access_log
+
+    warm = encode(ROWS * 2, OFFSET)  # the second copy of each line is written from the cached fragments
+    assert warm == EXPECTED * 2
+    monkeypatch.setattr(access_log, "_JSON_LIMIT", 0)  # the caches are full: every fragment is encoded afresh
+    monkeypatch.setattr(access_log, "_ANSWERED", {})
+    monkeypatch.setattr(access_log, "_WHERE", {})
+    monkeypatch.setattr(access_log, "_JSON", {None: "null"})
+    assert encode(ROWS, OFFSET) == EXPECTED
+    # the same deployment's name under another vendor (after a reload) is not the cached line's
+    moved = [attempt("east", "ok", vendor="gcp")]
+    assert b'"deployment":"east","vendor":"gcp"' in encode([ROWS[0], routed(moved)], OFFSET).splitlines()[1]
