@@ -91,13 +91,16 @@ class Telemetry:
     def on_close(self, ctx: Any) -> None:
         """The request context's close hook: every request that reached a model group passes here once."""
         end = self._clock()
-        status = status_of(ctx.error)
+        status = 200 if ctx.error is None else status_of(ctx.error)
         cost = self.metrics.observe(ctx, status, end) if self.metrics is not None else None
-        if status != 200 or len(ctx.attempts) != 1:  # something went wrong on the way: the recent errors
-            self.activity.note_errors(ctx, status)
         if self.access_log is not None:
             self.access_log.request(ctx, status, end, self.pricing.request_cost(ctx) if cost is None else cost)
-        self.events.observe(ctx)
+        attempts = ctx.attempts
+        if status != 200 or len(attempts) != 1 or attempts[0].status != "ok" or self.events.ejected:
+            # something went wrong on the way (the common case, answered at once, pays this test alone)
+            if status != 200 or len(attempts) != 1:  # the recent errors
+                self.activity.note_errors(ctx, status)
+            self.events.observe(ctx)
         if self.tracer is not None:
             self.tracer.record(ctx, status, end)
 

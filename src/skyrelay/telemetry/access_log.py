@@ -31,7 +31,8 @@ _NEWLINE = orjson.OPT_APPEND_NEWLINE
 # groups, deployments, vendors, routes' paths, error classes) repeat on every line, so their JSON is cached, and so
 # is the whole fragment of a line answered at its one attempt; a name or a fragment first seen once its cache is
 # full is encoded every time, which is only slower. An unrouted line's path and method are the client's own: never
-# kept. Floats are rounded as they always were (int() then /: a third of round()'s cost), in orjson's notation.
+# kept. Floats are rounded as they always were (int() then /: a third of round()'s cost; // 1 for the time and
+# the cost, never negative, where floor is trunc and a call less), in orjson's notation.
 _JSON: dict = {None: "null"}
 _WHERE: dict = {}  # (deployment, vendor): their fragment
 _ANSWERED: dict = {}  # (path, status, key, team, model group, deployment, vendor) -> a one-answer line's fragment
@@ -123,13 +124,13 @@ def encode(rows: list[tuple], offset: float) -> bytes:
                       or _answered(line))
         else:
             middle = _FRAGMENT(_head(path, status, key, team, group) + _outcome(attempts, hedged, error))
-        add(_DUMPS({"time": int((end + offset) * 1000) / 1000, "request_id": request_id, "method": middle,
+        add(_DUMPS({"time": (end + offset) * 1000 // 1 / 1000, "request_id": request_id, "method": middle,
                     "latency_ms": int((end - arrival) * 100_000) / 100,
                     "ttft_ms": None if first_output is None else int((first_output - arrival) * 100_000) / 100,
                     "input_tokens": None if usage is None else usage.input_tokens,
                     "output_tokens": None if usage is None else usage.output_tokens,
                     "cached_tokens": None if usage is None else usage.cached_tokens,
-                    "cost_usd": int(cost * 1e8 + 0.5) / 1e8 if cost else None},  # cost >= 0; null: unbilled
+                    "cost_usd": (cost * 1e8 + 0.5) // 1 / 1e8 if cost else None},  # cost >= 0; null: unbilled
                    option=_NEWLINE))
     return b"".join(lines)
 

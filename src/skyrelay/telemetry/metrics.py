@@ -129,9 +129,13 @@ class Metrics:
         stats = self.groups.get(group)
         if stats is None:
             stats = self.groups[group] = GroupStats()
-        code_class = status // 100 - 1 if 100 <= status < 600 else 4
+        code_class = 1 if status == 200 else status // 100 - 1 if 100 <= status < 600 else 4
         stats.by_class[code_class] += 1
-        stats.latency.observe(end - ctx.arrival)
+        # Histogram.observe, inlined: a call less per histogram on every request
+        latency = stats.latency
+        value = end - ctx.arrival
+        latency.counts[bisect_left(LATENCY_BUCKETS, value)] += 1
+        latency.sum += value
         if ctx.first_output is not None:
             stats.ttft.observe(ctx.first_output - ctx.arrival)
         if ctx.hedged:
@@ -160,7 +164,10 @@ class Metrics:
                 if failed:
                     route.failovers += 1
                 if attempt.end is not None:
-                    route.latency.observe(attempt.end - attempt.start)
+                    latency = route.latency
+                    value = attempt.end - attempt.start
+                    latency.counts[bisect_left(LATENCY_BUCKETS, value)] += 1
+                    latency.sum += value
                 usage = attempt.usage
                 if usage is not None:
                     route.input += usage.input_tokens
