@@ -86,10 +86,11 @@ def _openai_from_cells(principal, plan, now: float) -> list[tuple[str, str]]:
             if other_limit - other.total < room:
                 cell, room, header = other, other_limit - other.total, other_header
         expires = cell.expires
-        reset_s = expires - now if expires != NEVER else float(WINDOW_S)
+        # Same-type comparisons (`is` the one NEVER, a float 1.0 against the float reset) take CPython's fast path.
+        reset_s = expires - now if expires is not NEVER else float(WINDOW_S)
         whole = int(reset_s + 0.5)
         out += (header, (remaining, "%d" % room if room > 0 else "0"),  # as str(int(room)), without two calls
-                resets[whole] if 1 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
+                resets[whole] if 1.0 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
     return out
 
 
