@@ -26,10 +26,10 @@ def governor(clock=lambda: NOW, **key) -> Governor:
         "keys": [{"name": "k", "team": "t", "key": KEY, "rpm": 5, "tpm": 1_000_000,
                   "budget": {"usd": 10, "period": "day"}, **key}]}, env={})
 
-    def estimate(deployment, body_bytes, max_output):
-        return body_bytes // 4 + (max_output or 0)
+    def input_tokens(deployment, body_bytes):
+        return body_bytes // 4
 
-    gov = Governor(config, MemoryState(), estimate, clock=clock)
+    gov = Governor(config, MemoryState(), input_tokens, clock=clock)
     gov.group = config.model_groups["chat"]
     return gov
 

@@ -92,12 +92,12 @@ class Admission:
 
 
 class Governor:
-    def __init__(self, config: Any, state: Any, estimate_tokens: Callable[[Any, int, int | None], int],
+    def __init__(self, config: Any, state: Any, input_tokens: Callable[[Any, int], int],
                  clock: Callable[[], float] = time.time):
         self.keys = KeyBook(config.keys, config.teams)
         self.state = state
         self.clock = clock
-        self._estimate_tokens = estimate_tokens
+        self._input_tokens = input_tokens  # the routing quotas' guess from the body's size (Quotas.input_tokens)
         self.reprice(config)
         self._refresh: asyncio.Task | None = None
         self.registry = Registry(config, self.keys, state)
@@ -123,10 +123,11 @@ class Governor:
         if not principal.metrics:
             return None
         max_output = ctx.max_output
-        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, max_output)
-        input_price, output_price = self._prices[group.name]
         output = DEFAULT_OUTPUT_TOKENS if max_output is None else max_output
-        cost = math.ceil((tokens - output) * input_price + output * output_price)  # $/Mtok is micro-$ per token
+        input_tokens = self._input_tokens(group.deployments[0], ctx.body_bytes)
+        tokens = input_tokens + output  # as Quotas.estimate, without its call
+        input_price, output_price = self._prices[group.name]
+        cost = math.ceil(input_tokens * input_price + output * output_price)  # $/Mtok is micro-$ per token
         now = self.clock()
         if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
             principal.roll(now)
