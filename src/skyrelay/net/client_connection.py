@@ -4,10 +4,13 @@ buffering or streaming its body, and the deadlines (first byte, stall, total) th
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httptools
 
 from .client_errors import ClientError, ConnectionClosed, ProtocolError, ReadTimeout, TotalTimeout
+
+log = logging.getLogger("skyrelay.net")
 
 _READ_HIGH_WATER = 256 * 1024  # pause the socket when a slow stream consumer falls this far behind
 
@@ -76,6 +79,12 @@ class Response:
             finally:
                 ex.waiter = None
 
+    def pipe(self, sink) -> None:
+        """From now on, offer the body's bytes to `sink` as they arrive whenever the reader (iter_chunks) is
+        waiting with nothing buffered; what it takes (it returns True) never reaches the reader."""
+        if self._conn.exchange is self._exchange:
+            self._exchange.sink = sink
+
     async def aclose(self) -> None:
         """Release the connection: back to the pool when the body was read whole, else closed."""
         self._conn.finish_exchange(self._exchange)
@@ -83,7 +92,7 @@ class Response:
 
 class Exchange:
     __slots__ = ("status", "headers", "head_future", "chunks", "buffered", "complete", "error", "waiter",
-                 "keep_alive", "received_any", "last_data", "finish_by")
+                 "keep_alive", "received_any", "last_data", "finish_by", "sink")
 
     def __init__(self, loop):
         self.status = 0
@@ -98,6 +107,9 @@ class Exchange:
         self.received_any = False
         self.last_data = 0.0  # loop time of the last body bytes: the stall watchdog reads it
         self.finish_by = 0.0  # loop time the whole exchange must end by (its total timeout)
+        # Takes body bytes straight from the parser while the stream's reader waits for them (Response.pipe):
+        # returns False for bytes it does not take, which are then buffered for the reader as usual.
+        self.sink = None
 
     def wake(self):
         if self.waiter is not None and not self.waiter.done():
@@ -185,14 +197,25 @@ class PooledConnection(asyncio.Protocol):
     def on_body(self, body: bytes):
         ex = self.exchange
         ex.last_data = self.loop.time()
+        waiter = ex.waiter
+        # Piped: while the reader waits with nothing buffered (so nothing is overtaken), the sink may take it.
+        if ex.sink is not None and waiter is not None and not ex.chunks and not waiter.done() and self._sunk(body):
+            return
         ex.chunks.append(body)
         ex.buffered += len(body)
         if ex.buffered > _READ_HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
-        waiter = ex.waiter  # ex.wake(), inlined: a chunked body calls this once per piece
-        if waiter is not None and not waiter.done():
+        if waiter is not None and not waiter.done():  # ex.wake(), inlined: a chunked body calls this once per piece
             waiter.set_result(None)
+
+    def _sunk(self, body: bytes) -> bool:
+        try:
+            return self.exchange.sink(body)
+        except Exception:  # noqa: BLE001 - a broken sink must not break the answer: the reader gets it instead
+            log.exception("stream pipe failed; the stream goes on through its reader")
+            self.exchange.sink = None
+            return False
 
     def on_message_complete(self):
         ex = self.exchange
