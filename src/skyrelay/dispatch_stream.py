@@ -45,16 +45,17 @@ class CommittedStream:
         """The next chunk, left in place, when it has arrived already (the head that committed the stream)."""
         return self._head[0] if self._head else None
 
-    def pipe(self, write: Callable[[bytes], bool]) -> None:
+    def pipe(self, write: Callable[[bytes], bool], flush: Callable[[], None]) -> None:
         """Let the events a pass-through decoder would forward unread go from the upstream's socket to `write`
         directly (the client's writer), without waking the task that reads this stream: a trickled stream's
         plain text events then cost no task switch and no chunk. Everything the gateway reads (usage, the end,
-        errors) still comes through here, in order. A no-op for decoders that translate."""
+        errors) still comes through here, in order; `flush` sends what `write` took of an upstream read. A no-op
+        for decoders that translate."""
         if self._opened:
             resp, decoder = self._opened[0]
             make_sink = getattr(decoder, "sink", None)
             if make_sink is not None:
-                resp.pipe(make_sink(write))
+                resp.pipe(make_sink(write), flush)
 
     async def __anext__(self) -> ChatChunk:
         if self._head:

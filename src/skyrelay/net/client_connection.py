@@ -79,11 +79,13 @@ class Response:
             finally:
                 ex.waiter = None
 
-    def pipe(self, sink) -> None:
+    def pipe(self, sink, flush) -> None:
         """From now on, offer the body's bytes to `sink` as they arrive whenever the reader (iter_chunks) is
-        waiting with nothing buffered; what it takes (it returns True) never reaches the reader."""
-        if self._conn.exchange is self._exchange:
-            self._exchange.sink = sink
+        waiting with nothing buffered; what it takes (it returns True) never reaches the reader. `flush` is
+        called after each upstream read the sink took something of (so a read's events leave together)."""
+        ex = self._exchange
+        if self._conn.exchange is ex:
+            ex.sink, ex.sink_flush = sink, flush
 
     async def aclose(self) -> None:
         """Release the connection: back to the pool when the body was read whole, else closed."""
@@ -92,7 +94,7 @@ class Response:
 
 class Exchange:
     __slots__ = ("status", "headers", "head_future", "chunks", "buffered", "complete", "error", "waiter",
-                 "keep_alive", "received_any", "last_data", "finish_by", "sink")
+                 "keep_alive", "received_any", "last_data", "finish_by", "sink", "sink_flush", "sunk")
 
     def __init__(self, loop):
         self.status = 0
@@ -110,6 +112,8 @@ class Exchange:
         # Takes body bytes straight from the parser while the stream's reader waits for them (Response.pipe):
         # returns False for bytes it does not take, which are then buffered for the reader as usual.
         self.sink = None
+        self.sink_flush = None  # called once a read's bytes are all parsed, when the sink took some of them
+        self.sunk = False
 
     def wake(self):
         if self.waiter is not None and not self.waiter.done():
@@ -174,6 +178,9 @@ class PooledConnection(asyncio.Protocol):
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:  # we never ask for an upgrade
             ex.fail(ProtocolError(f"invalid HTTP response from upstream: {exc!r}"))
             self.transport.close()
+        if ex.sunk:  # what the sink took of this read leaves in one write, now
+            ex.sunk = False
+            ex.sink_flush()
 
     # --- parser callbacks ---------------------------------------------------------------------------------------
 
@@ -200,6 +207,7 @@ class PooledConnection(asyncio.Protocol):
         waiter = ex.waiter
         # Piped: while the reader waits with nothing buffered (so nothing is overtaken), the sink may take it.
         if ex.sink is not None and waiter is not None and not ex.chunks and not waiter.done() and self._sunk(body):
+            ex.sunk = True
             return
         ex.chunks.append(body)
         ex.buffered += len(body)
