@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 import pytest
 
 from skyrelay import errors
@@ -53,6 +54,17 @@ def test_a_text_stream_is_these_bytes():
     frames = render([chunk(role="assistant"), chunk(content="Hel"), chunk(content='lo "w"\n\u00e9'),
                      chunk(finish_reason="stop"), chunk(usage=Usage(5, 2, 1))], {"model": "chat", "input": "hi"})
     assert_bytes(frames, TEXT)
+
+
+def test_a_long_stream_numbers_its_deltas_past_the_precomputed_tails():
+    frames = render([chunk(content=str(i)) for i in range(1100)], {"model": "chat", "input": "hi"})
+    sent = events(frames)
+    assert [orjson.loads(e.partition(b"data: ")[2])["sequence_number"] for e in sent] == list(range(len(sent)))
+    # Four opening events, so delta 1019 is event 1023 (the last precomputed tail); the next two are formatted.
+    assert sent[1023:1026] == [
+        b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_r1",'
+        b'"output_index":0,"content_index":0,"delta":"%d","logprobs":[],"sequence_number":%d}\n\n' % (n - 4, n)
+        for n in (1023, 1024, 1025)]
 
 
 def test_reasoning_then_text_then_a_tool_call_is_these_bytes():
