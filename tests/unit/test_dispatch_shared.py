@@ -47,7 +47,7 @@ class Replica:
         config = parse_config({"model_groups": {"g": {"deployments": [
             {"name": "x", "kind": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}]}},
             "keys": keys or []}, env={})
-        self.governor = Governor(config, self.state, self.dispatcher.quotas.estimate)
+        self.governor = Governor(config, self.state, self.dispatcher.quotas.input_tokens)
         self.governor.defers = True
         self.dispatcher.governor = self.governor
         self.shared = self.dispatcher.shared = SharedRouting(self.state, self.dispatcher, self.governor)

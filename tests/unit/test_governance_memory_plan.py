@@ -26,10 +26,10 @@ def governor(clock=lambda: NOW, **key) -> Governor:
         "keys": [{"name": "k", "team": "t", "key": KEY, "rpm": 5, "tpm": 1_000_000,
                   "budget": {"usd": 10, "period": "day"}, **key}]}, env={})
 
-    def estimate(deployment, body_bytes, max_output):
-        return body_bytes // 4 + (max_output or 0)
+    def input_tokens(deployment, body_bytes):
+        return body_bytes // 4
 
-    gov = Governor(config, MemoryState(), estimate, clock=clock)
+    gov = Governor(config, MemoryState(), input_tokens, clock=clock)
     gov.group = config.model_groups["chat"]
     return gov
 
@@ -71,10 +71,11 @@ def test_headers_from_the_plan_are_those_of_the_levels(path):
     for _ in range(3):
         ctx = admitted(gov, path)
         fast = rate_limit_headers(ctx)
-        reservation = ctx.admission.reservation
-        levels, oldest = MemoryState.figures(reservation)
-        ctx.admission.reservation = Reservation(reservation.items, reservation.amounts, reservation.marks,
-                                                levels=levels, oldest=oldest)
+        admission = ctx.admission  # on memory, the plan's marks: what another process would say of them
+        levels, oldest = MemoryState.figures(Reservation(admission.items, admission.values, admission.marks))
+        admission.plan = None
+        admission.reservation = Reservation(admission.items, admission.values, admission.marks, levels=levels,
+                                            oldest=oldest)
         assert fast == rate_limit_headers(ctx)  # what another process's figures would show
         names = [name for name, _ in fast]
         assert len(names) == 6 and len(set(names)) == 6

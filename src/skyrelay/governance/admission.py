@@ -23,6 +23,7 @@ from .. import errors
 from ..pricing import cost_micro_usd, dearest
 from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
 from ..state import Item, MemoryState, Reservation
+from ..state.memory import Plan
 from . import periods
 from .headers import refusal_headers
 from .principals import PARALLEL, REQUESTS, TOKENS, USD, KeyBook, Principal
@@ -43,26 +44,30 @@ class KeyRateLimited(errors.RateLimited):
 
 
 class Admission:
-    """A request's hold on its key's counters, settled once when its context closes."""
+    """A request's hold on its key's counters, settled once when its context closes: on the memory backend its
+    `plan`'s `marks` (what Plan.take added; no Reservation made), elsewhere the state's `reservation` (None until
+    reserved: deferred to the first attempt, `defers`). `values` are the reserved `(1, tokens, 1, cost)`."""
 
-    __slots__ = ("governor", "reservation", "tokens", "cost", "now", "items", "amounts", "values")
+    __slots__ = ("governor", "reservation", "now", "items", "amounts", "values", "plan", "marks")
 
-    def __init__(self, governor: "Governor", reservation: Reservation | None, tokens: int, cost: int, now: float,
-                 items: list[Item], amounts, values: tuple):
+    def __init__(self, governor: "Governor", reservation: Reservation | None, now: float, items: list[Item],
+                 amounts, values: tuple, plan: Plan | None = None, marks: list | None = None):
         self.governor = governor
-        self.reservation = reservation  # None until reserved (deferred to the first attempt, `defers`)
-        self.tokens = tokens
-        self.cost = cost
+        self.reservation = reservation
         self.now = now  # when it was reserved
         self.items = items
         self.amounts = amounts
         self.values = values
+        self.plan = plan
+        self.marks = marks
 
     def settle(self, ctx: Any) -> None:
         """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
         usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
-        estimate; one that failed everywhere is refunded. A deferred admission no attempt reserved holds nothing."""
-        if self.reservation is None:
+        estimate; one that failed everywhere is refunded. A deferred admission no attempt reserved holds nothing.
+        (Called once: RequestContext.close runs once.)"""
+        plan = self.plan
+        if plan is None and self.reservation is None:
             return
         governor = self.governor
         usage = ctx.usage
@@ -74,23 +79,25 @@ class Admission:
             tokens = usage.input_tokens + usage.output_tokens
             cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
                                   usage.cache_write_tokens) if price else 0
+            values = (1, tokens, 0, cost)
         elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
-            tokens, cost = self.tokens, self.cost
+            values = (1, self.values[1], 0, self.values[3])  # the estimate's tokens and cost
         else:
-            tokens = cost = 0
+            values = (1, 0, 0, 0)
         # A request counts once; its slot in flight is given back. The memory plan picks the amounts by metric.
-        values = (1, tokens, 0, cost)
-        governor.state.settle(self.reservation, values if governor._memory else ctx.principal.amounts(values),
-                              governor.clock())
+        if plan is not None:
+            plan.settle(self.marks, self.values, values, governor.clock())
+        else:
+            governor.state.settle(self.reservation, ctx.principal.amounts(values), governor.clock())
 
 
 class Governor:
-    def __init__(self, config: Any, state: Any, estimate_tokens: Callable[[Any, int, int | None], int],
+    def __init__(self, config: Any, state: Any, input_tokens: Callable[[Any, int], int],
                  clock: Callable[[], float] = time.time):
         self.keys = KeyBook(config.keys, config.teams)
         self.state = state
         self.clock = clock
-        self._estimate_tokens = estimate_tokens
+        self._input_tokens = input_tokens  # the routing quotas' guess from the body's size (Quotas.input_tokens)
         self.reprice(config)
         self._refresh: asyncio.Task | None = None
         self.registry = Registry(config, self.keys, state)
@@ -116,10 +123,11 @@ class Governor:
         if not principal.metrics:
             return None
         max_output = ctx.max_output
-        tokens = self._estimate_tokens(group.deployments[0], ctx.body_bytes, max_output)
-        input_price, output_price = self._prices[group.name]
         output = DEFAULT_OUTPUT_TOKENS if max_output is None else max_output
-        cost = math.ceil((tokens - output) * input_price + output * output_price)  # $/Mtok is micro-$ per token
+        input_tokens = self._input_tokens(group.deployments[0], ctx.body_bytes)
+        tokens = input_tokens + output  # as Quotas.estimate, without its call
+        input_price, output_price = self._prices[group.name]
+        cost = math.ceil(input_tokens * input_price + output * output_price)  # $/Mtok is micro-$ per token
         now = self.clock()
         if principal.rolls_at and now >= principal.rolls_at:  # first use (-1), or a budget's period ended
             principal.roll(now)
@@ -130,23 +138,23 @@ class Governor:
             plan = principal.plan
             if plan is None:  # the key's cells, resolved once (again when a budget's period rolls)
                 plan = principal.plan = memory.plan(items, principal.metrics, STEADY)
-            reservation, wait, refused = memory.reserve_planned(plan, items, values, now)
-            if reservation is None:
+            marks = plan.take(values, now)
+            if marks is None:
+                wait, refused = plan.refusal(items, values, now)
                 self.refuse(ctx, items, values, refused, wait)
-            ctx.admission = Admission(self, reservation, tokens, cost, now, items, None, values)
+            ctx.admission = Admission(self, None, now, items, None, values, plan, marks)
             return None
         amounts = principal.amounts(values)
         if self.defers:
-            ctx.admission = Admission(self, None, tokens, cost, now, items, amounts, values)
+            ctx.admission = Admission(self, None, now, items, amounts, values)
             return None
-        return self._reserve(ctx, items, amounts, values, tokens, cost, now)
+        return self._reserve(ctx, items, amounts, values, now)
 
-    async def _reserve(self, ctx: Any, items: list[Item], amounts, values: tuple, tokens: int, cost: int,
-                       now: float) -> None:
+    async def _reserve(self, ctx: Any, items: list[Item], amounts, values: tuple, now: float) -> None:
         reservation, wait, refused = await self.state.reserve(items, amounts, now)
         if reservation is None:
             self.refuse(ctx, items, values, refused, wait)
-        ctx.admission = Admission(self, reservation, tokens, cost, now, items, amounts, values)
+        ctx.admission = Admission(self, reservation, now, items, amounts, values)
 
     async def reserve_deferred(self, ctx: Any) -> None:
         """A deferred admission that no attempt reserved (no deployment could be tried): reserved alone, so the

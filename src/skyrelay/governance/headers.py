@@ -25,24 +25,25 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
     if not per_minute:
         return []
     admission = ctx.admission
-    reservation = admission.reservation
-    # None: never reserved (no attempt made); local: counted at this replica's share while Redis is away, no
-    # true figure.
-    if reservation is None or reservation.local:
-        return []
     now = admission.now
     anthropic = ctx.path.endswith("/messages")
-    plan = reservation.plan
-    if plan is not None and not anthropic:  # nearly every governed answer: one process, an OpenAI route
-        return _openai_from_cells(principal, plan, now)
+    plan = admission.plan  # the memory backend's: its counters themselves, microseconds after the reserve
+    if plan is not None:
+        if not anthropic:  # nearly every governed answer: one process, an OpenAI route
+            return _openai_from_cells(principal, plan, now)
+        levels = None
+    else:
+        reservation = admission.reservation
+        # None: never reserved (no attempt made); local: counted at this replica's share while Redis is away, no
+        # true figure.
+        if reservation is None or reservation.local or reservation.levels is None:
+            return []
+        levels = reservation.levels
     limits = principal.limits
-    levels = reservation.levels
-    if plan is None and levels is None:  # not a memory counter after all: nothing true to show
-        return []
     out: list[tuple[str, str]] = []
     for unit, indexes in per_minute:
         best_room = None
-        if plan is not None:  # the memory backend: its counters themselves, microseconds after the reserve
+        if plan is not None:
             cells = plan.cells
             for index in indexes:
                 room = limits[index].limit - cells[index].total
@@ -85,10 +86,11 @@ def _openai_from_cells(principal, plan, now: float) -> list[tuple[str, str]]:
             if other_limit - other.total < room:
                 cell, room, header = other, other_limit - other.total, other_header
         expires = cell.expires
-        reset_s = expires - now if expires != NEVER else float(WINDOW_S)
+        # Same-type comparisons (`is` the one NEVER, a float 1.0 against the float reset) take CPython's fast path.
+        reset_s = expires - now if expires is not NEVER else float(WINDOW_S)
         whole = int(reset_s + 0.5)
         out += (header, (remaining, "%d" % room if room > 0 else "0"),  # as str(int(room)), without two calls
-                resets[whole] if 1 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
+                resets[whole] if 1.0 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
     return out
 
 

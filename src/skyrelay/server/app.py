@@ -66,7 +66,7 @@ class Gateway:
         replicas_share = config.state.backend == "redis"  # routing quotas, shares and breakers too
         self.dispatcher = dispatcher or Dispatcher.from_config(config, **(shared_books() if replicas_share else {}))
         self._master_key = config.server.master_key
-        self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.estimate)
+        self.governor = Governor(config, build_state(config.state), self.dispatcher.quotas.input_tokens)
         self.dispatcher.governor = self.governor
         if replicas_share and isinstance(self.dispatcher.quotas, SharedQuotaBook):
             self.dispatcher.shared = SharedRouting(self.governor.state, self.dispatcher, self.governor)

@@ -104,28 +104,10 @@ class MemoryState:
 
     def reserve_planned(self, plan: "Plan", items: list[Item], values, now: float
                         ) -> tuple[Reservation | None, float, int]:
-        """`reserve_now` with the items' `plan` in hand, each amount `values[pick]`. One pass that adds as it
-        checks (a refusal is rare: it takes back what it added, then finds the counter that waits longest)."""
-        second = int(now)
-        marks = []  # the entry each window added to, aligned with plan.windows
-        for cell, limit, pick in plan.windows:
-            amount = values[pick]
-            if cell.expires <= second:
-                cell.expire(second)
-            total = cell.total
-            if total and total + amount > limit:  # an empty window has room for anything
-                return self._refuse(plan, items, values, marks, None, now)
-            entry = cell.last
-            if entry[0] != second:  # one entry per second: a busy key's window stays short
-                entry = cell.open(second)
-            entry[1] += amount
-            cell.total = total + amount
-            marks.append(entry)
-        for cell, limit, pick in plan.levels:
-            total = cell.total + values[pick]
-            if total > limit:
-                return self._refuse(plan, items, values, marks, cell, now)
-            cell.total = total
+        """`reserve_now` with the items' `plan` in hand, each amount `values[pick]` (see Plan.take)."""
+        marks = plan.take(values, now)
+        if marks is None:
+            return None, *plan.refusal(items, values, now)
         # No levels: the rate-limit headers read the counters themselves (the plan's cells), microseconds later.
         return Reservation(items, values, marks, False, None, None, plan), 0.0, -1
 
@@ -139,52 +121,14 @@ class MemoryState:
             oldest.append(cell.entries[0][0] if item.kind == WINDOW and cell.entries else 0)
         return levels, oldest
 
-    def _refuse(self, plan: "Plan", items: list[Item], values, marks: list, refusing, now: float
-                ) -> tuple[None, float, int]:
-        """Take back the amounts added before the refusing counter (every window's `marks`, then the levels up to
-        the `refusing` one: None when a window refused), then name the counter that waits longest."""
-        for (cell, _, pick), entry in zip(plan.windows, marks):
-            entry[1] -= values[pick]
-            cell.total -= values[pick]
-        for cell, _, pick in plan.levels if refusing is not None else ():
-            if cell is refusing:
-                break
-            cell.total -= values[pick]
-        refused = None
-        for item, cell, pick in zip(items, plan.cells, plan.picks):
-            amount = values[pick]
-            if item.kind == WINDOW:
-                if cell.total and cell.total + amount > item.limit:
-                    refused = _longest(refused, item, cell.wait_for(cell.total + amount - item.limit, now))
-            elif cell.total + amount > item.limit:
-                refused = _longest(refused, item, max(0.0, item.reset_at - now) if item.kind == PERIOD
-                                   else GAUGE_RETRY_S)
-        return None, refused[1], items.index(refused[0])
-
     def settle(self, reservation: Reservation, values, now: float) -> None:
         """Replace each reserved amount by the real one (`values`, as the reserve's: picked by the plan, or aligned
-        with the items); a reservation settles once (later calls do nothing). Only the amounts that moved are
-        walked: a request's rpm never does, nor anything of a refund of nothing."""
+        with the items); a reservation settles once (later calls do nothing)."""
         if reservation.settled:
             return
         reservation.settled = True
         plan = reservation.plan or self.plan(reservation.items)
-        reserved = reservation.amounts
-        marks = reservation.marks
-        horizon = int(now) - WINDOW_S
-        for pick, moves in plan.changes:
-            delta = values[pick] - reserved[pick]
-            if not delta:
-                continue
-            for cell, mark in moves:
-                if mark >= 0:  # a window's: its entry (still in the window? an expired one left the total already)
-                    entry = marks[mark]
-                    if entry[0] > horizon:
-                        entry[1] += delta
-                        cell.total += delta
-                else:  # a level: a gauge stops at zero
-                    level = cell.total + delta
-                    cell.total = level if level > 0 or mark == _PERIOD_MOVE else 0
+        plan.settle(reservation.marks, reservation.amounts, values, now)
 
     async def total(self, name: str, kind: str, now: float) -> float:
         cell = self._cells.get(name)
@@ -239,6 +183,77 @@ class Plan:
         self.windows = windows
         self.levels = levels
         self.changes = tuple(moves.items())  # per pick a settle may move: (cell, mark) per counter
+
+    def take(self, values, now: float) -> list | None:
+        """Add each counter's amount `values[pick]`, all or nothing: the entry each window added to (the marks a
+        settle adjusts, aligned with `windows`), or None when one counter had no room (and nothing is kept). One
+        pass that adds as it checks (a refusal is rare: it takes back what it added)."""
+        second = int(now)
+        marks = []
+        for cell, limit, pick in self.windows:
+            amount = values[pick]
+            if cell.expires <= second:
+                cell.expire(second)
+            total = cell.total
+            if total and total + amount > limit:  # an empty window has room for anything
+                self._take_back(values, marks, None)
+                return None
+            entry = cell.last
+            if entry[0] != second:  # one entry per second: a busy key's window stays short
+                entry = cell.open(second)
+            entry[1] += amount
+            cell.total = total + amount
+            marks.append(entry)
+        for cell, limit, pick in self.levels:
+            total = cell.total + values[pick]
+            if total > limit:
+                self._take_back(values, marks, cell)
+                return None
+            cell.total = total
+        return marks
+
+    def _take_back(self, values, marks: list, refusing) -> None:
+        """Undo what `take` added before the refusing counter: every window's `marks`, then the levels up to the
+        `refusing` one (None when a window refused)."""
+        for (cell, _, pick), entry in zip(self.windows, marks):
+            entry[1] -= values[pick]
+            cell.total -= values[pick]
+        for cell, _, pick in self.levels if refusing is not None else ():
+            if cell is refusing:
+                break
+            cell.total -= values[pick]
+
+    def refusal(self, items: list[Item], values, now: float) -> tuple[float, int]:
+        """After a refused `take`: the seconds until time alone makes room, and the index of the counter that waits
+        longest (it sets the Retry-After: every one must have room)."""
+        refused = None
+        for item, cell, pick in zip(items, self.cells, self.picks):
+            amount = values[pick]
+            if item.kind == WINDOW:
+                if cell.total and cell.total + amount > item.limit:
+                    refused = _longest(refused, item, cell.wait_for(cell.total + amount - item.limit, now))
+            elif cell.total + amount > item.limit:
+                refused = _longest(refused, item, max(0.0, item.reset_at - now) if item.kind == PERIOD
+                                   else GAUGE_RETRY_S)
+        return refused[1], items.index(refused[0])
+
+    def settle(self, marks: list, reserved, values, now: float) -> None:
+        """Replace each amount `take` added (`reserved`) by the real one (`values`, picked alike). Only the amounts
+        that moved are walked: a request's rpm never does, nor anything of a refund of nothing."""
+        horizon = int(now) - WINDOW_S
+        for pick, moves in self.changes:
+            delta = values[pick] - reserved[pick]
+            if not delta:
+                continue
+            for cell, mark in moves:
+                if mark >= 0:  # a window's: its entry (still in the window? an expired one left the total already)
+                    entry = marks[mark]
+                    if entry[0] > horizon:
+                        entry[1] += delta
+                        cell.total += delta
+                else:  # a level: a gauge stops at zero
+                    level = cell.total + delta
+                    cell.total = level if level > 0 or mark == _PERIOD_MOVE else 0
 
 
 _PERIOD_MOVE, _GAUGE_MOVE = -1, -2
