@@ -150,13 +150,11 @@ class Metrics:
             team.by_class[code_class] += 1
         failed = False
         cost = 0.0
-        routes = self.routes
-        price = self.pricing.money
-        for attempt in ctx.attempts:
+        for attempt in ctx.attempts:  # most requests have one: no locals set up for a loop
             key = (group, attempt.deployment)
-            route = routes.get(key)
+            route = self.routes.get(key)
             if route is None:
-                route = routes[key] = RouteStats(attempt.vendor)
+                route = self.routes[key] = RouteStats(attempt.vendor)
             result = attempt.status or "abandoned"
             results = route.results
             results[result] = results.get(result, 0) + 1
@@ -179,10 +177,10 @@ class Metrics:
                 self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
             money = attempt.ledger  # what the ledger recorded for it: an answer, or a stream cut after it began
             if money is None:
-                money = price(attempt)  # the ledger off: priced here, the same way
-            if money is not None and money[5]:
+                money = self.pricing.money(attempt)  # the ledger off: priced here, the same way
+            if money is not None and (list_cost := money[5]):
                 billed = money[6]
-                route.list_cost += money[5]
+                route.list_cost += list_cost
                 route.cost += billed
                 cost += billed
                 if team is not None and billed:
