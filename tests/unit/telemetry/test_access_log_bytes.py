@@ -100,3 +100,15 @@ def test_lines_are_the_same_bytes_with_their_fragments_cached_or_not(monkeypatch
     # the same deployment's name under another vendor (after a reload) is not the cached line's
     moved = [attempt("east", "ok", vendor="gcp")]
     assert b'"deployment":"east","vendor":"gcp"' in encode([ROWS[0], routed(moved)], OFFSET).splitlines()[1]
+
+
+def test_a_batch_splits_into_its_lines_whatever_the_names_hold():
+    odd = ',\n,{"time":1},\n,'  # the batch's own line separator, and a line's start, inside names
+    rows = [routed([attempt(odd, "ok", vendor=odd)], request_id=odd, key=odd, team=odd, path=odd),
+            routed([attempt(odd, "failed", RuntimeError()), attempt("east", "ok")], key=odd),
+            (11.0, odd, odd, odd, 404)] * 3
+    lines = encode(rows, OFFSET).splitlines()
+    assert len(lines) == len(rows)
+    assert [orjson.loads(line)["request_id"] for line in lines] == [odd, "req_9f3c1a2b7e1", odd] * 3
+    assert all(orjson.dumps(orjson.loads(line)) == line for line in lines)
+    assert encode([], OFFSET) == b""
