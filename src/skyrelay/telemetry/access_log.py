@@ -109,12 +109,14 @@ class AccessLog:
 
 def encode(rows: list[tuple], offset: float) -> bytes:
     """The lines of `rows` (AccessLog's tuples), `offset` turning their clock into Unix seconds."""
-    lines = []
-    add = lines.append
+    # One growing buffer: each line's bytes are freed as soon as copied, so the next line's reuse their memory (a
+    # batch's 512 lines kept apart until a join made the heap grow and shrink by half a megabyte, page faults a
+    # count of instructions does not show: the batch took twice the time).
+    out = bytearray()
     answered = _ANSWERED.get
     for row in rows:
         if len(row) == 5:
-            add(_unrouted(row, offset))
+            out += _unrouted(row, offset)
             continue
         (end, request_id, path, status, key, team, group, attempts, hedged, error, arrival, first_output, usage,
          cost) = row
@@ -124,15 +126,15 @@ def encode(rows: list[tuple], offset: float) -> bytes:
                       or _answered(line))
         else:
             middle = _FRAGMENT(_head(path, status, key, team, group) + _outcome(attempts, hedged, error))
-        add(_DUMPS({"time": (end + offset) * 1000 // 1 / 1000, "request_id": request_id, "method": middle,
-                    "latency_ms": int((end - arrival) * 100_000) / 100,
-                    "ttft_ms": None if first_output is None else int((first_output - arrival) * 100_000) / 100,
-                    "input_tokens": None if usage is None else usage.input_tokens,
-                    "output_tokens": None if usage is None else usage.output_tokens,
-                    "cached_tokens": None if usage is None else usage.cached_tokens,
-                    "cost_usd": (cost * 1e8 + 0.5) // 1 / 1e8 if cost else None},  # cost >= 0; null: unbilled
-                   option=_NEWLINE))
-    return b"".join(lines)
+        out += _DUMPS({"time": (end + offset) * 1000 // 1 / 1000, "request_id": request_id, "method": middle,
+                       "latency_ms": int((end - arrival) * 100_000) / 100,
+                       "ttft_ms": None if first_output is None else int((first_output - arrival) * 100_000) / 100,
+                       "input_tokens": None if usage is None else usage.input_tokens,
+                       "output_tokens": None if usage is None else usage.output_tokens,
+                       "cached_tokens": None if usage is None else usage.cached_tokens,
+                       "cost_usd": (cost * 1e8 + 0.5) // 1 / 1e8 if cost else None},  # cost >= 0; null: unbilled
+                      option=_NEWLINE)
+    return bytes(out)
 
 
 def _each_line(rows: list[tuple], offset: float):
