@@ -126,8 +126,11 @@ class AnthropicNative:
     convert: Any = None
     converted: bool = False
     refusal: Exception | None = None  # what the conversion refused, raised again for every other cloud
-    # Fields every non-Anthropic cloud serves the request without (cache_control, ...): named to the client.
-    hints: tuple[str, ...] = ()
+    # The body's bytes as sent and how the inbound protocol finds its hints in them (`hints`, read on first use:
+    # a cloud that speaks Anthropic forwards them and never asks).
+    sent: bytes = b""
+    find_hints: Any = None
+    found_hints: tuple[str, ...] | None = None
 
     def canonical(self, req: "ChatRequest") -> "ChatRequest":
         if not self.converted:
@@ -139,6 +142,13 @@ class AnthropicNative:
         if self.refusal is not None:
             raise self.refusal
         return req
+
+    @property
+    def hints(self) -> tuple[str, ...]:
+        """Fields every non-Anthropic cloud serves the request without (cache_control, ...): named to the client."""
+        if self.found_hints is None:
+            self.found_hints = () if self.find_hints is None else self.find_hints(self.body, self.sent)
+        return self.found_hints
 
 
 @dataclass(slots=True)

@@ -50,8 +50,7 @@ def read_messages(body: bytes, beta: str | None = None, version: str | None = No
         raise errors.InvalidRequest("messages: at least one message is required", param="messages")
     req = ChatRequest(model=model, messages=[], stream=_optional(data, "stream", bool) or False,
                       include_usage=True, max_tokens=max_tokens)  # Anthropic streams always report usage
-    req.anthropic = AnthropicNative(data, beta, version, beta_query, convert=convert,
-                                    hints=_hints(data, body))
+    req.anthropic = AnthropicNative(data, beta, version, beta_query, convert=convert, sent=body, find_hints=_hints)
     return req
 
 
