@@ -65,11 +65,12 @@ def test_every_row_of_a_batch_lands(tmp_path, count):
     assert stored(path, "request_id, attempt, output_tokens") == [(f"r{n:05d}", n % 3, n) for n in range(count)]
 
 
+@pytest.mark.parametrize("at", [10, 39])  # the pair within one statement's rows (of 40), then across two
 @pytest.mark.parametrize("first, second", [("ok", "interrupted"), ("interrupted", "ok")])
-def test_a_key_twice_in_one_batch_keeps_the_finished_record(tmp_path, first, second):
+def test_a_key_twice_in_one_batch_keeps_the_finished_record(tmp_path, first, second, at):
     path = tmp_path / "l.db"
-    filler = [row(f"f{n:03d}") for n in range(45)]  # the pair straddles a statement's rows, and sits within one
-    ship(path, filler[:39] + [row("r1", 1, first, output=1), row("r1", 1, second, output=2)] + filler[39:])
+    filler = [row(f"f{n:03d}") for n in range(45)]
+    ship(path, filler[:at] + [row("r1", 1, first, output=1), row("r1", 1, second, output=2)] + filler[at:])
     assert stored(path, "status, output_tokens")[-1] == ("ok", 1 if first == "ok" else 2)
     ship(path, [row("r1", 1, "ok", output=3), row("r1", 1, "interrupted", output=4)])
     assert stored(path, "status, output_tokens")[-1] == ("ok", 1 if first == "ok" else 2)  # stored: left alone
