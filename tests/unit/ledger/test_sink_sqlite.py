@@ -86,3 +86,64 @@ def test_a_failed_batch_commits_none_of_it(tmp_path):
     ship(path, [row("after")])
     assert stored(path, "request_id") == [("after",)]
 
+
+
+def _one_attempt_lines(variant: str) -> bytes:
+    """A one-attempt request's "o" and "k" lines as the recorder writes them."""
+    from skyrelay import errors
+
+    from .test_lines import one_attempt_request, recorder
+
+    rec, written, deployment = recorder()
+    if variant == "served, streamed":
+        one_attempt_request(rec, deployment, first_output=1.5)
+    elif variant == "served":
+        one_attempt_request(rec, deployment)
+    elif variant == "failed":
+        one_attempt_request(rec, deployment, status="failed", error=errors.UpstreamUnavailable("down"))
+    elif variant == "broken stream":  # output began, then the cloud failed: served, with a cost estimated
+        one_attempt_request(rec, deployment, status="failed", error=errors.UpstreamUnavailable("cut"),
+                            first_output=1.75)
+    else:  # left before any output: no cloud on the request's record, the attempt's cost estimated
+        one_attempt_request(rec, deployment, status="abandoned")
+    return b"".join(written)
+
+
+@pytest.mark.parametrize("variant", ["served, streamed", "served", "failed", "broken stream", "abandoned"])
+@pytest.mark.parametrize("count", [1, 20, 21, 45])  # one pair per statement, a statement's 20, and both
+def test_pairs_joined_by_sqlite_are_stored_as_the_python_join_stores_them(tmp_path, variant, count):
+    from skyrelay.ledger.lines import read_lines
+
+    data = _one_attempt_lines(variant)
+    lines = b"".join(data.replace(b'"req_1"', f'"req_{n}"'.encode()) for n in range(count))
+    rows, _ = read_lines(lines, {})
+    pairs: list = []
+    assert read_lines(lines, {}, pairs) == ([], read_lines(lines, {})[1])  # the "o" lines still reported
+    assert len(pairs) == count and len(rows) == 2 * count
+    python, joined = tmp_path / "python.db", tmp_path / "joined.db"
+    ship(python, rows)
+    sink = Sink(parse_url(f"sqlite:///{joined}"))
+    assert sink.joins_pairs
+    try:
+        sink.write([], pairs)
+    finally:
+        sink.close()
+    typed = ", ".join(f"{name}, typeof({name})" for name in COLUMN_NAMES)
+    assert stored(joined, typed) == stored(python, typed)
+    assert stored(joined, "quote(latency_ms), quote(ttft_ms)") == stored(python, "quote(latency_ms), quote(ttft_ms)")
+
+
+def test_pairs_and_rows_in_one_batch_commit_together_or_not_at_all(tmp_path):
+    from skyrelay.ledger.lines import read_lines
+
+    pairs: list = []
+    read_lines(_one_attempt_lines("served"), {}, pairs)
+    path = tmp_path / "l.db"
+    sink = Sink(parse_url(f"sqlite:///{path}"))
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            sink.write([row("bad", status=None)], pairs)
+        sink.write([row("r2")], pairs)
+    finally:
+        sink.close()
+    assert stored(path, "request_id, attempt") == [("r2", 0), ("req_1", 0), ("req_1", 1)]
