@@ -64,7 +64,8 @@ class Sink:
 
     def write(self, rows: list, pairs: list = ()) -> None:
         """Commit `rows` (sequences in COLUMN_NAMES order) and `pairs` (when `joins_pairs`) at once, or raise and
-        commit none of them."""
+        commit none of them. Pairs go after the rows, out of spool order: harmless, since a "k" line is the only
+        line of its request's records, so no row of the batch shares a key with a pair."""
         conn = self._connection()
         try:
             cur = conn.cursor()
