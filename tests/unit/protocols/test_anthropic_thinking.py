@@ -135,7 +135,7 @@ HISTORY = [
 
 
 def test_history_thinking_goes_beside_the_messages():
-    req = protocol.parse_messages(body(HISTORY, thinking={"type": "enabled", "budget_tokens": 2048}))
+    req = protocol.parse_messages(body(HISTORY, thinking=THINKING))
     assert [m["content"] for m in req.messages] == ["Hi", "Hello!", "Again", "Hi again.", "Once more"]
     assert req.thinking == {
         1: [{"type": "thought", "thinking": "Converse thought.", "signature": CONVERSE}],
@@ -159,11 +159,20 @@ def test_thoughts_are_shown_under_enabled_and_adaptive_thinking(thinking, shown)
                                                       {"type": "text", "text": "x"}]}, HISTORY[2]],
 ])
 def test_only_a_gateway_signed_thinking_block_marks_the_history_sealed(messages):
-    assert protocol.read_messages(body(messages)).anthropic.sealed is False
+    assert protocol.read_messages(body(messages, thinking=THINKING)).anthropic.sealed is False
+
+
+def test_without_thinking_the_history_is_not_walked():
+    """Gateway-signed blocks come from answers to thinking requests and go back with thinking on: a request
+    without `thinking` (the common path) pays no walk of its history."""
+    assert protocol.read_messages(body(HISTORY)).anthropic.sealed is False
+
+
+THINKING = {"type": "enabled", "budget_tokens": 2048}
 
 
 def test_an_anthropic_family_cloud_gets_the_history_without_the_gateways_blocks():
-    native = protocol.read_messages(body(HISTORY)).anthropic
+    native = protocol.read_messages(body(HISTORY, thinking=THINKING)).anthropic
     for built in (native_body(native, "claude-x", False), count_body(native, "claude-x")):
         assert built["messages"][1]["content"] == [{"type": "text", "text": "Hello!"}]
         assert built["messages"][3]["content"] == [HISTORY[3]["content"][i] for i in (0, 1, 3)]

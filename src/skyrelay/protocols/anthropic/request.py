@@ -55,7 +55,7 @@ def read_messages(body: bytes, beta: str | None = None, version: str | None = No
     req = ChatRequest(model=model, messages=[], stream=_optional(data, "stream", bool) or False,
                       include_usage=True, max_tokens=max_tokens)  # Anthropic streams always report usage
     req.anthropic = AnthropicNative(data, beta, version, beta_query, convert=convert,
-                                    hints=_hints(data, body), sealed=_sealed(messages, body))
+                                    hints=_hints(data, body), sealed=_sealed(data, messages))
     return req
 
 
@@ -126,10 +126,10 @@ def _hints(data: dict, body: bytes) -> tuple[str, ...]:
     return found
 
 
-def _sealed(messages: list, body: bytes) -> bool:
-    """Whether the history holds thinking blocks the gateway signed. Only a conversation can (an assistant turn
-    after the first message), and a substring search of the body (C speed) rules out nearly every one."""
-    return len(messages) > 1 and b'"sky1.' in body and holds_sealed_thinking(messages)
+def _sealed(data: dict, messages: list) -> bool:
+    """Whether the history holds thinking blocks the gateway signed. Only a conversation with thinking on can: the
+    blocks come from answers to thinking requests, and Claude Code and the SDKs hand them back with thinking on."""
+    return len(messages) > 1 and "thinking" in data and holds_sealed_thinking(messages)
 
 
 def _check_fields(data: dict, allowed: frozenset) -> None:
