@@ -44,12 +44,14 @@ def client_request(stream: bool) -> bytes:
             b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
-def upstream_answer(stream: bool) -> bytes:
+def upstream_answer(stream: bool) -> list[bytes]:
+    """The upstream's answer as the reads that deliver it: a stream's head and then each SSE event apart (as a
+    paced stream arrives), a whole answer in one read."""
     if stream:
-        chunks = b"".join(b"%x\r\n%b\r\n" % (len(c), c) for c in static_upstream.STREAM) + b"0\r\n\r\n"
-        return (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" + chunks)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        return [head, *(b"%x\r\n%b\r\n" % (len(c), c) for c in static_upstream.STREAM), b"0\r\n\r\n"]
     body = static_upstream.COMPLETION
-    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+    return [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body]
 
 
 class FakeTransport(asyncio.Transport):
@@ -84,15 +86,21 @@ class FakeTransport(asyncio.Transport):
         return False
 
 
-async def run(count: int, stream: bool) -> float:
+async def run(count: int, stream: bool, trickle: bool = False) -> float:
     gateway = Gateway(parse_config(CONFIG))
     provider = gateway.providers["static"]
     answer = upstream_answer(stream)
     loop = asyncio.get_running_loop()
 
-    async def connect():  # the pool's one upstream connection, answering on the next loop turn as a socket would
+    async def connect():  # the pool's one upstream connection, answering read by read, a loop turn apart
         conn = PooledConnection(provider.http)
-        conn.connection_made(FakeTransport(lambda data: loop.call_soon(conn.data_received, answer)))
+
+        def deliver(reads):
+            conn.data_received(reads[0])
+            if len(reads) > 1:
+                loop.call_soon(deliver, reads[1:] if trickle else [b"".join(reads[1:])])
+
+        conn.connection_made(FakeTransport(lambda data: loop.call_soon(deliver, answer)))
         return conn
 
     provider.http._connect = connect
@@ -125,9 +133,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--stream", action="store_true", help="a 20-chunk stream instead of a whole answer")
+    parser.add_argument("--trickle", action="store_true", help="the stream's events in reads of their own")
     args = parser.parse_args()
-    per = uvloop.run(run(args.count, args.stream))
-    print(f"{'stream' if args.stream else 'chat'}: {per * 1e6:.1f} us of CPU per request")
+    per = uvloop.run(run(args.count, args.stream or args.trickle, args.trickle))
+    name = "trickled stream" if args.trickle else "stream" if args.stream else "chat"
+    print(f"{name}: {per * 1e6:.1f} us of CPU per request")
 
 
 if __name__ == "__main__":

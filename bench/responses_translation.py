@@ -5,10 +5,17 @@ Times what each inbound protocol adds to a request: parse the body into the cano
 canonical answer (built from canonical fields, as for any non-OpenAI cloud), and render a 20-chunk stream; and,
 for deployments that take the body as it came (chat to OpenAI-compatible, Responses to OpenAI and Azure), read
 the body and build the upstream's. The budget is the Responses route at most 15 us above chat completions.
+
+Timings are noisy on a shared machine; instruction counts are not. `--calls N --case CASE` runs one case N times
+and prints nothing, for callgrind: the instructions per call are (total at N - total at 0) / N (bench/instructions.py).
+  .venv/bin/python bench/instructions.py -- .venv/bin/python bench/responses_translation.py --case responses-stream \
+      --calls {n}
+CASE: chat-whole | responses-whole | chat-stream | responses-stream | chat-forwarded | responses-forwarded.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 import timeit
@@ -108,7 +115,32 @@ def per_call_us(fn, number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5, timer=time.process_time)) / number * 1e6
 
 
+def cases(loop: asyncio.AbstractEventLoop) -> dict:
+    """Each measured case as a call of no arguments."""
+    _, data, _ = responses.parse_responses(RESPONSES_BODY)
+    return {"chat-whole": chat_whole, "responses-whole": responses_whole,
+            "chat-stream": lambda: loop.run_until_complete(_chat_stream()),
+            "responses-stream": lambda: loop.run_until_complete(_responses_stream(data)),
+            "chat-forwarded": chat_forwarded, "responses-forwarded": responses_forwarded}
+
+
+def calls(case: str, count: int) -> None:
+    """`count` calls of one case, after one of warm-up (for instruction counts)."""
+    loop = asyncio.new_event_loop()
+    fn = cases(loop)[case]
+    fn()
+    for _ in range(count):
+        fn()
+    loop.close()
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--case")
+    parser.add_argument("--calls", type=int)
+    args = parser.parse_args()
+    if args.case is not None:
+        return calls(args.case, args.calls or 0)
     _, data, _ = responses.parse_responses(RESPONSES_BODY)
     loop = asyncio.new_event_loop()
     chat_w, resp_w = per_call_us(chat_whole, 20000), per_call_us(responses_whole, 20000)

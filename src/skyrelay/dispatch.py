@@ -155,12 +155,12 @@ class Dispatcher:
     async def chat_stream(self, req: ChatRequest, ctx: RequestContext | None = None
                           ) -> tuple["CommittedStream", Outcome]:
         """Start a stream on the first deployment that produces real output; return the whole stream."""
-        (head, rest), outcome = await self._attempt_loop(
+        (head, rest, opened), outcome = await self._attempt_loop(
             req.model, lambda provider: stream_head(provider, _as_spoken_by(provider, req)), ctx, req.max_tokens,
             hold=True, prompt=req)
         if req.extra or req.anthropic is not None or req.responses is not None:
             self._note_dropped(req, outcome)
-        return CommittedStream(self, outcome, head, rest), outcome
+        return CommittedStream(self, outcome, head, rest, opened), outcome
 
     def _note_dropped(self, req: ChatRequest, outcome: Outcome) -> None:
         """Judged for the deployment that served, from its cloud's table: pure, so earlier attempts (which saw the

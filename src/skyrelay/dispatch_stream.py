@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from . import errors
 from .canonical import ChatChunk, ChatRequest
-from .providers.base import Provider
+from .providers.base import OpenedStream, Provider
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher, Outcome
@@ -25,10 +25,10 @@ class CommittedStream:
     closes the request's context exactly once, even for a stream dropped before anyone iterated it (the client
     left while the head was being read)."""
 
-    __slots__ = ("_dispatcher", "_outcome", "_name", "_head", "_rest", "_released", "_usage")
+    __slots__ = ("_dispatcher", "_outcome", "_name", "_head", "_rest", "_released", "_usage", "_opened")
 
     def __init__(self, dispatcher: Dispatcher, outcome: Outcome, head: list[ChatChunk],
-                 rest: AsyncIterator[ChatChunk]):
+                 rest: AsyncIterator[ChatChunk], opened: list[OpenedStream] | None = None):
         self._dispatcher = dispatcher
         self._outcome = outcome
         self._name = outcome.deployment.name
@@ -36,6 +36,7 @@ class CommittedStream:
         self._rest = rest
         self._released = False
         self._usage = None  # the usage chunk, when the cloud sent one: what the quota is settled with
+        self._opened = opened  # the upstream response and its decoder (stream_head): what `pipe` needs
 
     def __aiter__(self) -> "CommittedStream":
         return self
@@ -43,6 +44,18 @@ class CommittedStream:
     def peek(self) -> ChatChunk | None:
         """The next chunk, left in place, when it has arrived already (the head that committed the stream)."""
         return self._head[0] if self._head else None
+
+    def pipe(self, write: Callable[[bytes], bool], flush: Callable[[], None]) -> None:
+        """Let the events a pass-through decoder would forward unread go from the upstream's socket to `write`
+        directly (the client's writer), without waking the task that reads this stream: a trickled stream's
+        plain text events then cost no task switch and no chunk. Everything the gateway reads (usage, the end,
+        errors) still comes through here, in order; `flush` sends what `write` took of an upstream read. A no-op
+        for decoders that translate."""
+        if self._opened:
+            resp, decoder = self._opened[0]
+            make_sink = getattr(decoder, "sink", None)
+            if make_sink is not None:
+                resp.pipe(make_sink(write), flush)
 
     async def __anext__(self) -> ChatChunk:
         if self._head:
@@ -89,13 +102,16 @@ class CommittedStream:
         await self._rest.aclose()
 
 
-async def stream_head(provider: Provider, req: ChatRequest) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk]]:
-    """Open the stream and read up to its first real output (within the first-byte timeout).
+async def stream_head(provider: Provider, req: ChatRequest
+                      ) -> tuple[list[ChatChunk], AsyncIterator[ChatChunk], list[OpenedStream]]:
+    """Open the stream and read up to its first real output (within the first-byte timeout); also what was
+    opened (the upstream response and its decoder, for CommittedStream.pipe).
 
     Most clouds open with a role-only chunk, then may still fail (throttled, overloaded) before a token: holding
     that chunk back until output follows keeps such failures invisible to the client, who gets the stream of
     the next deployment instead of an error a few bytes in."""
-    stream = provider.chat_stream(req)
+    opened: list[OpenedStream] = []
+    stream = provider.chat_stream(req, opened)
     timeout = provider.deployment.timeouts.first_byte
     head: list[ChatChunk] = []
     try:
@@ -105,10 +121,10 @@ async def stream_head(provider: Provider, req: ChatRequest) -> tuple[list[ChatCh
                 chunk = await stream.__anext__()
                 head.append(chunk)
                 if chunk.has_output() or len(head) >= _MAX_PREAMBLE:
-                    return head, stream
+                    return head, stream, opened
     except StopAsyncIteration:
         if head:  # a stream that ended after only its preamble is still a (short) answer
-            return head, stream
+            return head, stream, opened
         raise errors.UpstreamProtocolError(
             f"deployment '{provider.name}' ended the stream before any chunk", deployment=provider.name) from None
     except asyncio.TimeoutError:

@@ -28,7 +28,7 @@ class ScriptedProvider:
             raise item
         return item
 
-    async def chat_stream(self, req):
+    async def chat_stream(self, req, opened=None):
         try:
             for item in self.script:
                 if isinstance(item, Exception):

@@ -46,7 +46,7 @@ class Cloud:
         await self._wait()
         return ChatResponse(id="r", model="m", created=0, choices=[], usage=Usage(10, 5))
 
-    async def chat_stream(self, req):
+    async def chat_stream(self, req, opened=None):
         try:
             await self._wait()
             yield ChatChunk(id="c", model="m", created=0, content=f"from {self.name}")

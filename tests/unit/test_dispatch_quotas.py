@@ -33,7 +33,7 @@ class Cloud:
             raise self.error
         return ChatResponse(id="r", model="m", created=0, choices=[], usage=self.usage)
 
-    async def chat_stream(self, req):
+    async def chat_stream(self, req, opened=None):
         self.calls += 1
         yield ChatChunk(id="c", model="m", created=0, content="hi")
         yield ChatChunk(id="c", model="m", created=0, usage=self.usage)

@@ -4,10 +4,13 @@ buffering or streaming its body, and the deadlines (first byte, stall, total) th
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httptools
 
 from .client_errors import ClientError, ConnectionClosed, ProtocolError, ReadTimeout, TotalTimeout
+
+log = logging.getLogger("skyrelay.net")
 
 _READ_HIGH_WATER = 256 * 1024  # pause the socket when a slow stream consumer falls this far behind
 
@@ -76,6 +79,14 @@ class Response:
             finally:
                 ex.waiter = None
 
+    def pipe(self, sink, flush) -> None:
+        """From now on, offer the body's bytes to `sink` as they arrive whenever the reader (iter_chunks) is
+        waiting with nothing buffered; what it takes (it returns True) never reaches the reader. `flush` is
+        called after each upstream read the sink took something of (so a read's events leave together)."""
+        ex = self._exchange
+        if self._conn.exchange is ex:
+            ex.sink, ex.sink_flush = sink, flush
+
     async def aclose(self) -> None:
         """Release the connection: back to the pool when the body was read whole, else closed."""
         self._conn.finish_exchange(self._exchange)
@@ -83,7 +94,7 @@ class Response:
 
 class Exchange:
     __slots__ = ("status", "headers", "head_future", "chunks", "buffered", "complete", "error", "waiter",
-                 "keep_alive", "received_any", "last_data", "finish_by")
+                 "keep_alive", "received_any", "last_data", "finish_by", "sink", "sink_flush", "sunk")
 
     def __init__(self, loop):
         self.status = 0
@@ -98,6 +109,11 @@ class Exchange:
         self.received_any = False
         self.last_data = 0.0  # loop time of the last body bytes: the stall watchdog reads it
         self.finish_by = 0.0  # loop time the whole exchange must end by (its total timeout)
+        # Takes body bytes straight from the parser while the stream's reader waits for them (Response.pipe):
+        # returns False for bytes it does not take, which are then buffered for the reader as usual.
+        self.sink = None
+        self.sink_flush = None  # called once a read's bytes are all parsed, when the sink took some of them
+        self.sunk = False
 
     def wake(self):
         if self.waiter is not None and not self.waiter.done():
@@ -162,6 +178,9 @@ class PooledConnection(asyncio.Protocol):
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:  # we never ask for an upgrade
             ex.fail(ProtocolError(f"invalid HTTP response from upstream: {exc!r}"))
             self.transport.close()
+        if ex.sunk:  # what the sink took of this read leaves in one write, now
+            ex.sunk = False
+            ex.sink_flush()
 
     # --- parser callbacks ---------------------------------------------------------------------------------------
 
@@ -185,14 +204,26 @@ class PooledConnection(asyncio.Protocol):
     def on_body(self, body: bytes):
         ex = self.exchange
         ex.last_data = self.loop.time()
+        waiter = ex.waiter
+        # Piped: while the reader waits with nothing buffered (so nothing is overtaken), the sink may take it.
+        if ex.sink is not None and waiter is not None and not ex.chunks and not waiter.done() and self._sunk(body):
+            ex.sunk = True
+            return
         ex.chunks.append(body)
         ex.buffered += len(body)
         if ex.buffered > _READ_HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()
-        waiter = ex.waiter  # ex.wake(), inlined: a chunked body calls this once per piece
-        if waiter is not None and not waiter.done():
+        if waiter is not None and not waiter.done():  # ex.wake(), inlined: a chunked body calls this once per piece
             waiter.set_result(None)
+
+    def _sunk(self, body: bytes) -> bool:
+        try:
+            return self.exchange.sink(body)
+        except Exception:  # noqa: BLE001 - a broken sink must not break the answer: the reader gets it instead
+            log.exception("stream pipe failed; the stream goes on through its reader")
+            self.exchange.sink = None
+            return False
 
     def on_message_complete(self):
         ex = self.exchange

@@ -46,10 +46,11 @@ class StreamResponse:
     `framed` is false: then the body is close-delimited (no content-length, not chunked) and ends when the server
     closes the connection, as HTTP/1.0 servers and some proxies answer."""
 
-    __slots__ = ("status", "headers", "chunks", "release", "framed")
+    __slots__ = ("status", "headers", "chunks", "release", "framed", "pipe")
 
     def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: list[tuple[str, str]] | None = None,
-                 release: Callable[[], Awaitable[None]] | None = None):
+                 release: Callable[[], Awaitable[None]] | None = None,
+                 pipe: Callable[[Callable[[bytes], bool], Callable[[], None]], None] | None = None):
         self.status = status
         self.chunks = chunks
         self.headers = headers if headers is not None else []
@@ -57,6 +58,10 @@ class StreamResponse:
         # (when closing an un-started generator would run none of its cleanup).
         self.release = release
         self.framed = True
+        # Given the server's writer of body bytes (it returns False when it cannot take them now) and what sends
+        # what it took, when some of `chunks` may be written straight from where they arrive instead
+        # (CommittedStream.pipe): only for chunks the handler would have passed on unchanged.
+        self.pipe = pipe
 
 
 class AbortConnection(Exception):

@@ -337,6 +337,8 @@ class ServerConnection(asyncio.Protocol):
         encoding = "transfer-encoding: chunked" if framed else ""
         out = CoalescingWriter(transport, response_head(resp.status, resp.headers, encoding, keep_alive))
         chunks = resp.chunks
+        if resp.pipe is not None:
+            resp.pipe(self._direct_writer(out, framed), out.flush)
         try:
             async for chunk in chunks:
                 if not chunk:
@@ -362,6 +364,17 @@ class ServerConnection(asyncio.Protocol):
             self.closed = True
         finally:
             await finish_stream(resp)
+
+    def _direct_writer(self, out: CoalescingWriter, framed: bool):
+        """Body bytes written from outside this task (StreamResponse.pipe), in order with what it writes: not while
+        the client's socket is full (the task then takes them, and waits for the drain) or once it is gone. They
+        are held until the pipe's flush, at the end of the upstream read they came in."""
+        def write(data: bytes) -> bool:
+            if self.paused or self.closed or not data:
+                return False
+            out.hold(b"%x\r\n%b\r\n" % (len(data), data) if framed else data)
+            return True
+        return write
 
     async def _drain(self):
         loop = asyncio.get_running_loop()

@@ -31,6 +31,13 @@ class CoalescingWriter:
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self._scheduled_flush)
 
+    def hold(self, data: bytes) -> None:
+        """`add` for a writer whose caller flushes itself soon (a pipe, at the end of the read): nothing scheduled."""
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= _COALESCE_LIMIT:
+            self.flush()
+
     def _scheduled_flush(self) -> None:
         self.scheduled = False
         self.flush()

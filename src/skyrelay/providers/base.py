@@ -71,11 +71,15 @@ class Provider:
     async def chat(self, req: ChatRequest) -> ChatResponse:
         raise errors.UnsupportedFeature(f"deployment '{self.name}' ({self.kind}) does not serve chat completions")
 
-    async def chat_stream(self, req: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def chat_stream(self, req: ChatRequest, opened: list[OpenedStream] | None = None
+                          ) -> AsyncIterator[ChatChunk]:
         """An async generator of chunks. It raises (an UpstreamError) before its first chunk if the upstream fails
         to start, so the dispatcher can still fail over invisibly. The response is closed however the stream ends:
-        finished, failed, or abandoned by the caller (aclose)."""
+        finished, failed, or abandoned by the caller (aclose). The opened response and its decoder are appended to
+        `opened`, for a caller that pipes the rest of a pass-through stream (dispatch_stream.CommittedStream)."""
         resp, decoder = await self.open_stream(req)
+        if opened is not None:
+            opened.append((resp, decoder))
         try:
             with map_transport_errors(self.name):
                 async for data in resp.iter_chunks():

@@ -14,7 +14,7 @@ A malformed event after the first output reaches the client as it came (the clie
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..canonical import ChatChunk
 from .sse import EventDecoder, NormalisedFallback, SSEDecoder, parse_block
@@ -70,6 +70,18 @@ class PassThroughChunks(NormalisedFallback):
             if self.events.done:
                 return
             whole = whole[stop:]
+
+    def sink(self, write: Callable[[bytes], bool]) -> Callable[[bytes], bool]:
+        """What takes the stream's bytes straight from the upstream's socket to the client (Response.pipe): the
+        events `feed` would forward unread, when they arrive whole after the first output, go to `write` (which
+        says whether it took them: not while the client's socket is full); anything else is left to `feed`."""
+        def take(data: bytes) -> bool:
+            if self.last is None or self.buffer or self.fallback is not None or self.events.done:
+                return False
+            if not data.endswith(b"\n\n") or b"\r" in data or _unread_length(data) != len(data):
+                return False
+            return write(data)
+        return take
 
     def _read(self, block: bytes) -> Iterator[ChatChunk]:
         event = _split(block)

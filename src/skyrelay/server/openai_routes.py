@@ -25,8 +25,9 @@ def register(gateway: "Gateway") -> None:
         req = protocol.parse_chat(request.body)
         if req.stream:
             stream, outcome = await dispatcher.chat_stream(req, context_for(request))
+            # sse_stream passes the pass-through's unread events on as they are: those may be piped.
             return StreamResponse(200, sse_stream(stream, req, outcome.context),
-                                  SSE_HEADERS + outcome_headers(outcome), release=stream.aclose)
+                                  SSE_HEADERS + outcome_headers(outcome), release=stream.aclose, pipe=stream.pipe)
         resp, outcome = await dispatcher.chat(req, context_for(request))
         return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
 

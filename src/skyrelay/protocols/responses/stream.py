@@ -10,8 +10,10 @@
     response.output_item.done, then response.completed (or response.incomplete) with usage.
 
 A failure after the stream started ends it with `response.failed` carrying the error, never a silent cut. Every
-event carries its `sequence_number`. A stream that passed through from a deployment's own Responses API is
-forwarded event for event (`render_any_stream`); a failure there ends it with an `error` event.
+event carries its `sequence_number`. Events made at the same moment (the opening pair, an item's closing events,
+the whole ending) leave as one write; a text delta, the commonest event, is spliced from pre-encoded pieces. A
+stream that passed through from a deployment's own Responses API is forwarded event for event
+(`render_any_stream`); a failure there ends it with an `error` event.
 """
 
 from __future__ import annotations
@@ -27,26 +29,43 @@ from . import reasoning
 from .response import base, call_item, finish, message_item, new_id, render_usage, text_part
 
 
+_DELTA_TAIL = b',"logprobs":[],"sequence_number":%d}\n\n'
+# A text delta's tail for the first sequence numbers (most answers' whole stream): no number formatted per delta.
+_DELTA_TAILS = tuple(_DELTA_TAIL % seq for seq in range(1024))
+
+
 class _Events:
-    """Numbers and frames events; holds the response body the lifecycle events carry."""
+    """Numbers and frames events."""
 
-    __slots__ = ("seq", "body")
+    __slots__ = ("seq",)
 
-    def __init__(self, body: dict[str, Any]):
+    def __init__(self):
         self.seq = 0
-        self.body = body
 
     def delta(self, head: bytes, text: str) -> bytes:
-        """A text delta, the commonest event, written from its fixed head without building a dict."""
+        """A text delta, written from its fixed head (`_delta_head`) and tail without building a dict."""
         seq = self.seq
         self.seq = seq + 1
-        return b"".join((head, orjson.dumps(text), b',"logprobs":[],"sequence_number":', str(seq).encode(), b"}\n\n"))
+        try:
+            tail = _DELTA_TAILS[seq]
+        except IndexError:
+            tail = _DELTA_TAIL % seq
+        return b"".join((head, orjson.dumps(text), tail))
 
     def frame(self, kind: str, payload: dict[str, Any]) -> bytes:
         payload["type"] = kind
         payload["sequence_number"] = self.seq
         self.seq += 1
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+        return b"".join((b"event: ", kind.encode(), b"\ndata: ", orjson.dumps(payload), b"\n\n"))
+
+    def lifecycle(self, kind: str, body: bytes) -> bytes:
+        """An event carrying the whole response, `body` already encoded (once for the two opening events); the
+        bytes `frame(kind, {"response": ...})` would write."""
+        seq = self.seq
+        self.seq = seq + 1
+        kind_bytes = kind.encode()
+        return b"".join((b"event: ", kind_bytes, b'\ndata: {"response":', body, b',"type":"', kind_bytes,
+                         b'","sequence_number":', str(seq).encode(), b"}\n\n"))
 
 
 def render_any_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], model: str,
@@ -115,15 +134,15 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
                         on_done: Any = None, kept: dict[str, str] | None = None) -> AsyncIterator[bytes]:
     response_id = new_id()
     body = base(data, response_id, model, int(time.time()), "in_progress")
-    events = _Events(body)
+    events = _Events()
     output = body["output"]  # the finished items, in order (the completed response's output)
-    yield events.frame("response.created", {"response": body})
-    yield events.frame("response.in_progress", {"response": body})
+    opening = orjson.dumps(body)
+    yield events.lifecycle("response.created", opening) + events.lifecycle("response.in_progress", opening)
     text: list[str] | None = None  # the open message item's text so far
     message_id = f"msg_{response_id}"
     calls: dict[int, dict[str, Any]] = {}  # the open function_call items, by the cloud's tool-call index
     thought: _Thought | None = None  # the open reasoning item
-    shown = reasoning.Shown(data, kept)
+    shown: reasoning.Shown | None = None  # what the client asked to see of the reasoning (read at the first thought)
     finish_reason = None
     usage = None
     try:
@@ -133,82 +152,81 @@ async def render_stream(stream: AsyncIterator[ChatChunk], data: dict[str, Any], 
             if chunk.finish_reason is not None:
                 finish_reason = chunk.finish_reason
             if chunk.reasoning or chunk.thinking_block is not None:
+                frames = []  # this chunk's events, one write
                 if text is not None:  # thinking between two texts: the first text's item ends here
-                    for event in _close_message(events, output, message_id, "".join(text)):
-                        yield event
+                    frames += _close_message(events, output, message_id, "".join(text))
                     text, message_id = None, f"msg_{response_id}_{len(output) + 1}"
-                for event in _close_calls(events, output, calls):
-                    yield event
+                frames += _close_calls(events, output, calls)
                 if thought is None:
+                    if shown is None:
+                        shown = reasoning.Shown(data, kept)
                     thought = _Thought(f"rs_{response_id}_{len(output)}", len(output))
-                    yield events.frame("response.output_item.added", {"output_index": thought.index, "item": {
-                        "id": thought.id, "type": "reasoning", "summary": [], "encrypted_content": None}})
+                    frames.append(events.frame("response.output_item.added", {"output_index": thought.index, "item": {
+                        "id": thought.id, "type": "reasoning", "summary": [], "encrypted_content": None}}))
                 if chunk.reasoning:
-                    for event in thought.add(events, chunk.reasoning, shown):
-                        yield event
+                    frames += thought.add(events, chunk.reasoning, shown)
                 if chunk.thinking_block is not None:
-                    for event in thought.close(events, output, shown, chunk.thinking_block):
-                        yield event
+                    frames += thought.close(events, output, shown, chunk.thinking_block)
                     thought = None
+                if frames:
+                    yield b"".join(frames)
             if chunk.content:
-                if thought is not None:
-                    for event in thought.close(events, output, shown, None):
-                        yield event
-                    thought = None
-                if text is None:
-                    text = []
-                    item = message_item(message_id, None, "in_progress")
-                    yield events.frame("response.output_item.added", {"output_index": len(output), "item": item})
-                    yield events.frame("response.content_part.added", {
-                        "item_id": item["id"], "output_index": len(output), "content_index": 0,
-                        "part": text_part("")})
-                    delta_head = _delta_head(message_id, len(output))
+                if thought is not None or text is None:  # a new message item (maybe after thoughts) opens
+                    frames = []
+                    if thought is not None:
+                        frames += thought.close(events, output, shown, None)
+                        thought = None
+                    if text is None:
+                        text = []
+                        frames += _open_message(events, message_id, len(output))
+                        delta_head = _delta_head(message_id, len(output))
+                    yield b"".join(frames)
                 text.append(chunk.content)
                 yield events.delta(delta_head, chunk.content)
-            for delta in chunk.tool_calls or ():
-                if thought is not None:
-                    for event in thought.close(events, output, shown, None):
-                        yield event
-                    thought = None
-                if text is not None:  # text comes before the calls: its item ends where they begin
-                    for event in _close_message(events, output, message_id, "".join(text)):
-                        yield event
-                    text = None
-                call = calls.get(delta.index)
-                if call is None:
-                    for event in _close_calls(events, output, calls):
-                        yield event  # one call at a time: the previous call is complete
-                    call = calls[delta.index] = call_item(
-                        f"fc_{response_id}_{len(output)}", delta.id or f"call_{response_id}_{len(output)}",
-                        delta.name or "", "", data, "in_progress")
-                    call["output_index"] = len(output)
-                    yield events.frame("response.output_item.added", {
-                        "output_index": len(output), "item": _public(call)})
-                if delta.arguments:
-                    call["arguments"] += delta.arguments
-                    yield events.frame("response.function_call_arguments.delta", {
-                        "item_id": call["id"], "output_index": call["output_index"], "delta": delta.arguments})
+            if chunk.tool_calls:
+                frames = []
+                for delta in chunk.tool_calls:
+                    if thought is not None:
+                        frames += thought.close(events, output, shown, None)
+                        thought = None
+                    if text is not None:  # text comes before the calls: its item ends where they begin
+                        frames += _close_message(events, output, message_id, "".join(text))
+                        text = None
+                    call = calls.get(delta.index)
+                    if call is None:
+                        frames += _close_calls(events, output, calls)  # one call at a time: the previous is complete
+                        call = calls[delta.index] = call_item(
+                            f"fc_{response_id}_{len(output)}", delta.id or f"call_{response_id}_{len(output)}",
+                            delta.name or "", "", data, "in_progress")
+                        call["output_index"] = len(output)
+                        frames.append(events.frame("response.output_item.added", {
+                            "output_index": len(output), "item": _public(call)}))
+                    if delta.arguments:
+                        call["arguments"] += delta.arguments
+                        frames.append(events.frame("response.function_call_arguments.delta", {
+                            "item_id": call["id"], "output_index": call["output_index"], "delta": delta.arguments}))
+                if frames:
+                    yield b"".join(frames)
     except errors.GatewayError as err:
         body["status"] = "failed"
         body["error"] = {"code": "rate_limit_exceeded" if err.status == 429 else "server_error",
                          "message": err.message}
-        yield events.frame("response.failed", {"response": body})
+        yield events.lifecycle("response.failed", orjson.dumps(body))
         return
+    frames = []  # the ending, one write: the open items' closing events, then the finished response
     if thought is not None:
-        for event in thought.close(events, output, shown, None):
-            yield event
+        frames += thought.close(events, output, shown, None)
     if text is not None:
-        for event in _close_message(events, output, message_id, "".join(text)):
-            yield event
-    for event in _close_calls(events, output, calls):
-        yield event
+        frames += _close_message(events, output, message_id, "".join(text))
+    frames += _close_calls(events, output, calls)
     if usage is not None:
         body["usage"] = render_usage(usage)
     finish(body, finish_reason)
     if on_done is not None:
         on_done(body)
     kind = "response.completed" if body["status"] == "completed" else "response.incomplete"
-    yield events.frame(kind, {"response": body})
+    frames.append(events.lifecycle(kind, orjson.dumps(body)))
+    yield b"".join(frames)
 
 
 def _delta_head(item_id: str, index: int) -> bytes:
@@ -216,15 +234,23 @@ def _delta_head(item_id: str, index: int) -> bytes:
             + orjson.dumps(item_id) + b',"output_index":' + str(index).encode() + b',"content_index":0,"delta":')
 
 
-def _close_message(events: _Events, output: list, item_id: str, text: str):
+def _open_message(events: _Events, item_id: str, index: int) -> list[bytes]:
+    return [events.frame("response.output_item.added", {
+                "output_index": index, "item": message_item(item_id, None, "in_progress")}),
+            events.frame("response.content_part.added", {
+                "item_id": item_id, "output_index": index, "content_index": 0, "part": text_part("")})]
+
+
+def _close_message(events: _Events, output: list, item_id: str, text: str) -> list[bytes]:
     index = len(output)
-    yield events.frame("response.output_text.done", {
-        "item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []})
-    yield events.frame("response.content_part.done", {
-        "item_id": item_id, "output_index": index, "content_index": 0, "part": text_part(text)})
+    frames = [events.frame("response.output_text.done", {
+                  "item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+              events.frame("response.content_part.done", {
+                  "item_id": item_id, "output_index": index, "content_index": 0, "part": text_part(text)})]
     item = message_item(item_id, text)
     output.append(item)
-    yield events.frame("response.output_item.done", {"output_index": index, "item": item})
+    frames.append(events.frame("response.output_item.done", {"output_index": index, "item": item}))
+    return frames
 
 
 class _Thought:
@@ -238,37 +264,46 @@ class _Thought:
         self.text: list[str] = []
         self.summarised = False  # the summary part has been announced
 
-    def add(self, events: _Events, fragment: str, shown: reasoning.Shown):
+    def add(self, events: _Events, fragment: str, shown: reasoning.Shown) -> list[bytes]:
         self.text.append(fragment)
         if not shown.summary:
-            return
+            return []
         where = {"item_id": self.id, "output_index": self.index, "summary_index": 0}
+        frames = []
         if not self.summarised:
             self.summarised = True
-            yield events.frame("response.reasoning_summary_part.added", {**where, "part": reasoning.summary_part("")})
-        yield events.frame("response.reasoning_summary_text.delta", {**where, "delta": fragment})
+            frames.append(events.frame("response.reasoning_summary_part.added",
+                                       {**where, "part": reasoning.summary_part("")}))
+        frames.append(events.frame("response.reasoning_summary_text.delta", {**where, "delta": fragment}))
+        return frames
 
-    def close(self, events: _Events, output: list, shown: reasoning.Shown, block: dict[str, Any] | None):
+    def close(self, events: _Events, output: list, shown: reasoning.Shown,
+              block: dict[str, Any] | None) -> list[bytes]:
         """End the item; `block`: the finished thinking block (signature included), None when the cloud sent none."""
         text = "".join(self.text)
+        frames = []
         if self.summarised:
             where = {"item_id": self.id, "output_index": self.index, "summary_index": 0}
-            yield events.frame("response.reasoning_summary_text.done", {**where, "text": text})
-            yield events.frame("response.reasoning_summary_part.done", {**where, "part": reasoning.summary_part(text)})
+            frames.append(events.frame("response.reasoning_summary_text.done", {**where, "text": text}))
+            frames.append(events.frame("response.reasoning_summary_part.done",
+                                       {**where, "part": reasoning.summary_part(text)}))
         item = reasoning.item(self.id, [block] if block is not None else [], shown, text)
         output.append(item)
-        yield events.frame("response.output_item.done", {"output_index": self.index, "item": item})
+        frames.append(events.frame("response.output_item.done", {"output_index": self.index, "item": item}))
+        return frames
 
 
-def _close_calls(events: _Events, output: list, calls: dict[int, dict[str, Any]]):
+def _close_calls(events: _Events, output: list, calls: dict[int, dict[str, Any]]) -> list[bytes]:
+    frames = []
     for call in calls.values():
         index = call.pop("output_index")
         call["status"] = "completed"
-        yield events.frame("response.function_call_arguments.done", {
-            "item_id": call["id"], "output_index": index, "name": call["name"], "arguments": call["arguments"]})
+        frames.append(events.frame("response.function_call_arguments.done", {
+            "item_id": call["id"], "output_index": index, "name": call["name"], "arguments": call["arguments"]}))
         output.append(call)
-        yield events.frame("response.output_item.done", {"output_index": index, "item": call})
+        frames.append(events.frame("response.output_item.done", {"output_index": index, "item": call}))
     calls.clear()
+    return frames
 
 
 def _public(call: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ normalised first.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ...canonical import ChatChunk
 from ..sse import NormalisedFallback, SSEDecoder, parse_block
@@ -19,6 +19,7 @@ from .passthrough import PassThroughEvents
 
 # The events read once the stream has output; the others are forwarded unread.
 _READ_AFTER_OUTPUT = (b"event: message_delta\n", b"event: message_stop\n", b"event: error\n")
+_READ_AFTER_OUTPUT_INSIDE = tuple(b"\n\n" + mark for mark in _READ_AFTER_OUTPUT)  # as a later block starts
 
 
 class PassThroughStream(NormalisedFallback):
@@ -68,6 +69,21 @@ class PassThroughStream(NormalisedFallback):
                 return
         if unread:
             yield self._bare(unread)
+
+    def sink(self, write: Callable[[bytes], bool]) -> Callable[[bytes], bool]:
+        """What takes the stream's bytes straight from the upstream's socket to the client (Response.pipe): whole
+        events `feed` would forward unread, after the first output and with nothing held back before them, go
+        to `write` (which says whether it took them); anything else is left to `feed`."""
+        def take(data: bytes) -> bool:
+            if not self.has_output or self.buffer or self.fallback is not None or self.events.pending:
+                return False
+            if self.events.done or not data.endswith(b"\n\n") or b"\r" in data or data.startswith(_READ_AFTER_OUTPUT):
+                return False
+            for mark in _READ_AFTER_OUTPUT_INSIDE:
+                if mark in data:
+                    return False
+            return write(data)
+        return take
 
     def _bare(self, raw: bytes) -> ChatChunk:
         """A chunk that only carries forwarded bytes (the stream's ids, for whoever looks)."""
