@@ -177,3 +177,9 @@ def test_an_anthropic_family_cloud_gets_the_history_without_the_gateways_blocks(
         assert built["messages"][1]["content"] == [{"type": "text", "text": "Hello!"}]
         assert built["messages"][3]["content"] == [HISTORY[3]["content"][i] for i in (0, 1, 3)]
     assert native.body["messages"] == HISTORY  # the client's own body, for another attempt elsewhere
+
+
+def test_a_malformed_history_is_walked_without_failing():
+    messages = [1, "x", {"role": "assistant", "content": [1, None, {"type": "thinking", "signature": 5}]},
+                {"role": "assistant", "content": "text"}, {"role": "user", "content": "Hi"}]
+    assert protocol.read_messages(body(messages, thinking=THINKING)).anthropic.sealed is False
