@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ...canonical import AnthropicNative, ChatChunk, ChatResponse, Choice, Usage
+from ...seals import without_sealed_thinking
 from ..base import load_json
 from .response import finish_reason, parse_usage
 from .stream import StreamDecoder
@@ -28,6 +29,8 @@ def native_body(native: AnthropicNative, model: str, stream: bool) -> dict[str, 
     client's own again."""
     body = dict(native.body)
     body["model"] = model
+    if native.sealed:
+        leave_out_sealed(body)
     if stream:
         body["stream"] = True
     else:
@@ -39,7 +42,15 @@ def count_body(native: AnthropicNative, model: str) -> dict[str, Any]:
     """The client's count_tokens body (or a Messages body) for this deployment's model, as count_tokens takes it."""
     body = {key: value for key, value in native.body.items() if key not in _NOT_COUNTED}
     body["model"] = model
+    if native.sealed:
+        leave_out_sealed(body)
     return body
+
+
+def leave_out_sealed(body: dict[str, Any]) -> None:
+    """Take the thinking blocks the gateway signed (another cloud's thoughts) out of `body`, a copy of the client's:
+    an Anthropic-family cloud would refuse their signatures (AnthropicNative.sealed)."""
+    body["messages"] = without_sealed_thinking(body["messages"])
 
 
 def native_headers(headers: list[tuple[str, str]], native: AnthropicNative) -> list[tuple[str, str]]:
