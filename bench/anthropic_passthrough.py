@@ -8,10 +8,17 @@ the upstream's events (one per read, as a paced stream arrives) and render them;
 every chunk parsed, as before its pass-through read only what the gateway needs. Bodies are a coding agent's turn
 (a long system prompt, a tool); the Anthropic one carries cache breakpoints and thinking, as Claude Code sends it.
 The budget: the Anthropic pass-through costs no more than the OpenAI one.
+
+Timings are noisy on a shared machine; instruction counts are not. `--calls N --case CASE` runs one case N times
+and prints nothing, for callgrind: the instructions per request are (total at N - total at 0) / N.
+  .venv/bin/python bench/instructions.py --small 0 --large 4000 -- \
+      .venv/bin/python bench/anthropic_passthrough.py --case anthropic --calls {n}
+CASE: openai | anthropic (the whole answer), openai-stream | anthropic-stream (the 20-token stream).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 import timeit
 
@@ -134,7 +141,24 @@ def per_call_us(fn, number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=7, timer=time.process_time)) / number * 1e6
 
 
+CASES = {"openai": openai_whole, "anthropic": anthropic_whole,
+         "openai-stream": openai_stream, "anthropic-stream": anthropic_stream}
+
+
+def calls(case: str, n: int) -> None:
+    fn = CASES[case]
+    fn()  # warm: the first call's one-off work (imports, caches) is not a request's
+    for _ in range(n):
+        fn()
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--case", choices=sorted(CASES))
+    parser.add_argument("--calls", type=int)
+    args = parser.parse_args()
+    if args.case is not None:
+        return calls(args.case, args.calls or 0)
     o_w, a_w = per_call_us(openai_whole, 20000), per_call_us(anthropic_whole, 20000)
     o_s, a_s = per_call_us(openai_stream, 2000), per_call_us(anthropic_stream, 2000)
     print(f"whole answer     openai {o_w:6.1f} us   anthropic {a_w:6.1f} us   ({a_w - o_w:+.1f} us)")

@@ -14,7 +14,9 @@ Canonical tools: [{"type": "function", "function": {"name", "description", "para
 Canonical thinking blocks (a reasoning model's signed thoughts, in Anthropic's shapes, the only cloud family whose
 thoughts can be handed back): {"type": "thinking", "thinking": str, "signature": str}
                             | {"type": "redacted_thinking", "data": str}
-                            | {"type": "thought", "thinking": str}  (a summary only, never handed back: Gemini's)
+                            | {"type": "thought", "thinking": str, "signature"?: str}  (another cloud's thoughts:
+                              Gemini's summary, a reasoning server's, Converse's; `signature`, when its cloud takes
+                              them back, is the gateway's seal (seals.py), made and read by that cloud's provider)
 Canonical tool_choice: "auto" | "none" | "required" | {"type": "function", "function": {"name": str}}
 Finish reasons: "stop" | "length" | "tool_calls" | "content_filter"
 """
@@ -65,10 +67,11 @@ class ChatRequest:
     # the canonical fields above, filled from it on first need (ResponsesNative.canonical).
     responses: "ResponsesNative | None" = None
     # The thinking blocks of earlier assistant turns, by the index of their message in `messages`: kept beside the
-    # messages (which stay OpenAI-shaped for the clouds that forward them), handed back by Anthropic-family clouds.
+    # messages (which stay OpenAI-shaped for the clouds that forward them), handed back by the clouds that take
+    # them (Anthropic-family clouds their own; Converse its signed thoughts: Provider.hands_back).
     thinking: dict[int, list[dict[str, Any]]] | None = None
-    # The client asked to see a summary of the model's thoughts (Responses `reasoning.summary`): clouds that show
-    # them only when asked (Gemini's includeThoughts) ask for them.
+    # The client asked to see the model's thoughts (Responses `reasoning.summary`, Anthropic `thinking` enabled or
+    # adaptive): clouds that show them only when asked (Gemini's includeThoughts) ask for them.
     show_thoughts: bool = False
 
 
@@ -126,8 +129,14 @@ class AnthropicNative:
     convert: Any = None
     converted: bool = False
     refusal: Exception | None = None  # what the conversion refused, raised again for every other cloud
-    # Fields every non-Anthropic cloud serves the request without (cache_control, ...): named to the client.
-    hints: tuple[str, ...] = ()
+    # The body's bytes as sent and how the inbound protocol finds its hints in them (`hints`, read on first use:
+    # a cloud that speaks Anthropic forwards them and never asks).
+    sent: bytes = b""
+    find_hints: Any = None
+    found_hints: tuple[str, ...] | None = None
+    # The history holds thinking blocks the gateway signed (another cloud's thoughts, seals.py): Anthropic-family
+    # clouds, which would refuse the signature, get the body without them (named as dropped).
+    sealed: bool = False
 
     def canonical(self, req: "ChatRequest") -> "ChatRequest":
         if not self.converted:
@@ -139,6 +148,13 @@ class AnthropicNative:
         if self.refusal is not None:
             raise self.refusal
         return req
+
+    @property
+    def hints(self) -> tuple[str, ...]:
+        """Fields every non-Anthropic cloud serves the request without (cache_control, ...): named to the client."""
+        if self.found_hints is None:
+            self.found_hints = () if self.find_hints is None else self.find_hints(self.body, self.sent)
+        return self.found_hints
 
 
 @dataclass(slots=True)

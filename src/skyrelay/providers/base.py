@@ -34,6 +34,8 @@ class ChunkDecoder(Protocol):
 
 # What Provider.open_stream returns: the answer (head read, body not yet) and the decoder of its body.
 OpenedStream = tuple[http.Response, ChunkDecoder]
+# The name of an Anthropic history's thinking blocks in x-skyrelay-dropped-params, when a cloud serves without some.
+THINKING_HISTORY = ("messages.content.thinking",)
 
 
 class Provider:
@@ -110,6 +112,20 @@ class Provider:
         """The fields of an Anthropic client's request (ChatRequest.anthropic) this cloud served it without: the
         hints the canonical form leaves out; clouds that speak Anthropic say what their own body leaves out."""
         return () if self.speaks_anthropic else native.hints
+
+    def dropped_thinking(self, req: ChatRequest) -> tuple[str, ...]:
+        """The thinking blocks of an Anthropic client's history this cloud served the request without, named: an
+        Anthropic-family cloud leaves out only the gateway-signed ones (another cloud's thoughts); any other keeps
+        those it hands back (`hands_back`)."""
+        if self.speaks_anthropic:
+            kept = not req.anthropic.sealed
+        else:
+            kept = all(self.hands_back(block) for blocks in (req.thinking or {}).values() for block in blocks)
+        return () if kept else THINKING_HISTORY
+
+    def hands_back(self, block: dict[str, Any]) -> bool:
+        """Whether this cloud takes a canonical thinking block of the history back (ChatRequest.thinking)."""
+        return False
 
     def dropped_extras(self, extra: dict[str, Any]) -> tuple[str, ...]:
         """The best-effort fields of a request this cloud served without (its request builder left them out)."""

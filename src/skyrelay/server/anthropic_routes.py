@@ -34,10 +34,11 @@ def register(gateway: "Gateway") -> None:
                 stream, outcome = await dispatcher.chat_stream(req, context_for(request))
                 headers = [*SSE_HEADERS, ("request-id", request_id), *outcome_headers(outcome)]
                 # sse_events passes a pass-through's unread events on as they are: those may be piped.
-                return StreamResponse(200, sse_events(stream, req.model, request_id), headers, release=stream.aclose,
+                return StreamResponse(200, sse_events(stream, req, request_id), headers, release=stream.aclose,
                                       pipe=stream.pipe)
             resp, outcome = await dispatcher.chat(req, context_for(request))
-            body = resp.anthropic if resp.anthropic is not None else protocol.render_message(resp, req.model)
+            body = resp.anthropic if resp.anthropic is not None else protocol.render_message(
+                resp, req.model, req.show_thoughts)
             return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome)])
         except errors.GatewayError as err:
             request.error = err  # what the ledger records of a request refused before any model group
@@ -76,10 +77,12 @@ def _error(err: errors.GatewayError, request_id: str) -> Response:
     return resp
 
 
-async def sse_events(stream: AsyncIterator[ChatChunk], model: str, request_id: str) -> AsyncIterator[bytes]:
+async def sse_events(stream: AsyncIterator[ChatChunk], req: ChatRequest, request_id: str) -> AsyncIterator[bytes]:
     """Anthropic events for the canonical stream (or the cloud's own, when the request passed through); a failure
-    after the first byte ends it with an error event, so SDKs raise instead of returning half an answer."""
-    renderer = protocol.StreamRenderer(model)
+    after the first byte ends it with an error event, so SDKs raise instead of returning half an answer. The
+    thoughts of a translated cloud are shown when the client asked for thinking (read when the stream committed:
+    the request was converted for the cloud that serves it)."""
+    renderer = (protocol.ThinkingStreamRenderer if req.show_thoughts else protocol.StreamRenderer)(req.model)
     passed_through = False
     try:
         async for chunk in stream:

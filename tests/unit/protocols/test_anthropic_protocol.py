@@ -168,6 +168,23 @@ def test_parse_sampling_and_options():
     assert req.extra == {"top_k": 40, "user": "13803d75-b4b5-4c3e-b2a2-6f21399b021b"}
 
 
+@pytest.mark.parametrize("fields, hints", [
+    ({}, ()),
+    ({"service_tier": "auto", "cache_control": {"type": "ephemeral"}}, ("service_tier", "cache_control")),
+    ({"system": [{"type": "text", "text": "Be brief", "cache_control": {"type": "ephemeral"}}]}, ("cache_control",)),
+    ({"context_management": {"edits": []}, "system": [{"type": "text", "text": "x", "cache_control": {}}]},
+     ("context_management", "cache_control")),
+])
+def test_the_hints_other_clouds_drop_are_found_when_first_asked_for(fields, hints):
+    native = protocol.read_messages(body(**fields)).anthropic
+    assert native.found_hints is None  # an Anthropic-family cloud forwards them and never asks
+    assert native.hints == hints and native.hints is native.found_hints
+
+
+def test_a_count_tokens_body_names_no_hints():
+    assert protocol.read_count_tokens(body(cache_control={"type": "ephemeral"})).anthropic.hints == ()
+
+
 TOOL_CHOICES = {
     "auto": ({"type": "auto"}, "auto", {}),
     "any": ({"type": "any"}, "required", {}),

@@ -4,8 +4,9 @@ events kept byte for byte while the gateway reads usage (cache reads and writes 
 from __future__ import annotations
 
 import orjson
+import pytest
 
-from skyrelay.canonical import AnthropicNative, Usage
+from skyrelay.canonical import AnthropicNative, Choice, Usage
 from skyrelay.providers.anthropic.passthrough import PassThroughEvents, native_body, native_headers, whole_message
 from skyrelay.providers.sse import SSEChunks
 
@@ -55,6 +56,25 @@ def test_whole_message_is_forwarded_and_its_usage_read():
     assert resp.anthropic is raw and resp.usage == Usage(12, 2, 0, 7)
 
 
+@pytest.mark.parametrize("stop_reason, finish", [("end_turn", "stop"), ("max_tokens", "length"),
+                                                 ("tool_use", "tool_calls"), (None, "stop")])
+def test_a_whole_message_reads_the_rest_only_when_asked(stop_reason, finish):
+    data = {"id": "msg_2", "model": "claude-x", "content": [], "stop_reason": stop_reason,
+            "usage": {"input_tokens": 3, "cache_read_input_tokens": 4, "output_tokens": 1}}
+    resp = whole_message(orjson.dumps(data), data, "claude-a")
+    assert resp.usage == Usage(input_tokens=7, output_tokens=1, cached_tokens=4, cache_write_tokens=0)
+    assert (resp.id, resp.model, resp.choices) == ("msg_2", "claude-x", [Choice(finish_reason=finish)])
+    assert resp.created > 0 and resp.created == resp.created  # read once, then kept
+    assert resp.raw is None and resp.raw_body is None and resp.responses is None and resp.responses_data is None
+    resp.id, resp.choices = "set", []  # fields stay writable
+    assert (resp.id, resp.choices) == ("set", [])
+
+
+def test_a_message_that_is_not_an_object_is_still_forwarded():
+    resp = whole_message(b"[]", [], "claude-a")
+    assert resp.anthropic == b"[]" and resp.usage == Usage() and resp.choices == [] and resp.id == ""
+
+
 def test_only_the_model_is_swapped_and_the_client_headers_go_along():
     native = AnthropicNative({"model": "claude", "max_tokens": 5, "stream": True, "context_management": {}},
                              beta="a,b", version="2023-06-01")
@@ -66,8 +86,6 @@ def test_only_the_model_is_swapped_and_the_client_headers_go_along():
 
 
 # --- PassThroughStream: what the anthropic and vertex_anthropic kinds decode streams with ---------------------------
-
-import pytest  # noqa: E402
 
 from skyrelay import errors  # noqa: E402
 from skyrelay.providers.anthropic.passthrough_stream import PassThroughStream  # noqa: E402

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from skyrelay import errors
+from skyrelay import errors, seals
 from skyrelay.canonical import ChatRequest
 from skyrelay.providers.bedrock import BedrockProvider
 from skyrelay.providers.bedrock.request import build_converse_body
@@ -63,9 +63,18 @@ def test_whole_answer_reasoning_becomes_a_thought_and_redacted_content_is_not_sh
         {"reasoningContent": {"redactedContent": "c2VjcmV0"}},
         {"text": "Hello."}]}}, "stopReason": "end_turn",
         "usage": {"inputTokens": 5, "outputTokens": 9, "totalTokens": 14}}
-    choice = parse_converse_response(data, R1, "chatcmpl-1", "d").choices[0]
+    choice = parse_converse_response(data, GPT_OSS, "chatcmpl-1", "d").choices[0]
     assert choice.content == "Hello."
-    assert choice.thinking_blocks == [{"type": "thought", "thinking": "Let me think."}]
+    sealed = seals.seal({"f": "converse", "m": GPT_OSS, "s": "c2ln"})  # Bedrock's signature, for this model only
+    assert choice.thinking_blocks == [{"type": "thought", "thinking": "Let me think.", "signature": sealed}]
+
+
+def test_unsigned_reasoning_becomes_a_thought_without_a_signature():
+    data = {"output": {"message": {"role": "assistant", "content": [
+        {"reasoningContent": {"reasoningText": {"text": "Let me think."}}}, {"text": "Hello."}]}},
+        "stopReason": "end_turn"}
+    assert parse_converse_response(data, R1, "c", "d").choices[0].thinking_blocks == [
+        {"type": "thought", "thinking": "Let me think."}]
 
 
 def test_answer_without_reasoning_has_no_thoughts():
@@ -73,7 +82,7 @@ def test_answer_without_reasoning_has_no_thoughts():
     assert parse_converse_response(data, R1, "c", "d").choices[0].thinking_blocks is None
 
 
-def test_stream_reasoning_deltas_are_reasoning_chunks_and_the_signature_is_not():
+def test_stream_reasoning_deltas_are_reasoning_chunks_and_the_signature_ends_the_thought():
     decoder = ConverseStreamDecoder("chatcmpl-1", GPT_OSS, "d")
     chunks = decoder.feed(b"".join([
         event("messageStart", {"role": "assistant"}),
@@ -89,4 +98,41 @@ def test_stream_reasoning_deltas_are_reasoning_chunks_and_the_signature_is_not()
     assert chunks[0].role == "assistant"
     assert [c.reasoning for c in chunks if c.reasoning] == ["Hmm, ", "yes."]
     assert [c.content for c in chunks if c.content] == ["Hello."]
-    assert len(chunks) == 5  # role, two thoughts, the text, the finish
+    assert [c.thinking_block for c in chunks if c.thinking_block] == [
+        {"type": "thought", "thinking": "", "signature": seals.seal({"f": "converse", "m": GPT_OSS, "s": "c2ln"})}]
+    assert len(chunks) == 6  # role, two thoughts, the signed end of the thought, the text, the finish
+
+
+# --- reasoning handed back -------------------------------------------------------------------------------------------
+
+SIGNED = {"type": "thought", "thinking": "Let me think.",
+          "signature": seals.seal({"f": "converse", "m": GPT_OSS, "s": "c2ln"})}
+TURNS = [{"role": "user", "content": "Think first."},
+         {"role": "assistant", "content": "Hello.", "tool_calls": [
+             {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+         {"role": "tool", "tool_call_id": "t1", "content": "42"}]
+
+
+def test_the_models_own_signed_reasoning_opens_its_assistant_turn_again():
+    provider = BedrockProvider(deployment(model=GPT_OSS))
+    built = provider.converse_body(ChatRequest(model="g", messages=TURNS, thinking={1: [SIGNED]}))
+    assert built["messages"][1]["content"] == [
+        {"reasoningContent": {"reasoningText": {"text": "Let me think.", "signature": "c2ln"}}},
+        {"text": "Hello."}, {"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]
+    boto3_wire("converse", modelId=GPT_OSS, **built)  # boto3 takes the block as the Converse model defines it
+    assert provider.hands_back(SIGNED)
+
+
+@pytest.mark.parametrize("model, block", [
+    (NOVA2, SIGNED),  # another model's signature
+    (GPT_OSS, {"type": "thought", "thinking": "Gemini's.", "signature": seals.THOUGHT}),
+    (GPT_OSS, {"type": "thought", "thinking": "unsigned"}),
+    (GPT_OSS, {"type": "thinking", "thinking": "Claude's.", "signature": "c2ln"}),
+    (LLAMA, SIGNED),
+])
+def test_reasoning_the_model_did_not_sign_stays_out_and_is_named(model, block):
+    provider = BedrockProvider(deployment(model=model))
+    req = ChatRequest(model="g", messages=TURNS, thinking={1: [block]})
+    assert "reasoningContent" not in str(provider.converse_body(req))
+    assert not provider.hands_back(block)
+    assert provider.dropped_thinking(req) == ("messages.content.thinking",)

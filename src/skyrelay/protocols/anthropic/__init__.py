@@ -7,13 +7,13 @@ stream.py renders chunk streams as Anthropic events, tokens.py estimates input t
 from .request import parse_count_tokens, parse_messages, read_count_tokens, read_messages
 from .response import (
     error_body, error_type, new_request_id, render_error, render_message, render_stream_error, render_usage,
-    stop_reason, tool_input,
+    stop_reason, thinking_block, tool_input,
 )
-from .stream import StreamRenderer
+from .stream import StreamRenderer, ThinkingStreamRenderer
 from .tokens import estimate_input_tokens
 
 __all__ = [
-    "StreamRenderer", "error_body", "error_type", "estimate_input_tokens", "new_request_id", "parse_count_tokens",
+    "StreamRenderer", "ThinkingStreamRenderer", "error_body", "error_type", "estimate_input_tokens", "new_request_id", "parse_count_tokens",
     "parse_messages", "read_count_tokens", "read_messages", "render_error", "render_message", "render_stream_error", "render_usage", "stop_reason",
-    "tool_input",
+    "thinking_block", "tool_input",
 ]

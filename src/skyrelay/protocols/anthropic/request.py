@@ -7,6 +7,9 @@ serves the request. That conversion checks shallowly but precisely, naming the J
 behind us speaks another protocol and could not name an Anthropic field). What the canonical request cannot carry
 is refused by name (errors.UnsupportedFeature: the dispatcher tries a deployment that can, else a 400); hints that
 cannot change the answer (caching, context editing, capacity tiers) are left out and named to the client.
+Thinking blocks of earlier turns go beside the messages (`ChatRequest.thinking`): the serving cloud hands back
+those it can take (Converse its own signed thoughts, which the gateway showed under a seal of its own, seals.py);
+the others are left out and named (Provider.dropped_thinking), never refused: they are the client's own blocks.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import orjson
 
 from ... import errors
 from ...canonical import AnthropicNative, ChatRequest
+from ...seals import holds_sealed_thinking, sealed_thinking
 from ..fields import NUMBER, is_kind, load_body, type_name
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -31,8 +35,8 @@ _HINTS = frozenset({
     "cache_control", "context_management", "service_tier", "inference_geo", "speed", "diagnostics",
     "user_profile_id", "workspace_id",
 })
-# Assistant blocks from earlier turns that Anthropic itself leaves out of the model's context.
-_DROPPED_HISTORY = frozenset({"thinking", "redacted_thinking"})
+_THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+_SHOWN_THINKING = frozenset({"enabled", "adaptive"})  # the thinking types under which Anthropic shows thoughts
 # Anthropic's effort levels -> OpenAI's reasoning_effort (what the other clouds map further).
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 
@@ -50,8 +54,8 @@ def read_messages(body: bytes, beta: str | None = None, version: str | None = No
         raise errors.InvalidRequest("messages: at least one message is required", param="messages")
     req = ChatRequest(model=model, messages=[], stream=_optional(data, "stream", bool) or False,
                       include_usage=True, max_tokens=max_tokens)  # Anthropic streams always report usage
-    req.anthropic = AnthropicNative(data, beta, version, beta_query, convert=convert,
-                                    hints=_hints(data, body))
+    req.anthropic = AnthropicNative(data, beta, version, beta_query, convert=convert, sent=body, find_hints=_hints,
+                                    sealed=_sealed(data, messages))
     return req
 
 
@@ -68,6 +72,7 @@ def convert(req: ChatRequest) -> None:
     common = _parse_common(data)
     req.messages, req.tools, req.tool_choice = common.messages, common.tools, common.tool_choice
     req.response_format, req.extra = common.response_format, common.extra
+    req.thinking, req.show_thoughts = common.thinking, common.show_thoughts
     req.temperature = _optional(data, "temperature", NUMBER)
     req.top_p = _optional(data, "top_p", NUMBER)
     stops = _optional(data, "stop_sequences", list)
@@ -121,6 +126,12 @@ def _hints(data: dict, body: bytes) -> tuple[str, ...]:
     return found
 
 
+def _sealed(data: dict, messages: list) -> bool:
+    """Whether the history holds thinking blocks the gateway signed. Only a conversation with thinking on can: the
+    blocks come from answers to thinking requests, and Claude Code and the SDKs hand them back with thinking on."""
+    return len(messages) > 1 and "thinking" in data and holds_sealed_thinking(messages)
+
+
 def _check_fields(data: dict, allowed: frozenset) -> None:
     for name in data:
         if name not in allowed and name not in _HINTS:
@@ -135,14 +146,15 @@ def _parse_common(data: dict) -> ChatRequest:
     if not raw_messages:
         raise errors.InvalidRequest("messages: at least one message is required", param="messages")
     messages: list[dict[str, Any]] = []
+    thinking: dict[int, list[dict[str, Any]]] = {}
     system = data.get("system")
     if system is not None:
         content = _system_content(system)
         if content:
             messages.append({"role": "system", "content": content})
     for i, msg in enumerate(raw_messages):
-        _convert_message(msg, f"messages[{i}]", messages)
-    req = ChatRequest(model=model, messages=messages)
+        _convert_message(msg, f"messages[{i}]", messages, thinking)
+    req = ChatRequest(model=model, messages=messages, thinking=thinking or None)
     tools = _optional(data, "tools", list)
     if tools:
         req.tools = [_convert_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
@@ -150,7 +162,9 @@ def _parse_common(data: dict) -> ChatRequest:
     if choice is not None:
         req.tool_choice = _convert_tool_choice(choice, req.extra)
     output = _optional(data, "output_config", dict) or {}
-    effort = _reasoning_effort(_optional(data, "thinking", dict), output.get("effort"))
+    asked = _optional(data, "thinking", dict)
+    effort = _reasoning_effort(asked, output.get("effort"))
+    req.show_thoughts = asked is not None and asked.get("type") in _SHOWN_THINKING
     if effort is not None:
         req.extra["reasoning_effort"] = effort
     fmt = output.get("format")
@@ -165,7 +179,8 @@ def _parse_common(data: dict) -> ChatRequest:
 # --- messages --------------------------------------------------------------------------------------------------
 
 
-def _convert_message(msg: Any, where: str, out: list[dict[str, Any]]) -> None:
+def _convert_message(msg: Any, where: str, out: list[dict[str, Any]],
+                     thinking: dict[int, list[dict[str, Any]]]) -> None:
     if not isinstance(msg, dict):
         raise errors.InvalidRequest(f"{where}: must be an object with 'role' and 'content'", param=where)
     role = msg.get("role")
@@ -179,7 +194,10 @@ def _convert_message(msg: Any, where: str, out: list[dict[str, Any]]) -> None:
     if role == "user":
         _convert_user(content, where, out)
     elif role == "assistant":
-        out.append(_convert_assistant(content, where))
+        message, blocks = _convert_assistant(content, where)
+        out.append(message)
+        if blocks:
+            thinking[len(out) - 1] = blocks
     else:
         out.append({"role": "system", "content": _text_of(content, f"{where}.content")})
 
@@ -210,11 +228,13 @@ def _convert_user(content: str | list, where: str, out: list[dict[str, Any]]) ->
         out.append({"role": "user", "content": parts})
 
 
-def _convert_assistant(content: str | list, where: str) -> dict[str, Any]:
+def _convert_assistant(content: str | list, where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The canonical assistant message, and the turn's thinking blocks (for ChatRequest.thinking)."""
     if isinstance(content, str):
-        return {"role": "assistant", "content": content}
+        return {"role": "assistant", "content": content}, []
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         at = f"{where}.content[{j}]"
         kind = _block_type(block, at)
@@ -222,14 +242,24 @@ def _convert_assistant(content: str | list, where: str) -> dict[str, Any]:
             texts.append(_block_text(block, at))
         elif kind == "tool_use":
             calls.append(_convert_tool_use(block, at))
-        elif kind not in _DROPPED_HISTORY:
+        elif kind in _THINKING_BLOCKS:
+            thinking.append(_history_thought(block))
+        else:
             raise _unsupported_block(kind, at)
     message: dict[str, Any] = {"role": "assistant", "content": "\n".join(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls
     elif message["content"] is None:
         message["content"] = ""
-    return message
+    return message, thinking
+
+
+def _history_thought(block: dict) -> dict[str, Any]:
+    """A thinking block of the history, canonical: another cloud's thought under the gateway's seal, or the block
+    as Anthropic signed it (which only an Anthropic-family cloud could verify)."""
+    if sealed_thinking(block):
+        return {"type": "thought", "thinking": str(block.get("thinking") or ""), "signature": block["signature"]}
+    return block
 
 
 def _convert_tool_use(block: dict, at: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatResponse, Usage
+from ...seals import THOUGHT
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 # Anthropic's error types by HTTP status; any other 4xx is invalid_request_error, any other 5xx api_error.
@@ -18,12 +19,15 @@ _ERROR_TYPES = {
 }
 
 
-def render_message(resp: ChatResponse, model: str) -> bytes:
-    """The whole answer as an Anthropic `message`; `model` is the name the client asked for."""
+def render_message(resp: ChatResponse, model: str, thinking: bool = False) -> bytes:
+    """The whole answer as an Anthropic `message`; `model` is the name the client asked for; `thinking`: the
+    client asked for thinking, so the cloud's thoughts open the content, as thinking blocks."""
     choice = resp.choices[0] if resp.choices else None
     content: list[dict[str, Any]] = []
     reason = "end_turn"
     if choice is not None:
+        if thinking and choice.thinking_blocks:
+            content += map(thinking_block, choice.thinking_blocks)
         text = choice.content if choice.content else choice.refusal
         if text:
             content.append({"type": "text", "text": text})
@@ -36,6 +40,14 @@ def render_message(resp: ChatResponse, model: str) -> bytes:
         "id": message_id(resp.id), "type": "message", "role": "assistant", "model": model, "content": content,
         "stop_reason": reason, "stop_sequence": None, "usage": render_usage(resp.usage),
     })
+
+
+def thinking_block(block: dict[str, Any]) -> dict[str, Any]:
+    """A canonical thinking block as Anthropic shows it: another cloud's thought becomes a `thinking` block whose
+    signature is the gateway's (seals.py), which the SDKs and Claude Code keep and hand back."""
+    if block.get("type") != "thought":
+        return block  # Anthropic's own (signed thinking, redacted_thinking)
+    return {"type": "thinking", "thinking": block.get("thinking") or "", "signature": block.get("signature") or THOUGHT}
 
 
 def stop_reason(finish_reason: str | None, has_tool_calls: bool) -> str:

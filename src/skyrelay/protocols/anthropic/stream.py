@@ -5,6 +5,9 @@ content_block_start / content_block_delta... / content_block_stop, then message_
 message_stop. Canonical chunks carry no block boundaries, so the renderer opens a block when the kind of delta
 changes (text, or a new tool call index) and closes it when the next starts or the answer finishes. Usage comes
 in its own chunk after the finish chunk, so message_delta waits for it (or for the end of the stream).
+ThinkingStreamRenderer, for a client that asked for thinking, also shows the cloud's thoughts as thinking blocks,
+in the order of Anthropic's streaming reference: content_block_start {thinking: "", signature: ""}, thinking_delta
+events, a signature_delta, content_block_stop, then the next block at the next index.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any
 import orjson
 
 from ...canonical import ChatChunk, ToolCallDelta, Usage
-from .response import message_id, render_usage, stop_reason
+from ...seals import THOUGHT
+from .response import message_id, render_usage, stop_reason, thinking_block
 
 _TEXT = -1  # `open_kind` of a text block; tool blocks use the tool call's index
+_THINKING = -2  # `open_kind` of a thinking block
 
 
 def event(name: bytes, payload: dict[str, Any]) -> bytes:
@@ -117,3 +122,56 @@ class StreamRenderer:
         out.append(event(b"message_delta", {
             "type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": None}, "usage": usage}))
         out.append(event(b"message_stop", {"type": "message_stop"}))
+
+
+class ThinkingStreamRenderer(StreamRenderer):
+    """A StreamRenderer that shows the thoughts too: reasoning fragments as thinking_delta events of an open
+    thinking block, closed by the signature of the finished block (thinking_block chunks: Converse's, sealed) or
+    the gateway's own (THOUGHT) when the cloud sends none (Gemini, reasoning servers) and the next block begins."""
+
+    __slots__ = ()
+
+    def feed(self, chunk: ChatChunk) -> bytes:
+        if (not chunk.reasoning and chunk.thinking_block is None) or self.done or chunk.index != 0:
+            return StreamRenderer.feed(self, chunk)
+        out: list[bytes] = []
+        if not self.started:
+            out.append(self._message_start(chunk.id))
+        if chunk.reasoning:
+            self._open_thinking(out)
+            out.append(self._thinking_delta(chunk.reasoning))
+        if chunk.thinking_block is not None:
+            self._finish_thought(thinking_block(chunk.thinking_block), out)
+        return b"".join(out) + StreamRenderer.feed(self, chunk)  # whatever else the chunk says comes after
+
+    def _open_thinking(self, out: list[bytes]) -> bool:
+        """Open a thinking block unless one is; whether it was opened here."""
+        if self.open_kind == _THINKING:
+            return False
+        self._close_block(out)
+        out.append(self._open_block(_THINKING, {"type": "thinking", "thinking": "", "signature": ""}))
+        return True
+
+    def _finish_thought(self, block: dict[str, Any], out: list[bytes]) -> None:
+        if block.get("type") == "redacted_thinking":  # whole at its start, as Anthropic streams it
+            self._close_block(out)
+            out.append(self._open_block(_THINKING, block))
+        elif self._open_thinking(out) and block.get("thinking"):  # thoughts the cloud did not stream
+            out.append(self._thinking_delta(block["thinking"]))
+        if block.get("type") == "thinking":
+            out.append(self._signature_delta(block.get("signature") or THOUGHT))
+        self.open_kind = None  # signed: closed without the gateway's signature
+        out.append(event(b"content_block_stop", {"type": "content_block_stop", "index": self.block_count - 1}))
+
+    def _close_block(self, out: list[bytes]) -> None:
+        if self.open_kind == _THINKING:  # thoughts no cloud signed: the gateway's signature closes them
+            out.append(self._signature_delta(THOUGHT))
+        StreamRenderer._close_block(self, out)
+
+    def _thinking_delta(self, text: str) -> bytes:
+        return event(b"content_block_delta", {"type": "content_block_delta", "index": self.block_count - 1,
+                                              "delta": {"type": "thinking_delta", "thinking": text}})
+
+    def _signature_delta(self, signature: str) -> bytes:
+        return event(b"content_block_delta", {"type": "content_block_delta", "index": self.block_count - 1,
+                                              "delta": {"type": "signature_delta", "signature": signature}})

@@ -2,42 +2,29 @@
 
 A reasoning item's `encrypted_content` is what the client hands back on a later turn (Codex sends `store: false`
 and `include: ["reasoning.encrypted_content"]`). Here it seals the cloud's own thinking blocks (Anthropic's
-signed `thinking`, or `redacted_thinking`), tagged with the cloud family that can verify them:
-
-    sky1.<base64url of {"f": "anthropic", "b": [blocks]}>
-
-It is not encrypted or MACed by the gateway: the thinking is the model's summarised thoughts, already shown in the
-summary, and the cloud verifies every block's signature itself (an altered block is refused there), so a seal of
-the gateway's own would protect nothing. Blobs of any other origin (OpenAI's own, passed through from a native
-deployment) are not ours to open.
+signed `thinking`, or `redacted_thinking`), tagged with the cloud family that can verify them (seals.py):
+`sky1.<base64url of {"f": "anthropic", "b": [blocks]}>`. Blobs of any other origin (OpenAI's own, passed through
+from a native deployment) are not ours to open.
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-import orjson
+from ... import seals
 
-PREFIX = "sky1."
 ANTHROPIC = "anthropic"  # the family whose thinking blocks can be handed back (Anthropic's API, Bedrock, Vertex)
 ENCRYPTED_INCLUDE = "reasoning.encrypted_content"
 
 
 def seal(blocks: list[dict[str, Any]]) -> str:
-    payload = orjson.dumps({"f": ANTHROPIC, "b": blocks})
-    return PREFIX + base64.urlsafe_b64encode(payload).decode()
+    return seals.seal({"f": ANTHROPIC, "b": blocks})
 
 
 def unseal(value: Any) -> list[dict[str, Any]] | None:
     """The thinking blocks a reasoning item's encrypted_content carries, or None when it is not a seal of ours."""
-    if not isinstance(value, str) or not value.startswith(PREFIX):
-        return None
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(value[len(PREFIX):]))
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    blocks = data.get("b") if isinstance(data, dict) and data.get("f") == ANTHROPIC else None
+    data = seals.unseal(value)
+    blocks = data.get("b") if data is not None and data.get("f") == ANTHROPIC else None
     if not isinstance(blocks, list) or not all(_is_block(b) for b in blocks):
         return None
     return blocks

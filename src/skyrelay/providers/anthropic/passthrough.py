@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ...canonical import AnthropicNative, ChatChunk, ChatResponse, Choice
+from ...canonical import AnthropicNative, ChatChunk, ChatResponse, Choice, Usage
+from ...seals import without_sealed_thinking
 from ..base import load_json
 from .response import finish_reason, parse_usage
 from .stream import StreamDecoder
@@ -28,6 +29,8 @@ def native_body(native: AnthropicNative, model: str, stream: bool) -> dict[str, 
     client's own again."""
     body = dict(native.body)
     body["model"] = model
+    if native.sealed:
+        leave_out_sealed(body)
     if stream:
         body["stream"] = True
     else:
@@ -39,7 +42,15 @@ def count_body(native: AnthropicNative, model: str) -> dict[str, Any]:
     """The client's count_tokens body (or a Messages body) for this deployment's model, as count_tokens takes it."""
     body = {key: value for key, value in native.body.items() if key not in _NOT_COUNTED}
     body["model"] = model
+    if native.sealed:
+        leave_out_sealed(body)
     return body
+
+
+def leave_out_sealed(body: dict[str, Any]) -> None:
+    """Take the thinking blocks the gateway signed (another cloud's thoughts) out of `body`, a copy of the client's:
+    an Anthropic-family cloud would refuse their signatures (AnthropicNative.sealed)."""
+    body["messages"] = without_sealed_thinking(body["messages"])
 
 
 def native_headers(headers: list[tuple[str, str]], native: AnthropicNative) -> list[tuple[str, str]]:
@@ -55,12 +66,43 @@ def native_headers(headers: list[tuple[str, str]], native: AnthropicNative) -> l
 
 
 def whole_message(raw: bytes, data: Any, deployment: str) -> ChatResponse:
-    """The cloud's message, to forward as is; its usage and stop reason read for the gateway."""
+    """The cloud's message, to forward as is; its usage read for the gateway (the rest when asked for)."""
     if not isinstance(data, dict):
         return ChatResponse(id="", model="", created=0, choices=[], usage=parse_usage(None), anthropic=raw)
-    choice = Choice(finish_reason=finish_reason(data.get("stop_reason")))
-    return ChatResponse(id=str(data.get("id", "")), model=str(data.get("model", "")), created=int(time.time()),
-                        choices=[choice], usage=parse_usage(data.get("usage")), anthropic=raw)
+    return _ForwardedMessage(raw, data, parse_usage(data.get("usage")))
+
+
+def _on_first_read(name: str, read: Any) -> property:
+    """A ChatResponse field read from the message when first asked for, then kept in the field's own slot."""
+    slot = ChatResponse.__dict__[name]
+
+    def get(response: "_ForwardedMessage") -> Any:
+        try:
+            return slot.__get__(response)
+        except AttributeError:  # not read yet
+            value = read(response.message)
+            slot.__set__(response, value)
+            return value
+
+    return property(get, slot.__set__)
+
+
+class _ForwardedMessage(ChatResponse):
+    """A forwarded message's ChatResponse. The route forwards `anthropic` as it came and the gateway reads only
+    `usage`: id, model, created and choices (the stop reason) are read from the message only if asked for, as
+    the OpenAI pass-through's choices are."""
+
+    __slots__ = ("message",)
+
+    id = _on_first_read("id", lambda message: str(message.get("id", "")))
+    model = _on_first_read("model", lambda message: str(message.get("model", "")))
+    created = _on_first_read("created", lambda message: int(time.time()))
+    choices = _on_first_read(
+        "choices", lambda message: [Choice(finish_reason=finish_reason(message.get("stop_reason")))])
+
+    def __init__(self, raw: bytes, message: dict[str, Any], usage: Usage) -> None:  # not the dataclass's
+        self.anthropic, self.message, self.usage = raw, message, usage
+        self.raw = self.raw_body = self.responses = self.responses_data = None
 
 
 class PassThroughEvents:

@@ -29,7 +29,7 @@ from ..gemini.auth import token_source
 from ..gemini.failures import error_from_response as google_error
 from ..sse import SSEChunks
 from .errors import anthropic_error
-from .passthrough import count_body, whole_message
+from .passthrough import count_body, leave_out_sealed, whole_message
 from .request import DEFAULT_MAX_TOKENS, HONOURED_EXTRAS, hosted_request
 from .response import parse_message
 from .passthrough_stream import PassThroughStream
@@ -111,6 +111,8 @@ class VertexAnthropicProvider(Provider):
         out["anthropic_version"] = VERSION
         if stream:
             out["stream"] = True
+        if native.sealed:
+            leave_out_sealed(out)
         return out
 
     def _refuse(self, body: dict[str, Any]) -> None:

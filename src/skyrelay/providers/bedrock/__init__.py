@@ -21,7 +21,7 @@ from ..base import OpenedStream, Provider, as_int
 from .auth import make_signer
 from .errors import error_from_http
 from .invoke import VERSION, InvokeStreamDecoder, count_tokens_body, dropped, invoke_body, speaks_anthropic
-from .reasoning import family as reasoning_family
+from .reasoning import family as reasoning_family, handed_back
 from .request import HONOURED_EXTRAS, build_converse_body
 from .response import parse_converse_response
 from .stream import ConverseStreamDecoder
@@ -93,7 +93,11 @@ class BedrockProvider(Provider):
         return self.speaks_anthropic and (bool(req.thinking) or req.extra.get("reasoning_effort") not in (None, "none"))
 
     def converse_body(self, req: ChatRequest) -> dict:
-        return build_converse_body(req, self.name, self.caches, self.reasons)
+        return build_converse_body(req, self.name, self.caches, self.reasons, self.deployment.model)
+
+    def hands_back(self, block: dict) -> bool:
+        """Converse takes back the reasoning this very model signed (reasoning.py)."""
+        return self.reasons is not None and handed_back(block, self.deployment.model) is not None
 
     async def _expect_event_stream(self, resp) -> None:
         content_type = resp.headers.get("content-type", EVENT_STREAM)

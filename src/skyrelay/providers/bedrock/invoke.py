@@ -21,7 +21,7 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ... import errors
 from ...canonical import AnthropicNative, ChatChunk
-from ..anthropic.passthrough import PassThroughEvents
+from ..anthropic.passthrough import PassThroughEvents, leave_out_sealed
 from ..base import load_json
 from .errors import error_from_event
 
@@ -49,6 +49,8 @@ def invoke_body(native: AnthropicNative, deployment: str) -> dict[str, Any]:
     out["anthropic_version"] = VERSION
     if native.beta:
         out["anthropic_beta"] = [name.strip() for name in native.beta.split(",") if name.strip()]
+    if native.sealed:
+        leave_out_sealed(out)
     return out
 
 

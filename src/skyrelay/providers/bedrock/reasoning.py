@@ -6,15 +6,19 @@ Asked for in `additionalModelRequestFields`, by family (from each model's Bedroc
     gpt-oss        always thinks: {"reasoning_effort": low | medium | high}; minimal reads as low, none is refused
     Nova 2         {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": low | medium | high}}; none: off
 Answered as a `reasoningContent` block (`reasoningText` {text, signature?} or `redactedContent`), which becomes
-a canonical thought, `{"type": "thought", "thinking": text}`: shown (a Responses reasoning item, its summary), never
-handed back. Its signature is Bedrock's, for this model only; sealed as a Claude thinking block it would be sent
-to a Claude deployment that cannot verify it, so the gateway keeps none and sends no reasoning back in history
-(DeepSeek asks for none; the models answer without it).
+a canonical thought, `{"type": "thought", "thinking": text, "signature"?: seal}`: shown (a Responses reasoning item,
+its summary; an Anthropic thinking block). Bedrock's signature, valid for this model only, travels inside the
+gateway's seal with the model id (seals.py), so that only a Converse deployment of the same model gets it back:
+as the `reasoningContent` block opening the assistant turn, text and signature unmodified, as the Converse
+reference asks of a multi-turn conversation. Unsigned reasoning (DeepSeek-R1's; DeepSeek asks for none in the
+history) is never sent back.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ... import seals
 
 _FAMILIES = (("deepseek.r1", "deepseek"), ("gpt-oss", "gpt-oss"), ("nova-2", "nova-2"))
 _EFFORTS = ("low", "medium", "high")
@@ -41,17 +45,41 @@ def request_fields(effort: Any, name: str) -> dict[str, Any] | None:
     return {"reasoning_effort": effort} if name == "gpt-oss" else None
 
 
-def thought(block: Any) -> dict[str, Any] | None:
-    """A canonical thought for a Converse `reasoningContent` block (None: nothing readable in it)."""
+def thought(block: Any, model: str) -> dict[str, Any] | None:
+    """A canonical thought for a Converse `reasoningContent` block of `model` (None: nothing readable in it)."""
     if not isinstance(block, dict):
         return None
     text = block.get("reasoningText")
     if isinstance(text, dict) and isinstance(text.get("text"), str):
-        return {"type": "thought", "thinking": text["text"]}
+        out = {"type": "thought", "thinking": text["text"]}
+        signature = text.get("signature")
+        if isinstance(signature, str) and signature:
+            out["signature"] = sealed_signature(signature, model)
+        return out
     return None  # redactedContent: thoughts the model provider keeps to itself, shown to nobody
+
+
+def sealed_signature(signature: str, model: str) -> str:
+    return seals.seal({"f": "converse", "m": model, "s": signature})
+
+
+def handed_back(block: dict[str, Any], model: str) -> dict[str, Any] | None:
+    """The Converse `reasoningContent` block for a canonical thought of the history, when `model` signed it."""
+    if block.get("type") != "thought":
+        return None
+    data = seals.unseal(block.get("signature"))
+    if data is None or data.get("f") != "converse" or data.get("m") != model or not isinstance(data.get("s"), str):
+        return None
+    return {"reasoningContent": {"reasoningText": {"text": str(block.get("thinking") or ""), "signature": data["s"]}}}
 
 
 def delta_text(delta: Any) -> str | None:
     """The reasoning text a stream's `reasoningContent` delta carries (signature and redactedContent: none)."""
     text = delta.get("text") if isinstance(delta, dict) else None
     return text if isinstance(text, str) and text else None
+
+
+def delta_signature(delta: Any) -> str | None:
+    """The signature a stream's `reasoningContent` delta carries: it ends the reasoning block."""
+    signature = delta.get("signature") if isinstance(delta, dict) else None
+    return signature if isinstance(signature, str) and signature else None

@@ -8,6 +8,7 @@ breakpoints (`cache_control` on a system part, a user part, a tool result or a t
 OpenAI clients mark them) become `cachePoint` blocks after the block they mark, for models that cache on Bedrock
 (`caches`: Claude and Nova); other models are served without them. `reasoning_effort` reaches the models that
 reason through Converse (`reasons`: reasoning.py) in `additionalModelRequestFields`; every other model refuses it.
+The signed reasoning of an earlier turn of the same model (ChatRequest.thinking) opens its assistant turn again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ...canonical import ChatRequest
 from ..content import image_url, read_data_url, tool_call_id
 from ..extras import may_leave_out
 from ..sampling import sampling_fields
-from .reasoning import request_fields
+from .reasoning import handed_back, request_fields
 
 HONOURED_EXTRAS: frozenset[str] = frozenset()  # Converse has a twin for no extra field
 _CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -32,12 +33,14 @@ _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
 class _Ctx:
     """Who is asking, for error messages that name the deployment."""
 
-    __slots__ = ("deployment", "caches", "reasons")
+    __slots__ = ("deployment", "caches", "reasons", "reasoning")
 
     def __init__(self, deployment: str, caches: bool = False, reasons: str | None = None):
         self.deployment = deployment
         self.caches = caches  # the model takes cachePoint blocks
         self.reasons = reasons  # the model's reasoning family (reasoning.py), when it reasons through Converse
+        # The reasoningContent blocks handed back, by the index of the assistant message they open.
+        self.reasoning: dict[int, list[dict[str, Any]]] = {}
 
     def cache_point(self, marked: Any) -> list[dict[str, Any]]:
         """A cachePoint after a block the client marked with cache_control (none where the model cannot cache)."""
@@ -52,10 +55,13 @@ class _Ctx:
 
 
 def build_converse_body(req: ChatRequest, deployment: str, caches: bool = False,
-                        reasons: str | None = None) -> dict[str, Any]:
-    """The Converse / ConverseStream body for this request (the model id goes in the URL, not here)."""
+                        reasons: str | None = None, model: str = "") -> dict[str, Any]:
+    """The Converse / ConverseStream body for this request (the model id goes in the URL, not here; `model`
+    names whose signed reasoning of earlier turns is handed back)."""
     ctx = _Ctx(deployment, caches, reasons)
     check_unsupported(req, ctx)
+    if req.thinking and reasons is not None:
+        ctx.reasoning = reasoning_handed_back(req.thinking, model)
     system, messages, has_tool_blocks = convert_messages(req.messages, ctx)
     body: dict[str, Any] = {"messages": messages}
     if system:
@@ -80,6 +86,17 @@ def _reasoning_fields(req: ChatRequest, ctx: _Ctx) -> dict[str, Any] | None:
         return request_fields(effort, ctx.reasons)
     except ValueError as exc:
         raise ctx.refuse(str(exc), "reasoning_effort") from None
+
+
+def reasoning_handed_back(thinking: dict[int, list[dict[str, Any]]], model: str) -> dict[int, list[dict[str, Any]]]:
+    """The history's thoughts this model signed, as reasoningContent blocks by message index (the rest stays out,
+    named as dropped: Provider.dropped_thinking)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for index, blocks in thinking.items():
+        taken = [block for block in (handed_back(b, model) for b in blocks) if block is not None]
+        if taken:
+            out[index] = taken
+    return out
 
 
 def check_unsupported(req: ChatRequest, ctx: _Ctx) -> None:
@@ -197,7 +214,9 @@ def _assistant_blocks(msg: dict[str, Any], i: int, ctx: _Ctx) -> list[dict[str, 
     if isinstance(content, list):  # text and refusal parts
         texts = [p.get("text") or p.get("refusal") or "" for p in content if isinstance(p, dict)]
         content = "".join(texts)
-    blocks: list[dict[str, Any]] = [{"text": content}] if content else []
+    blocks: list[dict[str, Any]] = [*ctx.reasoning.get(i, ())]  # the turn's reasoning comes first, as it came
+    if content:
+        blocks.append({"text": content})
     for j, call in enumerate(msg.get("tool_calls") or ()):
         function = call.get("function") or {}
         blocks.append({"toolUse": {

@@ -59,7 +59,7 @@ def parse_converse_response(data: Any, model: str, response_id: str, deployment:
             calls.append(ToolCall(id=str(use.get("toolUseId", "")), name=str(use.get("name", "")),
                                   arguments=orjson.dumps(use.get("input", {})).decode()))
         elif "reasoningContent" in block:  # the thinking of a model that reasons through Converse (reasoning.py)
-            shown = thought(block["reasoningContent"])
+            shown = thought(block["reasoningContent"], model)
             if shown is not None:
                 thoughts.append(shown)
         # citations, images: no place in an OpenAI chat completion

@@ -21,7 +21,7 @@ from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
 from ..base import load_json
 from .errors import error_from_event
-from .reasoning import delta_text
+from .reasoning import delta_signature, delta_text, sealed_signature
 from .response import finish_reason, parse_usage
 
 
@@ -104,9 +104,17 @@ class ConverseStreamDecoder:
         if isinstance(use, dict):
             index = self._tool_slot(data.get("contentBlockIndex"))
             return self._chunk(tool_calls=[ToolCallDelta(index=index, arguments=str(use.get("input", "")))])
-        if "reasoningContent" in delta:  # thinking (its signature and redacted parts are kept by nobody)
-            text = delta_text(delta["reasoningContent"])
-            return self._chunk(reasoning=text) if text else None
+        if "reasoningContent" in delta:  # thinking, then its signature (redacted parts are kept by nobody)
+            reasoning = delta["reasoningContent"]
+            text = delta_text(reasoning)
+            if text:
+                return self._chunk(reasoning=text)
+            signature = delta_signature(reasoning)
+            if signature is None:
+                return None
+            # The finished thought: its text went out as reasoning fragments; the block carries the signature.
+            return self._chunk(thinking_block={"type": "thought", "thinking": "",
+                                               "signature": sealed_signature(signature, self.model)})
         return None  # citations: not part of an OpenAI chat completion
 
     def _message_stop(self, data: dict) -> ChatChunk:
