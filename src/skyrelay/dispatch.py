@@ -173,8 +173,11 @@ class Dispatcher:
             if provider.speaks_responses:
                 outcome.dropped = ()
             else:
-                dropped = native.dropped if provider.speaks_anthropic else native.dropped + _not_shown(
-                    native.anthropic_only, provider)
+                dropped = native.dropped
+                if not provider.speaks_anthropic:
+                    dropped += _not_shown(native.anthropic_only, provider, req.thinking)
+                elif req.thinking and not provider.takes_thinking(req.thinking):
+                    dropped += ("input.reasoning",)  # another cloud's sealed thoughts, which Claude would refuse
                 outcome.dropped = tuple(dict.fromkeys(dropped + provider.dropped_extras(req.extra)))
             return
         dropped = provider.dropped_extras(req.extra)
@@ -458,8 +461,12 @@ def _waits_for_headroom(decision: Plan) -> bool:
 _AT_CAPACITY = (QUOTA, CONCURRENCY)
 
 
-def _not_shown(anthropic_only: tuple[str, ...], provider: Provider) -> tuple[str, ...]:
-    """What only the Anthropic family honours, less the thought summary a cloud that shows its thoughts gives."""
+def _not_shown(anthropic_only: tuple[str, ...], provider: Provider,
+               thinking: dict[int, list[dict[str, Any]]] | None) -> tuple[str, ...]:
+    """What only the Anthropic family honours, less the thought summary a cloud that shows its thoughts gives and
+    the sealed reasoning items (`input.reasoning`) of a cloud that takes every one back (Converse its own)."""
     if provider.shows_thoughts:
-        return tuple(name for name in anthropic_only if name != "reasoning.summary")
+        anthropic_only = tuple(name for name in anthropic_only if name != "reasoning.summary")
+    if thinking and provider.takes_thinking(thinking):
+        anthropic_only = tuple(name for name in anthropic_only if name != "input.reasoning")
     return anthropic_only

@@ -5,7 +5,8 @@ hands them in again, so the thoughts return to the cloud that can take them and 
 
 `f` names who can take the sealed thoughts back. The gateway writes
   - a Responses reasoning item's `encrypted_content`: Anthropic-family thinking blocks, {"f": "anthropic",
-    "b": [blocks]} (protocols/responses/reasoning.py);
+    "b": [blocks]}, or Converse's signed thoughts (each signed as below), {"f": "converse", "b": [thoughts]}
+    (protocols/responses/reasoning.py);
   - the `signature` of an Anthropic `thinking` block showing another cloud's thoughts to an Anthropic client:
     Bedrock Converse's signed reasoning, {"f": "converse", "m": model id, "s": Bedrock's signature}, handed back to
     that model only (providers/bedrock/reasoning.py); or THOUGHT, {"f": "thought"}, thoughts no cloud takes back

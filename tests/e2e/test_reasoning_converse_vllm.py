@@ -1,9 +1,9 @@
 """Reasoning of the models that are neither Claude nor Gemini, through the gateway: Bedrock Converse's
 `reasoningContent` (DeepSeek-R1, gpt-oss) and an OpenAI-compatible reasoning server's `reasoning_content` (vLLM).
-Their thoughts become a Responses `reasoning` item (a summary when asked, never sealed: the Responses route hands
-none back), and chat completions leave them out (no empty delta in a stream); an Anthropic client that asks for
-thinking gets them as thinking blocks (test_anthropic_thinking_other_clouds.py). `reasoning.effort` reaches gpt-oss as
-its `reasoning_effort` field. The real openai and anthropic SDKs drive the gateway; OpenAI-shaped answers and
+Their thoughts become a Responses `reasoning` item (a summary when asked; sealed only when the model signed it,
+gpt-oss: test_responses_reasoning_converse.py), and chat completions leave them out (no empty delta in a
+stream); an Anthropic client that asks for thinking gets them as thinking blocks
+(test_anthropic_thinking_other_clouds.py). `reasoning.effort` reaches gpt-oss as its `reasoning_effort` field. The real openai and anthropic SDKs drive the gateway; OpenAI-shaped answers and
 events are checked against the spec."""
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ def test_thoughts_become_a_reasoning_item_with_its_summary(stack, group):
     item, message = response.output
     assert item.type == "reasoning" and message.type == "message" and response.output_text
     assert item.summary and item.summary[0].text and item.summary[0].text not in response.output_text
-    assert item.encrypted_content is None  # nothing a cloud could take back
+    if group == "gpt-oss":  # signed: sealed for the same model (test_responses_reasoning_converse.py)
+        assert item.encrypted_content.startswith("sky1.")
+    else:
+        assert item.encrypted_content is None  # nothing a cloud could take back
 
 
 def test_without_a_summary_the_item_is_empty(stack):

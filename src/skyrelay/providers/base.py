@@ -117,11 +117,15 @@ class Provider:
         """The thinking blocks of an Anthropic client's history this cloud served the request without, named: an
         Anthropic-family cloud leaves out only the gateway-signed ones (another cloud's thoughts); any other keeps
         those it hands back (`hands_back`)."""
-        if self.speaks_anthropic:
-            kept = not req.anthropic.sealed
-        else:
-            kept = all(self.hands_back(block) for blocks in (req.thinking or {}).values() for block in blocks)
+        kept = not req.anthropic.sealed if self.speaks_anthropic else self.takes_thinking(req.thinking or {})
         return () if kept else THINKING_HISTORY
+
+    def takes_thinking(self, thinking: dict[int, list[dict[str, Any]]]) -> bool:
+        """Whether this cloud hands every thinking block of the history back: an Anthropic-family cloud its own
+        (not another cloud's canonical thoughts), any other those `hands_back` names."""
+        if self.speaks_anthropic:
+            return all(block.get("type") != "thought" for blocks in thinking.values() for block in blocks)
+        return all(self.hands_back(block) for blocks in thinking.values() for block in blocks)
 
     def hands_back(self, block: dict[str, Any]) -> bool:
         """Whether this cloud takes a canonical thinking block of the history back (ChatRequest.thinking)."""

@@ -118,3 +118,22 @@ def test_a_reasoning_item_becomes_an_output_item_sealed_when_asked():
     _, data, _ = parse(reasoning={"effort": "low"})
     reasoning = orjson.loads(render_response(answer, data))["output"][0]
     assert reasoning["summary"] == [] and reasoning["encrypted_content"] is None
+
+
+def test_a_converse_signed_thought_is_sealed_and_comes_back_as_the_same_thought():
+    from skyrelay.protocols.responses.reasoning import Shown, item, unseal
+    from skyrelay.providers.bedrock.reasoning import handed_back, sealed_signature
+    signature = sealed_signature("YmVkcm9jaw", "openai.gpt-oss-120b-1:0")
+    streamed = {"type": "thought", "thinking": "", "signature": signature}  # a stream's closing block: no text
+    _, data, _ = parse(store=False)
+    sealed = item("rs_1", [streamed], Shown(data), "hmm")["encrypted_content"]
+    thought = {"type": "thought", "thinking": "hmm", "signature": signature}
+    assert unseal(sealed) == [thought]
+    assert handed_back(thought, "openai.gpt-oss-120b-1:0") == {
+        "reasoningContent": {"reasoningText": {"text": "hmm", "signature": "YmVkcm9jaw"}}}
+    unsigned = {"type": "thought", "thinking": "hmm"}  # DeepSeek-R1's, Gemini's: no cloud takes them back
+    assert item("rs_2", [unsigned], Shown(data))["encrypted_content"] is None
+    req, _, dropped = parse(input=[{"role": "user", "content": "hi"},
+                                   {"type": "reasoning", "summary": [], "encrypted_content": sealed},
+                                   {"role": "assistant", "content": "hello"}, {"role": "user", "content": "again"}])
+    assert req.thinking == {1: [thought]} and dropped == ()

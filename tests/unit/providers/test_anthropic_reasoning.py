@@ -50,6 +50,14 @@ def test_thinking_blocks_open_their_assistant_turn():
     assert sent["messages"][1]["content"][0] == THOUGHT
 
 
+def test_another_clouds_thoughts_stay_out_of_the_turn():
+    """A canonical thought (Converse's, handed back on the Responses route) is not Anthropic's to verify."""
+    converse = {"type": "thought", "thinking": "Hmm.", "signature": "sky1.e30="}
+    messages = [*HI, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "again"}]
+    sent = body(messages=messages, thinking={1: [converse, THOUGHT]})
+    assert sent["messages"][1]["content"] == [THOUGHT, {"type": "text", "text": "Hello"}]
+
+
 def test_the_answers_thinking_is_read_whole():
     data = {"id": "msg_1", "model": "claude", "stop_reason": "end_turn", "usage": {}, "content": [
         {**THOUGHT}, {"type": "redacted_thinking", "data": "b3BhcXVl"}, {"type": "text", "text": "Hello"}]}

@@ -1,10 +1,13 @@
 """Reasoning items on the translated path: a cloud's thinking blocks <-> Responses `reasoning` items.
 
 A reasoning item's `encrypted_content` is what the client hands back on a later turn (Codex sends `store: false`
-and `include: ["reasoning.encrypted_content"]`). Here it seals the cloud's own thinking blocks (Anthropic's
-signed `thinking`, or `redacted_thinking`), tagged with the cloud family that can verify them (seals.py):
-`sky1.<base64url of {"f": "anthropic", "b": [blocks]}>`. Blobs of any other origin (OpenAI's own, passed through
-from a native deployment) are not ours to open.
+and `include: ["reasoning.encrypted_content"]`). Here it seals the thoughts a cloud can verify, tagged with the
+family that can (seals.py): `sky1.<base64url of {"f": family, "b": [blocks]}>`, where family is
+  - "anthropic": Anthropic's own blocks (signed `thinking`, or `redacted_thinking`);
+  - "converse": a canonical thought Bedrock Converse signed, its signature the gateway's seal of Bedrock's (and of
+    the model id: providers/bedrock/reasoning.py), handed back to a Converse deployment of that model only.
+Unsigned thoughts (Gemini's, DeepSeek-R1's) are sealed into nothing: no cloud takes them back. Blobs of any other
+origin (OpenAI's own, passed through from a native deployment) are not ours to open.
 """
 
 from __future__ import annotations
@@ -14,20 +17,31 @@ from typing import Any
 from ... import seals
 
 ANTHROPIC = "anthropic"  # the family whose thinking blocks can be handed back (Anthropic's API, Bedrock, Vertex)
+CONVERSE = "converse"  # Bedrock Converse's signed thoughts (canonical `thought` blocks)
 ENCRYPTED_INCLUDE = "reasoning.encrypted_content"
 
 
-def seal(blocks: list[dict[str, Any]]) -> str:
-    return seals.seal({"f": ANTHROPIC, "b": blocks})
+def seal(blocks: list[dict[str, Any]], family: str = ANTHROPIC) -> str:
+    return seals.seal({"f": family, "b": blocks})
 
 
 def unseal(value: Any) -> list[dict[str, Any]] | None:
     """The thinking blocks a reasoning item's encrypted_content carries, or None when it is not a seal of ours."""
     data = seals.unseal(value)
-    blocks = data.get("b") if data is not None and data.get("f") == ANTHROPIC else None
-    if not isinstance(blocks, list) or not all(_is_block(b) for b in blocks):
+    check = _CHECKS.get(data.get("f")) if data is not None else None
+    blocks = data.get("b") if check is not None else None
+    if not isinstance(blocks, list) or not all(check(b) for b in blocks):
         return None
     return blocks
+
+
+def _is_signed_thought(block: Any) -> bool:
+    """A canonical thought carrying a signature a cloud verifies (only Converse's signed reasoning has one:
+    seals.py; THOUGHT marks one no cloud takes back)."""
+    if not isinstance(block, dict) or block.get("type") != "thought":
+        return False
+    signature = block.get("signature")
+    return isinstance(block.get("thinking"), str) and seals.is_sealed(signature) and signature != seals.THOUGHT
 
 
 def _is_block(block: Any) -> bool:
@@ -36,6 +50,9 @@ def _is_block(block: Any) -> bool:
     if block.get("type") == "thinking":
         return isinstance(block.get("thinking"), str) and isinstance(block.get("signature"), str)
     return block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str)
+
+
+_CHECKS = {ANTHROPIC: _is_block, CONVERSE: _is_signed_thought}
 
 
 class Shown:
@@ -59,11 +76,21 @@ def item(item_id: str, blocks: list[dict[str, Any]], shown: Shown, text: str | N
         text = "".join(b.get("thinking", "") for b in blocks)
     out: dict[str, Any] = {"id": item_id, "type": "reasoning",
                            "summary": [summary_part(text)] if shown.summary and text else []}
-    blocks = [b for b in blocks if _is_block(b)]  # only the Anthropic family's can go back (not Gemini's thoughts)
-    out["encrypted_content"] = seal(blocks) if shown.sealed and blocks else None
-    if not shown.sealed and shown.kept is not None and blocks:
-        shown.kept[item_id] = seal(blocks)
+    sealed = _sealed(blocks, text)
+    out["encrypted_content"] = sealed if shown.sealed else None
+    if not shown.sealed and shown.kept is not None and sealed is not None:
+        shown.kept[item_id] = sealed
     return out
+
+
+def _sealed(blocks: list[dict[str, Any]], text: str) -> str | None:
+    """The seal of the blocks a cloud can take back (None: none can), Anthropic's first; a signed thought carries
+    the whole text (a stream's closing block carries only the signature: its text came as fragments)."""
+    anthropic = [b for b in blocks if _is_block(b)]
+    if anthropic:
+        return seal(anthropic)
+    thoughts = [{**b, "thinking": b["thinking"] or text} for b in blocks if _is_signed_thought(b)]
+    return seal(thoughts, CONVERSE) if thoughts else None
 
 
 def summary_part(text: str) -> dict[str, Any]:

@@ -7,9 +7,10 @@ messages), the flat tool shape becomes the nested one, `text.format` becomes `re
 conversation (`previous_response_id`, resolved by the gateway's store) goes in front of the input. What needs
 state this gateway does not keep (`conversation`, item references) or a cloud-side tool (`web_search`, ...) is
 refused with a 400 naming it. Reasoning items the gateway sealed (reasoning.py) become the thinking blocks of the
-assistant turn they precede (`ChatRequest.thinking`), which Anthropic-family clouds hand back with their
-signatures; any other reasoning item cannot be handed to the cloud and cannot change the answer: left out and named
-in `x-skyrelay-dropped-params`, as are the sealed ones when a cloud of another family serves.
+assistant turn they precede (`ChatRequest.thinking`), which the cloud that signed them hands back (Anthropic's
+family its thinking blocks, a Converse deployment of the same model its reasoning); any other reasoning item cannot
+be handed to the cloud and cannot change the answer: left out and named in `x-skyrelay-dropped-params`, as are the
+sealed ones when another cloud serves (dispatch.py).
 """
 
 from __future__ import annotations

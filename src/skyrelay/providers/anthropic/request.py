@@ -110,8 +110,8 @@ def convert_messages(messages: list[dict[str, Any]], where: _Where,
             blocks = _content_blocks(msg.get("content"), i, where)
         elif role == "assistant":
             blocks = _assistant_blocks(msg, i, where)
-            if thinking and i in thinking:
-                blocks = [*thinking[i], *blocks]
+            if thinking and i in thinking:  # Anthropic's own blocks: another cloud's thoughts it would refuse
+                blocks = [*(b for b in thinking[i] if b.get("type") != "thought"), *blocks]
         elif role == "tool":
             role, blocks = "user", [_tool_result(msg, i, where)]
         else:
