@@ -90,7 +90,8 @@ def test_a_stream_that_broke_is_these_bytes():
     assert_bytes(frames, FAILED)
 
 
-TEXT = [
+# The four events every one-message stream opens with (created, in_progress, the item and its part).
+OPENING = [
     b'event: response.created\ndata: {"response":{"id":"resp_r1","object":"response",'
     b'"created_at":1700000000,"status":"in_progress","completed_at":null,"error":null,'
     b'"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":"chat","output":[],'
@@ -110,6 +111,9 @@ TEXT = [
     b'event: response.content_part.added\ndata: {"item_id":"msg_r1","output_index":0,"content_index":0,'
     b'"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]},'
     b'"type":"response.content_part.added","sequence_number":3}\n\n',
+]
+TEXT = [
+    *OPENING,
     b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_r1",'
     b'"output_index":0,"content_index":0,"delta":"Hel","logprobs":[],"sequence_number":4}\n\n',
     b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_r1",'
@@ -257,25 +261,7 @@ CUT = [
     b'"sequence_number":8}\n\n',
 ]
 FAILED = [
-    b'event: response.created\ndata: {"response":{"id":"resp_r1","object":"response",'
-    b'"created_at":1700000000,"status":"in_progress","completed_at":null,"error":null,'
-    b'"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":"chat","output":[],'
-    b'"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{"effort":null,"summary":null},'
-    b'"store":true,"temperature":null,"text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],'
-    b'"top_p":null,"truncation":"disabled","metadata":{}},"type":"response.created","sequence_number":0}\n\n',
-    b'event: response.in_progress\ndata: {"response":{"id":"resp_r1","object":"response",'
-    b'"created_at":1700000000,"status":"in_progress","completed_at":null,"error":null,'
-    b'"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":"chat","output":[],'
-    b'"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{"effort":null,"summary":null},'
-    b'"store":true,"temperature":null,"text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],'
-    b'"top_p":null,"truncation":"disabled","metadata":{}},"type":"response.in_progress",'
-    b'"sequence_number":1}\n\n',
-    b'event: response.output_item.added\ndata: {"output_index":0,"item":{"id":"msg_r1","type":"message",'
-    b'"role":"assistant","status":"in_progress","content":[]},"type":"response.output_item.added",'
-    b'"sequence_number":2}\n\n',
-    b'event: response.content_part.added\ndata: {"item_id":"msg_r1","output_index":0,"content_index":0,'
-    b'"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]},'
-    b'"type":"response.content_part.added","sequence_number":3}\n\n',
+    *OPENING,
     b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_r1",'
     b'"output_index":0,"content_index":0,"delta":"Hal","logprobs":[],"sequence_number":4}\n\n',
     b'event: response.failed\ndata: {"response":{"id":"resp_r1","object":"response",'
