@@ -83,20 +83,10 @@ class Sink:
     def _insert(self, cur: Any, rows: list) -> None:
         """SQLite: ROWS_PER_STATEMENT rows per statement run, in order, then the rest one by one (prepared once
         each, bound in C)."""
-        whole = len(rows) - len(rows) % ROWS_PER_STATEMENT
-        if whole:
-            cur.executemany(self._sql_many, [tuple(_flat(rows[at:at + ROWS_PER_STATEMENT]))
-                                             for at in range(0, whole, ROWS_PER_STATEMENT)])
-        if whole < len(rows):
-            cur.executemany(self._sql, rows[whole:])
+        _in_runs(cur, rows, ROWS_PER_STATEMENT, self._sql_many, self._sql)
 
     def _insert_pairs(self, cur: Any, pairs: list) -> None:
-        whole = len(pairs) - len(pairs) % PAIRS_PER_STATEMENT
-        if whole:
-            cur.executemany(self._pairs_many, [tuple(_flat(pairs[at:at + PAIRS_PER_STATEMENT]))
-                                               for at in range(0, whole, PAIRS_PER_STATEMENT)])
-        if whole < len(pairs):
-            cur.executemany(self._pair, pairs[whole:])
+        _in_runs(cur, pairs, PAIRS_PER_STATEMENT, self._pairs_many, self._pair)
 
     def _copy(self, cur: Any, rows: list) -> None:
         """PostgreSQL: COPY the batch into a temporary table, then one INSERT ... SELECT moves it over (one row
@@ -126,3 +116,12 @@ class Sink:
                 conn.close()
             except Exception:  # a connection the server already dropped
                 pass
+
+
+def _in_runs(cur: Any, items: list, per: int, sql_many: str, sql_one: str) -> None:
+    """`items` bound `per` to a run of `sql_many` (their parameters flattened), then the rest one by one."""
+    whole = len(items) - len(items) % per
+    if whole:
+        cur.executemany(sql_many, [tuple(_flat(items[at:at + per])) for at in range(0, whole, per)])
+    if whole < len(items):
+        cur.executemany(sql_one, items[whole:])
