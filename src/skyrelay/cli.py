@@ -8,6 +8,7 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
 from typing import Awaitable, Callable
 
 import uvloop
@@ -168,8 +169,35 @@ async def drain(gateway) -> None:
     busy = len(server.connections) if server is not None else 0
     logging.getLogger("skyrelay").warning("shutting down: draining %d open connection(s) for up to %g s",
                                           busy, timeout)
-    await gateway.close(grace=timeout)
-    await run_shutdown_hooks()
+    # A thread, not a loop timer: a step that blocks the loop (a database that does not answer) must be reported
+    # too. It only reports; the service manager's own deadline still decides when to kill.
+    done = threading.Event()
+    threading.Thread(target=_watch_shutdown, args=(gateway, timeout, done), daemon=True).start()
+    try:
+        await gateway.close(grace=timeout)
+        await run_shutdown_hooks()
+    finally:
+        done.set()
+
+
+STUCK_STEP_S = 5.0  # a shutdown step (past the drain's own timeout) running this long is reported, stacks and all
+
+
+def _watch_shutdown(gateway, drain_timeout: float, done: threading.Event) -> None:
+    import faulthandler
+    import time
+
+    from .server.app import DRAIN_STEP
+
+    step, since = None, time.monotonic()
+    while not done.wait(0.25):
+        now, current = time.monotonic(), gateway.closing or "the shutdown hooks"
+        if current != step:
+            step, since = current, now
+        elif now - since > STUCK_STEP_S + (drain_timeout if step == DRAIN_STEP else 0):
+            _say(f"shutdown is stuck in {step} (for {now - since:.0f} s); every thread's stack follows")
+            faulthandler.dump_traceback(sys.stderr, all_threads=True)
+            return
 
 
 async def emulate_command(path: str, stop: asyncio.Event) -> int:

@@ -45,10 +45,20 @@ def wait_for_line(proc: subprocess.Popen, pattern: str, timeout: float = 20) -> 
     raise AssertionError(f"no line matching {pattern!r}:\n{''.join(seen)}")
 
 
-def stop(proc: subprocess.Popen) -> int:
+def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
+    """SIGINT, then the exit code; a process still running after `timeout` is killed, and the failure shows what
+    it printed (a stuck shutdown reports its step and stacks after a few seconds)."""
     proc.send_signal(signal.SIGINT)
     try:
-        return proc.wait(10)
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            out, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # its children still hold the pipe
+            out = ""
+        raise AssertionError(f"{' '.join(proc.args[3:])} still running {timeout} s after SIGINT; it printed:\n"
+                             f"{(out or '')[-6000:]}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -68,7 +68,17 @@ class RedisRelay:
         await self._server.wait_closed()
 
     async def _relay(self, reader, writer) -> None:
-        up_reader, up_writer = await asyncio.open_connection(REDIS_HOST, REDIS_PORT)
+        # A connection accepted just before a cut must not outlive it: uvloop's wait_closed waits for every one.
+        server = self._server
+        try:
+            up_reader, up_writer = await asyncio.open_connection(REDIS_HOST, REDIS_PORT)
+        except OSError:
+            writer.transport.abort()
+            return
+        if not server.is_serving():
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
         self._writers.update((writer, up_writer))
 
         async def pipe(src, dst):

@@ -15,6 +15,7 @@ HTTP/1.1 request without exactly one Host (400). The application renders those a
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from . import refusals
@@ -24,6 +25,8 @@ from .server_connection import ServerConnection
 
 __all__ = ["AbortConnection", "CannotListen", "Handler", "HttpServer", "Request", "Response", "StreamResponse", "start_server"]
 
+log = logging.getLogger("skyrelay.server")
+_DRAIN_REPORT_S = 1.0  # a drain still waiting after this long says for what
 _SWEEP_PERIOD = 1.0  # at most, seconds between the timeout sweeps: the head and body timeouts' granularity
 
 
@@ -95,10 +98,15 @@ class HttpServer:
         self._server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        report_at = loop.time() + _DRAIN_REPORT_S
         while self.connections and loop.time() < deadline:
             for conn in list(self.connections):
                 conn.close_if_idle()
             await asyncio.sleep(0.02)
+            if report_at and self.connections and loop.time() >= report_at:
+                report_at = 0.0  # once: which connections the drain waits for, and what they are doing
+                log.warning("draining: %d connection(s) still answering (%s)", len(self.connections),
+                            ", ".join(sorted(conn.phase() for conn in self.connections)))
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.abort()

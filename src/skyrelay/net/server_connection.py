@@ -429,6 +429,15 @@ class ServerConnection(asyncio.Protocol):
         else:
             transport.close()
 
+    def phase(self) -> str:
+        """What this connection is doing, in a few words (the drain's report; never the request itself)."""
+        if self.transport is None or self.closed:
+            return "closing"
+        if self.busy:
+            state = "answering" + (", the client not reading" if self.paused else "")
+            return f"{state}, {len(self.queue)} more queued" if self.queue else state
+        return {_NEW: "new", _IDLE: "idle", _HEAD: "reading a head", _BODY: "reading a body"}[self.waiting]
+
     def close_if_idle(self) -> bool:
         if not self.busy and self.transport is not None:
             self.transport.close()

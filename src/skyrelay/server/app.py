@@ -33,6 +33,8 @@ from ..state import build_state
 from ..telemetry import Telemetry, status_of
 
 log = logging.getLogger("skyrelay.server")
+SLOW_CLOSE_S = 1.0  # a shutdown step slower than this is logged with its duration
+DRAIN_STEP = "draining the HTTP server"  # the one step allowed server.drain_timeout_s
 
 JSON = ("content-type", "application/json")
 SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
@@ -76,6 +78,7 @@ class Gateway:
         self.routes: dict[str, Route] = {}
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
         self.server: HttpServer | None = None
+        self.closing: str | None = None  # the shutdown step under way (Gateway.close)
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
         self.telemetry = Telemetry(config, self.dispatcher, self.governor.state)
         self.dispatcher.on_close = self.telemetry.on_close
@@ -152,21 +155,37 @@ class Gateway:
         return self.server
 
     async def close(self, grace: float = 5.0) -> None:
-        """Stop accepting, let requests in flight finish for up to `grace` seconds, then close everything."""
+        """Stop accepting, let requests in flight finish for up to `grace` seconds, then close everything, step by
+        step: `closing` names the step under way (the shutdown watchdog reports it), and a step slower than
+        SLOW_CLOSE_S is logged, so a shutdown that drags says where."""
+        for name, step in self._closing_steps(grace):
+            self.closing = name
+            started = time.monotonic()
+            result = step()
+            if result is not None:
+                await result
+            took = time.monotonic() - started
+            if took > SLOW_CLOSE_S:
+                log.warning("shutdown: %s took %.1f s", name, took)
+        self.closing = None
+
+    def _closing_steps(self, grace: float) -> list[tuple[str, Callable[[], Awaitable[None] | None]]]:
+        steps: list[tuple[str, Callable[[], Any]]] = []
         if self.server is not None:
-            await self.server.close(grace)
-            self.server = None
+            server, self.server = self.server, None
+            steps.append((DRAIN_STEP, lambda: server.close(grace)))
         if self.metrics_peers is not None:
-            await self.metrics_peers.close()
-        await self.health_checker.close()
+            steps.append(("closing the metrics peers", self.metrics_peers.close))
+        steps.append(("stopping the health checks", self.health_checker.close))
         if self.dispatcher.shared is not None:  # its settles and breaker writes, before the state closes
-            await self.dispatcher.shared.aclose()
-        await self.governor.aclose()
-        await self.dispatcher.aclose()
-        self.telemetry.close()
-        self.responses_store.close()
+            steps.append(("flushing the shared routing state", self.dispatcher.shared.aclose))
+        steps += [("closing the key store and the state backend", self.governor.aclose),
+                  ("closing the upstream connections", self.dispatcher.aclose),
+                  ("closing telemetry", self.telemetry.close),
+                  ("closing the responses store", self.responses_store.close)]
         if self.ledger is not None:
-            self.ledger.close()
+            steps.append(("shipping and closing the ledger", self.ledger.close))
+        return steps
 
     def _start_ledger(self) -> None:
         """Every attempt is written ahead, and every closed request recorded before telemetry hears of it."""
