@@ -30,3 +30,34 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+async def finish_within(tasks, timeout: float, what: str, logger: logging.Logger) -> None:
+    """Wait up to `timeout` s for background `tasks` (a shutdown's last writes to Redis); cancel those still
+    running, logged with where each waits. A shutdown must not hang on a connection that never answers, and what
+    such a task would have written is lost either way."""
+    import asyncio
+
+    tasks = [task for task in tasks if not task.done()]
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    if not pending:
+        return
+    logger.warning("shutdown: %d %s still running after %g s, cancelled (waiting in %s)", len(pending), what,
+                   timeout, "; ".join(sorted({awaiting(task) for task in pending})))
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(pending, timeout=1.0)
+
+
+def awaiting(task) -> str:
+    """Where a suspended task waits: its chain of awaits, outermost first (function:line each)."""
+    parts = []
+    coro = task.get_coro()
+    while coro is not None and len(parts) < 12:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            parts.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " > ".join(parts) or "?"

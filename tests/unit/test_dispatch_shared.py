@@ -174,3 +174,28 @@ def test_another_replicas_breaker_verdicts_are_applied_without_being_published_b
     for _ in range(3):
         book.on_failure("d", 50.0)
     assert heard == [("d", 110.0, 60.0)]  # this book's own trip is heard (a repeat offence: twice as long)
+
+
+@needs_redis
+async def test_a_cancel_swallowed_inside_a_redis_call_still_lets_the_background_loops_end(replicas):
+    """On Python 3.11 redis-py's asyncio.wait_for can swallow a cancel that lands as a command is sent: the
+    snapshot and heartbeat loops then went on, and a shutdown waited for them forever."""
+    replica = replicas([Cloud("a", rpm=5)])
+    for name in ("snapshot", "check"):
+        real = getattr(replica.state, name)
+
+        async def swallowing(*args, real=real):
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                pass  # as that wait_for does: the call's result wins over the cancel
+            return await real(*args)
+
+        setattr(replica.state, name, swallowing)
+    replica.state.start()
+    replica.shared.start()
+    await asyncio.sleep(0.02)  # both loops are inside a call
+    loops = [replica.shared._refresher, replica.state._heartbeat]
+    closed, _ = await asyncio.wait([asyncio.ensure_future(replica.close())], timeout=10)
+    assert closed, "the shutdown waited for its background loops"
+    assert all(task.done() for task in loops)  # ended by the flag, not left behind by finish_within

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 
-from skyrelay import cli
+from skyrelay import cli, runtime
 from skyrelay.net.server import Response, start_server
 from skyrelay.server import app
 
@@ -89,3 +89,36 @@ def test_the_drain_has_the_drain_timeout_on_top_of_the_allowance(monkeypatch, ca
     done.set()
     watcher.join()
     assert "stuck" not in capfd.readouterr().err
+
+
+async def _waits_forever(gate: asyncio.Event) -> None:
+    await gate.wait()
+
+
+async def _swallows_one_cancel(gate: asyncio.Event) -> None:
+    """What a client library that turns a cancellation into one of its own errors, caught by a retry loop, does."""
+    while True:
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            continue
+
+
+async def test_background_writes_that_never_end_do_not_hang_a_shutdown(caplog):
+    gate = asyncio.Event()
+    stuck = asyncio.ensure_future(_waits_forever(gate))
+    with caplog.at_level(logging.WARNING, logger="skyrelay.test"):
+        await runtime.finish_within({stuck}, 0.2, "settle(s) to Redis", logging.getLogger("skyrelay.test"))
+    assert stuck.cancelled()
+    assert "1 settle(s) to Redis still running after 0.2 s, cancelled (waiting in _waits_forever:" in caplog.text
+    assert "> wait:" in caplog.text  # the whole chain of awaits, down to asyncio.Event.wait
+
+
+async def test_a_task_that_swallows_its_cancel_still_lets_the_shutdown_end():
+    gate = asyncio.Event()
+    stubborn = asyncio.ensure_future(_swallows_one_cancel(gate))
+    await asyncio.sleep(0)
+    stubborn.cancel()  # swallowed, as the refresher's and heartbeat's first cancel may be
+    await runtime.finish_within([stubborn], 0.2, "heartbeat", logging.getLogger("skyrelay.test"))
+    assert not stubborn.done()  # it is left behind; the shutdown went on
+    stubborn.get_coro().close()
