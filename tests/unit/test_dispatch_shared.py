@@ -60,7 +60,7 @@ class Replica:
 
     async def close(self):
         await self.shared.aclose()
-        await self.state.aclose()
+        await self.governor.aclose()  # and the state
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ async def test_a_cancel_swallowed_inside_a_redis_call_still_lets_the_background_
     """On Python 3.11 redis-py's asyncio.wait_for can swallow a cancel that lands as a command is sent: the
     snapshot and heartbeat loops then went on, and a shutdown waited for them forever."""
     replica = replicas([Cloud("a", rpm=5)])
-    for name in ("snapshot", "check"):
+    for name in ("snapshot", "check", "flags"):
         real = getattr(replica.state, name)
 
         async def swallowing(*args, real=real):
@@ -194,8 +194,9 @@ async def test_a_cancel_swallowed_inside_a_redis_call_still_lets_the_background_
         setattr(replica.state, name, swallowing)
     replica.state.start()
     replica.shared.start()
-    await asyncio.sleep(0.02)  # both loops are inside a call
-    loops = [replica.shared._refresher, replica.state._heartbeat]
+    replica.governor._refresh = asyncio.ensure_future(replica.governor._refresh_flags())  # start(), no key store
+    await asyncio.sleep(0.02)  # the three loops are inside a call
+    loops = [replica.shared._refresher, replica.state._heartbeat, replica.governor._refresh]
     closed, _ = await asyncio.wait([asyncio.ensure_future(replica.close())], timeout=10)
     assert closed, "the shutdown waited for its background loops"
     assert all(task.done() for task in loops)  # ended by the flag, not left behind by finish_within

@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable
 from .. import errors
 from ..pricing import cost_micro_usd, dearest
 from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
+from ..runtime import finish_within
 from ..state import Item, MemoryState, Reservation
 from ..state.memory import Plan
 from . import periods
@@ -32,6 +33,7 @@ from .registry import REVOKED, Registry
 log = logging.getLogger("skyrelay.governance")
 
 FLAGS_REFRESH_S = 1.0  # how soon a revocation written by another replica is seen here
+CLOSE_WAIT_S = 3.0  # at shutdown, for the revocation refresh under way
 STEADY = (REQUESTS,)  # what a settle never changes: a request counts once (so its rpm counters are not walked)
 
 
@@ -100,6 +102,7 @@ class Governor:
         self._input_tokens = input_tokens  # the routing quotas' guess from the body's size (Quotas.input_tokens)
         self.reprice(config)
         self._refresh: asyncio.Task | None = None
+        self._closing = False
         self.registry = Registry(config, self.keys, state)
         self._memory = state if isinstance(state, MemoryState) else None
         self.defers = False  # True: the first attempt reserves the key's counters with its deployment's quota
@@ -186,8 +189,9 @@ class Governor:
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_flags())
 
     async def _refresh_flags(self) -> None:
-        """Revocations written by any replica, read here off the request path."""
-        while True:
+        """Revocations written by any replica, read here off the request path (until `aclose`: a flag as well as
+        the cancel, which redis-py may swallow on Python 3.11, see SharedRouting._refresh_forever)."""
+        while not self._closing:
             try:
                 flags = await self.state.flags()
             except Exception:  # noqa: BLE001 - Redis down: keep the last known set, the heartbeat says so
@@ -197,12 +201,10 @@ class Governor:
             await asyncio.sleep(FLAGS_REFRESH_S)
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._refresh is not None:
             self._refresh.cancel()
-            try:
-                await self._refresh
-            except asyncio.CancelledError:
-                pass
+            await finish_within([self._refresh], CLOSE_WAIT_S, "revocation refresh", log)
             self._refresh = None
         await self.registry.aclose()
         await self.state.aclose()
