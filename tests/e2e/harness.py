@@ -99,6 +99,20 @@ def default_groups(clouds: dict[str, Any]) -> dict:
     return {"chat": {"deployments": chat}, "embed": {"deployments": embed}}
 
 
+def module_stack(cloud_specs: list[dict], groups: Any):
+    """The `stack` fixture of a module whose tests share one: start_stack(bg, cloud_specs, groups), closed after
+    the module's last test. Assign it: `stack = module_stack(CLOUDS, groups)`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def stack(bg):
+        s = start_stack(bg, cloud_specs, groups)
+        yield s
+        s.close()
+
+    return stack
+
+
 def start_stack(bg: BackgroundLoop, cloud_specs: list[dict] | None = None,
                 groups: Callable[[dict], dict] = default_groups, server: dict | None = None,
                 sections: dict | None = None) -> Stack:

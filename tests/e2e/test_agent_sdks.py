@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 
 AGENTS_DIR = Path(__file__).resolve().parents[1] / "agents"
 NODE = shutil.which("node")
@@ -33,11 +33,7 @@ def groups(clouds) -> dict:
                                         "base_url": clouds["anthropic"].base_url, **common}]}}
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 def requests_since(stack, cloud: str, before: int) -> list[dict]:

@@ -13,7 +13,7 @@ import asyncio
 import anthropic
 import pytest
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 from .test_responses_api import TIMEOUTS
 
 GEMINI, R1, GPT_OSS, NOVA2 = "gemini-2.5-flash", "us.deepseek.r1-v1:0", "openai.gpt-oss-120b-1:0", \
@@ -48,11 +48,7 @@ def groups(clouds) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 def client(stack) -> anthropic.Anthropic:

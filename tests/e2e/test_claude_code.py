@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 CLAUDE = os.environ.get("SKYRELAY_CLAUDE") or str(ROOT / "tests" / "agents" / "node_modules" / ".bin" / "claude")
@@ -64,11 +64,7 @@ def groups(clouds) -> dict:
             REASONING_MODEL: {"deployments": [gpt_oss]}}
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 def run_claude(stack, model: str, home: Path) -> dict:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 
 PINNED = Path(__file__).resolve().parents[1] / "agents" / "node_modules" / ".bin" / "codex"  # npm ci --prefix tests/agents
 CODEX = os.environ.get("SKYRELAY_CODEX") or (str(PINNED) if PINNED.exists() else shutil.which("codex"))
@@ -47,11 +47,7 @@ def groups(clouds) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 ISOLATED = ["-c", "analytics.enabled=false", "-c", "check_for_update_on_startup=false"]

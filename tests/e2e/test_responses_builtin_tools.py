@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.openai_schema import validate
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 from .test_responses_api import TIMEOUTS, WEATHER, post, validated_stream
 
 CLOUDS = [{"name": "openai", "protocol": "openai"}, {"name": "anthropic", "protocol": "anthropic"},
@@ -34,11 +34,7 @@ def groups(clouds) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 @pytest.mark.parametrize("group", ["native", "azure"])

@@ -6,11 +6,9 @@ so nothing is sealed. The real `openai` SDK drives the gateway; answers and even
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.openai_schema import validate
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 from .test_responses_api import TIMEOUTS, post, validated_stream
 from .test_responses_reasoning import streamed_reasoning_item
 
@@ -25,11 +23,7 @@ def groups(clouds) -> dict:
                                         "timeouts": TIMEOUTS}]}}
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 def thinking_sent(stack) -> dict:

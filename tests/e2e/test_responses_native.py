@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.openai_schema import validate
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 from .test_responses_api import sse_events
 
 TIMEOUTS = {"connect": 1, "first_byte": 3, "total": 10}
@@ -37,11 +37,7 @@ def groups(clouds) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 def post(stack, body: dict) -> httpx.Response:

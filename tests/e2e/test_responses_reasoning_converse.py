@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.openai_schema import validate
 
-from .harness import UPSTREAM_KEY, start_stack
+from .harness import UPSTREAM_KEY, module_stack
 from .test_responses_api import KEY_ID, SECRET, TIMEOUTS, validated_stream
 from .test_responses_reasoning import REASONING, SEALED, streamed_reasoning_item
 
@@ -39,11 +39,7 @@ def groups(clouds) -> dict:
                                         "timeouts": TIMEOUTS}]}}
 
 
-@pytest.fixture(scope="module")
-def stack(bg):
-    s = start_stack(bg, CLOUDS, groups)
-    yield s
-    s.close()
+stack = module_stack(CLOUDS, groups)
 
 
 def sent_assistant(stack, cloud: str = "aws") -> dict:

@@ -24,11 +24,12 @@ def test_put_then_read_back_elsewhere_then_delete(tmp_path):
     store = ResponseStore(database)
     store.start()
     try:
-        store.put(record("resp_a"))
-        assert asyncio.run(store.get("resp_a")) == record("resp_a")  # from memory at once
+        stored = record("resp_a")  # once: two records made a second apart differ in created_at
+        store.put(stored)
+        assert asyncio.run(store.get("resp_a")) == stored  # from memory at once
         assert store.flush()
         other = ResponseStore(database)
-        assert asyncio.run(other.get("resp_a")) == record("resp_a")  # from the database
+        assert asyncio.run(other.get("resp_a")) == stored  # from the database
         assert asyncio.run(other.get("resp_missing")) is None
         store.delete("resp_a")
         assert asyncio.run(store.get("resp_a")) is None
