@@ -63,32 +63,28 @@ async def test_a_slow_shutdown_step_is_logged_with_its_duration(caplog, monkeypa
     assert gateway.closing is None
 
 
-def test_a_step_stuck_past_its_allowance_is_reported_with_the_stacks(monkeypatch, capfd):
+def _watched_for_a_second(monkeypatch, capfd, step: str) -> str:
+    """What the shutdown watchdog prints while `step` stays under way for a second (its allowance: 0.3 s)."""
     monkeypatch.setattr(cli, "STUCK_STEP_S", 0.3)
     gateway = _Gateway(slow_s=0)
-    gateway.closing = "shipping and closing the ledger"
+    gateway.closing = step
     done = threading.Event()
     watcher = threading.Thread(target=cli._watch_shutdown, args=(gateway, 30.0, done))
     watcher.start()
     time.sleep(1.0)
     done.set()
     watcher.join()
-    err = capfd.readouterr().err
+    return capfd.readouterr().err
+
+
+def test_a_step_stuck_past_its_allowance_is_reported_with_the_stacks(monkeypatch, capfd):
+    err = _watched_for_a_second(monkeypatch, capfd, "shipping and closing the ledger")
     assert "shutdown is stuck in shipping and closing the ledger" in err
     assert "Thread 0x" in err and "_watch_shutdown" in err  # faulthandler's dump of every thread
 
 
 def test_the_drain_has_the_drain_timeout_on_top_of_the_allowance(monkeypatch, capfd):
-    monkeypatch.setattr(cli, "STUCK_STEP_S", 0.3)
-    gateway = _Gateway(slow_s=0)
-    gateway.closing = app.DRAIN_STEP
-    done = threading.Event()
-    watcher = threading.Thread(target=cli._watch_shutdown, args=(gateway, 30.0, done))
-    watcher.start()
-    time.sleep(1.0)
-    done.set()
-    watcher.join()
-    assert "stuck" not in capfd.readouterr().err
+    assert "stuck" not in _watched_for_a_second(monkeypatch, capfd, app.DRAIN_STEP)
 
 
 async def _waits_forever(gate: asyncio.Event) -> None:
