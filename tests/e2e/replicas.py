@@ -27,7 +27,13 @@ def serve_replicas(config: Path, count: int):
     try:
         yield [re.search(r"http://[\d.]+:\d+", wait_for_line(proc, r"listening on")).group(0) for proc in procs]
     finally:
-        codes = [stop(proc) for proc in procs]
+        codes, stuck = [], []
+        for proc in procs:  # every one, even after one did not stop: none is left running past the test
+            try:
+                codes.append(stop(proc))
+            except AssertionError as exc:
+                stuck.append(str(exc))
+    assert not stuck, "\n\n".join(stuck)
     assert codes == [0] * count, codes
 
 

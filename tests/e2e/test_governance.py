@@ -4,7 +4,6 @@ budget that concurrent requests cannot overshoot, and one key's rpm counted once
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import anthropic
@@ -16,7 +15,7 @@ from skyrelay.emulator import CloudSpec, start_cloud
 from skyrelay.state import PERIOD
 
 from .harness import UPSTREAM_KEY, openai_deployment
-from .test_examples import skyrelay, stop, wait_for_line
+from .replicas import serve_replicas
 from tests.support.redis_service import REDIS_URL, RedisRelay, delete_prefix, fresh_prefix, needs_redis
 
 # $/Mtok high enough that a few requests spend a budget: ~25 input tokens x 1000 + 50 output x 2000 ~ $0.125
@@ -254,26 +253,23 @@ def test_two_replicas_on_one_redis_count_a_keys_rpm_once(tmp_path, bg):
     prefix = fresh_prefix()
     config = tmp_path / "gateway.yaml"
     config.write_text(GATEWAY.format(redis=REDIS_URL, prefix=prefix, cloud=cloud.base_url, upstream=UPSTREAM_KEY))
-    replicas = [skyrelay("serve", "--config", str(config)) for _ in range(2)]
     try:
-        urls = [re.search(r"http://[\d.]+:\d+", wait_for_line(proc, r"listening on")).group(0) for proc in replicas]
-        clients = [openai.OpenAI(base_url=f"{url}/v1", api_key="sk-shared-bot", max_retries=0, timeout=20)
-                   for url in urls]
-        served = {0: 0, 1: 0}
-        refused = 0
-        for n in range(30):
-            try:
-                clients[n % 2].chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
-                served[n % 2] += 1
-            except openai.RateLimitError as exc:
-                assert exc.response.headers.get("retry-after")
-                refused += 1
-        assert sum(served.values()) == 10 and refused == 20  # one count across both, not 10 per replica
-        assert served[0] and served[1]
-        ready = httpx.get(f"{urls[0]}/health/ready").json()
-        assert ready["state"]["backend"] == "redis" and ready["state"]["shared"] is True
+        with serve_replicas(config, 2) as urls:
+            clients = [openai.OpenAI(base_url=f"{url}/v1", api_key="sk-shared-bot", max_retries=0, timeout=20)
+                       for url in urls]
+            served = {0: 0, 1: 0}
+            refused = 0
+            for n in range(30):
+                try:
+                    clients[n % 2].chat.completions.create(model="chat", messages=HELLO, max_tokens=5)
+                    served[n % 2] += 1
+                except openai.RateLimitError as exc:
+                    assert exc.response.headers.get("retry-after")
+                    refused += 1
+            assert sum(served.values()) == 10 and refused == 20  # one count across both, not 10 per replica
+            assert served[0] and served[1]
+            ready = httpx.get(f"{urls[0]}/health/ready").json()
+            assert ready["state"]["backend"] == "redis" and ready["state"]["shared"] is True
     finally:
-        for proc in replicas:
-            assert stop(proc) == 0
         bg.run(cloud.stop())
         bg.run(delete_prefix(prefix))
