@@ -169,11 +169,14 @@ class Gateway:
                 log.warning("shutdown: %s took %.1f s", name, took)
         self.closing = None
 
+    async def _drain(self, grace: float) -> None:
+        await self.server.close(grace)
+        self.server = None  # only once drained: requests still in flight may read it (base_url)
+
     def _closing_steps(self, grace: float) -> list[tuple[str, Callable[[], Awaitable[None] | None]]]:
         steps: list[tuple[str, Callable[[], Any]]] = []
         if self.server is not None:
-            server, self.server = self.server, None
-            steps.append((DRAIN_STEP, lambda: server.close(grace)))
+            steps.append((DRAIN_STEP, lambda: self._drain(grace)))
         if self.metrics_peers is not None:
             steps.append(("closing the metrics peers", self.metrics_peers.close))
         steps.append(("stopping the health checks", self.health_checker.close))
