@@ -27,13 +27,12 @@ import time
 from typing import Any, Callable
 
 from .routing.policies import estimated_cost
-from .runtime import finish_within
+from .runtime import finish_within, stop_loop
 from .routing.shared import SharedQuotaBook, SharedShareBook
 from .state import WINDOW, Item
 from .state.base import TALLY, Reservation, split
 
 log = logging.getLogger("skyrelay.dispatch")
-CLOSE_WAIT_S = 3.0  # at shutdown, for the last counts and breaker writes to reach Redis
 
 REFRESH_S = 0.2  # how stale the planner's view of the other replicas' counts and breakers may be
 BREAKERS = "breakers"  # the shared hash: deployment name -> "open_until_wall cooldown"
@@ -164,9 +163,7 @@ class SharedRouting:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def _refresh_forever(self) -> None:
-        # Ends on `_closing` as well as on its cancel: on Python 3.11 redis-py's asyncio.wait_for can swallow a
-        # cancel that lands as a command is sent (a shutdown then waited for this loop forever).
-        while not self._closing:
+        while not self._closing:  # as well as on its cancel (runtime.stop_loop says why)
             try:
                 await self.refresh()
             except Exception:  # noqa: BLE001 - a bug here must not stop the refreshes; the next one tries again
@@ -241,8 +238,6 @@ class SharedRouting:
 
     async def aclose(self) -> None:
         self._closing = True
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await finish_within([self._refresher], CLOSE_WAIT_S, "routing snapshot", log)
-            self._refresher = None
-        await finish_within(self._tasks, CLOSE_WAIT_S, "shared routing write(s)", log)
+        await stop_loop(self._refresher, "routing snapshot", log)
+        self._refresher = None
+        await finish_within(self._tasks, "shared routing write(s)", log)

@@ -3,6 +3,7 @@ run once at a clean shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -32,12 +33,13 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-async def finish_within(tasks, timeout: float, what: str, logger: logging.Logger) -> None:
+SHUTDOWN_WAIT_S = 3.0  # at shutdown, for each background task's last work (a write to Redis) before it is cancelled
+
+
+async def finish_within(tasks, what: str, logger: logging.Logger, timeout: float = SHUTDOWN_WAIT_S) -> None:
     """Wait up to `timeout` s for background `tasks` (a shutdown's last writes to Redis); cancel those still
     running, logged with where each waits. A shutdown must not hang on a connection that never answers, and what
     such a task would have written is lost either way."""
-    import asyncio
-
     tasks = [task for task in tasks if not task.done()]
     if not tasks:
         return
@@ -49,6 +51,15 @@ async def finish_within(tasks, timeout: float, what: str, logger: logging.Logger
     for task in pending:
         task.cancel()
     await asyncio.wait(pending, timeout=1.0)
+
+
+async def stop_loop(task, what: str, logger: logging.Logger) -> None:
+    """Cancel a background loop and wait for it as finish_within does. The loop must also end on a closing flag of
+    its owner: on Python 3.11 redis-py's asyncio.wait_for can swallow a cancel that lands as a command is sent, and
+    the loop then goes on (a shutdown waited for it forever)."""
+    if task is not None:
+        task.cancel()
+        await finish_within([task], what, logger)
 
 
 def awaiting(task) -> str:

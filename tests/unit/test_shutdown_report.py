@@ -104,7 +104,7 @@ async def test_background_writes_that_never_end_do_not_hang_a_shutdown(caplog):
     gate = asyncio.Event()
     stuck = asyncio.ensure_future(_waits_forever(gate))
     with caplog.at_level(logging.WARNING, logger="skyrelay.test"):
-        await runtime.finish_within({stuck}, 0.2, "settle(s) to Redis", logging.getLogger("skyrelay.test"))
+        await runtime.finish_within({stuck}, "settle(s) to Redis", logging.getLogger("skyrelay.test"), 0.2)
     assert stuck.cancelled()
     assert "1 settle(s) to Redis still running after 0.2 s, cancelled (waiting in _waits_forever:" in caplog.text
     assert "> wait:" in caplog.text  # the whole chain of awaits, down to asyncio.Event.wait
@@ -115,6 +115,6 @@ async def test_a_task_that_swallows_its_cancel_still_lets_the_shutdown_end():
     stubborn = asyncio.ensure_future(_swallows_one_cancel(gate))
     await asyncio.sleep(0)
     stubborn.cancel()  # swallowed, as the refresher's and heartbeat's first cancel may be
-    await runtime.finish_within([stubborn], 0.2, "heartbeat", logging.getLogger("skyrelay.test"))
+    await runtime.finish_within([stubborn], "heartbeat", logging.getLogger("skyrelay.test"), 0.2)
     assert not stubborn.done()  # it is left behind; the shutdown went on
     stubborn.get_coro().close()

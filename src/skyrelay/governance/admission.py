@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 from .. import errors
 from ..pricing import cost_micro_usd, dearest
 from ..routing.quotas import DEFAULT_OUTPUT_TOKENS
-from ..runtime import finish_within
+from ..runtime import stop_loop
 from ..state import Item, MemoryState, Reservation
 from ..state.memory import Plan
 from . import periods
@@ -33,7 +33,6 @@ from .registry import REVOKED, Registry
 log = logging.getLogger("skyrelay.governance")
 
 FLAGS_REFRESH_S = 1.0  # how soon a revocation written by another replica is seen here
-CLOSE_WAIT_S = 3.0  # at shutdown, for the revocation refresh under way
 STEADY = (REQUESTS,)  # what a settle never changes: a request counts once (so its rpm counters are not walked)
 
 
@@ -190,7 +189,7 @@ class Governor:
 
     async def _refresh_flags(self) -> None:
         """Revocations written by any replica, read here off the request path (until `aclose`: a flag as well as
-        the cancel, which redis-py may swallow on Python 3.11, see SharedRouting._refresh_forever)."""
+        the cancel, see runtime.stop_loop)."""
         while not self._closing:
             try:
                 flags = await self.state.flags()
@@ -202,10 +201,8 @@ class Governor:
 
     async def aclose(self) -> None:
         self._closing = True
-        if self._refresh is not None:
-            self._refresh.cancel()
-            await finish_within([self._refresh], CLOSE_WAIT_S, "revocation refresh", log)
-            self._refresh = None
+        await stop_loop(self._refresh, "revocation refresh", log)
+        self._refresh = None
         await self.registry.aclose()
         await self.state.aclose()
 

@@ -19,7 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..runtime import finish_within
+from ..runtime import SHUTDOWN_WAIT_S, finish_within, stop_loop
 from . import redis_scripts
 from .base import PERIOD, WINDOW, Item, Reservation
 from .memory import MemoryState
@@ -30,7 +30,6 @@ HEARTBEAT_S = 1.0  # how often a replica says it is alive, and retries Redis whi
 REPLICA_TTL_S = 5.0  # a replica not heard from for this long no longer counts in the local share
 POOL_SIZE = 32  # connections to Redis per replica; more concurrent calls queue for one
 POOL_WAIT_S = 5.0  # waiting for a free connection is this replica's congestion, not Redis being down
-CLOSE_WAIT_S = 3.0  # at shutdown, for each last write to Redis (a connection that never answers must not hang it)
 TIMEOUT_S = 1.0  # a Redis call slower than this counts as Redis being down (the request falls back, not waits)
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -263,26 +262,24 @@ class RedisState:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
 
     async def _beat(self) -> None:
-        while not self._closing:  # not only the cancel: redis-py may swallow one (SharedRouting._refresh_forever)
+        while not self._closing:  # as well as on its cancel (runtime.stop_loop says why)
             await self.check()
             await asyncio.sleep(HEARTBEAT_S)
 
     async def aclose(self) -> None:
         self._closing = True
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await finish_within([self._heartbeat], CLOSE_WAIT_S, "heartbeat", log)
-            self._heartbeat = None
-        await finish_within(self._tasks, CLOSE_WAIT_S, "settle(s) to Redis", log)
+        await stop_loop(self._heartbeat, "heartbeat", log)
+        self._heartbeat = None
+        await finish_within(self._tasks, "settle(s) to Redis", log)
         try:  # the others stop counting this replica in their local shares at once
-            await asyncio.wait_for(self._redis.zrem(self.prefix + "replicas", self.replica_id), CLOSE_WAIT_S)
+            await asyncio.wait_for(self._redis.zrem(self.prefix + "replicas", self.replica_id), SHUTDOWN_WAIT_S)
         except _DOWN:
             pass
         try:
-            await asyncio.wait_for(self._redis.aclose(), CLOSE_WAIT_S)
+            await asyncio.wait_for(self._redis.aclose(), SHUTDOWN_WAIT_S)
         except _DOWN:
             log.warning("shutdown: closing the Redis connections took over %g s; left to the process's exit",
-                        CLOSE_WAIT_S)
+                        SHUTDOWN_WAIT_S)
 
     def status(self) -> dict:
         return {"backend": "redis", "shared": self.shared, "replicas": self.replicas}
