@@ -73,7 +73,7 @@ async def per_request(gateway: Gateway, key: str, n: int, timed_wall: bool = Fal
             if governor.defers:  # Redis: the first attempt reserves (here: the key's counters alone)
                 await governor.reserve_deferred(ctx)
             if ctx.admission is not None:  # what the answer's x-ratelimit-* headers cost
-                rate_limit_headers(ctx)
+                rate_limit_headers(ctx)  # (an OpenAI route)
         ctx.attempts.append(Attempt(deployment, 0.0, 0))
         ctx.attempts[-1].status = "ok"
         ctx.usage = usage

@@ -37,7 +37,7 @@ def cost_micro_usd(price, input_tokens: int, output_tokens: int, cached_tokens: 
         listed = list_cost_micro_usd(price, input_tokens, output_tokens, cached_tokens, cache_write_tokens)
     else:  # the usual usage, without the call (every governed request settles through here)
         listed = input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok
-    return math.ceil(billed_micro_usd(price, listed) - 1e-9)
+    return math.ceil((billed_micro_usd(price, listed) if price.discount else listed) - 1e-9)
 
 
 def dearest(deployments) -> tuple[float, float]:

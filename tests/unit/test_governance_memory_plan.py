@@ -62,7 +62,7 @@ def test_new_stored_keys_are_resolved_afresh():
     gov = governor()
     gov.keys.resolve(KEY)
     gov.keys.set_stored(b"secret", {}, frozenset())
-    assert KEY not in gov.keys._seen  # a revised stored key must not keep its old Principal
+    assert KEY not in gov.keys.seen  # a revised stored key must not keep its old Principal
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
@@ -70,16 +70,41 @@ def test_headers_from_the_plan_are_those_of_the_levels(path):
     gov = governor()
     for _ in range(3):
         ctx = admitted(gov, path)
-        fast = rate_limit_headers(ctx)
+        anthropic = path == "/v1/messages"
+        fast = header_lines(rate_limit_headers(ctx, anthropic))
         admission = ctx.admission  # on memory, the plan's marks: what another process would say of them
         levels, oldest = MemoryState.figures(Reservation(admission.items, admission.values, admission.marks))
         admission.plan = None
         admission.reservation = Reservation(admission.items, admission.values, admission.marks, levels=levels,
                                             oldest=oldest)
-        assert fast == rate_limit_headers(ctx)  # what another process's figures would show
+        assert fast == header_lines(rate_limit_headers(ctx, anthropic))  # what another process's figures would show
         names = [name for name, _ in fast]
         assert len(names) == 6 and len(set(names)) == 6
     assert dict(fast)[names[0]] == "5"  # the key's rpm of 5 is tighter than the team's 50
+
+
+def test_a_reset_under_a_second_away_is_spelt_in_milliseconds_on_both_paths():
+    now = [NOW]
+    gov = governor(clock=lambda: now[0])
+    admitted(gov)
+    now[0] = NOW + 59.6  # the first request's second leaves the minute in 0.4 s
+    ctx = admitted(gov)
+    fast = header_lines(rate_limit_headers(ctx))
+    admission = ctx.admission
+    levels, oldest = MemoryState.figures(Reservation(admission.items, admission.values, admission.marks))
+    admission.plan = None
+    admission.reservation = Reservation(admission.items, admission.values, admission.marks, levels=levels,
+                                        oldest=oldest)
+    assert fast == header_lines(rate_limit_headers(ctx))
+    assert dict(fast)["x-ratelimit-reset-requests"] == dict(fast)["x-ratelimit-reset-tokens"] == "400ms"
+    assert dict(fast)["x-ratelimit-remaining-requests"] == "3"
+
+
+def header_lines(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers as the wire has them, in name order: an entry whose value carries further lines (the memory
+    backend's OpenAI ones) split."""
+    wire = "\r\n".join(f"{name}: {value}" for name, value in headers)
+    return sorted(tuple(line.split(": ", 1)) for line in wire.split("\r\n")) if headers else []
 
 
 def test_a_budget_period_that_rolls_gets_new_cells():

@@ -87,7 +87,7 @@ class Admission:
             values = (1, 0, 0, 0)
         # A request counts once; its slot in flight is given back. The memory plan picks the amounts by metric.
         if plan is not None:
-            plan.settle(self.marks, self.values, values, governor.clock())
+            plan.settle(self.marks, self.values, values)
         else:
             governor.state.settle(self.reservation, ctx.principal.amounts(values), governor.clock())
 

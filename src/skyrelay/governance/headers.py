@@ -17,22 +17,22 @@ from ..state import WINDOW_S
 from ..state.memory import NEVER
 from .principals import REQUESTS
 
+CRLF = "\r\n"
 
-def rate_limit_headers(ctx) -> list[tuple[str, str]]:
-    """The headers for a request whose key reserved its counters (empty for one without per-minute limits)."""
+
+def rate_limit_headers(ctx, anthropic: bool = False) -> list[tuple[str, str]]:
+    """The headers for a request whose key reserved its counters (empty for one without per-minute limits):
+    OpenAI's, or `anthropic` ones (the route says which: its path is not tested on every answer)."""
     principal = ctx.principal
+    admission = ctx.admission
+    now = admission.now
+    plan = admission.plan  # the memory backend's: its counters themselves, microseconds after the reserve
+    if plan is not None and not anthropic:  # nearly every governed answer: one process, an OpenAI route
+        return _openai_from_cells(principal, plan, now)
     per_minute = principal.per_minute
     if not per_minute:
         return []
-    admission = ctx.admission
-    now = admission.now
-    anthropic = ctx.path.endswith("/messages")
-    plan = admission.plan  # the memory backend's: its counters themselves, microseconds after the reserve
-    if plan is not None:
-        if not anthropic:  # nearly every governed answer: one process, an OpenAI route
-            return _openai_from_cells(principal, plan, now)
-        levels = None
-    else:
+    if plan is None:
         reservation = admission.reservation
         # None: never reserved (no attempt made); local: counted at this replica's share while Redis is away, no
         # true figure.
@@ -57,52 +57,53 @@ def rate_limit_headers(ctx) -> list[tuple[str, str]]:
                 if best_room is None or room < best_room:
                     best, best_room = index, room
             first = reservation.oldest[best]
-        reset_s = first + WINDOW_S - now
-        limit = limits[best]
-        if anthropic:
-            out += _headers(unit, limit.limit, best_room, reset_s, now, True)
-            continue
-        # Inline, with the constant headers made once: every governed OpenAI answer comes this way.
-        whole = int(reset_s + 0.5)
-        header = limit.header
-        if header is None:  # made once per limit
-            header = limit.header = (_OPENAI[unit][0], limit.text)
-        out += (header, (_REMAINING[unit], str(int(best_room)) if best_room > 0 else "0"),
-                _RESET[unit][whole] if 1 <= reset_s and whole <= WINDOW_S else (_OPENAI[unit][2], _duration(reset_s)))
+        out += _headers(unit, limits[best].limit, best_room, first + WINDOW_S - now, now, anthropic)
     return out
 
 
 def _openai_from_cells(principal, plan, now: float) -> list[tuple[str, str]]:
-    """OpenAI's headers read off the memory backend's counters (`plan`: MemoryState.plan), with every constant
-    header tuple made once per plan (`principal.shown`): what is left per request is the tightest room and its
-    reset (a window's `expires`: when its oldest counted second leaves the minute; infinite when it is empty)."""
+    """OpenAI's headers read off the memory backend's counters (`plan`: MemoryState.plan): per unit, the tightest
+    room and its reset (a window's `expires`: when its oldest counted second leaves the minute; infinite when it is
+    empty), written after the unit's lines made once per plan (`principal.shown`, see _units)."""
     shown = principal.shown
     if shown is None or shown[0] is not plan:
-        shown = principal.shown = (plan, _constants(principal, plan))
+        shown = principal.shown = (plan, _units(principal, plan))
     out: list[tuple[str, str]] = []
-    for cell, limit, header, others, remaining, resets, reset_name in shown[1]:
+    for names, cell, limit, lines, others in shown[1]:
         room = limit - cell.total
-        for other, other_limit, other_header in others:  # the team's, beside the key's
+        for other, other_limit, other_lines in others:  # the team's, beside the key's
             if other_limit - other.total < room:
-                cell, room, header = other, other_limit - other.total, other_header
+                cell, room, lines = other, other_limit - other.total, other_lines
         expires = cell.expires
         # Same-type comparisons (`is` the one NEVER, a float 1.0 against the float reset) take CPython's fast path.
         reset_s = expires - now if expires is not NEVER else float(WINDOW_S)
         whole = int(reset_s + 0.5)
-        out += (header, (remaining, "%d" % room if room > 0 else "0"),  # as str(int(room)), without two calls
-                resets[whole] if 1.0 <= reset_s and whole <= WINDOW_S else (reset_name, _duration(reset_s)))
+        head = lines[whole] if 1.0 <= reset_s and whole <= WINDOW_S else _head(names, lines[-1], _duration(reset_s))
+        out.append((names[0], head + ("%d" % room if room > 0 else "0")))
     return out
 
 
-def _constants(principal, plan) -> tuple:
-    """Per unit: its first counter's (cell, limit, limit header), the others' (cell, limit, limit header), and the
-    remaining and reset header names."""
+def _units(principal, plan) -> tuple:
+    """Per unit, its three headers as one entry of the header list, which net.messages.response_head writes as
+    `name: value`: the limit header's name, and a value that carries the other two lines (CRLF-joined: the
+    gateway's own digits and spellings only, never a client's or an upstream's text) up to the remaining count,
+    made once per counter and whole second of reset, so an answer appends two entries instead of six. Per unit:
+    its header names, its first counter's (cell, limit, lines by reset second, then its limit's text) and the
+    others' (cell, limit, lines)."""
     limits = principal.limits
     out = []
     for unit, indexes in principal.per_minute:
-        candidates = [(plan.cells[i], limits[i].limit, (_OPENAI[unit][0], limits[i].text)) for i in indexes]
-        out.append((*candidates[0], tuple(candidates[1:]), _REMAINING[unit], _RESET[unit], _OPENAI[unit][2]))
+        names = _OPENAI[unit]
+        candidates = [(plan.cells[i], limits[i].limit,
+                       [*(_head(names, limits[i].text, spelt) for spelt in _WHOLE_SECONDS), limits[i].text])
+                      for i in indexes]
+        out.append((names, *candidates[0], tuple(candidates[1:])))
     return tuple(out)
+
+
+def _head(names: tuple[str, str, str], limit_text: str, reset: str) -> str:
+    """A unit's entry's value up to the remaining count: the limit, then the reset and remaining header lines."""
+    return f"{limit_text}{CRLF}{names[2]}: {reset}{CRLF}{names[1]}: "
 
 
 def refusal_headers(ctx, metric: str, limit: float, wait: float) -> list[tuple[str, str]]:
@@ -139,8 +140,6 @@ def _spelt(seconds: int) -> str:
 
 
 _WHOLE_SECONDS = [_spelt(n) for n in range(WINDOW_S + 1)]  # what nearly every answer says, spelt once
-_REMAINING = {unit: names[1] for unit, names in _OPENAI.items()}
-_RESET = {unit: [(names[2], spelt) for spelt in _WHOLE_SECONDS] for unit, names in _OPENAI.items()}
 
 
 def _duration(seconds: float) -> str:

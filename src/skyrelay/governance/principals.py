@@ -18,13 +18,13 @@ from . import periods
 
 # What a counter counts, as indexes: a request's amounts are `(1, tokens, 1, cost)[metric]` for each counter.
 REQUESTS, TOKENS, PARALLEL, USD = 0, 1, 2, 3
-SEEN_MAX = 100_000  # presented keys remembered with their Principal (KeyBook._seen)
+SEEN_MAX = 100_000  # presented keys remembered with their Principal (KeyBook.seen)
 
 
 class Limit:
     """One counter a key's requests touch: `counter` is its state name (a budget's gets the period appended)."""
 
-    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period", "text", "header")
+    __slots__ = ("owner", "counter", "metric", "kind", "limit", "period", "text")
 
     def __init__(self, owner: str, counter: str, metric: str, kind: str, limit: float, period: str | None = None):
         self.owner = owner  # "key 'ci-bot'" or "team 'research'": how refusals name it
@@ -34,7 +34,6 @@ class Limit:
         self.limit = limit
         self.period = period
         self.text = str(int(limit))  # as the rate-limit headers show it
-        self.header: tuple[str, str] | None = None  # its x-ratelimit-limit-* header, made by headers.py once
 
 
 class Principal:
@@ -64,7 +63,7 @@ class Principal:
             ("tokens", tuple(i for i, m in enumerate(self.metrics) if m == TOKENS))) if indexes)
         self.items: list[Item] = []
         self.plan: tuple | None = None  # the memory backend's cells of `items` (MemoryState.plan), made on first use
-        self.shown: tuple | None = None  # (plan, the rate-limit headers' constants for it): headers.py
+        self.shown: tuple | None = None  # (plan, the rate-limit headers' block for it): headers.py
         self.rolls_at = -1.0  # -1: not built yet (on first use); 0: never to rebuild; else when a period ends
 
     def roll(self, now: float) -> None:
@@ -109,14 +108,14 @@ class KeyBook:
     declared keys by that digest, keys made through the admin API (`set_stored`) by its HMAC with the server
     secret. A lookup by digest compares no secret byte by byte, so its time says nothing about any key.
     `revoked` holds the names flagged in the shared state or revoked in the store (refreshed off the request
-    path). `_seen` maps a presented key string that resolved to its Principal: a client sends the same key on
+    path). `seen` maps a presented key string that resolved to its Principal: a client sends the same key on
     every request, so the digests are computed once per key, not once per request (only keys that resolved are
     kept, so its size is bounded by the keys there are; it is emptied whenever the stored keys change)."""
 
     def __init__(self, keys: dict[str, Any], teams: dict[str, Any]):
         self._by_digest = {bytes.fromhex(digest): Principal(key, teams.get(key.team))
                            for digest, key in keys.items()}
-        self._seen: dict[str, Principal] = {}
+        self.seen: dict[str, Principal] = {}
         self._stored: dict[bytes, Principal] = {}
         self._secret = b""
         self.flagged: frozenset[str] = frozenset()  # `revoked:<name>` flags of the shared state
@@ -130,7 +129,7 @@ class KeyBook:
         """The admin API's keys, replaced whole (a request in flight keeps the Principal it resolved)."""
         self._secret = secret
         self._stored = principals
-        self._seen = {}  # a revised key (models, limits) is a new Principal
+        self.seen = {}  # a revised key (models, limits) is a new Principal
         self._revoked_stored = revoked
         self.revoked = self.flagged | revoked
 
@@ -140,11 +139,15 @@ class KeyBook:
 
     def resolve(self, key: str) -> Principal | None:
         """The key's principal; None when no key has this digest. Raises for an expired or revoked key."""
-        principal = self._seen.get(key)
+        principal = self.seen.get(key)
         if principal is None:
             principal = self._lookup(key)
             if principal is None:
                 return None
+        return self.usable(principal)
+
+    def usable(self, principal: Principal) -> Principal:
+        """The principal, unless its key has expired or been revoked (raises)."""
         if principal.expires_at is not None and time.time() >= principal.expires_at:
             raise errors.AuthenticationFailed(f"API key '{principal.name}' has expired")
         if self.revoked and principal.name in self.revoked:
@@ -152,7 +155,7 @@ class KeyBook:
         return principal
 
     def _lookup(self, key: str) -> Principal | None:
-        """The key's principal by its digests (remembered in `_seen`); None when no key has them."""
+        """The key's principal by its digests (remembered in `seen`); None when no key has them."""
         digest = hashlib.sha256(key.encode()).digest()
         principal = self._by_digest.get(digest)
         if principal is None:
@@ -161,7 +164,7 @@ class KeyBook:
             principal = self._stored.get(hmac.digest(self._secret, digest, "sha256"))
             if principal is None:
                 return None
-        seen = self._seen
+        seen = self.seen
         if len(seen) >= SEEN_MAX:  # keys are few; this only bounds a churn of created and deleted ones
             seen.clear()
         seen[key] = principal

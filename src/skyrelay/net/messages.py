@@ -72,6 +72,9 @@ Handler = Callable[[Request], Awaitable["Response | StreamResponse"]]
 
 
 def response_head(status: int, headers: list[tuple[str, str]], extra: str, keep_alive: bool) -> bytes:
+    """The status line and `headers`, each written as `name: value`: an entry's value may carry further lines the
+    gateway rendered itself, CRLF-joined (the rate-limit block, governance/headers.py), never a client's or an
+    upstream's text."""
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
     lines += [f"{k}: {v}" for k, v in headers]
     if extra:

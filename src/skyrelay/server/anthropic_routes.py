@@ -32,14 +32,14 @@ def register(gateway: "Gateway") -> None:
                                          headers.get("anthropic-version"), "beta=true" in request.query)
             if req.stream:
                 stream, outcome = await dispatcher.chat_stream(req, context_for(request))
-                headers = [*SSE_HEADERS, ("request-id", request_id), *outcome_headers(outcome)]
+                headers = [*SSE_HEADERS, ("request-id", request_id), *outcome_headers(outcome, anthropic=True)]
                 # sse_events passes a pass-through's unread events on as they are: those may be piped.
                 return StreamResponse(200, sse_events(stream, req, request_id), headers, release=stream.aclose,
                                       pipe=stream.pipe)
             resp, outcome = await dispatcher.chat(req, context_for(request))
             body = resp.anthropic if resp.anthropic is not None else protocol.render_message(
                 resp, req.model, req.show_thoughts)
-            return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome)])
+            return Response(200, body, [JSON, ("request-id", request_id), *outcome_headers(outcome, anthropic=True)])
         except errors.GatewayError as err:
             request.error = err  # what the ledger records of a request refused before any model group
             return _error(err, request_id)

@@ -283,9 +283,16 @@ class Gateway:
         if self._master_key is None and not self._keys:
             return None
         key = presented_key(headers)
+        keys = self._keys
+        # A declared key presented before is found by its string at once: no comparison with the master key, which
+        # never enters that memo (it matches here first, before any lookup could remember it).
+        seen = keys.seen
+        principal = seen.get(key) if seen else None
+        if principal is not None:
+            return keys.usable(principal)
         if self._master_key is not None and self._master_key.matches(key):
             return None
-        principal = self._keys.resolve(key)
+        principal = keys.resolve(key)
         if principal is None:
             raise errors.AuthenticationFailed("invalid API key")
         return principal
@@ -341,9 +348,9 @@ def _not_json(content_type: str | None) -> errors.UnsupportedMediaType:
                                        f"this request has {sent}")
 
 
-def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
-    """Which deployment served the request, after how many attempts, for which model group; and the best-effort
-    fields its cloud served it without, if any."""
+def outcome_headers(outcome: Outcome, anthropic: bool = False) -> list[tuple[str, str]]:
+    """Which deployment served the request, after how many attempts, for which model group; the best-effort
+    fields its cloud served it without, if any; and the key's rate limits, as OpenAI (or `anthropic`) says them."""
     headers = [
         ("x-skyrelay-deployment", outcome.deployment.name),
         ("x-skyrelay-attempts", str(outcome.attempts)),
@@ -352,7 +359,7 @@ def outcome_headers(outcome: Outcome) -> list[tuple[str, str]]:
     if outcome.dropped:
         headers.append(("x-skyrelay-dropped-params", ", ".join(outcome.dropped)))
     if outcome.context.admission is not None:  # a key with limits: x-ratelimit-* (anthropic-ratelimit-*)
-        headers += rate_limit_headers(outcome.context)
+        headers += rate_limit_headers(outcome.context, anthropic)
     if outcome.context.cost_usd is not None:  # a whole answer's (a stream's is known at its end: docs/ledger.md)
         headers.append(("x-skyrelay-cost-usd", usd(outcome.context.cost_usd)))
     if outcome.context.debug_route:

@@ -9,12 +9,14 @@ from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
 
 PLANS_KEPT = 10_000  # lists of items whose plan reserve_now keeps
 NEVER = math.inf  # the `expires` of a window with no entry
+GONE = -1  # the second of an entry that left its window (no second the clock gives)
 _NO_ENTRY = [None, 0]  # an empty window's `last`: of no second, so a reserve opens an entry (and never adds here)
 
 
 class _Window:
     """A sliding minute: one [second, amount] entry per second with reservations, in order, and their total.
-    `last` (the newest entry) and `expires` (when the oldest leaves the minute) spare a reserve the deque's ends."""
+    `last` (the newest entry) and `expires` (when the oldest leaves the minute) spare a reserve the deque's ends.
+    An entry that leaves is marked GONE: a settle then knows, without a clock, that it no longer counts."""
 
     __slots__ = ("entries", "total", "last", "expires")
 
@@ -28,7 +30,9 @@ class _Window:
         entries = self.entries
         horizon = second - WINDOW_S
         while entries and entries[0][0] <= horizon:
-            self.total -= entries.popleft()[1]
+            entry = entries.popleft()
+            self.total -= entry[1]
+            entry[0] = GONE
         if entries:
             self.expires = entries[0][0] + WINDOW_S
         else:
@@ -123,12 +127,13 @@ class MemoryState:
 
     def settle(self, reservation: Reservation, values, now: float) -> None:
         """Replace each reserved amount by the real one (`values`, as the reserve's: picked by the plan, or aligned
-        with the items); a reservation settles once (later calls do nothing)."""
+        with the items); a reservation settles once (later calls do nothing). `now` is the interface's: a window
+        here knows which of its entries still count."""
         if reservation.settled:
             return
         reservation.settled = True
         plan = reservation.plan or self.plan(reservation.items)
-        plan.settle(reservation.marks, reservation.amounts, values, now)
+        plan.settle(reservation.marks, reservation.amounts, values)
 
     async def total(self, name: str, kind: str, now: float) -> float:
         cell = self._cells.get(name)
@@ -162,27 +167,32 @@ class Plan:
     make: the windows and the other counters apart (no kind tested per counter), each with its limit and `pick`,
     the index of its amount in the values it is given. A caller that reserves the same items on every request (a
     key's, whose amounts are `(1, tokens, 1, cost)` picked by metric) keeps its plan: its reserves and settles then
-    look nothing up and build no list of amounts. `changes` groups the counters by pick, so a settle skips at once
-    every counter whose amount did not move, and leaves out the `steady` picks' (a request's rpm) altogether."""
+    look nothing up and build no list of amounts. A settle walks only the counters whose amount may move: the
+    `steady` picks' (a request's rpm) are left out altogether."""
 
-    __slots__ = ("cells", "picks", "windows", "levels", "changes")
+    __slots__ = ("cells", "picks", "windows", "levels", "window_moves", "period_moves", "gauge_moves")
 
     def __init__(self, cells: tuple, items: list[Item], picks: tuple[int, ...], steady: tuple[int, ...]):
         self.cells = cells  # aligned with the items
         self.picks = picks
-        windows, levels, moves = [], [], {}
+        windows, levels = [], []
+        window_moves, period_moves, gauge_moves = [], [], []
         for item, cell, pick in zip(items, cells, picks):
+            moves = pick not in steady
             if item.kind == WINDOW:
-                mark = len(windows)  # its entry's index in a reserve's marks
+                if moves:
+                    window_moves.append((pick, cell, len(windows)))  # its entry's index in a reserve's marks
                 windows.append((cell, item.limit, pick))
             else:
-                mark = _PERIOD_MOVE if item.kind == PERIOD else _GAUGE_MOVE
+                if moves:
+                    (period_moves if item.kind == PERIOD else gauge_moves).append((pick, cell))
                 levels.append((cell, item.limit, pick))
-            if pick not in steady:
-                moves.setdefault(pick, []).append((cell, mark))
         self.windows = windows
         self.levels = levels
-        self.changes = tuple(moves.items())  # per pick a settle may move: (cell, mark) per counter
+        # What a settle may move, by kind (one flat walk each, no kind tested per counter): (pick, cell[, mark]).
+        self.window_moves = tuple(window_moves)
+        self.period_moves = tuple(period_moves)
+        self.gauge_moves = tuple(gauge_moves)
 
     def take(self, values, now: float) -> list | None:
         """Add each counter's amount `values[pick]`, all or nothing: the entry each window added to (the marks a
@@ -195,14 +205,15 @@ class Plan:
             if cell.expires <= second:
                 cell.expire(second)
             total = cell.total
-            if total and total + amount > limit:  # an empty window has room for anything
+            grown = total + amount
+            if grown > limit and total:  # an empty window has room for anything
                 self._take_back(values, marks, None)
                 return None
             entry = cell.last
             if entry[0] != second:  # one entry per second: a busy key's window stays short
                 entry = cell.open(second)
             entry[1] += amount
-            cell.total = total + amount
+            cell.total = grown
             marks.append(entry)
         for cell, limit, pick in self.levels:
             total = cell.total + values[pick]
@@ -237,26 +248,25 @@ class Plan:
                                    else GAUGE_RETRY_S)
         return refused[1], items.index(refused[0])
 
-    def settle(self, marks: list, reserved, values, now: float) -> None:
+    def settle(self, marks: list, reserved, values) -> None:
         """Replace each amount `take` added (`reserved`) by the real one (`values`, picked alike). Only the amounts
-        that moved are walked: a request's rpm never does, nor anything of a refund of nothing."""
-        horizon = int(now) - WINDOW_S
-        for pick, moves in self.changes:
+        that may move are walked (a request's rpm never does), and a counter whose amount did not move is left. An
+        entry still in its window takes the change, even one past the minute that no reserve has expired yet (its
+        window's total is still the sum of its entries, whatever leaves later takes its amount with it)."""
+        for pick, cell, mark in self.window_moves:
             delta = values[pick] - reserved[pick]
-            if not delta:
-                continue
-            for cell, mark in moves:
-                if mark >= 0:  # a window's: its entry (still in the window? an expired one left the total already)
-                    entry = marks[mark]
-                    if entry[0] > horizon:
-                        entry[1] += delta
-                        cell.total += delta
-                else:  # a level: a gauge stops at zero
-                    level = cell.total + delta
-                    cell.total = level if level > 0 or mark == _PERIOD_MOVE else 0
-
-
-_PERIOD_MOVE, _GAUGE_MOVE = -1, -2
+            if delta:
+                entry = marks[mark]
+                if entry[0] is not GONE:  # (the one GONE object, assigned by expire) one that left, left the total
+                    entry[1] += delta
+                    cell.total += delta
+        for pick, cell in self.period_moves:
+            delta = values[pick] - reserved[pick]
+            if delta:
+                cell.total += delta
+        for pick, cell in self.gauge_moves:  # a gauge stops at zero
+            level = cell.total + values[pick] - reserved[pick]
+            cell.total = level if level > 0 else 0
 
 
 def _longest(refused: tuple | None, item: Item, wait: float) -> tuple:

@@ -121,6 +121,14 @@ async def test_a_settle_after_its_window_passed_changes_nothing(state):
     assert await state.total("k:tpm", WINDOW, NOW + 61) == 100
 
 
+async def test_a_settle_after_its_entry_left_the_window_changes_nothing(state):
+    reservation, *_ = await reserve(state, [it("k:tpm", 500, 1000, WINDOW)], NOW)
+    await reserve(state, [it("k:tpm", 100, 1000, WINDOW)], NOW + 61)  # the first one's second leaves the minute
+    state.settle(reservation, [900], NOW + 62)
+    await settled(state)
+    assert await state.total("k:tpm", WINDOW, NOW + 62) == 100
+
+
 async def test_many_concurrent_reserves_never_pass_a_limit(state):
     # Money in micro-dollars, as governance counts it: integers add up exactly.
     items = [it("k:rpm", 1, 1000, WINDOW), it("t:usd", 100_000, 2_000_000, PERIOD, NOW + 3600)]
