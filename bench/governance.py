@@ -11,7 +11,8 @@ memory backend, beside the same path with the master key (no limits); with --red
 (one round trip each way: the reserve on the request path, the settle in a task after it); with --local, the
 counters in a state process of their own as `serve --workers N` keeps them in its supervisor (state/local.py):
 CPU per request of this process and of the state process, and wall time, one request at a time or, with
---concurrency C, C in flight at once. The rate-limit headers the answer carries are computed too.
+--concurrency C, C in flight at once. The rate-limit headers the answer carries are computed and written into
+the answer's head too (the head itself is written on both paths).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from skyrelay.canonical import Usage
 from skyrelay.config import parse_config
 from skyrelay.context import Attempt, RequestContext
 from skyrelay.governance.headers import rate_limit_headers
+from skyrelay.net.messages import response_head
 from skyrelay.server import Gateway
 
 KEYS = 300
@@ -36,6 +38,10 @@ PRICE = {"input_per_mtok": 0.15, "output_per_mtok": 0.60}
 
 
 CALLING_KEY = f"sk-bench-0150-{'x' * 24}"
+# What every chat answer's head carries (server/app.py's outcome_headers and the request id), governed or not.
+ANSWER_HEADERS = [("content-type", "application/json"), ("x-skyrelay-deployment", "d0"),
+                  ("x-skyrelay-attempts", "1"), ("x-skyrelay-model-group", "chat"), ("x-request-id", "req_1")]
+NO_HEADERS: list = []
 
 
 def governed_sections() -> dict:
@@ -55,7 +61,8 @@ def config(state: dict) -> dict:
 
 
 async def per_request(gateway: Gateway, key: str, n: int, timed_wall: bool = False) -> float:
-    """Seconds per request of authenticate + context + admit + settle (CPU time: nothing here waits, on memory)."""
+    """Seconds per request of authenticate + context + admit + the answer's head + settle (CPU time: nothing here
+    waits, on memory)."""
     headers = {"authorization": f"Bearer {key}"}
     governor = gateway.governor
     group = gateway.config.model_groups["chat"]
@@ -72,8 +79,9 @@ async def per_request(gateway: Gateway, key: str, n: int, timed_wall: bool = Fal
                 await pending
             if governor.defers:  # Redis: the first attempt reserves (here: the key's counters alone)
                 await governor.reserve_deferred(ctx)
-            if ctx.admission is not None:  # what the answer's x-ratelimit-* headers cost
-                rate_limit_headers(ctx)  # (an OpenAI route)
+        # The answer's head, with the x-ratelimit-* headers a governed answer carries: computed and written.
+        extra = rate_limit_headers(ctx) if ctx.admission is not None else NO_HEADERS  # (an OpenAI route)
+        response_head(200, ANSWER_HEADERS + extra, "content-length: 1000", True)
         ctx.attempts.append(Attempt(deployment, 0.0, 0))
         ctx.attempts[-1].status = "ok"
         ctx.usage = usage

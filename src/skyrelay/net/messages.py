@@ -75,10 +75,15 @@ def response_head(status: int, headers: list[tuple[str, str]], extra: str, keep_
     """The status line and `headers`, each written as `name: value`: an entry's value may carry further lines the
     gateway rendered itself, CRLF-joined (the rate-limit block, governance/headers.py), never a client's or an
     upstream's text."""
-    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
-    lines += [f"{k}: {v}" for k, v in headers]
+    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n"]
+    for name, value in headers:  # the pieces joined once: fewer instructions than a string formatted per header
+        parts += (name, ": ", value, "\r\n")
     if extra:
-        lines.append(extra)
+        parts += (extra, "\r\n")
     if not keep_alive:
-        lines.append("connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        parts.append("connection: close\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+_STATUS_LINES = {status: f"HTTP/1.1 {status} {reason}\r\n" for status, reason in REASONS.items()}  # made once
