@@ -72,11 +72,7 @@ def test_headers_from_the_plan_are_those_of_the_levels(path):
         ctx = admitted(gov, path)
         anthropic = path == "/v1/messages"
         fast = header_lines(rate_limit_headers(ctx, anthropic))
-        admission = ctx.admission  # on memory, the plan's marks: what another process would say of them
-        levels, oldest = MemoryState.figures(Reservation(admission.items, admission.values, admission.marks))
-        admission.plan = None
-        admission.reservation = Reservation(admission.items, admission.values, admission.marks, levels=levels,
-                                            oldest=oldest)
+        as_another_process_says(ctx)
         assert fast == header_lines(rate_limit_headers(ctx, anthropic))  # what another process's figures would show
         names = [name for name, _ in fast]
         assert len(names) == 6 and len(set(names)) == 6
@@ -90,14 +86,19 @@ def test_a_reset_under_a_second_away_is_spelt_in_milliseconds_on_both_paths():
     now[0] = NOW + 59.6  # the first request's second leaves the minute in 0.4 s
     ctx = admitted(gov)
     fast = header_lines(rate_limit_headers(ctx))
+    as_another_process_says(ctx)
+    assert fast == header_lines(rate_limit_headers(ctx))
+    assert dict(fast)["x-ratelimit-reset-requests"] == dict(fast)["x-ratelimit-reset-tokens"] == "400ms"
+    assert dict(fast)["x-ratelimit-remaining-requests"] == "3"
+
+
+def as_another_process_says(ctx: RequestContext) -> None:
+    """The admission's plan replaced by the figures another process would report of its marks (the levels path)."""
     admission = ctx.admission
     levels, oldest = MemoryState.figures(Reservation(admission.items, admission.values, admission.marks))
     admission.plan = None
     admission.reservation = Reservation(admission.items, admission.values, admission.marks, levels=levels,
                                         oldest=oldest)
-    assert fast == header_lines(rate_limit_headers(ctx))
-    assert dict(fast)["x-ratelimit-reset-requests"] == dict(fast)["x-ratelimit-reset-tokens"] == "400ms"
-    assert dict(fast)["x-ratelimit-remaining-requests"] == "3"
 
 
 def header_lines(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

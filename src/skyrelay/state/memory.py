@@ -178,13 +178,13 @@ class Plan:
         windows, levels = [], []
         window_moves, period_moves, gauge_moves = [], [], []
         for item, cell, pick in zip(items, cells, picks):
-            moves = pick not in steady
+            may_move = pick not in steady
             if item.kind == WINDOW:
-                if moves:
+                if may_move:
                     window_moves.append((pick, cell, len(windows)))  # its entry's index in a reserve's marks
                 windows.append((cell, item.limit, pick))
             else:
-                if moves:
+                if may_move:
                     (period_moves if item.kind == PERIOD else gauge_moves).append((pick, cell))
                 levels.append((cell, item.limit, pick))
         self.windows = windows
@@ -257,7 +257,7 @@ class Plan:
             delta = values[pick] - reserved[pick]
             if delta:
                 entry = marks[mark]
-                if entry[0] is not GONE:  # (the one GONE object, assigned by expire) one that left, left the total
+                if entry[0] is not GONE:  # one that left its window left the total (expire assigns GONE)
                     entry[1] += delta
                     cell.total += delta
         for pick, cell in self.period_moves:
