@@ -10,6 +10,7 @@ from skyrelay import errors
 from skyrelay.config import parse_config
 from skyrelay.context import RequestContext
 from skyrelay.governance import Governor
+from skyrelay.governance.admission import Admission
 from skyrelay.governance.headers import rate_limit_headers
 from skyrelay.state import MemoryState, Reservation
 
@@ -93,12 +94,12 @@ def test_a_reset_under_a_second_away_is_spelt_in_milliseconds_on_both_paths():
 
 
 def as_another_process_says(ctx: RequestContext) -> None:
-    """The admission's plan replaced by the figures another process would report of its marks (the levels path)."""
-    admission = ctx.admission
-    levels, oldest = MemoryState.figures(Reservation(admission.items, admission.values, admission.marks))
-    admission.plan = None
-    admission.reservation = Reservation(admission.items, admission.values, admission.marks, levels=levels,
-                                        oldest=oldest)
+    """The planned admission replaced by the figures another process would report of its marks (the levels path)."""
+    planned = ctx.admission
+    items = ctx.principal.items
+    levels, oldest = MemoryState.figures(Reservation(items, planned.values, planned.marks))
+    reservation = Reservation(items, planned.values, planned.marks, levels=levels, oldest=oldest)
+    ctx.admission = Admission(planned.governor, reservation, planned.now, items, None, planned.values)
 
 
 def header_lines(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -45,51 +45,72 @@ class KeyRateLimited(errors.RateLimited):
 
 
 class Admission:
-    """A request's hold on its key's counters, settled once when its context closes: on the memory backend its
-    `plan`'s `marks` (what Plan.take added; no Reservation made), elsewhere the state's `reservation` (None until
-    reserved: deferred to the first attempt, `defers`). `values` are the reserved `(1, tokens, 1, cost)`."""
+    """A request's hold on its key's counters through the state's `reservation` (None until reserved: deferred to
+    the first attempt, `defers`), settled once when its context closes. `values` are the reserved
+    `(1, tokens, 1, cost)`, `amounts` them picked for `items`. (The memory backend's is a PlannedAdmission.)"""
 
-    __slots__ = ("governor", "reservation", "now", "items", "amounts", "values", "plan", "marks")
+    __slots__ = ("governor", "reservation", "now", "items", "amounts", "values")
+    plan = None  # (a PlannedAdmission's: what the rate-limit headers test)
 
     def __init__(self, governor: "Governor", reservation: Reservation | None, now: float, items: list[Item],
-                 amounts, values: tuple, plan: Plan | None = None, marks: list | None = None):
+                 amounts, values: tuple):
         self.governor = governor
         self.reservation = reservation
         self.now = now  # when it was reserved
         self.items = items
         self.amounts = amounts
         self.values = values
+
+    def settle(self, ctx: Any) -> None:
+        """Called once (RequestContext.close runs once). A deferred admission no attempt reserved holds nothing."""
+        if self.reservation is None:
+            return
+        governor = self.governor
+        values = settled_values(governor, ctx, self.values)
+        governor.state.settle(self.reservation, ctx.principal.amounts(values), governor.clock())
+
+
+class PlannedAdmission:
+    """The memory backend's hold: the key's `plan` (its counters, resolved once) and the `marks` its take left (the
+    window entries it added to), settled by the plan itself, with no Reservation made, no amounts picked and no
+    clock read. The fewer slots the cheaper: one is made per governed request."""
+
+    __slots__ = ("governor", "now", "values", "plan", "marks")
+    reservation = None  # (never reserved through the state's interface)
+
+    def __init__(self, governor: "Governor", now: float, values: tuple, plan: Plan, marks: list):
+        self.governor = governor
+        self.now = now
+        self.values = values
         self.plan = plan
         self.marks = marks
 
     def settle(self, ctx: Any) -> None:
-        """The real amounts: the usage the cloud reported, priced at the deployment that served. Without a
-        usage report, a request the client left (the cloud may have produced, and charged, part of it) keeps its
-        estimate; one that failed everywhere is refunded. A deferred admission no attempt reserved holds nothing.
-        (Called once: RequestContext.close runs once.)"""
-        plan = self.plan
-        if plan is None and self.reservation is None:
-            return
-        governor = self.governor
-        usage = ctx.usage
-        if usage is not None and ctx.attempts:
-            served = ctx.attempts[-1]
-            if served.status == "cancelled":  # a hedge's loser: the one that served came before it
-                served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
-            price = governor._served_price.get(served.deployment)
-            tokens = usage.input_tokens + usage.output_tokens
-            cost = cost_micro_usd(price, usage.input_tokens, usage.output_tokens, usage.cached_tokens,
-                                  usage.cache_write_tokens) if price else 0
-            values = (1, tokens, 0, cost)
-        elif any(attempt.status == "abandoned" for attempt in ctx.attempts):
-            values = (1, self.values[1], 0, self.values[3])  # the estimate's tokens and cost
-        else:
-            values = (1, 0, 0, 0)
-        # A request counts once; its slot in flight is given back. The memory plan picks the amounts by metric.
-        if plan is not None:
-            plan.settle(self.marks, self.values, values)
-        else:
-            governor.state.settle(self.reservation, ctx.principal.amounts(values), governor.clock())
+        """Called once (RequestContext.close runs once)."""
+        reserved = self.values
+        self.plan.settle(self.marks, reserved, settled_values(self.governor, ctx, reserved))
+
+
+REFUNDED = (1, 0, 0, 0)  # a request counts once; its slot in flight, tokens and cost are given back
+
+
+def settled_values(governor: "Governor", ctx: Any, reserved: tuple) -> tuple:
+    """The real `(1, tokens, 0, cost)` of a request that reserved `reserved`: the usage the cloud reported, priced
+    at the deployment that served. Without a usage report, a request the client left (the cloud may have produced,
+    and charged, part of it) keeps its estimate; one that failed everywhere is refunded. Its slot in flight is
+    given back either way."""
+    usage = ctx.usage
+    if usage is not None and ctx.attempts:
+        served = ctx.attempts[-1]
+        if served.status == "cancelled":  # a hedge's loser: the one that served came before it
+            served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
+        price = governor._served_price.get(served.deployment)
+        cost = 0 if price is None else cost_micro_usd(price, usage.input_tokens, usage.output_tokens,
+                                                        usage.cached_tokens, usage.cache_write_tokens)
+        return (1, usage.input_tokens + usage.output_tokens, 0, cost)
+    if any(attempt.status == "abandoned" for attempt in ctx.attempts):
+        return (1, reserved[1], 0, reserved[3])  # the estimate's tokens and cost
+    return REFUNDED
 
 
 class Governor:
@@ -144,7 +165,7 @@ class Governor:
             if marks is None:
                 wait, refused = plan.refusal(items, values, now)
                 self.refuse(ctx, items, values, refused, wait)
-            ctx.admission = Admission(self, None, now, items, None, values, plan, marks)
+            ctx.admission = PlannedAdmission(self, now, values, plan, marks)
             return None
         amounts = principal.amounts(values)
         if self.defers:

@@ -14,7 +14,6 @@ import datetime
 import time
 
 from ..state import WINDOW_S
-from ..state.memory import NEVER
 from .principals import REQUESTS
 
 CRLF = "\r\n"
@@ -62,48 +61,51 @@ def rate_limit_headers(ctx, anthropic: bool = False) -> list[tuple[str, str]]:
 
 
 def _openai_from_cells(principal, plan, now: float) -> list[tuple[str, str]]:
-    """OpenAI's headers read off the memory backend's counters (`plan`: MemoryState.plan): per unit, the tightest
-    room and its reset (a window's `expires`: when its oldest counted second leaves the minute; infinite when it is
-    empty), written after the unit's lines made once per plan (`principal.shown`, see _units)."""
+    """OpenAI's headers read off the memory backend's counters (`plan`: MemoryState.plan), as one header entry
+    (see _block): per unit, the tightest room and its reset (a window's `expires`: when its oldest counted second
+    leaves the minute; infinite when it is empty)."""
     shown = principal.shown
     if shown is None or shown[0] is not plan:
-        shown = principal.shown = (plan, _units(principal, plan))
-    out: list[tuple[str, str]] = []
-    for names, cell, limit, lines, others in shown[1]:
+        shown = principal.shown = (plan, _block(principal, plan))
+    block = shown[1]
+    if block is None:  # a key with a budget or max_parallel but no per-minute limit
+        return []
+    name, units = block
+    value = ""
+    for cell, limit, prefix, other, other_limit, other_prefix, (in_ms, in_s) in units:
         room = limit - cell.total
-        for other, other_limit, other_lines in others:  # the team's, beside the key's
-            if other_limit - other.total < room:
-                cell, room, lines = other, other_limit - other.total, other_lines
-        expires = cell.expires
-        # Same-type comparisons (`is` the one NEVER, a float 1.0 against the float reset) take CPython's fast path.
-        reset_s = expires - now if expires is not NEVER else float(WINDOW_S)
-        whole = int(reset_s + 0.5)
-        head = lines[whole] if 1.0 <= reset_s and whole <= WINDOW_S else _head(names, lines[-1], _duration(reset_s))
-        out.append((names[0], head + ("%d" % room if room > 0 else "0")))
-    return out
+        if other is not None and other_limit - other.total < room:  # the team's, tighter than the key's
+            cell, room, prefix = other, other_limit - other.total, other_prefix
+        left = cell.expires - now  # > 0: the reserve just expired the window at this second
+        if left < 1.0:
+            reset = in_ms[int(left * 1000)] if left > 0 else in_ms[0]
+        elif left < WINDOW_S + 0.5:
+            reset = in_s[int(left + 0.5)]
+        else:  # an empty window (NEVER): all of it is there
+            reset = in_s[WINDOW_S]
+        value = f"{value}{prefix}{room if room > 0 else 0}{reset}"
+    return [(name, value)]
 
 
-def _units(principal, plan) -> tuple:
-    """Per unit, its three headers as one entry of the header list, which net.messages.response_head writes as
-    `name: value`: the limit header's name, and a value that carries the other two lines (CRLF-joined: the
-    gateway's own digits and spellings only, never a client's or an upstream's text) up to the remaining count,
-    made once per counter and whole second of reset, so an answer appends two entries instead of six. Per unit:
-    its header names, its first counter's (cell, limit, lines by reset second, then its limit's text) and the
-    others' (cell, limit, lines)."""
+def _block(principal, plan) -> tuple | None:
+    """The rate-limit headers as one entry of the header list, which net.messages.response_head writes as
+    `name: value`: the first limit header's name, and a value that carries every other line (CRLF-joined: the
+    gateway's own digits and spellings only, never a client's or an upstream's text), so an answer appends one
+    entry instead of six. Per unit, made once per plan: the text up to the remaining count (the limit line, then
+    the remaining header's name) of its first counter and of its other one (the team's, or None), and the unit's
+    reset lines (_RESET_LINES). The first unit's text starts at the limit's value: the entry's name precedes it."""
+    if not principal.per_minute:
+        return None
     limits = principal.limits
-    out = []
+    units = []
     for unit, indexes in principal.per_minute:
-        names = _OPENAI[unit]
-        candidates = [(plan.cells[i], limits[i].limit,
-                       [*(_head(names, limits[i].text, spelt) for spelt in _WHOLE_SECONDS), limits[i].text])
+        limit_name, remaining_name, _ = _OPENAI[unit]
+        lead = "" if not units else f"{CRLF}{limit_name}: "
+        candidates = [(plan.cells[i], limits[i].limit, f"{lead}{limits[i].text}{CRLF}{remaining_name}: ")
                       for i in indexes]
-        out.append((names, *candidates[0], tuple(candidates[1:])))
-    return tuple(out)
-
-
-def _head(names: tuple[str, str, str], limit_text: str, reset: str) -> str:
-    """A unit's entry's value up to the remaining count: the limit, then the reset and remaining header lines."""
-    return f"{limit_text}{CRLF}{names[2]}: {reset}{CRLF}{names[1]}: "
+        other = candidates[1] if len(candidates) > 1 else (None, 0, "")
+        units.append((*candidates[0], *other, _RESET_LINES[unit]))
+    return _OPENAI[principal.per_minute[0][0]][0], tuple(units)
 
 
 def refusal_headers(ctx, metric: str, limit: float, wait: float) -> list[tuple[str, str]]:
@@ -140,6 +142,11 @@ def _spelt(seconds: int) -> str:
 
 
 _WHOLE_SECONDS = [_spelt(n) for n in range(WINDOW_S + 1)]  # what nearly every answer says, spelt once
+# Per unit, its reset header's line as an answer from the plan spells it, made once: by milliseconds under a
+# second (0-999), by whole seconds up to the minute (0-60).
+_RESET_LINES = {unit: (tuple(f"{CRLF}{names[2]}: {ms}ms" for ms in range(1000)),
+                       tuple(f"{CRLF}{names[2]}: {spelt}" for spelt in _WHOLE_SECONDS))
+                for unit, names in _OPENAI.items()}
 
 
 def _duration(seconds: float) -> str:
