@@ -58,8 +58,7 @@ class Activity:
         totals: dict[str, tuple[int, int, float]] = {}
         for (_, name), route in metrics.routes.items():
             ok, failed, latency = totals.get(name, (0, 0, 0.0))
-            results = route.results
-            totals[name] = (ok + results.get("ok", 0), failed + results.get("failed", 0), latency + route.latency.sum)
+            totals[name] = (ok + route.ok, failed + route.others.get("failed", 0), latency + route.latency.sum)
         index = self.slot % BUCKETS
         for name, (ok, failed, latency) in totals.items():
             before = self.seen.get(name)

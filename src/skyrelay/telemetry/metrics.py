@@ -53,16 +53,22 @@ class RouteStats:
     """One deployment's attempts for one model group, their tokens and cost: one object, so that a request
     pays one dict lookup per attempt and attribute increments after it."""
 
-    __slots__ = ("vendor", "results", "failovers", "input", "output", "cached", "cost", "list_cost", "latency")
+    __slots__ = ("vendor", "ok", "others", "failovers", "input", "output", "cached", "cost", "list_cost", "latency")
 
     def __init__(self, vendor: str):
         self.vendor = vendor
-        self.results: dict[str, int] = {}  # ok | failed | refused | abandoned -> attempts
+        self.ok = 0  # answered attempts: nearly all of them, so a slot, not a dict entry
+        self.others: dict[str, int] = {}  # failed | refused | abandoned -> attempts
         self.failovers = 0  # requests it served after an earlier attempt failed
         self.input = self.output = self.cached = 0
         self.cost = 0.0  # billed USD, the ledger's figure
         self.list_cost = 0.0  # the same usage at list price
         self.latency = Histogram(LATENCY_BUCKETS)  # of its successful attempts
+
+    @property
+    def results(self) -> dict[str, int]:
+        """Attempts by result (ok | failed | refused | abandoned), as scrapes read them."""
+        return {"ok": self.ok, **self.others} if self.ok else dict(self.others)
 
 
 class TeamStats:
@@ -155,10 +161,8 @@ class Metrics:
             route = self.routes.get(key)
             if route is None:
                 route = self.routes[key] = RouteStats(attempt.vendor)
-            result = attempt.status or "abandoned"
-            results = route.results
-            results[result] = results.get(result, 0) + 1
-            if result == "ok":
+            if attempt.status == "ok":
+                route.ok += 1
                 if failed:
                     route.failovers += 1
                 if attempt.end is not None:
@@ -171,10 +175,14 @@ class Metrics:
                     route.input += usage.input_tokens
                     route.output += usage.output_tokens
                     route.cached += usage.cached_tokens
-            elif attempt.error_kind is not None:
-                failed = failed or result == "failed"
-                key = (attempt.deployment, attempt.error_kind)
-                self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
+            else:
+                result = attempt.status or "abandoned"
+                others = route.others
+                others[result] = others.get(result, 0) + 1
+                if attempt.error_kind is not None:
+                    failed = failed or result == "failed"
+                    key = (attempt.deployment, attempt.error_kind)
+                    self.attempt_errors[key] = self.attempt_errors.get(key, 0) + 1
             money = attempt.ledger  # what the ledger recorded for it: an answer, or a stream cut after it began
             if money is None:
                 money = self.pricing.money(attempt)  # the ledger off: priced here, the same way
