@@ -27,7 +27,30 @@ def rate_limit_headers(ctx, anthropic: bool = False) -> list[tuple[str, str]]:
     now = admission.now
     plan = admission.plan  # the memory backend's: its counters themselves, microseconds after the reserve
     if plan is not None and not anthropic:  # nearly every governed answer: one process, an OpenAI route
-        return _openai_from_cells(principal, plan, now)
+        # Read off the counters as one header entry (see _block): per unit, the tightest room and its reset (a
+        # window's `expires`: when its oldest counted second leaves the minute; infinite when it is empty).
+        shown = principal.shown
+        if shown is None or shown[0] is not plan:
+            shown = principal.shown = (plan, _block(principal, plan))
+        block = shown[1]
+        if block is None:  # a key with a budget or max_parallel but no per-minute limit
+            return []
+        name, units = block
+        value = ""
+        for cell, limit, prefix, other, other_limit, other_prefix, in_ms, in_s in units:
+            room = limit - cell.total
+            if other is not None and other_limit - other.total < room:  # the team's, tighter than the key's
+                cell, room, prefix = other, other_limit - other.total, other_prefix
+            left = cell.expires - now  # > 0: the reserve just expired the window at this second
+            # The tables are keyed by whole floats: a float's floor division is cheaper than an int() call.
+            if left < 1.0:
+                reset = in_ms[(left * 1000) // 1] if left > 0 else in_ms[0.0]
+            elif left < _ROUNDS_IN_MINUTE:
+                reset = in_s[(left + 0.5) // 1]
+            else:  # an empty window (NEVER): all of it is there
+                reset = in_s[_MINUTE]
+            value = f"{value}{prefix}{room if room > 0 else 0}{reset}"
+        return [(name, value)]
     per_minute = principal.per_minute
     if not per_minute:
         return []
@@ -60,33 +83,6 @@ def rate_limit_headers(ctx, anthropic: bool = False) -> list[tuple[str, str]]:
     return out
 
 
-def _openai_from_cells(principal, plan, now: float) -> list[tuple[str, str]]:
-    """OpenAI's headers read off the memory backend's counters (`plan`: MemoryState.plan), as one header entry
-    (see _block): per unit, the tightest room and its reset (a window's `expires`: when its oldest counted second
-    leaves the minute; infinite when it is empty)."""
-    shown = principal.shown
-    if shown is None or shown[0] is not plan:
-        shown = principal.shown = (plan, _block(principal, plan))
-    block = shown[1]
-    if block is None:  # a key with a budget or max_parallel but no per-minute limit
-        return []
-    name, units = block
-    value = ""
-    for cell, limit, prefix, other, other_limit, other_prefix, (in_ms, in_s) in units:
-        room = limit - cell.total
-        if other is not None and other_limit - other.total < room:  # the team's, tighter than the key's
-            cell, room, prefix = other, other_limit - other.total, other_prefix
-        left = cell.expires - now  # > 0: the reserve just expired the window at this second
-        if left < 1.0:
-            reset = in_ms[int(left * 1000)] if left > 0 else in_ms[0]
-        elif left < WINDOW_S + 0.5:
-            reset = in_s[int(left + 0.5)]
-        else:  # an empty window (NEVER): all of it is there
-            reset = in_s[WINDOW_S]
-        value = f"{value}{prefix}{room if room > 0 else 0}{reset}"
-    return [(name, value)]
-
-
 def _block(principal, plan) -> tuple | None:
     """The rate-limit headers as one entry of the header list, which net.messages.response_head writes as
     `name: value`: the first limit header's name, and a value that carries every other line (CRLF-joined: the
@@ -104,7 +100,7 @@ def _block(principal, plan) -> tuple | None:
         candidates = [(plan.cells[i], limits[i].limit, f"{lead}{limits[i].text}{CRLF}{remaining_name}: ")
                       for i in indexes]
         other = candidates[1] if len(candidates) > 1 else (None, 0, "")
-        units.append((*candidates[0], *other, _RESET_LINES[unit]))
+        units.append((*candidates[0], *other, *_RESET_LINES[unit]))
     return _OPENAI[principal.per_minute[0][0]][0], tuple(units)
 
 
@@ -143,10 +139,12 @@ def _spelt(seconds: int) -> str:
 
 _WHOLE_SECONDS = [_spelt(n) for n in range(WINDOW_S + 1)]  # what nearly every answer says, spelt once
 # Per unit, its reset header's line as an answer from the plan spells it, made once: by milliseconds under a
-# second (0-999), by whole seconds up to the minute (0-60).
-_RESET_LINES = {unit: (tuple(f"{CRLF}{names[2]}: {ms}ms" for ms in range(1000)),
-                       tuple(f"{CRLF}{names[2]}: {spelt}" for spelt in _WHOLE_SECONDS))
+# second (0-999), by whole seconds up to the minute (0-60), keyed by those numbers as floats.
+_RESET_LINES = {unit: ({float(ms): f"{CRLF}{names[2]}: {ms}ms" for ms in range(1000)},
+                       {float(n): f"{CRLF}{names[2]}: {spelt}" for n, spelt in enumerate(_WHOLE_SECONDS)})
                 for unit, names in _OPENAI.items()}
+_MINUTE = float(WINDOW_S)
+_ROUNDS_IN_MINUTE = WINDOW_S + 0.5  # a reset under this rounds to a whole second of the minute
 
 
 def _duration(seconds: float) -> str:
