@@ -12,6 +12,7 @@ from __future__ import annotations
 from .quotas import DEFAULT_OUTPUT_TOKENS, _Log
 
 RESIDENCY = "residency"  # outside the group's (or the request's) allowed geos and regions
+SHARE_SLICE_S = 1.0  # seconds of attempts that share one entry of a vendor's window (windows are minutes or more)
 CONTEXT_WINDOW = "context window"  # the estimated prompt is larger than its context_window
 CONCENTRATION = "concentration"  # its vendor is over the group's max_share, and on_breach is refuse
 
@@ -80,28 +81,21 @@ class ShareBook:
             return 0.0
         return max(0.0, log.entries[0][0] + policy.window_s - now)
 
-    def record(self, group: str, vendor: str, now: float, cost: float) -> list:
-        """Count one attempt sent to the vendor; the entry is what `refund` takes back."""
+    def record(self, group: str, vendor: str, now: float, cost: float) -> tuple:
+        """Count one attempt sent to the vendor; the hold is what `refund` takes back."""
         vendors = self._groups.get(group)
         if vendors is None:
             vendors = self._groups[group] = {}
         log = vendors.get(vendor)
         if log is None:
-            log = vendors[vendor] = _Log()
-        entry = [now, cost, 1]
-        log.entries.append(entry)
-        log.requests += 1
-        log.tokens += cost
-        return entry
+            log = vendors[vendor] = _Log(SHARE_SLICE_S)
+        return log.add(now, cost)
 
-    def refund(self, group: str, vendor: str, entry: list) -> None:
-        """The attempt was refused before it was sent: it carried nothing."""
+    def refund(self, group: str, vendor: str, held: tuple) -> None:
+        """The attempt was refused before it was sent: it carried nothing (unless it left the window already)."""
         log = self._groups.get(group, {}).get(vendor)
-        if log is None or not log.entries or entry[0] < log.entries[0][0]:  # gone with the window already
-            return
-        log.requests -= entry[2]
-        log.tokens -= entry[1]
-        entry[1] = entry[2] = 0
+        if log is not None:
+            log.take_back(held)
 
     def count(self, book: dict[str, int], group: str) -> None:
         book[group] = book.get(group, 0) + 1

@@ -1,8 +1,11 @@
 """Per-deployment quotas: requests and tokens per sliding minute, corrected by what the upstream says is left.
 
 Pure state, no clock of its own (callers pass `now`). A deployment with `rpm` or `tpm` keeps a log of its
-attempts in the last WINDOW seconds, one small list `[sent_at, tokens, requests]` per attempt, and running totals;
-expired entries leave the log as it is read. An attempt reserves its estimate when it is sent and is settled at
+attempts in the last WINDOW seconds and running totals; the attempts sent within SLICE_S of each other share one
+entry `[last_sent, tokens, requests, first_sent]`, so a log holds at most WINDOW / SLICE_S entries whatever the
+rate (one per attempt held 60 s of traffic: ~100 MB at 10k requests/s). An entry leaves the window with its latest
+attempt, never before any of them (a quota is never passed by the slicing; it may wait up to a slice longer).
+Expired entries leave the log as it is read. An attempt reserves its estimate when it is sent and is settled at
 its end: the estimate replaced by the usage the cloud reported, or refunded when nothing was sent.
 
 The upstream's rate-limit headers (`x-ratelimit-remaining-*` / `-reset-*` of OpenAI and Azure,
@@ -22,6 +25,8 @@ WINDOW = 60.0  # seconds: rpm and tpm are per minute
 BYTES_PER_TOKEN = 4.0  # the starting guess of request-body bytes per input token, corrected by reported usage
 DEFAULT_OUTPUT_TOKENS = 256  # the output a request without max_tokens is assumed to produce
 UPSTREAM_RESET = 1.0  # seconds "0 remaining" holds when the upstream sends no reset time (Azure)
+SLICE_S = 0.1  # seconds of attempts that share one entry of a deployment's log
+GONE = -1.0  # the time of an entry that left its window (no caller's clock gives a negative time)
 
 QUOTA = "quota"  # rpm or tpm would be exceeded (or the upstream says none is left)
 CONCURRENCY = "concurrency"  # max_concurrency requests already in flight
@@ -30,21 +35,56 @@ _NO_SIGNAL = (None, None)
 
 
 class _Log:
-    __slots__ = ("entries", "requests", "tokens", "bytes_per_token")
+    """Attempts in a sliding window, sliced (see the module's docstring); also the vendor shares' (policies.py)."""
 
-    def __init__(self):
+    __slots__ = ("entries", "requests", "tokens", "bytes_per_token", "slice_s")
+
+    def __init__(self, slice_s: float = SLICE_S):
         self.entries: deque[list] = deque()
         self.requests = 0
         self.tokens = 0
         self.bytes_per_token = BYTES_PER_TOKEN
+        self.slice_s = slice_s
 
     def expire(self, now: float, window: float = WINDOW) -> None:
         entries = self.entries
         horizon = now - window
         while entries and entries[0][0] <= horizon:
-            _, tokens, requests = entries.popleft()
-            self.tokens -= tokens
-            self.requests -= requests
+            entry = entries.popleft()
+            self.tokens -= entry[1]
+            self.requests -= entry[2]
+            entry[0] = GONE  # a settle then knows its amounts left the totals
+
+    def add(self, now: float, amount) -> tuple[list, float]:
+        """Count one attempt of `amount`: its hold, (its entry, its amount), for `adjust` and `take_back`."""
+        entries = self.entries
+        entry = entries[-1] if entries else None
+        if entry is None or now - entry[3] >= self.slice_s:
+            entry = [now, 0, 0, now]
+            entries.append(entry)
+        else:
+            entry[0] = now
+        entry[1] += amount
+        entry[2] += 1
+        self.requests += 1
+        self.tokens += amount
+        return entry, amount
+
+    def adjust(self, held: tuple[list, float], amount) -> None:
+        """The attempt's amount is `amount`, not the one it was added with (nothing if its entry left)."""
+        entry, added = held
+        if entry[0] != GONE:
+            entry[1] += amount - added
+            self.tokens += amount - added
+
+    def take_back(self, held: tuple[list, float]) -> None:
+        """The attempt carried nothing after all (refused before it was sent)."""
+        entry, added = held
+        if entry[0] != GONE:
+            entry[1] -= added
+            entry[2] -= 1
+            self.tokens -= added
+            self.requests -= 1
 
 
 class _Signal:
@@ -127,8 +167,8 @@ class QuotaBook:
 
     # --- attempts -------------------------------------------------------------------------------------------------
 
-    def reserve(self, deployment, now: float, tokens: int) -> list | None:
-        """Count an attempt about to be sent; the returned entry is what `settle` takes back (None: untracked)."""
+    def reserve(self, deployment, now: float, tokens: int) -> tuple | None:
+        """Count an attempt about to be sent; the returned hold is what `settle` takes back (None: untracked)."""
         name = deployment.name
         signal = self._signals.get(name)
         if signal is not None:
@@ -140,30 +180,22 @@ class QuotaBook:
             log = self._logs[name] = _Log()
         else:
             log.expire(now)
-        entry = [now, tokens, 1]
-        log.entries.append(entry)
-        log.requests += 1
-        log.tokens += tokens
-        return entry
+        return log.add(now, tokens)
 
-    def settle(self, deployment, entry: list | None, *, sent: bool, used_tokens: int | None = None,
+    def settle(self, deployment, held: tuple | None, *, sent: bool, used_tokens: int | None = None,
                input_tokens: int = 0, body_bytes: int = 0) -> None:
-        """The attempt ended. `sent` False: refused before it left (refund it all). `used_tokens`: what the cloud
-        reported; None keeps the estimate (a failure or no usage report). Reported input tokens correct the
-        deployment's bytes-per-token ratio for the next estimates."""
-        if entry is None:
+        """The attempt ended (once). `sent` False: refused before it left (refund it all). `used_tokens`: what
+        the cloud reported; None keeps the estimate (a failure or no usage report). Reported input tokens correct
+        the deployment's bytes-per-token ratio for the next estimates."""
+        if held is None:
             return
         log = self._logs.get(deployment.name)
         if log is None:
             return
-        if log.entries and entry[0] >= log.entries[0][0]:  # not yet expired (its counts are in the totals)
-            if not sent:
-                log.requests -= entry[2]
-                log.tokens -= entry[1]
-                entry[1] = entry[2] = 0
-            elif used_tokens is not None:
-                log.tokens += used_tokens - entry[1]
-                entry[1] = used_tokens
+        if not sent:
+            log.take_back(held)
+        elif used_tokens is not None:
+            log.adjust(held, used_tokens)
         if input_tokens > 0 and body_bytes > 0:  # smoothed: one odd request does not swing the estimate
             ratio = min(max(body_bytes / input_tokens, 1.0), 16.0)
             log.bytes_per_token += (ratio - log.bytes_per_token) * 0.2

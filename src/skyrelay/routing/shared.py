@@ -76,7 +76,7 @@ class SharedQuotaBook(QuotaBook):
         elif self._over_limits(deployment, now, tokens) is not None:
             waits.append(max(0.0, self._frees_at.get(deployment.name, now) - now))
 
-    def reserve(self, deployment, now: float, tokens: int) -> list | None:
+    def reserve(self, deployment, now: float, tokens: int) -> tuple | None:
         entry = super().reserve(deployment, now, tokens)
         if entry is not None and self.shared:  # counted here until the next snapshot counts it everywhere
             seen = self._seen.get(deployment.name)
@@ -109,7 +109,7 @@ class SharedShareBook(ShareBook):
         field = TOKENS if policy.measure == "cost" else REQUESTS
         return {vendor: counts[field] for vendor, counts in self._seen.get(group, {}).items()}
 
-    def record(self, group: str, vendor: str, now: float, cost: float) -> list:
+    def record(self, group: str, vendor: str, now: float, cost: float) -> tuple:
         """Counted here until the next snapshot counts it everywhere. (A refund, for an attempt refused before it
         was sent, is not shared: the replicas keep it counted for the window, a rare and small overcount.)"""
         entry = super().record(group, vendor, now, cost)

@@ -185,3 +185,14 @@ def test_the_share_window_slides():
                                               (",", set())])
 def test_the_residency_header_is_a_comma_separated_case_insensitive_list(header, expected):
     assert parse_residency(header) == expected
+
+
+def test_a_busy_vendors_share_window_holds_a_slice_per_entry_and_a_refund_takes_back_one_attempt():
+    shares, policy = ShareBook(), Concentration(0.5, 300.0)
+    holds = [shares.record("g", "azure", i / 1000, 0.5) for i in range(3000)]  # 3 s of 1,000 attempts/s
+    log = shares._groups["g"]["azure"]
+    assert len(log.entries) <= 4
+    shares.refund("g", "azure", holds[-1])
+    assert (log.requests, log.tokens) == (2999, 2999 * 0.5)
+    shares.record("g", "aws", 3.0, 0.5)
+    assert shares.over_cap("g", policy, 3.0) == {"azure"}

@@ -7,7 +7,7 @@ import pytest
 
 from skyrelay.config import Deployment, ModelGroup
 from skyrelay.routing import CONCURRENCY, QUOTA, HealthBook, QuotaBook, RoutingView, plan
-from skyrelay.routing.quotas import DEFAULT_OUTPUT_TOKENS, WINDOW
+from skyrelay.routing.quotas import DEFAULT_OUTPUT_TOKENS, SLICE_S, WINDOW
 
 
 def dep(name, **kw):
@@ -134,3 +134,27 @@ def test_tpm_skip_uses_the_requests_own_estimate():
     quotas.reserve(big, 0.0, 10)
     result = plan(group, {"g": group}, RoutingView(quotas=quotas), 0.0, random.Random(0), Req())
     assert [d.name for d in result.candidates] == ["other"] and result.skipped[0][1] == QUOTA
+
+
+def test_a_busy_deployments_log_holds_a_slice_per_entry_not_an_attempt():
+    """10,000 attempts in a second: a bounded log (one attempt per entry held 60 s of traffic in memory), exact
+    totals, and each refund or settle still moves only its own attempt's amounts."""
+    book, d = QuotaBook(), dep("a", rpm=1_000_000, tpm=10**9)
+    holds = [book.reserve(d, i / 10_000, 10) for i in range(10_000)]
+    log = book._logs["a"]
+    assert len(log.entries) <= 1.0 / SLICE_S + 1
+    assert (log.requests, log.tokens) == (10_000, 100_000)
+    book.settle(d, holds[0], sent=False)
+    book.settle(d, holds[1], sent=True, used_tokens=3)
+    assert (log.requests, log.tokens) == (9_999, 100_000 - 10 - 7)
+    assert sum(entry[2] for entry in log.entries) == 9_999 and sum(entry[1] for entry in log.entries) == log.tokens
+
+
+def test_a_slice_leaves_the_window_with_its_latest_attempt_and_a_late_settle_changes_nothing():
+    book, d = QuotaBook(), dep("a", rpm=2)
+    first = book.reserve(d, 0.0, 0)
+    book.reserve(d, SLICE_S / 2, 0)  # the same slice
+    assert book.refusal(d, WINDOW + SLICE_S / 4, 0) == QUOTA  # the second attempt is not a minute old yet
+    assert book.refusal(d, WINDOW + SLICE_S, 0) is None  # both are
+    book.settle(d, first, sent=False)  # its entry left the totals already: no refund below zero
+    assert book._logs["a"].requests == 0
