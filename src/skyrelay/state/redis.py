@@ -48,8 +48,18 @@ class RedisState:
             url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_connect_timeout=TIMEOUT_S,
             socket_timeout=TIMEOUT_S, retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
         self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose closes it
-        self._reserve = self._redis.register_script(redis_scripts.RESERVE)
-        self._settle = self._redis.register_script(redis_scripts.SETTLE)
+        # The request's own calls (the reserve, and the settles after it) on connections without redis-py's socket
+        # timeout, each under one asyncio.timeout of ours instead: with a socket timeout redis-py sends every
+        # command through asyncio.wait_for, a task per send (17% of a call's instructions), and on Python 3.11
+        # wait_for can swallow a cancel that lands as the send completes (runtime.stop_loop), here a client's
+        # leaving. A timed-out call's connection is dropped by redis-py (it disconnects on any exception
+        # mid-command), never reused half-read.
+        hot_pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_connect_timeout=TIMEOUT_S,
+            socket_timeout=None, retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+        self._hot = aioredis.Redis.from_pool(hot_pool)
+        self._reserve = self._hot.register_script(redis_scripts.RESERVE)
+        self._settle = self._hot.register_script(redis_scripts.SETTLE)
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
         self._snapshot = self._redis.register_script(redis_scripts.SNAPSHOT)
         self._local = MemoryState()
@@ -72,7 +82,8 @@ class RedisState:
             for item, amount in zip(items, amounts):
                 args += (repr(float(amount)), repr(float(item.limit)), item.kind, repr(float(item.reset_at)))
             try:
-                answer = await self._reserve(keys=[prefix + item.name for item in items], args=args)
+                async with asyncio.timeout(TIMEOUT_S):
+                    answer = await self._reserve(keys=[prefix + item.name for item in items], args=args)
             except _DOWN as exc:
                 self._went_down(exc)
             else:
@@ -137,7 +148,8 @@ class RedisState:
         batches, self._batch = self._batch, None
         for keys, args, owed in batches.values():
             try:
-                await self._settle(keys=keys, args=args)
+                async with asyncio.timeout(TIMEOUT_S):
+                    await self._settle(keys=keys, args=args)
             except _DOWN as exc:
                 self._went_down(exc)
                 for name, delta in owed:  # the budget part is owed
@@ -222,6 +234,7 @@ class RedisState:
         try:
             if not self.shared:  # the pool's idle connections may be to a Redis that went away: reconnect them all
                 await self._redis.connection_pool.disconnect()
+                await self._hot.connection_pool.disconnect()
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(replicas, {self.replica_id: now})
                 pipe.zremrangebyscore(replicas, "-inf", now - REPLICA_TTL_S)
@@ -276,7 +289,7 @@ class RedisState:
         except _DOWN:
             pass
         try:
-            await asyncio.wait_for(self._redis.aclose(), SHUTDOWN_WAIT_S)
+            await asyncio.wait_for(asyncio.gather(self._redis.aclose(), self._hot.aclose()), SHUTDOWN_WAIT_S)
         except _DOWN:
             log.warning("shutdown: closing the Redis connections took over %g s; left to the process's exit",
                         SHUTDOWN_WAIT_S)
