@@ -2,7 +2,10 @@
 file descriptors and asyncio tasks, to show they stay flat (no leak of memory, sockets or tasks).
 
 Two emulated clouds (one throws 503s, resets and cut streams, the other is slow now and then), one model group over
-both, a mix of whole and streamed requests from wrk. Loopback only; bounded by --minutes. Usage:
+both, a mix of whole and streamed requests from wrk. Every feature that keeps state per request is on: the
+deployments' rpm and tpm, a vendor concentration cap, 300 declared keys in 10 teams with limits and budgets (wrk
+sends one of them), the ledger and the access log (both in a temporary directory), metrics. Loopback only; bounded
+by --minutes. Usage:
 python bench/soak.py [--minutes 10] [--connections 16] [--json out.json]
 """
 
@@ -48,13 +51,26 @@ def emulator_file(ports: tuple[int, int]) -> str:
     ]})
 
 
-def gateway_file(port: int, clouds: tuple[int, int]) -> str:
-    def deployment(name, cloud):
-        return {"name": name, "kind": "openai", "model": "gpt-4o-mini", "api_key": "up",
-                "base_url": f"http://127.0.0.1:{cloud}/v1", "timeouts": {"connect": 1, "first_byte": 2, "total": 10}}
-    return json.dumps({"server": {"host": "127.0.0.1", "port": port, "master_key": KEY},
-                       "model_groups": {"chat": {"deployments": [deployment("flaky", clouds[0]),
-                                                                 deployment("slowish", clouds[1])]}}})
+SOAK_KEY = "sk-soak-0007"
+
+
+def gateway_file(port: int, clouds: tuple[int, int], workdir: Path) -> str:
+    def deployment(name, cloud, vendor):
+        return {"name": name, "kind": "openai", "model": "gpt-4o-mini", "api_key": "up", "vendor": vendor,
+                "base_url": f"http://127.0.0.1:{cloud}/v1", "timeouts": {"connect": 1, "first_byte": 2, "total": 10},
+                "rpm": 10_000_000, "tpm": 10_000_000_000, "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}
+    teams = {f"team-{t}": {"rpm": 10_000_000, "budget": {"usd": 1_000_000, "period": "month"}} for t in range(10)}
+    keys = [{"name": f"key-{k}", "key": f"sk-soak-{k:04d}", "team": f"team-{k % 10}", "rpm": 10_000_000,
+             "tpm": 10_000_000_000, "max_parallel": 1000, "budget": {"usd": 100_000, "period": "day"}}
+            for k in range(300)]
+    return json.dumps({
+        "server": {"host": "127.0.0.1", "port": port, "master_key": KEY},
+        "model_groups": {"chat": {"deployments": [deployment("flaky", clouds[0], "azure"),
+                                                  deployment("slowish", clouds[1], "aws")],
+                                  "concentration": {"max_share": 0.6, "window_s": 300}}},
+        "teams": teams, "keys": keys,
+        "database": {"url": f"sqlite:///{workdir}/ledger.db"}, "ledger": {"spool_dir": str(workdir / "spool")},
+        "logging": {"access": True, "file": str(workdir / "access.log")}})
 
 
 def sample(pid: int, port: int) -> dict:
@@ -76,8 +92,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         (workdir / "emulator.json").write_text(emulator_file(clouds))
-        (workdir / "gateway.json").write_text(gateway_file(port, clouds))
-        (workdir / "soak.lua").write_text(LUA % KEY)
+        (workdir / "gateway.json").write_text(gateway_file(port, clouds, workdir))
+        (workdir / "soak.lua").write_text(LUA % SOAK_KEY)
         emulator = subprocess.Popen([*pinned(1), python, "-m", "skyrelay.cli", "emulate", str(workdir / "emulator.json")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         gateway = subprocess.Popen([*pinned(0), python, "-m", "skyrelay.cli", "serve", "--config",
@@ -106,7 +122,9 @@ def main() -> int:
     steady = [s for s in samples if s["t"] - start >= min(WARMUP_S, seconds / 4)] or samples
     first, last = steady[0], steady[-1]
     growth = {k: (last[k] - first[k]) / first[k] * 100 if first[k] else 0.0 for k in ("rss_mb", "fds")}
-    print(out.strip().splitlines()[-2] if out.strip() else "")
+    for line in out.strip().splitlines():
+        if line.startswith(("Requests/sec", "  Non-2xx")):  # how many answers were errors (the faults, failed over)
+            print(line.strip())
     print(f"after warm-up: RSS {first['rss_mb']:.1f} -> {last['rss_mb']:.1f} MB ({growth['rss_mb']:+.1f}%), "
           f"fds {first['fds']} -> {last['fds']} ({growth['fds']:+.1f}%), tasks {first['tasks']} -> {last['tasks']}")
     if args.json:
