@@ -34,30 +34,29 @@ TIMEOUT_S = 1.0  # a Redis call slower than this counts as Redis being down (the
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
 
+def _pool(url: str, socket_timeout: float | None) -> aioredis.BlockingConnectionPool:
+    """No retries: a request falls back to local limits at the first failure instead of waiting out backoffs; the
+    heartbeat is the retry. Bounded, so that a burst waits its turn for a connection (a reserve holds one for a
+    round trip): redis-py's default pool refuses the 101st concurrent call, which would read as Redis being down."""
+    return aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_connect_timeout=TIMEOUT_S,
+        socket_timeout=socket_timeout, retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
+
+
 class RedisState:
     backend = "redis"
 
     def __init__(self, url: str, prefix: str = "skyrelay:", *, replica_id: str | None = None):
         self.prefix = prefix
         self.replica_id = replica_id or f"{os.getpid()}-{os.urandom(4).hex()}"
-        # No retries: a request falls back to local limits at the first failure instead of waiting out backoffs;
-        # the heartbeat is the retry.
-        # A bounded pool that makes a burst wait its turn for a connection (a reserve holds one for a round trip):
-        # redis-py's default pool refuses the 101st concurrent call, which would read as Redis being down.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_connect_timeout=TIMEOUT_S,
-            socket_timeout=TIMEOUT_S, retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
-        self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose closes it
+        self._redis = aioredis.Redis.from_pool(_pool(url, TIMEOUT_S))  # owns the pool: aclose closes it
         # The request's own calls (the reserve, and the settles after it) on connections without redis-py's socket
         # timeout, each under one asyncio.timeout of ours instead: with a socket timeout redis-py sends every
         # command through asyncio.wait_for, a task per send (17% of a call's instructions), and on Python 3.11
         # wait_for can swallow a cancel that lands as the send completes (runtime.stop_loop), here a client's
         # leaving. A timed-out call's connection is dropped by redis-py (it disconnects on any exception
         # mid-command), never reused half-read.
-        hot_pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, socket_connect_timeout=TIMEOUT_S,
-            socket_timeout=None, retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
-        self._hot = aioredis.Redis.from_pool(hot_pool)
+        self._hot = aioredis.Redis.from_pool(_pool(url, None))
         self._reserve = self._hot.register_script(redis_scripts.RESERVE)
         self._settle = self._hot.register_script(redis_scripts.SETTLE)
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
