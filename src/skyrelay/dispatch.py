@@ -267,7 +267,7 @@ class Dispatcher:
             raise
 
     def begin_attempt(self, deployment: Any, now: float, tokens: int, decision: Plan, outcome: Outcome,
-                      hedged: bool = False, held: Any = None) -> tuple[Attempt, list | None, list | None]:
+                      hedged: bool = False, held: Any = None) -> tuple[Attempt, tuple | None, tuple | None]:
         """Open an attempt's record and take what it holds while in flight: its quota reservation (`held`: its
         shared part, already reserved), its vendor share (capped groups), its health probe slot and its
         outstanding count."""
@@ -285,7 +285,7 @@ class Dispatcher:
             self.ledger.attempt_opened(ctx, attempt, deployment.tier)
         return attempt, entry, share
 
-    def attempt_won(self, deployment: Any, attempt: Attempt, entry: list | None, result: Any, outcome: Outcome,
+    def attempt_won(self, deployment: Any, attempt: Attempt, entry: tuple | None, result: Any, outcome: Outcome,
                     hold: bool) -> None:
         """The attempt that serves the request: a whole answer is settled now, a stream when it ends."""
         ctx = outcome.context
@@ -308,7 +308,7 @@ class Dispatcher:
         if not hold:  # a stream's request ends with the stream (CommittedStream)
             ctx.close()
 
-    def attempt_failed(self, deployment: Any, attempt: Attempt, entry: list | None, share: list | None,
+    def attempt_failed(self, deployment: Any, attempt: Attempt, entry: tuple | None, share: tuple | None,
                        exc: BaseException, group: Any, outcome: Outcome,
                        refusals: list[errors.UnsupportedFeature]) -> None:
         """Close a failed attempt and return when the request may fail over; raise when it may not."""
@@ -346,7 +346,7 @@ class Dispatcher:
             self.end_attempt(deployment, attempt, entry, "abandoned", error=exc)
             raise exc
 
-    def end_attempt(self, deployment: Any, attempt: Attempt, entry: list | None, status: str, *,
+    def end_attempt(self, deployment: Any, attempt: Attempt, entry: tuple | None, status: str, *,
                     error: BaseException | None = None, usage: Any = None, sent: bool = True,
                     ctx: RequestContext | None = None, end: float | None = None) -> None:
         """Close the attempt's record and settle its quota reservation with the usage the cloud reported: its
@@ -406,7 +406,7 @@ class Dispatcher:
         finally:
             self._waiting -= 1
 
-    def _count_share(self, deployment: Any, decision: Plan, ctx: RequestContext, now: float) -> list | None:
+    def _count_share(self, deployment: Any, decision: Plan, ctx: RequestContext, now: float) -> tuple | None:
         """Count the attempt in its group's vendor shares (and as a breach when its vendor was over the cap)."""
         policy = self._capped.get(deployment.group)
         if policy is None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class _Running:
     __slots__ = ("deployment", "attempt", "entry", "share")
 
-    def __init__(self, deployment: Any, attempt: Any, entry: list | None, share: list | None):
+    def __init__(self, deployment: Any, attempt: Any, entry: tuple | None, share: tuple | None):
         self.deployment = deployment
         self.attempt = attempt
         self.entry = entry
