@@ -484,6 +484,42 @@ def test_signature_verifies_and_secret_never_shows():
         assert SECRET not in text and TOKEN not in text
 
 
+def test_signature_matches_botocore_exactly_across_days_and_refreshes(monkeypatch):
+    """Our signer against botocore's own, byte for byte: an ARN's encoded path, a header value with runs of
+    blanks, no session token, a new day (a new signing key) and credentials refreshed mid-day."""
+    import time
+
+    from skyrelay.providers.bedrock import auth
+
+    class Refreshing:  # what botocore's refreshable credentials look like to the signer
+        def __init__(self):
+            self.frozen = Credentials(KEY_ID, "first-secret").get_frozen_credentials()
+
+        def get_frozen_credentials(self):
+            return self.frozen
+
+    credentials, real_gmtime = Refreshing(), time.gmtime
+    signer = auth.SigV4Signer(credentials, "eu-west-3", "bedrock.example:8443", "https://bedrock.example:8443", "d")
+    path = "/base/model/" + "arn%3Aaws%3Abedrock%3Aeu-west-3%3A1%3Ainference-profile%2Feu.nova" + "/converse"
+    body = b'{"messages": [{"role": "user", "content": [{"text": "hi"}]}]}'
+    for moment, secret in ((1_700_000_000, "first-secret"), (1_700_000_030, "first-secret"),
+                           (1_700_090_000, "first-secret"), (1_700_090_060, "second-secret")):
+        credentials.frozen = Credentials(KEY_ID, secret).get_frozen_credentials()
+        monkeypatch.setattr(auth.time, "gmtime", lambda *_, at=moment: real_gmtime(at))
+        ours = dict(signer.sign(path, body, [("Content-Type", "application/json"), ("accept", " a   b ")]))
+        theirs = AWSRequest(method="POST", url="https://bedrock.example:8443" + path, data=body,
+                            headers={"host": "bedrock.example:8443", "content-type": "application/json",
+                                     "accept": " a   b "})
+        theirs.context["timestamp"] = ours["x-amz-date"]
+        reference = SigV4Auth(credentials.frozen, "bedrock", "eu-west-3")
+        reference._modify_request_before_signing(theirs)
+        canonical = reference.canonical_request(theirs)
+        signature = reference.signature(reference.string_to_sign(theirs, canonical), theirs)
+        assert ours["x-amz-date"] == time.strftime("%Y%m%dT%H%M%SZ", real_gmtime(moment))
+        assert ours["authorization"].endswith(f"Signature={signature}"), canonical
+        assert "x-amz-security-token" not in ours
+
+
 @pytest.fixture
 def aws_env(monkeypatch, tmp_path):
     """A process environment with no AWS credentials anywhere (and no instance-metadata lookups)."""
