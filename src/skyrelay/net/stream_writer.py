@@ -12,20 +12,24 @@ class CoalescingWriter:
     """Stream chunks produced in one go (several events decoded from one upstream read) leave in one write.
 
     Each transport.write is a send() system call, the largest single cost of a streamed event; the flush is
-    scheduled for when the producing task next waits, so no chunk is delayed past the loop's next turn."""
+    scheduled for when the producing task next waits, so no chunk is delayed past the loop's next turn. The first
+    chunk is the exception: it leaves with the head at once, because the time to the first token is what a
+    streaming client waits on (coalescing it would hold it until every event of the same upstream read is
+    decoded: ~0.1 ms for a 20-event answer that arrives whole), at one more write per stream."""
 
-    __slots__ = ("transport", "parts", "size", "scheduled")
+    __slots__ = ("transport", "parts", "size", "scheduled", "started")
 
     def __init__(self, transport: asyncio.Transport, head: bytes):
         self.transport = transport
         self.parts = [head]
         self.size = len(head)
         self.scheduled = False
+        self.started = False  # the head and the first chunk have gone out
 
     def add(self, data: bytes) -> None:
         self.parts.append(data)
         self.size += len(data)
-        if self.size >= _COALESCE_LIMIT:
+        if self.size >= _COALESCE_LIMIT or not self.started:
             self.flush()
         elif not self.scheduled:
             self.scheduled = True
@@ -35,7 +39,7 @@ class CoalescingWriter:
         """`add` for a writer whose caller flushes itself soon (a pipe, at the end of the read): nothing scheduled."""
         self.parts.append(data)
         self.size += len(data)
-        if self.size >= _COALESCE_LIMIT:
+        if self.size >= _COALESCE_LIMIT or not self.started:
             self.flush()
 
     def _scheduled_flush(self) -> None:
@@ -45,6 +49,7 @@ class CoalescingWriter:
     def flush(self) -> None:
         if self.size and not self.transport.is_closing():
             self.transport.write(b"".join(self.parts) if len(self.parts) > 1 else self.parts[0])
+            self.started = True
         self.parts.clear()
         self.size = 0
 
