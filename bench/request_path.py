@@ -5,7 +5,10 @@ Both ends are fake transports: the client's request is fed to the server connect
 upstream connection answers every request it is written with the static upstream's bytes (bench/static_upstream.py)
 on the next loop turn. Everything between is the code `skyrelay serve` runs (under uvloop), so the figure is the
 Python a request costs, without the kernel's share. The configuration is the one of `make bench`'s chat row: one
-OpenAI deployment with a price, the master key, the ledger off, metrics on.
+OpenAI deployment with a price, the master key, the ledger off, metrics on. `--realistic` takes bench/compare.py's
+realistic configuration instead (300 keys in 10 teams with limits and budgets, quotas and a spill tier, the access
+log, the ledger on SQLite in a temporary directory: its shipper thread's CPU is counted too), called with a declared
+key.
 
 Run:  PYTHONPATH=src .venv/bin/python bench/request_path.py [--stream] [--count 20000]     (us per request)
 Instructions per request (deterministic on a loaded machine):
@@ -16,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import uvloop
 
@@ -28,6 +34,7 @@ from skyrelay.net.server_connection import ServerConnection
 from skyrelay.server import Gateway
 
 KEY = "sk-bench"
+REALISTIC_KEY = "sk-bench-key-7"  # bench/compare.py's caller: one of its 300 declared keys
 CONFIG = {
     "server": {"master_key": KEY},
     "model_groups": {"chat": {"deployments": [{
@@ -37,11 +44,11 @@ CONFIG = {
 }
 
 
-def client_request(stream: bool) -> bytes:
+def client_request(stream: bool, key: str = KEY) -> bytes:
     body = (b'{"model": "chat", "messages": [{"role": "user", "content": "Say something about foxes."}]'
             + (b', "stream": true}' if stream else b"}"))
     return (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            b"Authorization: Bearer " + key.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
 def upstream_answer(stream: bool) -> list[bytes]:
@@ -86,8 +93,20 @@ class FakeTransport(asyncio.Transport):
         return False
 
 
-async def run(count: int, stream: bool, trickle: bool = False) -> float:
-    gateway = Gateway(parse_config(CONFIG))
+def realistic_config(workdir: Path) -> dict:
+    import compare  # noqa: PLC0415  (bench/compare.py: its realistic configuration, the one its table measures)
+
+    config = compare.gateway_config(8000, 9, 9, True, workdir)
+    config["logging"]["file"] = os.devnull
+    return config
+
+
+async def run(count: int, stream: bool, trickle: bool = False, config: dict = CONFIG) -> float:
+    gateway = Gateway(parse_config(config))
+    if gateway.ledger is not None:  # what Gateway.start does besides listening: the ledger's shipper, the
+        gateway._start_ledger()  # governor's and the telemetry's background work
+    gateway.governor.start()
+    gateway.telemetry.start()
     provider = gateway.providers["static"]
     answer = upstream_answer(stream)
     loop = asyncio.get_running_loop()
@@ -116,7 +135,7 @@ async def run(count: int, stream: bool, trickle: bool = False) -> float:
 
     conn = ServerConnection(server)
     conn.connection_made(FakeTransport(answered))
-    request = client_request(stream)
+    request = client_request(stream, KEY if config is CONFIG else REALISTIC_KEY)
     started = 0.0
     for i in range(count + 200):
         if i == 200:  # warmed up: the pool's connection made, every cache filled
@@ -134,8 +153,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--stream", action="store_true", help="a 20-chunk stream instead of a whole answer")
     parser.add_argument("--trickle", action="store_true", help="the stream's events in reads of their own")
+    parser.add_argument("--realistic", action="store_true", help="bench/compare.py's realistic configuration")
     args = parser.parse_args()
-    per = uvloop.run(run(args.count, args.stream or args.trickle, args.trickle))
+    with tempfile.TemporaryDirectory(prefix="skyrelay-request-path-") as workdir:
+        config = realistic_config(Path(workdir)) if args.realistic else CONFIG
+        per = uvloop.run(run(args.count, args.stream or args.trickle, args.trickle, config))
     name = "trickled stream" if args.trickle else "stream" if args.stream else "chat"
     print(f"{name}: {per * 1e6:.1f} us of CPU per request")
 
