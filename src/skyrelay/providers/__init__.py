@@ -22,8 +22,8 @@ PROVIDERS: dict[str, type[Provider]] = {
     "vertex_anthropic": VertexAnthropicProvider,
 }
 
-# Imported when a deployment of the kind is built: botocore's signer and its imports (urllib3, ...) cost several
-# hundred milliseconds of start-up, which a gateway without Bedrock should not pay.
+# Imported when a deployment of the kind is built: a gateway without Bedrock pays none of its start-up (a
+# deployment that resolves AWS credentials through botocore's default chain or a profile imports botocore then).
 LAZY_PROVIDERS: dict[str, tuple[str, str]] = {"bedrock": ("skyrelay.providers.bedrock", "BedrockProvider")}
 
 

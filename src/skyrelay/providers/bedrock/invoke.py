@@ -13,17 +13,16 @@ message as is; the stream is an event stream of `chunk` events, each a Messages 
 from __future__ import annotations
 
 import base64
-import struct
 from typing import Any
 
 import orjson
-from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ... import errors
 from ...canonical import AnthropicNative, ChatChunk
 from ..anthropic.passthrough import PassThroughEvents, leave_out_sealed
 from ..base import load_json
 from .errors import error_from_event
+from .eventstream import EventStreamReader
 
 VERSION = "bedrock-2023-05-31"
 # Best effort (extras.py's rule): left out, named in x-skyrelay-dropped-params.
@@ -77,22 +76,20 @@ class InvokeStreamDecoder:
     __slots__ = ("_buffer", "events", "deployment")
 
     def __init__(self, deployment: str, events: Any = None):
-        self._buffer = EventStreamBuffer()
+        self._buffer = EventStreamReader()
         self.events = events if events is not None else PassThroughEvents(deployment)
         self.deployment = deployment
 
     def feed(self, data: bytes) -> list[ChatChunk]:
-        self._buffer.add_data(data)
         chunks: list[ChatChunk] = []
         try:
-            for message in self._buffer:
-                headers = message.headers
+            for headers, payload in self._buffer.feed(data):
                 if headers.get(":message-type", "event") != "event":
-                    raise error_from_event(headers, message.payload, self.deployment)
+                    raise error_from_event(headers, payload, self.deployment)
                 if headers.get(":event-type") != "chunk" or self.events.done:
                     continue
-                chunks += self.events.decode(None, self._inner(message.payload))
-        except (ParserError, struct.error, ValueError) as exc:
+                chunks += self.events.decode(None, self._inner(payload))
+        except ValueError as exc:  # MalformedEventStream, or a payload's own (bad base64)
             raise errors.UpstreamProtocolError(
                 f"deployment '{self.deployment}' sent a malformed event stream: {type(exc).__name__}",
                 deployment=self.deployment) from None

@@ -1,7 +1,7 @@
 """ConverseStream (binary AWS event stream) -> canonical chunks in OpenAI's order.
 
-botocore's `EventStreamBuffer` does the framing (prelude, headers, CRCs, frames split across reads); this module
-only reads the events: messageStart -> the role chunk, text and tool-input deltas -> content and tool-call deltas,
+eventstream.py does the framing (prelude, headers, CRCs, frames split across reads); this module only reads the
+events: messageStart -> the role chunk, text and tool-input deltas -> content and tool-call deltas,
 messageStop -> the finish chunk, metadata -> the usage chunk. Exception events raise typed errors.
 
 The role chunk is held back until the next event that says something: an exception right after messageStart
@@ -11,16 +11,14 @@ invisibly. The client sees no delay: the role chunk never carried content.
 
 from __future__ import annotations
 
-import struct
 import time
 from typing import Any
-
-from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
 from ..base import load_json
 from .errors import error_from_event
+from .eventstream import EventStreamReader
 from .reasoning import delta_signature, delta_text, sealed_signature
 from .response import finish_reason, parse_usage
 
@@ -32,7 +30,7 @@ class ConverseStreamDecoder:
                  "usage_sent")
 
     def __init__(self, response_id: str, model: str, deployment: str):
-        self._buffer = EventStreamBuffer()
+        self._buffer = EventStreamReader()
         self.id = response_id
         self.model = model
         self.created = int(time.time())
@@ -43,17 +41,16 @@ class ConverseStreamDecoder:
         self.usage_sent = False
 
     def feed(self, data: bytes) -> list[ChatChunk]:
-        self._buffer.add_data(data)
         chunks = []
         try:
-            for message in self._buffer:
-                chunk = self._on_message(message.headers, message.payload)
+            for headers, payload in self._buffer.feed(data):
+                chunk = self._on_message(headers, payload)
                 if chunk is not None:
                     if self._role_pending:
                         self._role_pending = False
                         chunks.append(self._chunk(role="assistant", content=""))
                     chunks.append(chunk)
-        except (ParserError, struct.error, ValueError) as exc:  # bad CRC, length or header: not an event stream
+        except ValueError as exc:  # MalformedEventStream (a bad CRC, length or header): not an event stream
             raise errors.UpstreamProtocolError(
                 f"deployment '{self.deployment}' sent a malformed event stream: {type(exc).__name__}",
                 deployment=self.deployment) from None

@@ -1,0 +1,85 @@
+"""The event stream's framing, read by our reader, against botocore's parser (the reference the SDKs use)."""
+
+from __future__ import annotations
+
+import struct
+from binascii import crc32
+
+import pytest
+from botocore.eventstream import EventStreamBuffer
+
+from skyrelay.providers.bedrock.eventstream import EventStreamReader, MalformedEventStream
+
+
+def header(name: str, kind: int, value: bytes) -> bytes:
+    return bytes([len(name)]) + name.encode() + bytes([kind]) + value
+
+
+def frame(headers: bytes, payload: bytes) -> bytes:
+    prelude = struct.pack(">II", 16 + len(headers) + len(payload), len(headers))
+    body = prelude + struct.pack(">I", crc32(prelude)) + headers + payload
+    return body + struct.pack(">I", crc32(body))
+
+
+def string(name: str, value: str) -> bytes:
+    raw = value.encode()
+    return header(name, 7, struct.pack(">H", len(raw)) + raw)
+
+
+EVERY_TYPE = b"".join((
+    header("t", 0, b""), header("f", 1, b""), header("byte", 2, struct.pack(">b", -7)),
+    header("short", 3, struct.pack(">h", -300)), header("int", 4, struct.pack(">i", 70000)),
+    header("long", 5, struct.pack(">q", -(2 ** 40))), header("bytes", 6, struct.pack(">H", 3) + b"\x00\xffa"),
+    string("str", "ünï"), header("ts", 8, struct.pack(">q", 1_700_000_000_123)),
+    header("uuid", 9, bytes(range(16))),
+))
+DELTA = string(":event-type", "contentBlockDelta") + string(":content-type", "application/json") + \
+    string(":message-type", "event")
+STREAM = b"".join((
+    frame(DELTA, b'{"contentBlockIndex":0,"delta":{"text":"Hello"}}'),
+    frame(EVERY_TYPE, b"\x00binary payload\xff"),
+    frame(DELTA, b""),  # an empty payload
+    frame(string(":message-type", "exception") + string(":exception-type", "throttlingException"),
+          b'{"message":"slow down"}'),
+    frame(DELTA, b'{"contentBlockIndex":0,"delta":{"text":" world"}}'),
+))
+
+
+def botocore_frames(data: bytes) -> list[tuple[dict, bytes]]:
+    buffer = EventStreamBuffer()
+    buffer.add_data(data)
+    return [(message.headers, message.payload) for message in buffer]
+
+
+def test_frames_read_as_botocore_reads_them_however_the_reads_split():
+    expected = botocore_frames(STREAM)
+    assert len(expected) == 5 and expected[1][0]["uuid"] == bytes(range(16))
+    whole = EventStreamReader().feed(STREAM)
+    assert whole == expected
+    for cut in range(1, len(STREAM)):  # every split of the body into two reads
+        reader = EventStreamReader()
+        assert reader.feed(STREAM[:cut]) + reader.feed(STREAM[cut:]) == expected, cut
+        assert reader.pending == 0
+    reader = EventStreamReader()  # a byte at a time
+    assert [f for i in range(len(STREAM)) for f in reader.feed(STREAM[i:i + 1])] == expected
+
+
+@pytest.mark.parametrize("damage", ["prelude crc", "message crc", "header type", "header cut", "too long"])
+def test_a_damaged_frame_is_refused_not_read(damage):
+    good = frame(DELTA, b'{"x":1}')
+    if damage == "prelude crc":
+        bad = good[:8] + bytes([good[8] ^ 1]) + good[9:]
+    elif damage == "message crc":
+        bad = good[:-1] + bytes([good[-1] ^ 1])
+    elif damage == "header type":
+        bad = frame(header("x", 42, b""), b"{}")
+    elif damage == "header cut":
+        bad = frame(string(":event-type", "chunk")[:-2], b"{}")
+    else:
+        prelude = struct.pack(">II", 64 << 20, 0)
+        bad = prelude + struct.pack(">I", crc32(prelude)) + b"\0" * 8
+    with pytest.raises(MalformedEventStream):
+        EventStreamReader().feed(bad)
+    if damage != "header cut":  # botocore refuses the others too (a value cut short it reads short, silently)
+        with pytest.raises(Exception):
+            botocore_frames(bad)
