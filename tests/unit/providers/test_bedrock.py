@@ -499,7 +499,7 @@ def test_signature_matches_botocore_exactly_across_days_and_refreshes(monkeypatc
             return self.frozen
 
     credentials, real_gmtime = Refreshing(), time.gmtime
-    signer = auth.SigV4Signer(credentials, "eu-west-3", "bedrock.example:8443", "https://bedrock.example:8443", "d")
+    signer = auth.SigV4Signer(credentials, "eu-west-3", "bedrock.example:8443", "d")
     path = "/base/model/" + "arn%3Aaws%3Abedrock%3Aeu-west-3%3A1%3Ainference-profile%2Feu.nova" + "/converse"
     body = b'{"messages": [{"role": "user", "content": [{"text": "hi"}]}]}'
     for moment, secret in ((1_700_000_000, "first-secret"), (1_700_000_030, "first-secret"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ... import errors
 from ...canonical import ChatRequest, ChatResponse
@@ -53,8 +53,7 @@ class BedrockProvider(Provider):
         # Models that reason through Converse (DeepSeek-R1, gpt-oss, Nova 2): their thoughts are shown
         self.reasons = None if self.speaks_anthropic else reasoning_family(deployment.model)
         self.shows_thoughts = self.reasons is not None
-        origin = urlsplit(self.endpoint())
-        self.signer = make_signer(deployment, self.http.host_header, f"{origin.scheme}://{self.http.host_header}")
+        self.signer = make_signer(deployment, self.http.host_header)
         self.extra_headers = list(deployment.headers.items())
 
     def endpoint(self) -> str:

@@ -41,11 +41,11 @@ class StaticCredentials(NamedTuple):
         return self
 
 
-def make_signer(deployment: Any, host: str, origin: str) -> "SigV4Signer | BearerAuth":
+def make_signer(deployment: Any, host: str) -> "SigV4Signer | BearerAuth":
     """How this deployment's requests authenticate: its Bedrock API key, else SigV4 with AWS credentials."""
     if deployment.api_key:
         return BearerAuth(deployment.api_key)
-    return SigV4Signer(resolve_credentials(deployment), deployment.region, host, origin, deployment.name)
+    return SigV4Signer(resolve_credentials(deployment), deployment.region, host, deployment.name)
 
 
 def resolve_credentials(deployment: Any) -> Any | None:
@@ -78,13 +78,12 @@ def _hmac(key: bytes, text: str) -> bytes:
 class SigV4Signer:
     """Signs Bedrock requests for one region and one host; holds credentials, never prints them."""
 
-    __slots__ = ("_credentials", "region", "host", "origin", "deployment", "_paths", "_key")
+    __slots__ = ("_credentials", "region", "host", "deployment", "_paths", "_key")
 
-    def __init__(self, credentials: Any | None, region: str, host: str, origin: str, deployment: str):
+    def __init__(self, credentials: Any | None, region: str, host: str, deployment: str):
         self._credentials = credentials
         self.region = region
         self.host = host  # exactly the host header our HTTP client sends
-        self.origin = origin  # scheme://netloc of the endpoint (kept for the repr's readers; the host is signed)
         self.deployment = deployment
         self._paths: dict[str, str] = {}  # request path -> its canonical form (a handful per deployment)
         self._key: tuple[str, str, bytes] = ("", "", b"")  # (secret, day, signing key): derived once a day
