@@ -4,7 +4,6 @@ event-stream decoding, error mapping, SigV4 signing, and the provider over a loc
 from __future__ import annotations
 
 import binascii
-import struct
 from urllib.parse import unquote
 
 import boto3
@@ -18,6 +17,7 @@ from botocore.credentials import Credentials
 from skyrelay import errors
 from skyrelay.canonical import ChatRequest
 from skyrelay.config.model import Deployment, Secret, Timeouts
+from skyrelay.emulator.protocols.bedrock_eventstream import encode_message
 from skyrelay.net.server import Response, StreamResponse, start_server
 from skyrelay.providers import bedrock as bedrock_pkg
 from skyrelay.providers.bedrock import BedrockProvider
@@ -281,12 +281,8 @@ def test_response_without_message_is_a_protocol_error():
 
 
 def frame(headers: dict[str, str], payload: bytes) -> bytes:
-    """One AWS event-stream message (string headers only), framed as the public spec describes."""
-    head = b"".join(struct.pack(">B", len(k)) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
-                    for k, v in headers.items())
-    prelude = struct.pack(">II", 16 + len(head) + len(payload), len(head))
-    message = prelude + struct.pack(">I", binascii.crc32(prelude)) + head + payload
-    return message + struct.pack(">I", binascii.crc32(message))
+    """One AWS event-stream message (string headers only), as the emulator frames it."""
+    return encode_message(list(headers.items()), payload)
 
 
 def event(name: str, data: dict) -> bytes:

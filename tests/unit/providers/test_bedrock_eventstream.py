@@ -1,4 +1,5 @@
-"""The event stream's framing, read by our reader, against botocore's parser (the reference the SDKs use)."""
+"""The event stream's framing, read by our reader, against botocore's parser (the reference the SDKs use), on frames
+the emulator's encoder writes (typed headers built here: the emulator sends strings only)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,13 @@ from binascii import crc32
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
+from skyrelay.emulator.protocols.bedrock_eventstream import encode_frame as frame
+from skyrelay.emulator.protocols.bedrock_eventstream import string_header as string
 from skyrelay.providers.bedrock.eventstream import EventStreamReader, MalformedEventStream
 
 
 def header(name: str, kind: int, value: bytes) -> bytes:
     return bytes([len(name)]) + name.encode() + bytes([kind]) + value
-
-
-def frame(headers: bytes, payload: bytes) -> bytes:
-    prelude = struct.pack(">II", 16 + len(headers) + len(payload), len(headers))
-    body = prelude + struct.pack(">I", crc32(prelude)) + headers + payload
-    return body + struct.pack(">I", crc32(body))
-
-
-def string(name: str, value: str) -> bytes:
-    raw = value.encode()
-    return header(name, 7, struct.pack(">H", len(raw)) + raw)
 
 
 EVERY_TYPE = b"".join((

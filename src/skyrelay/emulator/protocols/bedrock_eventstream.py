@@ -17,7 +17,7 @@ _PRELUDE = struct.Struct(">II")
 _CRC = struct.Struct(">I")
 
 
-def _header(name: str, value: str) -> bytes:
+def string_header(name: str, value: str) -> bytes:
     raw_name = name.encode()
     raw_value = value.encode()
     return bytes((len(raw_name),)) + raw_name + struct.pack(">BH", _STRING, len(raw_value)) + raw_value
@@ -25,7 +25,11 @@ def _header(name: str, value: str) -> bytes:
 
 def encode_message(headers: list[tuple[str, str]], payload: bytes) -> bytes:
     """One event-stream message with string headers."""
-    head = b"".join(_header(name, value) for name, value in headers)
+    return encode_frame(b"".join(string_header(name, value) for name, value in headers), payload)
+
+
+def encode_frame(head: bytes, payload: bytes) -> bytes:
+    """One event-stream message around an encoded headers block (of any header types)."""
     total = _PRELUDE.size + _CRC.size + len(head) + len(payload) + _CRC.size
     prelude = _PRELUDE.pack(total, len(head))
     message = prelude + _CRC.pack(zlib.crc32(prelude)) + head + payload
