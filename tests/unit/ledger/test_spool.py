@@ -4,6 +4,7 @@ segment, a dead owner's spool is adopted with its open attempts closed as interr
 from __future__ import annotations
 
 import os
+import time
 
 import orjson
 
@@ -11,6 +12,7 @@ from skyrelay.db import parse_url
 from skyrelay.ledger.lines import read_lines
 from skyrelay.ledger.record import header
 from skyrelay.ledger.schema import COLUMN_NAMES
+from skyrelay.ledger import shipper as shipper_module
 from skyrelay.ledger.shipper import Shipper
 from skyrelay.ledger.sinks import Sink
 from skyrelay.ledger.spool import LOCK_SUFFIX, Spool
@@ -148,3 +150,25 @@ def test_a_version_1_one_attempt_line_is_still_read_as_its_two_records():
     rows = [dict(zip(COLUMN_NAMES, row)) for row in read_lines(data, {})[0]]
     assert [(row["attempt"], row["http_status"], row["started_at"], row["region"]) for row in rows] == [
         (1, None, 1.1, "eu"), (0, 200, 1.0, None)]
+
+
+def test_a_pass_starts_once_enough_waits_without_waiting_for_the_interval(tmp_path, monkeypatch):
+    """Under load the shipper ships in short passes (each holds the GIL the event loop needs): once SHIP_BYTES of
+    spool wait, a pass starts whatever is left of SHIP_INTERVAL."""
+    monkeypatch.setattr(shipper_module, "SHIP_INTERVAL", 600.0)  # only the bytes waiting can start a pass
+    url = f"sqlite:///{tmp_path}/l.db"
+    spool = Spool(str(tmp_path / "spool"), 1 << 20, header)
+    shipper = shipper_for(spool, url)
+    shipper.start()
+    try:
+        requests = shipper_module.SHIP_BYTES // 250 + 50  # more than SHIP_BYTES of lines
+        for n in range(requests):
+            spool.append(opened(f"r{n}", 1) + record(f"r{n}", 1) + record(f"r{n}", 0))
+        deadline = time.monotonic() + 20
+        while shipper.shipped < 2 * requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert shipper.shipped == 2 * requests
+    finally:
+        shipper.stop()
+        spool.close(shipped=shipper.clean)
+    assert len(ledger_rows(url)) == 2 * requests
