@@ -45,17 +45,23 @@ class CommittedStream:
         """The next chunk, left in place, when it has arrived already (the head that committed the stream)."""
         return self._head[0] if self._head else None
 
-    def pipe(self, write: Callable[[bytes], bool], flush: Callable[[], None]) -> None:
+    def pipe(self, write: Callable[[bytes], bool], flush: Callable[[], None],
+             render: Callable[[ChatChunk], bytes] | None = None) -> None:
         """Let the events a pass-through decoder would forward unread go from the upstream's socket to `write`
         directly (the client's writer), without waking the task that reads this stream: a trickled stream's
         plain text events then cost no task switch and no chunk. Everything the gateway reads (usage, the end,
-        errors) still comes through here, in order; `flush` sends what `write` took of an upstream read. A no-op
-        for decoders that translate."""
+        errors) still comes through here, in order; `flush` sends what `write` took of an upstream read. A
+        translating decoder's plain text events go the same way when the route gives the `render` of its
+        protocol (the chunks it would render itself); without it, or for decoders with no such reading, a no-op."""
         if self._opened:
             resp, decoder = self._opened[0]
             make_sink = getattr(decoder, "sink", None)
             if make_sink is not None:
                 resp.pipe(make_sink(write), flush)
+            elif render is not None and hasattr(decoder, "translated"):
+                sink = decoder.translated(write, render)
+                if sink is not None:
+                    resp.pipe(sink, flush)
 
     async def __anext__(self) -> ChatChunk:
         if self._head:

@@ -1,6 +1,7 @@
 """A pass-through stream's plain events piped from the upstream's socket to the client's (CommittedStream.pipe):
 the client gets exactly the bytes it gets when every event goes through the serving task, however the upstream's
-reads fall and whenever the client's socket fills; and what the gateway reads (usage, the end) still reaches it."""
+reads fall and whenever the client's socket fills; and what the gateway reads (usage, the end) still reaches it.
+A translated stream's text deltas (OpenAI in, Anthropic out) are piped the same way, rendered on the way."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from skyrelay.net.server import HttpServer
 from skyrelay.net.server_connection import ServerConnection
 from skyrelay.providers.anthropic.passthrough_stream import PassThroughStream
 from skyrelay.providers.openai_passthrough import PassThroughChunks
+from skyrelay.providers.sse import SSEChunks
 from skyrelay.server import Gateway
 
 KEY = "sk-pipe"
@@ -103,12 +105,13 @@ def _body(raw: bytes) -> bytes:
         out, rest = out + rest[:n], rest[n + 2:]
 
 
-async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, anthropic: bool = False
-                 ) -> tuple[bytes, int]:
-    """One streamed request through the gateway (chat completions to an OpenAI deployment, or Messages to an
-    Anthropic one), the upstream answering with `reads` a loop turn apart (`on_read(i, server_connection)` runs
-    before read i); the client's body and how many upstream reads were piped."""
-    gateway = Gateway(parse_config(_config("anthropic" if anthropic else "openai")))
+async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, anthropic: bool = False,
+                 translated: bool = False) -> tuple[bytes, int]:
+    """One streamed request through the gateway (chat completions to an OpenAI deployment, Messages to an
+    Anthropic one, or `translated`: chat completions to an Anthropic one), the upstream answering with `reads` a
+    loop turn apart (`on_read(i, server_connection)` runs before read i); the client's body and how many upstream
+    reads were piped."""
+    gateway = Gateway(parse_config(_config("anthropic" if anthropic or translated else "openai")))
     provider = gateway.providers["up"]
     loop = asyncio.get_running_loop()
     answer = _chunked(reads)
@@ -138,15 +141,16 @@ async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, 
             done.set_result(None)
 
     client.connection_made(_Transport(on_write))
-    decoder = PassThroughStream if anthropic else PassThroughChunks
-    make_sink = decoder.sink
+    decoder, factory = (SSEChunks, "translated") if translated else (
+        PassThroughStream if anthropic else PassThroughChunks, "sink")
+    make_sink = getattr(decoder, factory)
 
-    def counting_sink(self, write):
+    def counting_sink(self, write, *render):
         def counted(data):
             took = write(data)
             piped.append(took)
             return took
-        return make_sink(self, counted)
+        return make_sink(self, counted, *render)
 
     body = {"model": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     if include_usage:
@@ -157,12 +161,12 @@ async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, 
     path = b"/v1/messages" if anthropic else b"/v1/chat/completions"
     request = (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload)
-    decoder.sink = counting_sink
+    setattr(decoder, factory, counting_sink)
     try:
         client.data_received(request)
         await asyncio.wait_for(done, 5)
     finally:
-        decoder.sink = make_sink
+        setattr(decoder, factory, make_sink)
         await gateway.close(0)
     raw = b"".join(received)
     assert raw.startswith(b"HTTP/1.1 200"), raw[:300]
@@ -230,3 +234,53 @@ async def test_an_anthropic_stream_cut_anywhere_or_held_back_keeps_its_bytes():
 
     paused, _ = await _serve(MESSAGE_EVENTS, on_read, anthropic=True)
     assert split == paused == stream
+
+
+TOOL_EVENTS = [  # after the text: a tool call, whose events are not plain text (read by the task, in order)
+    *MESSAGE_EVENTS[:-3],
+    _message_event("content_block_stop", {"index": 0}),
+    _message_event("content_block_start", {"index": 1, "content_block": {
+        "type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}}),
+    *(_message_event("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": p}})
+      for p in ('{"q": ', '"foxes"}')),
+    _message_event("content_block_stop", {"index": 1}),
+    _message_event("message_delta", {"delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                     "usage": {"output_tokens": 12}}),
+    _message_event("message_stop", {}),
+]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+async def test_a_translated_stream_is_piped_rendered_and_reaches_the_client_byte_for_byte(include_usage):
+    whole, piped_whole = await _serve([b"".join(MESSAGE_EVENTS)], include_usage=include_usage, translated=True)
+    trickled, piped = await _serve(MESSAGE_EVENTS, include_usage=include_usage, translated=True)
+    assert piped_whole == 0
+    assert piped >= 7  # the text deltas after the first output
+    assert trickled == whole
+    events = [e for e in trickled.split(b"\n\n") if e.startswith(b"data: {")]
+    chunks = [orjson.loads(e[6:]) for e in events]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == \
+        "".join(f"w{i} " for i in range(8))
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
+    assert any(not c["choices"] and c["usage"] for c in chunks) is include_usage
+    assert trickled.endswith(b"data: [DONE]\n\n")
+
+
+async def test_a_translated_stream_cut_anywhere_held_back_or_with_a_tool_call_keeps_its_bytes():
+    stream = b"".join(TOOL_EVENTS)
+    whole, _ = await _serve([stream], translated=True)
+    split, _ = await _serve([stream[i:i + 41] for i in range(0, len(stream), 41)], translated=True)
+
+    def on_read(i, conn):
+        if i == 5:
+            conn.pause_writing()
+        elif i == 8:
+            conn.resume_writing()
+            if conn.drain_waiter is not None and not conn.drain_waiter.done():
+                conn.drain_waiter.set_result(None)
+
+    paused, _ = await _serve(TOOL_EVENTS, on_read, translated=True)
+    trickled, piped = await _serve(TOOL_EVENTS, translated=True)
+    assert piped >= 7
+    assert split == paused == trickled == whole
+    assert b'"tool_calls":[{"index":0,"id":"toolu_1"' in whole and b'"finish_reason":"tool_calls"' in whole

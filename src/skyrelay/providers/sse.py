@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from ..canonical import ChatChunk
 
@@ -121,6 +121,26 @@ class SSEChunks:
             yield from decoder.decode(name, payload)
             if decoder.done:
                 return
+
+    def translated(self, write: Callable[[bytes], bool], render: Callable[[ChatChunk], bytes]
+                   ) -> Callable[[bytes], bool] | None:
+        """What takes a translated stream's bytes straight from the upstream's socket (Response.pipe), for an event
+        decoder with a `plain` reading: whole events it reads as plain chunks (content, never a usage, an end or an
+        error) are rendered by `render` and go to `write` (which says whether it took them: not while the client's
+        socket is full); anything else is left to `feed`. None for a decoder without one."""
+        plain = getattr(self.decoder, "plain", None)
+        if plain is None:
+            return None
+        events, decoder = self.events, self.decoder
+
+        def take(data: bytes) -> bool:
+            if events._buffer or decoder.done or not data.endswith(b"\n\n") or b"\r" in data:
+                return False
+            chunks = plain(data)
+            if chunks is None:
+                return False
+            return write(b"".join([render(chunk) for chunk in chunks])) if chunks else True
+        return take
 
     def finish(self) -> Iterable[ChatChunk]:
         decoder = self.decoder

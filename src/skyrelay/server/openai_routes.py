@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, AsyncIterator
 from urllib.parse import unquote
 
@@ -25,9 +26,11 @@ def register(gateway: "Gateway") -> None:
         req = protocol.parse_chat(request.body)
         if req.stream:
             stream, outcome = await dispatcher.chat_stream(req, context_for(request))
-            # sse_stream passes the pass-through's unread events on as they are: those may be piped.
+            # sse_stream passes the pass-through's unread events on as they are, and renders a translated stream's
+            # text chunks as render_chunk does: those may be piped.
             return StreamResponse(200, sse_stream(stream, req, outcome.context),
-                                  SSE_HEADERS + outcome_headers(outcome), release=stream.aclose, pipe=stream.pipe)
+                                  SSE_HEADERS + outcome_headers(outcome), release=stream.aclose,
+                                  pipe=partial(stream.pipe, render=protocol.render_chunk))
         resp, outcome = await dispatcher.chat(req, context_for(request))
         return Response(200, protocol.render_chat(resp), [JSON, *outcome_headers(outcome)])
 

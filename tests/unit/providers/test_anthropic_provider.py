@@ -431,3 +431,43 @@ async def test_stream_cut_short_raises():
 def test_secret_not_in_repr():
     d = deployment("http://127.0.0.1:1")
     assert "sk-ant-secret" not in repr(d)
+
+
+def _sse(name: str, data: dict) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **data}) + b"\n\n"
+
+
+def _text(index: int, text: str) -> bytes:
+    return _sse("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": text}})
+
+
+def test_plain_reads_text_deltas_of_text_blocks_only_and_changes_nothing():
+    """What a translated stream's pipe may render on its own (SSEChunks.translated): text deltas of text blocks,
+    whole and in the usual spelling; anything else is None, left to the decoder's ordinary reading."""
+    decoder = StreamDecoder("claude-east")
+    decoder.decode("message_start", orjson.dumps({"type": "message_start", "message": {"id": "msg_1", "model": "m"}}))
+    decoder.decode("content_block_start", orjson.dumps(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
+    decoder.decode("content_block_start", orjson.dumps({"type": "content_block_start", "index": 1, "content_block": {
+        "type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}))
+    before = (dict(decoder.blocks), dict(decoder.counts), decoder.tool_count, decoder.done)
+    chunks = decoder.plain(_text(0, "Hel") + _text(0, "") + _text(0, "lo"))
+    assert [(c.id, c.model, c.content) for c in chunks] == [("msg_1", "m", "Hel"), ("msg_1", "m", "lo")]
+    assert chunks[0].created == decoder.created
+    read = [c for text in ("Hel", "lo") for c in decoder.decode("content_block_delta", orjson.dumps(
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}))]
+    assert chunks == read  # what the ordinary reading makes of them
+    for other in (
+        _text(1, "x"),  # a tool_use block's
+        _sse("content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": "{"}}),
+        _sse("ping", {}),
+        _sse("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}}),
+        _sse("message_stop", {}),
+        _sse("error", {"error": {"type": "overloaded_error", "message": "busy"}}),
+        b'event: content_block_delta\ndata: {"type":"content_block_delta",\ndata: "index":0}\n\n',  # two lines
+        b"event: content_block_delta\ndata: {not json}\n\n",
+        b'data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n',  # no name
+        _text(0, "fine") + _sse("message_stop", {}),  # one of them is not plain: none is read here
+    ):
+        assert decoder.plain(other) is None, other
+    assert (dict(decoder.blocks), dict(decoder.counts), decoder.tool_count, decoder.done) == before

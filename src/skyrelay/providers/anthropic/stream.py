@@ -11,12 +11,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
 from ..base import load_json
 from .response import THINKING_KINDS, finish_reason, parse_usage, thinking_block
 
 _TEXT, _TOOL, _JSON_ANSWER, _THINKING = 1, 2, 3, 4  # what a content block's deltas become
+_NO_BLOCK = (None, 0)
+_PLAIN_HEAD = b"event: content_block_delta\ndata: "
 
 
 class StreamDecoder:
@@ -47,6 +51,31 @@ class StreamDecoder:
                                                deployment=self.deployment)
         handler = _HANDLERS.get(data.get("type") or event)
         return handler(self, data) if handler is not None else []  # unknown events: newer API features, skipped
+
+    def plain(self, events: bytes) -> list[ChatChunk] | None:
+        """The chunks of whole SSE events that are all text deltas of text blocks, in their usual spelling
+        (`event: content_block_delta`, one `data:` line), or None for anything else. Reading a text delta changes
+        nothing in the decoder, so a caller that cannot use the chunks may feed the same bytes again
+        (SSEChunks.translated: the rest of a stream, translated in the upstream connection's parser callback)."""
+        chunks: list[ChatChunk] = []
+        start, end, head = 0, len(events), len(_PLAIN_HEAD)
+        while start < end:
+            stop = events.find(b"\n\n", start)
+            if stop < 0 or not events.startswith(_PLAIN_HEAD, start) or b"\n" in events[start + head:stop]:
+                return None
+            try:
+                data = orjson.loads(events[start + head:stop])
+            except orjson.JSONDecodeError:
+                return None  # the reader says what is wrong with it
+            delta = data.get("delta") if type(data) is dict and data.get("type") == "content_block_delta" else None
+            if type(delta) is not dict or delta.get("type") != "text_delta" \
+                    or self.blocks.get(data.get("index", 0), _NO_BLOCK)[0] != _TEXT:
+                return None
+            text = delta.get("text")
+            if text:
+                chunks.append(ChatChunk(id=self.id, model=self.model, created=self.created, content=text))
+            start = stop + 2
+        return chunks
 
     def _count(self, usage: Any) -> None:
         # message_delta's counts are cumulative and may be null for what it does not report: keep the last number
@@ -93,7 +122,7 @@ class StreamDecoder:
         return [self._chunk(thinking_block=thinking_block(thought))] if thought is not None else []
 
     def _block_delta(self, data: dict) -> list[ChatChunk]:
-        kind, call = self.blocks.get(data.get("index", 0), (None, 0))
+        kind, call = self.blocks.get(data.get("index", 0), _NO_BLOCK)
         delta = data.get("delta") or {}
         dtype = delta.get("type")
         if dtype == "text_delta" and kind == _TEXT:
