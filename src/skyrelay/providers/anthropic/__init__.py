@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from ... import errors
+# By name: `errors` in a package's namespace is its errors.py once imported (`from .errors import ...`).
+from ...errors import UpstreamError
 from ...canonical import ChatRequest, ChatResponse
 from ..base import OpenedStream, Provider, as_int
 from ..sse import SSEChunks
@@ -92,7 +93,7 @@ class AnthropicProvider(Provider):
                                          count_body(native, self.deployment.model))
         return as_int(data.get("input_tokens")) if isinstance(data, dict) else 0
 
-    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
+    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
         return anthropic_error(status, headers, body, self.name)
 
 

@@ -11,7 +11,8 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from ... import errors
+# By name: `errors` in a package's namespace is its errors.py once imported (`from .errors import ...`).
+from ...errors import UpstreamError, UpstreamProtocolError
 from ...canonical import ChatRequest, ChatResponse
 from ..anthropic.passthrough import whole_message
 from ..anthropic.request import hosted_request
@@ -102,7 +103,7 @@ class BedrockProvider(Provider):
         content_type = resp.headers.get("content-type", EVENT_STREAM)
         if not content_type.startswith(EVENT_STREAM):
             await resp.aclose()
-            raise errors.UpstreamProtocolError(
+            raise UpstreamProtocolError(
                 f"deployment '{self.name}' answered {content_type!r} instead of an event stream", deployment=self.name)
 
     async def count_tokens(self, native) -> int:
@@ -117,7 +118,7 @@ class BedrockProvider(Provider):
         # Cache breakpoints become cachePoint blocks where the model caches (Nova): mapped, not dropped.
         return tuple(h for h in native.hints if h != "cache_control") if self.caches else native.hints
 
-    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
+    def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> UpstreamError:
         return error_from_http(status, headers, body, self.name)
 
     def sign(self, path: str, body: bytes, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
