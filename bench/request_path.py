@@ -8,8 +8,9 @@ Python a request costs, without the kernel's share. The configuration is the one
 OpenAI deployment with a price, the master key, the ledger off, metrics on. `--realistic` takes bench/compare.py's
 realistic configuration instead (300 keys in 10 teams with limits and budgets, quotas and a spill tier, the access
 log, the ledger on SQLite in a temporary directory: its shipper thread's CPU is counted too), called with a declared
-key. `--anthropic`: an Anthropic deployment behind the same OpenAI route (bench/static_upstream.py's Message and its
-23-event stream): the answer and the stream are translated.
+key. `--anthropic` / `--bedrock`: an Anthropic (bench/static_upstream.py's Message and its 23-event stream) or a
+Bedrock deployment (bench/compare_upstreams.py's Converse answer and its 22 frames) behind the same OpenAI route:
+the answer and the stream are translated.
 
 Run:  PYTHONPATH=src .venv/bin/python bench/request_path.py [--stream] [--count 20000]     (us per request)
 Instructions per request (deterministic on a loaded machine):
@@ -52,24 +53,36 @@ def client_request(stream: bool, key: str = KEY) -> bytes:
             b"Authorization: Bearer " + key.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
-ANTHROPIC = {  # --anthropic: OpenAI in, Anthropic out (a translated stream)
-    "server": {"master_key": KEY},
-    "model_groups": {"chat": {"deployments": [{
-        "name": "static", "kind": "anthropic", "base_url": "http://127.0.0.1:9", "model": "claude-bench",
-        "api_key": "up", "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}}]}},
-    "ledger": {"enabled": False},
-}
+def _translated(deployment: dict) -> dict:
+    return {"server": {"master_key": KEY}, "ledger": {"enabled": False}, "model_groups": {"chat": {"deployments": [{
+        "name": "static", "base_url": "http://127.0.0.1:9", "api_key": "up",
+        "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}, **deployment}]}}}
 
 
-def upstream_answer(stream: bool, anthropic: bool = False) -> list[bytes]:
-    """The upstream's answer as the reads that deliver it: a stream's head and then each SSE event apart (as a
-    paced stream arrives), a whole answer in one read."""
-    if stream:
-        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+# OpenAI in, another cloud out: the answer and the stream are translated.
+ANTHROPIC = _translated({"kind": "anthropic", "model": "claude-bench"})
+BEDROCK = _translated({"kind": "bedrock", "model": "amazon.nova-lite-v1:0", "region": "us-east-1",
+                       "aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret"})
+del BEDROCK["model_groups"]["chat"]["deployments"][0]["api_key"]
+
+
+def upstream_answer(stream: bool, config: dict = CONFIG) -> list[bytes]:
+    """The upstream's answer as the reads that deliver it: a stream's head and then each event apart (as a paced
+    stream arrives), a whole answer in one read."""
+    if config is BEDROCK:
+        import compare_upstreams  # noqa: PLC0415  (bench/compare_upstreams.py: its Converse answers)
+
+        body, events = compare_upstreams.bedrock_answers()
+        kind = b"application/vnd.amazon.eventstream" if stream else b"application/json"
+    else:
+        anthropic = config is ANTHROPIC
+        body = static_upstream.MESSAGE if anthropic else static_upstream.COMPLETION
         events = static_upstream.MESSAGE_STREAM if anthropic else static_upstream.STREAM
+        kind = b"text/event-stream" if stream else b"application/json"
+    if stream:
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: " + kind + b"\r\ntransfer-encoding: chunked\r\n\r\n"
         return [head, *(b"%x\r\n%b\r\n" % (len(c), c) for c in events), b"0\r\n\r\n"]
-    body = static_upstream.MESSAGE if anthropic else static_upstream.COMPLETION
-    return [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body]
+    return [b"HTTP/1.1 200 OK\r\ncontent-type: " + kind + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body]
 
 
 class FakeTransport(asyncio.Transport):
@@ -119,7 +132,7 @@ async def run(count: int, stream: bool, trickle: bool = False, config: dict = CO
     gateway.governor.start()
     gateway.telemetry.start()
     provider = gateway.providers["static"]
-    answer = upstream_answer(stream, config is ANTHROPIC)
+    answer = upstream_answer(stream, config)
     loop = asyncio.get_running_loop()
 
     async def connect():  # the pool's one upstream connection, answering read by read, a loop turn apart
@@ -146,7 +159,7 @@ async def run(count: int, stream: bool, trickle: bool = False, config: dict = CO
 
     conn = ServerConnection(server)
     conn.connection_made(FakeTransport(answered))
-    request = client_request(stream, KEY if config in (CONFIG, ANTHROPIC) else REALISTIC_KEY)
+    request = client_request(stream, KEY if config in (CONFIG, ANTHROPIC, BEDROCK) else REALISTIC_KEY)
     started = 0.0
     for i in range(count + 200):
         if i == 200:  # warmed up: the pool's connection made, every cache filled
@@ -167,9 +180,11 @@ def main() -> None:
     parser.add_argument("--realistic", action="store_true", help="bench/compare.py's realistic configuration")
     parser.add_argument("--anthropic", action="store_true",
                         help="an Anthropic deployment behind the OpenAI route: the stream is translated")
+    parser.add_argument("--bedrock", action="store_true", help="the same with a Bedrock deployment (Converse)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="skyrelay-request-path-") as workdir:
-        config = realistic_config(Path(workdir)) if args.realistic else ANTHROPIC if args.anthropic else CONFIG
+        config = (realistic_config(Path(workdir)) if args.realistic else ANTHROPIC if args.anthropic
+                  else BEDROCK if args.bedrock else CONFIG)
         per = uvloop.run(run(args.count, args.stream or args.trickle, args.trickle, config))
     name = "trickled stream" if args.trickle else "stream" if args.stream else "chat"
     print(f"{name}: {per * 1e6:.1f} us of CPU per request")

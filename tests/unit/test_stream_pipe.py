@@ -6,6 +6,7 @@ A translated stream's text deltas (OpenAI in, Anthropic out) are piped the same 
 from __future__ import annotations
 
 import asyncio
+import re
 
 import orjson
 import pytest
@@ -14,7 +15,9 @@ from skyrelay.config import parse_config
 from skyrelay.net.client_connection import PooledConnection
 from skyrelay.net.server import HttpServer
 from skyrelay.net.server_connection import ServerConnection
+from skyrelay.emulator.protocols.bedrock_eventstream import event as frame
 from skyrelay.providers.anthropic.passthrough_stream import PassThroughStream
+from skyrelay.providers.bedrock.stream import ConverseStreamDecoder
 from skyrelay.providers.openai_passthrough import PassThroughChunks
 from skyrelay.providers.sse import SSEChunks
 from skyrelay.server import Gateway
@@ -23,10 +26,12 @@ KEY = "sk-pipe"
 
 
 def _config(kind: str) -> dict:
-    return {"server": {"master_key": KEY},
-            "model_groups": {"chat": {"deployments": [{
-                "name": "up", "kind": kind, "base_url": "http://127.0.0.1:9/v1", "model": "m",
-                "price": {"input_per_mtok": 1, "output_per_mtok": 2}}]}},
+    deployment = {"name": "up", "kind": kind, "base_url": "http://127.0.0.1:9/v1", "model": "m",
+                  "price": {"input_per_mtok": 1, "output_per_mtok": 2}}
+    if kind == "bedrock":
+        deployment.update(base_url="http://127.0.0.1:9", region="us-east-1", aws_access_key_id="AKIDTEST",
+                          aws_secret_access_key="test-secret")
+    return {"server": {"master_key": KEY}, "model_groups": {"chat": {"deployments": [deployment]}},
             "ledger": {"enabled": False}}
 
 
@@ -88,8 +93,8 @@ class _Transport(asyncio.Transport):
         pass
 
 
-def _chunked(reads: list[bytes]) -> list[bytes]:
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+def _chunked(reads: list[bytes], kind: bytes = b"text/event-stream") -> list[bytes]:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: " + kind + b"\r\ntransfer-encoding: chunked\r\n\r\n"
     return [head, *(b"%x\r\n%b\r\n" % (len(r), r) for r in reads), b"0\r\n\r\n"]
 
 
@@ -106,15 +111,16 @@ def _body(raw: bytes) -> bytes:
 
 
 async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, anthropic: bool = False,
-                 translated: bool = False) -> tuple[bytes, int]:
+                 translated: str | None = None) -> tuple[bytes, int]:
     """One streamed request through the gateway (chat completions to an OpenAI deployment, Messages to an
-    Anthropic one, or `translated`: chat completions to an Anthropic one), the upstream answering with `reads` a
-    loop turn apart (`on_read(i, server_connection)` runs before read i); the client's body and how many upstream
-    reads were piped."""
-    gateway = Gateway(parse_config(_config("anthropic" if anthropic or translated else "openai")))
+    Anthropic one, or chat completions to the `translated` kind), the upstream answering with `reads` a loop turn
+    apart (`on_read(i, server_connection)` runs before read i); the client's body and how many upstream reads
+    were piped."""
+    gateway = Gateway(parse_config(_config(translated or ("anthropic" if anthropic else "openai"))))
     provider = gateway.providers["up"]
     loop = asyncio.get_running_loop()
-    answer = _chunked(reads)
+    answer = _chunked(reads, b"application/vnd.amazon.eventstream\r\nx-amzn-requestid: req-1"
+                      if translated == "bedrock" else b"text/event-stream")
     server = HttpServer(gateway.handle, max_body_bytes=1 << 20, keepalive_timeout=60, error_reply=gateway.http_error)
     client = ServerConnection(server)
     piped = []
@@ -141,8 +147,8 @@ async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, 
             done.set_result(None)
 
     client.connection_made(_Transport(on_write))
-    decoder, factory = (SSEChunks, "translated") if translated else (
-        PassThroughStream if anthropic else PassThroughChunks, "sink")
+    decoder, factory = ((ConverseStreamDecoder if translated == "bedrock" else SSEChunks), "translated") \
+        if translated else (PassThroughStream if anthropic else PassThroughChunks, "sink")
     make_sink = getattr(decoder, factory)
 
     def counting_sink(self, write, *render):
@@ -170,7 +176,8 @@ async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, 
         await gateway.close(0)
     raw = b"".join(received)
     assert raw.startswith(b"HTTP/1.1 200"), raw[:300]
-    return _body(raw), sum(piped)
+    # A translated chunk's `created` is the second its stream was decoded: runs compared may straddle one.
+    return re.sub(rb'"created":\d+', b'"created":0', _body(raw)) if translated else _body(raw), sum(piped)
 
 
 def _as_one_read() -> list[bytes]:
@@ -252,8 +259,8 @@ TOOL_EVENTS = [  # after the text: a tool call, whose events are not plain text 
 
 @pytest.mark.parametrize("include_usage", [False, True])
 async def test_a_translated_stream_is_piped_rendered_and_reaches_the_client_byte_for_byte(include_usage):
-    whole, piped_whole = await _serve([b"".join(MESSAGE_EVENTS)], include_usage=include_usage, translated=True)
-    trickled, piped = await _serve(MESSAGE_EVENTS, include_usage=include_usage, translated=True)
+    whole, piped_whole = await _serve([b"".join(MESSAGE_EVENTS)], include_usage=include_usage, translated="anthropic")
+    trickled, piped = await _serve(MESSAGE_EVENTS, include_usage=include_usage, translated="anthropic")
     assert piped_whole == 0
     assert piped >= 7  # the text deltas after the first output
     assert trickled == whole
@@ -268,8 +275,8 @@ async def test_a_translated_stream_is_piped_rendered_and_reaches_the_client_byte
 
 async def test_a_translated_stream_cut_anywhere_held_back_or_with_a_tool_call_keeps_its_bytes():
     stream = b"".join(TOOL_EVENTS)
-    whole, _ = await _serve([stream], translated=True)
-    split, _ = await _serve([stream[i:i + 41] for i in range(0, len(stream), 41)], translated=True)
+    whole, _ = await _serve([stream], translated="anthropic")
+    split, _ = await _serve([stream[i:i + 41] for i in range(0, len(stream), 41)], translated="anthropic")
 
     def on_read(i, conn):
         if i == 5:
@@ -279,8 +286,52 @@ async def test_a_translated_stream_cut_anywhere_held_back_or_with_a_tool_call_ke
             if conn.drain_waiter is not None and not conn.drain_waiter.done():
                 conn.drain_waiter.set_result(None)
 
-    paused, _ = await _serve(TOOL_EVENTS, on_read, translated=True)
-    trickled, piped = await _serve(TOOL_EVENTS, translated=True)
+    paused, _ = await _serve(TOOL_EVENTS, on_read, translated="anthropic")
+    trickled, piped = await _serve(TOOL_EVENTS, translated="anthropic")
     assert piped >= 7
     assert split == paused == trickled == whole
     assert b'"tool_calls":[{"index":0,"id":"toolu_1"' in whole and b'"finish_reason":"tool_calls"' in whole
+
+
+def _frame(name: str, data: dict) -> bytes:
+    return frame(name, orjson.dumps(data))
+
+
+CONVERSE_FRAMES = [
+    _frame("messageStart", {"role": "assistant"}),
+    *(_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": f"w{i} "}}) for i in range(8)),
+    _frame("contentBlockStop", {"contentBlockIndex": 0}),
+    _frame("contentBlockStart", {"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t1", "name": "f"}}}),
+    *(_frame("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": p}}})
+      for p in ('{"q": ', '"foxes"}')),
+    _frame("contentBlockStop", {"contentBlockIndex": 1}),
+    _frame("messageStop", {"stopReason": "tool_use"}),
+    _frame("metadata", {"usage": {"inputTokens": 3, "outputTokens": 12, "totalTokens": 15}}),
+]
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+async def test_a_bedrock_stream_is_piped_rendered_and_keeps_its_bytes(include_usage):
+    stream = b"".join(CONVERSE_FRAMES)
+    whole, piped_whole = await _serve([stream], include_usage=include_usage, translated="bedrock")
+    trickled, piped = await _serve(CONVERSE_FRAMES, include_usage=include_usage, translated="bedrock")
+    split, _ = await _serve([stream[i:i + 29] for i in range(0, len(stream), 29)], include_usage=include_usage,
+                            translated="bedrock")
+
+    def on_read(i, conn):
+        if i == 4:
+            conn.pause_writing()
+        elif i == 7:
+            conn.resume_writing()
+            if conn.drain_waiter is not None and not conn.drain_waiter.done():
+                conn.drain_waiter.set_result(None)
+
+    paused, _ = await _serve(CONVERSE_FRAMES, on_read, include_usage=include_usage, translated="bedrock")
+    assert piped_whole == 0
+    assert piped >= 6  # the text deltas after the first output
+    assert trickled == whole == split == paused
+    chunks = [orjson.loads(e[6:]) for e in whole.split(b"\n\n") if e.startswith(b"data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == \
+        "".join(f"w{i} " for i in range(8))
+    assert b'"tool_calls":[{"index":0,"id":"t1"' in whole and b'"finish_reason":"tool_calls"' in whole
+    assert any(not c["choices"] and c["usage"] for c in chunks) is include_usage

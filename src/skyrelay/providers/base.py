@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from typing import Any, AsyncIterator, Iterable, Protocol
+from typing import Any, AsyncIterator, Callable, Iterable, Protocol
 
 import orjson
 
@@ -30,6 +30,20 @@ class ChunkDecoder(Protocol):
     def finish(self) -> Iterable[ChatChunk]:
         """The body ended: the closing chunks, or an UpstreamError if the answer stopped short."""
         ...
+
+
+def translating_sink(plain: Callable[[bytes], list[ChatChunk] | None], write: Callable[[bytes], bool],
+                     render: Callable[[ChatChunk], bytes]) -> Callable[[bytes], bool]:
+    """A translated stream's sink (Response.pipe; a decoder's `translated`): the upstream bytes its decoder's
+    `plain` reads as content chunks alone, without changing its state, are rendered and given to `write`, which
+    says whether it took them (not while the client's socket is full: the reader then reads the same bytes
+    again); anything else (usage, the end, errors, odd spellings) is left to the decoder's `feed`."""
+    def take(data: bytes) -> bool:
+        chunks = plain(data)
+        if chunks is None:
+            return False
+        return write(b"".join([render(chunk) for chunk in chunks])) if chunks else True
+    return take
 
 
 # What Provider.open_stream returns: the answer (head read, body not yet) and the decoder of its body.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Iterator, Protocol
 
 from ..canonical import ChatChunk
+from .base import translating_sink
 
 
 class SSEDecoder:
@@ -124,23 +125,18 @@ class SSEChunks:
 
     def translated(self, write: Callable[[bytes], bool], render: Callable[[ChatChunk], bytes]
                    ) -> Callable[[bytes], bool] | None:
-        """What takes a translated stream's bytes straight from the upstream's socket (Response.pipe), for an event
-        decoder with a `plain` reading: whole events it reads as plain chunks (content, never a usage, an end or an
-        error) are rendered by `render` and go to `write` (which says whether it took them: not while the client's
-        socket is full); anything else is left to `feed`. None for a decoder without one."""
-        plain = getattr(self.decoder, "plain", None)
-        if plain is None:
+        """The pipe's sink for an event decoder with a `plain` reading (base.translating_sink): reads of whole
+        events, nothing of an earlier one held, before the end."""
+        read = getattr(self.decoder, "plain", None)
+        if read is None:
             return None
         events, decoder = self.events, self.decoder
 
-        def take(data: bytes) -> bool:
+        def plain(data: bytes) -> list[ChatChunk] | None:
             if events._buffer or decoder.done or not data.endswith(b"\n\n") or b"\r" in data:
-                return False
-            chunks = plain(data)
-            if chunks is None:
-                return False
-            return write(b"".join([render(chunk) for chunk in chunks])) if chunks else True
-        return take
+                return None
+            return read(data)
+        return translating_sink(plain, write, render)
 
     def finish(self) -> Iterable[ChatChunk]:
         decoder = self.decoder

@@ -643,6 +643,16 @@ async def test_provider_stream_fails_before_first_chunk(fake):
         await stream.__anext__()
 
 
+async def test_a_stream_answered_with_another_content_type_is_a_protocol_error(fake):
+    """A 200 that is not an event stream (a proxy's HTML page, a JSON body) fails the attempt as the upstream's
+    fault, so the dispatcher fails over; not a crash of the gateway."""
+    bedrock, provider = fake
+    bedrock.replies.append(Response(200, b"<html>maintenance</html>", [("content-type", "text/html")]))
+    stream = provider.chat_stream(chat([{"role": "user", "content": "hi"}], stream=True))
+    with pytest.raises(errors.UpstreamProtocolError, match="'text/html' instead of an event stream"):
+        await stream.__anext__()
+
+
 async def test_provider_validation_error_passes_through(fake):
     bedrock, provider = fake
     bedrock.replies.append(json_reply(400, {"message": "messages: the final message must be from the user"},
@@ -668,3 +678,19 @@ async def test_wrong_secret_is_an_auth_failure_that_names_no_secret(fake):
 def test_package_exports_the_provider():
     assert bedrock_pkg.__all__ == ["BedrockProvider"]
     assert BedrockProvider.kind == "bedrock"
+
+
+def test_plain_reads_text_deltas_only_and_changes_nothing():
+    """What a translated stream's pipe may render on its own: whole text-delta frames, after the role chunk."""
+    decoder = ConverseStreamDecoder("r1", "m", "br1")
+    text = event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
+    decoder.feed(event("messageStart", {"role": "assistant"}))
+    assert decoder.plain(text) is None  # the role chunk is still held: the ordinary reading sends it first
+    assert [c.role for c in decoder.feed(text)] == ["assistant", None]
+    chunks = decoder.plain(text + text)
+    assert chunks == decoder.feed(text) * 2
+    tool = event("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{"}}})
+    for other in (tool, text + tool, text[:-3], event("messageStop", {"stopReason": "end_turn"}),
+                  exception("throttlingException", "slow down")):
+        assert decoder.plain(other) is None
+    assert decoder._tool_index == {} and not decoder.stopped and decoder._buffer.pending == 0

@@ -75,3 +75,18 @@ def test_a_damaged_frame_is_refused_not_read(damage):
     if damage != "header cut":  # botocore refuses the others too (a value cut short it reads short, silently)
         with pytest.raises(Exception):
             botocore_frames(bad)
+
+
+def test_whole_takes_whole_frames_only_and_keeps_nothing_otherwise():
+    """A pipe's reading (EventStreamReader.whole): whole frames, or None with the reader as it was, so the
+    ordinary reading can take the same bytes."""
+    one = frame(DELTA, b'{"delta":{"text":"a"}}')
+    two = frame(string(":event-type", "messageStop"), b"{}")
+    reader = EventStreamReader()
+    assert [payload for _, payload in reader.whole(one + two)] == [b'{"delta":{"text":"a"}}', b"{}"]
+    assert reader.whole(one + two[:9]) is None and reader.pending == 0  # a frame cut short: nothing held
+    broken = one[:-1] + bytes([one[-1] ^ 1])
+    assert reader.whole(broken) is None and reader.pending == 0
+    assert reader.feed(two[:9]) == [] and reader.pending == 9
+    assert reader.whole(two[9:]) is None  # something of an earlier read is pending: the ordinary reading's
+    assert [payload for _, payload in reader.feed(two[9:])] == [b"{}"]

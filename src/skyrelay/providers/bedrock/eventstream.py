@@ -75,6 +75,20 @@ class EventStreamReader:
         self._pending = buf[at:] if at < end else b""
         return frames
 
+    def whole(self, data: bytes) -> list[tuple[dict[str, Any], bytes]] | None:
+        """`feed`'s frames when nothing is pending and `data` holds whole, well-formed frames only; else None,
+        with nothing kept (the same bytes can then be fed)."""
+        if self._pending:
+            return None
+        try:
+            frames = self.feed(data)
+        except MalformedEventStream:
+            return None
+        if self._pending:
+            self._pending = b""
+            return None
+        return frames
+
     @property
     def pending(self) -> int:
         """Bytes of an incomplete frame held (a body that ends with some is cut)."""

@@ -12,11 +12,13 @@ invisibly. The client sees no delay: the role chunk never carried content.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
+
+import orjson
 
 from ... import errors
 from ...canonical import ChatChunk, ToolCallDelta
-from ..base import load_json
+from ..base import load_json, translating_sink
 from .errors import error_from_event
 from .eventstream import EventStreamReader
 from .reasoning import delta_signature, delta_text, sealed_signature
@@ -55,6 +57,35 @@ class ConverseStreamDecoder:
                 f"deployment '{self.deployment}' sent a malformed event stream: {type(exc).__name__}",
                 deployment=self.deployment) from None
         return chunks
+
+    def plain(self, data: bytes) -> list[ChatChunk] | None:
+        """The chunks of reads of whole frames that are all text deltas, or None for anything else; reading them
+        changes nothing here, so a caller that cannot use them may feed the same bytes again."""
+        if self._role_pending or self.stopped:
+            return None
+        frames = self._buffer.whole(data)
+        if frames is None:
+            return None
+        chunks: list[ChatChunk] = []
+        for headers, payload in frames:
+            if headers.get(":event-type") != "contentBlockDelta" or headers.get(":message-type", "event") != "event":
+                return None
+            try:
+                event = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                return None
+            delta = event.get("delta") if type(event) is dict else None
+            text = delta.get("text") if type(delta) is dict else None
+            if type(text) is not str:
+                return None
+            if text:
+                chunks.append(ChatChunk(id=self.id, model=self.model, created=self.created, content=text))
+        return chunks
+
+    def translated(self, write: Callable[[bytes], bool], render: Callable[[ChatChunk], bytes]
+                   ) -> Callable[[bytes], bool]:
+        """The pipe's sink (base.translating_sink): the text deltas, rendered in the parser callback."""
+        return translating_sink(self.plain, write, render)
 
     def finish(self) -> list[ChatChunk]:
         """The upstream ended the body: check the answer was complete; a usage chunk if none came."""
