@@ -35,13 +35,16 @@ def forwards_unread(events: bytes) -> bool:
 class PassThroughChunks(NormalisedFallback):
     """The ChunkDecoder of a passed-through OpenAI (or Azure) chat-completions stream."""
 
-    __slots__ = ("events", "buffer", "last", "fallback")
+    __slots__ = ("events", "buffer", "last", "fallback", "shape")
 
     def __init__(self, events: EventDecoder):
         self.events = events
         self.buffer = b""
         self.last: ChatChunk | None = None  # the first output chunk: once there, events may go on unread
         self.fallback: SSEDecoder | None = None  # for a stream with \r line ends
+        # The first output event's bytes around its content string: an event of that shape whose content holds no
+        # quote is the same JSON with other text, so it goes on unread without the searches (_shaped).
+        self.shape: tuple[bytes, bytes] | None = None
 
     def feed(self, data: bytes) -> Iterator[ChatChunk]:
         if self.events.done:
@@ -58,7 +61,7 @@ class PassThroughChunks(NormalisedFallback):
         whole = buffer[:end] if self.buffer else buffer
         while whole:
             if self.last is not None:  # committed: what comes before the next event to read goes on in one piece
-                cut = _unread_length(whole)
+                cut = len(whole) if self._shaped(whole) else _unread_length(whole)
                 if cut == len(whole):
                     yield self._bare(whole)
                     return
@@ -78,7 +81,8 @@ class PassThroughChunks(NormalisedFallback):
         def take(data: bytes) -> bool:
             if self.last is None or self.buffer or self.fallback is not None or self.events.done:
                 return False
-            if not data.endswith(b"\n\n") or b"\r" in data or _unread_length(data) != len(data):
+            if not data.endswith(b"\n\n") or b"\r" in data or (
+                    not self._shaped(data) and _unread_length(data) != len(data)):
                 return False
             return write(data)
         return take
@@ -89,12 +93,45 @@ class PassThroughChunks(NormalisedFallback):
             for chunk in self.events.decode(*event):
                 if self.last is None and chunk.has_output():
                     self.last = chunk
+                    self.shape = _shape_of(block, chunk)
                 yield chunk
+
+    def _shaped(self, events: bytes) -> bool:
+        """One event of the first output event's shape: its prefix, a content string without a quote (so no
+        escaped one either, and nothing the gateway reads) or a line end, its suffix."""
+        shape = self.shape
+        if shape is None:
+            return False
+        prefix, suffix = shape
+        if not events.startswith(prefix) or not events.endswith(suffix) or len(events) < len(prefix) + len(suffix):
+            return False
+        content = events[len(prefix):len(events) - len(suffix)]
+        return b'"' not in content and b"\n" not in content  # one event: no line end inside it
 
     def _bare(self, raw: bytes) -> ChatChunk:
         """A chunk that only carries forwarded events (the stream's ids, for whoever looks)."""
         last = self.last
         return ChatChunk(id=last.id, model=last.model, created=last.created, sse=raw)
+
+
+def _shape_of(block: bytes, chunk: ChatChunk) -> tuple[bytes, bytes] | None:
+    """(prefix, suffix) around the content string of a one-line event that holds a content delta and nothing the
+    gateway reads (no finish_reason, usage or tool call), its content written without escapes; else None."""
+    content = chunk.content
+    if chunk.finish_reason is not None or chunk.usage is not None or chunk.tool_calls or not content \
+            or not block.startswith(b"data: ") or block.find(b"\n") != len(block) - 2:
+        return None
+    start = block.find(_CONTENT)
+    if start < 0 or block.find(_CONTENT, start + 1) >= 0:
+        return None
+    start += len(_CONTENT)
+    end = start + len(text := content.encode())
+    if block[start:end] != text or block[end:end + 1] != b'"' or b'"' in text or b"\\" in text:
+        return None
+    return block[:start], block[end:]
+
+
+_CONTENT = b'"content":"'
 
 
 def _unread_length(events: bytes) -> int:

@@ -133,3 +133,34 @@ def test_sse_comments_are_no_chunks_and_never_fail_the_stream():
         out = run(body, step)
         assert client_bytes(out).replace(comment, b"") == sse(STREAM)
         assert [c.usage for c in out if c.usage] == [Usage(input_tokens=12, output_tokens=5, cached_tokens=4)]
+
+
+def test_events_shaped_like_the_first_output_go_on_unread_and_any_other_is_searched():
+    """After the first output, an event that is its bytes with another quote-free content (the usual delta) goes
+    on unread without the searches; one that differs anywhere else, or whose content holds a quote or a line
+    end, is searched as before."""
+    decoder = PassThroughChunks(ChunkEvents("gpt-a"))
+    list(decoder.feed(sse(STREAM[:2])))  # "Hello": the first output, whose shape is kept
+    prefix, suffix = decoder.shape
+    plain = sse([chunk({"content": " more words, ünïcode and \\\\ escapes"})])
+    assert decoder._shaped(plain)
+    quoted = sse([chunk({"content": 'say "hi"'})])
+    finished = sse([chunk({}, "stop")])
+    with_usage = sse([chunk({"content": "x"}, usage=USAGE)])
+    forged = prefix + b"x\n\ndata: [DONE]\n\ny" + suffix  # no quote inside, but a line end: two events
+    for other in (quoted, finished, with_usage, forged, plain + plain, prefix + suffix[1:]):
+        assert not decoder._shaped(other), other
+    out = [c for read in (plain, quoted, with_usage) for c in decoder.feed(read)]
+    assert [c.sse for c in out[:2]] == [plain, quoted]  # both on unread: the quoted one after its searches
+    assert out[2].usage is not None  # read
+    out = list(decoder.feed(forged))
+    assert out[0].sse == prefix + b"x\n\n" and decoder.events.done  # its [DONE] was found and read
+
+
+def test_no_shape_is_kept_from_a_first_output_written_with_escapes_or_more_than_content():
+    for first in (chunk({"content": 'a "quoted" word'}), chunk({"content": "line\nend"}),
+                  chunk({"role": "assistant", "content": "Hi", "extra": {"content": "x"}}),
+                  chunk({"content": "Hi"}, "stop")):
+        decoder = PassThroughChunks(ChunkEvents("gpt-a"))
+        list(decoder.feed(sse([first])))
+        assert decoder.shape is None, first
