@@ -468,6 +468,7 @@ def test_plain_reads_text_deltas_of_text_blocks_only_and_changes_nothing():
         b"event: content_block_delta\ndata: {not json}\n\n",
         b'data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n',  # no name
         _text(0, "fine") + _sse("message_stop", {}),  # one of them is not plain: none is read here
+        _sse("content_block_delta", {"index": [0], "delta": {"type": "text_delta", "text": "x"}}),  # odd index
     ):
         assert decoder.plain(other) is None, other
     assert (dict(decoder.blocks), dict(decoder.counts), decoder.tool_count, decoder.done) == before

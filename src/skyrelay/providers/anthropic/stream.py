@@ -68,8 +68,9 @@ class StreamDecoder:
             except orjson.JSONDecodeError:
                 return None  # the reader says what is wrong with it
             delta = data.get("delta") if type(data) is dict and data.get("type") == "content_block_delta" else None
-            if type(delta) is not dict or delta.get("type") != "text_delta" \
-                    or self.blocks.get(data.get("index", 0), _NO_BLOCK)[0] != _TEXT:
+            index = data.get("index", 0) if delta is not None else None
+            if type(delta) is not dict or delta.get("type") != "text_delta" or type(index) is not int \
+                    or self.blocks.get(index, _NO_BLOCK)[0] != _TEXT:
                 return None
             text = delta.get("text")
             if text:
