@@ -180,6 +180,19 @@ async def _serve(reads: list[bytes], on_read=None, include_usage: bool = False, 
     return re.sub(rb'"created":\d+', b'"created":0', _body(raw)) if translated else _body(raw), sum(piped)
 
 
+def _paused_between(pause: int, resume: int):
+    """An on_read for _serve: the client stops reading before upstream read `pause` (the task must take over and
+    wait for the drain) and reads again before read `resume`."""
+    def on_read(i, conn):
+        if i == pause:
+            conn.pause_writing()
+        elif i == resume:
+            conn.resume_writing()
+            if conn.drain_waiter is not None and not conn.drain_waiter.done():
+                conn.drain_waiter.set_result(None)
+    return on_read
+
+
 def _as_one_read() -> list[bytes]:
     return [b"".join(EVENTS)]
 
@@ -205,16 +218,7 @@ async def test_events_split_across_reads_are_left_to_the_task():
 
 async def test_a_full_client_socket_stops_the_pipe_and_the_order_holds():
     whole, _ = await _serve(_as_one_read())
-
-    def on_read(i, conn):
-        if i == 4:
-            conn.pause_writing()  # the client stops reading: the task must take over and wait for the drain
-        elif i == 7:
-            conn.resume_writing()
-            if conn.drain_waiter is not None and not conn.drain_waiter.done():
-                conn.drain_waiter.set_result(None)
-
-    paused, piped = await _serve(EVENTS, on_read)
+    paused, piped = await _serve(EVENTS, _paused_between(4, 7))
     assert paused == whole
     assert piped >= 2  # piped before the pause and after the drain
 
@@ -230,16 +234,7 @@ async def test_an_anthropic_pass_through_is_piped_and_reaches_the_client_byte_fo
 async def test_an_anthropic_stream_cut_anywhere_or_held_back_keeps_its_bytes():
     stream = b"".join(MESSAGE_EVENTS)
     split, _ = await _serve([stream[i:i + 41] for i in range(0, len(stream), 41)], anthropic=True)
-
-    def on_read(i, conn):
-        if i == 5:
-            conn.pause_writing()
-        elif i == 8:
-            conn.resume_writing()
-            if conn.drain_waiter is not None and not conn.drain_waiter.done():
-                conn.drain_waiter.set_result(None)
-
-    paused, _ = await _serve(MESSAGE_EVENTS, on_read, anthropic=True)
+    paused, _ = await _serve(MESSAGE_EVENTS, _paused_between(5, 8), anthropic=True)
     assert split == paused == stream
 
 
@@ -277,16 +272,7 @@ async def test_a_translated_stream_cut_anywhere_held_back_or_with_a_tool_call_ke
     stream = b"".join(TOOL_EVENTS)
     whole, _ = await _serve([stream], translated="anthropic")
     split, _ = await _serve([stream[i:i + 41] for i in range(0, len(stream), 41)], translated="anthropic")
-
-    def on_read(i, conn):
-        if i == 5:
-            conn.pause_writing()
-        elif i == 8:
-            conn.resume_writing()
-            if conn.drain_waiter is not None and not conn.drain_waiter.done():
-                conn.drain_waiter.set_result(None)
-
-    paused, _ = await _serve(TOOL_EVENTS, on_read, translated="anthropic")
+    paused, _ = await _serve(TOOL_EVENTS, _paused_between(5, 8), translated="anthropic")
     trickled, piped = await _serve(TOOL_EVENTS, translated="anthropic")
     assert piped >= 7
     assert split == paused == trickled == whole
@@ -317,16 +303,7 @@ async def test_a_bedrock_stream_is_piped_rendered_and_keeps_its_bytes(include_us
     trickled, piped = await _serve(CONVERSE_FRAMES, include_usage=include_usage, translated="bedrock")
     split, _ = await _serve([stream[i:i + 29] for i in range(0, len(stream), 29)], include_usage=include_usage,
                             translated="bedrock")
-
-    def on_read(i, conn):
-        if i == 4:
-            conn.pause_writing()
-        elif i == 7:
-            conn.resume_writing()
-            if conn.drain_waiter is not None and not conn.drain_waiter.done():
-                conn.drain_waiter.set_result(None)
-
-    paused, _ = await _serve(CONVERSE_FRAMES, on_read, include_usage=include_usage, translated="bedrock")
+    paused, _ = await _serve(CONVERSE_FRAMES, _paused_between(4, 7), include_usage=include_usage, translated="bedrock")
     assert piped_whole == 0
     assert piped >= 6  # the text deltas after the first output
     assert trickled == whole == split == paused
