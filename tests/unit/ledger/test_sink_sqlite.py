@@ -147,3 +147,13 @@ def test_pairs_and_rows_in_one_batch_commit_together_or_not_at_all(tmp_path):
     finally:
         sink.close()
     assert stored(path, "request_id, attempt") == [("r2", 0), ("req_1", 0), ("req_1", 1)]
+
+
+def test_the_shippers_commits_are_durable_before_they_return(tmp_path):
+    """The shipper deletes a spool file once its records are committed, so a commit must survive a power loss:
+    the WAL is fsynced at every commit (FULL), not only at checkpoints (NORMAL, the reports' connections)."""
+    sink = Sink(parse_url(f"sqlite:///{tmp_path}/l.db"))
+    sink.write([row("r1")])
+    assert sink._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert sink._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    sink.close()
