@@ -55,15 +55,14 @@ def client_request(stream: bool, key: str = KEY) -> bytes:
 
 def _translated(deployment: dict) -> dict:
     return {"server": {"master_key": KEY}, "ledger": {"enabled": False}, "model_groups": {"chat": {"deployments": [{
-        "name": "static", "base_url": "http://127.0.0.1:9", "api_key": "up",
+        "name": "static", "base_url": "http://127.0.0.1:9",
         "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}, **deployment}]}}}
 
 
 # OpenAI in, another cloud out: the answer and the stream are translated.
-ANTHROPIC = _translated({"kind": "anthropic", "model": "claude-bench"})
+ANTHROPIC = _translated({"kind": "anthropic", "model": "claude-bench", "api_key": "up"})
 BEDROCK = _translated({"kind": "bedrock", "model": "amazon.nova-lite-v1:0", "region": "us-east-1",
                        "aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret"})
-del BEDROCK["model_groups"]["chat"]["deployments"][0]["api_key"]
 
 
 def upstream_answer(stream: bool, config: dict = CONFIG) -> list[bytes]:
