@@ -1,5 +1,6 @@
 """Keys, teams, rate limits and budgets, through the official SDKs: which models a key may use, its rpm, a
-budget that concurrent requests cannot overshoot, and one key's rpm counted once across two replicas on Redis."""
+budget that concurrent requests cannot overshoot and that a restart does not refill, and one key's rpm counted once
+across two replicas on Redis."""
 
 from __future__ import annotations
 
@@ -273,3 +274,37 @@ def test_two_replicas_on_one_redis_count_a_keys_rpm_once(tmp_path, bg):
     finally:
         bg.run(cloud.stop())
         bg.run(delete_prefix(prefix))
+
+
+def test_a_spent_budget_stays_spent_when_the_gateway_restarts(make_stack, tmp_path):
+    """The memory backend's counters begin empty with the process: the new one seeds them from the ledger (what
+    the old one spent today), so a restart does not hand out the day's budget a second time. The team budget is
+    seeded from the same records as its key's."""
+    keys = [{"name": "spender", "key": "sk-spender", "team": "thrifty", "budget": {"usd": 0.2, "period": "day"}},
+            {"name": "colleague", "key": "sk-colleague", "team": "thrifty"}]
+    sections = {"teams": {"thrifty": {"budget": {"usd": 0.2, "period": "month"}}}, "keys": keys,
+                "database": {"url": f"sqlite:///{tmp_path}/ledger.db"}, "ledger": {"spool_dir": f"{tmp_path}/spool"}}
+
+    def spend(stack) -> list[str]:
+        answers = []
+        for _ in range(8):
+            try:
+                client(stack, "sk-spender").chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
+                answers.append("ok")
+            except openai.RateLimitError as exc:
+                assert exc.code == "insufficient_quota" and "budget of" in exc.message
+                answers.append("429")
+        return answers
+
+    first = make_stack(groups=priced_groups, sections=sections)
+    spent = spend(first)
+    served = spent.count("ok")
+    assert served and spent == ["ok"] * served + ["429"] * (8 - served)
+    first.close()  # ships the ledger
+
+    second = make_stack(groups=priced_groups, sections=sections)
+    assert second.bg.run(second.gateway.governor.seeded()) == 2  # the key's daily and the team's monthly budget
+    assert spend(second) == ["429"] * 8
+    with pytest.raises(openai.RateLimitError) as refused:  # the team's budget: its other key is refused too
+        client(second, "sk-colleague").chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
+    assert "budget of team 'thrifty'" in refused.value.message

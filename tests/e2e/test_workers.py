@@ -1,6 +1,7 @@
 """`skyrelay serve --workers N`: connections spread over the workers, a dead worker is replaced, signals reach
-every worker, a key's limit is counted once across them (the supervisor holds the counters), and /metrics and
-/admin/stats add up every worker's figures whichever worker is asked."""
+every worker, a key's limit is counted once across them (the supervisor holds the counters), a spent budget stays
+spent after a kill -9 of them all (seeded from the ledger), and /metrics and /admin/stats add up every worker's
+figures whichever worker is asked."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import collections
 import http.client
 import json
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -199,3 +202,74 @@ def test_admin_stats_answers_for_every_worker_whichever_answers(workers):
         assert up["share"] == 1.0 and up["in_flight"] == 0
         assert [w["breaker"] for w in up["health"]["workers"]] == ["closed", "closed"]
         assert body["model_groups"][0]["tiers"] == [{"tier": 0, "served": sent, "share": 1.0}]
+
+
+BUDGETED = GATEWAY.replace("  - {{name: bot, key: sk-bot, rpm: 12}}\n", """\
+  - {{name: spender, key: sk-spender, budget: {{usd: 0.2, period: day}}}}
+database: {{url: "sqlite:///{dir}/ledger.db"}}
+ledger: {{spool_dir: "{dir}/spool", fsync_interval_ms: 20}}
+""").replace("api_key: {upstream}}}", "api_key: {upstream}, price: {{input_per_mtok: 1000, output_per_mtok: 2000}}}}")
+
+
+def read_until(proc: subprocess.Popen, wanted: dict[str, int], timeout: float = 20) -> list[str]:
+    """The lines a process printed until each pattern of `wanted` matched as many lines as it says (read by a
+    thread, so that a line that never comes fails the test after `timeout` instead of blocking it)."""
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    deadline, seen, left = time.monotonic() + timeout, [], dict(wanted)
+    while any(left.values()):
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(line)
+        for pattern, count in left.items():
+            if count and re.search(pattern, line):
+                left[pattern] = count - 1
+    assert not any(left.values()), f"not all of {wanted} printed:\n{''.join(seen)}"
+    return seen
+
+
+def test_a_budget_spent_across_the_workers_stays_spent_after_kill_9_of_them_all(tmp_path, bg):
+    """The supervisor holds the counters: a kill -9 of it and its workers loses them, and the spools hold the
+    last records. The restarted workers adopt those spools, and the budget is seeded from the ledger once they are
+    committed, whichever worker a request then lands on."""
+    cloud = bg.run(start_cloud(CloudSpec(name="up", protocol="openai", api_key=UPSTREAM_KEY, ttft_ms=1, port=0,
+                                         output_tokens=12)))
+    config = tmp_path / "gateway.yaml"
+    config.write_text(BUDGETED.format(cloud=cloud.base_url, upstream=UPSTREAM_KEY, dir=tmp_path))
+
+    def spend(url: str, count: int) -> list[str]:
+        answers = []
+        for _ in range(count):  # a new connection each time: the requests land on both workers
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-spender", max_retries=0, timeout=20)
+            try:
+                client.chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
+                answers.append("ok")
+            except openai.RateLimitError as exc:
+                assert exc.code == "insufficient_quota"
+                answers.append("429")
+            client.close()
+        return answers
+
+    try:
+        proc = skyrelay("serve", "--config", str(config), "--workers", "2")
+        url = re.search(r"http://[\d.]+:\d+", wait_for_line(proc, r"listening on .*\(2 workers\)")).group(0)
+        spent = spend(url, 10)
+        assert "ok" in spent and spent[-1] == "429"
+        time.sleep(0.1)  # the spools' last lines on disk (fsync_interval_ms: 20)
+        pids = children(proc.pid)
+        proc.kill()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        proc.wait(10)
+        proc = skyrelay("serve", "--config", str(config), "--workers", "2")
+        lines = read_until(proc, {r"listening on .*\(2 workers\)": 1, r"counters seeded": 2})  # each worker's
+        url = re.search(r"http://[\d.]+:\d+", "".join(lines)).group(0)
+        assert any("1 of 1 counters seeded" in line for line in lines)  # the one that adopted the spools read it
+        assert spend(url, 6) == ["429"] * 6
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        bg.run(cloud.stop())

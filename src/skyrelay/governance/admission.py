@@ -29,6 +29,7 @@ from . import periods
 from .headers import refusal_headers
 from .principals import PARALLEL, REQUESTS, TOKENS, USD, KeyBook, Principal
 from .registry import REVOKED, Registry
+from .seeding import seed_budgets
 
 log = logging.getLogger("skyrelay.governance")
 
@@ -122,6 +123,7 @@ class Governor:
         self._input_tokens = input_tokens  # the routing quotas' guess from the body's size (Quotas.input_tokens)
         self.reprice(config)
         self._refresh: asyncio.Task | None = None
+        self._seeding: asyncio.Task | None = None
         self._closing = False
         self.registry = Registry(config, self.keys, state)
         self._memory = state if isinstance(state, MemoryState) else None
@@ -208,6 +210,16 @@ class Governor:
         if self._refresh is None:  # also without keys yet: the admin API may create some
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_flags())
 
+    def seed_from(self, adopted: Any, database: Any) -> None:
+        """Seed the budgets from the ledger once `adopted` is set (seeding.py), where the counters begin empty with
+        this process or its supervisor (the memory backend's: Redis's outlive the gateway)."""
+        if getattr(self.state, "seed", None) is not None and self._seeding is None:
+            self._seeding = asyncio.get_running_loop().create_task(seed_budgets(self, adopted, database))
+
+    async def seeded(self) -> int:
+        """Wait for the budgets' seeding (started by seed_from) to end; how many counters it seeded."""
+        return 0 if self._seeding is None else await asyncio.shield(self._seeding)
+
     async def _refresh_flags(self) -> None:
         """Revocations written by any replica, read here off the request path (until `aclose`: a flag as well as
         the cancel, see runtime.stop_loop)."""
@@ -224,6 +236,9 @@ class Governor:
         self._closing = True
         await stop_loop(self._refresh, "revocation refresh", log)
         self._refresh = None
+        if self._seeding is not None and not self._seeding.done():
+            await stop_loop(self._seeding, "budget seeding", log)
+        self._seeding = None
         await self.registry.aclose()
         await self.state.aclose()
 

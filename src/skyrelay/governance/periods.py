@@ -16,6 +16,12 @@ def current(period: str, now: float) -> tuple[str, float]:
     return found[0], found[1]
 
 
+def started(period: str, now: float) -> float:
+    """When the period `now` is in began, in epoch seconds (0 for `total`)."""
+    current(period, now)
+    return _current[period][2]
+
+
 def _compute(period: str, now: float) -> tuple[str, float, float]:
     if period == "total":
         return "total", 0.0, 0.0

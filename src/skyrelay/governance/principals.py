@@ -125,6 +125,10 @@ class KeyBook:
     def __bool__(self) -> bool:
         return bool(self._by_digest) or bool(self._stored)
 
+    def principals(self) -> list[Principal]:
+        """Every key's Principal, declared and made through the admin API."""
+        return [*self._by_digest.values(), *self._stored.values()]
+
     def set_stored(self, secret: bytes, principals: dict[bytes, Principal], revoked: frozenset[str]) -> None:
         """The admin API's keys, replaced whole (a request in flight keeps the Principal it resolved)."""
         self._secret = secret

@@ -50,6 +50,7 @@ class Shipper:
         self.cpu_seconds = 0.0  # this thread's CPU time: the shipper's cost, apart from the request path's
         self.database_error: str | None = None  # the error class while the database is unreachable, else None
         self.clean = False  # after stop: everything shipped and nothing open
+        self.adopted = threading.Event()  # set once the dead processes' spools found at start are committed
 
     def start(self) -> None:
         self._orphans = orphans(self.spool.directory, self.spool.owner)
@@ -68,6 +69,7 @@ class Shipper:
                 while self._orphans:
                     self._ship_orphan(self._orphans[0])
                     self._orphans.pop(0)
+                self.adopted.set()  # the table now holds every record written before this process began
                 caught_up = self._ship_own()
             except Exception as exc:  # noqa: BLE001  (the database, down or refusing: try again later)
                 self._failed(exc)

@@ -144,6 +144,8 @@ class Gateway:
         )
         self.health_checker.start()
         self.governor.start()
+        if self.ledger is not None:  # budgets whose counters began empty: seeded with what the ledger holds
+            self.governor.seed_from(self.ledger.shipper.adopted, self.ledger.database)
         if self.dispatcher.shared is not None:
             self.dispatcher.shared.start()
         self.telemetry.start()

@@ -17,6 +17,7 @@ rides along with the next reserve. The wire: one orjson array per line.
                            ["r", call, now, [id, ...], [amount, ...]]     reserve
                            ["s", token, [amount, ...] | null, now]        settle (no answer; null: refund all)
                            ["t", call, name, kind, now] | ["f+"|"f-", call, name] | ["F", call]   total, flags
+                           ["B", call] | ["b", name, spent]      the counters' birth; a budget's seed (no answer)
     supervisor -> worker   [call, result...]
 
 A settle follows its reserve on the same connection, so the supervisor always sees them in order. A worker that
@@ -137,7 +138,12 @@ class _Peer(asyncio.Protocol):
                 raise ValueError("counter ids are defined in order")
             self.items.append(Item(name, math.inf if limit is None else limit, kind, reset_at))  # JSON: inf is null
             return None
+        if op == "b":
+            self.state.seed(message[1], message[2])
+            return None
         server, state, call = self.server, self.state, message[1]
+        if op == "B":
+            return [call, state.born]
         if op == "t":
             server.later(self, call, state.total(message[2], message[3], message[4]))
         elif op == "f+":
@@ -227,6 +233,21 @@ class SocketState:
         link, token = reservation.marks
         if link is self._link:  # a supervisor gone meanwhile took its counters with it: nothing to settle
             link.send(orjson.dumps(["s", token, amounts, now], option=_LINE))
+
+    # --- budgets spent before the counters began (governance/seeding.py) ----------------------------------------
+
+    async def birth(self) -> float | None:
+        """When the supervisor's counters began; None while it is unreachable (nothing is seeded then)."""
+        if self._link is None:
+            return None
+        try:
+            return (await self._link.call(["B", 0]))[1]
+        except ConnectionError:
+            return None
+
+    def seed(self, name: str, spent: float) -> None:
+        if self._link is not None:
+            self._link.send(orjson.dumps(["b", name, spent], option=_LINE))
 
     # --- reads and flags ---------------------------------------------------------------------------------------
 

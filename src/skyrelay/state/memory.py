@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 
 from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
@@ -74,6 +75,8 @@ class MemoryState:
         self._cells: dict[str, _Window | _Level] = {}  # by counter name
         self._flags: set[str] = set()
         self._plans: dict[tuple, Plan] = {}  # by the items themselves (compared as objects): reserve_now
+        self.born = time.time()  # what was spent before this is the ledger's to tell (seed)
+        self._seeded: dict[str, float] = {}  # counter name -> the spend before `born` already added to it
 
     def _cell(self, item: Item) -> _Window | _Level:
         """The item's counter here, remembered on the item: a request's reserve then looks up nothing."""
@@ -142,6 +145,23 @@ class MemoryState:
         if kind == WINDOW:
             cell.expire(int(now))
         return cell.total
+
+    async def birth(self) -> float | None:
+        """When these counters began counting (epoch seconds): budgets are seeded with what was spent before."""
+        return self.born
+
+    def seed(self, name: str, spent: float) -> None:
+        """A PERIOD counter also holds `spent`, what requests that began before `born` spent in it (read from the
+        ledger). Idempotent and convergent: seeding the same counter again adds only what a larger figure adds
+        (workers each seed after shipping the spools they adopted; the last to finish read the most)."""
+        extra = spent - self._seeded.get(name, 0)
+        if extra <= 0:
+            return
+        self._seeded[name] = spent
+        cell = self._cells.get(name)
+        if cell is None:
+            cell = self._cells[name] = _Level()
+        cell.total += extra
 
     async def set_flag(self, name: str) -> None:
         self._flags.add(name)

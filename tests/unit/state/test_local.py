@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from skyrelay.state import GAUGE, WINDOW, Item
+from skyrelay.state import GAUGE, PERIOD, WINDOW, Item
 from skyrelay.state.local import SocketState, StateServer, _Peer
 
 NOW = 1_800_000_000.0
@@ -112,3 +112,22 @@ async def test_a_worker_whose_supervisor_is_gone_serves_on_its_share(server):
     results = [await worker.reserve([rpm], [1], NOW) for _ in range(3)]
     assert [reservation is not None for reservation, *_ in results] == [True, True, False]  # 4 / 2 workers
     await worker.aclose()
+
+
+async def test_workers_seed_a_budget_in_the_supervisor_once_with_the_largest_figure(server):
+    """Each worker seeds after shipping the spools it adopted: the figures differ, the counter holds the largest
+    once (governance/seeding.py), and every worker reserves against it."""
+    first, second = await worker_of(server), await worker_of(server)
+    born = await first.birth()
+    assert born == await second.birth() == server.state.born
+    budget = Item("k:spender:usd:d2027-01-15", 1000, PERIOD, NOW + 3600)
+    first.seed(budget.name, 600)
+    second.seed(budget.name, 900)
+    first.seed(budget.name, 700)  # a smaller figure read earlier adds nothing
+    reservation, _, refused = await second.reserve([budget], [100], NOW)
+    assert reservation is not None and reservation.levels == [1000]
+    reservation, _, refused = await first.reserve([budget], [1], NOW)
+    assert reservation is None and refused == 0
+    await first.aclose()
+    await second.aclose()
+    assert await SocketState(server.path, workers=2).birth() is None  # never connected: nothing to seed into

@@ -1,0 +1,95 @@
+"""Budgets that survive a restart: counters that begin empty are seeded with what the ledger says was spent.
+
+The memory backend's counters live in the gateway's process (in the supervisor's with `--workers`), so a restart
+began every budget at zero again. The ledger has every dollar, so once this process has committed the spools its
+dead predecessors left (the shipper's `adopted`), each budget counter of the current periods is seeded with the
+billed cost of the attempts that began in its period before the counters were born (`birth`): what began later
+is counted by the counters themselves, so nothing is counted twice. Seeding runs off the request path, a few
+hundred milliseconds after the first request can arrive; until then a budget counts only the new spend.
+Workers each seed after their own adoption and the state keeps the largest figure per counter (MemoryState.seed),
+which is the complete one: the last worker to finish its adoption read after every other one's.
+
+Redis-backed counters outlive the gateway and are not seeded (a Redis that loses its data forgets budgets:
+docs/governance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any
+
+from ..ledger.reports import spent_by_owner
+from ..ledger.store import LedgerStore
+from . import periods
+from .principals import USD
+
+log = logging.getLogger("skyrelay.governance")
+
+ADOPTION_POLL_S = 0.05  # how often the seeder looks whether the shipper has committed the adopted spools
+RETRY_S = 5.0  # between tries while the database does not answer
+
+
+def budget_counters(principals: list[Any], now: float) -> dict[str, tuple[bool, str, float]]:
+    """Counter name -> (a team's, its owner's name, its period's start) of every budget the keys count at `now`."""
+    found: dict[str, tuple[bool, str, float]] = {}
+    for principal in principals:
+        for limit in principal.limits:
+            if limit.metric != USD:
+                continue
+            period_id, _ = periods.current(limit.period, now)
+            team = limit.counter.startswith("t:")
+            found[limit.counter + period_id] = (team, principal.team if team else principal.name,
+                                                periods.started(limit.period, now))
+    return found
+
+
+def seeds(counters: dict[str, tuple[bool, str, float]], store: LedgerStore, born: float) -> dict[str, int]:
+    """Micro-dollars per counter: what its owner spent from its period's start until `born` (blocking: a thread)."""
+    spent: dict[float, tuple[dict[str, float], dict[str, float]]] = {}
+    out = {}
+    for name, (team, owner, start) in counters.items():
+        if start >= born:  # the period began after the counters did: they saw all of it
+            continue
+        if start not in spent:
+            spent[start] = spent_by_owner(store, start, born)
+        usd = spent[start][1 if team else 0].get(owner, 0.0)
+        if usd > 0:
+            out[name] = math.ceil(usd * 1_000_000 - 1e-6)  # budgets count whole micro-dollars
+    return out
+
+
+async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
+    """Seed the governor's budget counters once `adopted` (a threading.Event) is set; the counters seeded."""
+    state = governor.state
+    born = await state.birth()
+    if born is None:  # the supervisor's counters are out of reach: its workers seed when they reconnect
+        return 0
+    while not adopted.is_set():
+        await asyncio.sleep(ADOPTION_POLL_S)
+    counters = budget_counters(governor.keys.principals(), time.time())
+    if not counters:
+        return 0
+    warned = False
+    while True:
+        try:
+            found = await asyncio.to_thread(_read, counters, database, born)
+            break
+        except Exception as exc:  # noqa: BLE001  (the database down: its records are still there later)
+            if not warned:
+                log.warning("budgets: cannot read the ledger to seed them (%s); retrying every %g s",
+                            type(exc).__name__, RETRY_S)
+                warned = True
+            await asyncio.sleep(RETRY_S)
+    for name, amount in found.items():
+        state.seed(name, amount)
+    log.info("budgets: %d of %d counters seeded with the ledger's spend before this start", len(found),
+             len(counters), extra={"event": "budgets_seeded", "seeded": len(found)})
+    return len(found)
+
+
+def _read(counters: dict, database: Any, born: float) -> dict[str, int]:
+    with LedgerStore(database, create=False) as store:
+        return seeds(counters, store, born)
