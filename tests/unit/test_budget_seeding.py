@@ -31,11 +31,20 @@ CONFIG = {
 }
 
 
-def row(request_id: str, attempt: int, started_at: float, key: str | None, team: str | None, billed: float) -> list:
+def row(request_id: str, attempt: int, started_at: float, key: str | None, team: str | None, billed: float,
+        deployment: str = "gone", listed: float = 0.0) -> list:
     values = dict.fromkeys(COLUMN_NAMES, 0)
     values.update(request_id=request_id, attempt=attempt, started_at=started_at, ended_at=started_at + 1,
-                  key_name=key, team=team, status="ok", billed_cost_usd=billed, commitment=None, error_kind=None)
+                  key_name=key, team=team, deployment=deployment, status="ok", list_cost_usd=listed,
+                  billed_cost_usd=billed, commitment=None, error_kind=None)
     return [values[name] for name in COLUMN_NAMES]
+
+
+class Price:
+    discount = 0.2
+
+
+PRICES = {"committed": Price()}  # the configured deployments' prices (the others are gone from the configuration)
 
 
 def ledger(url: str) -> LedgerStore:
@@ -50,6 +59,9 @@ def ledger(url: str) -> LedgerStore:
         row("r5", 1, BORN - 20 * DAY, "notebook", "research", 7.0),  # last month
         row("r6", 1, BORN - 400 * DAY, "forever", None, 3.0),  # a total budget: every record before the start
         row("r7", 2, BORN - 10, "forever", None, 0.000_000_4),  # a failover's attempt: its cost counts too
+        # A configured deployment: its list price less its discount, as budgets count it, whatever a commitment
+        # made of the bill (2.0 listed, 0.5 billed under a reserved commitment): 1.6.
+        row("r8", 1, BORN - 7200, "ci-bot", "research", 0.5, deployment="committed", listed=2.0),
     ])
     sink.close()
     return LedgerStore(database)
@@ -60,14 +72,14 @@ def test_each_budget_counter_gets_its_owners_spend_in_its_period_before_the_coun
     counters = budget_counters(principals, BORN + 10)
     assert sorted(counters) == ["k:ci-bot:usd:d2027-03-17", "k:forever:usd:total", "t:research:usd:m2027-03-01"]
     with ledger(ledger_database_url) as store:
-        assert seeds(counters, store, BORN) == {
-            "k:ci-bot:usd:d2027-03-17": 1_250_000,
-            "t:research:usd:m2027-03-01": 3_750_000,  # ci-bot's 1.25 today and 2.0 yesterday, notebook's 0.5
+        assert seeds(counters, store, BORN, PRICES) == {
+            "k:ci-bot:usd:d2027-03-17": 2_850_000,  # 1.25 + 1.6
+            "t:research:usd:m2027-03-01": 5_350_000,  # ci-bot's 2.85 today and 2.0 yesterday, notebook's 0.5
             "k:forever:usd:total": 3_000_001,  # whole micro-dollars, rounded up as budgets count them
         }
     later = budget_counters(principals, BORN + 2 * DAY)  # a period that began after the counters did: nothing
     with LedgerStore(parse_url(ledger_database_url)) as store:
-        assert "k:ci-bot:usd:d2027-03-19" not in seeds(later, store, BORN)
+        assert "k:ci-bot:usd:d2027-03-19" not in seeds(later, store, BORN, PRICES)
 
 
 def test_the_memory_backend_adds_a_seed_once_and_the_largest_figure_when_seeded_again():
@@ -91,6 +103,7 @@ async def test_seeding_waits_until_the_adopted_spools_are_in_the_ledger(tmp_path
     class Governor:  # what seed_budgets reads of one
         state = MemoryState()
         keys = KeyBook(config.keys, config.teams)
+        served_prices = PRICES
 
     Governor.state.born = BORN
     adopted = threading.Event()
@@ -99,4 +112,4 @@ async def test_seeding_waits_until_the_adopted_spools_are_in_the_ledger(tmp_path
     assert not task.done()  # the shipper has not committed what dead processes left: nothing read yet
     adopted.set()
     assert await task == 3
-    assert await Governor.state.total("t:research:usd:m2027-03-01", PERIOD, BORN) == 3_750_000
+    assert await Governor.state.total("t:research:usd:m2027-03-01", PERIOD, BORN) == 5_350_000

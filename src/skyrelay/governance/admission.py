@@ -105,7 +105,7 @@ def settled_values(governor: "Governor", ctx: Any, reserved: tuple) -> tuple:
         served = ctx.attempts[-1]
         if served.status == "cancelled":  # a hedge's loser: the one that served came before it
             served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
-        price = governor._served_price.get(served.deployment)
+        price = governor.served_prices.get(served.deployment)
         cost = 0 if price is None else cost_micro_usd(price, usage.input_tokens, usage.output_tokens,
                                                         usage.cached_tokens, usage.cache_write_tokens)
         return (1, usage.input_tokens + usage.output_tokens, 0, cost)
@@ -132,7 +132,7 @@ class Governor:
     def reprice(self, config: Any) -> None:
         """The prices budgets are reserved and settled at: from the model groups (again after a reload)."""
         self._prices = {name: dearest(group.deployments) for name, group in config.model_groups.items()}
-        self._served_price = {d.name: d.price for d in config.deployments()}
+        self.served_prices = {d.name: d.price for d in config.deployments()}
 
     # --- the request path --------------------------------------------------------------------------------------
 

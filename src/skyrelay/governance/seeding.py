@@ -2,12 +2,12 @@
 
 The memory backend's counters live in the gateway's process (in the supervisor's with `--workers`), so a restart
 began every budget at zero again. The ledger has every dollar, so once this process has committed the spools its
-dead predecessors left (the shipper's `adopted`), each budget counter of the current periods is seeded with the
-billed cost of the attempts that began in its period before the counters were born (`birth`): what began later
-is counted by the counters themselves, so nothing is counted twice. Seeding runs off the request path, a few
-hundred milliseconds after the first request can arrive; until then a budget counts only the new spend.
-Workers each seed after their own adoption and the state keeps the largest figure per counter (MemoryState.seed),
-which is the complete one: the last worker to finish its adoption read after every other one's.
+dead predecessors left (the shipper's `adopted`), each budget counter of the current periods is seeded with the cost
+(as budgets count it) of the attempts that began in its period before the counters were born (`birth`): what began
+later is counted by the counters themselves, so nothing is counted twice. Seeding runs off the request path, a few
+hundred milliseconds after the first request can arrive; until then a budget counts only the new spend. Workers each
+seed after their own adoption and the state keeps the largest figure per counter (MemoryState.seed), which is the
+complete one: the last worker to finish its adoption read after every other one's.
 
 Redis-backed counters outlive the gateway and are not seeded (a Redis that loses its data forgets budgets:
 docs/governance.md).
@@ -46,19 +46,35 @@ def budget_counters(principals: list[Any], now: float) -> dict[str, tuple[bool, 
     return found
 
 
-def seeds(counters: dict[str, tuple[bool, str, float]], store: LedgerStore, born: float) -> dict[str, int]:
-    """Micro-dollars per counter: what its owner spent from its period's start until `born` (blocking: a thread)."""
+def seeds(counters: dict[str, tuple[bool, str, float]], store: LedgerStore, born: float,
+          prices: dict[str, Any]) -> dict[str, int]:
+    """Micro-dollars per counter: what its owner spent from its period's start until `born` (blocking: a thread).
+    Budgets count a deployment's list cost less its `discount` (`prices`: by deployment), not what a commitment
+    covers of it, so that is what is summed; a deployment no longer configured counts its billed cost."""
     spent: dict[float, tuple[dict[str, float], dict[str, float]]] = {}
     out = {}
     for name, (team, owner, start) in counters.items():
         if start >= born:  # the period began after the counters did: they saw all of it
             continue
         if start not in spent:
-            spent[start] = spent_by_owner(store, start, born)
+            spent[start] = _by_owner(spent_by_owner(store, start, born), prices)
         usd = spent[start][1 if team else 0].get(owner, 0.0)
         if usd > 0:
             out[name] = math.ceil(usd * 1_000_000 - 1e-6)  # budgets count whole micro-dollars
     return out
+
+
+def _by_owner(rows: list[tuple], prices: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    by_key: dict[str, float] = {}
+    by_team: dict[str, float] = {}
+    for key, team, deployment, listed, billed in rows:
+        price = prices.get(deployment)
+        usd = float(listed or 0) * (1.0 - price.discount) if price is not None else float(billed or 0)
+        if key is not None:
+            by_key[key] = by_key.get(key, 0.0) + usd
+        if team is not None:
+            by_team[team] = by_team.get(team, 0.0) + usd
+    return by_key, by_team
 
 
 async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
@@ -75,7 +91,7 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
     warned = False
     while True:
         try:
-            found = await asyncio.to_thread(_read, counters, database, born)
+            found = await asyncio.to_thread(_read, counters, database, born, dict(governor.served_prices))
             break
         except Exception as exc:  # noqa: BLE001  (the database down: its records are still there later)
             if not warned:
@@ -90,6 +106,6 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
     return len(found)
 
 
-def _read(counters: dict, database: Any, born: float) -> dict[str, int]:
+def _read(counters: dict, database: Any, born: float, prices: dict[str, Any]) -> dict[str, int]:
     with LedgerStore(database, create=False) as store:
-        return seeds(counters, store, born)
+        return seeds(counters, store, born, prices)

@@ -72,20 +72,12 @@ def spend(store: LedgerStore, commitments: tuple, by: tuple[str, ...], since: fl
     return rows
 
 
-def spent_by_owner(store: LedgerStore, since: float, until: float) -> tuple[dict[str, float], dict[str, float]]:
-    """Billed USD of the attempts that began in [since, until), per key name and per team: what their budgets
-    counted (the seed of budget counters that began empty: governance/seeding.py)."""
-    by_key: dict[str, float] = {}
-    by_team: dict[str, float] = {}
-    found = store.rows(f"SELECT key_name, team, SUM(billed_cost_usd) FROM {{t}} WHERE {_WINDOW} "
-                       "GROUP BY key_name, team", (since, until))
-    for key, team, usd in found:
-        usd = float(usd or 0)
-        if key is not None:
-            by_key[key] = by_key.get(key, 0.0) + usd
-        if team is not None:
-            by_team[team] = by_team.get(team, 0.0) + usd
-    return by_key, by_team
+def spent_by_owner(store: LedgerStore, since: float, until: float) -> list[tuple]:
+    """(key name, team, deployment, list USD, billed USD) summed over the attempts that began in [since, until):
+    what the keys' and teams' budgets counted (the seed of budget counters that began empty:
+    governance/seeding.py)."""
+    return store.rows(f"SELECT key_name, team, deployment, SUM(list_cost_usd), SUM(billed_cost_usd) FROM {{t}} "
+                      f"WHERE {_WINDOW} GROUP BY key_name, team, deployment", (since, until))
 
 
 def totals(store: LedgerStore, since: float, until: float) -> dict[str, Any]:
