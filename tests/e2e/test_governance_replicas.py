@@ -148,8 +148,8 @@ def test_redis_stopped_mid_run_requests_flow_on_local_limits_and_shared_ones_res
             time.sleep(0.05)
 
     assert [ask(), ask()] == ["ok", "ok"]  # counted in Redis
-    # Their settles land before Redis stops: one that failed would be owed, and its adjustment (the estimate's
-    # excess, negative) added to the new Redis, which never held the estimate (seen once in a full run).
+    # Their settles land before Redis stops, so that the old Redis held their real cost (a settle that lost the
+    # race is owed, and its adjustment dropped when the new, empty Redis is found: state/redis.py's epoch).
     assert spent_once(sum(costs)) == pytest.approx(sum(costs))
     own_redis.stop()
     assert [ask() for _ in range(7)] == ["ok"] * 6 + ["429"]  # the lone replica's share of 6, counted here

@@ -31,6 +31,7 @@ REPLICA_TTL_S = 5.0  # a replica not heard from for this long no longer counts i
 POOL_SIZE = 32  # connections to Redis per replica; more concurrent calls queue for one
 POOL_WAIT_S = 5.0  # waiting for a free connection is this replica's congestion, not Redis being down
 TIMEOUT_S = 1.0  # a Redis call slower than this counts as Redis being down (the request falls back, not waits)
+EPOCH_KEY = "epoch"  # set once per Redis data set by the first replica to see it empty: who and when
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -64,7 +65,12 @@ class RedisState:
         self._local = MemoryState()
         self.shared = True  # False while Redis is unreachable
         self.replicas = 1  # alive replicas last counted: the local fallback's divisor
-        self._pending: dict[str, float] = {}  # PERIOD spend settled while down, to add to Redis when it is back
+        self._pending: dict[str, float] = {}  # PERIOD spend settled locally while down, to add when Redis is back
+        # PERIOD adjustments (real cost - estimate) of reservations held in Redis whose settle could not reach it:
+        # added when Redis is back with its data, dropped when it came back empty (they adjust what it lost).
+        self._owed: dict[str, float] = {}
+        self.epoch: str | None = None  # this Redis's data generation (EPOCH_KEY), as last read
+        self.epochs_lost = 0  # times Redis came back without its data (a restart without persistence)
         self._flushes = 0
         self._tasks: set[asyncio.Task] = set()
         self._batch: dict[int, tuple[list, list, list]] | None = None  # settles waiting for this turn's call
@@ -152,7 +158,7 @@ class RedisState:
             except _DOWN as exc:
                 self._went_down(exc)
                 for name, delta in owed:  # the budget part is owed
-                    self._pending[name] = self._pending.get(name, 0.0) + delta
+                    self._owed[name] = self._owed.get(name, 0.0) + delta
 
     def _owe(self, items: list[Item], amounts: list[float]) -> None:
         for item, amount in zip(items, amounts):
@@ -238,7 +244,10 @@ class RedisState:
                 pipe.zadd(replicas, {self.replica_id: now})
                 pipe.zremrangebyscore(replicas, "-inf", now - REPLICA_TTL_S)
                 pipe.zcard(replicas)
-                _, _, count = await pipe.execute()
+                pipe.set(self.prefix + EPOCH_KEY, f"{self.replica_id}@{now:.3f}", nx=True)
+                pipe.get(self.prefix + EPOCH_KEY)
+                _, _, count, _, epoch = await pipe.execute()
+            self._read_epoch(epoch.decode() if isinstance(epoch, bytes) else epoch)
             if not self.shared:
                 await self._reconcile()
         except _DOWN as exc:
@@ -250,7 +259,22 @@ class RedisState:
             log.warning("redis reachable again: limits and budgets are shared across replicas again",
                         extra={"event": "redis_recovered", "replicas": self.replicas})
 
+    def _read_epoch(self, epoch: str | None) -> None:
+        """A data generation other than the one seen before: this Redis lost every counter since (it restarted
+        without persistence, or was flushed). Said once per loss; the adjustments owed to the lost counters go."""
+        known, self.epoch = self.epoch, epoch
+        if known is None or epoch == known:
+            return
+        self.epochs_lost += 1
+        self._owed.clear()
+        log.warning("redis came back without its data (restarted without persistence, or flushed): key and team "
+                    "limits and budgets count from zero again there",
+                    extra={"event": "redis_data_lost", "epochs_lost": self.epochs_lost})
+
     async def _reconcile(self) -> None:
+        for name, delta in self._owed.items():  # the same data as before the outage: its reservations are there
+            self._pending[name] = self._pending.get(name, 0.0) + delta
+        self._owed = {}
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
@@ -294,4 +318,4 @@ class RedisState:
                         SHUTDOWN_WAIT_S)
 
     def status(self) -> dict:
-        return {"backend": "redis", "shared": self.shared, "replicas": self.replicas}
+        return {"backend": "redis", "shared": self.shared, "replicas": self.replicas, "data_lost": self.epochs_lost}

@@ -172,7 +172,7 @@ async def test_an_unreachable_redis_serves_on_local_limits_and_says_so(caplog, u
     with caplog.at_level(logging.WARNING, "skyrelay.state"):
         results = [await reserve(state, [rpm], NOW) for _ in range(3)]
     assert [reservation is not None for reservation, *_ in results] == [True, True, False]
-    assert state.status() == {"backend": "redis", "shared": False, "replicas": 1}
+    assert state.status() == {"backend": "redis", "shared": False, "replicas": 1, "data_lost": 0}
     assert sum("serving on local limits" in r.getMessage() for r in caplog.records) == 1  # said once
     await state.check()  # still down: no crash, still local
     assert not state.shared
@@ -224,3 +224,46 @@ async def test_the_local_share_is_the_limit_divided_by_the_replicas_alive(prefix
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def settle_while_cut(state, relay, budget) -> None:
+    """A budget reserved at its estimate (0.3) in Redis, settled at its cost (0.1) while Redis is out of reach:
+    the adjustment (-0.2) is owed."""
+    reservation, *_ = await reserve(state, [budget], NOW)
+    assert not reservation.local
+    await relay.cut()
+    state.settle(reservation, [0.1], NOW)
+    await settled(state)
+    assert not state.shared
+
+
+@needs_redis
+@pytest.mark.parametrize("data", ["kept", "lost"])
+async def test_an_adjustment_owed_during_an_outage_lands_only_on_the_data_it_adjusts(prefix, data, caplog):
+    """Back with its data, Redis gets the owed adjustment (the budget holds the real cost); back empty (a restart
+    without persistence), the adjustment would subtract an estimate it never held, so it is dropped, and the loss
+    is said once (the log, status()'s data_lost)."""
+    relay = RedisRelay()
+    await relay.restore()
+    state = RedisState(relay.url, prefix)
+    budget = it("k:usd", 0.3, 1.0, PERIOD, NOW + 3600)
+    try:
+        await state.check()
+        await settle_while_cut(state, relay, budget)
+        if data == "lost":
+            await delete_prefix(prefix)  # what a restart without persistence leaves: nothing, the epoch included
+        await relay.restore()
+        with caplog.at_level(logging.WARNING, "skyrelay.state"):
+            await state.check()
+            await state.check()
+        assert state.shared
+        lost = [r for r in caplog.records if "without its data" in r.getMessage()]
+        if data == "kept":
+            assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.1)
+            assert not lost and state.status()["data_lost"] == 0
+        else:
+            assert await state.total("k:usd", PERIOD, NOW) == 0  # not -0.2
+            assert len(lost) == 1 and state.status()["data_lost"] == 1
+    finally:
+        await state.aclose()
+        await relay.cut()
