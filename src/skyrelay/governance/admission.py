@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import time
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from .. import errors
@@ -29,7 +30,7 @@ from . import periods
 from .headers import refusal_headers
 from .principals import PARALLEL, REQUESTS, TOKENS, USD, KeyBook, Principal
 from .registry import REVOKED, Registry
-from .seeding import seed_budgets
+from .seeding import redis_seeds, seed_budgets
 
 log = logging.getLogger("skyrelay.governance")
 
@@ -211,9 +212,11 @@ class Governor:
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_flags())
 
     def seed_from(self, adopted: Any, database: Any) -> None:
-        """Seed the budgets from the ledger once `adopted` is set (seeding.py), where the counters begin empty with
-        this process or its supervisor (the memory backend's: Redis's outlive the gateway)."""
-        if getattr(self.state, "seed", None) is not None and self._seeding is None:
+        """Seed the budgets from the ledger (seeding.py): the memory backend's once `adopted` is set (its counters
+        begin empty with this process or its supervisor), Redis's whenever a replica finds Redis empty."""
+        if hasattr(self.state, "seeder"):
+            self.state.seeder = partial(redis_seeds, self, adopted, database)
+        elif getattr(self.state, "seed", None) is not None and self._seeding is None:
             self._seeding = asyncio.get_running_loop().create_task(seed_budgets(self, adopted, database))
 
     async def seeded(self) -> int:

@@ -9,8 +9,8 @@ hundred milliseconds after the first request can arrive; until then a budget cou
 seed after their own adoption and the state keeps the largest figure per counter (MemoryState.seed), which is the
 complete one: the last worker to finish its adoption read after every other one's.
 
-Redis-backed counters outlive the gateway and are not seeded (a Redis that loses its data forgets budgets:
-docs/governance.md).
+Redis-backed counters outlive the gateway; when Redis comes back without its data (or is new), the replica that
+finds it empty seeds its budget counters the same way, before any replica counts there again (state/redis.py).
 """
 
 from __future__ import annotations
@@ -30,30 +30,32 @@ log = logging.getLogger("skyrelay.governance")
 
 ADOPTION_POLL_S = 0.05  # how often the seeder looks whether the shipper has committed the adopted spools
 RETRY_S = 5.0  # between tries while the database does not answer
+ADOPTION_WAIT_S = 2.0  # how long seeding an empty Redis waits for this process's adopted spools (others wait meanwhile)
 
 
-def budget_counters(principals: list[Any], now: float) -> dict[str, tuple[bool, str, float]]:
-    """Counter name -> (a team's, its owner's name, its period's start) of every budget the keys count at `now`."""
-    found: dict[str, tuple[bool, str, float]] = {}
+def budget_counters(principals: list[Any], now: float) -> dict[str, tuple[bool, str, float, float]]:
+    """Counter name -> (a team's, its owner's name, its period's start, its end or 0) of every budget the keys
+    count at `now`."""
+    found: dict[str, tuple[bool, str, float, float]] = {}
     for principal in principals:
         for limit in principal.limits:
             if limit.metric != USD:
                 continue
-            period_id, _ = periods.current(limit.period, now)
+            period_id, reset_at = periods.current(limit.period, now)
             team = limit.counter.startswith("t:")
             found[limit.counter + period_id] = (team, principal.team if team else principal.name,
-                                                periods.started(limit.period, now))
+                                                periods.started(limit.period, now), reset_at)
     return found
 
 
-def seeds(counters: dict[str, tuple[bool, str, float]], store: LedgerStore, born: float,
+def seeds(counters: dict[str, tuple[bool, str, float, float]], store: LedgerStore, born: float,
           prices: dict[str, Any]) -> dict[str, int]:
     """Micro-dollars per counter: what its owner spent from its period's start until `born` (blocking: a thread).
     Budgets count a deployment's list cost less its `discount` (`prices`: by deployment), not what a commitment
     covers of it, so that is what is summed; a deployment no longer configured counts its billed cost."""
     spent: dict[float, tuple[dict[str, float], dict[str, float]]] = {}
     out = {}
-    for name, (team, owner, start) in counters.items():
+    for name, (team, owner, start, _) in counters.items():
         if start >= born:  # the period began after the counters did: they saw all of it
             continue
         if start not in spent:
@@ -104,6 +106,18 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
     log.info("budgets: %d of %d counters seeded with the ledger's spend before this start", len(found),
              len(counters), extra={"event": "budgets_seeded", "seeded": len(found)})
     return len(found)
+
+
+async def redis_seeds(governor: Any, adopted: Any, database: Any, born: float) -> dict[str, tuple[int, float]]:
+    """RedisState.seeder: the replica that finds Redis empty (restarted without persistence, or new) asks for each
+    budget counter's spend before `born` and its expiry (as the reserve script sets it). Records of a predecessor
+    of this process are waited for a little (a replica starting on an empty Redis)."""
+    deadline = time.monotonic() + ADOPTION_WAIT_S
+    while not adopted.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(ADOPTION_POLL_S)
+    counters = budget_counters(governor.keys.principals(), born)
+    found = await asyncio.to_thread(_read, counters, database, born, dict(governor.served_prices))
+    return {name: (amount, counters[name][3] + 86400 if counters[name][3] else 0.0) for name, amount in found.items()}
 
 
 def _read(counters: dict, database: Any, born: float, prices: dict[str, Any]) -> dict[str, int]:

@@ -143,9 +143,9 @@ class Gateway:
             max_connections=server.max_connections, error_reply=self.http_error, reuse_port=reuse_port,
         )
         self.health_checker.start()
-        self.governor.start()
-        if self.ledger is not None:  # budgets whose counters began empty: seeded with what the ledger holds
+        if self.ledger is not None:  # budgets whose counters begin empty: seeded with what the ledger holds
             self.governor.seed_from(self.ledger.shipper.adopted, self.ledger.database)
+        self.governor.start()
         if self.dispatcher.shared is not None:
             self.dispatcher.shared.start()
         self.telemetry.start()

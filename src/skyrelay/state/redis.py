@@ -5,6 +5,12 @@ share (the limit divided by the replicas last seen alive), says so once in the l
 /health/ready reports), and goes back to the shared counters when Redis answers again. Budget spend settled
 locally meanwhile is added to Redis then, once (the flush carries an idempotency token), so money spent during
 an outage still counts. Window counters (rpm, tpm) are not carried over: they leave the window within a minute.
+
+Each Redis data set carries an epoch key. The first replica to find it missing (a new Redis, or one restarted
+without persistence) marks it as being seeded, seeds the budget counters from the ledger (`seeder`, the
+governor's: governance/seeding.py) and then sets the epoch; the other replicas serve on local counters meanwhile.
+A replica that sees the epoch change knows the counters it owed adjustments to are gone, and that the ledger's
+seed holds what it settled locally during the outage.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import logging
 import os
 import time
+from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -32,6 +39,9 @@ POOL_SIZE = 32  # connections to Redis per replica; more concurrent calls queue 
 POOL_WAIT_S = 5.0  # waiting for a free connection is this replica's congestion, not Redis being down
 TIMEOUT_S = 1.0  # a Redis call slower than this counts as Redis being down (the request falls back, not waits)
 EPOCH_KEY = "epoch"  # set once per Redis data set by the first replica to see it empty: who and when
+SEEDING = "seeding:"  # the epoch's value while that replica seeds the budgets (the others wait on local counters)
+SEEDING_S = 30  # a replica that dies while seeding leaves it to another after this
+SEEDED = "+ledger"  # the end of an epoch whose budgets the ledger seeded
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -62,6 +72,9 @@ class RedisState:
         self._settle = self._hot.register_script(redis_scripts.SETTLE)
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
         self._snapshot = self._redis.register_script(redis_scripts.SNAPSHOT)
+        self._seed_counters = self._redis.register_script(redis_scripts.SEED)
+        # The governor's: (now) -> {budget counter: (micro-dollars spent before now, its expiry)}, from the ledger
+        self.seeder: Callable[[float], Awaitable[dict[str, tuple[float, float]]]] | None = None
         self._local = MemoryState()
         self.shared = True  # False while Redis is unreachable
         self.replicas = 1  # alive replicas last counted: the local fallback's divisor
@@ -244,20 +257,56 @@ class RedisState:
                 pipe.zadd(replicas, {self.replica_id: now})
                 pipe.zremrangebyscore(replicas, "-inf", now - REPLICA_TTL_S)
                 pipe.zcard(replicas)
-                pipe.set(self.prefix + EPOCH_KEY, f"{self.replica_id}@{now:.3f}", nx=True)
+                tag = f"{self.replica_id}@{now:.3f}"
+                pipe.set(self.prefix + EPOCH_KEY, SEEDING + tag, nx=True, ex=SEEDING_S)
                 pipe.get(self.prefix + EPOCH_KEY)
-                _, _, count, _, epoch = await pipe.execute()
-            self._read_epoch(epoch.decode() if isinstance(epoch, bytes) else epoch)
+                _, _, count, created, epoch = await pipe.execute()
+            self.replicas = max(1, int(count))
+            epoch = epoch.decode() if isinstance(epoch, bytes) else epoch
+            if created:  # no data here: this replica seeds the budgets, the others wait on local counters
+                epoch = await self._seed(tag, now)
+            elif epoch is not None and epoch.startswith(SEEDING):
+                self._await_seed()
+                return
+            self._read_epoch(epoch)
             if not self.shared:
                 await self._reconcile()
         except _DOWN as exc:
             self._went_down(exc)
             return
-        self.replicas = max(1, int(count))
         if not self.shared:
             self.shared = True
             log.warning("redis reachable again: limits and budgets are shared across replicas again",
                         extra={"event": "redis_recovered", "replicas": self.replicas})
+
+    async def _seed(self, tag: str, now: float) -> str:
+        """Seed the budget counters of an empty Redis with what the ledger holds from before `now` (`seeder`, the
+        governor's), then set the epoch: its value says whether the ledger seeded them (SEEDED)."""
+        seeds: dict[str, tuple[float, float]] = {}
+        source = ""
+        if self.seeder is not None:
+            try:
+                seeds = await self.seeder(now)
+                source = SEEDED
+            except Exception as exc:  # noqa: BLE001  (the database down: budgets count from zero, as before)
+                log.warning("budgets: cannot read the ledger to seed an empty Redis (%s); they count from zero",
+                            type(exc).__name__)
+        keys, args = [self.prefix + EPOCH_KEY], [tag + source]
+        for name, (amount, expiry) in seeds.items():
+            keys.append(self.prefix + name)
+            args += (repr(float(amount)), repr(float(expiry)))
+        await self._seed_counters(keys=keys, args=args)
+        if source:
+            log.info("budgets: %d counters of an empty Redis seeded with the ledger's spend before %.3f", len(seeds),
+                     now, extra={"event": "budgets_seeded", "seeded": len(seeds)})
+        return tag + source
+
+    def _await_seed(self) -> None:
+        """Another replica is seeding an empty Redis: serve on local counters until its epoch is set."""
+        if self.shared:
+            self.shared = False
+            log.warning("redis is being seeded by another replica: serving on local limits until it is done",
+                        extra={"event": "redis_seeding"})
 
     def _read_epoch(self, epoch: str | None) -> None:
         """A data generation other than the one seen before: this Redis lost every counter since (it restarted
@@ -267,6 +316,8 @@ class RedisState:
             return
         self.epochs_lost += 1
         self._owed.clear()
+        if epoch is not None and epoch.endswith(SEEDED):  # the ledger's figures hold what was settled here meanwhile
+            self._pending.clear()
         log.warning("redis came back without its data (restarted without persistence, or flushed): key and team "
                     "limits and budgets count from zero again there",
                     extra={"event": "redis_data_lost", "epochs_lost": self.epochs_lost})

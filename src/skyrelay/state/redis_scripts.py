@@ -95,6 +95,22 @@ for i = 2, #KEYS do redis.call('INCRBYFLOAT', KEYS[i], ARGV[i]) end
 return 1
 """
 
+# KEYS[1]: the epoch key, then the PERIOD counters to seed. ARGV: the epoch's final value, then per counter: its
+# amount and its expiry (epoch seconds, 0: none). A counter that exists already counted requests itself (a Redis
+# that kept data from before epochs existed, or a request that came first) and is left as it is. The epoch is set
+# last: until then every replica serves on local counters (RedisState.check).
+SEED = """
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('INCRBYFLOAT', KEYS[i], ARGV[2 * i - 2])
+    local expiry = tonumber(ARGV[2 * i - 1])
+    if expiry > 0 then redis.call('EXPIREAT', KEYS[i], math.floor(expiry)) end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
 # The routing snapshot, read off the request path. KEYS: window and tally counters, then the breakers' hash.
 # ARGV: now, then per counter: bucket length in seconds, buckets in its window (a window: 1, 60).
 # Returns per counter its total and the start of its oldest counted bucket (0 when empty), then the breakers'

@@ -267,3 +267,66 @@ async def test_an_adjustment_owed_during_an_outage_lands_only_on_the_data_it_adj
     finally:
         await state.aclose()
         await relay.cut()
+
+
+@needs_redis
+async def test_the_replica_that_finds_redis_empty_seeds_its_budgets_before_any_replica_counts_there(prefix):
+    """The first heartbeat on an empty Redis (new, or restarted without persistence) marks it as being seeded,
+    asks the governor's seeder for each budget's spend before now, adds it to the counters that do not exist yet
+    (one that exists counted requests itself: left alone), then sets the epoch. Meanwhile another replica serves
+    on local counters; afterwards both count on the seeded ones."""
+    seeder, other = RedisState(REDIS_URL, prefix), RedisState(REDIS_URL, prefix)
+    asked = []
+    release = asyncio.Event()
+
+    async def seeds(now: float) -> dict:
+        asked.append(now)
+        await release.wait()
+        return {"k:bot:usd:d1": (700_000, NOW + 86400), "t:lab:usd:m1": (900_000, 0.0)}
+
+    seeder.seeder = seeds
+    await seeder._redis.set(prefix + "t:lab:usd:m1", 5)  # counted before epochs existed: kept as it is
+    try:
+        seeding = asyncio.create_task(seeder.check())
+        while not asked:
+            await asyncio.sleep(0.01)
+        await other.check()
+        assert not other.shared  # the epoch says "seeding": local counters until it is done
+        release.set()
+        await seeding
+        await other.check()
+        assert seeder.shared and other.shared and seeder.epoch == other.epoch and other.epoch.endswith("+ledger")
+        budget = Item("k:bot:usd:d1", 1_000_000, PERIOD, NOW + 3600)
+        assert await other.total(budget.name, PERIOD, NOW) == 700_000
+        assert await other.total("t:lab:usd:m1", PERIOD, NOW) == 5
+        assert 0 < await seeder._redis.ttl(prefix + budget.name)  # expires as the reserve script makes it
+        assert (await other.reserve([budget], [400_000], NOW))[0] is None  # 700,000 + 400,000 > 1,000,000
+    finally:
+        await seeder.aclose()
+        await other.aclose()
+
+
+@needs_redis
+async def test_local_spend_of_an_outage_is_not_added_again_to_a_redis_the_ledger_seeded(prefix):
+    """Redis came back empty and was seeded from the ledger, which holds the requests served on local counters
+    meanwhile: their spend is in the seed, so the replica drops what it would otherwise add."""
+    relay = RedisRelay()
+    await relay.restore()
+    state = RedisState(relay.url, prefix)
+    state.seeder = lambda now: asyncio.sleep(0, {"k:usd": (0.9, 0.0)})  # what the ledger holds, the outage's too
+    budget = it("k:usd", 0.3, 2.0, PERIOD, NOW + 3600)
+    try:
+        await state.check()  # a new Redis: seeded at once (0.9)
+        await relay.cut()
+        reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
+        assert reservation.local
+        state.settle(reservation, [0.25], NOW)
+        await delete_prefix(prefix)  # restarted without persistence
+        await relay.restore()
+        await state.check()
+        await state.check()
+        assert state.shared and state.status()["data_lost"] == 1
+        assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.9)  # the seed alone, not 0.9 + 0.25
+    finally:
+        await state.aclose()
+        await relay.cut()
