@@ -154,6 +154,17 @@ async def prefix():
     await delete_prefix(value)
 
 
+@pytest.fixture
+async def relayed(prefix):
+    """A RedisState reaching the shared Redis through a relay the test can cut and restore."""
+    relay = RedisRelay()
+    await relay.restore()
+    state = RedisState(relay.url, prefix)
+    yield relay, state
+    await state.aclose()
+    await relay.cut()
+
+
 @needs_redis
 async def test_two_replicas_share_one_count(prefix):
     a, b = RedisState(REDIS_URL, prefix), RedisState(REDIS_URL, prefix)
@@ -180,32 +191,26 @@ async def test_an_unreachable_redis_serves_on_local_limits_and_says_so(caplog, u
 
 
 @needs_redis
-async def test_after_an_outage_the_shared_counters_resume_and_local_spend_is_added_once(prefix, caplog):
-    relay = RedisRelay()
-    await relay.restore()
-    state = RedisState(relay.url, prefix)
+async def test_after_an_outage_the_shared_counters_resume_and_local_spend_is_added_once(relayed):
+    relay, state = relayed
     budget = it("k:usd", 0.25, 1.0, PERIOD, NOW + 3600)
-    try:
-        await state.check()
-        reservation, *_ = await reserve(state, [budget], NOW)
-        assert not reservation.local
-        state.settle(reservation, [0.25], NOW)
-        await settled(state)
-        await relay.cut()
-        reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
-        assert reservation.local and not state.shared
-        state.settle(reservation, [0.5], NOW)
-        await relay.restore()
-        await state.check()
-        assert state.shared
-        await state.check()  # a second heartbeat must not add the outage's spend again
-        assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.75)
-        reservation, *_ = await reserve(state, [budget], NOW)
-        assert not reservation.local
-        assert (await reserve(state, [budget], NOW))[0] is None  # 0.75 + 0.25 used: the shared budget is full
-    finally:
-        await state.aclose()
-        await relay.cut()
+    await state.check()
+    reservation, *_ = await reserve(state, [budget], NOW)
+    assert not reservation.local
+    state.settle(reservation, [0.25], NOW)
+    await settled(state)
+    await relay.cut()
+    reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
+    assert reservation.local and not state.shared
+    state.settle(reservation, [0.5], NOW)
+    await relay.restore()
+    await state.check()
+    assert state.shared
+    await state.check()  # a second heartbeat must not add the outage's spend again
+    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.75)
+    reservation, *_ = await reserve(state, [budget], NOW)
+    assert not reservation.local
+    assert (await reserve(state, [budget], NOW))[0] is None  # 0.75 + 0.25 used: the shared budget is full
 
 
 @needs_redis
@@ -239,34 +244,28 @@ async def settle_while_cut(state, relay, budget) -> None:
 
 @needs_redis
 @pytest.mark.parametrize("data", ["kept", "lost"])
-async def test_an_adjustment_owed_during_an_outage_lands_only_on_the_data_it_adjusts(prefix, data, caplog):
+async def test_an_adjustment_owed_during_an_outage_lands_only_on_the_data_it_adjusts(relayed, prefix, data, caplog):
     """Back with its data, Redis gets the owed adjustment (the budget holds the real cost); back empty (a restart
     without persistence), the adjustment would subtract an estimate it never held, so it is dropped, and the loss
     is said once (the log, status()'s data_lost)."""
-    relay = RedisRelay()
-    await relay.restore()
-    state = RedisState(relay.url, prefix)
+    relay, state = relayed
     budget = it("k:usd", 0.3, 1.0, PERIOD, NOW + 3600)
-    try:
+    await state.check()
+    await settle_while_cut(state, relay, budget)
+    if data == "lost":
+        await delete_prefix(prefix)  # what a restart without persistence leaves: nothing, the epoch included
+    await relay.restore()
+    with caplog.at_level(logging.WARNING, "skyrelay.state"):
         await state.check()
-        await settle_while_cut(state, relay, budget)
-        if data == "lost":
-            await delete_prefix(prefix)  # what a restart without persistence leaves: nothing, the epoch included
-        await relay.restore()
-        with caplog.at_level(logging.WARNING, "skyrelay.state"):
-            await state.check()
-            await state.check()
-        assert state.shared
-        lost = [r for r in caplog.records if "without its data" in r.getMessage()]
-        if data == "kept":
-            assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.1)
-            assert not lost and state.status()["data_lost"] == 0
-        else:
-            assert await state.total("k:usd", PERIOD, NOW) == 0  # not -0.2
-            assert len(lost) == 1 and state.status()["data_lost"] == 1
-    finally:
-        await state.aclose()
-        await relay.cut()
+        await state.check()
+    assert state.shared
+    lost = [r for r in caplog.records if "without its data" in r.getMessage()]
+    if data == "kept":
+        assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.1)
+        assert not lost and state.status()["data_lost"] == 0
+    else:
+        assert await state.total("k:usd", PERIOD, NOW) == 0  # not -0.2
+        assert len(lost) == 1 and state.status()["data_lost"] == 1
 
 
 @needs_redis
@@ -307,26 +306,20 @@ async def test_the_replica_that_finds_redis_empty_seeds_its_budgets_before_any_r
 
 
 @needs_redis
-async def test_local_spend_of_an_outage_is_not_added_again_to_a_redis_the_ledger_seeded(prefix):
+async def test_local_spend_of_an_outage_is_not_added_again_to_a_redis_the_ledger_seeded(relayed, prefix):
     """Redis came back empty and was seeded from the ledger, which holds the requests served on local counters
     meanwhile: their spend is in the seed, so the replica drops what it would otherwise add."""
-    relay = RedisRelay()
-    await relay.restore()
-    state = RedisState(relay.url, prefix)
+    relay, state = relayed
     state.seeder = lambda now: asyncio.sleep(0, {"k:usd": (0.9, 0.0)})  # what the ledger holds, the outage's too
     budget = it("k:usd", 0.3, 2.0, PERIOD, NOW + 3600)
-    try:
-        await state.check()  # a new Redis: seeded at once (0.9)
-        await relay.cut()
-        reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
-        assert reservation.local
-        state.settle(reservation, [0.25], NOW)
-        await delete_prefix(prefix)  # restarted without persistence
-        await relay.restore()
-        await state.check()
-        await state.check()
-        assert state.shared and state.status()["data_lost"] == 1
-        assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.9)  # the seed alone, not 0.9 + 0.25
-    finally:
-        await state.aclose()
-        await relay.cut()
+    await state.check()  # a new Redis: seeded at once (0.9)
+    await relay.cut()
+    reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
+    assert reservation.local
+    state.settle(reservation, [0.25], NOW)
+    await delete_prefix(prefix)  # restarted without persistence
+    await relay.restore()
+    await state.check()
+    await state.check()
+    assert state.shared and state.status()["data_lost"] == 1
+    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.9)  # the seed alone, not 0.9 + 0.25
