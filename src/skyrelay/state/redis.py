@@ -42,6 +42,7 @@ EPOCH_KEY = "epoch"  # set once per Redis data set by the first replica to see i
 SEEDING = "seeding:"  # the epoch's value while that replica seeds the budgets (the others wait on local counters)
 SEEDING_S = 30  # a replica that dies while seeding leaves it to another after this
 SEEDED = "+ledger"  # the end of an epoch whose budgets the ledger seeded
+SEED_POLL_S = 0.05  # how often a replica waiting for another's seeding looks whether it is done
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -78,12 +79,14 @@ class RedisState:
         self._local = MemoryState()
         self.shared = True  # False while Redis is unreachable
         self.replicas = 1  # alive replicas last counted: the local fallback's divisor
-        self._pending: dict[str, float] = {}  # PERIOD spend settled locally while down, to add when Redis is back
+        # PERIOD spend settled locally while down, by (counter, the second it was settled), to add when Redis is back
+        self._pending: dict[tuple[str, int], float] = {}
         # PERIOD adjustments (real cost - estimate) of reservations held in Redis whose settle could not reach it:
         # added when Redis is back with its data, dropped when it came back empty (they adjust what it lost).
         self._owed: dict[str, float] = {}
         self.epoch: str | None = None  # this Redis's data generation (EPOCH_KEY), as last read
         self.epochs_lost = 0  # times Redis came back without its data (a restart without persistence)
+        self._awaiting_seed = False  # another replica seeds an empty Redis: the heartbeat looks again sooner
         self._flushes = 0
         self._tasks: set[asyncio.Task] = set()
         self._batch: dict[int, tuple[list, list, list]] | None = None  # settles waiting for this turn's call
@@ -174,9 +177,11 @@ class RedisState:
                     self._owed[name] = self._owed.get(name, 0.0) + delta
 
     def _owe(self, items: list[Item], amounts: list[float]) -> None:
+        second = int(time.time())
         for item, amount in zip(items, amounts):
             if item.kind == PERIOD and amount:
-                self._pending[item.name] = self._pending.get(item.name, 0.0) + amount
+                key = (item.name, second)
+                self._pending[key] = self._pending.get(key, 0.0) + amount
 
     # --- reads and flags ---------------------------------------------------------------------------------------
 
@@ -263,8 +268,14 @@ class RedisState:
                 _, _, count, created, epoch = await pipe.execute()
             self.replicas = max(1, int(count))
             epoch = epoch.decode() if isinstance(epoch, bytes) else epoch
+            self._awaiting_seed = False
             if created:  # no data here: this replica seeds the budgets, the others wait on local counters
+                was_shared, self.shared = self.shared, False  # its own requests too, until the epoch is set
                 epoch = await self._seed(tag, now)
+                if was_shared:  # (not down before: nothing to say when it is shared again)
+                    self._read_epoch(epoch)
+                    self.shared = True
+                    return
             elif epoch is not None and epoch.startswith(SEEDING):
                 self._await_seed()
                 return
@@ -302,7 +313,9 @@ class RedisState:
         return tag + source
 
     def _await_seed(self) -> None:
-        """Another replica is seeding an empty Redis: serve on local counters until its epoch is set."""
+        """Another replica is seeding an empty Redis: serve on local counters until its epoch is set (looked at
+        every SEED_POLL_S meanwhile)."""
+        self._awaiting_seed = True
         if self.shared:
             self.shared = False
             log.warning("redis is being seeded by another replica: serving on local limits until it is done",
@@ -316,19 +329,22 @@ class RedisState:
             return
         self.epochs_lost += 1
         self._owed.clear()
-        if epoch is not None and epoch.endswith(SEEDED):  # the ledger's figures hold what was settled here meanwhile
-            self._pending.clear()
-        log.warning("redis came back without its data (restarted without persistence, or flushed): key and team "
-                    "limits and budgets count from zero again there",
+        seeded = epoch is not None and epoch.endswith(SEEDED)
+        if seeded:  # the ledger's seed holds what was settled before it (to the second: the buckets' grain)
+            born = float(epoch[:-len(SEEDED)].rpartition("@")[2])
+            self._pending = {key: usd for key, usd in self._pending.items() if key[1] >= born}
+        log.warning("redis came back without its data (restarted without persistence, or flushed): rates count "
+                    "from zero there, budgets %s", "were seeded from the ledger" if seeded else "too",
                     extra={"event": "redis_data_lost", "epochs_lost": self.epochs_lost})
 
     async def _reconcile(self) -> None:
-        for name, delta in self._owed.items():  # the same data as before the outage: its reservations are there
-            self._pending[name] = self._pending.get(name, 0.0) + delta
-        self._owed = {}
-        if not self._pending:
+        if not self._pending and not self._owed:
             return
-        pending, self._pending = self._pending, {}
+        owed, kept = self._owed, self._pending
+        self._owed, self._pending = {}, {}
+        pending = dict(owed)  # the same data as before the outage: the reservations they adjust are there
+        for (name, _), usd in kept.items():
+            pending[name] = pending.get(name, 0.0) + usd
         self._flushes += 1
         token = f"{self.prefix}flush:{self.replica_id}:{self._flushes}"
         names = list(pending)
@@ -339,9 +355,11 @@ class RedisState:
                 await self._flush(keys=keys, args=args)
                 return
             except _DOWN:
-                if attempt == 2:
-                    for name in names:
-                        self._pending[name] = self._pending.get(name, 0.0) + pending[name]
+                if attempt == 2:  # still owed, with what was settled meanwhile
+                    for key, usd in kept.items():
+                        self._pending[key] = self._pending.get(key, 0.0) + usd
+                    for name, usd in owed.items():
+                        self._owed[name] = self._owed.get(name, 0.0) + usd
                     raise
 
     def start(self) -> None:
@@ -351,7 +369,7 @@ class RedisState:
     async def _beat(self) -> None:
         while not self._closing:  # as well as on its cancel (runtime.stop_loop says why)
             await self.check()
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(SEED_POLL_S if self._awaiting_seed else HEARTBEAT_S)
 
     async def aclose(self) -> None:
         self._closing = True
