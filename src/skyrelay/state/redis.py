@@ -330,8 +330,8 @@ class RedisState:
         self.epochs_lost += 1
         self._owed.clear()
         seeded = epoch is not None and epoch.endswith(SEEDED)
-        if seeded:  # the ledger's seed holds what was settled before it (to the second: the buckets' grain)
-            born = float(epoch[:-len(SEEDED)].rpartition("@")[2])
+        if seeded:  # the ledger's seed holds what was settled before it; the second it began is kept (counted
+            born = int(float(epoch[:-len(SEEDED)].rpartition("@")[2]))  # twice rather than not at all)
             self._pending = {key: usd for key, usd in self._pending.items() if key[1] >= born}
         log.warning("redis came back without its data (restarted without persistence, or flushed): rates count "
                     "from zero there, budgets %s", "were seeded from the ledger" if seeded else "too",

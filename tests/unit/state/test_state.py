@@ -10,6 +10,7 @@ import pytest
 
 from skyrelay.state import GAUGE, PERIOD, WINDOW, Item, MemoryState
 from skyrelay.state.local import SocketState, StateServer
+from skyrelay.state import redis as redis_backend
 from skyrelay.state.redis import RedisState
 from tests.support.redis_service import (REDIS_URL, RedisRelay, delete_prefix, needs_redis, fresh_prefix)
 
@@ -306,20 +307,27 @@ async def test_the_replica_that_finds_redis_empty_seeds_its_budgets_before_any_r
 
 
 @needs_redis
-async def test_local_spend_of_an_outage_is_not_added_again_to_a_redis_the_ledger_seeded(relayed, prefix):
-    """Redis came back empty and was seeded from the ledger, which holds the requests served on local counters
-    meanwhile: their spend is in the seed, so the replica drops what it would otherwise add."""
+async def test_local_spend_of_an_outage_is_not_added_again_to_a_redis_the_ledger_seeded(relayed, prefix,
+                                                                                       monkeypatch):
+    """Redis came back empty and was seeded from the ledger, which holds what was served on local counters before
+    the seed: that spend is in the seed, so the replica drops it; what it settled from the second the seed began
+    on is added."""
     relay, state = relayed
+    clock = [NOW]
+    monkeypatch.setattr(redis_backend.time, "time", lambda: clock[0])
     state.seeder = lambda now: asyncio.sleep(0, {"k:usd": (0.9, 0.0)})  # what the ledger holds, the outage's too
     budget = it("k:usd", 0.3, 2.0, PERIOD, NOW + 3600)
     await state.check()  # a new Redis: seeded at once (0.9)
     await relay.cut()
-    reservation, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
-    assert reservation.local
-    state.settle(reservation, [0.25], NOW)
+    for settled_at, cost in ((NOW + 10.5, 0.25), (NOW + 20.2, 0.125)):  # Redis gone: served locally
+        clock[0] = settled_at
+        reservation, *_ = await reserve(state, [budget], NOW)
+        assert reservation.local
+        state.settle(reservation, [cost], NOW)
     await delete_prefix(prefix)  # restarted without persistence
     await relay.restore()
+    clock[0] = NOW + 20.7  # the seed's moment: the first settle is in it, the second (same second) is kept
     await state.check()
     await state.check()
     assert state.shared and state.status()["data_lost"] == 1
-    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.9)  # the seed alone, not 0.9 + 0.25
+    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.9 + 0.125)  # not + 0.25
