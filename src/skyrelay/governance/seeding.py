@@ -83,17 +83,14 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
     """Seed the governor's budget counters once `adopted` (a threading.Event) is set; the counters seeded."""
     state = governor.state
     born = await state.birth()
-    if born is None:  # the supervisor's counters are out of reach: its workers seed when they reconnect
+    if born is None:  # the supervisor's counters out of reach (it is restarting): not seeded
         return 0
     while not adopted.is_set():
         await asyncio.sleep(ADOPTION_POLL_S)
-    counters = budget_counters(governor.keys.principals(), time.time())
-    if not counters:
-        return 0
     warned = False
     while True:
         try:
-            found = await asyncio.to_thread(_read, counters, database, born, dict(governor.served_prices))
+            counters, found = await _spent_before(governor, database, born, time.time())
             break
         except Exception as exc:  # noqa: BLE001  (the database down: its records are still there later)
             if not warned:
@@ -101,6 +98,8 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
                             type(exc).__name__, RETRY_S)
                 warned = True
             await asyncio.sleep(RETRY_S)
+    if not counters:
+        return 0
     for name, amount in found.items():
         state.seed(name, amount)
     log.info("budgets: %d of %d counters seeded with the ledger's spend before this start", len(found),
@@ -115,9 +114,16 @@ async def redis_seeds(governor: Any, adopted: Any, database: Any, born: float) -
     deadline = time.monotonic() + ADOPTION_WAIT_S
     while not adopted.is_set() and time.monotonic() < deadline:
         await asyncio.sleep(ADOPTION_POLL_S)
-    counters = budget_counters(governor.keys.principals(), born)
-    found = await asyncio.to_thread(_read, counters, database, born, dict(governor.served_prices))
+    counters, found = await _spent_before(governor, database, born, born)
     return {name: (amount, counters[name][3] + 86400 if counters[name][3] else 0.0) for name, amount in found.items()}
+
+
+async def _spent_before(governor: Any, database: Any, born: float, now: float) -> tuple[dict, dict[str, int]]:
+    """The budget counters the keys count at `now`, and each one's spend before `born` (read in a thread)."""
+    counters = budget_counters(governor.keys.principals(), now)
+    if not counters:
+        return counters, {}
+    return counters, await asyncio.to_thread(_read, counters, database, born, dict(governor.served_prices))
 
 
 def _read(counters: dict, database: Any, born: float, prices: dict[str, Any]) -> dict[str, int]:
