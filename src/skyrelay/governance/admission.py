@@ -211,13 +211,14 @@ class Governor:
         if self._refresh is None:  # also without keys yet: the admin API may create some
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_flags())
 
-    def seed_from(self, adopted: Any, database: Any) -> None:
-        """Seed the budgets from the ledger (seeding.py): the memory backend's once `adopted` is set (its counters
-        begin empty with this process or its supervisor), Redis's whenever a replica finds Redis empty."""
+    def seed_from(self, shipper: Any, database: Any) -> None:
+        """Seed the budgets from the ledger (seeding.py): the memory backend's once the ledger's shipper has
+        adopted the dead processes' spools (its counters begin empty with this process or its supervisor),
+        Redis's whenever a replica finds Redis empty."""
         if hasattr(self.state, "seeder"):
-            self.state.seeder = partial(redis_seeds, self, adopted, database)
+            self.state.seeder = partial(redis_seeds, self, shipper, database)
         elif getattr(self.state, "seed", None) is not None and self._seeding is None:
-            self._seeding = asyncio.get_running_loop().create_task(seed_budgets(self, adopted, database))
+            self._seeding = asyncio.get_running_loop().create_task(seed_budgets(self, shipper.adopted, database))
 
     async def seeded(self) -> int:
         """Wait for the budgets' seeding (started by seed_from) to end; how many counters it seeded."""

@@ -30,7 +30,7 @@ log = logging.getLogger("skyrelay.governance")
 
 ADOPTION_POLL_S = 0.05  # how often the seeder looks whether the shipper has committed the adopted spools
 RETRY_S = 5.0  # between tries while the database does not answer
-ADOPTION_WAIT_S = 2.0  # how long seeding an empty Redis waits for this process's adopted spools (others wait meanwhile)
+ADOPTION_WAIT_S = 2.0  # how long seeding an empty Redis waits for this process's spool to be shipped
 
 
 def budget_counters(principals: list[Any], now: float) -> dict[str, tuple[bool, str, float, float]]:
@@ -107,12 +107,16 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
     return len(found)
 
 
-async def redis_seeds(governor: Any, adopted: Any, database: Any, born: float) -> dict[str, tuple[int, float]]:
+async def redis_seeds(governor: Any, shipper: Any, database: Any, born: float,
+                      settled_here: bool = False) -> dict[str, tuple[int, float]]:
     """RedisState.seeder: the replica that finds Redis empty (restarted without persistence, or new) asks for each
-    budget counter's spend before `born` and its expiry (as the reserve script sets it). Records of a predecessor
-    of this process are waited for a little (a replica starting on an empty Redis)."""
+    budget counter's spend before `born` and its expiry (as the reserve script sets it). With `settled_here` (it
+    served on local counters during the outage), once its shipper has committed what it spooled before `born`, so
+    that its outage spend is in the seed exactly, waiting up to ADOPTION_WAIT_S for it (the others serve on local
+    counters meanwhile)."""
     deadline = time.monotonic() + ADOPTION_WAIT_S
-    while not adopted.is_set() and time.monotonic() < deadline:
+    while (not shipper.adopted.is_set() or settled_here and shipper.caught_up_at < born) \
+            and time.monotonic() < deadline:
         await asyncio.sleep(ADOPTION_POLL_S)
     counters, found = await _spent_before(governor, database, born, born)
     return {name: (amount, counters[name][3] + 86400 if counters[name][3] else 0.0) for name, amount in found.items()}

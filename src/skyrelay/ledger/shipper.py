@@ -51,6 +51,7 @@ class Shipper:
         self.database_error: str | None = None  # the error class while the database is unreachable, else None
         self.clean = False  # after stop: everything shipped and nothing open
         self.adopted = threading.Event()  # set once the dead processes' spools found at start are committed
+        self.caught_up_at = 0.0  # when the last pass that left nothing waiting began: what was spooled before is in
 
     def start(self) -> None:
         self._orphans = orphans(self.spool.directory, self.spool.owner)
@@ -65,6 +66,7 @@ class Shipper:
         while True:
             stopping = self._stop.is_set()
             began = time.thread_time()
+            started = time.time()
             try:
                 while self._orphans:
                     self._ship_orphan(self._orphans[0])
@@ -79,6 +81,8 @@ class Shipper:
                     log.warning("ledger: the database is reachable again; the spool's backlog is shipped")
                 self.database_error = None
                 wait = RETRY_MIN
+                if caught_up:
+                    self.caught_up_at = started
             self.cpu_seconds += time.thread_time() - began
             if stopping:
                 break

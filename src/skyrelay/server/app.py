@@ -144,7 +144,7 @@ class Gateway:
         )
         self.health_checker.start()
         if self.ledger is not None:  # budgets whose counters begin empty: seeded with what the ledger holds
-            self.governor.seed_from(self.ledger.shipper.adopted, self.ledger.database)
+            self.governor.seed_from(self.ledger.shipper, self.ledger.database)
         self.governor.start()
         if self.dispatcher.shared is not None:
             self.dispatcher.shared.start()

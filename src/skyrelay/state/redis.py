@@ -74,8 +74,9 @@ class RedisState:
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
         self._snapshot = self._redis.register_script(redis_scripts.SNAPSHOT)
         self._seed_counters = self._redis.register_script(redis_scripts.SEED)
-        # The governor's: (now) -> {budget counter: (micro-dollars spent before now, its expiry)}, from the ledger
-        self.seeder: Callable[[float], Awaitable[dict[str, tuple[float, float]]]] | None = None
+        # The governor's: (now, wait for this process's spool) -> {budget counter: (micro-dollars spent before now,
+        # its expiry)}, from the ledger
+        self.seeder: Callable[[float, bool], Awaitable[dict[str, tuple[float, float]]]] | None = None
         self._local = MemoryState()
         self.shared = True  # False while Redis is unreachable
         self.replicas = 1  # alive replicas last counted: the local fallback's divisor
@@ -270,12 +271,11 @@ class RedisState:
             epoch = epoch.decode() if isinstance(epoch, bytes) else epoch
             self._awaiting_seed = False
             if created:  # no data here: this replica seeds the budgets, the others wait on local counters
-                was_shared, self.shared = self.shared, False  # its own requests too, until the epoch is set
-                epoch = await self._seed(tag, now)
-                if was_shared:  # (not down before: nothing to say when it is shared again)
-                    self._read_epoch(epoch)
-                    self.shared = True
-                    return
+                before, self._pending = self._pending, {}  # settled before the seed's moment: its figures have them
+                epoch = await self._seed(tag, now, bool(before))
+                if not epoch.endswith(SEEDED):  # not seeded after all: added as on any recovery
+                    for key, usd in before.items():
+                        self._pending[key] = self._pending.get(key, 0.0) + usd
             elif epoch is not None and epoch.startswith(SEEDING):
                 self._await_seed()
                 return
@@ -290,14 +290,15 @@ class RedisState:
             log.warning("redis reachable again: limits and budgets are shared across replicas again",
                         extra={"event": "redis_recovered", "replicas": self.replicas})
 
-    async def _seed(self, tag: str, now: float) -> str:
+    async def _seed(self, tag: str, now: float, settled_here: bool) -> str:
         """Seed the budget counters of an empty Redis with what the ledger holds from before `now` (`seeder`, the
-        governor's), then set the epoch: its value says whether the ledger seeded them (SEEDED)."""
+        governor's; `settled_here`: this replica has outage spend of its own, which the seed must hold), then set
+        the epoch: its value says whether the ledger seeded them (SEEDED)."""
         seeds: dict[str, tuple[float, float]] = {}
         source = ""
         if self.seeder is not None:
             try:
-                seeds = await self.seeder(now)
+                seeds = await self.seeder(now, settled_here)
                 source = SEEDED
             except Exception as exc:  # noqa: BLE001  (the database down: budgets count from zero, as before)
                 log.warning("budgets: cannot read the ledger to seed an empty Redis (%s); they count from zero",

@@ -279,7 +279,7 @@ async def test_the_replica_that_finds_redis_empty_seeds_its_budgets_before_any_r
     asked = []
     release = asyncio.Event()
 
-    async def seeds(now: float) -> dict:
+    async def seeds(now: float, settled_here: bool) -> dict:
         asked.append(now)
         await release.wait()
         return {"k:bot:usd:d1": (700_000, NOW + 86400), "t:lab:usd:m1": (900_000, 0.0)}
@@ -309,25 +309,31 @@ async def test_the_replica_that_finds_redis_empty_seeds_its_budgets_before_any_r
 @needs_redis
 async def test_local_spend_of_an_outage_is_not_added_again_to_a_redis_the_ledger_seeded(relayed, prefix,
                                                                                        monkeypatch):
-    """Redis came back empty and was seeded from the ledger, which holds what was served on local counters before
-    the seed: that spend is in the seed, so the replica drops it; what it settled from the second the seed began
-    on is added."""
+    """Redis came back empty and another replica seeded it from the ledger, which holds what this one served on
+    local counters before the seed: that spend is dropped here, and what it settled from the second the seed
+    began on is added (counted twice rather than not at all). The seeding replica itself drops all it settled
+    before (its ledger had shipped it: redis_seeds waits for that)."""
     relay, state = relayed
+    creator = RedisState(REDIS_URL, prefix)
     clock = [NOW]
     monkeypatch.setattr(redis_backend.time, "time", lambda: clock[0])
-    state.seeder = lambda now: asyncio.sleep(0, {"k:usd": (0.9, 0.0)})  # what the ledger holds, the outage's too
+    creator.seeder = lambda now, settled_here: asyncio.sleep(0, {"k:usd": (0.9, 0.0)})  # the outage's spend too
     budget = it("k:usd", 0.3, 2.0, PERIOD, NOW + 3600)
-    await state.check()  # a new Redis: seeded at once (0.9)
-    await relay.cut()
-    for settled_at, cost in ((NOW + 10.5, 0.25), (NOW + 20.2, 0.125)):  # Redis gone: served locally
-        clock[0] = settled_at
-        reservation, *_ = await reserve(state, [budget], NOW)
-        assert reservation.local
-        state.settle(reservation, [cost], NOW)
-    await delete_prefix(prefix)  # restarted without persistence
-    await relay.restore()
-    clock[0] = NOW + 20.7  # the seed's moment: the first settle is in it, the second (same second) is kept
-    await state.check()
-    await state.check()
-    assert state.shared and state.status()["data_lost"] == 1
-    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.9 + 0.125)  # not + 0.25
+    try:
+        await state.check()  # a new Redis (no seeder here: counted from zero)
+        await relay.cut()
+        for settled_at, cost in ((NOW + 10.5, 0.25), (NOW + 20.2, 0.125)):  # Redis gone: served locally
+            clock[0] = settled_at
+            reservation, *_ = await reserve(state, [budget], NOW)
+            assert reservation.local
+            state.settle(reservation, [cost], NOW)
+        await delete_prefix(prefix)  # restarted without persistence
+        clock[0] = NOW + 20.7  # the seed's moment: the first settle is in it, the second (same second) is kept
+        await creator.check()
+        await relay.restore()
+        await state.check()
+        await state.check()
+        assert state.shared and state.status()["data_lost"] == 1
+        assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.9 + 0.125)  # not + 0.25
+    finally:
+        await creator.aclose()
