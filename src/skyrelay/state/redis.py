@@ -274,8 +274,7 @@ class RedisState:
                 before, self._pending = self._pending, {}  # settled before the seed's moment: its figures have them
                 epoch = await self._seed(tag, now, bool(before))
                 if not epoch.endswith(SEEDED):  # not seeded after all: added as on any recovery
-                    for key, usd in before.items():
-                        self._pending[key] = self._pending.get(key, 0.0) + usd
+                    _add(self._pending, before)
             elif epoch is not None and epoch.startswith(SEEDING):
                 self._await_seed()
                 return
@@ -357,10 +356,8 @@ class RedisState:
                 return
             except _DOWN:
                 if attempt == 2:  # still owed, with what was settled meanwhile
-                    for key, usd in kept.items():
-                        self._pending[key] = self._pending.get(key, 0.0) + usd
-                    for name, usd in owed.items():
-                        self._owed[name] = self._owed.get(name, 0.0) + usd
+                    _add(self._pending, kept)
+                    _add(self._owed, owed)
                     raise
 
     def start(self) -> None:
@@ -389,3 +386,9 @@ class RedisState:
 
     def status(self) -> dict:
         return {"backend": "redis", "shared": self.shared, "replicas": self.replicas, "data_lost": self.epochs_lost}
+
+
+def _add(into: dict, amounts: dict) -> None:
+    """Add `amounts` to the sums in `into`, key by key."""
+    for key, amount in amounts.items():
+        into[key] = into.get(key, 0.0) + amount
