@@ -15,8 +15,9 @@ import pytest
 from skyrelay.emulator import CloudSpec, start_cloud
 from skyrelay.state import PERIOD
 
-from .harness import UPSTREAM_KEY, openai_deployment
+from .harness import GATEWAY_KEY, UPSTREAM_KEY, openai_deployment
 from .replicas import serve_replicas
+from tests.support.postgres_service import fresh_database, needs_postgres
 from tests.support.redis_service import REDIS_URL, RedisRelay, delete_prefix, fresh_prefix, needs_redis
 
 # $/Mtok high enough that a few requests spend a budget: ~25 input tokens x 1000 + 50 output x 2000 ~ $0.125
@@ -308,3 +309,95 @@ def test_a_spent_budget_stays_spent_when_the_gateway_restarts(make_stack, tmp_pa
     with pytest.raises(openai.RateLimitError) as refused:  # the team's budget: its other key is refused too
         client(second, "sk-colleague").chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
     assert "budget of team 'thrifty'" in refused.value.message
+
+
+def spend_with_a_new_key(stack, admin, requests: int) -> dict:
+    """A key made through the admin API (`admin`: a client of any replica), with no budget, and `requests` served
+    with it by `stack` (~$0.033 each) once `stack` knows it (another replica reads the store every 0.5 s)."""
+    made = admin.post("/admin/keys", json={"name": "spender", "team": "lab"}).json()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            client(stack, made["key"]).models.list()
+            break
+        except openai.AuthenticationError:
+            assert time.monotonic() < deadline, "the key never reached the replica"
+            time.sleep(0.05)
+    for _ in range(requests):
+        client(stack, made["key"]).chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
+    return made
+
+
+def test_a_budget_added_through_the_admin_api_counts_what_its_key_and_team_spent_earlier_in_its_period(
+        make_stack, tmp_path):
+    """A budget given to a key (or its team) that already spent today starts from that spend, read from the
+    ledger, not from zero: a $0.20 daily budget added after ~$0.10 was spent refuses the next request (estimated at
+    ~$0.125), where an empty counter would let it through; so does a team budget for the team's other key."""
+    stack = make_stack(groups=priced_groups, sections={
+        "database": {"url": f"sqlite:///{tmp_path}/skyrelay.db"}, "ledger": {"spool_dir": f"{tmp_path}/spool"}})
+    admin = httpx.Client(base_url=stack.origin, headers={"authorization": "Bearer " + GATEWAY_KEY}, timeout=20)
+    assert admin.post("/admin/teams", json={"name": "lab"}).status_code == 201
+    colleague = admin.post("/admin/keys", json={"name": "colleague", "team": "lab"}).json()
+    spender = spend_with_a_new_key(stack, admin, 3)
+
+    patched = admin.patch(f"/admin/keys/{spender['id']}", json={"budget": {"usd": 0.2, "period": "day"}})
+    assert patched.status_code == 200, patched.text
+    assert stack.bg.run(stack.gateway.governor.seeded_added()) == 1
+    with pytest.raises(openai.RateLimitError) as refused:
+        client(stack, spender["key"]).chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
+    assert refused.value.code == "insufficient_quota" and "budget of key 'spender'" in refused.value.message
+
+    client(stack, colleague["key"]).chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
+    assert admin.patch("/admin/teams/lab", json={"budget": {"usd": 0.2, "period": "month"}}).status_code == 200
+    assert stack.bg.run(stack.gateway.governor.seeded_added()) == 1  # the team's, from four requests' spend
+    with pytest.raises(openai.RateLimitError) as refused:
+        client(stack, colleague["key"]).chat.completions.create(model="chat", messages=HELLO, max_tokens=50)
+    assert "budget of team 'lab'" in refused.value.message
+    admin.close()
+
+
+@needs_postgres
+@needs_redis
+def test_a_budget_added_on_one_replica_counts_the_spend_served_by_another_once(make_stack, bg, tmp_path):
+    """Two replicas on one Redis and one PostgreSQL (keys and ledger): the spend was served by the second, the
+    budget is added through the first. Both seed the counter for the same birth (the first to ask), each once its
+    own ledger is shipped; Redis keeps the largest figure, added once, and both replicas refuse the next request."""
+    prefix = fresh_prefix()
+    with fresh_database() as url:
+        sections = {"database": {"url": url}, "state": {"backend": "redis", "url": REDIS_URL, "prefix": prefix}}
+        first, second = (make_stack(groups=priced_groups, sections={
+            **sections, "ledger": {"spool_dir": f"{tmp_path}/spool-{n}"}}) for n in (1, 2))
+        admin = httpx.Client(base_url=first.origin, headers={"authorization": "Bearer " + GATEWAY_KEY}, timeout=20)
+        try:
+            assert admin.post("/admin/teams", json={"name": "lab"}).status_code == 201
+            spender = spend_with_a_new_key(second, admin, 3)
+            assert admin.patch(f"/admin/keys/{spender['id']}",
+                               json={"budget": {"usd": 0.2, "period": "day"}}).status_code == 200
+            counter = f"{prefix}k:spender:usd:d{time.strftime('%Y-%m-%d', time.gmtime())}"
+            assert bg.run(redis_value_within(counter, 99_000, 5.0)) == 99_000  # three requests' spend, once
+            for stack in (first, second):
+                with pytest.raises(openai.RateLimitError) as refused:
+                    client(stack, spender["key"]).chat.completions.create(model="chat", messages=HELLO,
+                                                                          max_tokens=50)
+                assert "budget of key 'spender'" in refused.value.message
+        finally:
+            admin.close()
+            first.close()
+            second.close()
+            bg.run(delete_prefix(prefix))
+
+
+async def redis_value_within(key: str, expected: float, seconds: float) -> float:
+    """The number at `key` in the shared Redis once it reaches `expected` (or whatever it is after `seconds`)."""
+    import redis.asyncio as aioredis
+
+    connection = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            value = float(await connection.get(key) or 0)
+            if value >= expected or time.monotonic() > deadline:
+                return value
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.aclose()

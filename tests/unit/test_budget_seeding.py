@@ -1,7 +1,7 @@
 """Budgets seeded from the ledger (governance/seeding.py): each budget counter of the current periods gets the
 billed cost of its owner's attempts that began in its period before the counters were born, read from a real
 ledger table (SQLite and PostgreSQL); the memory backend adds a counter's seed once, and the largest figure when
-seeded again."""
+seeded again. A budget added while the gateway runs is seeded the same way, for its own counter's birth."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from skyrelay.config import parse_config
 from skyrelay.db import parse_url
 from skyrelay.governance.principals import KeyBook
 from skyrelay.governance import seeding
-from skyrelay.governance.seeding import budget_counters, seed_budgets, seeds
+from skyrelay.governance.seeding import added_counters, budget_counters, seed_added, seed_budgets, seeds
 from skyrelay.ledger.schema import COLUMN_NAMES
 from skyrelay.ledger.sinks import Sink
 from skyrelay.ledger.store import LedgerStore
@@ -113,3 +113,51 @@ async def test_seeding_waits_until_the_adopted_spools_are_in_the_ledger(tmp_path
     adopted.set()
     assert await task == 3
     assert await Governor.state.total("t:research:usd:m2027-03-01", PERIOD, BORN) == 5_350_000
+
+
+def test_the_budgets_a_change_of_keys_adds_are_new_counters_only():
+    """A key or team given a budget, or another period, adds a counter; a key joining a team whose budget other
+    keys already count adds none (its counter counts already), nor does a period that rolls over."""
+    config = parse_config(CONFIG)
+    before = KeyBook(config.keys, config.teams).principals()
+    changed = dict(CONFIG, keys=[*CONFIG["keys"][:2], {"name": "new-in-team", "key": "sk-new", "team": "research"},
+                                 {"name": "forever", "key": "sk-forever", "budget": {"usd": 5, "period": "week"}},
+                                 {"name": "fresh", "key": "sk-fresh", "budget": {"usd": 1, "period": "day"}}])
+    after = KeyBook(parse_config(changed).keys, parse_config(changed).teams).principals()
+    assert sorted(added_counters(before, after, BORN)) == ["k:forever:usd:w2027-03-15", "k:fresh:usd:d2027-03-17"]
+    assert added_counters(before, before, BORN) == {}
+
+
+async def test_a_budget_added_while_running_is_seeded_for_its_counters_birth_once_its_spend_is_shipped(
+        tmp_path, monkeypatch):
+    """The counter's birth is the first time anyone asked (every worker asks the same state): its owner's spend
+    before then is added once the shipper has committed what was spooled before it; what began later is the
+    counter's own. A second seeder of the same counter (another worker) adds nothing more."""
+    clock = [BORN + 3600]  # an hour after the start: r4 (BORN + 5) began before this budget did
+    monkeypatch.setattr(seeding.time, "time", lambda: clock[0])
+    monkeypatch.setattr(seeding, "ADOPTION_POLL_S", 0.01)
+    store = ledger(f"sqlite:///{tmp_path}/ledger.db")
+    store.close()
+    state = MemoryState()
+    state.born = BORN
+    monkeypatch.setattr("skyrelay.state.memory.time.time", lambda: clock[0])
+
+    class Governor:  # what seed_added reads of one
+        served_prices = PRICES
+
+    Governor.state = state
+
+    class Shipper:
+        caught_up_at = BORN  # behind the counter's birth: the seed waits
+
+    counters = budget_counters(KeyBook(parse_config(CONFIG).keys, parse_config(CONFIG).teams).principals(), clock[0])
+    added = {name: meta for name, meta in counters.items() if name.startswith("k:ci-bot")}
+    task = asyncio.get_running_loop().create_task(seed_added(Governor, added, Shipper, store.db))
+    await asyncio.sleep(0.1)
+    assert not task.done()
+    clock[0] += 30  # later than the birth, which stays the first asker's
+    Shipper.caught_up_at = BORN + 3600
+    assert await task == 1
+    assert await state.total("k:ci-bot:usd:d2027-03-17", PERIOD, clock[0]) == 11_850_000  # 2.85 + r4's 9.0
+    assert await seed_added(Governor, added, Shipper, store.db) == 1  # another worker: the same figure again
+    assert await state.total("k:ci-bot:usd:d2027-03-17", PERIOD, clock[0]) == 11_850_000

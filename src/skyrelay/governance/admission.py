@@ -30,7 +30,7 @@ from . import periods
 from .headers import refusal_headers
 from .principals import PARALLEL, REQUESTS, TOKENS, USD, KeyBook, Principal
 from .registry import REVOKED, Registry
-from .seeding import redis_seeds, seed_budgets
+from .seeding import added_counters, redis_seeds, seed_added, seed_budgets
 
 log = logging.getLogger("skyrelay.governance")
 
@@ -125,6 +125,7 @@ class Governor:
         self.reprice(config)
         self._refresh: asyncio.Task | None = None
         self._seeding: asyncio.Task | None = None
+        self._seeding_added: set[asyncio.Task] = set()  # seeds of budgets added while running (seed_added)
         self._closing = False
         self.registry = Registry(config, self.keys, state)
         self._memory = state if isinstance(state, MemoryState) else None
@@ -219,10 +220,25 @@ class Governor:
             self.state.seeder = partial(redis_seeds, self, shipper, database)
         elif getattr(self.state, "seed", None) is not None and self._seeding is None:
             self._seeding = asyncio.get_running_loop().create_task(seed_budgets(self, shipper.adopted, database))
+        if getattr(self.state, "seed_budget", None) is not None:
+            self.registry.on_rebuilt = partial(self._keys_changed, shipper, database)
+
+    def _keys_changed(self, shipper: Any, database: Any, before: list, after: list) -> None:
+        """The admin API's keys and teams were read again (Registry): the budgets they added are seeded."""
+        added = added_counters(before, after, time.time())
+        if added:
+            task = asyncio.get_running_loop().create_task(seed_added(self, added, shipper, database))
+            self._seeding_added.add(task)
+            task.add_done_callback(self._seeding_added.discard)
 
     async def seeded(self) -> int:
         """Wait for the budgets' seeding (started by seed_from) to end; how many counters it seeded."""
         return 0 if self._seeding is None else await asyncio.shield(self._seeding)
+
+    async def seeded_added(self) -> int:
+        """Wait for the seeds of budgets added while running (seed_added) under way now; how many they seeded."""
+        done = await asyncio.gather(*(asyncio.shield(task) for task in list(self._seeding_added)))
+        return sum(done)
 
     async def _refresh_flags(self) -> None:
         """Revocations written by any replica, read here off the request path (until `aclose`: a flag as well as
@@ -243,6 +259,8 @@ class Governor:
         if self._seeding is not None and not self._seeding.done():
             await stop_loop(self._seeding, "budget seeding", log)
         self._seeding = None
+        for task in list(self._seeding_added):
+            await stop_loop(task, "budget seeding", log)
         await self.registry.aclose()
         await self.state.aclose()
 

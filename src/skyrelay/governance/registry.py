@@ -15,7 +15,7 @@ import hmac
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .. import errors
 from ..config.model import Problem
@@ -56,6 +56,9 @@ class Registry:
         self.clashes: list[str] = []
         self._poll: asyncio.Task | None = None
         self.healthy = True
+        # Told (the principals before, those after) when a read of the store replaced the stored keys, from the
+        # second read on (the first is the start's: what a restart seeds): the governor seeds budgets added.
+        self.on_rebuilt: Callable[[list, list], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -108,8 +111,12 @@ class Registry:
         if self._secret is None:
             self._secret = await self.store.call("key_secret")
         teams, keys = await self.store.call("load")
+        first = self._revision is None
         self._revision, self._teams, self._keys = revision, teams, keys
+        before = self.keys.principals()
         self._rebuild()
+        if not first and self.on_rebuilt is not None:
+            self.on_rebuilt(before, self.keys.principals())
 
     def _rebuild(self) -> None:
         teams = dict(self.config.teams)

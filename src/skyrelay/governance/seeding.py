@@ -11,6 +11,11 @@ complete one: the last worker to finish its adoption read after every other one'
 
 Redis-backed counters outlive the gateway; when Redis comes back without its data (or is new), the replica that
 finds it empty seeds its budget counters the same way, before any replica counts there again (state/redis.py).
+
+A budget added while the gateway runs (through the admin API: a key or team given one, or another period) has a
+new counter, seeded the same way with what its owner spent in its period before the counter's own birth: the
+moment the first worker or replica to learn of the budget asked the state for it, so every one that learns of it
+later seeds it for that same moment, and the state keeps the largest figure (seed_added).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ log = logging.getLogger("skyrelay.governance")
 
 ADOPTION_POLL_S = 0.05  # how often the seeder looks whether the shipper has committed the adopted spools
 RETRY_S = 5.0  # between tries while the database does not answer
-ADOPTION_WAIT_S = 2.0  # how long seeding an empty Redis waits for this process's spool to be shipped
+ADOPTION_WAIT_S = 2.0  # how long seeding waits for this process's spool to be shipped (an empty Redis, a new budget)
 
 
 def budget_counters(principals: list[Any], now: float) -> dict[str, tuple[bool, str, float, float]]:
@@ -46,6 +51,13 @@ def budget_counters(principals: list[Any], now: float) -> dict[str, tuple[bool, 
             found[limit.counter + period_id] = (team, principal.team if team else principal.name,
                                                 periods.started(limit.period, now), reset_at)
     return found
+
+
+def added_counters(before: list[Any], after: list[Any], now: float) -> dict[str, tuple[bool, str, float, float]]:
+    """budget_counters of the keys `after` that those `before` did not count (both read at `now`, so a period that
+    rolls over in between is no new budget)."""
+    known = budget_counters(before, now)
+    return {name: meta for name, meta in budget_counters(after, now).items() if name not in known}
 
 
 def seeds(counters: dict[str, tuple[bool, str, float, float]], store: LedgerStore, born: float,
@@ -133,3 +145,48 @@ async def _spent_before(governor: Any, database: Any, born: float, now: float) -
 def _read(counters: dict, database: Any, born: float, prices: dict[str, Any]) -> dict[str, int]:
     with LedgerStore(database, create=False) as store:
         return seeds(counters, store, born, prices)
+
+
+async def seed_added(governor: Any, counters: dict[str, tuple[bool, str, float, float]], shipper: Any,
+                     database: Any) -> int:
+    """Seed the counters of budgets added while the gateway runs (added_counters), each with its owner's spend in
+    its period before the counter's birth (state.birth: the same moment for every worker and replica), once this
+    process's shipper has committed what it spooled before then. Requests in flight when the budget appeared, and a
+    replica's in the moments before it learned of it, are counted by neither (as at a restart). A state or database
+    that does not answer is tried again until the period ends. The counters seeded."""
+    state = governor.state
+    seeded = 0
+    for name, meta in counters.items():
+        end = meta[3]
+        expiry = end + 86400 if end else 0.0  # as the reserve keeps a budget counter (state/redis_scripts.py)
+        warned = False
+        while not end or time.time() < end:
+            try:
+                seeded += await _seed_one(governor, state, name, meta, expiry, shipper, database)
+                break
+            except Exception as exc:  # noqa: BLE001  (the state or the database away: the ledger keeps the spend)
+                if not warned:
+                    log.warning("budgets: cannot seed the budget counter %s added while running (%s); retrying "
+                                "every %g s", name, type(exc).__name__, RETRY_S)
+                    warned = True
+                await asyncio.sleep(RETRY_S)
+    return seeded
+
+
+async def _seed_one(governor: Any, state: Any, name: str, meta: tuple, expiry: float, shipper: Any,
+                    database: Any) -> int:
+    born = await state.birth(name, expiry)
+    if born is None:
+        raise ConnectionError("the state's counters are unreachable")
+    if meta[2] >= born:  # its period began after the counter did: it saw all of it
+        return 0
+    deadline = time.monotonic() + ADOPTION_WAIT_S
+    while shipper.caught_up_at < born and time.monotonic() < deadline:
+        await asyncio.sleep(ADOPTION_POLL_S)
+    found = await asyncio.to_thread(_read, {name: meta}, database, born, dict(governor.served_prices))
+    if name not in found:
+        return 0
+    await state.seed_budget(name, found[name], expiry)
+    log.info("budgets: the budget counter %s, added while running, seeded with $%.6f spent before it began", name,
+             found[name] / 1_000_000, extra={"event": "budget_seeded", "counter": name})
+    return 1

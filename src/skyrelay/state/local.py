@@ -17,7 +17,8 @@ rides along with the next reserve. The wire: one orjson array per line.
                            ["r", call, now, [id, ...], [amount, ...]]     reserve
                            ["s", token, [amount, ...] | null, now]        settle (no answer; null: refund all)
                            ["t", call, name, kind, now] | ["f+"|"f-", call, name] | ["F", call]   total, flags
-                           ["B", call] | ["b", name, spent]      the counters' birth; a budget's seed (no answer)
+                           ["B", call] | ["B", call, name] | ["b", name, spent]
+                                        the counters' birth (or one budget counter's); a budget's seed (no answer)
     supervisor -> worker   [call, result...]
 
 A settle follows its reserve on the same connection, so the supervisor always sees them in order. A worker that
@@ -143,7 +144,7 @@ class _Peer(asyncio.Protocol):
             return None
         server, state, call = self.server, self.state, message[1]
         if op == "B":
-            return [call, state.born]
+            return [call, state.born if len(message) == 2 else state.birth_of(message[2])]
         if op == "t":
             server.later(self, call, state.total(message[2], message[3], message[4]))
         elif op == "f+":
@@ -236,18 +237,24 @@ class SocketState:
 
     # --- budgets spent before the counters began (governance/seeding.py) ----------------------------------------
 
-    async def birth(self) -> float | None:
-        """When the supervisor's counters began; None while it is unreachable (nothing is seeded then)."""
+    async def birth(self, name: str | None = None, expiry: float = 0.0) -> float | None:
+        """When the supervisor's counters began (or the budget counter `name`: MemoryState.birth_of); None while it
+        is unreachable (nothing is seeded then)."""
         if self._link is None:
             return None
         try:
-            return (await self._link.call(["B", 0]))[1]
+            return (await self._link.call(["B", 0] if name is None else ["B", 0, name]))[1]
         except ConnectionError:
             return None
 
     def seed(self, name: str, spent: float) -> None:
         if self._link is not None:
             self._link.send(orjson.dumps(["b", name, spent], option=_LINE))
+
+    async def seed_budget(self, name: str, spent: float, expiry: float) -> None:
+        if self._link is None:  # the supervisor restarting: the seeder tries again
+            raise ConnectionError("the state process is unreachable")
+        self.seed(name, spent)
 
     # --- reads and flags ---------------------------------------------------------------------------------------
 

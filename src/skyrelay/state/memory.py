@@ -77,6 +77,7 @@ class MemoryState:
         self._plans: dict[tuple, Plan] = {}  # by the items themselves (compared as objects): reserve_now
         self.born = time.time()  # what was spent before this is the ledger's to tell (seed)
         self._seeded: dict[str, float] = {}  # counter name -> the spend before `born` already added to it
+        self._births: dict[str, float] = {}  # budget counter -> when it began counting, for budgets added later
 
     def _cell(self, item: Item) -> _Window | _Level:
         """The item's counter here, remembered on the item: a request's reserve then looks up nothing."""
@@ -146,13 +147,23 @@ class MemoryState:
             cell.expire(int(now))
         return cell.total
 
-    async def birth(self) -> float | None:
-        """When these counters began counting (epoch seconds): budgets are seeded with what was spent before."""
-        return self.born
+    async def birth(self, name: str | None = None, expiry: float = 0.0) -> float | None:
+        """When these counters began counting (epoch seconds): budgets are seeded with what was spent before. With
+        `name`, when that budget counter did (birth_of)."""
+        return self.born if name is None else self.birth_of(name)
+
+    def birth_of(self, name: str) -> float:
+        """When the budget counter `name` began counting: the first time this was asked (a budget added while the
+        gateway runs: governance/seeding.py), so every worker that asks later seeds it for the same moment."""
+        return self._births.setdefault(name, max(time.time(), self.born))
+
+    async def seed_budget(self, name: str, spent: float, expiry: float) -> None:
+        """`seed`, as the backends that need a round trip have it (`expiry` is theirs)."""
+        self.seed(name, spent)
 
     def seed(self, name: str, spent: float) -> None:
-        """A PERIOD counter also holds `spent`, what requests that began before `born` spent in it (read from the
-        ledger). Idempotent and convergent: seeding the same counter again adds only what a larger figure adds
+        """A PERIOD counter also holds `spent`, what requests that began before `born` (or its own birth_of) spent
+        in it (read from the ledger). Idempotent and convergent: seeding the same counter again adds only what a larger figure adds
         (workers each seed after shipping the spools they adopted; the last to finish read the most)."""
         extra = spent - self._seeded.get(name, 0)
         if extra <= 0:

@@ -43,6 +43,8 @@ SEEDING = "seeding:"  # the epoch's value while that replica seeds the budgets (
 SEEDING_S = 30  # a replica that dies while seeding leaves it to another after this
 SEEDED = "+ledger"  # the end of an epoch whose budgets the ledger seeded
 SEED_POLL_S = 0.05  # how often a replica waiting for another's seeding looks whether it is done
+BIRTH_KEY = "birth:"  # + a budget counter added while the gateway runs: when it began counting (the first to ask)
+SEEDED_KEY = "seeded:"  # + a budget counter: what the ledger's seeds added to it so far
 _DOWN = (RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -74,6 +76,7 @@ class RedisState:
         self._flush = self._redis.register_script(redis_scripts.FLUSH)
         self._snapshot = self._redis.register_script(redis_scripts.SNAPSHOT)
         self._seed_counters = self._redis.register_script(redis_scripts.SEED)
+        self._seed_one = self._redis.register_script(redis_scripts.SEED_ONE)
         # The governor's: (now, wait for this process's spool) -> {budget counter: (micro-dollars spent before now,
         # its expiry)}, from the ledger
         self.seeder: Callable[[float, bool], Awaitable[dict[str, tuple[float, float]]]] | None = None
@@ -304,13 +307,29 @@ class RedisState:
                             type(exc).__name__)
         keys, args = [self.prefix + EPOCH_KEY], [tag + source]
         for name, (amount, expiry) in seeds.items():
-            keys.append(self.prefix + name)
+            keys += (self.prefix + name, self.prefix + SEEDED_KEY + name)
             args += (repr(float(amount)), repr(float(expiry)))
         await self._seed_counters(keys=keys, args=args)
         if source:
             log.info("budgets: %d counters of an empty Redis seeded with the ledger's spend before %.3f", len(seeds),
                      now, extra={"event": "budgets_seeded", "seeded": len(seeds)})
         return tag + source
+
+    async def birth(self, name: str, expiry: float = 0.0) -> float:
+        """When the budget counter `name` began counting: the time the first replica to ask gave (a budget added
+        while the gateway runs: governance/seeding.py), so that every replica seeds it for the same moment; kept
+        until `expiry` (the counter's, epoch seconds; 0: for ever). Raises while Redis is unreachable."""
+        key = self.prefix + BIRTH_KEY + name
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, repr(time.time()), nx=True, exat=int(expiry) if expiry else None)
+            pipe.get(key)
+            _, born = await pipe.execute()
+        return float(born)
+
+    async def seed_budget(self, name: str, spent: float, expiry: float) -> None:
+        """Seed one budget counter with `spent` (micro-dollars), convergent across replicas (SEED_ONE)."""
+        await self._seed_one(keys=[self.prefix + name, self.prefix + SEEDED_KEY + name],
+                             args=[repr(float(spent)), repr(float(expiry))])
 
     def _await_seed(self) -> None:
         """Another replica is seeding an empty Redis: serve on local counters until its epoch is set (looked at

@@ -95,19 +95,44 @@ for i = 2, #KEYS do redis.call('INCRBYFLOAT', KEYS[i], ARGV[i]) end
 return 1
 """
 
-# KEYS[1]: the epoch key, then the PERIOD counters to seed. ARGV: the epoch's final value, then per counter: its
-# amount and its expiry (epoch seconds, 0: none). A counter that exists already counted requests itself (a Redis
-# that kept data from before epochs existed, or a request that came first) and is left as it is. The epoch is set
-# last: until then every replica serves on local counters (RedisState.check).
+# KEYS[1]: the epoch key, then per PERIOD counter to seed: the counter and its seed's record (SEEDED). ARGV: the
+# epoch's final value, then per counter: its amount and its expiry (epoch seconds, 0: none). A counter that exists
+# already counted requests itself (a Redis that kept data from before epochs existed, or a request that came first)
+# and is left as it is. The epoch is set last: until then every replica serves on local counters (RedisState.check).
 SEED = """
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    redis.call('INCRBYFLOAT', KEYS[i], ARGV[2 * i - 2])
-    local expiry = tonumber(ARGV[2 * i - 1])
-    if expiry > 0 then redis.call('EXPIREAT', KEYS[i], math.floor(expiry)) end
+for i = 1, (#KEYS - 1) / 2 do
+  local counter, seeded = KEYS[2 * i], KEYS[2 * i + 1]
+  if redis.call('EXISTS', counter) == 0 then
+    redis.call('INCRBYFLOAT', counter, ARGV[2 * i])
+    redis.call('SET', seeded, ARGV[2 * i])
+    local expiry = tonumber(ARGV[2 * i + 1])
+    if expiry > 0 then
+      redis.call('EXPIREAT', counter, math.floor(expiry))
+      redis.call('EXPIREAT', seeded, math.floor(expiry))
+    end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+# One budget counter added while the gateway runs (governance/seeding.py), seeded by every replica that learns of
+# it, each with the ledger's spend before the same moment (its birth): the largest figure wins, added once.
+# KEYS: the counter, its seed's record (what seeds added to it so far: a larger figure adds only the difference).
+# ARGV: the amount, its expiry (epoch seconds, 0: none). Requests may have made the counter already (their spend is
+# not in the figure: they began after the birth); its expiry is theirs then.
+SEED_ONE = """
+local amount = tonumber(ARGV[1])
+local before = tonumber(redis.call('GET', KEYS[2]) or '0')
+if amount <= before then return 0 end
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('INCRBYFLOAT', KEYS[1], amount - before)
+redis.call('SET', KEYS[2], ARGV[1])
+local expiry = tonumber(ARGV[2])
+if expiry > 0 then
+  if existed == 0 then redis.call('EXPIREAT', KEYS[1], math.floor(expiry)) end
+  redis.call('EXPIREAT', KEYS[2], math.floor(expiry))
+end
 return 1
 """
 

@@ -269,6 +269,20 @@ async def test_an_adjustment_owed_during_an_outage_lands_only_on_the_data_it_adj
         assert len(lost) == 1 and state.status()["data_lost"] == 1
 
 
+async def test_a_budget_added_while_running_has_one_birth_and_keeps_its_largest_seed_once(state):
+    """Every worker or replica that learns of a budget added while the gateway runs asks for its counter's birth
+    (the first asker's time holds for all) and seeds it with the ledger's spend before then: a smaller figure adds
+    nothing, a larger one the difference, and what requests counted meanwhile stays (governance/seeding.py)."""
+    name = "k:bot:usd:d1"
+    born = await state.birth(name, NOW + 86400)
+    await asyncio.sleep(0.01)
+    assert await state.birth(name, NOW + 86400) == born
+    assert (await reserve(state, [it(name, 400_000, 10_000_000, PERIOD, NOW + 3600)], NOW))[0] is not None
+    for figure in (600_000, 500_000, 900_000):  # three seeders, the second read before the first
+        await state.seed_budget(name, figure, NOW + 86400)
+    assert await state.total(name, PERIOD, NOW) == 1_300_000
+
+
 @needs_redis
 async def test_the_replica_that_finds_redis_empty_seeds_its_budgets_before_any_replica_counts_there(prefix):
     """The first heartbeat on an empty Redis (new, or restarted without persistence) marks it as being seeded,
@@ -301,6 +315,8 @@ async def test_the_replica_that_finds_redis_empty_seeds_its_budgets_before_any_r
         assert await other.total("t:lab:usd:m1", PERIOD, NOW) == 5
         assert 0 < await seeder._redis.ttl(prefix + budget.name)  # expires as the reserve script makes it
         assert (await other.reserve([budget], [400_000], NOW))[0] is None  # 700,000 + 400,000 > 1,000,000
+        await other.seed_budget(budget.name, 700_000, 0.0)  # the same figure seeded again (a budget new to a
+        assert await other.total(budget.name, PERIOD, NOW) == 700_000  # replica): the epoch's seed is known
     finally:
         await seeder.aclose()
         await other.aclose()
