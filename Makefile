@@ -19,6 +19,8 @@ bench-compare: $(VENV)/.installed-test
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk || \
 	   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk)
+	@case "$(ARGS)" in *--layers*) command -v perf >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf;; esac
 	$(BIN)/python bench/compare.py $(ARGS)
 
 $(VENV)/.installed: pyproject.toml

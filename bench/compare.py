@@ -6,9 +6,10 @@ key and team limits, a budget, quotas and tiers, metrics and the access log on, 
 skyrelay on translated routes (OpenAI in, Anthropic and Bedrock out, whole, streamed and trickled); with
 --with-litellm, LiteLLM's proxy from PyPI in its own venv, as installed and tuned; with --workers-scaling, the
 realistic config under `serve --workers 1` and `--workers 2` on every core, with the connections' spread over the
-workers. Proxies are pinned to core 0, upstreams, wrk and the first-byte probe to core 1. Loopback only, bounded: a few
-seconds per measurement. Usage: python bench/compare.py [--seconds 3] [--json out.json] [--with-litellm]
-[--workers-scaling]
+workers; with --layers, where the CPU of nginx, the floor proxy and both configs goes, by layer (compare_layers.py:
+Linux's perf). Proxies are pinned to core 0, upstreams, wrk and the first-byte probe to core 1. Loopback only,
+bounded: a few seconds per measurement. Usage: python bench/compare.py [--seconds 3] [--json out.json]
+[--with-litellm] [--workers-scaling] [--layers]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import compare_layers  # noqa: E402
 from compare_litellm import LITELLM_VERSION, start_litellm  # noqa: E402
 from compare_probes import Proc, first_answer_s, first_byte_ms  # noqa: E402
 from compare_report import report  # noqa: E402
@@ -194,6 +196,12 @@ def run(args, workdir: Path) -> dict:
             rows = {work.label: measure_one(proc, proc.port, work, args, workdir, True, key=key)
                     for work in PLAIN + (TRANSLATED if name == "minimal" else [])}
             results["scenarios"][f"skyrelay, {name} config"] = _with_meta(rows, proc)
+        if args.layers:
+            results["layers"] = profile_layers({"nginx proxy_pass": (nginx_proxy, ports["nginx_proxy"], KEY),
+                                                "floor proxy (skyrelay's HTTP stack)": (floor, ports["floor"], KEY),
+                                                **{f"skyrelay, {name} config": (proc, proc.port,
+                                                                                CALLER if name == "realistic" else KEY)
+                                                   for name, proc in gateways.items()}}, args, workdir)
         if args.with_litellm:
             for tuned in (False, True):
                 port = free_port()  # chosen now: minutes after the others, on a machine others share
@@ -216,6 +224,19 @@ def run(args, workdir: Path) -> dict:
     return results
 
 
+def profile_layers(measured: dict[str, tuple[Proc, int, str]], args, workdir: Path) -> dict[str, dict[str, float]]:
+    """`--layers`: each scenario's chat workload once more at full load, under perf (compare_layers.py)."""
+    chat = PLAIN[0]
+    found = {}
+    for scenario, (proc, port, key) in measured.items():
+        proc.settle()
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        found[scenario] = compare_layers.shares(
+            proc.pids(), lambda: wrk(url, chat.body(), args.seconds, args.connections, workdir, key=key),
+            args.seconds, workdir)
+    return found
+
+
 def _with_meta(rows: dict, proc: Proc | None) -> dict:
     return {"rows": rows, "peak_rss_mb": proc.peak_rss_mb() if proc else None,
             "ready_s": proc.ready_s if proc else None}
@@ -229,18 +250,27 @@ def main() -> int:
                         help=f"also LiteLLM's proxy {LITELLM_VERSION}, installed in its own venv on first use")
     parser.add_argument("--workers-scaling", action="store_true",
                         help="also the realistic config under --workers 1 and 2, every core, connection spread")
+    parser.add_argument("--layers", action="store_true",
+                        help="also where each proxy's CPU goes, by layer (needs Linux's perf: Debian's linux-perf)")
     parser.add_argument("--json", help="also write the raw numbers (and the ratios) to this file")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             print(f"{tool} is needed (Debian package '{tool}'; `make bench-compare` installs it)", file=sys.stderr)
             return 2
+    if args.layers and (why := compare_layers.unavailable()):
+        print(f"--layers: {why}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         results = run(args, Path(tmp))
     text, results["ratios"] = report(results, args.connections)
     print(text)
     if "workers" in results:
         print("\n" + workers_report(results["workers"], args.connections))
+    if "layers" in results:
+        cpu = {scenario: results["scenarios"][scenario]["rows"][PLAIN[0].label][args.connections]["cpu_us_per_request"]
+               for scenario in results["layers"]}
+        print("\n" + compare_layers.layers_report(results["layers"], cpu))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

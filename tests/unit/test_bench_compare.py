@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 compare_probes = pytest.importorskip("compare_probes")
 compare_report = pytest.importorskip("compare_report")
+compare_layers = pytest.importorskip("compare_layers")
 
 
 def test_established_connections_are_counted_for_the_process_holding_the_server_side():
@@ -70,3 +71,34 @@ def test_cpu_per_chunk_is_what_the_stream_costs_beyond_the_whole_answer():
     assert compare_report.per_chunk_us(scenarios, "skyrelay, realistic config", "trickled stream", 32) == \
         pytest.approx(8.0)
     assert compare_report.per_chunk_us(scenarios, "skyrelay, realistic config", "chat", 32) is None
+
+
+PERF_REPORT = """# Samples: 12K of event 'cpu-clock:pppH'
+#
+# Overhead  Shared Object
+# ........  ..................
+#
+    65.12%  libpython3.11.so.1.0
+    20.19%  [kernel.kallsyms]
+     4.31%  libc.so.6
+     2.65%  libsqlite3.so.0.8.6
+     2.59%  loop.cpython-311-x86_64-linux-gnu.so
+     2.51%  orjson.cpython-311-x86_64-linux-gnu.so
+     1.47%  parser.cpython-311-x86_64-linux-gnu.so
+     0.38%  _asyncio.cpython-311-x86_64-linux-gnu.so
+     0.29%  [vdso]
+     0.20%  _sqlite3.cpython-311-x86_64-linux-gnu.so
+     0.04%  _bisect.cpython-311-x86_64-linux-gnu.so
+"""
+
+
+def test_perf_samples_are_summed_by_layer_and_priced_at_the_cpu_measured_without_perf():
+    shares = compare_layers.by_layer(PERF_REPORT)
+    kernel, python, loop, parser, json, sqlite, libc = (name for name, _ in compare_layers.LAYERS[:7])
+    assert shares[kernel] == pytest.approx(0.2019) and shares[python] == pytest.approx(0.6512)
+    assert shares[loop] == pytest.approx(0.0297) and shares[sqlite] == pytest.approx(0.0285)
+    assert shares[libc] == pytest.approx(0.0460) and shares[compare_layers.OTHER] == pytest.approx(0.0004)
+    assert shares[parser] == pytest.approx(0.0147) and shares[json] == pytest.approx(0.0251)
+    table = compare_layers.layers_report({"realistic": shares}, {"realistic": 150.0})
+    assert f"| {kernel} | 30.3 us (20%) |" in table and "| total | 150.0 us |" in table
+    assert "nginx" not in table.split("| total")[0].split("| layer")[1]  # a layer no scenario has is left out
