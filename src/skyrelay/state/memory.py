@@ -149,7 +149,8 @@ class MemoryState:
 
     async def birth(self, name: str | None = None, expiry: float = 0.0) -> float | None:
         """When these counters began counting (epoch seconds): budgets are seeded with what was spent before. With
-        `name`, when that budget counter did (birth_of)."""
+        `name`, when that budget counter did (birth_of; `expiry` is Redis's: births here last as long as the
+        counters)."""
         return self.born if name is None else self.birth_of(name)
 
     def birth_of(self, name: str) -> float:
@@ -163,8 +164,9 @@ class MemoryState:
 
     def seed(self, name: str, spent: float) -> None:
         """A PERIOD counter also holds `spent`, what requests that began before `born` (or its own birth_of) spent
-        in it (read from the ledger). Idempotent and convergent: seeding the same counter again adds only what a larger figure adds
-        (workers each seed after shipping the spools they adopted; the last to finish read the most)."""
+        in it (read from the ledger). Idempotent and convergent: seeding the same counter again adds only what a
+        larger figure adds (workers each seed after shipping the spools they adopted; the last to finish read the
+        most)."""
         extra = spent - self._seeded.get(name, 0)
         if extra <= 0:
             return
