@@ -10,7 +10,7 @@ import pytest
 from skyrelay.emulator import CloudSpec, start_cloud
 
 KEY = "sk-ant-test-key"
-MODEL = "claude-opus-4-5"
+MODEL = "claude-haiku-4-5"  # a model the SDK does not warn about (it lists claude-opus-4-5 as deprecated)
 LONG_SYSTEM = "You are a careful assistant who answers questions about the code base. " * 80  # ~1400 tokens
 
 
