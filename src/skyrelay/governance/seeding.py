@@ -24,7 +24,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ..ledger.reports import spent_by_owner
 from ..ledger.store import LedgerStore
@@ -97,19 +97,9 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
     born = await state.birth()
     if born is None:  # the supervisor's counters out of reach (it is restarting): not seeded
         return 0
-    while not adopted.is_set():
-        await asyncio.sleep(ADOPTION_POLL_S)
-    warned = False
-    while True:
-        try:
-            counters, found = await _spent_before(governor, database, born, time.time())
-            break
-        except Exception as exc:  # noqa: BLE001  (the database down: its records are still there later)
-            if not warned:
-                log.warning("budgets: cannot read the ledger to seed them (%s); retrying every %g s",
-                            type(exc).__name__, RETRY_S)
-                warned = True
-            await asyncio.sleep(RETRY_S)
+    await _polled(adopted.is_set)
+    counters, found = await _retried(lambda: _spent_before(governor, database, born, time.time()),
+                                     "read the ledger to seed them")
     if not counters:
         return 0
     for name, amount in found.items():
@@ -126,12 +116,10 @@ async def redis_seeds(governor: Any, shipper: Any, database: Any, born: float,
     served on local counters during the outage), once its shipper has committed what it spooled before `born`, so
     that its outage spend is in the seed exactly, waiting up to ADOPTION_WAIT_S for it (the others serve on local
     counters meanwhile)."""
-    deadline = time.monotonic() + ADOPTION_WAIT_S
-    while (not shipper.adopted.is_set() or settled_here and shipper.caught_up_at < born) \
-            and time.monotonic() < deadline:
-        await asyncio.sleep(ADOPTION_POLL_S)
+    await _polled(lambda: shipper.adopted.is_set() and not (settled_here and shipper.caught_up_at < born),
+                  ADOPTION_WAIT_S)
     counters, found = await _spent_before(governor, database, born, born)
-    return {name: (amount, counters[name][3] + 86400 if counters[name][3] else 0.0) for name, amount in found.items()}
+    return {name: (amount, _expiry(counters[name][3])) for name, amount in found.items()}
 
 
 async def _spent_before(governor: Any, database: Any, born: float, now: float) -> tuple[dict, dict[str, int]]:
@@ -154,35 +142,22 @@ async def seed_added(governor: Any, counters: dict[str, tuple[bool, str, float, 
     process's shipper has committed what it spooled before then. Requests in flight when the budget appeared, and a
     replica's in the moments before it learned of it, are counted by neither (as at a restart). A state or database
     that does not answer is tried again until the period ends. The counters seeded."""
-    state = governor.state
     seeded = 0
     for name, meta in counters.items():
-        end = meta[3]
-        expiry = end + 86400 if end else 0.0  # as the reserve keeps a budget counter (state/redis_scripts.py)
-        warned = False
-        while not end or time.time() < end:
-            try:
-                seeded += await _seed_one(governor, state, name, meta, expiry, shipper, database)
-                break
-            except Exception as exc:  # noqa: BLE001  (the state or the database away: the ledger keeps the spend)
-                if not warned:
-                    log.warning("budgets: cannot seed the budget counter %s added while running (%s); retrying "
-                                "every %g s", name, type(exc).__name__, RETRY_S)
-                    warned = True
-                await asyncio.sleep(RETRY_S)
+        seeded += await _retried(lambda: _seed_one(governor, name, meta, shipper, database),
+                                 f"seed the budget counter {name} added while running", meta[3] or math.inf) or 0
     return seeded
 
 
-async def _seed_one(governor: Any, state: Any, name: str, meta: tuple, expiry: float, shipper: Any,
-                    database: Any) -> int:
+async def _seed_one(governor: Any, name: str, meta: tuple, shipper: Any, database: Any) -> int:
+    state = governor.state
+    expiry = _expiry(meta[3])
     born = await state.birth(name, expiry)
     if born is None:
         raise ConnectionError("the state's counters are unreachable")
     if meta[2] >= born:  # its period began after the counter did: it saw all of it
         return 0
-    deadline = time.monotonic() + ADOPTION_WAIT_S
-    while shipper.caught_up_at < born and time.monotonic() < deadline:
-        await asyncio.sleep(ADOPTION_POLL_S)
+    await _polled(lambda: shipper.caught_up_at >= born, ADOPTION_WAIT_S)
     found = await asyncio.to_thread(_read, {name: meta}, database, born, dict(governor.served_prices))
     if name not in found:
         return 0
@@ -190,3 +165,30 @@ async def _seed_one(governor: Any, state: Any, name: str, meta: tuple, expiry: f
     log.info("budgets: the budget counter %s, added while running, seeded with $%.6f spent before it began", name,
              found[name] / 1_000_000, extra={"event": "budget_seeded", "counter": name})
     return 1
+
+
+def _expiry(end: float) -> float:
+    """A budget counter's expiry (epoch seconds; 0: none) from its period's end, as the reserve script sets it."""
+    return end + 86400 if end else 0.0
+
+
+async def _polled(ready: Callable[[], bool], seconds: float = math.inf) -> None:
+    """Until `ready()` (looked at every ADOPTION_POLL_S), `seconds` at most."""
+    deadline = time.monotonic() + seconds
+    while not ready() and time.monotonic() < deadline:
+        await asyncio.sleep(ADOPTION_POLL_S)
+
+
+async def _retried(attempt: Callable[[], Awaitable[Any]], failing: str, until: float = math.inf) -> Any:
+    """What `attempt()` returns, tried again every RETRY_S while it raises (the database or the state away: the
+    ledger keeps the spend), said once as "cannot `failing`"; None once `until` (epoch seconds) has passed."""
+    warned = False
+    while time.time() < until:
+        try:
+            return await attempt()
+        except Exception as exc:  # noqa: BLE001
+            if not warned:
+                log.warning("budgets: cannot %s (%s); retrying every %g s", failing, type(exc).__name__, RETRY_S)
+                warned = True
+            await asyncio.sleep(RETRY_S)
+    return None
