@@ -124,6 +124,24 @@ def test_a_budget_period_that_rolls_gets_new_cells():
     assert principal.plan.cells[0] is plan.cells[0]  # the rpm window is the same counter
 
 
+def test_the_counters_of_budget_periods_a_day_over_are_dropped_so_a_year_of_days_keeps_two(monkeypatch):
+    """Each day's budget counter has its own name: the memory backend (and the supervisor of --workers) drops a
+    period's counter a day after the period ended, as Redis expires it, instead of keeping one per key per day."""
+    from skyrelay.state import memory
+
+    now = [NOW]
+    monkeypatch.setattr(memory.time, "time", lambda: now[0])
+    gov = governor(clock=lambda: now[0])
+    for _ in range(365):
+        admitted(gov).close()
+        now[0] += 86_400
+    admitted(gov).close()
+    budgets = sorted(name for name in gov.state._cells if name.startswith("k:k:usd:"))
+    assert len(budgets) == 2  # today's and yesterday's (a late settle may still land there)
+    items = gov.keys.principals()[0].items
+    assert gov.state.reserve_now(items, [1] * len(items), now[0])[0] is not None  # today's still counts
+
+
 async def test_a_memory_reservation_split_in_two_settles_each_part_on_its_own():
     """A key's and a deployment's counters reserved in one call (the Redis fallback's memory reserve), then settled
     by each owner apart: each part's window marks are its own."""

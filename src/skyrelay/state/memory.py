@@ -9,6 +9,8 @@ from collections import deque
 from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
 
 PLANS_KEPT = 10_000  # lists of items whose plan reserve_now keeps
+PERIOD_KEPT_S = 86400.0  # a budget counter outlives its period by a day, as on Redis (the reserve script's expiry)
+SWEEP_S = 600.0  # how often, at most, the counters of periods a day over are dropped (looked at as new ones are made)
 NEVER = math.inf  # the `expires` of a window with no entry
 GONE = -1  # the second of an entry that left its window (no second the clock gives)
 _NO_ENTRY = [None, 0]  # an empty window's `last`: of no second, so a reserve opens an entry (and never adds here)
@@ -78,14 +80,34 @@ class MemoryState:
         self.born = time.time()  # what was spent before this is the ledger's to tell (seed)
         self._seeded: dict[str, float] = {}  # counter name -> the spend before `born` already added to it
         self._births: dict[str, float] = {}  # budget counter -> when it began counting, for budgets added later
+        # Each budget counter's period gets its own (a name per day, week or month), so those of ended periods are
+        # dropped, or a gateway running for months would keep one per key per day: PERIOD counter -> when it goes.
+        self._drop_at: dict[str, float] = {}
+        self._next_sweep = 0.0
 
     def _cell(self, item: Item) -> _Window | _Level:
         """The item's counter here, remembered on the item: a request's reserve then looks up nothing."""
         cell = self._cells.get(item.name)
         if cell is None:
             cell = self._cells[item.name] = _Window() if item.kind == WINDOW else _Level()
+        if item.kind == PERIOD and item.reset_at and item.name not in self._drop_at:  # (a seed made it, or a reserve)
+            self._drop_at[item.name] = item.reset_at + PERIOD_KEPT_S
+            self._drop_ended()
         item.cell, item.home = cell, self
         return cell
+
+    def _drop_ended(self) -> None:
+        """Forget the budget counters of periods that ended over a day ago (a reservation still holding one keeps
+        its cell; nothing reserves there any more)."""
+        now = time.time()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_S
+        for name in [name for name, when in self._drop_at.items() if when <= now]:
+            del self._drop_at[name]
+            self._cells.pop(name, None)
+            self._seeded.pop(name, None)
+            self._births.pop(name, None)
 
     async def reserve(self, items: list[Item], amounts: list[float], now: float
                       ) -> tuple[Reservation | None, float, int]:
