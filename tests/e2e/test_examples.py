@@ -69,13 +69,18 @@ def with_free_ports(tmp_path: Path, emulator_file: str, gateway_file: str, ports
     that parallel runs of the suite (or a running demo) cannot collide."""
     emulator = (ROOT / emulator_file).read_text()
     gateway = (ROOT / gateway_file).read_text()
-    for fixed in ports:
-        with socket.socket() as sock:
+    held = [socket.socket() for _ in ports]  # all bound at once: a port let go can be handed out again at once
+    try:
+        for sock in held:
             sock.bind(("127.0.0.1", 0))
+        for fixed, sock in zip(ports, held):
             free = str(sock.getsockname()[1])
-        assert f"port: {fixed}" in emulator and f"127.0.0.1:{fixed}" in gateway
-        emulator = emulator.replace(f"port: {fixed}", f"port: {free}")
-        gateway = gateway.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{free}")
+            assert f"port: {fixed}" in emulator and f"127.0.0.1:{fixed}" in gateway
+            emulator = emulator.replace(f"port: {fixed}", f"port: {free}")
+            gateway = gateway.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{free}")
+    finally:
+        for sock in held:
+            sock.close()
     (tmp_path / "emulator.yaml").write_text(emulator)
     (tmp_path / "gateway.yaml").write_text(gateway)
     return tmp_path / "emulator.yaml", tmp_path / "gateway.yaml"
