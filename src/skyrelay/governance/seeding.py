@@ -24,6 +24,7 @@ import asyncio
 import logging
 import math
 import time
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from ..ledger.reports import spent_by_owner
@@ -144,7 +145,7 @@ async def seed_added(governor: Any, counters: dict[str, tuple[bool, str, float, 
     that does not answer is tried again until the period ends. The counters seeded."""
     seeded = 0
     for name, meta in counters.items():
-        seeded += await _retried(lambda: _seed_one(governor, name, meta, shipper, database),
+        seeded += await _retried(partial(_seed_one, governor, name, meta, shipper, database),
                                  f"seed the budget counter {name} added while running", meta[3] or math.inf) or 0
     return seeded
 
