@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -232,7 +233,7 @@ def profile_layers(measured: dict[str, tuple[Proc, int, str]], args, workdir: Pa
         proc.settle()
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         found[scenario] = compare_layers.shares(
-            proc.pids(), lambda: wrk(url, chat.body(), args.seconds, args.connections, workdir, key=key),
+            proc.pids(), partial(wrk, url, chat.body(), args.seconds, args.connections, workdir, key=key),
             args.seconds, workdir)
     return found
 

@@ -29,6 +29,7 @@ from typing import Any, Awaitable, Callable
 
 from ..ledger.reports import spent_by_owner
 from ..ledger.store import LedgerStore
+from ..state.base import PERIOD_KEPT_S
 from . import periods
 from .principals import USD
 
@@ -170,7 +171,7 @@ async def _seed_one(governor: Any, name: str, meta: tuple, shipper: Any, databas
 
 def _expiry(end: float) -> float:
     """A budget counter's expiry (epoch seconds; 0: none) from its period's end, as the reserve script sets it."""
-    return end + 86400 if end else 0.0
+    return end + PERIOD_KEPT_S if end else 0.0
 
 
 async def _polled(ready: Callable[[], bool], seconds: float = math.inf) -> None:

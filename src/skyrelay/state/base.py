@@ -25,6 +25,7 @@ PERIOD = "p"
 GAUGE = "g"
 TALLY = "n"
 WINDOW_S = 60  # seconds: rpm and tpm are per minute
+PERIOD_KEPT_S = 86400  # a budget counter outlives its period by a day: a request in flight at its end settles there
 GAUGE_RETRY_S = 1.0  # a Retry-After for a full gauge: a slot frees when some request ends, time alone says nothing
 
 

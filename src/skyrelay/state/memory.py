@@ -6,10 +6,9 @@ import math
 import time
 from collections import deque
 
-from .base import GAUGE_RETRY_S, PERIOD, WINDOW, WINDOW_S, Item, Reservation
+from .base import GAUGE_RETRY_S, PERIOD, PERIOD_KEPT_S, WINDOW, WINDOW_S, Item, Reservation
 
 PLANS_KEPT = 10_000  # lists of items whose plan reserve_now keeps
-PERIOD_KEPT_S = 86400.0  # a budget counter outlives its period by a day, as on Redis (the reserve script's expiry)
 SWEEP_S = 600.0  # how often, at most, the counters of periods a day over are dropped (looked at as new ones are made)
 NEVER = math.inf  # the `expires` of a window with no entry
 GONE = -1  # the second of an entry that left its window (no second the clock gives)

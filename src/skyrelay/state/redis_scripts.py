@@ -1,6 +1,8 @@
 """The Lua scripts of the Redis backend: each operation is one script call, so it is atomic across replicas and
 costs one round trip. Numbers travel as strings (a Lua number returned to Redis is truncated to an integer)."""
 
+from .base import PERIOD_KEPT_S
+
 # KEYS: the counters. ARGV: now, then per counter: amount, limit, kind (w|p|g|n), reset_at (a tally's bucket length).
 # Returns {1, bucket, 0, then per counter: its total with this amount in, its oldest counted second (0 but for
 # windows)} when every counter had room (and all were added to), else {0, seconds until room, the 1-based index
@@ -60,7 +62,7 @@ for i, key in ipairs(KEYS) do
     redis.call('INCRBYFLOAT', key, amount)
     if kind == 'p' then
       local reset = tonumber(ARGV[base + 3])
-      if reset > 0 then redis.call('EXPIREAT', key, math.floor(reset) + 86400) end  -- 0: a total, kept
+      if reset > 0 then redis.call('EXPIREAT', key, math.floor(reset) + PERIOD_KEPT_S) end  -- 0: a total, kept
     else
       redis.call('EXPIRE', key, 3600)
     end
@@ -70,6 +72,7 @@ local out = {1, tostring(second), 0}
 for i = 1, #KEYS do out[#out + 1] = tostring(totals[i]); out[#out + 1] = tostring(oldest[i]) end
 return out
 """
+RESERVE = RESERVE.replace("PERIOD_KEPT_S", str(PERIOD_KEPT_S))
 
 # KEYS: the counters. ARGV: the reservation's bucket (second), then per counter: delta, kind.
 # A window's delta applies only while its bucket is still in the window; a gauge never goes below zero.
