@@ -142,6 +142,22 @@ def test_the_counters_of_budget_periods_a_day_over_are_dropped_so_a_year_of_days
     assert gov.state.reserve_now(items, [1] * len(items), now[0])[0] is not None  # today's still counts
 
 
+def test_a_budget_counter_seeded_at_a_restart_and_never_reserved_is_dropped_a_day_after_its_period(monkeypatch):
+    """A restart seeds each budget counter with the ledger's spend; a key that then sends nothing in that period has
+    no reserve to say when the counter ends, so the seed says it (seeding.py passes the period's end)."""
+    from skyrelay.governance.seeding import _expiry
+    from skyrelay.state import memory
+
+    now = [NOW]
+    monkeypatch.setattr(memory.time, "time", lambda: now[0])
+    gov = governor(clock=lambda: now[0])
+    for day in range(30):  # a month of restarts, one a day, each seeding today's counter of a key that sends nothing
+        gov.state.seed(f"k:k:usd:day{day}", 1_000, _expiry(now[0] + 3_600))  # (its period ends in an hour)
+        now[0] += 86_400
+    admitted(gov).close()  # a newer counter is made: the sweep runs
+    seeded = [name for name in gov.state._cells if name.startswith("k:k:usd:")]
+    assert len(seeded) <= 2, seeded
+
 async def test_a_memory_reservation_split_in_two_settles_each_part_on_its_own():
     """A key's and a deployment's counters reserved in one call (the Redis fallback's memory reserve), then settled
     by each owner apart: each part's window marks are its own."""

@@ -105,7 +105,7 @@ async def seed_budgets(governor: Any, adopted: Any, database: Any) -> int:
     if not counters:
         return 0
     for name, amount in found.items():
-        state.seed(name, amount)
+        state.seed(name, amount, _expiry(counters[name][3]))
     log.info("budgets: %d of %d counters seeded with the ledger's spend before this start", len(found),
              len(counters), extra={"event": "budgets_seeded", "seeded": len(found)})
     return len(found)

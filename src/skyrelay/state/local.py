@@ -17,7 +17,7 @@ rides along with the next reserve. The wire: one orjson array per line.
                            ["r", call, now, [id, ...], [amount, ...]]     reserve
                            ["s", token, [amount, ...] | null, now]        settle (no answer; null: refund all)
                            ["t", call, name, kind, now] | ["f+"|"f-", call, name] | ["F", call]   total, flags
-                           ["B", call] | ["B", call, name] | ["b", name, spent]
+                           ["B", call] | ["B", call, name] | ["b", name, spent, expiry]
                                         the counters' birth (or one budget counter's); a budget's seed (no answer)
     supervisor -> worker   [call, result...]
 
@@ -140,7 +140,7 @@ class _Peer(asyncio.Protocol):
             self.items.append(Item(name, math.inf if limit is None else limit, kind, reset_at))  # JSON: inf is null
             return None
         if op == "b":
-            self.state.seed(message[1], message[2])
+            self.state.seed(message[1], message[2], message[3])
             return None
         server, state, call = self.server, self.state, message[1]
         if op == "B":
@@ -247,14 +247,14 @@ class SocketState:
         except ConnectionError:
             return None
 
-    def seed(self, name: str, spent: float) -> None:
+    def seed(self, name: str, spent: float, expiry: float = 0.0) -> None:
         if self._link is not None:
-            self._link.send(orjson.dumps(["b", name, spent], option=_LINE))
+            self._link.send(orjson.dumps(["b", name, spent, expiry], option=_LINE))
 
     async def seed_budget(self, name: str, spent: float, expiry: float) -> None:
         if self._link is None:  # the supervisor restarting: the seeder tries again
             raise ConnectionError("the state process is unreachable")
-        self.seed(name, spent)
+        self.seed(name, spent, expiry)
 
     # --- reads and flags ---------------------------------------------------------------------------------------
 

@@ -180,14 +180,15 @@ class MemoryState:
         return self._births.setdefault(name, max(time.time(), self.born))
 
     async def seed_budget(self, name: str, spent: float, expiry: float) -> None:
-        """`seed`, as the backends that need a round trip have it (`expiry` is theirs)."""
-        self.seed(name, spent)
+        """`seed`, as the backends that need a round trip have it."""
+        self.seed(name, spent, expiry)
 
-    def seed(self, name: str, spent: float) -> None:
+    def seed(self, name: str, spent: float, expiry: float = 0.0) -> None:
         """A PERIOD counter also holds `spent`, what requests that began before `born` (or its own birth_of) spent
         in it (read from the ledger). Idempotent and convergent: seeding the same counter again adds only what a
         larger figure adds (workers each seed after shipping the spools they adopted; the last to finish read the
-        most)."""
+        most). `expiry` (epoch seconds; 0: never) is when the counter is dropped, as its first reserve would say:
+        a seeded key that sends nothing in its period has no reserve to say it."""
         extra = spent - self._seeded.get(name, 0)
         if extra <= 0:
             return
@@ -196,6 +197,9 @@ class MemoryState:
         if cell is None:
             cell = self._cells[name] = _Level()
         cell.total += extra
+        if expiry and name not in self._drop_at:
+            self._drop_at[name] = expiry
+            self._drop_ended()
 
     async def set_flag(self, name: str) -> None:
         self._flags.add(name)
