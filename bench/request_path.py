@@ -12,6 +12,12 @@ key. `--anthropic` / `--bedrock`: an Anthropic (bench/static_upstream.py's Messa
 Bedrock deployment (bench/compare_upstreams.py's Converse answer and its 22 frames) behind the same OpenAI route:
 the answer and the stream are translated.
 
+With the ledger on (`--realistic`) read the figure as an upper bound: this loop never sleeps, so uvloop hands the
+GIL over at each callback and the shipper thread, waiting for it, is woken each time (a convoy: ~2 voluntary
+context switches per request on a 2-vCPU VM, the loop's own CPU 40-50 us per request higher there). A served
+gateway sleeps in epoll between events and its shipper waits for nothing (0.03 switches per request at 32
+connections on the same machine): `make bench` and bench/compare.py measure that.
+
 Run:  PYTHONPATH=src .venv/bin/python bench/request_path.py [--stream] [--count 20000]     (us per request)
 Instructions per request (deterministic on a loaded machine):
   .venv/bin/python bench/instructions.py -- .venv/bin/python bench/request_path.py --count {n} [--stream]
