@@ -66,9 +66,26 @@ def test_the_default_state_is_memory():
     ({"keys": [{"name": "a", "key": "sk-a", "role": "root"}]}, "keys[0].role", "unknown role"),
     ({"keys": [{"name": "a", "key": "sk-a", "max_parallel": 0}]}, "keys[0].max_parallel", ">= 1"),
     ({"keys": [{"name": "a", "key": "sk-a", "rmp": 1}]}, "keys[0].rmp", "did you mean 'rpm'"),
+    ({"keys": [{"name": "a", "key": "sk-a", "residency": []}]}, "keys[0].residency", "is empty"),
+    ({"teams": {"t": {"residency": []}}}, "teams.t.residency", "is empty"),
 ])
 def test_mistakes_are_reported_at_their_path(sections, path, fragment):
     assert_problem(problems_of(with_sections(**sections)), path, fragment)
+
+
+def test_a_team_or_keys_residency_is_case_insensitive_as_a_groups_is():
+    """Deployments' geos and regions are compared in lower case: a key's `[EU]` kept as written matched nothing,
+    and every request of the key was refused for its residency."""
+    from skyrelay.governance.principals import Principal
+    from skyrelay.governance.records import key_record
+
+    config = parse_config(with_sections(teams={"t": {"residency": ["EU", "US-East-1"]}},
+                                        keys=[{"name": "a", "key": "sk-a", "team": "t", "residency": [" Eu "]}]))
+    (key,) = config.keys.values()
+    assert config.teams["t"].residency == {"eu", "us-east-1"} and key.residency == {"eu"}
+    assert Principal(key, config.teams["t"]).residency == {"eu"}
+    stored = key_record("b", "0" * 64, {"residency": ["EU"]})  # written by the admin API before it lower-cased
+    assert stored.residency == {"eu"}
 
 
 def test_no_message_shows_a_keys_secret():

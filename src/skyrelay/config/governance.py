@@ -13,6 +13,7 @@ from typing import Any
 from . import fields
 from .fields import Context, child, item
 from .model import ApiKey, Budget, StateConfig, Team
+from .policies import read_residency
 
 STATE_KEYS = ("backend", "url", "prefix")
 BACKENDS = ("memory", "redis")
@@ -114,9 +115,7 @@ def read_limits(ctx: Context, raw: Mapping, path: str, groups: list[str]) -> dic
     models = None
     if raw.get("models") is not None:
         models = frozenset(_names(ctx, raw, path, "models", groups))
-    residency = None
-    if raw.get("residency") is not None:
-        residency = frozenset(value for _, value in fields.string_list(ctx, raw, path, "residency"))
+    residency = read_residency(ctx, raw, path)  # lower case, as a group's: the fences compare lower-case labels
     metadata = fields.section(ctx, raw.get("metadata"), child(path, "metadata"))
     return {
         "models": models,

@@ -40,7 +40,7 @@ def read_concentration(ctx: Context, raw: Mapping, path: str) -> Concentration |
 
 
 def read_residency(ctx: Context, raw: Mapping, path: str) -> frozenset[str] | None:
-    """The geos or regions a group may use, lower case; None when the key is absent (any place)."""
+    """The geos or regions a group, a team or a key may use, lower case; None when the key is absent (any place)."""
     if raw.get("residency") is None:
         return None
     labels = fields.string_list(ctx, raw, path, "residency")

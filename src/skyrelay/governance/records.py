@@ -101,7 +101,8 @@ def _limits(spec: dict) -> dict:
     budget = spec.get("budget")
     models, residency = spec.get("models"), spec.get("residency")
     return {"models": frozenset(models) if models is not None else None,
-            "residency": frozenset(residency) if residency is not None else None,
+            # lower case: a record stored before the admin API lower-cased them still matches its places
+            "residency": frozenset(label.lower() for label in residency) if residency is not None else None,
             "rpm": spec.get("rpm"), "tpm": spec.get("tpm"), "max_parallel": spec.get("max_parallel"),
             "budget": Budget(usd=budget["usd"], period=budget["period"]) if budget else None,
             "metadata": dict(spec.get("metadata") or {})}
