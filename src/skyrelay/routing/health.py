@@ -187,12 +187,12 @@ class HealthBook:
         return 0.0
 
     def state(self, name: str, now: float) -> str:
+        """The breaker's own state: a cool-down (Retry-After, a throttle) leaves a closed breaker closed, and
+        says so in unavailable_reason (COOLING_DOWN) instead."""
         rec = self._records.get(name)
-        if rec is None:
+        if rec is None or not rec.backoff:
             return CLOSED
-        if now < rec.open_until:
-            return OPEN
-        return HALF_OPEN if rec.backoff else CLOSED
+        return OPEN if now < rec.open_until else HALF_OPEN
 
     def unavailable_reason(self, name: str, now: float) -> str | None:
         """Why the deployment cannot take a request now (COOLING_DOWN, CIRCUIT_OPEN, PROBE_IN_FLIGHT), or None."""

@@ -30,7 +30,8 @@ def run(events, policy=POLICY):
     return book
 
 
-# (id, events, [(now, state, available, seconds_until_available, reason)] [, policy])
+# (id, events, [(now, state, available, seconds_until_available, reason)] [, policy]); `state` is the breaker's own:
+# a cool-down (Retry-After, a throttle) leaves a closed breaker "closed", with the reason "cooling down"
 CASES = [
     ("unknown deployment is healthy", [], [(0.0, "closed", True, 0.0, None)]),
     (
@@ -106,17 +107,17 @@ CASES = [
     (
         "Retry-After cools down for exactly that long, at once",
         [fail(1, retry_after=7.0)],
-        [(1.0, "open", False, 7.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
+        [(1.0, "closed", False, 7.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
     ),
     (
         "Retry-After is capped at max_cooldown",
         [fail(1, retry_after=1000.0)],
-        [(1.0, "open", False, 35.0, "cooling down")],
+        [(1.0, "closed", False, 35.0, "cooling down")],
     ),
     (
         "a shorter Retry-After does not shorten a longer cool-down",
         [fail(1, retry_after=20.0), fail(2, retry_after=1.0)],
-        [(2.0, "open", False, 19.0, "cooling down")],
+        [(2.0, "closed", False, 19.0, "cooling down")],
     ),
     (
         "Retry-After of zero, negative or NaN means no wait",
@@ -136,22 +137,22 @@ CASES = [
     (
         "a 429 without Retry-After cools down for 1 s, not the breaker's cooldown",
         [fail(1, throttled=True)],
-        [(1.0, "open", False, 1.0, "cooling down"), (2.0, "closed", True, 0.0, None)],
+        [(1.0, "closed", False, 1.0, "cooling down"), (2.0, "closed", True, 0.0, None)],
     ),
     (
         "repeated throttling doubles the cool-down",
         [fail(1, throttled=True), fail(2, throttled=True), fail(4, throttled=True)],
-        [(4.0, "open", False, 4.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
+        [(4.0, "closed", False, 4.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
     ),
     (
         "throttle cool-downs are capped at the breaker's cooldown",
         [fail(t, throttled=True) for t in (0, 1, 3, 7, 15, 25, 35)],  # 1, 2, 4, 8, then 10, 10, 10
-        [(35.0, "open", False, 10.0, "cooling down"), (45.0, "closed", True, 0.0, None)],
+        [(35.0, "closed", False, 10.0, "cooling down"), (45.0, "closed", True, 0.0, None)],
     ),
     (
         "throttles answering requests sent during the cool-down neither extend nor double it",
         [fail(1, throttled=True), fail(1.5, throttled=True), fail(1.9, throttled=True), fail(2, throttled=True)],
-        [(2.0, "open", False, 2.0, "cooling down")],
+        [(2.0, "closed", False, 2.0, "cooling down")],
     ),
     (
         "throttling does not count towards the threshold",
@@ -166,17 +167,17 @@ CASES = [
     (
         "a success clears the throttle: the next one starts again from 1 s",
         [fail(1, throttled=True), fail(2, throttled=True), ok(5), fail(6, throttled=True)],
-        [(6.0, "open", False, 1.0, "cooling down")],
+        [(6.0, "closed", False, 1.0, "cooling down")],
     ),
     (
         "a late success during a throttle keeps the cool-down and the doubling",
         [fail(1, throttled=True), ok(1.5), fail(2, throttled=True)],
-        [(1.5 + 0.5, "open", False, 2.0, "cooling down")],
+        [(1.5 + 0.5, "closed", False, 2.0, "cooling down")],
     ),
     (
         "Retry-After wins over the throttle rule",
         [fail(1, throttled=True, retry_after=7.0)],
-        [(1.0, "open", False, 7.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
+        [(1.0, "closed", False, 7.0, "cooling down"), (8.0, "closed", True, 0.0, None)],
     ),
     (
         "a throttled half-open probe: a short wait, then half-open again for the next probe",
@@ -186,7 +187,7 @@ CASES = [
     (
         "the first throttle never waits longer than a short breaker cooldown",
         [fail(1, throttled=True)],
-        [(1.0, "open", False, 0.5, "cooling down")],
+        [(1.0, "closed", False, 0.5, "cooling down")],
         BreakerPolicy(cooldown=0.5, max_cooldown=1.0),
     ),
     (
