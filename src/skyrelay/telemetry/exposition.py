@@ -18,9 +18,10 @@ def render(metrics: Metrics, dispatcher: Any, deployments: list[Any], telemetry:
     _counter(out, "skyrelay_requests_total", "Requests that reached a model group, by how they ended.",
              ("model_group", "code_class"), requests)
     _counter(out, "skyrelay_unrouted_requests_total",
-             "Requests answered before reaching a model group (refused, unknown model, models list, health).",
+             "Requests answered before reaching a model group (refused, unknown model, listings, health, "
+             "metrics, the admin API).",
              ("route", "code_class"), metrics.unrouted)
-    _counter(out, "skyrelay_attempts_total", "Attempts at a deployment, by result (ok, failed, refused, abandoned).",
+    _counter(out, "skyrelay_attempts_total", "Attempts at a deployment, by result (ok, failed, refused, abandoned, cancelled).",
              ("model_group", "deployment", "vendor", "result"),
              {(g, d, r.vendor, result): n for (g, d), r in routes.items() for result, n in r.results.items()})
     _counter(out, "skyrelay_attempt_errors_total", "Attempts that ended in an error, by the error's class.",

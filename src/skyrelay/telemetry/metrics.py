@@ -58,7 +58,7 @@ class RouteStats:
     def __init__(self, vendor: str):
         self.vendor = vendor
         self.ok = 0  # answered attempts: nearly all of them, so a slot, not a dict entry
-        self.others: dict[str, int] = {}  # failed | refused | abandoned -> attempts
+        self.others: dict[str, int] = {}  # failed | refused | abandoned | cancelled -> attempts
         self.failovers = 0  # requests it served after an earlier attempt failed
         self.input = self.output = self.cached = 0
         self.cost = 0.0  # billed USD, the ledger's figure
@@ -67,7 +67,7 @@ class RouteStats:
 
     @property
     def results(self) -> dict[str, int]:
-        """Attempts by result (ok | failed | refused | abandoned), as scrapes read them."""
+        """Attempts by result (ok | failed | refused | abandoned | cancelled), as scrapes read them."""
         return {"ok": self.ok, **self.others} if self.ok else dict(self.others)
 
 

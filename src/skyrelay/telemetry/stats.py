@@ -3,8 +3,8 @@
 Each worker's figures are collected raw (stats_part.py: traffic from the activity ring, spend from the counters,
 health, quotas, vendor shares and in-flight counts from the dispatcher's routing state at that moment, as /metrics
 reads them), merged across the workers of `serve --workers N` (stats_merge.py), and turned here into rates, means
-and shares. Sections another part of the gateway owns (the ledger's commitment burn-down and spool) come from the
-sources it registers with Telemetry, read from the answering worker (they come from the shared database); until
+and shares. Sections another part of the gateway owns (the ledger's commitment burn-down) come from the sources it
+registers with Telemetry, read from the answering worker (they come from the shared database); until
 then the document says where they will come from. The shape is documented in server/openapi.yaml (AdminStats).
 """
 
