@@ -82,7 +82,10 @@ def _base_url(ctx: Context, raw: Mapping, path: str, kind: str | None) -> str | 
 
 
 def _url_problem(value: str) -> str | None:
-    """Why `value` is not an http(s) URL a client can connect to, or None."""
+    """Why `value` is not an http(s) URL a client can connect to, or None. Credentials are looked for first, as
+    an '@' before any query: the other problems' messages quote the URL."""
+    if "@" in value.partition("?")[0].partition("#")[0]:
+        return "credentials"
     if any(c.isspace() for c in value):
         return "contains spaces"
     try:

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .envsubst import has_reference, substitute
 from .model import Problem, Secret
@@ -123,16 +124,38 @@ def check_keys(ctx: Context, mapping: Mapping, path: str, known: Iterable[str], 
 
 
 def section(ctx: Context, value: Any, path: str, *, required: bool = False) -> Mapping | None:
-    """A nested mapping; null or absent means 'use the defaults' unless required."""
+    """A nested mapping; null or absent means 'use the defaults' unless required. What stands in its place is
+    named by its type only: a string there is often a value meant for a key below (`database: postgresql://...`,
+    `headers: "Authorization: Bearer ..."`), a secret as often as not."""
     if value is None:
         if required:
             ctx.add(path, "required, but missing")
         return None
     if not isinstance(value, Mapping):
-        ctx.add(path, f"expected a mapping, got {ctx.show(path, value)}",
-                "write `key: value` lines indented below it")
+        ctx.add(path, f"expected a mapping, got {type_name(value)}", "write `key: value` lines indented below it")
         return None
     return value
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def credentials_url_problem(url: str) -> str | None:
+    """Why a URL that may hold a password (database.url, state.url) would not be read as written, or None. The
+    drivers split an unescaped '/', '?', '#' or '@' in a password differently, and their errors then quote part
+    of it (a port, a host, an escape): refused here, in words that quote none of it."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return ("its host or port cannot be read; a user or password holding '/', '?', '#', ':' or '@' must "
+                "percent-encode it (%2F, %3F, %23, %3A, %40)")
+    after_host = url[url.index(parts.netloc) + len(parts.netloc):] if parts.netloc else ""
+    if "@" in parts.netloc.rpartition("@")[0] or "@" in after_host:
+        return "an '@' in the user or password must be percent-encoded (%40); so must a '/', '?' or '#'"
+    if _BAD_ESCAPE.search(parts.netloc):
+        return "a '%' in the user or password must be percent-encoded (%25)"
+    return None
 
 
 def text(ctx: Context, mapping: Mapping, path: str, key: str, *, required: bool = False,

@@ -43,6 +43,8 @@ def read_state(ctx: Context, value: Any) -> StateConfig:
             ctx.add("state.url", "required with backend: redis", 'e.g. "redis://127.0.0.1:6379/0"')
         elif not url.startswith(("redis://", "rediss://", "unix://")):
             ctx.add("state.url", "expected a redis://, rediss:// or unix:// URL")
+        elif not url.startswith("unix://") and (problem := fields.credentials_url_problem(url)) is not None:
+            ctx.add("state.url", problem)
     elif url is not None:
         ctx.add("state.url", "only used with backend: redis", "remove it, or set backend: redis")
     prefix = fields.text(ctx, raw, "state", "prefix", default=DEFAULT_REDIS_PREFIX)

@@ -281,7 +281,7 @@ class StateConfig:
     """Where limit and budget counters live: this process (`memory`) or a Redis many replicas share."""
 
     backend: str = "memory"  # memory | redis
-    url: str | None = None  # redis only
+    url: str | None = field(default=None, repr=False)  # redis only; may hold a password, never printed
     prefix: str = "skyrelay:"  # of every Redis key skyrelay writes
 
 

@@ -23,9 +23,13 @@ def read_database(ctx: Context, value: Any) -> DatabaseConfig:
         return DatabaseConfig()
     fields.check_keys(ctx, raw, "database", DATABASE_KEYS)
     url = fields.text(ctx, raw, "database", "url", default=DEFAULT_URL, secret=True)  # may carry a password
-    if parse_url(url) is None:
+    database = parse_url(url)
+    if database is None:
         ctx.add("database.url", "expected sqlite:///path or postgresql://user@host/db",
                 'e.g. "sqlite:///./.skyrelay/skyrelay.db"')
+        return DatabaseConfig()
+    if database.dialect == "postgresql" and (problem := fields.credentials_url_problem(url)) is not None:
+        ctx.add("database.url", problem)
         return DatabaseConfig()
     retention = fields.number(ctx, raw, "database", "responses_retention_days", default=30.0, above=0,
                               maximum=36500)

@@ -55,7 +55,8 @@ def read_telemetry(ctx: Context, value: Any) -> OtlpConfig | None:
     endpoint = fields.text(ctx, otlp, where, "endpoint", required=True,
                            hint="the collector's traces URL, e.g. http://127.0.0.1:4318/v1/traces")
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        ctx.add(child(where, "endpoint"), f"expected an http:// or https:// URL, got {endpoint!r}")
+        ctx.add(child(where, "endpoint"),
+                f"expected an http:// or https:// URL, got {ctx.show(child(where, 'endpoint'), endpoint)}")
     if not _installed("opentelemetry.sdk") or not _installed("opentelemetry.exporter.otlp.proto.http"):
         ctx.add(where, "tracing needs the OpenTelemetry SDK, which is not installed",
                 "pip install 'skyrelay[otlp]'")
