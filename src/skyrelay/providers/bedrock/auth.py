@@ -34,8 +34,8 @@ class StaticCredentials(NamedTuple):
     secret_key: str
     token: str | None
 
-    def __repr__(self) -> str:
-        return f"StaticCredentials(access_key={self.access_key!r})"
+    def __repr__(self) -> str:  # the configuration treats the key id as a secret too
+        return "StaticCredentials(...)"
 
     def get_frozen_credentials(self) -> "StaticCredentials":
         return self
