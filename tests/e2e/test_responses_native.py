@@ -137,3 +137,19 @@ def test_an_upstream_refusal_passes_through_as_a_400(stack):
         stack.openai().responses.create(model="native", store=False, input=[
             {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "forged.mac"},
             {"role": "user", "content": "hello"}])
+
+
+@pytest.mark.parametrize("group", ["native", "azure"])
+def test_an_unknown_reasoning_item_is_the_clients_404_and_never_opens_the_deployments_breaker(stack, group):
+    """The cloud answers 404 naming the request's `input`: the client's mistake, passed through. Charged to the
+    deployment as a missing model would be, three such requests opened its breaker for every client."""
+    deployment = {"native": "oa", "azure": "az"}[group]
+    dispatcher = stack.gateway.dispatcher
+    body = [{"type": "reasoning", "id": "rs_never_stored", "summary": []}, {"role": "user", "content": "hello"}]
+    for _ in range(dispatcher.health.policy.failure_threshold + 1):
+        with pytest.raises(openai.NotFoundError, match="rs_never_stored") as caught:
+            stack.openai().responses.create(model=group, store=False, input=body)
+        assert caught.value.body["param"] == "input"
+    assert dispatcher.health.state(deployment, dispatcher.clock()) == "closed"
+    assert dispatcher.health.is_available(deployment, dispatcher.clock())
+    assert stack.openai().responses.create(model=group, input="hello", store=False).output_text

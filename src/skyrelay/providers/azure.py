@@ -16,7 +16,7 @@ import orjson
 
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest
-from .base import error_for_status, error_message, retry_after_seconds
+from .base import error_for_status, error_message, named_not_found, retry_after_seconds
 from .openai import ChunkEvents, OpenAIProvider
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -103,7 +103,8 @@ def azure_error(status: int, headers: dict[str, str], body: bytes, deployment: s
         return errors.UpstreamClientError(
             f"The prompt was filtered by Azure's content filter (deployment '{deployment}'): {message}",
             status=400, type="invalid_request_error", code="content_filter", deployment=deployment)
-    err = error_for_status(status, message, deployment, retry_after_seconds(headers))
+    err = (status == 404 and named_not_found(body, deployment)
+           or error_for_status(status, message, deployment, retry_after_seconds(headers)))
     if isinstance(err, errors.UpstreamClientError) and code and not isinstance(err, errors.UpstreamAuthFailed):
         err.code = code  # e.g. context_length_exceeded: clients branch on it
     return err

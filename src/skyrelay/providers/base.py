@@ -207,7 +207,8 @@ class Provider:
 
     def error_from_response(self, status: int, headers: dict[str, str], body: bytes) -> errors.UpstreamError:
         """Map an error answer to a typed error; providers override to read their cloud's error shape."""
-        return error_for_status(status, error_message(body), self.name, retry_after_seconds(headers))
+        return (status == 404 and named_not_found(body, self.name)
+                or error_for_status(status, error_message(body), self.name, retry_after_seconds(headers)))
 
 
 _PROBE_MESSAGES = [{"role": "user", "content": "ping"}]
@@ -280,6 +281,25 @@ def error_for_status(status: int, message: str, deployment: str, retry_after: fl
         return errors.UpstreamUnavailable(detail, deployment=deployment, retry_after=retry_after)
     # Any other 4xx: the request itself is wrong; pass the upstream's own words through, never retry.
     return errors.UpstreamClientError(message, status=status, type=type_ or "invalid_request_error",
+                                      deployment=deployment)
+
+
+def named_not_found(body: bytes, deployment: str) -> errors.UpstreamClientError | None:
+    """A 404 about something the request named (a reasoning item, a file, a stored response), not about the
+    deployment: OpenAI's (and Azure's) error then names the request's field, `param` (`input`), where a missing
+    model or a wrong URL names none (or `model`). The client's to fix: passed through, never retried, and no
+    failure of the deployment (three such requests opened its breaker for every client). None otherwise."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    err = data.get("error") if isinstance(data, dict) else None
+    param = err.get("param") if isinstance(err, dict) else None
+    if not isinstance(param, str) or not param or param == "model":
+        return None
+    message, code = err.get("message"), err.get("code")
+    return errors.UpstreamClientError(message if isinstance(message, str) else "not found", status=404,
+                                      param=param, code=code if isinstance(code, str) else None,
                                       deployment=deployment)
 
 
