@@ -112,6 +112,11 @@ def read_keys(ctx: Context, value: Any, groups: list[str], teams: dict[str, Team
     return keys
 
 
+MAX_BUDGET_USD = 10**12
+EARLIEST_EXPIRY = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+LATEST_EXPIRY = datetime.datetime(9998, 12, 31, tzinfo=datetime.timezone.utc)
+
+
 def read_limits(ctx: Context, raw: Mapping, path: str, groups: list[str]) -> dict:
     """What keys and teams share: models, residency, rate limits, a budget, metadata."""
     models = None
@@ -146,7 +151,8 @@ def _budget(ctx: Context, raw: Mapping, path: str) -> Budget | None:
     if section is None:
         return None
     fields.check_keys(ctx, section, where, BUDGET_KEYS)
-    usd = fields.number(ctx, section, where, "usd", minimum=0, required=True)
+    # At most a trillion dollars: counted in micro-dollars, a budget must stay a finite integer (1e308 did not).
+    usd = fields.number(ctx, section, where, "usd", minimum=0, maximum=MAX_BUDGET_USD, required=True)
     period = fields.choice(ctx, section, where, "period", PERIODS, required=True)
     if usd is None or period is None:
         return None
@@ -168,11 +174,16 @@ def read_expires_at(ctx: Context, raw: Mapping, path: str) -> float | None:
         except ValueError:
             ctx.add(where, f"expected an ISO 8601 time, got {ctx.show(where, value)}", 'e.g. "2027-01-31T00:00:00Z"')
             return None
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        value = datetime.datetime(value.year, value.month, value.day)
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)  # no zone written: UTC, as YAML's timestamps
+        # Stored and read back as ISO 8601 text (the admin API's records): a year below 1000 did not read back.
+        if not EARLIEST_EXPIRY.year <= value.year <= LATEST_EXPIRY.year:
+            ctx.add(where, f"must be between {EARLIEST_EXPIRY.year} and {LATEST_EXPIRY.year}, got the year "
+                           f"{value.year}")
+            return None
         return value.timestamp()
-    if isinstance(value, datetime.date):
-        return datetime.datetime(value.year, value.month, value.day, tzinfo=datetime.timezone.utc).timestamp()
     ctx.add(where, f"expected an ISO 8601 time, got {ctx.show(where, value)}", 'e.g. "2027-01-31T00:00:00Z"')
     return None

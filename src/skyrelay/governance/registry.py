@@ -25,6 +25,7 @@ from .principals import KeyBook, Principal
 from .store import Row, Store, is_conflict
 
 log = logging.getLogger("skyrelay.governance")
+_UNREADABLE = (ValueError, TypeError, KeyError, LookupError, OverflowError, AttributeError)
 
 POLL_S = 0.5  # how often a replica reads the store's revision
 LOAD_TIMEOUT_S = 5.0  # how long a starting gateway waits for its first read of the store
@@ -54,6 +55,7 @@ class Registry:
         # Stored keys whose name a key of the configuration file also has: they would share its counters (named
         # by key), so they are left out of the key book, and a starting gateway refuses to serve (`clashes`).
         self.clashes: list[str] = []
+        self.unreadable: dict[str, str] = {}  # stored rows left out: 'key <name>' -> the error's class
         self._poll: asyncio.Task | None = None
         self.healthy = True
         # Told (the principals before, those after) when a read of the store replaced the stored keys, from the
@@ -119,20 +121,37 @@ class Registry:
             self.on_rebuilt(before, self.keys.principals())
 
     def _rebuild(self) -> None:
+        """The stored keys and teams as principals. A row that cannot be read (written by an older version, or by
+        hand) is left out, and said once: one bad row must not stop every other key, nor a revocation. A key of an
+        unreadable team is left out too, rather than served without its team's limits."""
         teams = dict(self.config.teams)
+        unreadable: dict[str, str] = {}
         for row in self._teams:
-            teams[row["name"]] = records.team_record(row["name"], row["spec"])
+            try:
+                teams[row["name"]] = records.team_record(row["name"], row["spec"])
+            except _UNREADABLE as exc:
+                unreadable[f"team '{row['name']}'"] = type(exc).__name__
         stored, revoked, clashes = {}, set(), []
         declared = {key.name for key in self.config.keys.values()}
         for row in self._keys:
             if row["name"] in declared:
                 clashes.append(row["name"])
                 continue
-            key = records.key_record(row["name"], row["digest"], row["spec"])
-            stored[bytes.fromhex(row["digest"])] = Principal(key, teams.get(key.team))
+            try:
+                key = records.key_record(row["name"], row["digest"], row["spec"])
+                if key.team is not None and f"team '{key.team}'" in unreadable:
+                    raise LookupError("its team cannot be read")
+                stored[bytes.fromhex(row["digest"])] = Principal(key, teams.get(key.team))
+            except _UNREADABLE as exc:
+                unreadable[f"key '{row['name']}'"] = type(exc).__name__
+                continue
             if row["revoked_at"] is not None:
                 revoked.add(row["name"])
         self.keys.set_stored(self._secret, stored, frozenset(revoked))
+        for what in unreadable.keys() - self.unreadable.keys():
+            log.error("the stored %s cannot be read (%s) and is not accepted; fix or delete it through the admin "
+                      "API", what, unreadable[what])
+        self.unreadable = unreadable
         if clashes != self.clashes:
             for name in clashes:
                 log.error("the key '%s' is declared in the configuration file and was also made through the "
