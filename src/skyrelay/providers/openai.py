@@ -237,14 +237,26 @@ def _reasoning(fields: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
+def stream_error(err: dict, deployment: str) -> errors.UpstreamError:
+    """An error chunk in an OpenAI-compatible stream. One about the request (OpenAI's `invalid_request_error`,
+    vLLM's and SGLang's `BadRequestError` or `code: 400`) is the client's: passed through, no verdict on the
+    deployment (its `code` and `param` kept); any other is the deployment's failure."""
+    said, code = err.get("message") or "unknown error", err.get("code")
+    if err.get("type") in ("invalid_request_error", "BadRequestError") or code in (400, "400", 413, 422):
+        status = code if isinstance(code, int) else 400
+        return errors.UpstreamClientError(str(said), status=status, deployment=deployment,
+                                          param=err.get("param") if isinstance(err.get("param"), str) else None,
+                                          code=code if isinstance(code, str) and not code.isdigit() else None)
+    return errors.UpstreamUnavailable(f"deployment '{deployment}' failed mid-stream: {said}", deployment=deployment)
+
+
 def parse_chunk(payload: bytes, deployment: str, thoughts: bool = False) -> ChatChunk:
     data = load_json(payload, deployment, "sent a stream event")
     if not isinstance(data, dict):
         raise errors.UpstreamProtocolError(f"deployment '{deployment}' sent a malformed chunk", deployment=deployment)
     if "error" in data:
-        err = data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])}
-        raise errors.UpstreamUnavailable(
-            f"deployment '{deployment}' failed mid-stream: {err.get('message', 'unknown error')}", deployment=deployment)
+        raise stream_error(data["error"] if isinstance(data["error"], dict) else {"message": str(data["error"])},
+                           deployment)
     usage = data.get("usage")
     choices = data.get("choices")
     if not choices:  # the usage chunk (or an empty keep-alive)

@@ -59,6 +59,10 @@ def whole_response(raw: bytes, data: Any, deployment: str) -> ChatResponse:
                         responses=raw, responses_data=data)
 
 
+# The Responses API's error codes that are the cloud's failure; every other code it documents (invalid_prompt,
+# invalid_image, image_content_policy_violation, failed_to_download_image, ...) is about the request.
+_CLOUD_FAILURES = frozenset({"server_error", "vector_store_timeout"})
+
 class ResponsesEvents:
     """The Responses API's stream events, each chunk carrying the SSE bytes of the events it stands for.
 
@@ -114,8 +118,11 @@ class ResponsesEvents:
             err = data if data.get("type") == "error" else {}
         message = err.get("message") or "the response failed"
         detail = f"deployment '{self.deployment}' failed mid-stream: {message}"
-        if err.get("code") == "rate_limit_exceeded":
+        code = err.get("code")
+        if code == "rate_limit_exceeded":
             return errors.UpstreamRateLimited(detail, deployment=self.deployment)
+        if isinstance(code, str) and code not in _CLOUD_FAILURES:  # invalid_prompt, invalid_image, ...: the request's
+            return errors.UpstreamClientError(str(message), status=400, code=code, deployment=self.deployment)
         return errors.UpstreamUnavailable(detail, deployment=self.deployment)
 
     def finish(self) -> tuple[ChatChunk, ...]:

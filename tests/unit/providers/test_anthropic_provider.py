@@ -301,14 +301,18 @@ def test_stream_json_answer_tool_streams_as_content():
     assert not any(c.tool_calls for c in chunks)
 
 
-@pytest.mark.parametrize("etype, exc", [("overloaded_error", errors.UpstreamUnavailable),
-                                        ("api_error", errors.UpstreamUnavailable),
-                                        ("rate_limit_error", errors.UpstreamRateLimited)])
-def test_stream_error_event_raises(etype, exc):
+@pytest.mark.parametrize("etype, exc, charged", [("overloaded_error", errors.UpstreamUnavailable, True),
+                                                 ("api_error", errors.UpstreamUnavailable, True),
+                                                 ("rate_limit_error", errors.UpstreamRateLimited, True),
+                                                 ("invalid_request_error", errors.UpstreamClientError, False),
+                                                 ("request_too_large", errors.UpstreamClientError, False)])
+def test_stream_error_event_raises(etype, exc, charged):
+    """An error event about the request itself is the client's: passed on, not charged to the deployment."""
     decoder = StreamDecoder("claude-east")
     decoder.decode("message_start", orjson.dumps(STREAM[0][1]))
-    with pytest.raises(exc, match="Overloaded"):
+    with pytest.raises(exc, match="Overloaded") as caught:
         decoder.decode("error", orjson.dumps({"type": "error", "error": {"type": etype, "message": "Overloaded"}}))
+    assert caught.value.cools_down is charged
 
 
 def test_stream_cut_before_message_stop_is_detected():

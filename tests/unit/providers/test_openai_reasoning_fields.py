@@ -59,3 +59,22 @@ def test_chat_stream_renders_nothing_for_a_chunk_of_thoughts_alone():
     assert render_chunk(ChatChunk(id="c", model="m", created=1, thinking_block={"type": "thinking"})) == b""
     with_text = render_chunk(ChatChunk(id="c", model="m", created=1, reasoning="Hmm.", content="Hi"))
     assert orjson.loads(with_text[6:])["choices"][0]["delta"] == {"content": "Hi"}
+
+
+@pytest.mark.parametrize("error, charged, status", [
+    ({"message": "boom", "type": "server_error"}, True, 503),
+    ({"message": "too long", "type": "invalid_request_error", "code": "context_length_exceeded",
+      "param": "messages"}, False, 400),
+    ({"object": "error", "message": "max_tokens too large", "type": "BadRequestError", "param": None, "code": 400},
+     False, 400),  # vLLM's
+])
+def test_an_error_chunk_about_the_request_is_the_clients_and_not_charged_to_the_deployment(error, charged, status):
+    from skyrelay import errors
+    from skyrelay.providers.openai import parse_chunk
+
+    with pytest.raises(errors.UpstreamError) as caught:
+        parse_chunk(orjson.dumps({"error": error}), "vllm-a")
+    assert caught.value.cools_down is charged and caught.value.status == status
+    if not charged:  # the cloud's own words, and its code when it is a name
+        assert caught.value.message == error["message"]
+        assert caught.value.code == (error["code"] if isinstance(error.get("code"), str) else None)

@@ -56,10 +56,15 @@ def test_events_before_the_first_output_ride_with_it_and_usage_comes_with_the_en
     (event("error", code="rate_limit_exceeded", message="slow down"), errors.UpstreamRateLimited),
     (event("response.failed", response={"error": {"code": "server_error", "message": "boom"}}),
      errors.UpstreamUnavailable),
+    (event("response.failed", response={"error": {"code": "invalid_prompt", "message": "flagged"}}),
+     errors.UpstreamClientError),
+    (event("error", code="image_content_policy_violation", message="no"), errors.UpstreamClientError),
 ])
 def test_a_failure_event_is_an_upstream_error(payload, error):
-    with pytest.raises(error):
+    """The request's own faults (invalid_prompt, an image's) are the client's: not charged to the deployment."""
+    with pytest.raises(error) as caught:
         ResponsesEvents("d").decode(None, payload)
+    assert caught.value.cools_down is (error is not errors.UpstreamClientError)
 
 
 def test_a_stream_without_its_end_is_cut_short():

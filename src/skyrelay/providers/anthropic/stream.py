@@ -23,6 +23,9 @@ _NO_BLOCK = (None, 0)
 _PLAIN_HEAD = b"event: content_block_delta\ndata: "
 
 
+# Error events a stream may carry that are about the request, not the cloud: their HTTP statuses.
+_REQUEST_ERRORS = {"invalid_request_error": 400, "request_too_large": 413, "not_found_error": 404}
+
 class StreamDecoder:
     """The state of one Anthropic stream: which block is what, usage so far, whether it ended properly."""
 
@@ -161,9 +164,13 @@ class StreamDecoder:
 
     def _error(self, data: dict) -> list[ChatChunk]:
         err = data.get("error") if isinstance(data.get("error"), dict) else {}
-        message = f"deployment '{self.deployment}' failed mid-stream: {err.get('message') or 'unknown error'}"
-        if err.get("type") == "rate_limit_error":
+        kind, said = err.get("type"), err.get("message") or "unknown error"
+        message = f"deployment '{self.deployment}' failed mid-stream: {said}"
+        if kind == "rate_limit_error":
             raise errors.UpstreamRateLimited(message, deployment=self.deployment)
+        status = _REQUEST_ERRORS.get(kind)
+        if status is not None:  # the request's own fault, told in the stream: the client's, no verdict on the cloud
+            raise errors.UpstreamClientError(str(said), status=status, type=kind, deployment=self.deployment)
         raise errors.UpstreamUnavailable(message, deployment=self.deployment)
 
     def _ignore(self, data: dict) -> list[ChatChunk]:
