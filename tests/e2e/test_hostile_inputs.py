@@ -173,3 +173,21 @@ def _at(value: Any, path: tuple) -> Any:
     for key in path:
         value = value[key]
     return value
+
+
+def test_a_wrong_type_in_a_json_schema_format_or_in_a_responses_input(hostile):
+    """Two places a wrong type reached a provider's request builder and answered 500: `response_format`'s
+    `json_schema` (the Anthropic kind read it as an object) and `/v1/responses`'s `input` (a number or a boolean,
+    read when the response is kept for `previous_response_id`)."""
+    stack, poster = hostile
+    for model in chat_models():
+        for spec in (None, "x", 5, [], {"name": "n", "schema": "s"}, {"name": "n", "schema": 5}, {"schema": {}}):
+            fmt = {"type": "json_schema"} if spec is None else {"type": "json_schema", "json_schema": spec}
+            resp = poster.post(CHAT, orjson.dumps({**OPENAI_REQUEST, "model": model, "tools": None,
+                                                   "tool_choice": None, "response_format": fmt}))
+            assert resp.status_code == 400 and resp.json()["error"]["param"].startswith("response_format"), resp.text
+        for value in (5, 1.5, True, {"k": "v"}):
+            for stream in (False, True):
+                resp = poster.post("/v1/responses", orjson.dumps({"model": model, "input": value, "stream": stream}))
+                assert resp.status_code == 400 and resp.json()["error"]["param"] == "input", resp.text
+    assert_no_deployment_charged(stack)

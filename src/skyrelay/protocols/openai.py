@@ -54,6 +54,9 @@ def parse_chat(body: bytes) -> ChatRequest:
     if tools is not None or tool_choice is not None:
         _check_tools(tools, tool_choice)
     _check_types(data, _TYPED_LAST)
+    response_format = data.get("response_format")
+    if response_format is not None and response_format.get("type") == "json_schema":
+        _check_json_schema(response_format.get("json_schema"))
     return ChatRequest(
         model=model, messages=messages, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
         temperature=data.get("temperature"), top_p=data.get("top_p"), stop=stop, tools=tools, tool_choice=tool_choice,
@@ -74,6 +77,20 @@ def _check_types(data: dict, fields: tuple[tuple[str, type | tuple], ...]) -> No
         value = data.get(name)
         if value is not None and not is_kind(value, kind):
             raise errors.InvalidRequest(f"'{name}' must be of type {type_name(kind)}", param=name)
+
+
+def _check_json_schema(spec: Any) -> None:
+    """`response_format: {type: json_schema}`'s `json_schema`, as OpenAI requires it: an object with a `name`,
+    and a `schema` object when given (every cloud's translation reads those two)."""
+    where = "response_format.json_schema"
+    if spec is None:
+        raise errors.InvalidRequest(f"missing required parameter: '{where}'", param=where)
+    if not isinstance(spec, dict):
+        raise errors.InvalidRequest(f"'{where}' must be an object", param=where)
+    if not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise errors.InvalidRequest(f"missing required parameter: '{where}.name'", param=f"{where}.name")
+    if spec.get("schema") is not None and not isinstance(spec["schema"], dict):
+        raise errors.InvalidRequest(f"'{where}.schema' must be an object", param=f"{where}.schema")
 
 
 def _check_message(msg: Any, i: int) -> None:

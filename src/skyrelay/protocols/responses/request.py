@@ -59,6 +59,9 @@ def read_responses(body: bytes) -> ChatRequest:
         raise errors.InvalidRequest("max_output_tokens must be at least 1", param="max_output_tokens")
     _optional(data, "previous_response_id", str)
     _optional(data, "store", bool)
+    inputs = data.get("input")
+    if inputs is not None and not isinstance(inputs, (str, list)):  # the rest is checked where it is read
+        raise errors.InvalidRequest("'input' must be a string or a non-empty array of input items", param="input")
     req = ChatRequest(model=model, messages=[], stream=_optional(data, "stream", bool) or False, include_usage=True,
                       max_tokens=max_tokens)
     req.responses = ResponsesNative(data, convert=convert)
