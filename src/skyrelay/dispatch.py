@@ -131,10 +131,13 @@ class Dispatcher:
         for provider in self.providers.values():
             await provider.aclose()
 
-    def group(self, model: str) -> Any:
+    def group(self, model: str, ctx: RequestContext | None = None) -> Any:
         group = self.groups.get(model)
         if group is None:
-            raise errors.NotFound(f"The model '{model}' does not exist; known models: {', '.join(self.groups)}",
+            # Only the groups the caller may use are named: a key limited to some should not learn the others.
+            allowed = ctx.principal.models if ctx is not None and ctx.principal is not None else None
+            known = [name for name in self.groups if allowed is None or name in allowed]
+            raise errors.NotFound(f"The model '{model}' does not exist; known models: {', '.join(known)}",
                                   param="model")
         return group
 
@@ -190,7 +193,7 @@ class Dispatcher:
     async def _attempt_loop(self, model: str, call: Callable[[Provider], Awaitable[Any]],
                             ctx: RequestContext | None, max_output: int | None, *, hold: bool,
                             prompt: ChatRequest | None = None):
-        group = self.group(model)
+        group = self.group(model, ctx)
         if ctx is None:
             ctx = RequestContext()
         ctx.arrival = self.clock()

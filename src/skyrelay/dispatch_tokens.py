@@ -20,7 +20,7 @@ from .routing.planner import plan
 async def count_tokens(dispatcher: Any, req: ChatRequest, ctx: RequestContext,
                        estimate) -> tuple[int, str | None]:
     """(input tokens, the deployment that counted them); (estimate(req), None) when no cloud did."""
-    group = dispatcher.group(req.model)
+    group = dispatcher.group(req.model, ctx)
     principal = ctx.principal
     if principal is not None and principal.models is not None and group.name not in principal.models:
         raise errors.PermissionDenied(f"API key '{principal.name}' may not use model '{group.name}'",

@@ -174,6 +174,16 @@ def test_the_context_carries_the_keys_name_team_models_and_residency(governed):
     assert seen == [("team-a", "research", frozenset({"chat"}), frozenset({"eu"}))]
 
 
+def test_an_unknown_model_names_only_the_groups_the_key_may_use(governed):
+    """/v1/models hides the groups a key may not use: the 404 for an unknown model must not list them either."""
+    with pytest.raises(openai.NotFoundError) as limited:
+        client(governed, "sk-chat-only").chat.completions.create(model="nope", messages=HELLO, max_tokens=5)
+    assert "known models: chat" in limited.value.message and "embed" not in limited.value.message
+    with pytest.raises(openai.NotFoundError) as anyone:
+        client(governed, "sk-slow").chat.completions.create(model="nope", messages=HELLO, max_tokens=5)
+    assert "known models: chat, embed" in anyone.value.message
+
+
 # --- Redis: revocation seen by every replica, and an outage --------------------------------------------------
 
 
