@@ -387,7 +387,7 @@ def test_defaults():
         {"kind": "bedrock", "region": "us-east-1", "model": "b"},
     ]}}}, env={})
     assert config.server.host == "127.0.0.1" and config.server.port == 4000
-    assert config.server.max_body_bytes == 4 * 1024 * 1024 and config.server.master_key is None
+    assert config.server.max_body_bytes == 32 * 1024 * 1024 and config.server.master_key is None
     assert (config.server.max_connections, config.server.head_timeout, config.server.body_timeout) == (10_000, 10, 30)
     assert config.server.drain_timeout_s == 30
     group = config.model_groups["g"]

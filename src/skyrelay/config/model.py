@@ -16,7 +16,8 @@ from ..routing.health import BreakerPolicy
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4000
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# Anthropic's Messages API takes 32 MB: a coding agent's screenshots and PDFs (base64) fit under it, not under 4 MiB.
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000
 DEFAULT_HEAD_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0

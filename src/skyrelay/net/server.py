@@ -116,7 +116,7 @@ class HttpServer:
 
 async def start_server(
     handler: Handler, host: str = "127.0.0.1", port: int = 0, *,
-    max_body_bytes: int = 4 * 1024 * 1024, keepalive_timeout: float = 75.0, reuse_port: bool = False, **options,
+    max_body_bytes: int = 32 * 1024 * 1024, keepalive_timeout: float = 75.0, reuse_port: bool = False, **options,
 ) -> HttpServer:
     """Options: write_timeout, head_timeout, body_timeout, max_connections, error_reply (see HttpServer)."""
     return await HttpServer(handler, max_body_bytes=max_body_bytes, keepalive_timeout=keepalive_timeout,
