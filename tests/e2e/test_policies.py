@@ -144,3 +144,9 @@ def test_a_prompt_longer_than_every_window_is_a_400_context_length_exceeded(make
         s.openai(max_retries=0).chat.completions.create(model="tiny", messages=LONG)
     assert caught.value.code == "context_length_exceeded" and "context window" in caught.value.message
     assert requests_to(s, "short") == 0
+    # To an Anthropic client, in Anthropic's words: Claude Code compacts the conversation on "prompt is too long".
+    with pytest.raises(anthropic.BadRequestError) as told:
+        anthropic.Anthropic(base_url=s.origin, api_key=s.key, max_retries=0).messages.create(
+            model="tiny", max_tokens=10, messages=LONG)
+    assert told.value.body["error"]["message"].startswith("prompt is too long: the prompt is longer than")
+    assert requests_to(s, "short") == 0

@@ -99,8 +99,21 @@ def error_type(err: errors.GatewayError) -> str:
 
 
 def error_body(err: errors.GatewayError, request_id: str | None = None) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type(err), "message": err.message},
+    return {"type": "error", "error": {"type": error_type(err), "message": _message(err)},
             "request_id": request_id or new_request_id()}
+
+
+def _message(err: errors.GatewayError) -> str:
+    """The error's message, a prompt over the context window said as Anthropic says it ("prompt is too long:
+    ..."): whatever cloud or check found it (OpenAI's context_length_exceeded, the gateway's own estimate), that is
+    the wording Claude Code and other Anthropic clients recognise to compact the conversation and try again."""
+    message = err.message
+    if getattr(err, "code", None) == "context_length_exceeded" and not message.lower().startswith(_TOO_LONG):
+        return f"{_TOO_LONG}: {message}"
+    return message
+
+
+_TOO_LONG = "prompt is too long"
 
 
 def render_error(err: errors.GatewayError, request_id: str | None = None) -> bytes:
