@@ -48,3 +48,18 @@ async def test_async_and_errors_in_anthropic_format(models_stack):
         assert caught.value.body["error"]["type"] == "not_found_error"
         with pytest.raises(anthropic.BadRequestError, match="limit"):
             await c.models.list(limit=0)
+
+
+def test_an_anthropic_client_gets_anthropics_format_for_every_refusal_and_one_request_id(models_stack):
+    """A bad key on /v1/models, and a URL the gateway does not serve, answered an anthropic SDK in OpenAI's
+    format (no `type: error`, no request-id); a page's request-id was not the request's x-request-id."""
+    with pytest.raises(anthropic.AuthenticationError) as refused:
+        anthropic.Anthropic(base_url=models_stack.origin, api_key="sk-wrong", max_retries=0).models.list()
+    assert refused.value.body["type"] == "error" and refused.value.body["error"]["type"] == "authentication_error"
+    assert refused.value.response.headers["request-id"] == refused.value.response.headers["x-request-id"]
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        client(models_stack).messages.batches.list()
+    assert unknown.value.body["error"]["type"] == "not_found_error"
+    page = client(models_stack).models.with_raw_response.list()
+    assert page.headers["request-id"] == page.headers["x-request-id"]
+    assert models_stack.openai().models.list().data  # an OpenAI client still gets OpenAI's format and shape

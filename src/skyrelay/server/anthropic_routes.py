@@ -56,6 +56,7 @@ def register(gateway: "Gateway") -> None:
         except errors.GatewayError as err:
             return _error(err, request_id)
 
+    gateway.anthropic_error_reply = error_reply  # unknown URLs and shared routes, to an Anthropic client
     for path, handler in (("/v1/messages", messages), ("/v1/messages/count_tokens", count_tokens)):
         gateway.add_route(path, Route("POST", handler, protocol.render_error, error_reply=error_reply, json_body=True,
                                       recorded=handler is messages))  # a count is no request (dispatch_tokens.py)

@@ -58,6 +58,9 @@ class Route:
     # A client's request for a model (chat, embeddings, responses, messages): the ledger has one record of it
     # however it ends, refused before any model group included.
     recorded: bool = False
+    # Served to Anthropic's SDKs too (/v1/models): a request carrying `anthropic-version` gets its errors in
+    # Anthropic's format.
+    anthropic_clients: bool = False
 
 
 class Gateway:
@@ -77,6 +80,7 @@ class Gateway:
         self.started_at = int(time.time())
         self.routes: dict[str, Route] = {}
         self.prefix_routes: list[tuple[str, Route]] = []  # `/v1/models/{id}`: tried only when no exact path matches
+        self.anthropic_error_reply: Callable[[errors.GatewayError, str | None], Response] | None = None  # its routes'
         self.server: HttpServer | None = None
         self.closing: str | None = None  # the shutdown step under way (Gateway.close)
         self.health_checker = HealthChecker(self.dispatcher, config.deployments())
@@ -258,6 +262,8 @@ class Gateway:
         route = self.routes.get(request.path) or self._prefix_route(request.path)
         if route is None:
             err = errors.NotFound(f"Unknown request URL: {request.method} {request.path}", code="unknown_url")
+            if self.anthropic_error_reply is not None and _from_anthropic_client(request):
+                return self.anthropic_error_reply(err, request.id)
             return error_response(err, openai_protocol.render_error)
         try:
             if request.body_too_large:
@@ -273,11 +279,16 @@ class Gateway:
             return await route.handler(request)
         except errors.GatewayError as err:
             request.error = err
-            return _reply_error(route, err, request.id)
+            return self._reply_error(route, err, request)
         except Exception:  # a bug on this request: answered in the route's own format, not the server's bare 500
             log.exception("unhandled error in handler for %s %s", request.method, request.path)
             request.error = err = errors.InternalError()
-            return _reply_error(route, err, request.id)
+            return self._reply_error(route, err, request)
+
+    def _reply_error(self, route: Route, err: errors.GatewayError, request: Request) -> Response:
+        if route.anthropic_clients and self.anthropic_error_reply is not None and "anthropic-version" in request.headers:
+            return self.anthropic_error_reply(err, request.id)
+        return _reply_error(route, err, request.id)
 
     def authenticate(self, headers: dict[str, str]):
         """Accept the key as an OpenAI bearer token, an Azure `api-key` or an Anthropic `x-api-key`: the master
@@ -311,6 +322,11 @@ def presented_key(headers: dict[str, str]) -> str:
         raise errors.AuthenticationFailed(
             "missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' / 'api-key')")
     return key
+
+
+def _from_anthropic_client(request: Request) -> bool:
+    """An Anthropic SDK (it always sends `anthropic-version`), or a path of Anthropic's Messages API."""
+    return "anthropic-version" in request.headers or request.path.startswith(("/v1/messages", "/messages"))
 
 
 def _reply_error(route: Route, err: errors.GatewayError, request_id: str) -> Response:

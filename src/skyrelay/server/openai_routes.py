@@ -64,8 +64,9 @@ def register(gateway: "Gateway") -> None:
                           Route("POST", chat_completions, protocol.render_error, json_body=True, recorded=True))
         gateway.add_route(f"{prefix}/embeddings",
                           Route("POST", embeddings, protocol.render_error, json_body=True, recorded=True))
-        gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error))
-        gateway.add_prefix_route(f"{prefix}/models/", Route("GET", model(f"{prefix}/models/"), protocol.render_error))
+        gateway.add_route(f"{prefix}/models", Route("GET", models, protocol.render_error, anthropic_clients=True))
+        gateway.add_prefix_route(f"{prefix}/models/", Route("GET", model(f"{prefix}/models/"), protocol.render_error,
+                                                            anthropic_clients=True))
 
 
 class _Catalog:
