@@ -174,6 +174,14 @@ class UpstreamTimeout(UpstreamError):
     type = "timeout_error"
 
 
+class ClientTooSlow(UpstreamTimeout):
+    """The deployment's total timeout ran out while the client was too slow to take the answer (the upstream's
+    reading paused for it): the client's pace, so no verdict on the deployment and no other one tried."""
+
+    retryable = False
+    cools_down = False
+
+
 class UpstreamRateLimited(UpstreamError):
     """The deployment answered 429 (or its cloud's throttling error)."""
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from .client_connection import NO_FIRST_BYTE, TOO_LONG, Exchange, PooledConnection, Response
 from .client_errors import (  # re-exported: callers catch them as client.ConnectFailed, ...
     ClientError, ConnectFailed, ConnectionClosed, ConnectTimeout, FirstByteTimeout, ProtocolError, ReadTimeout,
-    TotalTimeout,
+    SlowReaderTimeout, TotalTimeout,
 )
 
 # Seconds a pooled connection may sit idle and still be handed out. Upstreams close idle keep-alive connections
@@ -28,7 +28,7 @@ MAX_IDLE_REUSE = 4.0
 
 __all__ = [
     "ClientError", "ConnectFailed", "ConnectionClosed", "ConnectTimeout", "FirstByteTimeout", "HttpClient",
-    "ProtocolError", "ReadTimeout", "Response", "TotalTimeout",
+    "ProtocolError", "ReadTimeout", "Response", "SlowReaderTimeout", "TotalTimeout",
 ]
 
 

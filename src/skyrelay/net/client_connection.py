@@ -8,7 +8,7 @@ import logging
 
 import httptools
 
-from .client_errors import ClientError, ConnectionClosed, ProtocolError, ReadTimeout, TotalTimeout
+from .client_errors import ClientError, ConnectionClosed, ProtocolError, ReadTimeout, SlowReaderTimeout, TotalTimeout
 
 log = logging.getLogger("skyrelay.net")
 
@@ -261,8 +261,8 @@ class PooledConnection(asyncio.Protocol):
         if ex is None or ex.complete or ex.error is not None:
             return
         now = self.loop.time()
-        if now >= finish_by:
-            self._expire(TotalTimeout, TOO_LONG, total)
+        if now >= finish_by:  # paused for a slow reader now: its pace held the body up, not the upstream
+            self._expire(SlowReaderTimeout if self.reading_paused else TotalTimeout, TOO_LONG, total)
             return
         quiet = now - ex.last_data
         if quiet >= stall and not self.reading_paused:  # paused by us for a slow reader: not the upstream's fault

@@ -23,6 +23,11 @@ class TotalTimeout(ClientError):
     """The whole exchange (body included) took longer than the total timeout."""
 
 
+class SlowReaderTimeout(TotalTimeout):
+    """The total ran out while the body's reading was paused for a reader that keeps too much unread (a slow
+    client downstream): the reader's pace, not the upstream's."""
+
+
 class ReadTimeout(ClientError):
     """The upstream went quiet in the middle of a body (a stalled stream) for longer than the first-byte timeout."""
 

@@ -257,7 +257,8 @@ def transport_error(exc: http.ClientError, deployment: str) -> errors.UpstreamEr
     return errors.UpstreamConnectError(f"deployment '{deployment}': {exc}", deployment=deployment)
 
 
-_TRANSPORT_ERRORS = (
+_TRANSPORT_ERRORS = (  # in order: the first class that matches decides
+    (http.SlowReaderTimeout, errors.ClientTooSlow),
     ((http.ConnectTimeout, http.FirstByteTimeout, http.ReadTimeout, http.TotalTimeout), errors.UpstreamTimeout),
     ((http.ConnectFailed, http.ConnectionClosed), errors.UpstreamConnectError),
     (http.ProtocolError, errors.UpstreamProtocolError),

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from skyrelay.net.client import (
-    ConnectFailed, ConnectionClosed, ConnectTimeout, FirstByteTimeout, HttpClient, ProtocolError, TotalTimeout,
+    ConnectFailed, ConnectionClosed, ConnectTimeout, FirstByteTimeout, HttpClient, ProtocolError, SlowReaderTimeout,
+    TotalTimeout,
 )
 from skyrelay.net.server import Request, Response, StreamResponse, start_server
 from tests.support.loops import on_each_loop
@@ -314,6 +315,34 @@ async def test_total_timeout_on_a_slow_body(first_byte):
         assert received.startswith(b"tick tick ")
         await resp.aclose()
         assert_pool(client, open=0, idle=0)
+
+
+@on_each_loop
+async def test_a_total_timeout_while_a_slow_reader_holds_the_body_up_is_told_apart():
+    """A reader that leaves more than the high-water mark unread pauses the upstream socket; the total running out
+    then is the reader's pace (a slow client downstream), not the upstream's: SlowReaderTimeout, which the
+    providers map to an error charged to no deployment."""
+    from skyrelay import errors
+    from skyrelay.providers.base import transport_error
+
+    async def flood():
+        while True:
+            yield b"x" * 65536
+            await asyncio.sleep(0)
+
+    async def stream(request):
+        return StreamResponse(200, flood())
+
+    async with Origin(stream) as origin:
+        client = origin.client(first_byte_timeout=5, total_timeout=0.4)
+        resp = await client.send("GET", "/", [])
+        await asyncio.sleep(0.6)  # reads nothing: the buffer fills, reading pauses, the total runs out
+        with pytest.raises(SlowReaderTimeout) as caught:
+            async for _ in resp.iter_chunks():
+                pass
+        await resp.aclose()
+    mapped = transport_error(caught.value, "d")
+    assert isinstance(mapped, errors.ClientTooSlow) and not mapped.cools_down and not mapped.retryable
 
 
 @on_each_loop
