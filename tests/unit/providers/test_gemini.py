@@ -462,6 +462,11 @@ KEY_INVALID = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "A
      errors.UpstreamAuthFailed, True, None),
     (404, google_error(404, "NOT_FOUND", "models/gemini-9 is not found for API version v1beta"), {},
      errors.UpstreamUnavailable, True, None),
+    # A file the request names, expired or another project's: the client's, not the deployment's credentials.
+    (403, google_error(403, "PERMISSION_DENIED", "You do not have permission to access the File abc123 or it may "
+                                                 "not exist."), {}, errors.UpstreamClientError, False, None),
+    (404, google_error(404, "NOT_FOUND", "No such object: bucket/docs/report.pdf"), {}, errors.UpstreamClientError,
+     False, None),
     (500, google_error(500, "INTERNAL", "An internal error has occurred."), {}, errors.UpstreamUnavailable, True, None),
     (503, google_error(503, "UNAVAILABLE", "The model is overloaded."), {}, errors.UpstreamUnavailable, True, None),
     (504, google_error(504, "DEADLINE_EXCEEDED", "Deadline exceeded."), {}, errors.UpstreamTimeout, True, None),

@@ -7,6 +7,7 @@ ErrorInfo reason says API_KEY_INVALID), and 429s carry their retry hint in a Ret
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -17,6 +18,8 @@ from ..base import credentials_refused, sane_wait, error_for_status, error_messa
 _AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "ACCESS_TOKEN_EXPIRED",
                            "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "SERVICE_DISABLED", "CONSUMER_INVALID"})
 _CLIENT_STATUSES = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE"})
+# "You do not have permission to access the File abc or it may not exist", "No such object: bucket/path".
+_NAMED_FILE = re.compile(r"\bthe File\b|\bFile [\w/.-]+ (?:was )?not found|\bNo such object\b")
 _SERVER_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "UNKNOWN", "ABORTED", "DATA_LOSS", "NOT_FOUND",
                               "UNIMPLEMENTED"})
 
@@ -49,6 +52,10 @@ def error_from_body(error: dict[str, Any], deployment: str, *, http_status: int 
     detail = f"deployment '{deployment}' answered {label}: {message}"
     if name == "RESOURCE_EXHAUSTED" or status == 429:
         return errors.UpstreamRateLimited(detail, deployment=deployment, retry_after=retry_after)
+    if name in ("PERMISSION_DENIED", "NOT_FOUND") and _NAMED_FILE.search(message):
+        # A file the request names (a Files API URI, a gs:// object: expired, another project's, or missing),
+        # which Google refuses as PERMISSION_DENIED or NOT_FOUND: the client's to fix, not the credentials'.
+        return errors.UpstreamClientError(message, status=400, deployment=deployment)
     if name in ("UNAUTHENTICATED", "PERMISSION_DENIED") or _reason(details) in _AUTH_REASONS:
         return credentials_refused(label, deployment)
     if name == "FAILED_PRECONDITION":
