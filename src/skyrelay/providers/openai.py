@@ -265,9 +265,12 @@ def parse_chunk(payload: bytes, deployment: str, thoughts: bool = False) -> Chat
     c = choices[0]
     delta = c.get("delta") or {}
     calls = delta.get("tool_calls")
+    content = delta.get("content")
+    if content is None:  # a refusal streams as its own field: it is the answer's text for every other protocol
+        content = delta.get("refusal")
     chunk = ChatChunk(
         id=_text(data.get("id")), model=_text(data.get("model")), created=as_int(data.get("created")),
-        index=c.get("index", 0), role=delta.get("role"), content=delta.get("content"),
+        index=c.get("index", 0), role=delta.get("role"), content=content,
         tool_calls=_tool_call_deltas(calls) if calls else None, finish_reason=c.get("finish_reason"),
         usage=parse_usage(usage) if usage else None, raw=payload,
     )

@@ -78,3 +78,14 @@ def test_an_error_chunk_about_the_request_is_the_clients_and_not_charged_to_the_
     if not charged:  # the cloud's own words, and its code when it is a name
         assert caught.value.message == error["message"]
         assert caught.value.code == (error["code"] if isinstance(error.get("code"), str) else None)
+
+
+def test_a_streamed_refusal_is_the_chunks_text():
+    """OpenAI streams a refusal in `delta.refusal`, not `delta.content`: an Anthropic client served by an OpenAI
+    deployment got an empty message, where the whole answer's refusal was rendered."""
+    from skyrelay.providers.openai import parse_chunk
+
+    chunk = parse_chunk(orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                      "choices": [{"index": 0, "delta": {"refusal": "I can't help with that."},
+                                                   "finish_reason": None}]}), "d")
+    assert chunk.content == "I can't help with that." and chunk.has_output()
