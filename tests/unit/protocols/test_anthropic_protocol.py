@@ -361,6 +361,10 @@ ERRORS = {
     "bad gateway": (errors.UpstreamProtocolError("garbled"), 502, "api_error"),
     "timeout": (errors.UpstreamTimeout("slow"), 504, "timeout_error"),
     "internal": (errors.GatewayError("oops"), 500, "api_error"),
+    # The gateway's own database away is no overload of the models (an Anthropic client would back off as if).
+    "store 503": (errors.StoreUnavailable("db down"), 503, "api_error"),
+    "ledger 503": (errors.DatabaseUnavailable("db down"), 503, "api_error"),
+    "conflict": (errors.Conflict("in use"), 409, "conflict_error"),
 }
 
 

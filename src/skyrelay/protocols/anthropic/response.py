@@ -92,6 +92,10 @@ def new_request_id() -> str:
 
 def error_type(err: errors.GatewayError) -> str:
     status = err.status
+    if status == 503 and not isinstance(err, (errors.NoDeploymentAvailable, errors.UpstreamUnavailable)):
+        return "api_error"  # the gateway's own database or store away: not the models' capacity
+    if status == 409:
+        return "conflict_error"
     found = _ERROR_TYPES.get(status)
     if found is not None:
         return found
