@@ -272,8 +272,13 @@ class Gateway:
                     "accepts")
             if request.method != route.method and request.method not in route.other_methods:
                 raise errors.MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {route.method}")
-            if route.json_body and request.method == route.method and not is_json(request.headers.get("content-type")):
-                raise _not_json(request.headers.get("content-type"))
+            if route.json_body and request.method == route.method:
+                if not is_json(request.headers.get("content-type")):
+                    raise _not_json(request.headers.get("content-type"))
+                encoding = request.headers.get("content-encoding")
+                if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+                    raise errors.UnsupportedMediaType(
+                        f"Content-Encoding {encoding[:40]!r} is not accepted: send the JSON body uncompressed")
             if route.authenticated:
                 request.principal = self.authenticate(request.headers)
             return await route.handler(request)

@@ -78,6 +78,9 @@ MESSAGES_REFUSALS = [  # (raw request to /v1/messages, status, Anthropic error t
     (request("/v1/messages", headers="transfer-encoding: chunked\r\n"), 400, "invalid_request_error"),  # and CL
     (request("/v1/messages", headers="content-type: text/plain\r\n"), 415, "invalid_request_error"),
     (request("/v1/messages", headers=""), 415, "invalid_request_error"),
+    # A compressed body was read as the JSON itself ("not valid UTF-8"): said for what it is.
+    (request("/v1/messages", headers="content-type: application/json\r\ncontent-encoding: gzip\r\n"), 415,
+     "invalid_request_error"),
     (request("/v1/messages", b"x" * 2000), 413, "request_too_large"),
 ]
 
