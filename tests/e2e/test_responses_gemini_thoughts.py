@@ -80,3 +80,4 @@ def test_chat_completions_unchanged(stack):
                                                   reasoning_effort="low")
     assert chat.choices[0].message.content
     assert "includeThoughts" not in thinking_sent(stack)
+

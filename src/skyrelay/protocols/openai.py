@@ -190,10 +190,13 @@ def render_chat(resp: ChatResponse) -> bytes:
 
 
 def render_usage(usage: Usage) -> dict[str, Any]:
-    return {
+    rendered = {
         "prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens, "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
     }
+    if usage.reasoning_tokens:  # a thinking cloud's own count (Gemini's thoughts), part of completion_tokens
+        rendered["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return rendered
 
 
 def render_chunk(chunk: ChatChunk) -> bytes:

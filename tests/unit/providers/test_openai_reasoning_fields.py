@@ -89,3 +89,15 @@ def test_a_streamed_refusal_is_the_chunks_text():
                                       "choices": [{"index": 0, "delta": {"refusal": "I can't help with that."},
                                                    "finish_reason": None}]}), "d")
     assert chunk.content == "I can't help with that." and chunk.has_output()
+
+
+def test_an_answers_usage_names_the_reasoning_tokens_inside_completion_tokens():
+    """A cloud that counts its thinking apart (Gemini's thoughtsTokenCount) has it shown as OpenAI shows it."""
+    from skyrelay.canonical import Usage
+    from skyrelay.protocols.openai import render_usage
+    from tests.support.openai_schema import validate
+
+    thinking = render_usage(Usage(input_tokens=12, output_tokens=40, reasoning_tokens=28))
+    assert thinking["completion_tokens_details"] == {"reasoning_tokens": 28} and thinking["completion_tokens"] == 40
+    validate("CompletionUsage", thinking)
+    assert "completion_tokens_details" not in render_usage(Usage(input_tokens=12, output_tokens=40))
