@@ -30,6 +30,7 @@ GATEWAY_FIELDS = frozenset({"stream", "stream_options"})
 HARMLESS_DEFAULTS: dict[str, Any] = {
     "n": 1, "logprobs": False, "top_logprobs": 0, "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {},
     "modalities": ["text"], "parallel_tool_calls": True,
+    "reasoning_effort": "none",  # no thinking asked: a model that has none serves it as it is
 }
 _NO_DEFAULT = object()
 
