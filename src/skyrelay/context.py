@@ -65,7 +65,7 @@ class RequestContext:
     __slots__ = ("request_id", "arrival", "group", "body_bytes", "max_output", "estimated_tokens", "attempts",
                  "usage", "closed", "on_close", "debug_route", "prompt", "prefix_key", "residency", "principal",
                  "key_name", "team", "allowed_models", "key_residency", "admission", "path", "first_output", "error",
-                 "hedged", "streamed", "cost_usd")
+                 "hedged", "streamed", "cost_usd", "served")
 
     def __init__(self, request_id: str | None = None, arrival: float = 0.0, *, body_bytes: int = 0,
                  debug_route: bool = False, residency: frozenset[str] | None = None, principal: Any = None,
@@ -97,6 +97,7 @@ class RequestContext:
         self.first_output: float | None = None  # a stream's: when its first real output was in hand (TTFT)
         self.error: BaseException | None = None  # what ended it, when it failed before an answer
         self.hedged = False  # a hedge attempt was sent (whichever attempt won)
+        self.served: Attempt | None = None  # the attempt whose answer the client got (a hedge's loser may follow)
         self.streamed = False
         self.cost_usd: float | None = None  # the billed cost, once the ledger has recorded the request
 

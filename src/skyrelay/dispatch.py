@@ -289,9 +289,11 @@ class Dispatcher:
         return attempt, entry, share
 
     def attempt_won(self, deployment: Any, attempt: Attempt, entry: tuple | None, result: Any, outcome: Outcome,
-                    hold: bool) -> None:
-        """The attempt that serves the request: a whole answer is settled now, a stream when it ends."""
+                    hold: bool, close: bool = True) -> None:
+        """The attempt that serves the request: a whole answer is settled now (unless `close` is False: a hedge
+        closes it once its losers are stopped, so their records are in), a stream when it ends."""
         ctx = outcome.context
+        ctx.served = attempt
         name = deployment.name
         if not hold:
             self.outstanding[name] -= 1
@@ -308,7 +310,7 @@ class Dispatcher:
         ctx.estimated_tokens = attempt.reserved_tokens
         outcome.deployment = deployment
         outcome.attempt = attempt
-        if not hold:  # a stream's request ends with the stream (CommittedStream)
+        if not hold and close:  # a stream's request ends with the stream (CommittedStream)
             ctx.close()
 
     def attempt_failed(self, deployment: Any, attempt: Attempt, entry: tuple | None, share: tuple | None,

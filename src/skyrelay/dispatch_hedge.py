@@ -69,7 +69,13 @@ async def race(dispatcher: Dispatcher, group: Any, decision: Any, call: Callable
                 served = running.pop(winner)
                 won = True
                 dispatcher.attempt_won(served.deployment, served.attempt, served.entry, winner.result(), outcome,
-                                       hold)
+                                       hold, close=not running)
+                if running:  # the losers' records go in before the request's (which sums them), and its budget
+                    try:
+                        await _stop(dispatcher, running, ctx, hold, "cancelled")
+                    finally:
+                        if not hold:
+                            ctx.close()
                 return winner.result()
     finally:
         if running:

@@ -183,3 +183,49 @@ async def test_after_percentile_waits_for_samples_then_hedges_at_the_observed_pe
         d.latencies.observe_first_token("slow", d.clock(), 0.01)
     _, outcome = await asyncio.wait_for(d.chat(REQ), 5)
     assert outcome.deployment.name == "fast"
+
+
+class AfterTheHedge(Cloud):
+    """Answers once the hedge has been sent elsewhere: the first attempt wins with its hedge still in flight."""
+
+    def __init__(self, name: str, vendor: str, hedge: Cloud, **kw):
+        super().__init__(name, vendor, **kw)
+        self.hedge = hedge
+
+    async def _wait(self):
+        self.calls += 1
+        while not self.hedge.calls:
+            await asyncio.sleep(0.005)
+
+
+async def test_a_first_attempt_winning_after_its_hedge_began_closes_the_request_with_the_losers_record_in():
+    """The request was closed (its ledger record written, its budget settled) before the hedge's loser was
+    stopped: the loser's attempt was never recorded (its spool segment kept for ever) and the budget priced the
+    answer at the loser's deployment."""
+    hedge = Cloud("hedge", "y", delay=STALL, weight=0)
+    first = AfterTheHedge("first", "x", hedge, weight=1)
+    d = dispatcher(first, hedge)
+    closed = []
+    d.on_close = lambda ctx: closed.append([(a.deployment, a.status) for a in ctx.attempts])
+    ctx = RequestContext()
+    resp, outcome = await asyncio.wait_for(d.chat(REQ, ctx), 5)
+    assert outcome.deployment.name == "first" and ctx.hedged and hedge.cancelled == 1
+    assert closed == [[("first", "ok"), ("hedge", "cancelled")]]
+    assert ctx.served is ctx.attempts[0]
+
+
+def test_the_budget_prices_a_hedged_answer_at_the_deployment_that_served_it():
+    from types import SimpleNamespace
+
+    from skyrelay.context import Attempt
+    from skyrelay.governance.admission import settled_values
+
+    won, lost = (Attempt(SimpleNamespace(name=name, vendor=name, region=None), 0.0, 10) for name in ("cheap", "dear"))
+    won.status, lost.status = "ok", None  # the loser still in flight, as it was when the request closed
+    ctx = SimpleNamespace(usage=Usage(10, 5), attempts=[won, lost], served=won)
+    cheap = SimpleNamespace(input_per_mtok=1.0, output_per_mtok=1.0, cached_input_per_mtok=None,
+                            cache_write_per_mtok=None, discount=0.0)
+    dear = SimpleNamespace(input_per_mtok=100.0, output_per_mtok=100.0, cached_input_per_mtok=None,
+                           cache_write_per_mtok=None, discount=0.0)
+    governor = SimpleNamespace(served_prices={"cheap": cheap, "dear": dear})
+    assert settled_values(governor, ctx, (1, 100, 1, 999)) == (1, 15, 0, 15)  # 15 micro-dollars, not 1,500

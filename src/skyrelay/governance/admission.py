@@ -103,9 +103,7 @@ def settled_values(governor: "Governor", ctx: Any, reserved: tuple) -> tuple:
     given back either way."""
     usage = ctx.usage
     if usage is not None and ctx.attempts:
-        served = ctx.attempts[-1]
-        if served.status == "cancelled":  # a hedge's loser: the one that served came before it
-            served = next(a for a in reversed(ctx.attempts) if a.status != "cancelled")
+        served = ctx.served or ctx.attempts[-1]  # (a hedge's loser, cancelled, may come after the one that served)
         price = governor.served_prices.get(served.deployment)
         cost = 0 if price is None else cost_micro_usd(price, usage.input_tokens, usage.output_tokens,
                                                         usage.cached_tokens, usage.cache_write_tokens)

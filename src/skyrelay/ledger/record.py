@@ -128,7 +128,7 @@ class Recorder:
     def _attempt(self, ctx: Any, number: int, attempt: Any) -> bytes:
         """The attempt's line: "r", then its columns (schema.COLUMN_NAMES)."""
         offset = self.offset
-        committed = ctx.first_output is not None and attempt is ctx.attempts[-1]  # the stream the client got
+        committed = ctx.first_output is not None and attempt is (ctx.served or ctx.attempts[-1])  # the client's
         money = attempt.ledger = self._money(ctx, attempt, committed)
         end = attempt.end
         start = attempt.start
@@ -182,7 +182,7 @@ class Recorder:
             effective += money[7]
             commitment = money[8] or commitment
         if served is None and ctx.first_output is not None and ctx.attempts:
-            served = ctx.attempts[-1]  # a stream that broke or was left after it began
+            served = ctx.served or ctx.attempts[-1]  # a stream that broke or was left after it began
         ctx.cost_usd = billed
         offset = self.offset
         return _dumps((
