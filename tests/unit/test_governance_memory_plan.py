@@ -176,3 +176,23 @@ async def test_a_memory_reservation_split_in_two_settles_each_part_on_its_own():
     refused, _, which = state.reserve_now(items, [1, 91, 1, 1], NOW)
     assert refused is None and which == 1  # the budget: 10 + 91 > 100, and nothing was kept of the attempt
     assert [await state.total(item.name, item.kind, NOW) for item in items] == [240, 10, 0, 0]
+
+
+@pytest.mark.parametrize("first_output, statuses, kept", [
+    (5.0, ["failed"], True),  # a stream that broke after output: the cloud charged what it produced
+    (None, ["ok"], True),  # an answer from a cloud that reports no usage
+    (None, ["abandoned"], True),  # the client left
+    (None, ["failed", "failed"], False),  # failed everywhere before any output: refunded
+])
+def test_a_request_without_a_usage_report_keeps_its_estimate_when_the_cloud_produced_something(first_output,
+                                                                                              statuses, kept):
+    """The ledger records the estimate for these; the budget refunded every one that was not abandoned, so a key
+    could spend without limit on streams that break after output or clouds that report no usage."""
+    from types import SimpleNamespace
+
+    from skyrelay.governance.admission import REFUNDED, settled_values
+
+    ctx = SimpleNamespace(usage=None, first_output=first_output, served=None,
+                          attempts=[SimpleNamespace(status=status, deployment="d") for status in statuses])
+    reserved = (1, 300, 1, 4_000)
+    assert settled_values(None, ctx, reserved) == ((1, 300, 0, 4_000) if kept else REFUNDED)

@@ -98,9 +98,9 @@ REFUNDED = (1, 0, 0, 0)  # a request counts once; its slot in flight, tokens and
 
 def settled_values(governor: "Governor", ctx: Any, reserved: tuple) -> tuple:
     """The real `(1, tokens, 0, cost)` of a request that reserved `reserved`: the usage the cloud reported, priced
-    at the deployment that served. Without a usage report, a request the client left (the cloud may have produced,
-    and charged, part of it) keeps its estimate; one that failed everywhere is refunded. Its slot in flight is
-    given back either way."""
+    at the deployment that served. Without a usage report, a request that served output or that the client left
+    (the cloud may have produced, and charged, part of it) keeps its estimate; one that failed everywhere before
+    any output is refunded. Its slot in flight is given back either way."""
     usage = ctx.usage
     if usage is not None and ctx.attempts:
         served = ctx.served or ctx.attempts[-1]  # (a hedge's loser, cancelled, may come after the one that served)
@@ -108,9 +108,14 @@ def settled_values(governor: "Governor", ctx: Any, reserved: tuple) -> tuple:
         cost = 0 if price is None else cost_micro_usd(price, usage.input_tokens, usage.output_tokens,
                                                         usage.cached_tokens, usage.cache_write_tokens)
         return (1, usage.input_tokens + usage.output_tokens, 0, cost)
-    if any(attempt.status == "abandoned" for attempt in ctx.attempts):
+    # Served without a usage report (a stream that broke after output, a cloud that reports none) or left by the
+    # client: the cloud produced, and charged, some of it. The ledger records the estimate then; so does this.
+    if ctx.first_output is not None or any(attempt.status in _CHARGED for attempt in ctx.attempts):
         return (1, reserved[1], 0, reserved[3])  # the estimate's tokens and cost
     return REFUNDED
+
+
+_CHARGED = ("ok", "abandoned")  # an attempt's end after which the cloud bills what it produced
 
 
 class Governor:
