@@ -196,3 +196,21 @@ def test_a_request_without_a_usage_report_keeps_its_estimate_when_the_cloud_prod
                           attempts=[SimpleNamespace(status=status, deployment="d") for status in statuses])
     reserved = (1, 300, 1, 4_000)
     assert settled_values(None, ctx, reserved) == ((1, 300, 0, 4_000) if kept else REFUNDED)
+
+
+def test_a_deployment_a_reload_removed_keeps_its_price_for_the_requests_still_in_flight():
+    """Its cloud still bills the requests in flight when the reload lands: they settled at $0 (and the ledger
+    recorded $0)."""
+    from skyrelay.ledger.core import Ledger
+
+    gov = governor()
+    before = gov.served_prices["d"]
+    assert before is not None
+    emptied = parse_config({"model_groups": {"other": {"deployments": [{
+        "name": "e", "kind": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}]}}}, env={})
+    gov.reprice(emptied)
+    assert gov.served_prices["d"] is before and "e" in gov.served_prices
+    ledger = Ledger.__new__(Ledger)
+    ledger.deployments, ledger.recorder = {"d": "the old deployment"}, None
+    ledger.reprice(emptied)
+    assert ledger.deployments["d"] == "the old deployment" and ledger.deployments["e"].name == "e"

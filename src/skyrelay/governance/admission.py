@@ -125,6 +125,7 @@ class Governor:
         self.state = state
         self.clock = clock
         self._input_tokens = input_tokens  # the routing quotas' guess from the body's size (Quotas.input_tokens)
+        self.served_prices: dict[str, Any] = {}
         self.reprice(config)
         self._refresh: asyncio.Task | None = None
         self._seeding: asyncio.Task | None = None
@@ -137,7 +138,8 @@ class Governor:
     def reprice(self, config: Any) -> None:
         """The prices budgets are reserved and settled at: from the model groups (again after a reload)."""
         self._prices = {name: dearest(group.deployments) for name, group in config.model_groups.items()}
-        self.served_prices = {d.name: d.price for d in config.deployments()}
+        # A deployment a reload removed keeps its last price, for its requests still in flight (its cloud bills them).
+        self.served_prices = {**self.served_prices, **{d.name: d.price for d in config.deployments()}}
 
     # --- the request path --------------------------------------------------------------------------------------
 

@@ -51,8 +51,9 @@ class Ledger:
         return self.recorder
 
     def reprice(self, config: Any) -> None:
-        """A reloaded configuration's deployments (and their prices) for the records from now on."""
-        self.deployments = {d.name: d for d in config.deployments()}
+        """A reloaded configuration's deployments (and their prices) for the records from now on. A deployment the
+        reload removed keeps its last price: its requests in flight still end, and its cloud still bills them."""
+        self.deployments = {**self.deployments, **{d.name: d for d in config.deployments()}}
         if self.recorder is not None:
             self.recorder.deployments = self.deployments
 
