@@ -3,6 +3,8 @@ other files sent inline)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import re
 
 from .. import errors
@@ -40,6 +42,16 @@ def tool_call_id(msg: dict, i: int) -> str:
         raise errors.InvalidRequest(f"messages[{i}].tool_call_id is required for a tool message",
                                     param=f"messages[{i}].tool_call_id")
     return call_id
+
+
+def short_call_id(call_id: str, limit: int) -> str:
+    """A tool-call id within a cloud's length limit (Bedrock's toolUseId: 64): a longer one (a Gemini call id
+    carrying its thought signature) is cut and ended with a digest of the whole, the same for the call and its
+    result, so they still pair up and two ids stay apart."""
+    if len(call_id) <= limit:
+        return call_id
+    digest = hashlib.blake2b(call_id.encode(), digest_size=8).hexdigest()
+    return f"{call_id[:limit - len(digest) - 1]}_{digest}"
 
 
 def without_cache_control(items: list) -> list:

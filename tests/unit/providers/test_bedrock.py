@@ -126,6 +126,24 @@ def test_model_id_is_encoded_in_the_path_like_boto3(model):
 # --- request building: the canonical shapes Bedrock spells differently ---------------------------------------------
 
 
+def test_a_tool_call_id_longer_than_converse_takes_is_shortened_alike_in_the_call_and_its_result():
+    """A Gemini call id carries its thought signature (hundreds of characters); Converse takes 64 at most and
+    answered ValidationException when the next turn of a mixed group went to Bedrock."""
+    from skyrelay.providers.gemini.callids import new_call_id
+
+    ids = [new_call_id("A" * 400), new_call_id("B" * 400)]
+    body = build_converse_body(chat([
+        {"role": "user", "content": "Songs on WZPZ and WKRP?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": "top_song", "arguments": "{}"}}
+            for call_id in ids]},
+        *({"role": "tool", "tool_call_id": call_id, "content": "a song"} for call_id in ids),
+    ], tools=[STATION_TOOL]), "br1")
+    calls = [block["toolUse"]["toolUseId"] for block in body["messages"][1]["content"]]
+    results = [block["toolResult"]["toolUseId"] for block in body["messages"][2]["content"]]
+    assert calls == results and len(set(calls)) == 2 and all(len(i) <= 64 for i in calls)
+
+
 def test_consecutive_turns_merge_and_parallel_tool_results_share_one_user_turn():
     body = build_converse_body(chat([
         {"role": "developer", "content": [{"type": "text", "text": "Be terse."}]},

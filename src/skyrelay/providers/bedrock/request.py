@@ -19,7 +19,7 @@ import orjson
 
 from ... import errors
 from ...canonical import ChatRequest
-from ..content import image_url, read_data_url, tool_call_id
+from ..content import image_url, read_data_url, short_call_id, tool_call_id
 from ..extras import may_leave_out
 from ..sampling import sampling_fields
 from .reasoning import handed_back, request_fields
@@ -28,6 +28,8 @@ HONOURED_EXTRAS: frozenset[str] = frozenset()  # Converse has a twin for no extr
 _CACHE_POINT = {"cachePoint": {"type": "default"}}
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
+
+TOOL_USE_ID_MAX = 64  # Converse's toolUseId: at most 64 characters
 
 
 class _Ctx:
@@ -220,7 +222,7 @@ def _assistant_blocks(msg: dict[str, Any], i: int, ctx: _Ctx) -> list[dict[str, 
     for j, call in enumerate(msg.get("tool_calls") or ()):
         function = call.get("function") or {}
         blocks.append({"toolUse": {
-            "toolUseId": call.get("id", ""), "name": function.get("name", ""),
+            "toolUseId": short_call_id(call.get("id", ""), TOOL_USE_ID_MAX), "name": function.get("name", ""),
             "input": _arguments(function.get("arguments"), f"messages[{i}].tool_calls[{j}].function.arguments"),
         }})
     return blocks
@@ -239,7 +241,7 @@ def _arguments(arguments: Any, param: str) -> Any:
 
 
 def _tool_result(msg: dict[str, Any], i: int, ctx: _Ctx) -> dict[str, Any]:
-    call_id = tool_call_id(msg, i)
+    call_id = short_call_id(tool_call_id(msg, i), TOOL_USE_ID_MAX)
     content = msg.get("content")
     if isinstance(content, dict):  # not OpenAI, but an object result is what Bedrock's json block is for
         blocks = [{"json": content}]
