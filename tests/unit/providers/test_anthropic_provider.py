@@ -476,3 +476,18 @@ def test_plain_reads_text_deltas_of_text_blocks_only_and_changes_nothing():
     ):
         assert decoder.plain(other) is None, other
     assert (dict(decoder.blocks), dict(decoder.counts), decoder.tool_count, decoder.done) == before
+
+
+def test_a_streamed_tool_use_without_input_has_empty_json_arguments():
+    """Claude streams no input_json_delta (or an empty one) for a call without input: its arguments are "{}"."""
+    events = [STREAM[0],
+              ("content_block_start", {"type": "content_block_start", "index": 0,
+                                       "content_block": {"type": "tool_use", "id": "toolu_1", "name": "now",
+                                                         "input": {}}}),
+              ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                       "delta": {"type": "input_json_delta", "partial_json": ""}}),
+              ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+              ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}}),
+              ("message_stop", {"type": "message_stop"})]
+    _, chunks = decode_all(events)
+    assert "".join(d.arguments for c in chunks for d in c.tool_calls or ()) == "{}"

@@ -712,3 +712,21 @@ def test_plain_reads_text_deltas_only_and_changes_nothing():
                   exception("throttlingException", "slow down")):
         assert decoder.plain(other) is None
     assert decoder._tool_index == {} and not decoder.stopped and decoder._buffer.pending == 0
+
+
+def test_a_streamed_tool_call_without_input_has_empty_json_arguments():
+    """A whole answer gives such a call "{}"; the stream gave "" (no JSON), which an OpenAI client fails to parse."""
+    chunks = decode([
+        event("messageStart", {"role": "assistant"}),
+        event("contentBlockStart", {"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "t1", "name": "now"}}}),
+        event("contentBlockStop", {"contentBlockIndex": 0}),
+        event("contentBlockStart", {"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t2", "name": "at"}}}),
+        event("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": '{"city":"x"}'}}}),
+        event("contentBlockStop", {"contentBlockIndex": 1}),
+        event("messageStop", {"stopReason": "tool_use"}),
+    ])
+    arguments: dict[int, str] = {}
+    for chunk in chunks:
+        for delta in chunk.tool_calls or ():
+            arguments[delta.index] = arguments.get(delta.index, "") + delta.arguments
+    assert arguments == {0: "{}", 1: '{"city":"x"}'}

@@ -30,7 +30,7 @@ class StreamDecoder:
     """The state of one Anthropic stream: which block is what, usage so far, whether it ended properly."""
 
     __slots__ = ("deployment", "json_tool", "id", "model", "created", "counts", "blocks", "tool_count", "done",
-                 "reasoning", "thoughts")
+                 "reasoning", "thoughts", "argued")
 
     def __init__(self, deployment: str, json_tool: str | None = None, reasoning: bool = False):
         self.deployment = deployment
@@ -44,6 +44,7 @@ class StreamDecoder:
         self.created = int(time.time())
         self.counts: dict[str, int] = {}  # Anthropic's usage fields, latest known value of each
         self.blocks: dict[int, tuple[int, int]] = {}  # content block index -> (kind, tool-call index)
+        self.argued: set[int] = set()  # the tool calls that received input (the others get "{}" at their stop)
         self.tool_count = 0
         self.done = False
 
@@ -122,7 +123,12 @@ class StreamDecoder:
         return []  # server-tool blocks have no canonical form
 
     def _block_stop(self, data: dict) -> list[ChatChunk]:
-        thought = self.thoughts.pop(data.get("index", 0), None)
+        index = data.get("index", 0)
+        kind, call = self.blocks.get(index, _NO_BLOCK)
+        if kind == _TOOL and call not in self.argued:  # no input streamed: no arguments, "{}" (JSON, as a whole
+            self.argued.add(call)  # answer says it; OpenAI clients parse it)
+            return [self._chunk(tool_calls=[ToolCallDelta(index=call, arguments="{}")])]
+        thought = self.thoughts.pop(index, None)
         return [self._chunk(thinking_block=thinking_block(thought))] if thought is not None else []
 
     def _block_delta(self, data: dict) -> list[ChatChunk]:
@@ -148,6 +154,7 @@ class StreamDecoder:
             if not fragment:
                 return []
             if kind == _TOOL:
+                self.argued.add(call)
                 return [self._chunk(tool_calls=[ToolCallDelta(index=call, arguments=fragment)])]
             if kind == _JSON_ANSWER:
                 return [self._chunk(content=fragment)]

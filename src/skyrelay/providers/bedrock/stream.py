@@ -29,7 +29,7 @@ class ConverseStreamDecoder:
     """Feed raw response bytes, get canonical chunks back; raises typed errors for exception events."""
 
     __slots__ = ("_buffer", "id", "model", "created", "deployment", "_tool_index", "_role_pending", "stopped",
-                 "usage_sent")
+                 "usage_sent", "_argued")
 
     def __init__(self, response_id: str, model: str, deployment: str):
         self._buffer = EventStreamReader()
@@ -38,6 +38,7 @@ class ConverseStreamDecoder:
         self.created = int(time.time())
         self.deployment = deployment
         self._tool_index: dict[int, int] = {}  # Bedrock contentBlockIndex -> OpenAI tool_calls index
+        self._argued: set[int] = set()  # the tool calls that received input: one that received none has "{}"
         self._role_pending = False  # messageStart seen, its role chunk not yet sent
         self.stopped = False  # messageStop seen: the answer is complete
         self.usage_sent = False
@@ -131,7 +132,10 @@ class ConverseStreamDecoder:
         use = delta.get("toolUse")
         if isinstance(use, dict):
             index = self._tool_slot(data.get("contentBlockIndex"))
-            return self._chunk(tool_calls=[ToolCallDelta(index=index, arguments=str(use.get("input", "")))])
+            arguments = str(use.get("input", ""))
+            if arguments:
+                self._argued.add(index)
+            return self._chunk(tool_calls=[ToolCallDelta(index=index, arguments=arguments)])
         if "reasoningContent" in delta:  # thinking, then its signature (redacted parts are kept by nobody)
             reasoning = delta["reasoningContent"]
             text = delta_text(reasoning)
@@ -144,6 +148,15 @@ class ConverseStreamDecoder:
             return self._chunk(thinking_block={"type": "thought", "thinking": "",
                                                "signature": sealed_signature(signature, self.model)})
         return None  # citations: not part of an OpenAI chat completion
+
+    def _block_stop(self, data: dict) -> ChatChunk | None:
+        """A tool call that streamed no input takes no arguments: "{}", as a whole answer says it (an empty string
+        is no JSON, and OpenAI clients parse the arguments)."""
+        index = self._tool_index.get(data.get("contentBlockIndex"))
+        if index is None or index in self._argued:
+            return None
+        self._argued.add(index)
+        return self._chunk(tool_calls=[ToolCallDelta(index=index, arguments="{}")])
 
     def _message_stop(self, data: dict) -> ChatChunk:
         self.stopped = True
@@ -164,6 +177,7 @@ _HANDLERS = {
     "messageStart": ConverseStreamDecoder._message_start,
     "contentBlockStart": ConverseStreamDecoder._block_start,
     "contentBlockDelta": ConverseStreamDecoder._block_delta,
+    "contentBlockStop": ConverseStreamDecoder._block_stop,
     "messageStop": ConverseStreamDecoder._message_stop,
     "metadata": ConverseStreamDecoder._metadata,
 }
