@@ -113,8 +113,7 @@ def read_keys(ctx: Context, value: Any, groups: list[str], teams: dict[str, Team
 
 
 MAX_BUDGET_USD = 10**12
-EARLIEST_EXPIRY = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-LATEST_EXPIRY = datetime.datetime(9998, 12, 31, tzinfo=datetime.timezone.utc)
+EXPIRY_YEARS = (1970, 9998)  # an expiry's year, first and last: stored and read back as ISO 8601 text
 
 
 def read_limits(ctx: Context, raw: Mapping, path: str, groups: list[str]) -> dict:
@@ -179,10 +178,9 @@ def read_expires_at(ctx: Context, raw: Mapping, path: str) -> float | None:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)  # no zone written: UTC, as YAML's timestamps
-        # Stored and read back as ISO 8601 text (the admin API's records): a year below 1000 did not read back.
-        if not EARLIEST_EXPIRY.year <= value.year <= LATEST_EXPIRY.year:
-            ctx.add(where, f"must be between {EARLIEST_EXPIRY.year} and {LATEST_EXPIRY.year}, got the year "
-                           f"{value.year}")
+        first, last = EXPIRY_YEARS  # (the admin API's records: a year below 1000 did not read back)
+        if not first <= value.year <= last:
+            ctx.add(where, f"must be between {first} and {last}, got the year {value.year}")
             return None
         return value.timestamp()
     ctx.add(where, f"expected an ISO 8601 time, got {ctx.show(where, value)}", 'e.g. "2027-01-31T00:00:00Z"')

@@ -291,8 +291,9 @@ class Gateway:
             return self._reply_error(route, err, request)
 
     def _reply_error(self, route: Route, err: errors.GatewayError, request: Request) -> Response:
-        if route.anthropic_clients and self.anthropic_error_reply is not None and "anthropic-version" in request.headers:
-            return self.anthropic_error_reply(err, request.id)
+        anthropic = self.anthropic_error_reply
+        if route.anthropic_clients and anthropic is not None and "anthropic-version" in request.headers:
+            return anthropic(err, request.id)
         return _reply_error(route, err, request.id)
 
     def authenticate(self, headers: dict[str, str]):
