@@ -282,7 +282,9 @@ class RedisState:
                 self._await_seed()
                 return
             self._read_epoch(epoch)
-            if not self.shared:
+            # Also while shared: a reservation made on the local counters during the outage and settled after
+            # Redis came back owes its spend too (it waited for the next outage, or was lost at shutdown).
+            if not self.shared or self._pending or self._owed:
                 await self._reconcile()
         except _DOWN as exc:
             self._went_down(exc)
@@ -393,6 +395,11 @@ class RedisState:
         await stop_loop(self._heartbeat, "heartbeat", log)
         self._heartbeat = None
         await finish_within(self._tasks, "settle(s) to Redis", log)
+        if self.shared and (self._pending or self._owed):  # the outage spend settled since the last heartbeat
+            try:
+                await asyncio.wait_for(self._reconcile(), SHUTDOWN_WAIT_S)
+            except _DOWN:
+                log.warning("shutdown: the spend owed to Redis since its outage could not be added")
         try:  # the others stop counting this replica in their local shares at once
             await asyncio.wait_for(self._redis.zrem(self.prefix + "replicas", self.replica_id), SHUTDOWN_WAIT_S)
         except _DOWN:

@@ -215,6 +215,49 @@ async def test_after_an_outage_the_shared_counters_resume_and_local_spend_is_add
 
 
 @needs_redis
+async def test_a_reservation_made_in_an_outage_and_settled_after_redis_came_back_adds_its_spend(relayed):
+    """Its spend waited in the replica until the next outage's recovery, and was lost at shutdown: a long stream
+    begun during the outage overshot the shared budget by its whole cost."""
+    relay, state = relayed
+    budget = it("k:usd", 0.25, 1.0, PERIOD, NOW + 3600)
+    await state.check()
+    await relay.cut()
+    during, *_ = await reserve(state, [budget], NOW)  # Redis gone: served locally
+    assert during.local
+    await relay.restore()
+    await state.check()
+    assert state.shared
+    state.settle(during, [0.4], NOW)  # the stream ends after the recovery
+    await state.check()  # the next heartbeat adds it
+    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.4)
+    late, *_ = await reserve(state, [budget], NOW)
+    state.settle(late, [0.25], NOW)
+    await settled(state)
+    assert await state.total("k:usd", PERIOD, NOW) == pytest.approx(0.65)
+
+
+@needs_redis
+async def test_outage_spend_settled_after_the_recovery_is_added_at_shutdown_before_the_next_heartbeat(prefix):
+    relay = RedisRelay()
+    await relay.restore()
+    state = RedisState(relay.url, prefix)
+    budget = it("k:usd", 0.25, 1.0, PERIOD, NOW + 3600)
+    try:
+        await state.check()
+        await relay.cut()
+        during, *_ = await reserve(state, [budget], NOW)
+        await relay.restore()
+        await state.check()
+        state.settle(during, [0.4], NOW)
+        await state.aclose()  # no heartbeat in between
+        reader = RedisState(REDIS_URL, prefix)
+        assert await reader.total("k:usd", PERIOD, NOW) == pytest.approx(0.4)
+        await reader.aclose()
+    finally:
+        await relay.cut()
+
+
+@needs_redis
 async def test_the_local_share_is_the_limit_divided_by_the_replicas_alive(prefix):
     relay = RedisRelay()
     await relay.restore()
