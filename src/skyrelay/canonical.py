@@ -42,6 +42,12 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
+# A stream's closing usage chunk when its cloud reported none (Bedrock's metadata, Gemini's usageMetadata never
+# came): zeros for a client that asked for a usage chunk, but no usage for the ledger and the budget, which keep
+# the request's estimate (the cloud produced, and bills, what it streamed). Told apart by identity; never changed.
+UNREPORTED_USAGE = Usage()
+
+
 @dataclass(slots=True)
 class ChatRequest:
     model: str  # the public model-group name the client asked for

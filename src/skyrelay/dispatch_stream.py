@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 from . import errors
-from .canonical import ChatChunk, ChatRequest
+from .canonical import UNREPORTED_USAGE, ChatChunk, ChatRequest
 from .providers.base import OpenedStream, Provider
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class CommittedStream:
                 log.exception("stream of deployment %s failed on this request", self._name)
                 await self.aclose()
                 raise errors.InternalError() from None
-        if chunk.usage is not None:
+        if chunk.usage is not None and chunk.usage is not UNREPORTED_USAGE:
             self._usage = chunk.usage
         return chunk
 

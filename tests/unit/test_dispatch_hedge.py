@@ -229,3 +229,26 @@ def test_the_budget_prices_a_hedged_answer_at_the_deployment_that_served_it():
                            cache_write_per_mtok=None, discount=0.0)
     governor = SimpleNamespace(served_prices={"cheap": cheap, "dear": dear})
     assert settled_values(governor, ctx, (1, 100, 1, 999)) == (1, 15, 0, 15)  # 15 micro-dollars, not 1,500
+
+
+async def test_a_stream_whose_cloud_reported_no_usage_leaves_the_requests_usage_unknown():
+    """Bedrock's and Gemini's decoders close a stream without usage with a zero usage chunk (for a client that asked
+    for one): taken as the cloud's report, the ledger recorded 0 tokens and $0 and the budget was refunded."""
+    from skyrelay.canonical import UNREPORTED_USAGE
+    from skyrelay.providers.bedrock.stream import ConverseStreamDecoder
+
+    decoder = ConverseStreamDecoder("id", "m", "d")
+    decoder.stopped = True
+    assert decoder.finish()[0].usage is UNREPORTED_USAGE
+
+    class Silent(Cloud):
+        async def chat_stream(self, req, opened=None):
+            yield ChatChunk(id="c", model="m", created=0, content="some text")
+            yield ChatChunk(id="c", model="m", created=0, usage=UNREPORTED_USAGE)
+
+    d = dispatcher(Silent("quiet", "x"), hedge=None)
+    ctx = RequestContext()
+    stream, _ = await d.chat_stream(STREAM, ctx)
+    async for _ in stream:
+        pass
+    assert ctx.usage is None and ctx.closed

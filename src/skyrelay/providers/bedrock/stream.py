@@ -17,7 +17,7 @@ from typing import Any, Callable
 import orjson
 
 from ... import errors
-from ...canonical import ChatChunk, ToolCallDelta
+from ...canonical import UNREPORTED_USAGE, ChatChunk, ToolCallDelta
 from ..base import load_json, translating_sink
 from .errors import error_from_event
 from .eventstream import EventStreamReader
@@ -96,7 +96,7 @@ class ConverseStreamDecoder:
         if self.usage_sent:
             return []
         self.usage_sent = True
-        return [self._chunk(usage=parse_usage(None))]
+        return [self._chunk(usage=UNREPORTED_USAGE)]
 
     def _chunk(self, **fields: Any) -> ChatChunk:
         return ChatChunk(id=self.id, model=self.model, created=self.created, **fields)

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ... import errors
-from ...canonical import ChatChunk, ToolCallDelta, Usage
+from ...canonical import UNREPORTED_USAGE, ChatChunk, ToolCallDelta, Usage
 from ..base import load_json
 from .failures import error_from_body
 from .response import chat_id, finish_reason, parse_usage, prompt_blocked, read_parts
@@ -69,7 +69,7 @@ class StreamDecoder:
         if not self.candidates or not all(c.finished for c in self.candidates.values()):
             raise errors.UpstreamProtocolError(
                 f"deployment '{self.deployment}' ended the stream before a finish reason", deployment=self.deployment)
-        return [self._chunk(usage=self.usage or Usage())]
+        return [self._chunk(usage=self.usage or UNREPORTED_USAGE)]
 
     def _load(self, payload: bytes) -> dict[str, Any]:
         data = load_json(payload, self.deployment, "sent a stream event")
