@@ -730,3 +730,18 @@ def test_a_streamed_tool_call_without_input_has_empty_json_arguments():
         for delta in chunk.tool_calls or ():
             arguments[delta.index] = arguments.get(delta.index, "") + delta.arguments
     assert arguments == {0: "{}", 1: '{"city":"x"}'}
+
+
+def test_tool_history_without_tools_still_carries_a_tool_config():
+    """OpenAI takes a closing turn with tool calls in its history and no `tools`; Converse refuses tool blocks
+    without a toolConfig ("The toolConfig field must be defined when using toolUse and toolResult")."""
+    body = build_converse_body(chat([
+        {"role": "user", "content": "Song on WZPZ?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "top_song", "arguments": '{"sign":"WZPZ"}'}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "Elemental Hotel"},
+        {"role": "user", "content": "Sum it up."},
+    ]), "br1")
+    assert body["toolConfig"] == {"tools": [{"toolSpec": {"name": "top_song", "inputSchema": {"json": {
+        "type": "object"}}}}]}
+    assert "toolConfig" not in build_converse_body(chat([{"role": "user", "content": "hi"}]), "br1")

@@ -72,6 +72,8 @@ def build_converse_body(req: ChatRequest, deployment: str, caches: bool = False,
     if inference:
         body["inferenceConfig"] = inference
     tool_config = convert_tools(req.tools, req.tool_choice, has_tool_blocks, ctx)
+    if tool_config is None and has_tool_blocks and req.tool_choice != "none":
+        tool_config = history_tools(messages)
     if tool_config is not None:
         body["toolConfig"] = tool_config
     fields = _reasoning_fields(req, ctx)
@@ -282,6 +284,15 @@ def convert_tools(tools: list[dict[str, Any]] | None, tool_choice: Any, has_tool
     if choice is not None:
         config["toolChoice"] = choice
     return config
+
+
+def history_tools(turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """A toolConfig naming the tools the history called, for a request that sends no `tools` (a closing turn that
+    sums up: OpenAI takes it, Converse refuses tool blocks without a toolConfig). Their inputs are unknown, so
+    any object; the model may call them again, as it could the first time."""
+    names = dict.fromkeys(block["toolUse"]["name"] for turn in turns for block in turn["content"]
+                          if "toolUse" in block and block["toolUse"].get("name"))
+    return {"tools": [{"toolSpec": {"name": name, "inputSchema": {"json": {"type": "object"}}}} for name in names]}
 
 
 def _tool_choice(tool_choice: Any, ctx: _Ctx) -> dict[str, Any] | None:
