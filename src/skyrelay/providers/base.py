@@ -290,18 +290,24 @@ def named_not_found(body: bytes, deployment: str) -> errors.UpstreamClientError 
     deployment: OpenAI's (and Azure's) error then names the request's field, `param` (`input`), where a missing
     model or a wrong URL names none (or `model`). The client's to fix: passed through, never retried, and no
     failure of the deployment (three such requests opened its breaker for every client). None otherwise."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    err = data.get("error") if isinstance(data, dict) else None
-    param = err.get("param") if isinstance(err, dict) else None
+    err = error_detail(body)
+    param = err.get("param")
     if not isinstance(param, str) or not param or param == "model":
         return None
     message, code = err.get("message"), err.get("code")
     return errors.UpstreamClientError(message if isinstance(message, str) else "not found", status=404,
                                       param=param, code=code if isinstance(code, str) else None,
                                       deployment=deployment)
+
+
+def error_detail(body: bytes) -> dict[str, Any]:
+    """The `error` object of an OpenAI-shaped error body (`{"error": {"message", "type", "param", "code"}}`), or {}."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    detail = data.get("error") if isinstance(data, dict) else None
+    return detail if isinstance(detail, dict) else {}
 
 
 def credentials_refused(answered: str, deployment: str) -> errors.UpstreamAuthFailed:

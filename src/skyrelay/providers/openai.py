@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from .. import errors
 from ..canonical import (
     ChatChunk, ChatRequest, ChatResponse, Choice, EmbeddingRequest, EmbeddingResponse, ToolCall, ToolCallDelta, Usage,
 )
 from . import openai_responses
-from .base import OpenedStream, Provider, as_int, load_json
+from .base import OpenedStream, Provider, as_int, error_detail, load_json
 from .content import without_cache_control
 from .openai_passthrough import PassThroughChunks
 from .sse import SSEChunks
@@ -131,7 +129,7 @@ class OpenAIProvider(Provider):
         """OpenAI's own 4xx keeps its `param` and `code`: clients branch on them (context_length_exceeded...)."""
         err = super().error_from_response(status, headers, body)
         if type(err) is errors.UpstreamClientError:
-            detail = _error_detail(body)
+            detail = error_detail(body)
             for name in ("param", "code"):
                 if isinstance(detail.get(name), str):
                     setattr(err, name, detail[name])
@@ -163,15 +161,6 @@ class OpenAIProvider(Provider):
             else:  # a server that refuses the field altogether
                 body.pop("stream_options", None)
         return body
-
-
-def _error_detail(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    detail = data.get("error") if isinstance(data, dict) else None
-    return detail if isinstance(detail, dict) else {}
 
 
 def parse_response(data: Any, deployment: str, lazy: bool = False) -> ChatResponse:
