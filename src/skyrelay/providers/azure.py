@@ -12,11 +12,9 @@ import time
 from typing import Any, Callable
 from urllib.parse import quote
 
-import orjson
-
 from .. import errors
 from ..canonical import ChatChunk, ChatRequest
-from .base import error_for_status, error_message, named_not_found, retry_after_seconds
+from .base import error_detail, error_for_status, error_message, named_not_found, retry_after_seconds
 from .openai import ChunkEvents, OpenAIProvider
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -111,12 +109,8 @@ def azure_error(status: int, headers: dict[str, str], body: bytes, deployment: s
 
 
 def _code_and_message(body: bytes) -> tuple[str | None, str]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, error_message(body)
-    err = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(err, dict):
+    err = error_detail(body)
+    if not err:
         return None, error_message(body)
     code = err.get("code")
     inner = err.get("innererror")
